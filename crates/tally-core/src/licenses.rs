@@ -1,0 +1,241 @@
+//! Applications, licenses and the license-metric tables of seed 002.
+//!
+//! The tables decide what may be registered: which license metrics an application's metric
+//! accepts, and which assignment types each license metric allows. The compliance computation
+//! that uses them lives beside these types once licenses are computed.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ValidationError;
+
+/// The unit of measure of an application and of a license (seed 002, "Metric").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    NoLicenseRequired,
+    Installations,
+    CustomCompareValues,
+    Processors,
+    ProcessorCores,
+    Users,
+    Devices,
+    ConcurrentUsers,
+    ConcurrentDevices,
+    Pvu,
+    Cal,
+}
+
+/// To whom a license is assigned (seed 002, "Assignment types").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentType {
+    /// An organisation node and everything below it.
+    Organization,
+    /// That organisation node alone.
+    Site,
+    /// Specific computers or datacenters.
+    Computer,
+    /// Specific users.
+    User,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 11] = [
+        Metric::NoLicenseRequired,
+        Metric::Installations,
+        Metric::CustomCompareValues,
+        Metric::Processors,
+        Metric::ProcessorCores,
+        Metric::Users,
+        Metric::Devices,
+        Metric::ConcurrentUsers,
+        Metric::ConcurrentDevices,
+        Metric::Pvu,
+        Metric::Cal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::NoLicenseRequired => "no_license_required",
+            Metric::Installations => "installations",
+            Metric::CustomCompareValues => "custom_compare_values",
+            Metric::Processors => "processors",
+            Metric::ProcessorCores => "processor_cores",
+            Metric::Users => "users",
+            Metric::Devices => "devices",
+            Metric::ConcurrentUsers => "concurrent_users",
+            Metric::ConcurrentDevices => "concurrent_devices",
+            Metric::Pvu => "pvu",
+            Metric::Cal => "cal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// License metrics an application with this default metric accepts (seed 002, third column).
+    pub fn accepted_license_metrics(self) -> &'static [Metric] {
+        use Metric::*;
+        const DEVICE_BASED: &[Metric] = &[Installations, ProcessorCores, Processors, Cal];
+        match self {
+            NoLicenseRequired => &[],
+            Installations | Processors | ProcessorCores | Cal => DEVICE_BASED,
+            CustomCompareValues => &[CustomCompareValues],
+            Users => &[Users],
+            Devices => &[Devices],
+            ConcurrentUsers => &[ConcurrentUsers],
+            ConcurrentDevices => &[ConcurrentDevices],
+            Pvu => &[Pvu],
+        }
+    }
+
+    /// Assignment types a license of this metric may have (seed 002, second table).
+    pub fn allowed_assignments(self) -> &'static [AssignmentType] {
+        use AssignmentType::*;
+        match self {
+            Metric::Installations => &[Organization, Site, Computer, User],
+            Metric::ProcessorCores | Metric::Processors => &[Computer],
+            Metric::Users | Metric::ConcurrentUsers => &[Organization, User],
+            Metric::CustomCompareValues
+            | Metric::Devices
+            | Metric::ConcurrentDevices
+            | Metric::Pvu
+            | Metric::Cal => &[Organization],
+            Metric::NoLicenseRequired => &[],
+        }
+    }
+}
+
+impl AssignmentType {
+    pub const ALL: [AssignmentType; 4] = [
+        AssignmentType::Organization,
+        AssignmentType::Site,
+        AssignmentType::Computer,
+        AssignmentType::User,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignmentType::Organization => "organization",
+            AssignmentType::Site => "site",
+            AssignmentType::Computer => "computer",
+            AssignmentType::User => "user",
+        }
+    }
+}
+
+fn names<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|&i| name(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Refuses a license the seed's tables do not allow, naming the allowed values.
+pub fn check_license_terms(
+    application_metric: Metric,
+    license_metric: Metric,
+    assignment: AssignmentType,
+) -> Result<(), ValidationError> {
+    let accepted = application_metric.accepted_license_metrics();
+    if !accepted.contains(&license_metric) {
+        return Err(ValidationError::new(
+            "metric",
+            format!(
+                "an application measured in {} accepts licenses of: {}; not {}",
+                application_metric.as_str(),
+                names(accepted, Metric::as_str),
+                license_metric.as_str()
+            ),
+        ));
+    }
+    let allowed = license_metric.allowed_assignments();
+    if !allowed.contains(&assignment) {
+        return Err(ValidationError::new(
+            "assignment_type",
+            format!(
+                "a {} license may be assigned to: {}; not {}",
+                license_metric.as_str(),
+                names(allowed, AssignmentType::as_str),
+                assignment.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The window of usage an application's usage-based metrics look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MeteringPeriod {
+    /// From the first of the month containing the as-of date up to it (seed 002's default).
+    CurrentMonth,
+    /// The given number of days ending at the as-of date.
+    RollingDays { days: u32 },
+}
+
+/// A licensable product that installed-software entries and metered files are recognised as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Application {
+    pub id: i64,
+    pub name: String,
+    pub publisher: String,
+    pub metric: Metric,
+    pub metering_period: MeteringPeriod,
+}
+
+/// A purchase of licenses for an application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct License {
+    pub id: i64,
+    pub application_id: i64,
+    pub metric: Metric,
+    pub quantity: i64,
+    pub assignment_type: AssignmentType,
+    /// The org node, device or user the license is assigned to, by `assignment_type`.
+    pub assigned_to: Option<i64>,
+    pub purchase_date: Option<NaiveDate>,
+    /// `None` for perpetual licenses.
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    pub maintenance_until: Option<NaiveDate>,
+    /// Price of one unit, in minor units (cents) of `currency`, to avoid rounding money.
+    pub unit_cost_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub vendor: Option<String>,
+    pub order_reference: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_002_tables() {
+        use AssignmentType as A;
+        use Metric as M;
+        assert!(check_license_terms(M::Installations, M::ProcessorCores, A::Computer).is_ok());
+        assert!(check_license_terms(M::Cal, M::Installations, A::User).is_ok());
+        assert!(check_license_terms(M::Users, M::Users, A::User).is_ok());
+        let e = check_license_terms(M::Users, M::Devices, A::Organization).unwrap_err();
+        assert_eq!(e.field, "metric");
+        assert!(e.message.contains("users"), "{}", e.message);
+        let e =
+            check_license_terms(M::Installations, M::ProcessorCores, A::Organization).unwrap_err();
+        assert_eq!(e.field, "assignment_type");
+        assert!(e.message.contains("computer"), "{}", e.message);
+        assert!(check_license_terms(M::NoLicenseRequired, M::Installations, A::Site).is_err());
+        for m in Metric::ALL {
+            assert_eq!(Metric::parse(m.as_str()), Some(m));
+        }
+    }
+}

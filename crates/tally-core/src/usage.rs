@@ -1,0 +1,96 @@
+//! Usage records: one report on one running program instance (seed 001, `SMS_MeterData`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ValidationError;
+
+/// A stored usage record, with every property of `SMS_MeterData`.
+///
+/// A program that runs across several reporting cycles produces several records with the same
+/// `meter_data_id`; their periods are consecutive and do not overlap. The full run is found
+/// from the earliest `start_time` where `started` and the latest `end_time` where not
+/// `still_running`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageRecord {
+    /// Tally's row id, for paging through records; not part of `SMS_MeterData`.
+    pub id: i64,
+    /// `MeterDataID`: unique id of one running instance of a program on one computer; every
+    /// report on that instance carries the same id.
+    pub meter_data_id: String,
+    /// `ResourceID`: the computer that ran the program.
+    pub device_id: i64,
+    /// `FileID`: the file that was metered.
+    pub file_id: i64,
+    /// `MeteredUserID`: the account the program ran under.
+    pub user_id: i64,
+    /// `StartTime` (UTC): the real start when `started`; otherwise the `end_time` of the
+    /// previous report on this instance.
+    pub start_time: DateTime<Utc>,
+    /// `StartTimeOffset`: the client's offset from UTC, in minutes, when the data was reported.
+    /// Signed here, because clients west of Greenwich have negative offsets.
+    pub start_time_offset: i32,
+    /// `EndTime` (UTC): the real end when not `still_running`; otherwise the time of the report.
+    pub end_time: DateTime<Utc>,
+    /// `EndTimeOffset`: the client's offset from UTC, in minutes, when the data was reported.
+    pub end_time_offset: i32,
+    /// `Started`: this is the first report on the instance, so `start_time` is its real start.
+    pub started: bool,
+    /// `StillRunning`: the program was still running when reported.
+    pub still_running: bool,
+    /// `StartNotCaptured`: the agent could not capture the real start time.
+    pub start_not_captured: bool,
+    /// `EndNotCaptured`: the agent could not capture the real end time.
+    pub end_not_captured: bool,
+    /// `InTSSession`: the program ran in a remote session (terminal server, RDP, SSH) rather than
+    /// at the console.
+    pub in_ts_session: bool,
+    /// `TimeSerial`: a rough ordering of when the server processed the record; records with a
+    /// smaller value were processed earlier. Not unique: one ingest batch shares one value.
+    pub time_serial: i64,
+    /// `Released`: the record has been summarised and may be deleted by the "delete aged
+    /// software metering data" task.
+    pub released: bool,
+}
+
+/// Flags and times that any record must satisfy, whatever its source.
+pub fn check_period(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    started: bool,
+    start_not_captured: bool,
+) -> Result<(), ValidationError> {
+    if end < start {
+        return Err(ValidationError::new(
+            "end_time",
+            format!("end_time {end} is before start_time {start}; periods must be ordered"),
+        ));
+    }
+    if started && start_not_captured {
+        return Err(ValidationError::new(
+            "started",
+            "a record cannot be both the captured start (started) and start_not_captured",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn periods_must_be_ordered_and_flags_consistent() {
+        let a = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let b = Utc.with_ymd_and_hms(2026, 1, 1, 10, 15, 0).unwrap();
+        assert!(check_period(a, b, true, false).is_ok());
+        assert!(check_period(a, a, false, false).is_ok());
+        assert_eq!(
+            check_period(b, a, true, false).unwrap_err().field,
+            "end_time"
+        );
+        assert_eq!(check_period(a, b, true, true).unwrap_err().field, "started");
+    }
+}

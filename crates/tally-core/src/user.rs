@@ -1,0 +1,56 @@
+//! Users: the accounts programs run under (the seed's `MeteredUserID` / `SMS_MeteredUser`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Lifecycle status of a user. Seed 003: every status is relevant except inactive, to be
+/// deleted and deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    Inactive,
+    ToBeDeleted,
+    Deleted,
+}
+
+impl UserStatus {
+    pub const ALL: [UserStatus; 4] = [
+        UserStatus::Active,
+        UserStatus::Inactive,
+        UserStatus::ToBeDeleted,
+        UserStatus::Deleted,
+    ];
+
+    pub fn relevant_for_compliance(self) -> bool {
+        self == UserStatus::Active
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Inactive => "inactive",
+            UserStatus::ToBeDeleted => "to_be_deleted",
+            UserStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// An account that ran a metered program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// The seed's `MeteredUserID`.
+    pub id: i64,
+    /// Account name as the endpoint reports it, e.g. `alice` or `CORP\alice`.
+    pub account: String,
+    pub full_name: Option<String>,
+    /// A technical account that never needs a license (seed 003: no person's name, a service
+    /// login); only natural persons create user demand.
+    pub service_account: bool,
+    pub status: UserStatus,
+    pub org_node: Option<i64>,
+}

@@ -1,0 +1,175 @@
+//! Wire types of the agent API. Each version is its own module so a server can keep serving
+//! agents that have not been upgraded yet; fields are only ever added, with serde defaults.
+
+pub mod v1 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+    use utoipa::ToSchema;
+
+    use crate::file::FileInfo;
+    use crate::rules::MeteringRule;
+    use crate::usage::check_period;
+    use crate::ValidationError;
+
+    /// Sent once by a new agent with a site enrolment token.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub struct EnrollRequest {
+        pub enrollment_token: String,
+        pub host_name: String,
+        #[serde(default)]
+        pub fqdn: Option<String>,
+        #[serde(default)]
+        pub os: Option<String>,
+        #[serde(default)]
+        pub serial: Option<String>,
+    }
+
+    /// The agent's credentials. The server keeps only a hash of `agent_secret`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub struct EnrollResponse {
+        pub agent_id: String,
+        pub agent_secret: String,
+        pub device_id: i64,
+        pub site_code: String,
+    }
+
+    /// What an agent must meter and how often it reports.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub struct Policy {
+        pub site_code: String,
+        /// Enabled rules of this site and those inherited from parents with
+        /// `apply_to_child_sites`.
+        pub rules: Vec<MeteringRule>,
+        /// Length of one reporting cycle: a running program gets one record per cycle.
+        pub report_interval_secs: u64,
+        pub inventory_interval_secs: u64,
+        pub heartbeat_interval_secs: u64,
+    }
+
+    /// The account a program ran under, as the endpoint names it.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+    pub struct UserRef {
+        pub account: String,
+        #[serde(default)]
+        pub full_name: Option<String>,
+    }
+
+    /// One usage record as the agent sends it: `SMS_MeterData` with the file and user inline,
+    /// since the agent does not know the server's ids.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct UsageRecordV1 {
+        pub meter_data_id: String,
+        pub file: FileInfo,
+        pub user: UserRef,
+        pub start_time: DateTime<Utc>,
+        pub start_time_offset: i32,
+        pub end_time: DateTime<Utc>,
+        pub end_time_offset: i32,
+        pub started: bool,
+        pub still_running: bool,
+        pub start_not_captured: bool,
+        pub end_not_captured: bool,
+        pub in_ts_session: bool,
+    }
+
+    /// Largest number of records in one upload.
+    pub const MAX_BATCH_RECORDS: usize = 10_000;
+    /// UTC offsets beyond ±14 h do not exist.
+    const MAX_OFFSET_MINUTES: i32 = 14 * 60;
+
+    impl UsageRecordV1 {
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            if self.meter_data_id.is_empty() || self.meter_data_id.len() > 128 {
+                return Err(ValidationError::new(
+                    "meter_data_id",
+                    "must be 1 to 128 characters",
+                ));
+            }
+            if self.file.file_name.is_empty() {
+                return Err(ValidationError::new("file.file_name", "must not be empty"));
+            }
+            if self.user.account.is_empty() {
+                return Err(ValidationError::new("user.account", "must not be empty"));
+            }
+            for (field, offset) in [
+                ("start_time_offset", self.start_time_offset),
+                ("end_time_offset", self.end_time_offset),
+            ] {
+                if offset.abs() > MAX_OFFSET_MINUTES {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("{offset} minutes is not a UTC offset (allowed: -840 to 840)"),
+                    ));
+                }
+            }
+            check_period(
+                self.start_time,
+                self.end_time,
+                self.started,
+                self.start_not_captured,
+            )
+        }
+    }
+
+    /// A batch of usage records. `batch_id` is the idempotency key: a retried batch is
+    /// acknowledged again and stored once.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct UsageBatch {
+        pub batch_id: String,
+        pub records: Vec<UsageRecordV1>,
+        /// Records the agent had to drop because its spool was full, since its last report.
+        #[serde(default)]
+        pub dropped: u64,
+    }
+
+    /// Why a batch was refused: which record, which field.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("record {index}: {error}")]
+    pub struct BatchError {
+        pub index: usize,
+        pub error: ValidationError,
+    }
+
+    impl UsageBatch {
+        pub fn validate(&self) -> Result<(), BatchError> {
+            let whole = |error| BatchError { index: 0, error };
+            if self.batch_id.is_empty() || self.batch_id.len() > 128 {
+                return Err(whole(ValidationError::new(
+                    "batch_id",
+                    "must be 1 to 128 characters",
+                )));
+            }
+            if self.records.len() > MAX_BATCH_RECORDS {
+                return Err(whole(ValidationError::new(
+                    "records",
+                    format!("at most {MAX_BATCH_RECORDS} records per batch; split the upload"),
+                )));
+            }
+            for (index, record) in self.records.iter().enumerate() {
+                record
+                    .validate()
+                    .map_err(|error| BatchError { index, error })?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The server's answer to an upload.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub struct UsageAck {
+        pub batch_id: String,
+        /// Records newly stored by this request.
+        pub stored: u64,
+        /// Records already stored before (a retry), acknowledged without storing again.
+        pub duplicates: u64,
+    }
+
+    /// Sent at a fixed interval so the server knows the agent is alive.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    pub struct Heartbeat {
+        pub agent_version: String,
+        pub sent_at: DateTime<Utc>,
+    }
+}

@@ -1,0 +1,159 @@
+//! Tally's storage: one trait, [`Store`], implemented on SQLite (embedded, the default) and on
+//! PostgreSQL (large sites, several stateless server replicas).
+//!
+//! The two implementations share their query code (see `shared.rs`): sqlx's query builder is
+//! generic over the database, and the SQL used is the common subset both engines accept
+//! (`$n` parameters, `ON CONFLICT`, `RETURNING`). What differs — connecting, pragmas,
+//! migrations, partitioning — lives in each backend's module. Migrations are kept per backend in
+//! `migrations/<backend>/` and are never edited once released.
+
+mod error;
+mod postgres;
+mod rows;
+mod schema;
+mod shared;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::device::NewDevice;
+use tally_core::file::{FileInfo, StoredFile};
+use tally_core::operators::{AuditEntry, OperatorToken, Role};
+use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
+use tally_core::{Device, Site, SiteCode, UsageRecord, User};
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use schema::{migrator_up_to, SchemaVersion};
+pub use sqlite::SqliteStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Keyset pagination: rows with an id greater than `after`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            after: 0,
+            limit: 100,
+        }
+    }
+}
+
+/// A usage record ready to store: dimensions already resolved to ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUsageRecord {
+    pub meter_data_id: String,
+    pub device_id: i64,
+    pub file_id: i64,
+    pub user_id: i64,
+    pub start_time: DateTime<Utc>,
+    pub start_time_offset: i32,
+    pub end_time: DateTime<Utc>,
+    pub end_time_offset: i32,
+    pub started: bool,
+    pub still_running: bool,
+    pub start_not_captured: bool,
+    pub end_not_captured: bool,
+    pub in_ts_session: bool,
+}
+
+/// What an insert of usage records did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows newly written.
+    pub stored: u64,
+    /// Rows that were already present (same device, `MeterDataID` and end time) and left as is.
+    pub duplicates: u64,
+    /// The `TimeSerial` given to the rows written.
+    pub time_serial: i64,
+}
+
+/// Which usage records to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub device_id: Option<i64>,
+    pub file_ids: Option<Vec<i64>>,
+    pub since: Option<DateTime<Utc>>,
+    pub page: Page,
+}
+
+/// Everything Tally keeps. Implementations hold no business rules: they store and return
+/// domain values and enforce uniqueness.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and test names.
+    fn backend(&self) -> &'static str;
+    async fn schema_version(&self) -> Result<SchemaVersion>;
+
+    async fn put_site(&self, site: &Site) -> Result<()>;
+    async fn site(&self, code: &SiteCode) -> Result<Option<Site>>;
+    async fn sites(&self) -> Result<Vec<Site>>;
+
+    async fn create_device(&self, device: &NewDevice, at: DateTime<Utc>) -> Result<Device>;
+    async fn device(&self, id: i64) -> Result<Option<Device>>;
+    async fn devices(&self, page: Page) -> Result<Vec<Device>>;
+    async fn touch_device(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+
+    /// The user's id, creating the user on first sight.
+    async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> Result<i64>;
+    async fn users(&self, page: Page) -> Result<Vec<User>>;
+
+    /// The file's id, creating the file on first sight.
+    async fn upsert_file(&self, file: &FileInfo) -> Result<i64>;
+    async fn files(&self, page: Page) -> Result<Vec<StoredFile>>;
+
+    async fn create_rule(
+        &self,
+        site: &SiteCode,
+        origin: RuleOrigin,
+        spec: &RuleSpec,
+        at: DateTime<Utc>,
+    ) -> Result<MeteringRule>;
+    async fn update_rule(
+        &self,
+        id: i64,
+        spec: &RuleSpec,
+        at: DateTime<Utc>,
+    ) -> Result<Option<MeteringRule>>;
+    async fn delete_rule(&self, id: i64) -> Result<bool>;
+    async fn rule(&self, id: i64) -> Result<Option<MeteringRule>>;
+    async fn rules(&self) -> Result<Vec<MeteringRule>>;
+
+    /// Stores records in one transaction under one new `TimeSerial`. A record already stored
+    /// (same device, `MeterDataID`, end time) is left untouched and counted as a duplicate.
+    async fn insert_usage(&self, records: &[NewUsageRecord]) -> Result<InsertOutcome>;
+    async fn usage_records(&self, query: &UsageQuery) -> Result<Vec<UsageRecord>>;
+
+    async fn create_operator_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<OperatorToken>;
+    /// The live (not revoked) token with this hash.
+    async fn operator_token_by_hash(&self, token_hash: &str) -> Result<Option<OperatorToken>>;
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    async fn audit_log(&self, page: Page) -> Result<Vec<(i64, AuditEntry)>>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
+/// Migrations are applied; a database newer than this binary is refused.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PgStore::open(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(std::sync::Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}

@@ -1,0 +1,259 @@
+//! Row shapes as both backends return them, and their conversion into domain values.
+//! `FromRow` derives are generic over the row type, so one struct serves SQLite and PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use tally_core::file::{FileInfo, StoredFile};
+use tally_core::operators::{AuditEntry, OperatorToken, Role};
+use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
+use tally_core::{Device, DeviceStatus, Site, SiteCode, UsageRecord, User, UserStatus};
+
+use crate::{Result, StoreError};
+
+fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
+    SiteCode::parse(&value).map_err(|_| StoreError::Corrupt { column, value })
+}
+
+fn parsed<T>(column: &'static str, value: String, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(&value).ok_or(StoreError::Corrupt { column, value })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SiteRow {
+    code: String,
+    name: String,
+    alias: Option<String>,
+    parent: Option<String>,
+}
+
+impl SiteRow {
+    pub fn into_site(self) -> Result<Site> {
+        Ok(Site {
+            code: site_code("sites.code", self.code)?,
+            name: self.name,
+            alias: self.alias,
+            parent: self
+                .parent
+                .map(|p| site_code("sites.parent", p))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeviceRow {
+    id: i64,
+    site_code: String,
+    host_name: String,
+    fqdn: Option<String>,
+    os: Option<String>,
+    serial: Option<String>,
+    cpu_model: Option<String>,
+    sockets: Option<i32>,
+    cores: Option<i32>,
+    threads: Option<i32>,
+    pvu_per_core: Option<i32>,
+    is_virtual: bool,
+    status: String,
+    org_node: Option<i64>,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+impl DeviceRow {
+    pub fn into_device(self) -> Result<Device> {
+        Ok(Device {
+            id: self.id,
+            site_code: site_code("devices.site_code", self.site_code)?,
+            host_name: self.host_name,
+            fqdn: self.fqdn,
+            os: self.os,
+            serial: self.serial,
+            cpu_model: self.cpu_model,
+            sockets: self.sockets,
+            cores: self.cores,
+            threads: self.threads,
+            pvu_per_core: self.pvu_per_core,
+            is_virtual: self.is_virtual,
+            status: parsed("devices.status", self.status, DeviceStatus::parse)?,
+            org_node: self.org_node,
+            last_seen: self.last_seen,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: i64,
+    account: String,
+    full_name: Option<String>,
+    service_account: bool,
+    status: String,
+    org_node: Option<i64>,
+}
+
+impl UserRow {
+    pub fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: self.id,
+            account: self.account,
+            full_name: self.full_name,
+            service_account: self.service_account,
+            status: parsed("users.status", self.status, UserStatus::parse)?,
+            org_node: self.org_node,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FileRow {
+    id: i64,
+    file_name: String,
+    original_file_name: String,
+    version: String,
+    product_name: String,
+    publisher: String,
+    language: i32,
+}
+
+impl FileRow {
+    pub fn into_file(self) -> StoredFile {
+        StoredFile {
+            id: self.id,
+            info: FileInfo {
+                file_name: self.file_name,
+                original_file_name: self.original_file_name,
+                version: self.version,
+                product_name: self.product_name,
+                publisher: self.publisher,
+                language: self.language,
+            },
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RuleRow {
+    id: i64,
+    site_code: String,
+    name: String,
+    file_name: String,
+    original_file_name: String,
+    file_version: String,
+    language: i32,
+    product_name: String,
+    comment: String,
+    apply_to_child_sites: bool,
+    enabled: bool,
+    origin: String,
+    updated_at: DateTime<Utc>,
+}
+
+impl RuleRow {
+    pub fn into_rule(self) -> Result<MeteringRule> {
+        Ok(MeteringRule {
+            id: self.id,
+            spec: RuleSpec {
+                name: self.name,
+                file_name: self.file_name,
+                original_file_name: self.original_file_name,
+                file_version: self.file_version,
+                language: self.language,
+                product_name: self.product_name,
+                comment: self.comment,
+                apply_to_child_sites: self.apply_to_child_sites,
+                enabled: self.enabled,
+            },
+            site_code: site_code("metering_rules.site_code", self.site_code)?,
+            origin: parsed("metering_rules.origin", self.origin, RuleOrigin::parse)?,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UsageRow {
+    id: i64,
+    meter_data_id: String,
+    device_id: i64,
+    file_id: i64,
+    user_id: i64,
+    start_time: DateTime<Utc>,
+    start_time_offset: i32,
+    end_time: DateTime<Utc>,
+    end_time_offset: i32,
+    started: bool,
+    still_running: bool,
+    start_not_captured: bool,
+    end_not_captured: bool,
+    in_ts_session: bool,
+    time_serial: i64,
+    released: bool,
+}
+
+impl UsageRow {
+    pub fn into_record(self) -> UsageRecord {
+        UsageRecord {
+            id: self.id,
+            meter_data_id: self.meter_data_id,
+            device_id: self.device_id,
+            file_id: self.file_id,
+            user_id: self.user_id,
+            start_time: self.start_time,
+            start_time_offset: self.start_time_offset,
+            end_time: self.end_time,
+            end_time_offset: self.end_time_offset,
+            started: self.started,
+            still_running: self.still_running,
+            start_not_captured: self.start_not_captured,
+            end_not_captured: self.end_not_captured,
+            in_ts_session: self.in_ts_session,
+            time_serial: self.time_serial,
+            released: self.released,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    id: i64,
+    name: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRow {
+    pub fn into_token(self) -> Result<OperatorToken> {
+        Ok(OperatorToken {
+            id: self.id,
+            name: self.name,
+            role: parsed("operator_tokens.role", self.role, Role::parse)?,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    target: String,
+    detail: String,
+}
+
+impl AuditRow {
+    pub fn into_entry(self) -> (i64, AuditEntry) {
+        (
+            self.id,
+            AuditEntry {
+                at: self.at,
+                actor: self.actor,
+                action: self.action,
+                target: self.target,
+                detail: self.detail,
+            },
+        )
+    }
+}

@@ -1,0 +1,402 @@
+//! The query code both backends share. sqlx's query API is generic over the database, but
+//! writing it generically needs a wall of trait bounds per function; a macro instantiated once
+//! per backend keeps one copy of each query readable instead.
+
+/// Rows per multi-row INSERT: 13 parameters each stays under SQLite's 32,766-parameter limit.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn schema_version(&self) -> $crate::Result<$crate::SchemaVersion> {
+                let mut conn = self.pool.acquire().await?;
+                let database = $crate::schema::current(&mut *conn).await?;
+                Ok($crate::SchemaVersion {
+                    database,
+                    binary: $crate::schema::newest(&Self::MIGRATOR),
+                })
+            }
+
+            async fn put_site(&self, site: &tally_core::Site) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO sites (code, name, alias, parent) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (code) DO UPDATE SET name = excluded.name,
+                         alias = excluded.alias, parent = excluded.parent",
+                )
+                .bind(site.code.as_str())
+                .bind(&site.name)
+                .bind(&site.alias)
+                .bind(site.parent.as_ref().map(|p| p.as_str()))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn site(&self, code: &tally_core::SiteCode) -> $crate::Result<Option<tally_core::Site>> {
+                sqlx::query_as::<_, $crate::rows::SiteRow>("SELECT * FROM sites WHERE code = $1")
+                    .bind(code.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.into_site())
+                    .transpose()
+            }
+
+            async fn sites(&self) -> $crate::Result<Vec<tally_core::Site>> {
+                sqlx::query_as::<_, $crate::rows::SiteRow>("SELECT * FROM sites ORDER BY code")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_site())
+                    .collect()
+            }
+
+            async fn create_device(
+                &self,
+                device: &tally_core::device::NewDevice,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<tally_core::Device> {
+                sqlx::query_as::<_, $crate::rows::DeviceRow>(
+                    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+                )
+                .bind(device.site_code.as_str())
+                .bind(&device.host_name)
+                .bind(&device.fqdn)
+                .bind(&device.os)
+                .bind(&device.serial)
+                .bind(tally_core::to_micros(at))
+                .fetch_one(&self.pool)
+                .await?
+                .into_device()
+            }
+
+            async fn device(&self, id: i64) -> $crate::Result<Option<tally_core::Device>> {
+                sqlx::query_as::<_, $crate::rows::DeviceRow>("SELECT * FROM devices WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.into_device())
+                    .transpose()
+            }
+
+            async fn devices(&self, page: $crate::Page) -> $crate::Result<Vec<tally_core::Device>> {
+                sqlx::query_as::<_, $crate::rows::DeviceRow>(
+                    "SELECT * FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(page.after)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_device())
+                .collect()
+            }
+
+            async fn touch_device(&self, id: i64, at: chrono::DateTime<chrono::Utc>) -> $crate::Result<()> {
+                sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
+                    .bind(tally_core::to_micros(at))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> $crate::Result<i64> {
+                // DO UPDATE (not DO NOTHING) so RETURNING yields the id of an existing row too.
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users (account, full_name) VALUES ($1, $2)
+                     ON CONFLICT (account) DO UPDATE
+                         SET full_name = COALESCE(excluded.full_name, users.full_name)
+                     RETURNING id",
+                )
+                .bind(account)
+                .bind(full_name)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn users(&self, page: $crate::Page) -> $crate::Result<Vec<tally_core::User>> {
+                sqlx::query_as::<_, $crate::rows::UserRow>(
+                    "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(page.after)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_user())
+                .collect()
+            }
+
+            async fn upsert_file(&self, file: &tally_core::FileInfo) -> $crate::Result<i64> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO files (file_name, original_file_name, version, product_name, publisher, language)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (file_name, original_file_name, version, product_name, publisher, language)
+                     DO UPDATE SET file_name = excluded.file_name
+                     RETURNING id",
+                )
+                .bind(&file.file_name)
+                .bind(&file.original_file_name)
+                .bind(&file.version)
+                .bind(&file.product_name)
+                .bind(&file.publisher)
+                .bind(file.language)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+
+            async fn files(&self, page: $crate::Page) -> $crate::Result<Vec<tally_core::file::StoredFile>> {
+                Ok(sqlx::query_as::<_, $crate::rows::FileRow>(
+                    "SELECT * FROM files WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(page.after)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_file())
+                .collect())
+            }
+
+            async fn create_rule(
+                &self,
+                site: &tally_core::SiteCode,
+                origin: tally_core::RuleOrigin,
+                spec: &tally_core::rules::RuleSpec,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<tally_core::MeteringRule> {
+                sqlx::query_as::<_, $crate::rows::RuleRow>(
+                    "INSERT INTO metering_rules (site_code, name, file_name, original_file_name,
+                         file_version, language, product_name, comment, apply_to_child_sites,
+                         enabled, origin, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
+                )
+                .bind(site.as_str())
+                .bind(&spec.name)
+                .bind(&spec.file_name)
+                .bind(&spec.original_file_name)
+                .bind(&spec.file_version)
+                .bind(spec.language)
+                .bind(&spec.product_name)
+                .bind(&spec.comment)
+                .bind(spec.apply_to_child_sites)
+                .bind(spec.enabled)
+                .bind(origin.as_str())
+                .bind(tally_core::to_micros(at))
+                .fetch_one(&self.pool)
+                .await?
+                .into_rule()
+            }
+
+            async fn update_rule(
+                &self,
+                id: i64,
+                spec: &tally_core::rules::RuleSpec,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Option<tally_core::MeteringRule>> {
+                sqlx::query_as::<_, $crate::rows::RuleRow>(
+                    "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
+                         file_version = $4, language = $5, product_name = $6, comment = $7,
+                         apply_to_child_sites = $8, enabled = $9, updated_at = $10
+                     WHERE id = $11 RETURNING *",
+                )
+                .bind(&spec.name)
+                .bind(&spec.file_name)
+                .bind(&spec.original_file_name)
+                .bind(&spec.file_version)
+                .bind(spec.language)
+                .bind(&spec.product_name)
+                .bind(&spec.comment)
+                .bind(spec.apply_to_child_sites)
+                .bind(spec.enabled)
+                .bind(tally_core::to_micros(at))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.into_rule())
+                .transpose()
+            }
+
+            async fn delete_rule(&self, id: i64) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM metering_rules WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn rule(&self, id: i64) -> $crate::Result<Option<tally_core::MeteringRule>> {
+                sqlx::query_as::<_, $crate::rows::RuleRow>("SELECT * FROM metering_rules WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.into_rule())
+                    .transpose()
+            }
+
+            async fn rules(&self) -> $crate::Result<Vec<tally_core::MeteringRule>> {
+                sqlx::query_as::<_, $crate::rows::RuleRow>("SELECT * FROM metering_rules ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_rule())
+                    .collect()
+            }
+
+            async fn insert_usage(
+                &self,
+                records: &[$crate::NewUsageRecord],
+            ) -> $crate::Result<$crate::InsertOutcome> {
+                let mut tx = self.pool.begin().await?;
+                // Taken first and held to commit: serials then follow commit order.
+                let time_serial: i64 = sqlx::query_scalar(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut stored = 0;
+                for chunk in records.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_records (device_id, meter_data_id, file_id, user_id,
+                             start_time, start_time_offset, end_time, end_time_offset, started,
+                             still_running, start_not_captured, end_not_captured, in_ts_session,
+                             time_serial) ",
+                    );
+                    insert.push_values(chunk, |mut row, r| {
+                        row.push_bind(r.device_id)
+                            .push_bind(&r.meter_data_id)
+                            .push_bind(r.file_id)
+                            .push_bind(r.user_id)
+                            .push_bind(tally_core::to_micros(r.start_time))
+                            .push_bind(r.start_time_offset)
+                            .push_bind(tally_core::to_micros(r.end_time))
+                            .push_bind(r.end_time_offset)
+                            .push_bind(r.started)
+                            .push_bind(r.still_running)
+                            .push_bind(r.start_not_captured)
+                            .push_bind(r.end_not_captured)
+                            .push_bind(r.in_ts_session)
+                            .push_bind(time_serial);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    stored += insert.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok($crate::InsertOutcome {
+                    stored,
+                    duplicates: records.len() as u64 - stored,
+                    time_serial,
+                })
+            }
+
+            async fn usage_records(
+                &self,
+                query: &$crate::UsageQuery,
+            ) -> $crate::Result<Vec<tally_core::UsageRecord>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new("SELECT * FROM usage_records WHERE id > ");
+                sql.push_bind(query.page.after);
+                if let Some(device) = query.device_id {
+                    sql.push(" AND device_id = ").push_bind(device);
+                }
+                if let Some(since) = query.since {
+                    sql.push(" AND end_time >= ").push_bind(tally_core::to_micros(since));
+                }
+                if let Some(files) = &query.file_ids {
+                    if files.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    sql.push(" AND file_id IN (");
+                    let mut list = sql.separated(", ");
+                    for f in files {
+                        list.push_bind(*f);
+                    }
+                    list.push_unseparated(")");
+                }
+                sql.push(" ORDER BY id LIMIT ").push_bind(query.page.limit);
+                Ok(sql
+                    .build_query_as::<$crate::rows::UsageRow>()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_record())
+                    .collect())
+            }
+
+            async fn create_operator_token(
+                &self,
+                name: &str,
+                role: tally_core::Role,
+                token_hash: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<tally_core::OperatorToken> {
+                sqlx::query_as::<_, $crate::rows::TokenRow>(
+                    "INSERT INTO operator_tokens (name, role, token_hash, created_at)
+                     VALUES ($1, $2, $3, $4)
+                     RETURNING id, name, role, created_at, revoked_at",
+                )
+                .bind(name)
+                .bind(role.as_str())
+                .bind(token_hash)
+                .bind(tally_core::to_micros(at))
+                .fetch_one(&self.pool)
+                .await?
+                .into_token()
+            }
+
+            async fn operator_token_by_hash(
+                &self,
+                token_hash: &str,
+            ) -> $crate::Result<Option<tally_core::OperatorToken>> {
+                sqlx::query_as::<_, $crate::rows::TokenRow>(
+                    "SELECT id, name, role, created_at, revoked_at FROM operator_tokens
+                     WHERE token_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.into_token())
+                .transpose()
+            }
+
+            async fn append_audit(&self, entry: &tally_core::AuditEntry) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tally_core::to_micros(entry.at))
+                .bind(&entry.actor)
+                .bind(&entry.action)
+                .bind(&entry.target)
+                .bind(&entry.detail)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_log(
+                &self,
+                page: $crate::Page,
+            ) -> $crate::Result<Vec<(i64, tally_core::AuditEntry)>> {
+                Ok(sqlx::query_as::<_, $crate::rows::AuditRow>(
+                    "SELECT * FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(page.after)
+                .bind(page.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_entry())
+                .collect())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,200 @@
+//! Schema migrations on both backends: from an empty database, from the previous schema
+//! version with data in it, and refusal of a database newer than the binary.
+
+mod common;
+
+use common::{PgDb, SqliteDb};
+use sqlx::migrate::Migrator;
+use tally_store::{migrator_up_to, PgStore, SqliteStore, Store, StoreError};
+
+const PREVIOUS: i64 = 1;
+
+/// Data the previous release could have written; it must survive the upgrade.
+const PREVIOUS_DATA: &[&str] = &[
+    "INSERT INTO sites (code, name) VALUES ('S01', 'Main')",
+    "INSERT INTO users (account) VALUES ('alice')",
+    "INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
+         language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
+     VALUES ('S01', 'Editor', 'code', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
+         '2026-01-01T00:00:00+00:00')",
+];
+
+fn latest(m: &Migrator) -> i64 {
+    m.iter().map(|m| m.version).max().unwrap()
+}
+
+async fn assert_upgraded(store: &dyn Store, binary: i64) {
+    let v = store.schema_version().await.unwrap();
+    assert_eq!((v.database, v.binary), (binary, binary));
+    assert_eq!(store.sites().await.unwrap().len(), 1);
+    assert_eq!(store.rules().await.unwrap()[0].spec.name, "Editor");
+    assert_eq!(
+        store.upsert_user("alice", None).await.unwrap(),
+        1,
+        "alice kept her id"
+    );
+    // The newest migration's tables work.
+    store
+        .create_operator_token("t", tally_core::Role::Admin, "h", chrono::Utc::now())
+        .await
+        .unwrap();
+}
+
+fn assert_too_new(err: StoreError, binary: i64) {
+    match err {
+        StoreError::SchemaTooNew {
+            database,
+            binary: b,
+        } => {
+            assert_eq!((database, b), (binary + 1000, binary));
+            let msg = StoreError::SchemaTooNew {
+                database,
+                binary: b,
+            }
+            .to_string();
+            assert!(msg.contains("newer than this tally binary"), "{msg}");
+        }
+        other => panic!("expected SchemaTooNew, got {other}"),
+    }
+}
+
+const FUTURE_MIGRATION: &str = "INSERT INTO _sqlx_migrations
+    (version, description, success, checksum, execution_time)
+    VALUES ($1, 'from the future', TRUE, $2, 0)";
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test]
+    async fn from_empty_database() {
+        let db = SqliteDb::new();
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        let v = store.schema_version().await.unwrap();
+        assert_eq!(v.database, latest(SqliteStore::migrator()));
+    }
+
+    #[tokio::test]
+    async fn from_previous_schema_version() {
+        let db = SqliteDb::new();
+        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
+        old.migrate_with(&migrator_up_to(SqliteStore::migrator(), PREVIOUS))
+            .await
+            .unwrap();
+        assert_eq!(old.schema_version().await.unwrap().database, PREVIOUS);
+        for sql in PREVIOUS_DATA {
+            sqlx::query(sql).execute(old.pool()).await.unwrap();
+        }
+        old.pool().close().await;
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        assert_upgraded(&store, latest(SqliteStore::migrator())).await;
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_database() {
+        let db = SqliteDb::new();
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        let binary = latest(SqliteStore::migrator());
+        sqlx::query(FUTURE_MIGRATION)
+            .bind(binary + 1000)
+            .bind(vec![0u8; 48])
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.pool().close().await;
+        let err = SqliteStore::open(&db.path())
+            .await
+            .err()
+            .expect("must refuse");
+        assert_too_new(err, binary);
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening_the_file() {
+        let db = SqliteDb::new();
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        store.upsert_user("bob", None).await.unwrap();
+        store.pool().close().await;
+        let again = SqliteStore::open(&db.path()).await.unwrap();
+        assert_eq!(
+            again.users(Default::default()).await.unwrap()[0].account,
+            "bob"
+        );
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(again.pool())
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(again.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test]
+    async fn from_empty_database() {
+        let Some(db) = PgDb::create().await else {
+            return;
+        };
+        let store = PgStore::open(&db.url).await.unwrap();
+        assert_eq!(
+            store.schema_version().await.unwrap().database,
+            latest(PgStore::migrator())
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn from_previous_schema_version() {
+        let Some(db) = PgDb::create().await else {
+            return;
+        };
+        let old = PgStore::open_unmigrated(&db.url).await.unwrap();
+        old.migrate_with(&migrator_up_to(PgStore::migrator(), PREVIOUS))
+            .await
+            .unwrap();
+        for sql in PREVIOUS_DATA {
+            sqlx::query(sql).execute(old.pool()).await.unwrap();
+        }
+        old.close().await;
+        let store = PgStore::open(&db.url).await.unwrap();
+        assert_upgraded(&store, latest(PgStore::migrator())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_database() {
+        let Some(db) = PgDb::create().await else {
+            return;
+        };
+        let store = PgStore::open(&db.url).await.unwrap();
+        let binary = latest(PgStore::migrator());
+        sqlx::query(FUTURE_MIGRATION)
+            .bind(binary + 1000)
+            .bind(vec![0u8; 48])
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        let err = PgStore::open(&db.url).await.err().expect("must refuse");
+        assert_too_new(err, binary);
+    }
+
+    #[tokio::test]
+    async fn usage_table_is_range_partitioned_by_end_time() {
+        let Some(db) = PgDb::create().await else {
+            return;
+        };
+        let store = PgStore::open(&db.url).await.unwrap();
+        let key: String = sqlx::query_scalar("SELECT pg_get_partkeydef('usage_records'::regclass)")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(key, "RANGE (end_time)");
+        store.close().await;
+    }
+}

@@ -1,0 +1,376 @@
+//! The storage suite: every test runs on SQLite and on PostgreSQL through the `Store` trait.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tally_core::device::NewDevice;
+use tally_core::file::ANY_LANGUAGE;
+use tally_core::rules::RuleSpec;
+use tally_core::{AuditEntry, FileInfo, Role, RuleOrigin, Site, SiteCode};
+use tally_store::{NewUsageRecord, Page, Store, UsageQuery};
+
+on_both_backends!(
+    sites_round_trip_with_parent,
+    devices_are_created_paged_and_touched,
+    users_and_files_are_upserted_once,
+    rules_are_created_edited_and_deleted,
+    the_same_usage_record_twice_leaves_one_row,
+    usage_times_and_offsets_round_trip_exactly,
+    a_batch_with_a_bad_record_stores_nothing,
+    usage_queries_filter_and_page,
+    operator_tokens_and_audit_log,
+    schema_version_is_current,
+);
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 31, h, m, 0).unwrap()
+}
+
+fn code(s: &str) -> SiteCode {
+    SiteCode::parse(s).unwrap()
+}
+
+fn file(name: &str, version: &str) -> FileInfo {
+    FileInfo {
+        file_name: name.into(),
+        original_file_name: name.into(),
+        version: version.into(),
+        product_name: "Product".into(),
+        publisher: "Publisher".into(),
+        language: ANY_LANGUAGE,
+    }
+}
+
+/// A site, a device, a user and a file to hang usage records on.
+async fn fixture(store: &dyn Store) -> (i64, i64, i64) {
+    store
+        .put_site(&Site {
+            code: code("S01"),
+            name: "Main".into(),
+            alias: None,
+            parent: None,
+        })
+        .await
+        .unwrap();
+    let device = store
+        .create_device(
+            &NewDevice {
+                site_code: code("S01"),
+                host_name: "pc1".into(),
+                fqdn: None,
+                os: None,
+                serial: None,
+            },
+            at(8, 0),
+        )
+        .await
+        .unwrap();
+    let user = store
+        .upsert_user("alice", Some("Alice Liddell"))
+        .await
+        .unwrap();
+    let file = store.upsert_file(&file("code", "1.2")).await.unwrap();
+    (device.id, user, file)
+}
+
+fn record(
+    device: i64,
+    user: i64,
+    file: i64,
+    id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> NewUsageRecord {
+    NewUsageRecord {
+        meter_data_id: id.into(),
+        device_id: device,
+        file_id: file,
+        user_id: user,
+        start_time: start,
+        start_time_offset: 60,
+        end_time: end,
+        end_time_offset: 120,
+        started: true,
+        still_running: true,
+        start_not_captured: false,
+        end_not_captured: false,
+        in_ts_session: false,
+    }
+}
+
+async fn sites_round_trip_with_parent(store: &dyn Store) {
+    let central = Site {
+        code: code("CEN"),
+        name: "Central".into(),
+        alias: Some("Production".into()),
+        parent: None,
+    };
+    let child = Site {
+        code: code("s01"),
+        name: "Branch".into(),
+        alias: None,
+        parent: Some(code("CEN")),
+    };
+    store.put_site(&central).await.unwrap();
+    store.put_site(&child).await.unwrap();
+    assert_eq!(store.site(&code("S01")).await.unwrap(), Some(child.clone()));
+    assert_eq!(store.sites().await.unwrap(), vec![central.clone(), child]);
+    // Re-putting updates in place.
+    let renamed = Site {
+        name: "Centre".into(),
+        ..central
+    };
+    store.put_site(&renamed).await.unwrap();
+    assert_eq!(
+        store.site(&code("CEN")).await.unwrap().unwrap().name,
+        "Centre"
+    );
+    assert_eq!(store.sites().await.unwrap().len(), 2);
+}
+
+async fn devices_are_created_paged_and_touched(store: &dyn Store) {
+    fixture(store).await;
+    for i in 2..=5 {
+        let new = NewDevice {
+            site_code: code("S01"),
+            host_name: format!("pc{i}"),
+            fqdn: Some(format!("pc{i}.example.org")),
+            os: Some("Debian 12".into()),
+            serial: None,
+        };
+        store.create_device(&new, at(9, 0)).await.unwrap();
+    }
+    let first = store.devices(Page { after: 0, limit: 3 }).await.unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|d| d.host_name.as_str())
+            .collect::<Vec<_>>(),
+        ["pc1", "pc2", "pc3"]
+    );
+    let rest = store
+        .devices(Page {
+            after: first[2].id,
+            limit: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter()
+            .map(|d| d.host_name.as_str())
+            .collect::<Vec<_>>(),
+        ["pc4", "pc5"]
+    );
+    assert_eq!(rest[0].fqdn.as_deref(), Some("pc4.example.org"));
+    assert_eq!(rest[0].status, tally_core::DeviceStatus::Active);
+    store.touch_device(rest[0].id, at(10, 30)).await.unwrap();
+    assert_eq!(
+        store.device(rest[0].id).await.unwrap().unwrap().last_seen,
+        Some(at(10, 30))
+    );
+    assert_eq!(store.device(9999).await.unwrap(), None);
+}
+
+async fn users_and_files_are_upserted_once(store: &dyn Store) {
+    let a = store.upsert_user("alice", None).await.unwrap();
+    let b = store.upsert_user("alice", Some("Alice")).await.unwrap();
+    let c = store.upsert_user("bob", None).await.unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let users = store.users(Page::default()).await.unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(
+        users[0].full_name.as_deref(),
+        Some("Alice"),
+        "a later full name fills in"
+    );
+    assert!(!users[0].service_account);
+
+    let f1 = store.upsert_file(&file("code", "1.0")).await.unwrap();
+    let f2 = store.upsert_file(&file("code", "1.0")).await.unwrap();
+    let f3 = store.upsert_file(&file("code", "1.1")).await.unwrap();
+    assert_eq!(f1, f2);
+    assert_ne!(f1, f3, "each version is its own file");
+    let files = store.files(Page::default()).await.unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[1].info, file("code", "1.1"));
+}
+
+async fn rules_are_created_edited_and_deleted(store: &dyn Store) {
+    fixture(store).await;
+    let spec = RuleSpec {
+        name: "Editor".into(),
+        file_name: "code".into(),
+        original_file_name: String::new(),
+        file_version: "1.*".into(),
+        language: ANY_LANGUAGE,
+        product_name: "Visual Studio Code".into(),
+        comment: String::new(),
+        apply_to_child_sites: true,
+        enabled: true,
+    };
+    let rule = store
+        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(9, 0))
+        .await
+        .unwrap();
+    assert_eq!(rule.spec, spec);
+    assert_eq!(rule.origin, RuleOrigin::Manual);
+    let edited = RuleSpec {
+        enabled: false,
+        file_version: "2.*".into(),
+        ..spec
+    };
+    let updated = store
+        .update_rule(rule.id, &edited, at(9, 5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.spec, edited);
+    assert_eq!(updated.updated_at, at(9, 5));
+    assert_eq!(store.rule(rule.id).await.unwrap(), Some(updated));
+    assert_eq!(
+        store.update_rule(9999, &edited, at(9, 6)).await.unwrap(),
+        None
+    );
+    assert!(store.delete_rule(rule.id).await.unwrap());
+    assert!(!store.delete_rule(rule.id).await.unwrap());
+    assert!(store.rules().await.unwrap().is_empty());
+}
+
+async fn the_same_usage_record_twice_leaves_one_row(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let r = record(d, u, f, "m1", at(9, 0), at(9, 15));
+    let first = store.insert_usage(std::slice::from_ref(&r)).await.unwrap();
+    assert_eq!((first.stored, first.duplicates), (1, 0));
+    let again = store.insert_usage(&[r.clone(), r.clone()]).await.unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 2));
+    assert!(again.time_serial > first.time_serial);
+    // The next cycle of the same instance is a new record.
+    let next = NewUsageRecord {
+        started: false,
+        ..record(d, u, f, "m1", at(9, 15), at(9, 30))
+    };
+    assert_eq!(store.insert_usage(&[next]).await.unwrap().stored, 1);
+    let rows = store.usage_records(&UsageQuery::default()).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[0].time_serial, first.time_serial,
+        "a retry does not restamp the row"
+    );
+}
+
+async fn usage_times_and_offsets_round_trip_exactly(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let start = Utc.timestamp_micros(1_774_950_000_123_456).unwrap();
+    let mut r = record(
+        d,
+        u,
+        f,
+        "m-precise",
+        start,
+        start + chrono::Duration::microseconds(900_000_001),
+    );
+    r.start_time_offset = -300;
+    r.end_time_offset = -240;
+    r.still_running = false;
+    r.end_not_captured = true;
+    r.in_ts_session = true;
+    store.insert_usage(std::slice::from_ref(&r)).await.unwrap();
+    let got = &store.usage_records(&UsageQuery::default()).await.unwrap()[0];
+    assert_eq!(got.start_time, r.start_time);
+    assert_eq!(got.end_time, r.end_time);
+    assert_eq!((got.start_time_offset, got.end_time_offset), (-300, -240));
+    assert!(got.started && !got.still_running && got.end_not_captured && got.in_ts_session);
+    assert!(!got.start_not_captured && !got.released);
+    assert_eq!((got.device_id, got.user_id, got.file_id), (d, u, f));
+}
+
+async fn a_batch_with_a_bad_record_stores_nothing(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let good = record(d, u, f, "ok", at(9, 0), at(9, 15));
+    let orphan = record(9999, u, f, "orphan", at(9, 0), at(9, 15));
+    assert!(store.insert_usage(&[good.clone(), orphan]).await.is_err());
+    assert!(store
+        .usage_records(&UsageQuery::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.insert_usage(&[good]).await.unwrap().stored, 1);
+}
+
+async fn usage_queries_filter_and_page(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let other_file = store.upsert_file(&file("vim", "9.0")).await.unwrap();
+    let batch: Vec<_> = (0..25)
+        .map(|i| {
+            let fid = if i % 5 == 0 { other_file } else { f };
+            record(d, u, fid, &format!("m{i}"), at(9, i), at(10, i))
+        })
+        .collect();
+    store.insert_usage(&batch).await.unwrap();
+    let vim = UsageQuery {
+        file_ids: Some(vec![other_file]),
+        ..Default::default()
+    };
+    assert_eq!(store.usage_records(&vim).await.unwrap().len(), 5);
+    let since = UsageQuery {
+        since: Some(at(10, 20)),
+        ..Default::default()
+    };
+    assert_eq!(store.usage_records(&since).await.unwrap().len(), 5);
+    let none = UsageQuery {
+        file_ids: Some(vec![]),
+        ..Default::default()
+    };
+    assert!(store.usage_records(&none).await.unwrap().is_empty());
+    let mut seen = Vec::new();
+    let mut page = Page {
+        after: 0,
+        limit: 10,
+    };
+    loop {
+        let q = UsageQuery {
+            page,
+            ..Default::default()
+        };
+        let got = store.usage_records(&q).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        page.after = got.last().unwrap().id;
+        seen.extend(got.into_iter().map(|r| r.meter_data_id));
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 25);
+}
+
+async fn operator_tokens_and_audit_log(store: &dyn Store) {
+    let token = store
+        .create_operator_token("ops", Role::Auditor, "hash-1", at(8, 0))
+        .await
+        .unwrap();
+    assert_eq!(token.role, Role::Auditor);
+    assert_eq!(
+        store.operator_token_by_hash("hash-1").await.unwrap(),
+        Some(token)
+    );
+    assert_eq!(store.operator_token_by_hash("nope").await.unwrap(), None);
+    let entry = AuditEntry {
+        at: at(8, 1),
+        actor: "ops".into(),
+        action: "rule.create".into(),
+        target: "rule:1".into(),
+        detail: "{}".into(),
+    };
+    store.append_audit(&entry).await.unwrap();
+    let log = store.audit_log(Page::default()).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].1, entry);
+}
+
+async fn schema_version_is_current(store: &dyn Store) {
+    let v = store.schema_version().await.unwrap();
+    assert_eq!(v.database, v.binary);
+    assert!(v.binary >= 2);
+}
