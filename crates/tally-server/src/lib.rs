@@ -1,1 +1,69 @@
+//! Tally's site server: the HTTP API over a [`tally_store::Store`], its configuration, and the
+//! OpenAPI document generated from the handlers.
 
+pub mod auth;
+pub mod config;
+mod error;
+mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tally_core::SiteCode;
+use tally_store::Store;
+
+pub use config::{Config, ConfigFile, ConfigOverrides};
+pub use error::ApiError;
+pub use openapi::openapi_json;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub site: SiteCode,
+}
+
+/// The complete router, with logging, body-size limit and request timeout applied.
+pub fn router(state: AppState, limits: &config::Limits) -> axum::Router {
+    routes::router(state, limits)
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: &config::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state, limits);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -137,6 +137,7 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<OperatorToken>;
+    async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
     /// The live (not revoked) token with this hash.
     async fn operator_token_by_hash(&self, token_hash: &str) -> Result<Option<OperatorToken>>;
 

@@ -351,6 +351,17 @@ macro_rules! impl_store {
                 .into_token()
             }
 
+            async fn operator_tokens(&self) -> $crate::Result<Vec<tally_core::OperatorToken>> {
+                sqlx::query_as::<_, $crate::rows::TokenRow>(
+                    "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_token())
+                .collect()
+            }
+
             async fn operator_token_by_hash(
                 &self,
                 token_hash: &str,

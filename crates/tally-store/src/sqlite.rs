@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 
 use crate::schema::{migrate, SchemaVersion};
 use crate::shared::impl_store;
-use crate::Result;
+use crate::{Result, StoreError};
 
 /// Tally's storage in a SQLite file.
 #[derive(Clone)]
@@ -30,6 +30,12 @@ impl SqliteStore {
 
     /// Opens the file without migrating, for tests that build an older schema first.
     pub async fn open_unmigrated(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)

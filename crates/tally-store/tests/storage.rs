@@ -353,9 +353,10 @@ async fn operator_tokens_and_audit_log(store: &dyn Store) {
     assert_eq!(token.role, Role::Auditor);
     assert_eq!(
         store.operator_token_by_hash("hash-1").await.unwrap(),
-        Some(token)
+        Some(token.clone())
     );
     assert_eq!(store.operator_token_by_hash("nope").await.unwrap(), None);
+    assert_eq!(store.operator_tokens().await.unwrap(), vec![token.clone()]);
     let entry = AuditEntry {
         at: at(8, 1),
         actor: "ops".into(),

@@ -1,1 +1,124 @@
-fn main() {}
+//! `tally`: the site server, `tally up` for a one-minute trial, and admin verbs.
+
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tally_server::ConfigOverrides;
+
+#[derive(Parser)]
+#[command(
+    name = "tally",
+    version,
+    about = "Software metering and license compliance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a local Tally on embedded SQLite in ./tally-data and print an admin token.
+    Up(ServerArgs),
+    /// Run a site server (SQLite or PostgreSQL) until stopped with Ctrl-C or SIGTERM.
+    Server(ServerArgs),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+/// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
+/// the default.
+#[derive(Args, Debug, Clone, Default)]
+struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TALLY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TALLY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data directory].
+    #[arg(long, env = "TALLY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite database and reports [default: tally-data].
+    #[arg(long, env = "TALLY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// This site's three-character code [default: S01].
+    #[arg(long, env = "TALLY_SITE_CODE")]
+    site_code: Option<String>,
+    /// This site's display name.
+    #[arg(long, env = "TALLY_SITE_NAME")]
+    site_name: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TALLY_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Largest accepted request body in bytes [default: 16 MiB].
+    #[arg(long, env = "TALLY_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Seconds before a request is answered 408 [default: 30].
+    #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS")]
+    request_timeout_secs: Option<u64>,
+}
+
+impl ServerArgs {
+    fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            listen: self.listen,
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            site_code: self.site_code.clone(),
+            site_name: self.site_name.clone(),
+            log_format: self.log_format.clone(),
+            max_body_bytes: self.max_body_bytes,
+            request_timeout_secs: self.request_timeout_secs,
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the async runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => serve::run(args, serve::Mode::Up).await,
+            Command::Server(args) => serve::run(args, serve::Mode::Server).await,
+            Command::Openapi => {
+                println!("{}", tally_server::openapi_json());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment() {
+        // The only test that touches the environment, so no other test races it.
+        std::env::set_var("TALLY_SITE_CODE", "ENV");
+        std::env::set_var("TALLY_LISTEN", "127.0.0.1:1111");
+        let cli = Cli::try_parse_from(["tally", "server", "--listen", "127.0.0.1:2222"]).unwrap();
+        std::env::remove_var("TALLY_SITE_CODE");
+        std::env::remove_var("TALLY_LISTEN");
+        let Command::Server(args) = cli.command else {
+            panic!("parsed the wrong verb")
+        };
+        let o = args.overrides();
+        assert_eq!(o.listen, Some("127.0.0.1:2222".parse().unwrap()));
+        assert_eq!(o.site_code.as_deref(), Some("ENV"));
+    }
+}

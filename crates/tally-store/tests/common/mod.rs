@@ -59,7 +59,12 @@ impl PgDb {
         let mut conn = match sqlx::PgConnection::connect(&admin).await {
             Ok(conn) => conn,
             Err(e) if !in_ci() => {
-                eprintln!("SKIPPED: PostgreSQL not reachable at {admin} ({e}); set TALLY_TEST_POSTGRES_URL to run the PostgreSQL storage tests");
+                // Written past the test harness's capture, so the skip shows in the output.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL not reachable at {admin} ({e}); set TALLY_TEST_POSTGRES_URL to run the PostgreSQL storage tests"
+                );
                 return None;
             }
             Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin}: {e}"),

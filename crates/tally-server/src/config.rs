@@ -1,0 +1,225 @@
+//! Server configuration. Each setting comes from, highest precedence first: a command-line flag,
+//! a `TALLY_*` environment variable, the TOML file given with `--config`, and the default.
+//! Flags and variables are read by the binary's argument parser into [`ConfigOverrides`]; the
+//! file is read into [`ConfigFile`]; [`Config::resolve`] layers them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tally_core::SiteCode;
+
+/// Every setting, each optional: the shape of the TOML file and of the flag/env layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    pub database_url: Option<String>,
+    /// Where the SQLite database, reports and agent state live.
+    pub data_dir: Option<PathBuf>,
+    /// This site's three-character code.
+    pub site_code: Option<String>,
+    pub site_name: Option<String>,
+    /// `text` (default) or `json`.
+    pub log_format: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: Option<usize>,
+    /// A request taking longer is answered 408.
+    pub request_timeout_secs: Option<u64>,
+}
+
+/// Settings from flags and environment; same fields as the file.
+pub type ConfigOverrides = ConfigFile;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Per-request protection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The settings the server runs with, every one decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub site_code: SiteCode,
+    pub site_name: String,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("setting {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "tally-data";
+pub const DEFAULT_SITE_CODE: &str = "S01";
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// `self` where set, otherwise `lower`.
+    fn over(self, lower: ConfigFile) -> ConfigFile {
+        ConfigFile {
+            listen: self.listen.or(lower.listen),
+            database_url: self.database_url.or(lower.database_url),
+            data_dir: self.data_dir.or(lower.data_dir),
+            site_code: self.site_code.or(lower.site_code),
+            site_name: self.site_name.or(lower.site_name),
+            log_format: self.log_format.or(lower.log_format),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+        }
+    }
+}
+
+impl Config {
+    /// Layers flags/env over the file over the defaults, and validates the result.
+    pub fn resolve(overrides: ConfigOverrides, file: ConfigFile) -> Result<Self, ConfigError> {
+        let c = overrides.over(file);
+        let data_dir = c
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = c
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tally.db").display()));
+        let site_code = SiteCode::parse(c.site_code.as_deref().unwrap_or(DEFAULT_SITE_CODE))
+            .map_err(|e| ConfigError::Invalid {
+                setting: "site_code",
+                message: e.message,
+            })?;
+        let log_format = match c.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    setting: "log_format",
+                    message: format!("{other:?} is not a log format; use text or json"),
+                })
+            }
+        };
+        let defaults = Limits::default();
+        Ok(Config {
+            listen: c
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            database_url,
+            data_dir,
+            site_name: c
+                .site_name
+                .unwrap_or_else(|| format!("Tally site {site_code}")),
+            site_code,
+            log_format,
+            limits: Limits {
+                max_body_bytes: c.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                request_timeout: c
+                    .request_timeout_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.request_timeout),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_env_beat_the_file_which_beats_defaults() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            site_code = "f01"
+            data_dir = "/var/lib/tally"
+            log_format = "json"
+            "#,
+        )
+        .unwrap();
+        let overrides = ConfigOverrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(overrides, file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.site_code.as_str(), "F01");
+        assert_eq!(c.database_url, "sqlite:///var/lib/tally/tally.db");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn defaults_alone_make_a_local_sqlite_server() {
+        let c = Config::resolve(Default::default(), Default::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.database_url, "sqlite://tally-data/tally.db");
+        assert_eq!(c.site_code.as_str(), DEFAULT_SITE_CODE);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = ConfigOverrides {
+            log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(bad, Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("log_format") && e.contains("text or json"),
+            "{e}"
+        );
+        let e = toml::from_str::<ConfigFile>("lissen = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lissen"), "{e}");
+        let bad = ConfigOverrides {
+            site_code: Some("TOOLONG".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(bad, Default::default()).is_err());
+    }
+}

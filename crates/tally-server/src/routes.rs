@@ -1,0 +1,94 @@
+//! HTTP routes. Each handler carries its OpenAPI description, so the served document cannot
+//! drift from the code.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tally_core::{Role, Site};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
+
+use crate::auth::Operator;
+use crate::config::Limits;
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/sites", get(sites))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness and readiness in one: the server answers and its database does too.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    site_code: String,
+    database: &'static str,
+    schema_version: i64,
+    version: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses(
+        (status = 200, description = "Server and database are up", body = Health),
+        (status = 503, description = "The database is unreachable", body = ErrorBody),
+    ))]
+pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let schema = state.store.schema_version().await?;
+    Ok(Json(Health {
+        status: "ok",
+        site_code: state.site.to_string(),
+        database: state.store.backend(),
+        schema_version: schema.database,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "server",
+    responses((status = 200, description = "This API's OpenAPI 3.1 document")))]
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::openapi_value())
+}
+
+/// The operator a token belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WhoAmI {
+    name: String,
+    role: Role,
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "operators", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token's operator", body = WhoAmI),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+    ))]
+pub(crate) async fn whoami(operator: Operator) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        name: operator.0.name,
+        role: operator.0.role,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every site this server knows", body = Vec<Site>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+    ))]
+pub(crate) async fn sites(
+    _operator: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Site>>, ApiError> {
+    Ok(Json(state.store.sites().await?))
+}

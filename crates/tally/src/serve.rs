@@ -1,0 +1,152 @@
+//! Starting a server: configuration, logging, storage, the local site, and the first token.
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tally_core::{Role, Site};
+use tally_server::config::LogFormat;
+use tally_server::{auth, AppState, Config, ConfigFile};
+use tally_store::Store;
+
+use crate::ServerArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The newcomer's path: always mints an admin token and prints how to use it.
+    Up,
+    /// Production: mints a token only when the database has none yet.
+    Server,
+}
+
+pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let config = Config::resolve(args.overrides(), file)?;
+    init_logging(config.log_format);
+    let store = tally_store::open(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                redact(&config.database_url)
+            )
+        })?;
+    tracing::info!(backend = store.backend(), "database ready");
+    ensure_site(store.as_ref(), &config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using it? Pass --listen 127.0.0.1:PORT",
+                config.listen
+            )
+        })?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let token = first_token(store.as_ref(), mode).await?;
+    print_banner(&url, token.as_deref(), &config, store.backend());
+    tracing::info!(%url, site = %config.site_code, "listening");
+    let state = AppState {
+        store,
+        site: config.site_code.clone(),
+    };
+    tally_server::serve(
+        listener,
+        state,
+        &config.limits,
+        tally_server::shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TALLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Hides a password in a database URL before it reaches a log or an error.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Registers this server's own site on first start; later starts keep what is stored.
+async fn ensure_site(store: &dyn Store, config: &Config) -> Result<()> {
+    if store.site(&config.site_code).await?.is_none() {
+        store
+            .put_site(&Site {
+                code: config.site_code.clone(),
+                name: config.site_name.clone(),
+                alias: None,
+                parent: None,
+            })
+            .await?;
+        tracing::info!(site = %config.site_code, "registered this site");
+    }
+    Ok(())
+}
+
+async fn first_token(store: &dyn Store, mode: Mode) -> Result<Option<String>> {
+    let name = match mode {
+        Mode::Up => format!("up-{}", Utc::now().format("%Y%m%dT%H%M%S")),
+        Mode::Server if store.operator_tokens().await?.is_empty() => "bootstrap".to_string(),
+        Mode::Server => return Ok(None),
+    };
+    let (token, hash) = auth::generate_token();
+    store
+        .create_operator_token(&name, Role::Admin, &hash, Utc::now())
+        .await?;
+    Ok(Some(token))
+}
+
+fn print_banner(url: &str, token: Option<&str>, config: &Config, backend: &str) {
+    println!("Tally is running at {url}");
+    println!(
+        "  site {} ({backend} at {})",
+        config.site_code,
+        redact(&config.database_url)
+    );
+    if let Some(token) = token {
+        println!("Admin token (shown once, keep it): {token}");
+        println!("  export TALLY_URL={url} TALLY_TOKEN={token}");
+    }
+    println!("Stop with Ctrl-C.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_the_banner() {
+        assert_eq!(
+            redact("postgres://tally:s3cret@db/tally"),
+            "postgres://tally:***@db/tally"
+        );
+        assert_eq!(
+            redact("postgres://tally@db/tally"),
+            "postgres://tally@db/tally"
+        );
+        assert_eq!(
+            redact("sqlite://tally-data/tally.db"),
+            "sqlite://tally-data/tally.db"
+        );
+    }
+}
