@@ -4,6 +4,7 @@
 //! (`SMS_MeterData`, metering rules, sites) and the license-metric table. Storage lives in
 //! `tally-store`, HTTP in `tally-server`; both speak the types defined here.
 
+pub mod agents;
 pub mod device;
 pub mod file;
 pub mod licenses;

@@ -16,6 +16,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::device::NewDevice;
 use tally_core::file::{FileInfo, StoredFile};
 use tally_core::operators::{AuditEntry, OperatorToken, Role};
@@ -72,6 +73,35 @@ pub struct InsertOutcome {
     pub duplicates: u64,
     /// The `TimeSerial` given to the rows written.
     pub time_serial: i64,
+}
+
+/// A usage batch's result, as first stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub stored: u64,
+    pub duplicates: u64,
+    /// This request was a replay of a batch already received.
+    pub replayed: bool,
+}
+
+/// An enrolment token to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollmentToken {
+    pub site_code: SiteCode,
+    pub name: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i32>,
+}
+
+/// An agent being enrolled: its credentials and what it says about its machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAgent {
+    pub agent_id: String,
+    pub secret_hash: String,
+    pub host_name: String,
+    pub fqdn: Option<String>,
+    pub os: Option<String>,
+    pub serial: Option<String>,
 }
 
 /// Which usage records to read.
@@ -140,6 +170,48 @@ pub trait Store: Send + Sync + 'static {
     async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
     /// The live (not revoked) token with this hash.
     async fn operator_token_by_hash(&self, token_hash: &str) -> Result<Option<OperatorToken>>;
+
+    async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
+
+    async fn create_enrollment_token(
+        &self,
+        token: &NewEnrollmentToken,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<EnrollmentToken>;
+    async fn enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>>;
+    async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
+    /// In one transaction: takes one use of a live enrolment token, creates the device in the
+    /// token's site and the agent. `None` when the token is unknown, revoked, expired or used up.
+    async fn enroll_agent(
+        &self,
+        token_hash: &str,
+        enrollment: &NewAgent,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(Agent, tally_core::Device)>>;
+    /// The agent and its secret's hash.
+    async fn agent(&self, id: &str) -> Result<Option<(Agent, String)>>;
+    async fn agents(&self) -> Result<Vec<Agent>>;
+    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Records a heartbeat, and spool drops the agent reports (added to its running total).
+    async fn agent_heartbeat(
+        &self,
+        id: &str,
+        version: &str,
+        dropped: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Stores one agent upload once: the first time, records are inserted and the outcome
+    /// remembered under `(device_id, batch_id)`; a replay returns the remembered outcome and
+    /// writes nothing.
+    async fn insert_usage_batch(
+        &self,
+        device_id: i64,
+        batch_id: &str,
+        records: &[NewUsageRecord],
+        at: DateTime<Utc>,
+    ) -> Result<BatchOutcome>;
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, page: Page) -> Result<Vec<(i64, AuditEntry)>>;

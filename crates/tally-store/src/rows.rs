@@ -2,6 +2,7 @@
 //! `FromRow` derives are generic over the row type, so one struct serves SQLite and PostgreSQL.
 
 use chrono::{DateTime, Utc};
+use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::file::{FileInfo, StoredFile};
 use tally_core::operators::{AuditEntry, OperatorToken, Role};
 use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
@@ -254,6 +255,62 @@ impl AuditRow {
                 target: self.target,
                 detail: self.detail,
             },
+        )
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EnrollmentTokenRow {
+    id: i64,
+    site_code: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    max_uses: Option<i32>,
+    uses: i32,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl EnrollmentTokenRow {
+    pub fn into_token(self) -> Result<EnrollmentToken> {
+        Ok(EnrollmentToken {
+            id: self.id,
+            site_code: site_code("enrollment_tokens.site_code", self.site_code)?,
+            name: self.name,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AgentRow {
+    id: String,
+    device_id: i64,
+    secret_hash: String,
+    enrolled_at: DateTime<Utc>,
+    last_heartbeat: Option<DateTime<Utc>>,
+    agent_version: Option<String>,
+    dropped_records: i64,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl AgentRow {
+    pub fn into_agent(self) -> (Agent, String) {
+        (
+            Agent {
+                id: self.id,
+                device_id: self.device_id,
+                enrolled_at: self.enrolled_at,
+                last_heartbeat: self.last_heartbeat,
+                agent_version: self.agent_version,
+                dropped_records: self.dropped_records,
+                revoked_at: self.revoked_at,
+            },
+            self.secret_hash,
         )
     }
 }

@@ -7,6 +7,53 @@ pub(crate) const INSERT_CHUNK: usize = 1000;
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            /// Inserts records under one new `TimeSerial` inside the caller's transaction.
+            async fn insert_records(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                records: &[$crate::NewUsageRecord],
+            ) -> $crate::Result<$crate::InsertOutcome> {
+                // Taken first and held to commit: serials then follow commit order.
+                let time_serial: i64 = sqlx::query_scalar(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
+                )
+                .fetch_one(&mut **tx)
+                .await?;
+                let mut stored = 0;
+                for chunk in records.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_records (device_id, meter_data_id, file_id, user_id,
+                             start_time, start_time_offset, end_time, end_time_offset, started,
+                             still_running, start_not_captured, end_not_captured, in_ts_session,
+                             time_serial) ",
+                    );
+                    insert.push_values(chunk, |mut row, r| {
+                        row.push_bind(r.device_id)
+                            .push_bind(&r.meter_data_id)
+                            .push_bind(r.file_id)
+                            .push_bind(r.user_id)
+                            .push_bind(tally_core::to_micros(r.start_time))
+                            .push_bind(r.start_time_offset)
+                            .push_bind(tally_core::to_micros(r.end_time))
+                            .push_bind(r.end_time_offset)
+                            .push_bind(r.started)
+                            .push_bind(r.still_running)
+                            .push_bind(r.start_not_captured)
+                            .push_bind(r.end_not_captured)
+                            .push_bind(r.in_ts_session)
+                            .push_bind(time_serial);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    stored += insert.build().execute(&mut **tx).await?.rows_affected();
+                }
+                Ok($crate::InsertOutcome {
+                    stored,
+                    duplicates: records.len() as u64 - stored,
+                    time_serial,
+                })
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             fn backend(&self) -> &'static str {
@@ -256,44 +303,53 @@ macro_rules! impl_store {
                 records: &[$crate::NewUsageRecord],
             ) -> $crate::Result<$crate::InsertOutcome> {
                 let mut tx = self.pool.begin().await?;
-                // Taken first and held to commit: serials then follow commit order.
-                let time_serial: i64 = sqlx::query_scalar(
-                    "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                let mut stored = 0;
-                for chunk in records.chunks($crate::shared::INSERT_CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO usage_records (device_id, meter_data_id, file_id, user_id,
-                             start_time, start_time_offset, end_time, end_time_offset, started,
-                             still_running, start_not_captured, end_not_captured, in_ts_session,
-                             time_serial) ",
-                    );
-                    insert.push_values(chunk, |mut row, r| {
-                        row.push_bind(r.device_id)
-                            .push_bind(&r.meter_data_id)
-                            .push_bind(r.file_id)
-                            .push_bind(r.user_id)
-                            .push_bind(tally_core::to_micros(r.start_time))
-                            .push_bind(r.start_time_offset)
-                            .push_bind(tally_core::to_micros(r.end_time))
-                            .push_bind(r.end_time_offset)
-                            .push_bind(r.started)
-                            .push_bind(r.still_running)
-                            .push_bind(r.start_not_captured)
-                            .push_bind(r.end_not_captured)
-                            .push_bind(r.in_ts_session)
-                            .push_bind(time_serial);
-                    });
-                    insert.push(" ON CONFLICT DO NOTHING");
-                    stored += insert.build().execute(&mut *tx).await?.rows_affected();
-                }
+                let outcome = Self::insert_records(&mut tx, records).await?;
                 tx.commit().await?;
-                Ok($crate::InsertOutcome {
-                    stored,
-                    duplicates: records.len() as u64 - stored,
-                    time_serial,
+                Ok(outcome)
+            }
+
+            async fn insert_usage_batch(
+                &self,
+                device_id: i64,
+                batch_id: &str,
+                records: &[$crate::NewUsageRecord],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<$crate::BatchOutcome> {
+                let mut tx = self.pool.begin().await?;
+                let outcome = Self::insert_records(&mut tx, records).await?;
+                let claimed = sqlx::query(
+                    "INSERT INTO usage_batches (device_id, batch_id, stored, duplicates, received_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(device_id)
+                .bind(batch_id)
+                .bind(outcome.stored as i64)
+                .bind(outcome.duplicates as i64)
+                .bind(tally_core::to_micros(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 1 {
+                    tx.commit().await?;
+                    return Ok($crate::BatchOutcome {
+                        stored: outcome.stored,
+                        duplicates: outcome.duplicates,
+                        replayed: false,
+                    });
+                }
+                // A replay: undo anything this request wrote and answer as the first time.
+                tx.rollback().await?;
+                let (stored, duplicates): (i64, i64) = sqlx::query_as(
+                    "SELECT stored, duplicates FROM usage_batches WHERE device_id = $1 AND batch_id = $2",
+                )
+                .bind(device_id)
+                .bind(batch_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::BatchOutcome {
+                    stored: stored as u64,
+                    duplicates: duplicates as u64,
+                    replayed: true,
                 })
             }
 
@@ -375,6 +431,176 @@ macro_rules! impl_store {
                 .await?
                 .map(|r| r.into_token())
                 .transpose()
+            }
+
+            async fn revoke_operator_token(
+                &self,
+                id: i64,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE operator_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(tally_core::to_micros(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn create_enrollment_token(
+                &self,
+                token: &$crate::NewEnrollmentToken,
+                token_hash: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<tally_core::agents::EnrollmentToken> {
+                sqlx::query_as::<_, $crate::rows::EnrollmentTokenRow>(
+                    "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                )
+                .bind(token.site_code.as_str())
+                .bind(&token.name)
+                .bind(token_hash)
+                .bind(tally_core::to_micros(at))
+                .bind(token.expires_at.map(tally_core::to_micros))
+                .bind(token.max_uses)
+                .fetch_one(&self.pool)
+                .await?
+                .into_token()
+            }
+
+            async fn enrollment_tokens(&self) -> $crate::Result<Vec<tally_core::agents::EnrollmentToken>> {
+                sqlx::query_as::<_, $crate::rows::EnrollmentTokenRow>(
+                    "SELECT * FROM enrollment_tokens ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_token())
+                .collect()
+            }
+
+            async fn revoke_enrollment_token(
+                &self,
+                id: i64,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(tally_core::to_micros(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn enroll_agent(
+                &self,
+                token_hash: &str,
+                agent: &$crate::NewAgent,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
+                let at = tally_core::to_micros(at);
+                let mut tx = self.pool.begin().await?;
+                // The conditional update both checks the token and takes a use, atomically.
+                let site: Option<String> = sqlx::query_scalar(
+                    "UPDATE enrollment_tokens SET uses = uses + 1
+                     WHERE token_hash = $1 AND revoked_at IS NULL
+                       AND (expires_at IS NULL OR expires_at > $2)
+                       AND (max_uses IS NULL OR uses < max_uses)
+                     RETURNING site_code",
+                )
+                .bind(token_hash)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(site) = site else { return Ok(None) };
+                let device = sqlx::query_as::<_, $crate::rows::DeviceRow>(
+                    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+                )
+                .bind(&site)
+                .bind(&agent.host_name)
+                .bind(&agent.fqdn)
+                .bind(&agent.os)
+                .bind(&agent.serial)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?
+                .into_device()?;
+                let (stored, _) = sqlx::query_as::<_, $crate::rows::AgentRow>(
+                    "INSERT INTO agents (id, device_id, secret_hash, enrolled_at)
+                     VALUES ($1, $2, $3, $4) RETURNING *",
+                )
+                .bind(&agent.agent_id)
+                .bind(device.id)
+                .bind(&agent.secret_hash)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await?
+                .into_agent();
+                tx.commit().await?;
+                Ok(Some((stored, device)))
+            }
+
+            async fn agent(&self, id: &str) -> $crate::Result<Option<(tally_core::agents::Agent, String)>> {
+                Ok(sqlx::query_as::<_, $crate::rows::AgentRow>("SELECT * FROM agents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.into_agent()))
+            }
+
+            async fn agents(&self) -> $crate::Result<Vec<tally_core::agents::Agent>> {
+                Ok(sqlx::query_as::<_, $crate::rows::AgentRow>("SELECT * FROM agents ORDER BY enrolled_at, id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_agent().0)
+                    .collect())
+            }
+
+            async fn revoke_agent(&self, id: &str, at: chrono::DateTime<chrono::Utc>) -> $crate::Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(tally_core::to_micros(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn agent_heartbeat(
+                &self,
+                id: &str,
+                version: &str,
+                dropped: i64,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                let at = tally_core::to_micros(at);
+                let mut tx = self.pool.begin().await?;
+                let device: Option<i64> = sqlx::query_scalar(
+                    "UPDATE agents SET last_heartbeat = $1, agent_version = $2,
+                         dropped_records = dropped_records + $3
+                     WHERE id = $4 RETURNING device_id",
+                )
+                .bind(at)
+                .bind(version)
+                .bind(dropped)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(device) = device {
+                    sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
+                        .bind(at)
+                        .bind(device)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn append_audit(&self, entry: &tally_core::AuditEntry) -> $crate::Result<()> {

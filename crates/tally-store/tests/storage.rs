@@ -7,7 +7,7 @@ use tally_core::device::NewDevice;
 use tally_core::file::ANY_LANGUAGE;
 use tally_core::rules::RuleSpec;
 use tally_core::{AuditEntry, FileInfo, Role, RuleOrigin, Site, SiteCode};
-use tally_store::{NewUsageRecord, Page, Store, UsageQuery};
+use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Page, Store, UsageQuery};
 
 on_both_backends!(
     sites_round_trip_with_parent,
@@ -20,6 +20,9 @@ on_both_backends!(
     usage_queries_filter_and_page,
     operator_tokens_and_audit_log,
     schema_version_is_current,
+    enrollment_takes_one_use_of_a_live_token,
+    a_replayed_batch_is_acknowledged_as_first_stored,
+    agents_are_revoked_and_report_heartbeats_and_drops,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -374,4 +377,177 @@ async fn schema_version_is_current(store: &dyn Store) {
     let v = store.schema_version().await.unwrap();
     assert_eq!(v.database, v.binary);
     assert!(v.binary >= 2);
+}
+
+fn new_agent(id: &str) -> NewAgent {
+    NewAgent {
+        agent_id: id.into(),
+        secret_hash: format!("secret-of-{id}"),
+        host_name: format!("host-{id}"),
+        fqdn: None,
+        os: Some("Linux".into()),
+        serial: None,
+    }
+}
+
+async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
+    fixture(store).await;
+    let limited = NewEnrollmentToken {
+        site_code: code("S01"),
+        name: "two".into(),
+        expires_at: Some(at(12, 0)),
+        max_uses: Some(2),
+    };
+    let token = store
+        .create_enrollment_token(&limited, "h2", at(8, 0))
+        .await
+        .unwrap();
+    assert_eq!((token.uses, token.max_uses), (0, Some(2)));
+    let (agent, device) = store
+        .enroll_agent("h2", &new_agent("a1"), at(9, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(agent.device_id, device.id);
+    assert_eq!(device.site_code, code("S01"));
+    assert_eq!(device.host_name, "host-a1");
+    assert!(store
+        .enroll_agent("h2", &new_agent("a2"), at(9, 1))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .enroll_agent("h2", &new_agent("a3"), at(9, 2))
+            .await
+            .unwrap()
+            .is_none(),
+        "used up"
+    );
+    assert!(store
+        .enroll_agent("nope", &new_agent("a4"), at(9, 2))
+        .await
+        .unwrap()
+        .is_none());
+
+    let expiring = NewEnrollmentToken {
+        max_uses: None,
+        name: "exp".into(),
+        ..limited
+    };
+    store
+        .create_enrollment_token(&expiring, "hx", at(8, 0))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .enroll_agent("hx", &new_agent("a5"), at(12, 0))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let open = NewEnrollmentToken {
+        expires_at: None,
+        name: "open".into(),
+        ..expiring
+    };
+    let t = store
+        .create_enrollment_token(&open, "ho", at(8, 0))
+        .await
+        .unwrap();
+    assert!(store.revoke_enrollment_token(t.id, at(9, 0)).await.unwrap());
+    assert!(
+        store
+            .enroll_agent("ho", &new_agent("a6"), at(9, 5))
+            .await
+            .unwrap()
+            .is_none(),
+        "revoked"
+    );
+    let tokens = store.enrollment_tokens().await.unwrap();
+    assert_eq!(tokens.iter().map(|t| t.uses).collect::<Vec<_>>(), [2, 0, 0]);
+    assert_eq!(store.agents().await.unwrap().len(), 2);
+}
+
+async fn a_replayed_batch_is_acknowledged_as_first_stored(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let rs = vec![
+        record(d, u, f, "m1", at(9, 0), at(9, 15)),
+        record(d, u, f, "m2", at(9, 0), at(9, 15)),
+    ];
+    let first = store
+        .insert_usage_batch(d, "b1", &rs, at(9, 16))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.stored, first.duplicates, first.replayed),
+        (2, 0, false)
+    );
+    let again = store
+        .insert_usage_batch(d, "b1", &rs, at(9, 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.stored, again.duplicates, again.replayed),
+        (2, 0, true)
+    );
+    // A new batch re-sending one record stores only the new one.
+    let more = vec![rs[0].clone(), record(d, u, f, "m3", at(9, 0), at(9, 15))];
+    let third = store
+        .insert_usage_batch(d, "b2", &more, at(9, 21))
+        .await
+        .unwrap();
+    assert_eq!((third.stored, third.duplicates), (1, 1));
+    assert_eq!(
+        store
+            .usage_records(&UsageQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn agents_are_revoked_and_report_heartbeats_and_drops(store: &dyn Store) {
+    fixture(store).await;
+    let t = NewEnrollmentToken {
+        site_code: code("S01"),
+        name: "t".into(),
+        expires_at: None,
+        max_uses: None,
+    };
+    store
+        .create_enrollment_token(&t, "h", at(8, 0))
+        .await
+        .unwrap();
+    let (agent, device) = store
+        .enroll_agent("h", &new_agent("a1"), at(8, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .agent_heartbeat("a1", "0.1.0", 3, at(10, 0))
+        .await
+        .unwrap();
+    store
+        .agent_heartbeat("a1", "0.1.1", 2, at(10, 5))
+        .await
+        .unwrap();
+    let (seen, hash) = store.agent("a1").await.unwrap().unwrap();
+    assert_eq!(hash, "secret-of-a1");
+    assert_eq!(seen.dropped_records, 5);
+    assert_eq!(seen.agent_version.as_deref(), Some("0.1.1"));
+    assert_eq!(seen.last_heartbeat, Some(at(10, 5)));
+    assert_eq!(
+        store.device(device.id).await.unwrap().unwrap().last_seen,
+        Some(at(10, 5))
+    );
+    assert!(store.revoke_agent(&agent.id, at(11, 0)).await.unwrap());
+    assert!(!store.revoke_agent(&agent.id, at(11, 1)).await.unwrap());
+    assert_eq!(
+        store.agent("a1").await.unwrap().unwrap().0.revoked_at,
+        Some(at(11, 0))
+    );
+    assert!(store.agent("zz").await.unwrap().is_none());
 }
