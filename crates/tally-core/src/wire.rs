@@ -118,6 +118,10 @@ pub mod v1 {
     #[serde(deny_unknown_fields)]
     pub struct UsageBatch {
         pub batch_id: String,
+        /// The device the agent believes it is. Optional, since credentials already say it;
+        /// when sent it must be the agent's own, or the batch is refused.
+        #[serde(default)]
+        pub device_id: Option<i64>,
         pub records: Vec<UsageRecordV1>,
         /// Records the agent had to drop because its spool was full, since its last report.
         #[serde(default)]

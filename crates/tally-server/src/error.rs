@@ -22,6 +22,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("storage failed: {0}")]
     Store(#[from] tally_store::StoreError),
 }
@@ -33,6 +35,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
         }
     }
@@ -49,5 +52,36 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
         };
         (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<tally_core::ValidationError> for ApiError {
+    fn from(e: tally_core::ValidationError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s: 413 for an oversized body, 400 with serde's
+/// message (which names the field and position) for anything malformed.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(format!(
+                    "{}; send smaller batches",
+                    rejection.body_text()
+                )))
+            }
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
     }
 }

@@ -1,10 +1,14 @@
 //! Tally's site server: the HTTP API over a [`tally_store::Store`], its configuration, and the
 //! OpenAPI document generated from the handlers.
 
+mod admin_api;
+mod agent_api;
 pub mod auth;
 pub mod config;
 mod error;
+pub mod ingest;
 mod openapi;
+mod read_api;
 mod routes;
 
 use std::future::Future;
@@ -14,7 +18,7 @@ use tally_core::SiteCode;
 use tally_store::Store;
 
 pub use config::{Config, ConfigFile, ConfigOverrides};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
 
 /// What every request handler shares.
@@ -22,6 +26,17 @@ pub use openapi::openapi_json;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub site: SiteCode,
+    pub ingest: Arc<ingest::DimensionCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, site: SiteCode) -> Self {
+        Self {
+            store,
+            site,
+            ingest: Arc::default(),
+        }
+    }
 }
 
 /// The complete router, with logging, body-size limit and request timeout applied.

@@ -3,12 +3,21 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::{admin_api, agent_api, read_api, routes};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tally API", description = "Software metering and license compliance."),
-    paths(routes::healthz, routes::openapi, routes::whoami, routes::sites),
+    paths(
+        routes::healthz, routes::openapi, routes::whoami, routes::sites,
+        agent_api::enroll, agent_api::policy, agent_api::upload_usage, agent_api::heartbeat,
+        admin_api::list_tokens, admin_api::create_token, admin_api::revoke_token,
+        admin_api::list_enrollment_tokens, admin_api::create_enrollment_token,
+        admin_api::revoke_enrollment_token, admin_api::list_agents, admin_api::revoke_agent,
+        admin_api::list_rules, admin_api::get_rule, admin_api::create_rule,
+        admin_api::update_rule, admin_api::delete_rule, admin_api::audit_log,
+        read_api::devices, read_api::users, read_api::files, read_api::usage, read_api::runs,
+    ),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
@@ -20,7 +29,21 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An operator token (tally up prints one)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("<agent_id>.<agent_secret> from enrolment"))
+                    .build(),
+            ),
         );
     }
 }

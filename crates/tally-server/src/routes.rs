@@ -2,7 +2,7 @@
 //! drift from the code.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tally_core::{Role, Site};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
-use crate::{ApiError, AppState};
+use crate::{admin_api, agent_api, read_api, ApiError, AppState};
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
@@ -21,6 +21,41 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/sites", get(sites))
+        .route("/api/v1/agent/enroll", post(agent_api::enroll))
+        .route("/api/v1/agent/policy", get(agent_api::policy))
+        .route("/api/v1/agent/usage", post(agent_api::upload_usage))
+        .route("/api/v1/agent/heartbeat", post(agent_api::heartbeat))
+        .route(
+            "/api/v1/tokens",
+            get(admin_api::list_tokens).post(admin_api::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(admin_api::revoke_token))
+        .route(
+            "/api/v1/enrollment-tokens",
+            get(admin_api::list_enrollment_tokens).post(admin_api::create_enrollment_token),
+        )
+        .route(
+            "/api/v1/enrollment-tokens/{id}",
+            delete(admin_api::revoke_enrollment_token),
+        )
+        .route("/api/v1/agents", get(admin_api::list_agents))
+        .route("/api/v1/agents/{id}", delete(admin_api::revoke_agent))
+        .route(
+            "/api/v1/rules",
+            get(admin_api::list_rules).post(admin_api::create_rule),
+        )
+        .route(
+            "/api/v1/rules/{id}",
+            get(admin_api::get_rule)
+                .put(admin_api::update_rule)
+                .delete(admin_api::delete_rule),
+        )
+        .route("/api/v1/audit", get(admin_api::audit_log))
+        .route("/api/v1/devices", get(read_api::devices))
+        .route("/api/v1/users", get(read_api::users))
+        .route("/api/v1/files", get(read_api::files))
+        .route("/api/v1/usage", get(read_api::usage))
+        .route("/api/v1/runs", get(read_api::runs))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -1,56 +1,8 @@
 //! The server over real HTTP on a real SQLite file.
 
-use std::sync::Arc;
+mod common;
 
-use tally_core::{Role, SiteCode};
-use tally_server::config::Limits;
-use tally_server::{auth, AppState};
-use tally_store::{SqliteStore, Store};
-
-struct TestServer {
-    url: String,
-    admin: String,
-    auditor: String,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-    let mut tokens = Vec::new();
-    for role in [Role::Admin, Role::Auditor] {
-        let (token, hash) = auth::generate_token();
-        store
-            .create_operator_token(role.as_str(), role, &hash, chrono::Utc::now())
-            .await
-            .unwrap();
-        tokens.push(token);
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState {
-        store,
-        site: SiteCode::parse("S01").unwrap(),
-    };
-    let task = tokio::spawn(async move {
-        tally_server::serve(listener, state, &Limits::default(), async {
-            let _ = rx.await;
-        })
-        .await
-    });
-    TestServer {
-        url,
-        auditor: tokens.pop().unwrap(),
-        admin: tokens.pop().unwrap(),
-        _dir: dir,
-        stop: Some(tx),
-        task,
-    }
-}
+use common::start;
 
 #[tokio::test]
 async fn healthz_reports_the_database() {

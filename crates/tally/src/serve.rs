@@ -46,10 +46,7 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     let token = first_token(store.as_ref(), mode).await?;
     print_banner(&url, token.as_deref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
-    let state = AppState {
-        store,
-        site: config.site_code.clone(),
-    };
+    let state = AppState::new(store, config.site_code.clone());
     tally_server::serve(
         listener,
         state,

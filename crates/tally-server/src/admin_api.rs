@@ -1,0 +1,371 @@
+//! The admin API: operator and enrolment tokens, agents, metering rules, and the audit log.
+//! Reads need any operator token; changes need the admin role and are written to the audit log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tally_core::agents::{Agent, EnrollmentToken};
+use tally_core::rules::RuleSpec;
+use tally_core::{AuditEntry, MeteringRule, OperatorToken, Role, RuleOrigin, SiteCode};
+use tally_store::NewEnrollmentToken;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{generate_token, Operator};
+use crate::error::{ErrorBody, JsonBody};
+use crate::{ApiError, AppState};
+
+/// Writes one audit entry for a change an operator made.
+async fn audit(
+    state: &AppState,
+    operator: &Operator,
+    action: &str,
+    target: String,
+    detail: impl Serialize,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        at: Utc::now(),
+        actor: operator.0.name.clone(),
+        action: action.into(),
+        target,
+        detail: serde_json::to_string(&detail).expect("audit detail serialises"),
+    };
+    Ok(state.store.append_audit(&entry).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateToken {
+    name: String,
+    role: Role,
+}
+
+/// A newly created token: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedToken<T> {
+    #[serde(flatten)]
+    info: T,
+    token: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "operators", security(("bearer" = [])),
+    responses((status = 200, body = Vec<OperatorToken>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_tokens(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<OperatorToken>>, ApiError> {
+    Ok(Json(state.store.operator_tokens().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "operators", security(("bearer" = [])),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "Created; the token is shown only now", body = CreatedToken<OperatorToken>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub(crate) async fn create_token(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken<OperatorToken>>), ApiError> {
+    op.require_admin()?;
+    if req.name.trim().is_empty() {
+        return Err(ApiError::BadRequest("name: a token needs a name".into()));
+    }
+    let (token, hash) = generate_token();
+    let info = state
+        .store
+        .create_operator_token(&req.name, req.role, &hash, Utc::now())
+        .await?;
+    audit(
+        &state,
+        &op,
+        "token.create",
+        format!("token:{}", info.id),
+        &info,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "operators", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn revoke_token(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    if !state.store.revoke_operator_token(id, Utc::now()).await? {
+        return Err(ApiError::NotFound(format!(
+            "no live token with id {id}; see tally tokens list"
+        )));
+    }
+    audit(&state, &op, "token.revoke", format!("token:{id}"), ()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateEnrollmentToken {
+    name: String,
+    /// Defaults to this server's site.
+    #[serde(default)]
+    site_code: Option<SiteCode>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    max_uses: Option<i32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enrollment-tokens", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<EnrollmentToken>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_enrollment_tokens(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<EnrollmentToken>>, ApiError> {
+    Ok(Json(state.store.enrollment_tokens().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/enrollment-tokens", tag = "agents", security(("bearer" = [])),
+    request_body = CreateEnrollmentToken,
+    responses(
+        (status = 201, description = "Created; the token is shown only now", body = CreatedToken<EnrollmentToken>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub(crate) async fn create_enrollment_token(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<CreateEnrollmentToken>,
+) -> Result<(StatusCode, Json<CreatedToken<EnrollmentToken>>), ApiError> {
+    op.require_admin()?;
+    let site_code = req.site_code.unwrap_or_else(|| state.site.clone());
+    if state.store.site(&site_code).await?.is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "site_code: no site {site_code}; see GET /api/v1/sites"
+        )));
+    }
+    if req.max_uses.is_some_and(|n| n < 1) {
+        return Err(ApiError::BadRequest("max_uses: must be at least 1".into()));
+    }
+    let (token, hash) = generate_token();
+    let new = NewEnrollmentToken {
+        site_code,
+        name: req.name,
+        expires_at: req.expires_at,
+        max_uses: req.max_uses,
+    };
+    let info = state
+        .store
+        .create_enrollment_token(&new, &hash, Utc::now())
+        .await?;
+    audit(
+        &state,
+        &op,
+        "enrollment_token.create",
+        format!("enrollment_token:{}", info.id),
+        &info,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
+}
+
+#[utoipa::path(delete, path = "/api/v1/enrollment-tokens/{id}", tag = "agents", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn revoke_enrollment_token(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    if !state.store.revoke_enrollment_token(id, Utc::now()).await? {
+        return Err(ApiError::NotFound(format!(
+            "no live enrolment token with id {id}"
+        )));
+    }
+    audit(
+        &state,
+        &op,
+        "enrollment_token.revoke",
+        format!("enrollment_token:{id}"),
+        (),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Agent>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_agents(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Agent>>, ApiError> {
+    Ok(Json(state.store.agents().await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked: its next call gets 401"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn revoke_agent(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    if !state.store.revoke_agent(&id, Utc::now()).await? {
+        return Err(ApiError::NotFound(format!(
+            "no live agent {id}; see GET /api/v1/agents"
+        )));
+    }
+    audit(&state, &op, "agent.revoke", format!("agent:{id}"), ()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", security(("bearer" = [])),
+    responses((status = 200, body = Vec<MeteringRule>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list_rules(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<MeteringRule>>, ApiError> {
+    Ok(Json(state.store.rules().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = MeteringRule), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn get_rule(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<MeteringRule>, ApiError> {
+    state
+        .store
+        .rule(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no rule {id}; see tally rules list")))
+}
+
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules", security(("bearer" = [])),
+    request_body = RuleSpec,
+    responses((status = 201, body = MeteringRule), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn create_rule(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(spec): JsonBody<RuleSpec>,
+) -> Result<(StatusCode, Json<MeteringRule>), ApiError> {
+    op.require_admin()?;
+    spec.validate()?;
+    let rule = state
+        .store
+        .create_rule(&state.site, RuleOrigin::Manual, &spec, Utc::now())
+        .await?;
+    audit(
+        &state,
+        &op,
+        "rule.create",
+        format!("rule:{}", rule.id),
+        &rule.spec,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(rule)))
+}
+
+#[utoipa::path(put, path = "/api/v1/rules/{id}", tag = "rules", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = RuleSpec,
+    responses((status = 200, body = MeteringRule), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update_rule(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(spec): JsonBody<RuleSpec>,
+) -> Result<Json<MeteringRule>, ApiError> {
+    op.require_admin()?;
+    spec.validate()?;
+    let rule = state
+        .store
+        .update_rule(id, &spec, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no rule {id}; see tally rules list")))?;
+    audit(&state, &op, "rule.update", format!("rule:{id}"), &rule.spec).await?;
+    Ok(Json(rule))
+}
+
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_rule(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    if !state.store.delete_rule(id).await? {
+        return Err(ApiError::NotFound(format!(
+            "no rule {id}; see tally rules list"
+        )));
+    }
+    audit(&state, &op, "rule.delete", format!("rule:{id}"), ()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Paging for lists: ids greater than `after`, at most `limit` (1 to 1000, default 100).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageParams {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+impl PageParams {
+    pub fn new(after: i64, limit: Option<i64>) -> Self {
+        Self { after, limit }
+    }
+
+    pub fn page(&self) -> Result<tally_store::Page, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit: {limit} is not between 1 and 1000"
+            )));
+        }
+        Ok(tally_store::Page {
+            after: self.after,
+            limit,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditRow {
+    id: i64,
+    #[serde(flatten)]
+    entry: AuditEntry,
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "operators", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Vec<AuditRow>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn audit_log(
+    _op: Operator,
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<PageParams>,
+) -> Result<Json<Vec<AuditRow>>, ApiError> {
+    let rows = state.store.audit_log(params.page()?).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, entry)| AuditRow { id, entry })
+            .collect(),
+    ))
+}

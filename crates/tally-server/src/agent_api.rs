@@ -1,0 +1,246 @@
+//! The agent API (`/api/v1/agent/…`): enrolment, policy, usage upload, heartbeat. Separate from
+//! the admin API, with its own credentials: an agent authenticates as itself and can only write
+//! for its own device.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tally_core::agents::Agent;
+use tally_core::policy::rules_for_site;
+use tally_core::wire::v1::{
+    EnrollRequest, EnrollResponse, Heartbeat, Policy, UsageAck, UsageBatch, MAX_BATCH_RECORDS,
+};
+use tally_core::AuditEntry;
+use tally_store::NewAgent;
+
+use crate::auth::hash_token;
+use crate::error::{ErrorBody, JsonBody};
+use crate::{ApiError, AppState};
+
+/// Reporting cadence sent to agents: Configuration Manager reports every 7 days; Tally wants
+/// near-real-time figures, so 15 minutes.
+pub const REPORT_INTERVAL_SECS: u64 = 15 * 60;
+pub const INVENTORY_INTERVAL_SECS: u64 = 24 * 60 * 60;
+pub const HEARTBEAT_INTERVAL_SECS: u64 = 5 * 60;
+
+/// The agent making a request, from `Authorization: Bearer <agent_id>.<secret>`.
+pub struct AgentAuth(pub Agent);
+
+impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |why: &str| {
+            ApiError::Unauthorized(format!(
+                "{why}; re-enrol the agent with a valid enrolment token"
+            ))
+        };
+        let credentials = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("no agent credentials"))?;
+        let (id, secret) = credentials
+            .split_once('.')
+            .ok_or_else(|| unauthorized("malformed agent credentials"))?;
+        let (agent, secret_hash) = state
+            .store
+            .agent(id)
+            .await?
+            .ok_or_else(|| unauthorized("unknown agent"))?;
+        if secret_hash != hash_token(secret) {
+            return Err(unauthorized("wrong agent secret"));
+        }
+        if agent.revoked_at.is_some() {
+            return Err(unauthorized("this agent has been revoked"));
+        }
+        Ok(AgentAuth(agent))
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+#[utoipa::path(post, path = "/api/v1/agent/enroll", tag = "agent", request_body = EnrollRequest,
+    responses(
+        (status = 200, description = "Enrolled; keep the secret, it is not shown again", body = EnrollResponse),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "Enrolment token unknown, revoked, expired or used up", body = ErrorBody),
+    ))]
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    if req.host_name.trim().is_empty() {
+        return Err(ApiError::BadRequest("host_name: must not be empty".into()));
+    }
+    let agent_id = format!("ag_{}", random_hex(12));
+    let secret = random_hex(32);
+    let new = NewAgent {
+        agent_id: agent_id.clone(),
+        secret_hash: hash_token(&secret),
+        host_name: req.host_name,
+        fqdn: req.fqdn,
+        os: req.os,
+        serial: req.serial,
+    };
+    let now = Utc::now();
+    let Some((agent, device)) = state
+        .store
+        .enroll_agent(&hash_token(&req.enrollment_token), &new, now)
+        .await?
+    else {
+        return Err(ApiError::Unauthorized(
+            "the enrolment token is unknown, revoked, expired or used up; ask an administrator for a new one (tally enrollment create)".into(),
+        ));
+    };
+    state
+        .store
+        .append_audit(&AuditEntry {
+            at: now,
+            actor: format!("agent:{}", agent.id),
+            action: "agent.enroll".into(),
+            target: format!("device:{}", device.id),
+            detail: device.host_name.clone(),
+        })
+        .await?;
+    tracing::info!(agent = %agent.id, device = device.id, host = %device.host_name, "agent enrolled");
+    Ok(Json(EnrollResponse {
+        agent_id,
+        agent_secret: secret,
+        device_id: device.id,
+        site_code: device.site_code.to_string(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/agent/policy", tag = "agent", security(("agent" = [])),
+    responses(
+        (status = 200, description = "Rules and intervals for this agent's site", body = Policy,
+            headers(("ETag" = String, description = "Send back in If-None-Match"))),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+        (status = 401, description = "Unknown, wrong or revoked agent credentials", body = ErrorBody),
+    ))]
+pub(crate) async fn policy(
+    AgentAuth(agent): AgentAuth,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let device = state.store.device(agent.device_id).await?.ok_or_else(|| {
+        ApiError::NotFound("the agent's device no longer exists; re-enrol".into())
+    })?;
+    let sites = state.store.sites().await?;
+    let rules = state.store.rules().await?;
+    let policy = Policy {
+        site_code: device.site_code.to_string(),
+        rules: rules_for_site(&device.site_code, &sites, &rules)
+            .into_iter()
+            .cloned()
+            .collect(),
+        report_interval_secs: REPORT_INTERVAL_SECS,
+        inventory_interval_secs: INVENTORY_INTERVAL_SECS,
+        heartbeat_interval_secs: HEARTBEAT_INTERVAL_SECS,
+    };
+    let body = serde_json::to_vec(&policy).expect("policy serialises");
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
+    let unchanged = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
+    }
+    Ok((
+        [
+            (ETAG, etag),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/agent/usage", tag = "agent", security(("agent" = [])),
+    request_body = UsageBatch,
+    responses(
+        (status = 200, description = "Stored (or, for a replayed batch_id, already stored)", body = UsageAck),
+        (status = 400, description = "A record is invalid; the message names its index and field", body = ErrorBody),
+        (status = 401, description = "Unknown, wrong or revoked agent credentials", body = ErrorBody),
+        (status = 403, description = "The batch names a device other than the agent's own", body = ErrorBody),
+        (status = 413, description = "Body or record count over the limit", body = ErrorBody),
+    ))]
+pub(crate) async fn upload_usage(
+    AgentAuth(agent): AgentAuth,
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<UsageBatch>,
+) -> Result<Json<UsageAck>, ApiError> {
+    if batch.device_id.is_some_and(|d| d != agent.device_id) {
+        return Err(ApiError::Forbidden(format!(
+            "agent {} may only upload usage for its own device {}",
+            agent.id, agent.device_id
+        )));
+    }
+    if batch.records.len() > MAX_BATCH_RECORDS {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} records in one batch; at most {MAX_BATCH_RECORDS}, send smaller batches",
+            batch.records.len()
+        )));
+    }
+    batch
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let rows = state
+        .ingest
+        .resolve(state.store.as_ref(), agent.device_id, &batch.records)
+        .await?;
+    let now = Utc::now();
+    let outcome = state
+        .store
+        .insert_usage_batch(agent.device_id, &batch.batch_id, &rows, now)
+        .await?;
+    if batch.dropped > 0 && !outcome.replayed {
+        tracing::warn!(agent = %agent.id, dropped = batch.dropped, "agent reports records dropped from a full spool");
+        let version = agent.agent_version.as_deref().unwrap_or("");
+        let dropped = i64::try_from(batch.dropped).unwrap_or(i64::MAX);
+        state
+            .store
+            .agent_heartbeat(&agent.id, version, dropped, now)
+            .await?;
+    }
+    Ok(Json(UsageAck {
+        batch_id: batch.batch_id,
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/agent/heartbeat", tag = "agent", security(("agent" = [])),
+    request_body = Heartbeat,
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 400, description = "Malformed heartbeat", body = ErrorBody),
+        (status = 401, description = "Unknown, wrong or revoked agent credentials", body = ErrorBody),
+    ))]
+pub(crate) async fn heartbeat(
+    AgentAuth(agent): AgentAuth,
+    State(state): State<AppState>,
+    JsonBody(beat): JsonBody<Heartbeat>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .agent_heartbeat(&agent.id, &beat.agent_version, 0, Utc::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,80 @@
+//! Turning an agent's upload into stored rows: files and users are resolved to ids through
+//! in-memory caches, so a steady stream of records from known programs costs no dimension
+//! queries at all.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tally_core::wire::v1::UsageRecordV1;
+use tally_core::FileInfo;
+use tally_store::{NewUsageRecord, Store};
+
+/// Entries kept per cache before it is cleared; far above the distinct files and accounts of a
+/// large site, and bounded so memory cannot grow without end.
+const CACHE_LIMIT: usize = 200_000;
+
+/// Id caches shared by every request on this replica. Ids never change once assigned, so a
+/// cache can be stale only by missing entries, never by holding wrong ones.
+#[derive(Default)]
+pub struct DimensionCache {
+    files: Mutex<HashMap<FileInfo, i64>>,
+    users: Mutex<HashMap<String, i64>>,
+}
+
+impl DimensionCache {
+    async fn file_id(&self, store: &dyn Store, file: &FileInfo) -> tally_store::Result<i64> {
+        if let Some(&id) = self.files.lock().expect("cache lock").get(file) {
+            return Ok(id);
+        }
+        let id = store.upsert_file(file).await?;
+        let mut files = self.files.lock().expect("cache lock");
+        if files.len() >= CACHE_LIMIT {
+            files.clear();
+        }
+        files.insert(file.clone(), id);
+        Ok(id)
+    }
+
+    async fn user_id(&self, store: &dyn Store, r: &UsageRecordV1) -> tally_store::Result<i64> {
+        if let Some(&id) = self.users.lock().expect("cache lock").get(&r.user.account) {
+            return Ok(id);
+        }
+        let id = store
+            .upsert_user(&r.user.account, r.user.full_name.as_deref())
+            .await?;
+        let mut users = self.users.lock().expect("cache lock");
+        if users.len() >= CACHE_LIMIT {
+            users.clear();
+        }
+        users.insert(r.user.account.clone(), id);
+        Ok(id)
+    }
+
+    /// Resolves every record's file and user and attaches the device.
+    pub async fn resolve(
+        &self,
+        store: &dyn Store,
+        device_id: i64,
+        records: &[UsageRecordV1],
+    ) -> tally_store::Result<Vec<NewUsageRecord>> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            out.push(NewUsageRecord {
+                meter_data_id: r.meter_data_id.clone(),
+                device_id,
+                file_id: self.file_id(store, &r.file).await?,
+                user_id: self.user_id(store, r).await?,
+                start_time: r.start_time,
+                start_time_offset: r.start_time_offset,
+                end_time: r.end_time,
+                end_time_offset: r.end_time_offset,
+                started: r.started,
+                still_running: r.still_running,
+                start_not_captured: r.start_not_captured,
+                end_not_captured: r.end_not_captured,
+                in_ts_session: r.in_ts_session,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,173 @@
+//! Read-only views of what agents reported: devices, users, files, raw usage records and runs.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use tally_core::file::StoredFile;
+use tally_core::runs::{stitch_runs, Run};
+use tally_core::{Device, UsageRecord, User};
+use tally_store::{Page, UsageQuery};
+use utoipa::IntoParams;
+
+use crate::admin_api::PageParams;
+use crate::auth::Operator;
+use crate::error::ErrorBody;
+use crate::{ApiError, AppState};
+
+/// Most raw records one runs request stitches; narrow with `since`, `rule` or `device_id`.
+const MAX_RECORDS_PER_RUNS_QUERY: usize = 200_000;
+
+#[utoipa::path(get, path = "/api/v1/devices", tag = "inventory", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Vec<Device>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn devices(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Vec<Device>>, ApiError> {
+    Ok(Json(state.store.devices(p.page()?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "inventory", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Vec<User>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn users(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(state.store.users(p.page()?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/files", tag = "inventory", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Vec<StoredFile>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn files(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Vec<StoredFile>>, ApiError> {
+    Ok(Json(state.store.files(p.page()?).await?))
+}
+
+/// Filters for usage records and runs.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UsageParams {
+    /// Only records of files this rule (by name) meters.
+    rule: Option<String>,
+    /// Only records ending at or after this date (`YYYY-MM-DD`, UTC) or RFC 3339 time.
+    since: Option<String>,
+    device_id: Option<i64>,
+    /// Records: ids greater than this. Runs: the number of runs to skip.
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+fn parse_since(s: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "since: {s:?} is not a date; use YYYY-MM-DD or an RFC 3339 time"
+            ))
+        })
+}
+
+impl UsageParams {
+    async fn query(&self, state: &AppState) -> Result<UsageQuery, ApiError> {
+        let page = PageParams::new(self.after, self.limit).page()?;
+        Ok(UsageQuery {
+            device_id: self.device_id,
+            file_ids: match &self.rule {
+                Some(name) => Some(files_metered_by(state, name).await?),
+                None => None,
+            },
+            since: self.since.as_deref().map(parse_since).transpose()?,
+            page,
+        })
+    }
+}
+
+/// Ids of the stored files the named rule matches.
+async fn files_metered_by(state: &AppState, rule_name: &str) -> Result<Vec<i64>, ApiError> {
+    let rules = state.store.rules().await?;
+    let rule = rules
+        .iter()
+        .find(|r| r.spec.name.eq_ignore_ascii_case(rule_name))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("no rule named {rule_name:?}; see tally rules list"))
+        })?;
+    let mut ids = Vec::new();
+    let mut page = Page {
+        after: 0,
+        limit: 1000,
+    };
+    loop {
+        let files = state.store.files(page).await?;
+        let Some(last) = files.last() else { break };
+        page.after = last.id;
+        ids.extend(
+            files
+                .iter()
+                .filter(|f| rule.spec.matches(&f.info))
+                .map(|f| f.id),
+        );
+    }
+    Ok(ids)
+}
+
+#[utoipa::path(get, path = "/api/v1/usage", tag = "usage", security(("bearer" = [])),
+    params(UsageParams),
+    responses((status = 200, description = "Raw usage records (SMS_MeterData), by id", body = Vec<UsageRecord>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "Unknown rule", body = ErrorBody)))]
+pub(crate) async fn usage(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<UsageParams>,
+) -> Result<Json<Vec<UsageRecord>>, ApiError> {
+    let query = p.query(&state).await?;
+    Ok(Json(state.store.usage_records(&query).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs", tag = "usage", security(("bearer" = [])),
+    params(UsageParams),
+    responses((status = 200, description = "Program executions stitched from their records, by start time", body = Vec<Run>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "Unknown rule", body = ErrorBody)))]
+pub(crate) async fn runs(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<UsageParams>,
+) -> Result<Json<Vec<Run>>, ApiError> {
+    // Runs need every record of an instance, so read all matching records, then page runs.
+    let mut query = p.query(&state).await?;
+    let limit = query.page.limit as usize;
+    let skip = query.page.after.max(0) as usize;
+    query.page = Page {
+        after: 0,
+        limit: 1000,
+    };
+    let mut records = Vec::new();
+    loop {
+        let batch = state.store.usage_records(&query).await?;
+        let Some(last) = batch.last() else { break };
+        query.page.after = last.id;
+        records.extend(batch);
+        if records.len() > MAX_RECORDS_PER_RUNS_QUERY {
+            return Err(ApiError::BadRequest(format!(
+                "more than {MAX_RECORDS_PER_RUNS_QUERY} records match; narrow with since, rule or device_id"
+            )));
+        }
+    }
+    let runs = stitch_runs(&records)
+        .into_iter()
+        .skip(skip)
+        .take(limit)
+        .collect();
+    Ok(Json(runs))
+}

@@ -1,0 +1,216 @@
+//! The admin API over HTTP: operator tokens and roles, rules, filters, audit log.
+
+mod common;
+
+use common::start;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn tokens_roles_and_revocation() {
+    let s = start().await;
+    let (status, _) = s
+        .post(
+            "/api/v1/tokens",
+            Some(&s.auditor),
+            json!({"name": "x", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 403, "an auditor cannot create tokens");
+    let (status, created) = s
+        .post(
+            "/api/v1/tokens",
+            Some(&s.admin),
+            json!({"name": "ci", "role": "auditor"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let token = created["token"].as_str().unwrap().to_string();
+    let (status, me) = s.get("/api/v1/whoami", &token).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("ci")));
+    let (status, body) = s
+        .post(
+            "/api/v1/tokens",
+            Some(&s.admin),
+            json!({"name": "x", "role": "root"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/api/v1/tokens/{id}");
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&s.admin), None).await.0,
+        204
+    );
+    assert_eq!(s.get("/api/v1/whoami", &token).await.0, 401, "revoked");
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&s.admin), None).await.0,
+        404
+    );
+    let (_, list) = s.get("/api/v1/tokens", &s.auditor).await;
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn rules_are_validated_edited_and_audited() {
+    let s = start().await;
+    let (status, body) = s
+        .post("/api/v1/rules", Some(&s.admin), json!({"name": "Nothing"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("file name"),
+        "{body}"
+    );
+    let (status, _) = s
+        .post(
+            "/api/v1/rules",
+            Some(&s.admin),
+            json!({"name": "Wild", "file_name": "co*"}),
+        )
+        .await;
+    assert_eq!(status, 400, "no wildcards in file names");
+    let editor = json!({"name": "Editor", "file_name": "code", "file_version": "1.*", "product_name": "Code"});
+    assert_eq!(
+        s.post("/api/v1/rules", Some(&s.auditor), editor.clone())
+            .await
+            .0,
+        403
+    );
+    let (status, rule) = s.post("/api/v1/rules", Some(&s.admin), editor).await;
+    assert_eq!(status, 201);
+    assert_eq!(rule["site_code"], "S01");
+    assert_eq!(rule["origin"], "manual");
+    assert_eq!(rule["apply_to_child_sites"], true);
+    let id = rule["id"].as_i64().unwrap();
+    let path = format!("/api/v1/rules/{id}");
+    let mut edited = rule.clone();
+    edited["enabled"] = json!(false);
+    for k in ["id", "site_code", "origin", "updated_at"] {
+        edited.as_object_mut().unwrap().remove(k);
+    }
+    let (status, updated) = s
+        .call(Method::PUT, &path, Some(&s.admin), Some(edited.clone()))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["enabled"], false);
+    assert_eq!(
+        s.call(
+            Method::PUT,
+            "/api/v1/rules/999",
+            Some(&s.admin),
+            Some(edited)
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(s.get(&path, &s.auditor).await.1["enabled"], false);
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&s.admin), None).await.0,
+        204
+    );
+    assert_eq!(s.get(&path, &s.admin).await.0, 404);
+
+    let (_, log) = s.get("/api/v1/audit", &s.auditor).await;
+    let actions: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["rule.create", "rule.update", "rule.delete"]);
+    assert_eq!(log[0]["actor"], "admin");
+    assert_eq!(log[0]["target"], format!("rule:{id}"));
+}
+
+#[tokio::test]
+async fn usage_filters_and_paging() {
+    let s = start().await;
+    let (creds, _) = s.enroll("pc1").await;
+    let rec = |id: &str, file: &str, day: u32| {
+        json!({
+            "meter_data_id": id,
+            "file": {"file_name": file, "original_file_name": file, "version": "1.0",
+                     "product_name": "", "publisher": "", "language": 65535},
+            "user": {"account": "bob"},
+            "start_time": format!("2026-05-{day:02}T10:00:00Z"), "start_time_offset": 0,
+            "end_time": format!("2026-05-{day:02}T10:05:00Z"), "end_time_offset": 0,
+            "started": true, "still_running": false,
+            "start_not_captured": false, "end_not_captured": false, "in_ts_session": true
+        })
+    };
+    let records: Vec<_> = (1..=6)
+        .map(|d| rec(&format!("m{d}"), if d % 2 == 0 { "code" } else { "vim" }, d))
+        .collect();
+    let (status, _) = s
+        .post(
+            "/api/v1/agent/usage",
+            Some(&creds),
+            json!({"batch_id": "b", "records": records}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.post(
+        "/api/v1/rules",
+        Some(&s.admin),
+        json!({"name": "Editor", "file_name": "CODE"}),
+    )
+    .await;
+    let (_, by_rule) = s.get("/api/v1/usage?rule=editor", &s.auditor).await;
+    assert_eq!(
+        by_rule.as_array().unwrap().len(),
+        3,
+        "rule names and file names ignore case"
+    );
+    let (_, since) = s.get("/api/v1/usage?since=2026-05-05", &s.auditor).await;
+    assert_eq!(since.as_array().unwrap().len(), 2);
+    let (_, runs) = s
+        .get("/api/v1/runs?rule=Editor&since=2026-05-03", &s.auditor)
+        .await;
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["in_ts_session"], true);
+    let (_, page1) = s.get("/api/v1/usage?limit=4", &s.auditor).await;
+    let last = page1[3]["id"].as_i64().unwrap();
+    let (_, page2) = s
+        .get(&format!("/api/v1/usage?limit=4&after={last}"), &s.auditor)
+        .await;
+    assert_eq!(
+        (
+            page1.as_array().unwrap().len(),
+            page2.as_array().unwrap().len()
+        ),
+        (4, 2)
+    );
+    assert_eq!(s.get("/api/v1/usage?rule=nope", &s.auditor).await.0, 404);
+    assert_eq!(
+        s.get("/api/v1/usage?since=yesterday", &s.auditor).await.0,
+        400
+    );
+    assert_eq!(s.get("/api/v1/devices?limit=0", &s.auditor).await.0, 400);
+    let (_, devices) = s.get("/api/v1/devices", &s.auditor).await;
+    assert_eq!(devices[0]["host_name"], "pc1");
+}
+
+#[tokio::test]
+async fn every_served_route_is_in_the_openapi_document_with_its_errors() {
+    let s = start().await;
+    let (_, doc) = s.get("/api/v1/openapi.json", &s.admin).await;
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|k| k.starts_with('2') || k == "304"),
+                "{method} {path}"
+            );
+            if op.get("security").is_some() {
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} lacks its 401"
+                );
+            }
+        }
+    }
+}

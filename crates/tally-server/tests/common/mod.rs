@@ -1,0 +1,127 @@
+//! A real server on a real SQLite file, bound to a free loopback port, with an admin and an
+//! auditor token.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tally_core::{Role, Site, SiteCode};
+use tally_server::config::Limits;
+use tally_server::{auth, AppState};
+use tally_store::{SqliteStore, Store};
+
+pub struct TestServer {
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub url: String,
+    pub admin: String,
+    pub auditor: String,
+    _dir: tempfile::TempDir,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    store
+        .put_site(&Site {
+            code: SiteCode::parse("S01").unwrap(),
+            name: "Test".into(),
+            alias: None,
+            parent: None,
+        })
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for role in [Role::Admin, Role::Auditor] {
+        let (token, hash) = auth::generate_token();
+        store
+            .create_operator_token(role.as_str(), role, &hash, chrono::Utc::now())
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(store.clone(), SiteCode::parse("S01").unwrap());
+    let task = tokio::spawn(async move {
+        tally_server::serve(listener, state, &Limits::default(), async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    TestServer {
+        client: reqwest::Client::new(),
+        store,
+        url,
+        auditor: tokens.pop().unwrap(),
+        admin: tokens.pop().unwrap(),
+        _dir: dir,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl TestServer {
+    /// Sends a request with an optional bearer credential and JSON body; returns status and
+    /// body (Null when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, Some(auth), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, auth, Some(body))
+            .await
+    }
+
+    /// Creates an enrolment token and enrols an agent; returns its credentials and device id.
+    pub async fn enroll(&self, host: &str) -> (String, i64) {
+        let (status, token) = self
+            .post(
+                "/api/v1/enrollment-tokens",
+                Some(&self.admin),
+                serde_json::json!({"name": host}),
+            )
+            .await;
+        assert_eq!(status, 201, "{token}");
+        let (status, enrolled) = self
+            .post(
+                "/api/v1/agent/enroll",
+                None,
+                serde_json::json!({"enrollment_token": token["token"], "host_name": host}),
+            )
+            .await;
+        assert_eq!(status, 200, "{enrolled}");
+        let creds = format!(
+            "{}.{}",
+            enrolled["agent_id"].as_str().unwrap(),
+            enrolled["agent_secret"].as_str().unwrap()
+        );
+        (creds, enrolled["device_id"].as_i64().unwrap())
+    }
+}
