@@ -58,8 +58,9 @@ pub struct RuleSpec {
     pub product_name: String,
     #[serde(default)]
     pub comment: String,
-    /// Copy the rule to every child site (Configuration Manager's default is true).
-    #[serde(default = "yes")]
+    /// Also meter on every child site. Off by default: seed 000 says rules are "active only on
+    /// the site where they were created" unless this is asked for.
+    #[serde(default)]
     pub apply_to_child_sites: bool,
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -81,7 +81,10 @@ async fn rules_are_validated_edited_and_audited() {
     assert_eq!(status, 201);
     assert_eq!(rule["site_code"], "S01");
     assert_eq!(rule["origin"], "manual");
-    assert_eq!(rule["apply_to_child_sites"], true);
+    assert_eq!(
+        rule["apply_to_child_sites"], false,
+        "seed 000: own site only by default"
+    );
     let id = rule["id"].as_i64().unwrap();
     let path = format!("/api/v1/rules/{id}");
     let mut edited = rule.clone();

@@ -1,5 +1,8 @@
 //! `tally`: the site server, `tally up` for a one-minute trial, and admin verbs.
 
+mod admin;
+mod client;
+mod output;
 mod serve;
 
 use std::net::SocketAddr;
@@ -27,6 +30,44 @@ enum Command {
     Server(ServerArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Metering rules: list, add, edit, enable, disable, delete.
+    Rules {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: admin::RulesCmd,
+    },
+    /// Operator API tokens.
+    Tokens {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: admin::TokensCmd,
+    },
+    /// Enrolment tokens that agents join a site with.
+    Enrollment {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: admin::EnrollmentCmd,
+    },
+    /// Devices known to the server.
+    Devices {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+    },
+    /// Users seen running metered programs.
+    Users {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+    },
+    /// Usage records, or runs with --runs.
+    Usage {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(flatten)]
+        args: admin::UsageArgs,
+    },
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -87,6 +128,12 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(args) => serve::run(args, serve::Mode::Up).await,
             Command::Server(args) => serve::run(args, serve::Mode::Server).await,
+            Command::Rules { api, cmd } => admin::rules(&api, cmd).await,
+            Command::Tokens { api, cmd } => admin::tokens(&api, cmd).await,
+            Command::Enrollment { api, cmd } => admin::enrollment(&api, cmd).await,
+            Command::Devices { api } => admin::devices(&api).await,
+            Command::Users { api } => admin::users(&api).await,
+            Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Openapi => {
                 println!("{}", tally_server::openapi_json());
                 Ok(())

@@ -1,60 +1,12 @@
 //! `tally up` as a newcomer runs it: a real process, a real data directory, real HTTP.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Running {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Running {
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-/// Starts `tally up` in `dir` and reads the URL and token from its banner.
-fn up(dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["up", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env_remove("TALLY_DATABASE_URL")
-        .env_remove("TALLY_DATA_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut token) = (None, None);
-    while url.is_none() || token.is_none() {
-        let line = lines.next().expect("banner ended early").unwrap();
-        if let Some(u) = line.strip_prefix("Tally is running at ") {
-            url = Some(u.to_string());
-        }
-        if let Some(t) = line.strip_prefix("Admin token (shown once, keep it): ") {
-            token = Some(t.to_string());
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running {
-        child,
-        url: url.unwrap(),
-        token: token.unwrap(),
-    }
-}
+use common::up;
 
 fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let client = reqwest::blocking::Client::builder()

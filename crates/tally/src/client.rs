@@ -1,0 +1,80 @@
+//! A small client for the admin API, used by the CLI verbs.
+
+use anyhow::{anyhow, bail, Context, Result};
+use reqwest::Method;
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(url: &str, token: Option<String>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            url: url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// Sends a request and returns the JSON body (Null for an empty one); an error response
+    /// becomes an error carrying the server's message.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let Some(token) = &self.token else {
+            bail!("no token: set TALLY_TOKEN or pass --token (tally up prints an admin token)");
+        };
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach Tally at {}: {e}; is the server running (tally up)? Set TALLY_URL or --url",
+                self.url
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.context("reading the server's answer")?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .with_context(|| format!("the server answered {status} with non-JSON"))?
+        };
+        if !status.is_success() {
+            let message = value["message"].as_str().unwrap_or(&text);
+            bail!("{status}: {message}");
+        }
+        Ok(value)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// Every row of a paged list, following `after=<last id>`.
+    pub async fn get_all(&self, path: &str) -> Result<Vec<Value>> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut rows = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .get(&format!("{path}{sep}limit=1000&after={after}"))
+                .await?;
+            let page = page.as_array().cloned().unwrap_or_default();
+            let Some(last) = page.last() else { break };
+            after = last["id"].as_i64().context("paged rows carry an id")?;
+            rows.extend(page);
+        }
+        Ok(rows)
+    }
+}

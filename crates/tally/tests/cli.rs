@@ -1,0 +1,182 @@
+//! The admin CLI verbs against a real `tally up`: the newcomer's path from a rule to a run.
+
+mod common;
+
+use common::{tally, tally_at, tally_json, up};
+use serde_json::json;
+
+/// Enrols an agent over the API and uploads one finished run of `code` by alice.
+fn upload_a_run(url: &str, admin: &str) {
+    let http = reqwest::blocking::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{url}/api/v1/enrollment-tokens"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "laptops"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let agent: serde_json::Value = http
+        .post(format!("{url}/api/v1/agent/enroll"))
+        .json(&json!({"enrollment_token": token["token"], "host_name": "laptop-1"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let creds = format!(
+        "{}.{}",
+        agent["agent_id"].as_str().unwrap(),
+        agent["agent_secret"].as_str().unwrap()
+    );
+    let record = |start: &str, end: &str, started: bool, running: bool| {
+        json!({
+            "meter_data_id": "run-1",
+            "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
+                     "product_name": "Code", "publisher": "Microsoft", "language": 65535},
+            "user": {"account": "alice"},
+            "start_time": start, "start_time_offset": 0, "end_time": end, "end_time_offset": 0,
+            "started": started, "still_running": running,
+            "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
+        })
+    };
+    let batch = json!({"batch_id": "b1", "records": [
+        record("2026-06-01T08:00:00Z", "2026-06-01T08:15:00Z", true, true),
+        record("2026-06-01T08:15:00Z", "2026-06-01T08:20:00Z", false, false),
+    ]});
+    let status = http
+        .post(format!("{url}/api/v1/agent/usage"))
+        .bearer_auth(creds)
+        .json(&batch)
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_rule_made_with_the_cli_shows_its_run_in_tally_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let t = server.token.clone();
+    let added = tally_json(
+        &server,
+        &t,
+        &[
+            "rules",
+            "add",
+            "--name",
+            "Editor",
+            "--file-name",
+            "code",
+            "--file-version",
+            "1.*",
+            "--product-name",
+            "Visual Studio Code",
+            "--apply-to-child-sites",
+        ],
+    );
+    assert_eq!(added[0]["name"], "Editor");
+    assert_eq!(added[0]["apply_to_child_sites"], true);
+    upload_a_run(&server.url, &t);
+
+    let runs = tally_json(
+        &server,
+        &t,
+        &[
+            "usage",
+            "--runs",
+            "--rule",
+            "Editor",
+            "--since",
+            "2026-06-01",
+        ],
+    );
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["usage_seconds"], 20 * 60);
+    let table = tally(&server, &t, &["usage", "--runs"]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("PROGRAM"), "{text}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("code 1.95.0") && row.contains("alice") && row.contains("laptop-1"),
+        "{row}"
+    );
+
+    let records = tally_json(&server, &t, &["usage"]);
+    assert_eq!(records.as_array().unwrap().len(), 2);
+    let csv =
+        String::from_utf8(tally(&server, &t, &["devices", "--format", "csv"]).stdout).unwrap();
+    assert!(csv.lines().next().unwrap().contains("host_name"), "{csv}");
+    assert!(csv.contains("laptop-1"));
+    let users = tally_json(&server, &t, &["users"]);
+    assert_eq!(users[0]["account"], "alice");
+
+    let disabled = tally_json(&server, &t, &["rules", "disable", "editor"]);
+    assert_eq!(disabled[0]["enabled"], false);
+    let edited = tally_json(
+        &server,
+        &t,
+        &[
+            "rules",
+            "edit",
+            "Editor",
+            "--file-version",
+            "2.*",
+            "--no-apply-to-child-sites",
+        ],
+    );
+    assert_eq!(
+        (
+            edited[0]["file_version"].as_str(),
+            edited[0]["apply_to_child_sites"].as_bool()
+        ),
+        (Some("2.*"), Some(false))
+    );
+    assert_eq!(
+        tally_json(&server, &t, &["rules", "enable", "Editor"])[0]["enabled"],
+        true
+    );
+    tally_json(&server, &t, &["rules", "delete", "Editor"]);
+    assert!(tally_json(&server, &t, &["rules", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn tokens_and_errors_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let created = tally_json(
+        &server,
+        &server.token,
+        &["tokens", "create", "--name", "audit", "--role", "auditor"],
+    );
+    let auditor = created[0]["token"].as_str().unwrap().to_string();
+    let out = tally(
+        &server,
+        &auditor,
+        &["rules", "add", "--name", "X", "--file-name", "x"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403") && err.contains("read-only"), "{err}");
+    let out = tally(&server, &server.token, &["rules", "add", "--name", "Bad"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("file name"));
+    let enrol = tally_json(
+        &server,
+        &server.token,
+        &["enrollment", "create", "--name", "lab", "--max-uses", "5"],
+    );
+    assert_eq!(enrol[0]["max_uses"], 5);
+    assert!(enrol[0]["token"].as_str().unwrap().starts_with("tally_"));
+    let listed = tally_json(&server, &auditor, &["tokens", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let out = tally(&server, "tally_nope", &["devices"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    server.stop();
+    let out = tally_at("http://127.0.0.1:9", "x", &["devices"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Tally"));
+}
