@@ -205,6 +205,11 @@ pub(crate) async fn upload_usage(
         .ingest
         .resolve(state.store.as_ref(), agent.device_id, &batch.records)
         .await?;
+    let _slot = state
+        .write_slots
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let now = Utc::now();
     let outcome = state
         .store

@@ -21,12 +21,19 @@ pub use config::{Config, ConfigFile, ConfigOverrides};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
 
+/// Concurrent usage-batch writes per server.
+pub const WRITE_SLOTS: usize = 4;
+
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub site: SiteCode,
     pub ingest: Arc<ingest::DimensionCache>,
+    /// Usage writes in progress at once. More than a few only queue inside the database (SQLite
+    /// has one writer; its busy handler sleeps between retries), so uploads wait here instead,
+    /// having already parsed and validated their bodies.
+    pub write_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -35,6 +42,7 @@ impl AppState {
             store,
             site,
             ingest: Arc::default(),
+            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
         }
     }
 }

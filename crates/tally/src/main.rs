@@ -1,6 +1,7 @@
 //! `tally`: the site server, `tally up` for a one-minute trial, and admin verbs.
 
 mod admin;
+mod bench;
 mod client;
 mod output;
 mod serve;
@@ -30,6 +31,9 @@ enum Command {
     Server(ServerArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Load generators: `tally bench ingest`.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Metering rules: list, add, edit, enable, disable, delete.
     Rules {
         #[command(flatten)]
@@ -68,6 +72,12 @@ enum Command {
         #[command(flatten)]
         args: admin::UsageArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Usage ingest: simulated agents over HTTP against the raw storage insert rate.
+    Ingest(bench::IngestArgs),
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -134,6 +144,7 @@ fn main() -> std::process::ExitCode {
             Command::Devices { api } => admin::devices(&api).await,
             Command::Users { api } => admin::users(&api).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
+            Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Openapi => {
                 println!("{}", tally_server::openapi_json());
                 Ok(())

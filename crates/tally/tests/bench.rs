@@ -1,0 +1,62 @@
+//! The ingest load generator runs end to end on a small load and reports both rates.
+
+use std::process::Command;
+
+#[test]
+fn bench_ingest_reports_the_ceiling_and_the_http_rate() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "ingest",
+            "--agents",
+            "2",
+            "--records",
+            "2000",
+            "--batch",
+            "500",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("2 agents × 2 batches × 500 records = 2000 records"),
+        "{text}"
+    );
+    let rate = |label: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(label)).unwrap();
+        line.split(':')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(rate("storage ceiling") > 0.0);
+    assert!(rate("end to end HTTP") > 0.0);
+}
+
+#[test]
+fn bench_ingest_refuses_an_impossible_load() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "ingest",
+            "--agents",
+            "4",
+            "--records",
+            "10",
+            "--batch",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--records must be at least"));
+}
