@@ -29,6 +29,12 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<usize>,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: Option<u64>,
+    /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Accept plain HTTP on a non-loopback address (logged as a warning at every start).
+    pub insecure_http: Option<bool>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -67,6 +73,16 @@ pub struct Config {
     pub site_name: String,
     pub log_format: LogFormat,
     pub limits: Limits,
+    pub transport: Transport,
+}
+
+/// How the server talks to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS with this certificate chain and key.
+    Tls { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP: on a loopback address, or anywhere when explicitly allowed.
+    Plain { insecure: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +128,9 @@ impl ConfigFile {
             log_format: self.log_format.or(lower.log_format),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            insecure_http: self.insecure_http.or(lower.insecure_http),
         }
     }
 }
@@ -142,10 +161,31 @@ impl Config {
             }
         };
         let defaults = Limits::default();
+        let listen = c
+            .listen
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        let transport = match (c.tls_cert_file, c.tls_key_file) {
+            (Some(cert), Some(key)) => Transport::Tls { cert, key },
+            (None, None) if listen.ip().is_loopback() => Transport::Plain { insecure: false },
+            (None, None) if c.insecure_http == Some(true) => Transport::Plain { insecure: true },
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    setting: "listen",
+                    message: format!(
+                        "{listen} is not a loopback address and no TLS certificate is set; give tls_cert_file and tls_key_file (--tls-cert, --tls-key), or insecure_http (--insecure-http) to accept plain HTTP"
+                    ),
+                })
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    setting: "tls_cert_file",
+                    message: "give both tls_cert_file and tls_key_file, or neither".into(),
+                })
+            }
+        };
         Ok(Config {
-            listen: c
-                .listen
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            listen,
+            transport,
             database_url,
             data_dir,
             site_name: c

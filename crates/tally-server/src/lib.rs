@@ -10,6 +10,7 @@ pub mod ingest;
 mod openapi;
 mod read_api;
 mod routes;
+pub mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,17 +53,25 @@ pub fn router(state: AppState, limits: &config::Limits) -> axum::Router {
     routes::router(state, limits)
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves plain HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     limits: &config::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state, limits);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    transport::serve_connections(listener, router(state, limits), None, shutdown).await
+}
+
+/// Serves HTTPS with `tls` on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: &config::Limits,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    transport::serve_connections(listener, router(state, limits), Some(tls), shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.

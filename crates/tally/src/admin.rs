@@ -24,6 +24,9 @@ pub struct ApiArgs {
     /// Operator token.
     #[arg(long, env = "TALLY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM file of a CA to trust besides the system roots (for a private CA).
+    #[arg(long, env = "TALLY_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Output: an aligned table, or JSON/CSV with the API's field names.
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub format: Format,
@@ -31,7 +34,7 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     fn client(&self) -> Result<Client> {
-        Client::new(&self.url, self.token.clone())
+        Client::new(&self.url, self.token.clone(), self.ca_file.as_deref())
     }
 }
 

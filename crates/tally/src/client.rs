@@ -11,11 +11,21 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(url: &str, token: Option<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot build the HTTP client")?;
+    /// `ca_file` adds a PEM CA to the trusted roots, for servers with a private CA.
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Self {
             http,
             url: url.trim_end_matches('/').to_string(),
@@ -38,8 +48,9 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| {
             anyhow!(
-                "cannot reach Tally at {}: {e}; is the server running (tally up)? Set TALLY_URL or --url",
-                self.url
+                "cannot reach Tally at {}: {}; is the server running (tally up)? Set TALLY_URL or --url, and --ca-file for a private CA",
+                self.url,
+                causes(&e)
             )
         })?;
         let status = resp.status();
@@ -77,4 +88,16 @@ impl Client {
         }
         Ok(rows)
     }
+}
+
+/// An error with its sources, since reqwest's own message hides the cause (refused, TLS...).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -111,6 +111,15 @@ struct ServerArgs {
     /// Seconds before a request is answered 408 [default: 30].
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "TALLY_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TALLY_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (warned about at every start).
+    #[arg(long, env = "TALLY_INSECURE_HTTP")]
+    insecure_http: bool,
 }
 
 impl ServerArgs {
@@ -124,6 +133,9 @@ impl ServerArgs {
             log_format: self.log_format.clone(),
             max_body_bytes: self.max_body_bytes,
             request_timeout_secs: self.request_timeout_secs,
+            tls_cert_file: self.tls_cert.clone(),
+            tls_key_file: self.tls_key.clone(),
+            insecure_http: self.insecure_http.then_some(true),
         }
     }
 }

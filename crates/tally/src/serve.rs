@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use chrono::Utc;
 use tally_core::{Role, Site};
-use tally_server::config::LogFormat;
+use tally_server::config::{LogFormat, Transport};
 use tally_server::{auth, AppState, Config, ConfigFile};
 use tally_store::Store;
 
@@ -42,18 +42,27 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
                 config.listen
             )
         })?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let tls = match &config.transport {
+        Transport::Tls { cert, key } => Some(tally_server::transport::load_tls(cert, key)?),
+        Transport::Plain { insecure: true } => {
+            tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: tokens and usage cross the network unencrypted; configure tls_cert_file and tls_key_file");
+            None
+        }
+        Transport::Plain { insecure: false } => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     let token = first_token(store.as_ref(), mode).await?;
     print_banner(&url, token.as_deref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
     let state = AppState::new(store, config.site_code.clone());
-    tally_server::serve(
-        listener,
-        state,
-        &config.limits,
-        tally_server::shutdown_signal(),
-    )
-    .await?;
+    let shutdown = tally_server::shutdown_signal();
+    match tls {
+        Some(tls) => {
+            tally_server::serve_tls(listener, state, &config.limits, tls, shutdown).await?
+        }
+        None => tally_server::serve(listener, state, &config.limits, shutdown).await?,
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -113,3 +113,110 @@ fn the_config_file_is_read_and_flags_override_it() {
     );
     assert!(second.contains("site CFG"), "{second}");
 }
+
+#[test]
+fn plain_http_off_loopback_needs_an_explicit_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["server", "--listen", "0.0.0.0:0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-cert") && err.contains("--insecure-http"),
+        "{err}"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["server", "--listen", "0.0.0.0:0", "--insecure-http"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    assert!(
+        first.starts_with("Tally is running at http://0.0.0.0:"),
+        "{first}"
+    );
+    assert!(
+        logs.contains("WARN") && logs.contains("plain HTTP"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn https_server_and_cli_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("Tally is running at ")
+        .unwrap()
+        .to_string();
+    let token = lines
+        .find_map(|l| {
+            l.unwrap()
+                .strip_prefix("Admin token (shown once, keep it): ")
+                .map(str::to_string)
+        })
+        .unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["devices", "--format", "json"])
+            .args(extra)
+            .env("TALLY_URL", &url)
+            .env("TALLY_TOKEN", &token)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let trusted = run(&["--ca-file", "cert.pem"]);
+    let untrusted = run(&[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(
+        !untrusted.status.success(),
+        "the server's certificate is verified"
+    );
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("cannot reach Tally"));
+}
