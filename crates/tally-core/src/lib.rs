@@ -5,6 +5,7 @@
 //! `tally-store`, HTTP in `tally-server`; both speak the types defined here.
 
 pub mod agents;
+pub mod autorules;
 pub mod device;
 pub mod file;
 pub mod licenses;

@@ -170,6 +170,88 @@ pub mod v1 {
         pub duplicates: u64,
     }
 
+    /// One installed package and the executables it ships (file names, no paths).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct InstalledSoftware {
+        pub name: String,
+        #[serde(default)]
+        pub version: String,
+        #[serde(default)]
+        pub publisher: String,
+        #[serde(default)]
+        pub executables: Vec<String>,
+    }
+
+    /// Hardware as the agent read it.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Hardware {
+        #[serde(default)]
+        pub cpu_model: Option<String>,
+        #[serde(default)]
+        pub sockets: Option<i32>,
+        #[serde(default)]
+        pub cores: Option<i32>,
+        #[serde(default)]
+        pub threads: Option<i32>,
+        #[serde(default)]
+        pub memory_bytes: Option<i64>,
+        #[serde(default)]
+        pub is_virtual: bool,
+        #[serde(default)]
+        pub serial: Option<String>,
+    }
+
+    /// A device's full inventory; it replaces the previous one.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Inventory {
+        /// The agent's hash of the content, so an unchanged inventory costs nothing to store.
+        pub hash: String,
+        #[serde(default)]
+        pub os: Option<String>,
+        #[serde(default)]
+        pub hardware: Hardware,
+        #[serde(default)]
+        pub software: Vec<InstalledSoftware>,
+    }
+
+    /// Most packages one inventory may list.
+    pub const MAX_INVENTORY_PACKAGES: usize = 50_000;
+
+    impl Inventory {
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            if self.hash.is_empty() || self.hash.len() > 128 {
+                return Err(ValidationError::new("hash", "must be 1 to 128 characters"));
+            }
+            if self.software.len() > MAX_INVENTORY_PACKAGES {
+                return Err(ValidationError::new(
+                    "software",
+                    format!("at most {MAX_INVENTORY_PACKAGES} packages"),
+                ));
+            }
+            for (i, s) in self.software.iter().enumerate() {
+                if s.name.is_empty() {
+                    return Err(ValidationError::new(
+                        "software",
+                        format!("package {i} has no name"),
+                    ));
+                }
+                if s.executables
+                    .iter()
+                    .any(|e| e.is_empty() || e.contains('/'))
+                {
+                    return Err(ValidationError::new(
+                        "software",
+                        format!("package {:?}: executables are bare file names", s.name),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+
     /// Sent at a fixed interval so the server knows the agent is alive.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     pub struct Heartbeat {

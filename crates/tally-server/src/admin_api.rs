@@ -7,6 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_core::agents::{Agent, EnrollmentToken};
+use tally_core::autorules::AutoRuleSettings;
 use tally_core::rules::RuleSpec;
 use tally_core::{AuditEntry, MeteringRule, OperatorToken, Role, RuleOrigin, SiteCode};
 use tally_store::NewEnrollmentToken;
@@ -367,5 +368,27 @@ pub(crate) async fn audit_log(
         rows.into_iter()
             .map(|(id, entry)| AuditRow { id, entry })
             .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/rules/auto", tag = "rules", security(("bearer" = [])),
+    request_body = AutoRuleSettings,
+    responses(
+        (status = 200, description = "The automatic rules created now (disabled)", body = Vec<MeteringRule>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub(crate) async fn auto_rules(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(settings): JsonBody<AutoRuleSettings>,
+) -> Result<Json<Vec<MeteringRule>>, ApiError> {
+    op.require_admin()?;
+    if !(0.0..=100.0).contains(&settings.min_percent_of_devices) {
+        return Err(ApiError::BadRequest(
+            "min_percent_of_devices: must be between 0 and 100".into(),
+        ));
+    }
+    Ok(Json(
+        crate::autorules::generate(&state, settings, &op.0.name).await?,
     ))
 }

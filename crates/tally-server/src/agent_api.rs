@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use tally_core::agents::Agent;
 use tally_core::policy::rules_for_site;
 use tally_core::wire::v1::{
-    EnrollRequest, EnrollResponse, Heartbeat, Policy, UsageAck, UsageBatch, MAX_BATCH_RECORDS,
+    EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
+    MAX_BATCH_RECORDS,
 };
 use tally_core::AuditEntry;
 use tally_store::NewAgent;
@@ -248,4 +249,31 @@ pub(crate) async fn heartbeat(
         .agent_heartbeat(&agent.id, &beat.agent_version, 0, Utc::now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/agent/inventory", tag = "agent", security(("agent" = [])),
+    request_body = Inventory,
+    responses(
+        (status = 200, description = "Stored, or unchanged since the last upload", body = InventoryAck),
+        (status = 400, description = "Malformed inventory", body = ErrorBody),
+        (status = 401, description = "Unknown, wrong or revoked agent credentials", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    ))]
+pub(crate) async fn upload_inventory(
+    AgentAuth(agent): AgentAuth,
+    State(state): State<AppState>,
+    JsonBody(inventory): JsonBody<Inventory>,
+) -> Result<Json<InventoryAck>, ApiError> {
+    inventory.validate()?;
+    let changed = state
+        .store
+        .put_inventory(agent.device_id, &inventory, Utc::now())
+        .await?;
+    Ok(Json(InventoryAck { changed }))
+}
+
+/// Whether an inventory upload changed what was stored.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct InventoryAck {
+    pub changed: bool,
 }

@@ -4,6 +4,7 @@
 mod admin_api;
 mod agent_api;
 pub mod auth;
+pub mod autorules;
 pub mod config;
 mod error;
 pub mod ingest;

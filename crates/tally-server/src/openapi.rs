@@ -10,7 +10,7 @@ use crate::{admin_api, agent_api, read_api, routes};
     info(title = "Tally API", description = "Software metering and license compliance."),
     paths(
         routes::healthz, routes::openapi, routes::whoami, routes::sites,
-        agent_api::enroll, agent_api::policy, agent_api::upload_usage, agent_api::heartbeat,
+        agent_api::enroll, agent_api::policy, agent_api::upload_usage, agent_api::heartbeat, agent_api::upload_inventory, admin_api::auto_rules,
         admin_api::list_tokens, admin_api::create_token, admin_api::revoke_token,
         admin_api::list_enrollment_tokens, admin_api::create_enrollment_token,
         admin_api::revoke_enrollment_token, admin_api::list_agents, admin_api::revoke_agent,

@@ -25,6 +25,8 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/agent/policy", get(agent_api::policy))
         .route("/api/v1/agent/usage", post(agent_api::upload_usage))
         .route("/api/v1/agent/heartbeat", post(agent_api::heartbeat))
+        .route("/api/v1/agent/inventory", post(agent_api::upload_inventory))
+        .route("/api/v1/rules/auto", post(admin_api::auto_rules))
         .route(
             "/api/v1/tokens",
             get(admin_api::list_tokens).post(admin_api::create_token),

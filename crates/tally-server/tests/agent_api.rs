@@ -343,3 +343,102 @@ async fn the_body_size_limit_answers_413() {
         .unwrap();
     assert_eq!(resp.status(), 413);
 }
+
+fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> Value {
+    let software: Vec<Value> = packages
+        .iter()
+        .map(|(name, exes)| json!({"name": name, "version": "1.0", "publisher": "Debian", "executables": exes}))
+        .collect();
+    json!({"hash": hash, "os": "Debian 12",
+           "hardware": {"cpu_model": "Xeon", "sockets": 1, "cores": 4, "threads": 8, "is_virtual": false},
+           "software": software})
+}
+
+#[tokio::test]
+async fn inventory_feeds_automatic_rules() {
+    let s = start().await;
+    // Ten devices: vim everywhere, gimp on one (10 %), emacs on none beyond the threshold.
+    for i in 0..10 {
+        let (creds, _) = s.enroll(&format!("pc{i}")).await;
+        let mut packages: Vec<(&str, &[&str])> = vec![("vim", &["vim", "vimdiff"])];
+        if i == 0 {
+            packages.push(("gimp", &["gimp"]));
+        }
+        let (status, ack) = s
+            .post(
+                "/api/v1/agent/inventory",
+                Some(&creds),
+                inventory(&format!("h{i}"), &packages),
+            )
+            .await;
+        assert_eq!((status, ack["changed"].as_bool()), (200, Some(true)));
+        let (_, again) = s
+            .post(
+                "/api/v1/agent/inventory",
+                Some(&creds),
+                inventory(&format!("h{i}"), &packages),
+            )
+            .await;
+        assert_eq!(
+            again["changed"], false,
+            "an unchanged inventory is not stored again"
+        );
+    }
+    let (creds, _) = s.enroll("bad").await;
+    let bad = inventory("h", &[("x", &["/usr/bin/x"])]);
+    assert_eq!(
+        s.post("/api/v1/agent/inventory", Some(&creds), bad).await.0,
+        400
+    );
+
+    assert_eq!(
+        s.post(
+            "/api/v1/rules",
+            Some(&s.admin),
+            json!({"name": "Diff", "file_name": "vimdiff"})
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        s.post("/api/v1/rules/auto", Some(&s.auditor), json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, created) = s
+        .post("/api/v1/rules/auto", Some(&s.admin), json!({}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let names: Vec<_> = created
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["vim", "gimp"],
+        "vimdiff already has a rule; gimp is on exactly 10 %"
+    );
+    assert!(created
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["enabled"] == false && r["origin"] == "automatic"));
+    let (_, again) = s
+        .post("/api/v1/rules/auto", Some(&s.admin), json!({}))
+        .await;
+    assert!(again.as_array().unwrap().is_empty(), "never a duplicate");
+    let (_, devices) = s.get("/api/v1/devices", &s.admin).await;
+    assert_eq!(devices[0]["cores"], 4);
+    let (status, _) = s
+        .post(
+            "/api/v1/rules/auto",
+            Some(&s.admin),
+            json!({"min_percent_of_devices": 150.0}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

@@ -15,7 +15,7 @@ async fn healthz_reports_the_database() {
         .unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["site_code"], "S01");
-    assert_eq!(body["schema_version"], 3);
+    assert_eq!(body["schema_version"], 4);
 }
 
 #[tokio::test]

@@ -213,6 +213,19 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<BatchOutcome>;
 
+    /// Replaces a device's inventory (hardware, OS, software) in one transaction. Returns false,
+    /// storing nothing but the device's last-seen time, when `hash` equals the stored one.
+    async fn put_inventory(
+        &self,
+        device_id: i64,
+        inventory: &tally_core::wire::v1::Inventory,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every executable in inventory with the number of devices shipping it.
+    async fn executables_seen(&self) -> Result<Vec<tally_core::autorules::ExecutableSeen>>;
+    /// Devices that have reported an inventory.
+    async fn inventoried_devices(&self) -> Result<i64>;
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, page: Page) -> Result<Vec<(i64, AuditEntry)>>;
 }

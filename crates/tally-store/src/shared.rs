@@ -603,6 +603,109 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn put_inventory(
+                &self,
+                device_id: i64,
+                inventory: &tally_core::wire::v1::Inventory,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<bool> {
+                let at = tally_core::to_micros(at);
+                let mut tx = self.pool.begin().await?;
+                let stored: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT inventory_hash FROM devices WHERE id = $1")
+                        .bind(device_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let unchanged = stored.flatten().as_deref() == Some(inventory.hash.as_str());
+                let hw = &inventory.hardware;
+                let update = if unchanged {
+                    sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
+                        .bind(at)
+                        .bind(device_id)
+                } else {
+                    sqlx::query(
+                        "UPDATE devices SET last_seen = $1, inventory_hash = $2,
+                             os = COALESCE($3, os), cpu_model = $4, sockets = $5, cores = $6,
+                             threads = $7, is_virtual = $8, serial = COALESCE($9, serial)
+                         WHERE id = $10",
+                    )
+                    .bind(at)
+                    .bind(&inventory.hash)
+                    .bind(&inventory.os)
+                    .bind(&hw.cpu_model)
+                    .bind(hw.sockets)
+                    .bind(hw.cores)
+                    .bind(hw.threads)
+                    .bind(hw.is_virtual)
+                    .bind(&hw.serial)
+                    .bind(device_id)
+                };
+                update.execute(&mut *tx).await?;
+                if unchanged {
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                for table in ["installed_software", "software_executables"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE device_id = $1"))
+                        .bind(device_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for chunk in inventory.software.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO installed_software (device_id, name, version, publisher) ",
+                    );
+                    insert.push_values(chunk, |mut row, s| {
+                        row.push_bind(device_id)
+                            .push_bind(&s.name)
+                            .push_bind(&s.version)
+                            .push_bind(&s.publisher);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *tx).await?;
+                }
+                let executables: Vec<(&str, &str)> = inventory
+                    .software
+                    .iter()
+                    .flat_map(|s| s.executables.iter().map(move |e| (e.as_str(), s.name.as_str())))
+                    .collect();
+                for chunk in executables.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO software_executables (device_id, file_name, package) ",
+                    );
+                    insert.push_values(chunk, |mut row, (file, package)| {
+                        row.push_bind(device_id).push_bind(*file).push_bind(*package);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn executables_seen(&self) -> $crate::Result<Vec<tally_core::autorules::ExecutableSeen>> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT file_name, MIN(package), COUNT(*) FROM software_executables
+                     GROUP BY file_name ORDER BY file_name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(file_name, package, devices)| tally_core::autorules::ExecutableSeen {
+                        file_name,
+                        package,
+                        devices,
+                    })
+                    .collect())
+            }
+
+            async fn inventoried_devices(&self) -> $crate::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE inventory_hash IS NOT NULL")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
             async fn append_audit(&self, entry: &tally_core::AuditEntry) -> $crate::Result<()> {
                 sqlx::query(
                     "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",

@@ -23,6 +23,7 @@ on_both_backends!(
     enrollment_takes_one_use_of_a_live_token,
     a_replayed_batch_is_acknowledged_as_first_stored,
     agents_are_revoked_and_report_heartbeats_and_drops,
+    inventory_replaces_the_previous_one_unless_unchanged,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -550,4 +551,79 @@ async fn agents_are_revoked_and_report_heartbeats_and_drops(store: &dyn Store) {
         Some(at(11, 0))
     );
     assert!(store.agent("zz").await.unwrap().is_none());
+}
+
+fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> tally_core::wire::v1::Inventory {
+    use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
+    Inventory {
+        hash: hash.into(),
+        os: Some("Debian 12".into()),
+        hardware: Hardware {
+            cpu_model: Some("Xeon".into()),
+            sockets: Some(2),
+            cores: Some(16),
+            threads: Some(32),
+            memory_bytes: Some(1 << 34),
+            is_virtual: true,
+            serial: None,
+        },
+        software: packages
+            .iter()
+            .map(|(name, exes)| InstalledSoftware {
+                name: name.to_string(),
+                version: "1.0".into(),
+                publisher: "Debian".into(),
+                executables: exes.iter().map(|e| e.to_string()).collect(),
+            })
+            .collect(),
+    }
+}
+
+async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store) {
+    let (d1, _, _) = fixture(store).await;
+    let new = NewDevice {
+        site_code: code("S01"),
+        host_name: "pc2".into(),
+        fqdn: None,
+        os: None,
+        serial: None,
+    };
+    let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
+    assert_eq!(store.inventoried_devices().await.unwrap(), 0);
+    let first = inventory("h1", &[("vim", &["vim", "vimdiff"]), ("gimp", &["gimp"])]);
+    assert!(store.put_inventory(d1, &first, at(9, 0)).await.unwrap());
+    assert!(
+        !store.put_inventory(d1, &first, at(9, 5)).await.unwrap(),
+        "same hash"
+    );
+    assert!(store
+        .put_inventory(d2, &inventory("h2", &[("vim", &["vim"])]), at(9, 0))
+        .await
+        .unwrap());
+    let seen = store.executables_seen().await.unwrap();
+    let counts: Vec<_> = seen
+        .iter()
+        .map(|s| (s.file_name.as_str(), s.devices))
+        .collect();
+    assert_eq!(counts, [("gimp", 1), ("vim", 2), ("vimdiff", 1)]);
+    assert_eq!(store.inventoried_devices().await.unwrap(), 2);
+    let device = store.device(d1).await.unwrap().unwrap();
+    assert_eq!(
+        (device.cores, device.sockets, device.is_virtual),
+        (Some(16), Some(2), true)
+    );
+    assert_eq!(device.last_seen, Some(at(9, 5)));
+    // A changed inventory replaces the old one whole.
+    assert!(store
+        .put_inventory(d1, &inventory("h3", &[("emacs", &["emacs"])]), at(10, 0))
+        .await
+        .unwrap());
+    let names: Vec<_> = store
+        .executables_seen()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.file_name)
+        .collect();
+    assert_eq!(names, ["emacs", "vim"]);
 }

@@ -112,6 +112,15 @@ pub enum RulesCmd {
     Disable { rule: String },
     /// Delete a rule.
     Delete { rule: String },
+    /// Create disabled rules for software on at least --percent of inventoried devices.
+    Auto {
+        /// Share of devices a program must be installed on.
+        #[arg(long, default_value_t = 10.0)]
+        percent: f64,
+        /// Most automatic rules in all.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
 }
 
 const RULE_COLUMNS: &[&str] = &[
@@ -198,6 +207,17 @@ pub async fn rules(api: &ApiArgs, cmd: RulesCmd) -> Result<()> {
                 r.insert("enabled".into(), json!(false));
             })
             .await?
+        }
+        RulesCmd::Auto { percent, max } => {
+            let body = json!({"min_percent_of_devices": percent, "max_automatic_rules": max});
+            let created = client
+                .call(Method::POST, "/api/v1/rules/auto", Some(&body))
+                .await?;
+            return Ok(print(
+                created.as_array().map_or(&[][..], Vec::as_slice),
+                RULE_COLUMNS,
+                api.format,
+            )?);
         }
         RulesCmd::Delete { rule } => {
             let (id, spec) = spec_of(find_rule(&client, &rule).await?);

@@ -56,6 +56,10 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     print_banner(&url, token.as_deref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
     let state = AppState::new(store, config.site_code.clone());
+    tokio::spawn(tally_server::autorules::schedule(
+        state.clone(),
+        tally_server::autorules::AUTO_RULES_INTERVAL,
+    ));
     let shutdown = tally_server::shutdown_signal();
     match tls {
         Some(tls) => {

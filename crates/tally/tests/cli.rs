@@ -172,6 +172,11 @@ fn tokens_and_errors_through_the_cli() {
     );
     assert_eq!(enrol[0]["max_uses"], 5);
     assert!(enrol[0]["token"].as_str().unwrap().starts_with("tally_"));
+    let auto = tally_json(&server, &server.token, &["rules", "auto", "--percent", "5"]);
+    assert!(
+        auto.as_array().unwrap().is_empty(),
+        "no inventory yet, so no automatic rules"
+    );
     let listed = tally_json(&server, &auditor, &["tokens", "list"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let out = tally(&server, "tally_nope", &["devices"]);
