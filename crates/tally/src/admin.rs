@@ -38,6 +38,15 @@ impl ApiArgs {
     }
 }
 
+/// Prints a JSON array the API returned (anything else prints as an empty list).
+fn print_list(value: &Value, columns: &[&str], format: Format) -> std::io::Result<()> {
+    print(
+        value.as_array().map_or(&[][..], Vec::as_slice),
+        columns,
+        format,
+    )
+}
+
 /// Rule fields; on `add`, `--name` and a file name are required, on `edit` all are optional.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RuleFields {
@@ -178,11 +187,7 @@ pub async fn rules(api: &ApiArgs, cmd: RulesCmd) -> Result<()> {
     let changed = match cmd {
         RulesCmd::List => {
             let rules = client.get("/api/v1/rules").await?;
-            return Ok(print(
-                rules.as_array().map_or(&[][..], Vec::as_slice),
-                RULE_COLUMNS,
-                api.format,
-            )?);
+            return Ok(print_list(&rules, RULE_COLUMNS, api.format)?);
         }
         RulesCmd::Add(fields) => {
             if fields.name.is_none() {
@@ -213,11 +218,7 @@ pub async fn rules(api: &ApiArgs, cmd: RulesCmd) -> Result<()> {
             let created = client
                 .call(Method::POST, "/api/v1/rules/auto", Some(&body))
                 .await?;
-            return Ok(print(
-                created.as_array().map_or(&[][..], Vec::as_slice),
-                RULE_COLUMNS,
-                api.format,
-            )?);
+            return Ok(print_list(&created, RULE_COLUMNS, api.format)?);
         }
         RulesCmd::Delete { rule } => {
             let (id, spec) = spec_of(find_rule(&client, &rule).await?);
@@ -265,11 +266,7 @@ pub async fn tokens(api: &ApiArgs, cmd: TokensCmd) -> Result<()> {
             return Ok(());
         }
     };
-    Ok(print(
-        rows.as_array().map_or(&[][..], Vec::as_slice),
-        columns,
-        api.format,
-    )?)
+    Ok(print_list(&rows, columns, api.format)?)
 }
 
 #[derive(Subcommand, Debug)]
@@ -331,11 +328,7 @@ pub async fn enrollment(api: &ApiArgs, cmd: EnrollmentCmd) -> Result<()> {
             return Ok(());
         }
     };
-    Ok(print(
-        rows.as_array().map_or(&[][..], Vec::as_slice),
-        columns,
-        api.format,
-    )?)
+    Ok(print_list(&rows, columns, api.format)?)
 }
 
 pub async fn devices(api: &ApiArgs) -> Result<()> {
