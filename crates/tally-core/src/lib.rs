@@ -9,6 +9,7 @@ pub mod autorules;
 pub mod device;
 pub mod file;
 pub mod licenses;
+pub mod metering;
 pub mod operators;
 pub mod org;
 pub mod policy;
