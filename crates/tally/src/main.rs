@@ -29,6 +29,8 @@ enum Command {
     Up(ServerArgs),
     /// Run a site server (SQLite or PostgreSQL) until stopped with Ctrl-C or SIGTERM.
     Server(ServerArgs),
+    /// Run the metering agent for this machine until stopped.
+    Agent(AgentArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Load generators: `tally bench ingest`.
@@ -72,6 +74,31 @@ enum Command {
         #[command(flatten)]
         args: admin::UsageArgs,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+struct AgentArgs {
+    /// The site server's URL.
+    #[arg(long, env = "TALLY_SERVER")]
+    server: String,
+    /// Enrolment token (needed only the first time).
+    #[arg(long, env = "TALLY_ENROLL_TOKEN", hide_env_values = true)]
+    enroll_token: Option<String>,
+    /// Where credentials, the policy cache and the spool live.
+    #[arg(long, env = "TALLY_STATE_DIR", default_value = "/var/lib/tally-agent")]
+    state_dir: PathBuf,
+    /// How often /proc is read, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    /// Reporting cycle in seconds, overriding the server's policy.
+    #[arg(long)]
+    report_secs: Option<u64>,
+    /// How often the policy is re-read and a heartbeat sent, in seconds.
+    #[arg(long, default_value_t = 60)]
+    policy_secs: u64,
+    /// PEM CA to trust for the server's certificate besides the system roots.
+    #[arg(long, env = "TALLY_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +184,19 @@ fn main() -> std::process::ExitCode {
             Command::Users { api } => admin::users(&api).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
+            Command::Agent(args) => {
+                serve::init_logging(tally_server::config::LogFormat::Text);
+                let config = tally_agent::AgentConfig {
+                    server: args.server,
+                    enroll_token: args.enroll_token,
+                    state_dir: args.state_dir,
+                    poll_interval: std::time::Duration::from_millis(args.poll_ms.max(10)),
+                    report_interval: args.report_secs.map(std::time::Duration::from_secs),
+                    policy_interval: std::time::Duration::from_secs(args.policy_secs.max(1)),
+                    ca_file: args.ca_file,
+                };
+                tally_agent::run(config, tally_server::shutdown_signal()).await
+            }
             Command::Openapi => {
                 println!("{}", tally_server::openapi_json());
                 Ok(())

@@ -60,6 +60,9 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         state.clone(),
         tally_server::autorules::AUTO_RULES_INTERVAL,
     ));
+    if mode == Mode::Up {
+        start_local_agent(state.store.as_ref(), &config, &url).await?;
+    }
     let shutdown = tally_server::shutdown_signal();
     match tls {
         Some(tls) => {
@@ -71,7 +74,7 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TALLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -124,6 +127,44 @@ async fn first_token(store: &dyn Store, mode: Mode) -> Result<Option<String>> {
         .create_operator_token(&name, Role::Admin, &hash, Utc::now())
         .await?;
     Ok(Some(token))
+}
+
+/// `tally up` meters this machine: an in-process agent, enrolled once with a single-use token,
+/// keeping its state in the data directory.
+async fn start_local_agent(store: &dyn Store, config: &Config, url: &str) -> Result<()> {
+    let state_dir = config.data_dir.join("agent");
+    let enroll_token = if state_dir.join("agent.json").exists() {
+        None
+    } else {
+        let (token, hash) = auth::generate_token();
+        let new = tally_store::NewEnrollmentToken {
+            site_code: config.site_code.clone(),
+            name: "tally up local agent".into(),
+            expires_at: None,
+            max_uses: Some(1),
+        };
+        store
+            .create_enrollment_token(&new, &hash, Utc::now())
+            .await?;
+        Some(token)
+    };
+    let agent = tally_agent::AgentConfig {
+        server: url.to_string(),
+        enroll_token,
+        state_dir,
+        poll_interval: std::time::Duration::from_millis(500),
+        report_interval: None,
+        // A newcomer adds a rule and runs the program at once: pick rules up within seconds.
+        policy_interval: std::time::Duration::from_secs(3),
+        ca_file: None,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = tally_agent::run(agent, tally_server::shutdown_signal()).await {
+            tracing::error!(error = %e, "the local agent stopped");
+        }
+    });
+    println!("Metering this machine with a local agent.");
+    Ok(())
 }
 
 fn print_banner(url: &str, token: Option<&str>, config: &Config, backend: &str) {
