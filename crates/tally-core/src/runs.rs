@@ -79,10 +79,13 @@ fn stitch(mut group: Vec<&UsageRecord>) -> Run {
         start_not_captured: group.iter().any(|r| r.start_not_captured),
         end_not_captured: group.iter().any(|r| r.end_not_captured),
         in_ts_session: group.iter().any(|r| r.in_ts_session),
-        usage_seconds: group
+        // Summed exactly, then rounded: truncating each short period would lose time.
+        usage_seconds: (group
             .iter()
-            .map(|r| (r.end_time - r.start_time).num_seconds())
-            .sum(),
+            .map(|r| (r.end_time - r.start_time).num_milliseconds())
+            .sum::<i64>()
+            + 500)
+            / 1000,
         records: group.len() as u32,
     }
 }
@@ -141,6 +144,17 @@ mod tests {
             (3, 45 * 60),
             "the duplicate counts once"
         );
+    }
+
+    #[test]
+    fn short_periods_are_summed_before_rounding() {
+        let ms = |m: i64| t(9, 0) + chrono::Duration::milliseconds(m);
+        let records = [
+            rec("a", ms(0), ms(800), true, true),
+            rec("a", ms(800), ms(1700), false, true),
+            rec("a", ms(1700), ms(2600), false, false),
+        ];
+        assert_eq!(stitch_runs(&records)[0].usage_seconds, 3, "0.8 + 0.9 + 0.9 s");
     }
 
     #[test]
