@@ -154,7 +154,11 @@ mod tests {
             rec("a", ms(800), ms(1700), false, true),
             rec("a", ms(1700), ms(2600), false, false),
         ];
-        assert_eq!(stitch_runs(&records)[0].usage_seconds, 3, "0.8 + 0.9 + 0.9 s");
+        assert_eq!(
+            stitch_runs(&records)[0].usage_seconds,
+            3,
+            "0.8 + 0.9 + 0.9 s"
+        );
     }
 
     #[test]
