@@ -158,16 +158,18 @@ impl Agent {
     /// Starts metering new matching processes and ends those that are gone.
     async fn poll(&mut self) -> Result<()> {
         let now = Utc::now();
-        let running = procfs::snapshot(&self.clock);
-        for (pid, p) in &running {
-            if self.seen.get(pid) == Some(&p.start_ticks) {
+        let running = procfs::running();
+        for (&pid, &ticks) in &running {
+            if self.seen.get(&pid) == Some(&ticks) {
                 continue;
             }
-            self.seen.insert(*pid, p.start_ticks);
-            self.consider(p);
+            self.seen.insert(pid, ticks);
+            if let Some(p) = procfs::read_process(&self.clock, pid) {
+                self.consider(&p);
+            }
         }
         self.seen
-            .retain(|pid, ticks| running.get(pid).is_some_and(|p| p.start_ticks == *ticks));
+            .retain(|pid, ticks| running.get(pid) == Some(ticks));
         let gone: Vec<u32> = self
             .metered
             .keys()

@@ -121,14 +121,18 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Every process visible now, by pid.
-pub fn snapshot(clock: &Clock) -> HashMap<u32, ProcessInfo> {
+/// Every process visible now: pid → start ticks. Reads one small file per process; the full
+/// [`read_process`] is left for processes not seen before.
+pub fn running() -> HashMap<u32, u64> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return HashMap::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| read_process(clock, pid).map(|p| (pid, p)))
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_stat(&stat)?.1))
+        })
         .collect()
 }
 
@@ -161,6 +165,6 @@ mod tests {
         let me = read_process(&clock, std::process::id()).unwrap();
         assert!(me.start <= Utc::now() && me.start > clock.boot_time);
         assert_eq!(me.exe, std::env::current_exe().unwrap());
-        assert!(snapshot(&clock).contains_key(&std::process::id()));
+        assert_eq!(running().get(&std::process::id()), Some(&me.start_ticks));
     }
 }
