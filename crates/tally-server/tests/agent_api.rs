@@ -144,15 +144,13 @@ async fn usage_is_stored_once_and_a_replayed_batch_is_acknowledged_again() {
     let s = start().await;
     let (creds, device) = s.enroll("pc1").await;
     let batch = json!({"batch_id": "b-1", "records": three_cycles()});
-    let (status, ack) = s
-        .post("/api/v1/agent/usage", Some(&creds), batch.clone())
-        .await;
+    let (status, ack) = s.upload(&creds, batch.clone()).await;
     assert_eq!(status, 200, "{ack}");
     assert_eq!(
         (ack["stored"].as_u64(), ack["duplicates"].as_u64()),
         (Some(3), Some(0))
     );
-    let (status, again) = s.post("/api/v1/agent/usage", Some(&creds), batch).await;
+    let (status, again) = s.upload(&creds, batch).await;
     assert_eq!(status, 200);
     assert_eq!(again, ack, "a retry gets the same acknowledgement");
 
@@ -183,11 +181,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let mut records = three_cycles();
     records[1]["end_time"] = json!("2026-05-01T09:00:00Z");
     let (status, body) = s
-        .post(
-            "/api/v1/agent/usage",
-            Some(&creds),
-            json!({"batch_id": "bad", "records": records}),
-        )
+        .upload(&creds, json!({"batch_id": "bad", "records": records}))
         .await;
     assert_eq!(status, 400);
     let msg = body["message"].as_str().unwrap();
@@ -196,11 +190,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let mut unknown_flag = three_cycles();
     unknown_flag[2]["is_cool"] = json!(true);
     let (status, body) = s
-        .post(
-            "/api/v1/agent/usage",
-            Some(&creds),
-            json!({"batch_id": "u", "records": unknown_flag}),
-        )
+        .upload(&creds, json!({"batch_id": "u", "records": unknown_flag}))
         .await;
     assert_eq!(status, 400);
     assert!(
@@ -209,9 +199,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     );
 
     let (status, _) = s
-        .post(
-            "/api/v1/agent/usage",
-            Some(&creds),
+        .upload(
+            &creds,
             json!({"batch_id": "x", "device_id": other_device, "records": three_cycles()}),
         )
         .await;
@@ -229,11 +218,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         })
         .collect();
     let (status, _) = s
-        .post(
-            "/api/v1/agent/usage",
-            Some(&creds),
-            json!({"batch_id": "big", "records": too_many}),
-        )
+        .upload(&creds, json!({"batch_id": "big", "records": too_many}))
         .await;
     assert_eq!(status, 413);
 
@@ -252,10 +237,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     assert_eq!(stored.as_array().unwrap().len(), 0, "nothing was stored");
     // The other agent's own upload still works.
     let (status, _) = s
-        .post(
-            "/api/v1/agent/usage",
-            Some(&other_creds),
-            json!({"batch_id": "ok", "device_id": other_device, "records": three_cycles(), "dropped": 4}),
+        .upload(&other_creds, json!({"batch_id": "ok", "device_id": other_device, "records": three_cycles(), "dropped": 4}),
         )
         .await;
     assert_eq!(status, 200);

@@ -5,6 +5,11 @@
 /// Rows per multi-row INSERT: 13 parameters each stays under SQLite's 32,766-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
+/// Creates a device; shared by direct creation and enrolment.
+pub(crate) const INSERT_DEVICE: &str =
+    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *";
+
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
@@ -108,8 +113,7 @@ macro_rules! impl_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<tally_core::Device> {
                 sqlx::query_as::<_, $crate::rows::DeviceRow>(
-                    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+                    $crate::shared::INSERT_DEVICE,
                 )
                 .bind(device.site_code.as_str())
                 .bind(&device.host_name)
@@ -517,8 +521,7 @@ macro_rules! impl_store {
                 .await?;
                 let Some(site) = site else { return Ok(None) };
                 let device = sqlx::query_as::<_, $crate::rows::DeviceRow>(
-                    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *",
+                    $crate::shared::INSERT_DEVICE,
                 )
                 .bind(&site)
                 .bind(&agent.host_name)

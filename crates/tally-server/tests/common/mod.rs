@@ -99,6 +99,11 @@ impl TestServer {
             .await
     }
 
+    /// Uploads a usage batch with agent credentials.
+    pub async fn upload(&self, creds: &str, batch: Value) -> (u16, Value) {
+        self.post("/api/v1/agent/usage", Some(creds), batch).await
+    }
+
     /// Creates an enrolment token and enrols an agent; returns its credentials and device id.
     pub async fn enroll(&self, host: &str) -> (String, i64) {
         let (status, token) = self

@@ -74,9 +74,14 @@ pub fn tally_at(url: &str, token: &str, args: &[&str]) -> Output {
 
 /// Runs `tally ARGS --format json`, insists it succeeded, and parses stdout.
 pub fn tally_json(server: &Running, token: &str, args: &[&str]) -> serde_json::Value {
+    tally_json_at(&server.url, token, args)
+}
+
+/// [`tally_json`] against the server at `url`.
+pub fn tally_json_at(url: &str, token: &str, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
-    let out = tally(server, token, &all);
+    let out = tally_at(url, token, &all);
     assert!(
         out.status.success(),
         "tally {args:?}: {}",
