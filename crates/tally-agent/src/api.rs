@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tally_core::wire::v1::{
-    EnrollRequest, EnrollResponse, Heartbeat, Policy, UsageAck, UsageBatch,
+    EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
 };
 
 /// What enrolment gave this agent; stored in the state directory with mode 0600.
@@ -86,6 +86,8 @@ impl Api {
         Ok(Some((resp.json().await?, tag)))
     }
 
+    /// Uploads a batch. A [`Refused`] error means the server looked at the batch and will not
+    /// take it as it is; anything else is worth retrying unchanged.
     pub async fn upload(&self, creds: &Credentials, batch: &UsageBatch) -> Result<UsageAck> {
         let resp = self
             .auth(
@@ -95,10 +97,35 @@ impl Api {
             .json(batch)
             .send()
             .await?;
-        if !resp.status().is_success() {
-            bail!("upload refused: {} {}", resp.status(), resp.text().await?);
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.json().await?);
         }
-        Ok(resp.json().await?)
+        let message = resp.text().await.unwrap_or_default();
+        if matches!(status.as_u16(), 400 | 413 | 422) {
+            return Err(Refused { message }.into());
+        }
+        bail!("upload failed: {status} {message}")
+    }
+
+    pub async fn inventory(&self, creds: &Credentials, inventory: &Inventory) -> Result<()> {
+        let resp = self
+            .auth(
+                creds,
+                self.http
+                    .post(format!("{}/api/v1/agent/inventory", self.base)),
+            )
+            .json(inventory)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!(
+                "inventory refused: {} {}",
+                resp.status(),
+                resp.text().await?
+            );
+        }
+        Ok(())
     }
 
     pub async fn heartbeat(&self, creds: &Credentials) -> Result<()> {
@@ -120,4 +147,11 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The server refused a usage batch as malformed or too large.
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused the batch: {message}")]
+pub struct Refused {
+    pub message: String,
 }

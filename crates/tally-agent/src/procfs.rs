@@ -52,25 +52,50 @@ impl Clock {
         })
     }
 
-    fn at(&self, ticks: u64) -> DateTime<Utc> {
+    pub fn at(&self, ticks: u64) -> DateTime<Utc> {
         self.boot_time
             + chrono::Duration::milliseconds((ticks * 1000 / self.ticks_per_second) as i64)
     }
 }
 
-/// Fields of `/proc/<pid>/stat` after the parenthesised command name, which may hold spaces.
-fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+/// What `/proc/<pid>/stat` says that the agent uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// The command name; an `exec` changes it, so it tells a forked child that has since run
+    /// another program apart from the copy of its parent that it was.
+    pub comm: String,
+    pub ppid: u32,
+    pub session: u32,
+    pub start_ticks: u64,
 }
 
-fn uid_of(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+/// Parses `stat`; the command name is parenthesised and may hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<Stat> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let rest = stat.get(close + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
+    Some(Stat {
+        comm: stat.get(open + 1..close)?.to_string(),
+        ppid: fields.get(1)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// One process's `stat`, or `None` when it is gone.
+pub fn stat(pid: u32) -> Option<Stat> {
+    let mut buf = [0u8; 1024];
+    let n = read_small(&format!("/proc/{pid}/stat"), &mut buf)?;
+    parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// Reads a small `/proc` file with one `read`: procfs hands over a whole small file at once,
+/// and `read_to_end` would spend a second call finding the end.
+fn read_small(path: &str, buf: &mut [u8]) -> Option<usize> {
+    use std::io::Read;
+    fs::File::open(path).ok()?.read(buf).ok()
 }
 
 /// Whether the process runs in a remote session: its environment names an SSH connection or an
@@ -87,25 +112,74 @@ pub fn remote_session(pid: u32) -> bool {
     })
 }
 
-/// One process, or `None` when it vanished or cannot be read.
-pub fn read_process(clock: &Clock, pid: u32) -> Option<ProcessInfo> {
-    let dir = PathBuf::from(format!("/proc/{pid}"));
-    let (ppid, start_ticks) = parse_stat(&fs::read_to_string(dir.join("stat")).ok()?)?;
-    let exe = fs::read_link(dir.join("exe")).ok()?;
-    let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
-    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+/// The executable and the name it was started as: all the agent needs to decide whether a
+/// process could match a rule, so the rest is read only for candidates.
+pub fn names(pid: u32) -> Option<(PathBuf, String)> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let mut buf = [0u8; 512];
+    let n = read_small(&format!("/proc/{pid}/cmdline"), &mut buf).unwrap_or(0);
+    // argv[0] ends at the first NUL; a longer one than the buffer is cut, which only matters
+    // for paths over 512 bytes, whose file name then falls back to the executable's.
+    let argv0 = buf[..n]
+        .split(|&b| b == 0)
+        .next()
+        .filter(|a| a.len() < buf.len())
+        .unwrap_or_default();
     let invoked_as = Path::new(&*String::from_utf8_lossy(argv0))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| file_name(&exe));
+    Some((exe, invoked_as))
+}
+
+/// Whether the session `session` (that `pid` belongs to) is remote. Every process of a session
+/// shares the answer, so it is read from one process's environment and remembered for a minute
+/// (a session id is reused only after its session ended).
+fn session_is_remote(session: u32, pid: u32) -> bool {
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+    static SESSIONS: OnceLock<Mutex<HashMap<u32, (bool, Instant)>>> = OnceLock::new();
+    const FRESH: Duration = Duration::from_secs(60);
+    let mut cache = SESSIONS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("session cache lock");
+    if let Some((remote, at)) = cache.get(&session) {
+        if at.elapsed() < FRESH && session != 0 {
+            return *remote;
+        }
+    }
+    let remote = remote_session(pid);
+    if cache.len() > 4096 {
+        cache.retain(|_, (_, at)| at.elapsed() < FRESH);
+    }
+    cache.insert(session, (remote, Instant::now()));
+    remote
+}
+
+/// One process, or `None` when it vanished or cannot be read. `wanted` sees the executable and
+/// the invoked name first; a process it declines is not read further.
+pub fn read_process(
+    clock: &Clock,
+    pid: u32,
+    wanted: impl Fn(&Path, &str) -> bool,
+) -> Option<ProcessInfo> {
+    let (exe, invoked_as) = names(pid)?;
+    if !wanted(&exe, &invoked_as) {
+        return None;
+    }
+    let stat = stat(pid)?;
+    // The owner of /proc/<pid> is the process's user; cheaper than `status`, which makes the
+    // kernel total up the process's memory.
+    let uid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(format!("/proc/{pid}")).ok()?);
     Some(ProcessInfo {
         pid,
-        ppid,
-        start_ticks,
-        start: clock.at(start_ticks),
-        uid: uid_of(&fs::read_to_string(dir.join("status")).ok()?)?,
-        remote: remote_session(pid),
+        ppid: stat.ppid,
+        start_ticks: stat.start_ticks,
+        start: clock.at(stat.start_ticks),
+        uid,
+        remote: session_is_remote(stat.session, pid),
         exe,
         invoked_as,
     })
@@ -121,19 +195,17 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Every process visible now: pid → start ticks. Reads one small file per process; the full
-/// [`read_process`] is left for processes not seen before.
-pub fn running() -> HashMap<u32, u64> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return HashMap::new();
-    };
-    entries
+/// Every process visible now, by pid. Reads one small file per process.
+pub fn running() -> HashMap<u32, Stat> {
+    pids().filter_map(|pid| Some((pid, stat(pid)?))).collect()
+}
+
+/// The pids in `/proc`.
+pub fn pids() -> impl Iterator<Item = u32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            Some((pid, parse_stat(&stat)?.1))
-        })
-        .collect()
 }
 
 /// Account names by uid, from `/etc/passwd`.
@@ -156,15 +228,23 @@ mod tests {
     fn stat_with_spaces_in_the_name() {
         let stat =
             "1234 (my prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
-        assert_eq!(parse_stat(stat), Some((1, 98765)));
+        let parsed = parse_stat(stat).unwrap();
+        assert_eq!(
+            (parsed.comm.as_str(), parsed.ppid, parsed.start_ticks),
+            ("my prog", 1, 98765)
+        );
     }
 
     #[test]
     fn this_process_is_read_with_its_real_start() {
         let clock = Clock::read().unwrap();
-        let me = read_process(&clock, std::process::id()).unwrap();
+        let me = read_process(&clock, std::process::id(), |_, _| true).unwrap();
         assert!(me.start <= Utc::now() && me.start > clock.boot_time);
         assert_eq!(me.exe, std::env::current_exe().unwrap());
-        assert_eq!(running().get(&std::process::id()), Some(&me.start_ticks));
+        assert_eq!(
+            running().get(&std::process::id()).map(|s| s.start_ticks),
+            Some(me.start_ticks)
+        );
+        assert!(read_process(&clock, std::process::id(), |_, _| false).is_none());
     }
 }

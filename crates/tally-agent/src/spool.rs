@@ -1,47 +1,147 @@
 //! The crash-safe spool: a record is durable (SQLite, WAL, synchronous FULL) before it is
 //! offered for upload, and deleted only after the server acknowledges it. Ids are never reused
 //! (AUTOINCREMENT): a batch is named by its id range, and a reused range would look like a replay.
+//!
+//! The metering state (instances being metered, the last heartbeat) lives in the same database
+//! and is written in the same transaction as the records it produced, so after a crash the two
+//! always agree: no period is reported twice and none is lost.
+//!
+//! The spool is bounded. When it is full, consecutive records of one instance are merged into
+//! one (usage time is kept, only the cycle granularity is lost); if that is not enough, the
+//! oldest records are dropped and counted, and the count goes to the server with the next upload.
 
 use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use tally_core::wire::v1::UsageRecordV1;
 
 pub struct Spool {
     pool: SqlitePool,
+    max_records: i64,
 }
 
+/// A batch ready to upload: the id range that names it, and its records.
+pub struct Batch {
+    pub first: i64,
+    pub last: i64,
+    pub records: Vec<UsageRecordV1>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance TEXT NOT NULL DEFAULT '',
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    record TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+";
+
 impl Spool {
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+    /// Opens (or creates) the spool holding at most `max_records` records.
+    pub async fn open(path: &Path, max_records: u64) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
         let pool = SqlitePool::connect_with(options).await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL)")
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        // Spools written before records carried their instance get the column added.
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('spool')")
+                .fetch_all(&pool)
+                .await?;
+        if !columns.iter().any(|c| c == "instance") {
+            sqlx::query("ALTER TABLE spool ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
+                .execute(&pool)
+                .await?;
+        }
+        sqlx::query("CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance)")
             .execute(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            max_records: i64::try_from(max_records.max(1)).unwrap_or(i64::MAX),
+        })
     }
 
-    /// Writes records durably; returns once they are on disk.
-    pub async fn push(&self, records: &[UsageRecordV1]) -> anyhow::Result<()> {
+    /// Writes records durably, with the state that produced them when given; returns once both
+    /// are on disk. Enforces the bound afterwards, in the same transaction.
+    pub async fn push(
+        &self,
+        records: &[UsageRecordV1],
+        state: Option<(&str, &str)>,
+    ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         for r in records {
-            sqlx::query("INSERT INTO spool (record) VALUES ($1)")
+            sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
+                .bind(&r.meter_data_id)
                 .bind(serde_json::to_string(r)?)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some((key, value)) = state {
+            put(&mut tx, key, value).await?;
+        }
+        if !records.is_empty() {
+            self.bound(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
+    /// Keeps the spool within its bound: merge first, then drop the oldest and count them.
+    async fn bound(&self, tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
+        if count(tx).await? <= self.max_records {
+            return Ok(());
+        }
+        let merged = merge(tx).await?;
+        let over = count(tx).await? - self.max_records;
+        if over > 0 {
+            sqlx::query(
+                "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT $1)",
+            )
+            .bind(over)
+            .execute(&mut **tx)
+            .await?;
+            add_dropped(tx, over).await?;
+        }
+        tracing::warn!(
+            merged,
+            dropped = over.max(0),
+            max = self.max_records,
+            "the spool is full"
+        );
+        Ok(())
+    }
+
+    /// Saves one state value.
+    pub async fn put_state(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        put(&mut tx, key, value).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn state(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM state WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The oldest records, at most `limit`, with the id range that names them as a batch.
-    pub async fn peek(&self, limit: i64) -> anyhow::Result<Option<(i64, i64, Vec<UsageRecordV1>)>> {
+    /// Records that do not pass the wire format's own checks are moved aside first (see
+    /// [`Spool::reject`]); they would be refused forever and block everything behind them.
+    pub async fn peek(&self, limit: i64) -> anyhow::Result<Option<Batch>> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, record FROM spool ORDER BY id LIMIT $1")
                 .bind(limit)
@@ -51,26 +151,297 @@ impl Spool {
         else {
             return Ok(None);
         };
-        let records = rows
-            .iter()
-            .map(|(_, json)| serde_json::from_str(json))
-            .collect::<Result<_, _>>()?;
-        Ok(Some((first, last, records)))
+        let mut records = Vec::with_capacity(rows.len());
+        for (id, json) in rows {
+            let checked = serde_json::from_str::<UsageRecordV1>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.validate().map(|()| r).map_err(|e| e.to_string()));
+            match checked {
+                Ok(r) => records.push(r),
+                Err(reason) => self.reject(id, &reason).await?,
+            }
+        }
+        Ok(Some(Batch {
+            first,
+            last,
+            records,
+        }))
     }
 
-    /// Forgets records the server acknowledged.
-    pub async fn ack(&self, first: i64, last: i64) -> anyhow::Result<()> {
+    /// Moves a record the server will never accept out of the spool into `rejected`, where it
+    /// stays for inspection, and counts it as dropped so the server hears of it.
+    pub async fn reject(&self, id: i64, reason: &str) -> anyhow::Result<()> {
+        tracing::error!(id, reason, "a usage record was refused; it is kept in the spool's rejected table and reported as dropped");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rejected (id, record, reason, at)
+             SELECT id, record, $2, $3 FROM spool WHERE id = $1",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+        let gone = sqlx::query("DELETE FROM spool WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        add_dropped(&mut tx, gone.rows_affected() as i64).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets records the server acknowledged, and the dropped count it was told of.
+    pub async fn ack(&self, first: i64, last: i64, dropped_reported: u64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM spool WHERE id BETWEEN $1 AND $2")
             .bind(first)
             .bind(last)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        add_dropped(&mut tx, -(dropped_reported as i64)).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Records dropped or rejected that the server has not been told of yet.
+    pub async fn dropped(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .state("dropped")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     pub async fn len(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM spool")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    pub async fn rejected(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rejected")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO state (key, value) VALUES ($1, $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn count(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM spool")
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO state (key, value) VALUES ('dropped', MAX($1, 0))
+         ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER) + $1, 0)",
+    )
+    .bind(n)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Merges, for every instance with several spooled records, each run of records whose periods
+/// join into one record. Returns how many records were saved.
+async fn merge(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<i64> {
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, instance, record FROM spool
+         WHERE instance IN (SELECT instance FROM spool GROUP BY instance HAVING COUNT(*) > 1)
+         ORDER BY instance, id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut saved = 0;
+    let mut group: Vec<(i64, UsageRecordV1)> = Vec::new();
+    for (id, instance, json) in rows {
+        let record: UsageRecordV1 = serde_json::from_str(&json)?;
+        let joins = group.last().is_some_and(|(_, prev)| {
+            prev.meter_data_id == instance
+                && prev.still_running
+                && prev.end_time == record.start_time
+        });
+        if !joins {
+            saved += replace(tx, &mut group).await?;
+        }
+        group.push((id, record));
+    }
+    saved += replace(tx, &mut group).await?;
+    Ok(saved)
+}
+
+/// Replaces a run of joined records with their merge; a run of one is left alone.
+async fn replace(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &mut Vec<(i64, UsageRecordV1)>,
+) -> anyhow::Result<i64> {
+    let run = std::mem::take(group);
+    if run.len() < 2 {
+        return Ok(0);
+    }
+    let merged = merged(run.iter().map(|(_, r)| r));
+    for (id, _) in &run {
+        sqlx::query("DELETE FROM spool WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
+        .bind(&merged.meter_data_id)
+        .bind(serde_json::to_string(&merged)?)
+        .execute(&mut **tx)
+        .await?;
+    Ok(run.len() as i64 - 1)
+}
+
+/// One record covering consecutive periods of one instance: the first one's start and flags
+/// about the start, the last one's end and flags about the end.
+pub fn merged<'a>(mut run: impl Iterator<Item = &'a UsageRecordV1>) -> UsageRecordV1 {
+    let mut merged = run.next().expect("a run has records").clone();
+    for r in run {
+        merged.end_time = r.end_time;
+        merged.end_time_offset = r.end_time_offset;
+        merged.still_running = r.still_running;
+        merged.end_not_captured = r.end_not_captured;
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use tally_core::file::FileInfo;
+    use tally_core::wire::v1::UserRef;
+
+    fn record(id: &str, from: i64, to: i64, last: bool) -> UsageRecordV1 {
+        let t = |m| Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap() + Duration::minutes(m);
+        UsageRecordV1 {
+            meter_data_id: id.into(),
+            file: FileInfo {
+                file_name: "code".into(),
+                original_file_name: "code".into(),
+                version: String::new(),
+                product_name: String::new(),
+                publisher: String::new(),
+                language: tally_core::file::ANY_LANGUAGE,
+            },
+            user: UserRef {
+                account: "ann".into(),
+                full_name: None,
+            },
+            start_time: t(from),
+            start_time_offset: 0,
+            end_time: t(to),
+            end_time_offset: 0,
+            started: from == 0,
+            still_running: !last,
+            start_not_captured: false,
+            end_not_captured: false,
+            in_ts_session: false,
+        }
+    }
+
+    async fn spool(max: u64) -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool.db"), max)
+            .await
+            .unwrap();
+        (dir, spool)
+    }
+
+    fn seconds(records: &[UsageRecordV1]) -> i64 {
+        records
+            .iter()
+            .map(|r| (r.end_time - r.start_time).num_seconds())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_merges_an_instances_records_and_keeps_its_usage_time() {
+        let (_dir, spool) = spool(4).await;
+        let cycles: Vec<_> = (0..6)
+            .map(|i| record("a", i * 15, (i + 1) * 15, i == 5))
+            .collect();
+        spool.push(&cycles, None).await.unwrap();
+        let batch = spool.peek(100).await.unwrap().unwrap();
+        assert_eq!(
+            batch.records.len(),
+            1,
+            "six joined cycles become one record"
+        );
+        let r = &batch.records[0];
+        assert!(r.started && !r.still_running);
+        assert_eq!(seconds(&batch.records), seconds(&cycles));
+        assert_eq!(spool.dropped().await.unwrap(), 0, "nothing dropped");
+    }
+
+    #[tokio::test]
+    async fn when_merging_is_not_enough_the_oldest_are_dropped_and_counted() {
+        let (_dir, spool) = spool(3).await;
+        let separate: Vec<_> = (0..5)
+            .map(|i| record(&format!("i{i}"), 0, 1, true))
+            .collect();
+        spool.push(&separate, None).await.unwrap();
+        assert_eq!(spool.len().await.unwrap(), 3);
+        assert_eq!(spool.dropped().await.unwrap(), 2);
+        let batch = spool.peek(10).await.unwrap().unwrap();
+        let ids: Vec<&str> = batch
+            .records
+            .iter()
+            .map(|r| r.meter_data_id.as_str())
+            .collect();
+        assert_eq!(ids, ["i2", "i3", "i4"], "the newest are kept");
+        spool.ack(batch.first, batch.last, 2).await.unwrap();
+        assert_eq!(spool.dropped().await.unwrap(), 0);
+        assert_eq!(spool.len().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_record_is_moved_aside_not_uploaded_and_counted() {
+        let (_dir, spool) = spool(100).await;
+        let mut bad = record("bad", 10, 5, true);
+        bad.end_time = bad.start_time - Duration::minutes(1);
+        spool
+            .push(&[record("ok", 0, 1, true), bad], None)
+            .await
+            .unwrap();
+        let batch = spool.peek(10).await.unwrap().unwrap();
+        assert_eq!(batch.records.len(), 1);
+        assert_eq!(batch.records[0].meter_data_id, "ok");
+        assert_eq!(spool.rejected().await.unwrap(), 1);
+        assert_eq!(spool.dropped().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn state_is_written_with_the_records_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.db");
+        {
+            let spool = Spool::open(&path, 10).await.unwrap();
+            spool
+                .push(&[record("a", 0, 15, false)], Some(("meter", "{\"x\":1}")))
+                .await
+                .unwrap();
+        }
+        let spool = Spool::open(&path, 10).await.unwrap();
+        assert_eq!(spool.len().await.unwrap(), 1);
+        assert_eq!(
+            spool.state("meter").await.unwrap().as_deref(),
+            Some("{\"x\":1}")
+        );
     }
 }

@@ -63,6 +63,7 @@ pub struct Device {
     pub sockets: Option<i32>,
     pub cores: Option<i32>,
     pub threads: Option<i32>,
+    pub memory_bytes: Option<i64>,
     /// Processor value units per core; overrides IBM's table for this device when set.
     pub pvu_per_core: Option<i32>,
     pub is_virtual: bool,

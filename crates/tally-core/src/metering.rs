@@ -70,9 +70,14 @@ impl Meter {
 
     /// The end of a reporting cycle: one record per open instance covering its period up to
     /// `now`; the next period starts at `now`.
+    ///
+    /// An instance already reported up to `now` or later gets no record: an empty period adds
+    /// nothing, and a second record ending at the same time would share its key
+    /// (`MeterDataID`, `EndTime`) with the first.
     pub fn report(&mut self, now: DateTime<Utc>, utc_offset_minutes: i32) -> Vec<UsageRecordV1> {
         self.open
             .values_mut()
+            .filter(|open| !(open.reported && now <= open.period_start))
             .map(|open| {
                 let end = now.max(open.period_start);
                 let record = record(open, end, utc_offset_minutes, true, false);
@@ -94,7 +99,12 @@ impl Meter {
         utc_offset_minutes: i32,
     ) -> Option<UsageRecordV1> {
         let open = self.open.remove(meter_data_id)?;
-        let end = at.max(open.period_start);
+        let mut end = at.max(open.period_start);
+        if open.reported && end == open.period_start {
+            // The end was observed before the last cycle's record was made (events can arrive
+            // late): the final record still needs an end time of its own, one microsecond on.
+            end += chrono::Duration::microseconds(1);
+        }
         Some(record(&open, end, utc_offset_minutes, false, !end_captured))
     }
 }
@@ -179,6 +189,17 @@ mod tests {
     }
 
     #[test]
+    fn an_end_seen_before_the_last_cycle_still_gets_its_own_key() {
+        let mut m = Meter::default();
+        m.start(instance("e", t(0), true));
+        let cycle = m.report(t(15), 0).remove(0);
+        assert!(m.report(t(15), 0).is_empty(), "no empty second record");
+        let last = m.end("e", t(14), true, 0).unwrap();
+        assert!(last.end_time > cycle.end_time && !last.still_running);
+        assert_eq!(last.start_time, cycle.end_time);
+    }
+
+    #[test]
     fn a_short_program_gives_one_complete_record() {
         let mut m = Meter::default();
         m.start(instance("b", t(1), true));
@@ -242,6 +263,9 @@ mod tests {
             for r in &out {
                 assert!(r.validate().is_ok(), "seed {seed}: {r:?}");
             }
+            let keys: std::collections::HashSet<_> =
+                out.iter().map(|r| (&r.meter_data_id, r.end_time)).collect();
+            assert_eq!(keys.len(), out.len(), "seed {seed}: a key used twice");
             let mut ids: Vec<&str> = out.iter().map(|r| r.meter_data_id.as_str()).collect();
             ids.dedup();
             for id in ids {

@@ -215,7 +215,30 @@ pub mod v1 {
         pub hardware: Hardware,
         #[serde(default)]
         pub software: Vec<InstalledSoftware>,
+        #[serde(default)]
+        pub accounts: Vec<LocalAccount>,
     }
+
+    /// A local account on the device. Seed 003: service accounts are "not relevant for
+    /// licensing"; the agent classifies them and says why.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct LocalAccount {
+        pub name: String,
+        pub uid: u32,
+        #[serde(default)]
+        pub full_name: Option<String>,
+        #[serde(default)]
+        pub shell: String,
+        pub service_account: bool,
+        /// Why it counts as a service account: "no login shell", "system uid" or "no
+        /// person's name".
+        #[serde(default)]
+        pub reason: Option<String>,
+    }
+
+    /// Most local accounts one inventory may list.
+    pub const MAX_INVENTORY_ACCOUNTS: usize = 100_000;
 
     /// Most packages one inventory may list.
     pub const MAX_INVENTORY_PACKAGES: usize = 50_000;
@@ -229,6 +252,18 @@ pub mod v1 {
                 return Err(ValidationError::new(
                     "software",
                     format!("at most {MAX_INVENTORY_PACKAGES} packages"),
+                ));
+            }
+            if self.accounts.len() > MAX_INVENTORY_ACCOUNTS {
+                return Err(ValidationError::new(
+                    "accounts",
+                    format!("at most {MAX_INVENTORY_ACCOUNTS} accounts"),
+                ));
+            }
+            if let Some(i) = self.accounts.iter().position(|a| a.name.is_empty()) {
+                return Err(ValidationError::new(
+                    "accounts",
+                    format!("account {i} has no name"),
                 ));
             }
             for (i, s) in self.software.iter().enumerate() {

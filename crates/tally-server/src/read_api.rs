@@ -1,13 +1,13 @@
 //! Read-only views of what agents reported: devices, users, files, raw usage records and runs.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use tally_core::file::StoredFile;
 use tally_core::runs::{stitch_runs, Run};
 use tally_core::{Device, UsageRecord, User};
-use tally_store::{Page, UsageQuery};
+use tally_store::{DeviceInventory, Page, UsageQuery};
 use utoipa::IntoParams;
 
 use crate::admin_api::PageParams;
@@ -27,6 +27,22 @@ pub(crate) async fn devices(
     Query(p): Query<PageParams>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
     Ok(Json(state.store.devices(p.page()?).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/devices/{id}/inventory", tag = "inventory", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Device id")),
+    responses((status = 200, body = DeviceInventory), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn device_inventory(
+    _op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<DeviceInventory>, ApiError> {
+    if state.store.device(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no device {id}; list devices with GET /api/v1/devices"
+        )));
+    }
+    Ok(Json(state.store.device_inventory(id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "inventory", security(("bearer" = [])),

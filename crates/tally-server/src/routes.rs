@@ -54,6 +54,10 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         )
         .route("/api/v1/audit", get(admin_api::audit_log))
         .route("/api/v1/devices", get(read_api::devices))
+        .route(
+            "/api/v1/devices/{id}/inventory",
+            get(read_api::device_inventory),
+        )
         .route("/api/v1/users", get(read_api::users))
         .route("/api/v1/files", get(read_api::files))
         .route("/api/v1/usage", get(read_api::usage))

@@ -105,6 +105,13 @@ pub struct NewAgent {
 }
 
 /// Which usage records to read.
+/// A device's stored inventory beyond its hardware columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DeviceInventory {
+    pub software: Vec<tally_core::wire::v1::InstalledSoftware>,
+    pub accounts: Vec<tally_core::wire::v1::LocalAccount>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageQuery {
     pub device_id: Option<i64>,
@@ -221,6 +228,8 @@ pub trait Store: Send + Sync + 'static {
         inventory: &tally_core::wire::v1::Inventory,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// A device's installed software (with executables) and local accounts.
+    async fn device_inventory(&self, device_id: i64) -> Result<DeviceInventory>;
     /// Every executable in inventory with the number of devices shipping it.
     async fn executables_seen(&self) -> Result<Vec<tally_core::autorules::ExecutableSeen>>;
     /// Devices that have reported an inventory.

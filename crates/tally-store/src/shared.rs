@@ -629,7 +629,8 @@ macro_rules! impl_store {
                     sqlx::query(
                         "UPDATE devices SET last_seen = $1, inventory_hash = $2,
                              os = COALESCE($3, os), cpu_model = $4, sockets = $5, cores = $6,
-                             threads = $7, is_virtual = $8, serial = COALESCE($9, serial)
+                             threads = $7, is_virtual = $8, serial = COALESCE($9, serial),
+                             memory_bytes = $11
                          WHERE id = $10",
                     )
                     .bind(at)
@@ -642,13 +643,14 @@ macro_rules! impl_store {
                     .bind(hw.is_virtual)
                     .bind(&hw.serial)
                     .bind(device_id)
+                    .bind(hw.memory_bytes)
                 };
                 update.execute(&mut *tx).await?;
                 if unchanged {
                     tx.commit().await?;
                     return Ok(false);
                 }
-                for table in ["installed_software", "software_executables"] {
+                for table in ["installed_software", "software_executables", "local_accounts"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE device_id = $1"))
                         .bind(device_id)
                         .execute(&mut *tx)
@@ -682,8 +684,53 @@ macro_rules! impl_store {
                     insert.push(" ON CONFLICT DO NOTHING");
                     insert.build().execute(&mut *tx).await?;
                 }
+                for chunk in inventory.accounts.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account, reason) ",
+                    );
+                    insert.push_values(chunk, |mut row, a| {
+                        row.push_bind(device_id)
+                            .push_bind(&a.name)
+                            .push_bind(i64::from(a.uid))
+                            .push_bind(&a.full_name)
+                            .push_bind(&a.shell)
+                            .push_bind(a.service_account)
+                            .push_bind(&a.reason);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn device_inventory(
+                &self,
+                device_id: i64,
+            ) -> $crate::Result<$crate::DeviceInventory> {
+                let software: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT name, version, publisher FROM installed_software
+                     WHERE device_id = $1 ORDER BY name",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let executables: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT package, file_name FROM software_executables
+                     WHERE device_id = $1 ORDER BY package, file_name",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let accounts: Vec<(String, i64, Option<String>, String, bool, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT name, uid, full_name, shell, service_account, reason
+                         FROM local_accounts WHERE device_id = $1 ORDER BY name",
+                    )
+                    .bind(device_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::shared::device_inventory(software, executables, accounts))
             }
 
             async fn executables_seen(&self) -> $crate::Result<Vec<tally_core::autorules::ExecutableSeen>> {
@@ -743,3 +790,43 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+type AccountRow = (String, i64, Option<String>, String, bool, Option<String>);
+
+use tally_core::wire::v1::{InstalledSoftware, LocalAccount};
+
+/// Assembles a device's stored inventory from its three tables' rows.
+pub(crate) fn device_inventory(
+    software: Vec<(String, String, String)>,
+    executables: Vec<(String, String)>,
+    accounts: Vec<AccountRow>,
+) -> crate::DeviceInventory {
+    let mut by_package: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (package, file) in executables {
+        by_package.entry(package).or_default().push(file);
+    }
+    crate::DeviceInventory {
+        software: software
+            .into_iter()
+            .map(|(name, version, publisher)| InstalledSoftware {
+                executables: by_package.remove(&name).unwrap_or_default(),
+                name,
+                version,
+                publisher,
+            })
+            .collect(),
+        accounts: accounts
+            .into_iter()
+            .map(
+                |(name, uid, full_name, shell, service_account, reason)| LocalAccount {
+                    name,
+                    uid: u32::try_from(uid).unwrap_or_default(),
+                    full_name,
+                    shell,
+                    service_account,
+                    reason,
+                },
+            )
+            .collect(),
+    }
+}

@@ -576,6 +576,14 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> tally_core::wire::v1::
                 executables: exes.iter().map(|e| e.to_string()).collect(),
             })
             .collect(),
+        accounts: vec![tally_core::wire::v1::LocalAccount {
+            name: "ann".into(),
+            uid: 1000,
+            full_name: Some("Ann Smith".into()),
+            shell: "/bin/bash".into(),
+            service_account: false,
+            reason: None,
+        }],
     }
 }
 
@@ -613,6 +621,12 @@ async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store)
         (Some(16), Some(2), true)
     );
     assert_eq!(device.last_seen, Some(at(9, 5)));
+    assert_eq!(device.memory_bytes, Some(1 << 34));
+    let stored = store.device_inventory(d1).await.unwrap();
+    let mut expected = first.software.clone();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(stored.software, expected);
+    assert_eq!(stored.accounts, first.accounts);
     // A changed inventory replaces the old one whole.
     assert!(store
         .put_inventory(d1, &inventory("h3", &[("emacs", &["emacs"])]), at(10, 0))
@@ -626,4 +640,7 @@ async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store)
         .map(|s| s.file_name)
         .collect();
     assert_eq!(names, ["emacs", "vim"]);
+    let replaced = store.device_inventory(d1).await.unwrap();
+    assert_eq!(replaced.software.len(), 1);
+    assert_eq!(replaced.accounts.len(), 1, "accounts replaced, not added");
 }

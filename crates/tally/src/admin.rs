@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::Client;
-use crate::output::{print, Format};
+use crate::output::{print, print_value, Format};
 
 /// Where the server is and how to print: shared by every admin verb.
 #[derive(Args, Debug, Clone)]
@@ -331,9 +331,50 @@ pub async fn enrollment(api: &ApiArgs, cmd: EnrollmentCmd) -> Result<()> {
     Ok(print_list(&rows, columns, api.format)?)
 }
 
-pub async fn devices(api: &ApiArgs) -> Result<()> {
-    let rows = api.client()?.get_all("/api/v1/devices").await?;
-    let columns = &["id", "host_name", "site_code", "os", "status", "last_seen"];
+pub async fn devices(api: &ApiArgs, inventory: Option<i64>) -> Result<()> {
+    let client = api.client()?;
+    let Some(id) = inventory else {
+        let rows = client.get_all("/api/v1/devices").await?;
+        let columns = &[
+            "id",
+            "host_name",
+            "site_code",
+            "os",
+            "sockets",
+            "cores",
+            "status",
+            "last_seen",
+        ];
+        return Ok(print(&rows, columns, api.format)?);
+    };
+    let inventory = client
+        .get(&format!("/api/v1/devices/{id}/inventory"))
+        .await?;
+    if api.format == Format::Json {
+        return Ok(print_value(&inventory)?);
+    }
+    let list = |key: &str| inventory[key].as_array().cloned().unwrap_or_default();
+    print(
+        &list("software"),
+        &["name", "version", "publisher", "executables"],
+        api.format,
+    )?;
+    println!();
+    let columns = &["name", "uid", "full_name", "service_account", "reason"];
+    Ok(print(&list("accounts"), columns, api.format)?)
+}
+
+pub async fn agents(api: &ApiArgs) -> Result<()> {
+    let rows = api.client()?.get("/api/v1/agents").await?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let columns = &[
+        "id",
+        "device_id",
+        "last_heartbeat",
+        "agent_version",
+        "dropped_records",
+        "revoked_at",
+    ];
     Ok(print(&rows, columns, api.format)?)
 }
 

@@ -12,8 +12,6 @@ use clap::Args;
 use serde_json::json;
 use tally_core::wire::v1::{UsageBatch, UsageRecordV1, UserRef};
 use tally_core::{FileInfo, SiteCode};
-use tally_server::config::Limits;
-use tally_server::AppState;
 use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Store};
 
 #[derive(Args, Debug, Clone)]
@@ -84,16 +82,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", temp.path().join("bench.db").display()));
-    let store = tally_store::open(&url).await?;
-    let site = SiteCode::parse("BEN").expect("valid code");
-    store
-        .put_site(&tally_core::Site {
-            code: site.clone(),
-            name: "Bench".into(),
-            alias: None,
-            parent: None,
-        })
-        .await?;
+    let (store, site) = crate::bench_agent::bench_store(&url).await?;
     let per_agent = args.records / args.agents / args.batch;
     let total = per_agent * args.batch * args.agents;
     println!(
@@ -186,24 +175,8 @@ async fn http_ingest(
     args: &IngestArgs,
     per_agent: usize,
 ) -> Result<Duration> {
-    let (token, hash) = tally_server::auth::generate_token();
-    store
-        .create_operator_token("bench", tally_core::Role::Admin, &hash, Utc::now())
-        .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        tally_server::serve(
-            listener,
-            AppState::new(store, site),
-            &Limits::default(),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
+    let server = crate::bench_agent::BenchServer::serve(store, site).await?;
+    let (url, token) = (server.url.clone(), server.token.clone());
     let http = reqwest::Client::new();
     let enrol: serde_json::Value = http
         .post(format!("{url}/api/v1/enrollment-tokens"))
@@ -266,7 +239,6 @@ async fn http_ingest(
     if stored != expected {
         bail!("the server acknowledged {stored} stored records, expected {expected}");
     }
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     Ok(elapsed)
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_agent;
 mod client;
 mod output;
 mod serve;
@@ -57,8 +58,16 @@ enum Command {
         #[command(subcommand)]
         cmd: admin::EnrollmentCmd,
     },
-    /// Devices known to the server.
+    /// Devices known to the server; with --inventory ID, one device's software and accounts.
     Devices {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        /// Show this device's installed software (with its programs) and local accounts.
+        #[arg(long, value_name = "ID")]
+        inventory: Option<i64>,
+    },
+    /// Enrolled agents: last heartbeat, version, and records they reported dropping.
+    Agents {
         #[command(flatten)]
         api: admin::ApiArgs,
     },
@@ -87,9 +96,30 @@ struct AgentArgs {
     /// Where credentials, the policy cache and the spool live.
     #[arg(long, env = "TALLY_STATE_DIR", default_value = "/var/lib/tally-agent")]
     state_dir: PathBuf,
-    /// How often /proc is read, in milliseconds.
+    /// Process watcher: netlink (the kernel reports every start and exit; needs root in the
+    /// host's network namespace), poll (read /proc every --poll-ms), or auto (netlink when
+    /// it can be opened, else poll).
+    #[arg(long, default_value = "auto", env = "TALLY_AGENT_WATCHER")]
+    watcher: tally_agent::watcher::WatcherKind,
+    /// How often /proc is read by the polling watcher, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     poll_ms: u64,
+    /// Most usage records kept while the server is unreachable; beyond it records of one run
+    /// are merged, then the oldest dropped (and the count reported).
+    #[arg(long, default_value_t = 100_000)]
+    spool_max_records: u64,
+    /// How often finished records and the metering state are written to disk with a
+    /// heartbeat, in seconds; after a crash, programs that ended meanwhile are closed at the
+    /// last heartbeat.
+    #[arg(long, default_value_t = 1)]
+    checkpoint_secs: u64,
+    /// Seconds between uploads of spooled records (fewer, larger uploads cost less).
+    #[arg(long, default_value_t = 10)]
+    upload_secs: u64,
+    /// How often the inventory is read for changes, in seconds (it is sent when it changed,
+    /// and daily).
+    #[arg(long, default_value_t = 3600)]
+    inventory_check_secs: u64,
     /// Reporting cycle in seconds, overriding the server's policy.
     #[arg(long)]
     report_secs: Option<u64>,
@@ -105,6 +135,8 @@ struct AgentArgs {
 enum BenchCmd {
     /// Usage ingest: simulated agents over HTTP against the raw storage insert rate.
     Ingest(bench::IngestArgs),
+    /// Agent overhead: short programs at a steady rate; CPU, memory and capture per watcher.
+    Agent(bench_agent::AgentBenchArgs),
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -180,20 +212,27 @@ fn main() -> std::process::ExitCode {
             Command::Rules { api, cmd } => admin::rules(&api, cmd).await,
             Command::Tokens { api, cmd } => admin::tokens(&api, cmd).await,
             Command::Enrollment { api, cmd } => admin::enrollment(&api, cmd).await,
-            Command::Devices { api } => admin::devices(&api).await,
+            Command::Devices { api, inventory } => admin::devices(&api, inventory).await,
+            Command::Agents { api } => admin::agents(&api).await,
             Command::Users { api } => admin::users(&api).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
+            Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
             Command::Agent(args) => {
                 serve::init_logging(tally_server::config::LogFormat::Text);
+                let secs = std::time::Duration::from_secs;
                 let config = tally_agent::AgentConfig {
-                    server: args.server,
                     enroll_token: args.enroll_token,
-                    state_dir: args.state_dir,
                     poll_interval: std::time::Duration::from_millis(args.poll_ms.max(10)),
-                    report_interval: args.report_secs.map(std::time::Duration::from_secs),
-                    policy_interval: std::time::Duration::from_secs(args.policy_secs.max(1)),
+                    report_interval: args.report_secs.map(secs),
+                    policy_interval: secs(args.policy_secs.max(1)),
                     ca_file: args.ca_file,
+                    watcher: args.watcher,
+                    spool_max_records: args.spool_max_records,
+                    checkpoint_interval: secs(args.checkpoint_secs.max(1)),
+                    inventory_check: secs(args.inventory_check_secs.max(1)),
+                    upload_interval: secs(args.upload_secs),
+                    ..tally_agent::AgentConfig::new(args.server, args.state_dir)
                 };
                 tally_agent::run(config, tally_server::shutdown_signal()).await
             }

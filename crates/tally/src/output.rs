@@ -25,6 +25,13 @@ pub fn print(rows: &[Value], columns: &[&str], format: Format) -> std::io::Resul
     }
 }
 
+/// Prints one JSON value as it is (for `--format json` of a non-list answer).
+pub fn print_value(value: &Value) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)
+}
+
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),

@@ -79,7 +79,9 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a log file or journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -149,14 +151,12 @@ async fn start_local_agent(store: &dyn Store, config: &Config, url: &str) -> Res
         Some(token)
     };
     let agent = tally_agent::AgentConfig {
-        server: url.to_string(),
         enroll_token,
-        state_dir,
         poll_interval: std::time::Duration::from_millis(500),
-        report_interval: None,
         // A newcomer adds a rule and runs the program at once: pick rules up within seconds.
         policy_interval: std::time::Duration::from_secs(3),
-        ca_file: None,
+        upload_interval: std::time::Duration::from_secs(1),
+        ..tally_agent::AgentConfig::new(url.to_string(), state_dir)
     };
     tokio::spawn(async move {
         if let Err(e) = tally_agent::run(agent, tally_server::shutdown_signal()).await {

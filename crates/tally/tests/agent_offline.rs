@@ -3,119 +3,40 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::tally_json_at as json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `tally server` and returns it with the bootstrap token, if it printed one.
-fn server(data: &std::path::Path, port: u16) -> (Child, Option<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut token = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(t) = line.strip_prefix("Admin token (shown once, keep it): ") {
-            token = Some(t.to_string());
-        }
-        if line.starts_with("Stop with") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, token)
-}
-
-fn stop(mut child: Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-}
+use common::{server, stop, wait_for, Site};
 
 #[test]
 fn usage_made_while_the_server_is_down_arrives_once_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("server");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let (first, token) = server(&data, port);
-    let token = token.expect("a new server prints a bootstrap token");
-    let name = format!("tally-offline-{}", std::process::id());
-    let program = dir.path().join(&name);
-    std::fs::copy("/bin/sleep", &program).unwrap();
-    json(
-        &url,
-        &token,
-        &["rules", "add", "--name", "Offline", "--file-name", &name],
-    );
-    let enrol = json(
-        &url,
-        &token,
-        &["enrollment", "create", "--name", "t", "--max-uses", "1"],
-    );
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "agent",
-            "--server",
-            &url,
-            "--poll-ms",
-            "200",
-            "--report-secs",
-            "1",
-            "--policy-secs",
-            "1",
-        ])
-        .args(["--enroll-token", enrol[0]["token"].as_str().unwrap()])
-        .arg("--state-dir")
-        .arg(dir.path().join("agent"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let creds = dir.path().join("agent/agent.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !creds.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    use std::os::unix::fs::PermissionsExt;
+    let mut site = Site::new(dir.path(), "Offline");
+    let state = dir.path().join("agent");
+    let mut agent = site.agent(&state, &["--watcher", "poll", "--poll-ms", "200"]);
+    let creds = state.join("agent.json");
+    wait_for(&creds);
     assert_eq!(
         std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
         0o600
     );
     std::thread::sleep(Duration::from_secs(1));
 
-    stop(first);
-    let status = Command::new(&program).arg("3").status().unwrap();
+    let port = site.url.rsplit(':').next().unwrap().parse().unwrap();
+    stop(site.server.take().unwrap());
+    let status = Command::new(&site.program).arg("3").status().unwrap();
     assert!(status.success());
     std::thread::sleep(Duration::from_secs(1));
-    let (second, again) = server(&data, port);
+    let (second, again) = server(&dir.path().join("server"), port);
     assert!(again.is_none(), "the restarted server reuses its data");
+    site.server = Some(second);
 
+    let (url, token) = (&site.url, &site.token);
     let deadline = Instant::now() + Duration::from_secs(30);
     let runs = loop {
-        let runs = json(&url, &token, &["usage", "--runs", "--rule", "Offline"]);
+        let runs = json(url, token, &["usage", "--runs", "--rule", "Offline"]);
         let done = runs
             .as_array()
             .unwrap()
@@ -128,8 +49,7 @@ fn usage_made_while_the_server_is_down_arrives_once_it_is_back() {
     };
     let _ = agent.kill();
     let _ = agent.wait();
-    let records = json(&url, &token, &["usage", "--rule", "Offline"]);
-    stop(second);
+    let records = json(url, token, &["usage", "--rule", "Offline"]);
 
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");

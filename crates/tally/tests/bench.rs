@@ -60,3 +60,45 @@ fn bench_ingest_refuses_an_impossible_load() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--records must be at least"));
 }
+
+#[test]
+fn bench_agent_reports_capture_cpu_and_memory_for_both_watchers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "agent",
+            "--rate",
+            "20",
+            "--seconds",
+            "2",
+            "--run-ms",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |watcher: &str| -> Vec<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(watcher))
+            .unwrap_or_else(|| panic!("no {watcher} row in {text}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(|f| f.trim_end_matches('%').parse().unwrap_or(f64::NAN))
+            .collect()
+    };
+    for watcher in ["netlink", "poll"] {
+        let r = row(watcher);
+        // started, captured, fraction, CPU %, RSS (MB)
+        assert_eq!(r[0], 40.0, "{text}");
+        assert!(r[1] <= r[0] && r[2] <= 1.0, "{text}");
+        assert!(r[3] >= 0.0 && r[4] > 0.0, "{text}");
+    }
+    // Netlink is told of every exec; a 50 ms program is read long before it ends.
+    assert!(row("netlink")[1] >= 36.0, "{text}");
+}

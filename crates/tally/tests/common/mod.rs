@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Running {
     pub child: Child,
@@ -88,4 +90,156 @@ pub fn tally_json_at(url: &str, token: &str, args: &[&str]) -> serde_json::Value
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `tally server` and returns it with the bootstrap token, if it printed one.
+pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.strip_prefix("Admin token (shown once, keep it): ") {
+            token = Some(t.to_string());
+        }
+        if line.starts_with("Stop with") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, token)
+}
+
+/// Stops a child the way a service manager does (SIGTERM) and waits for it.
+pub fn stop(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// A fresh `tally server` with an admin token, a rule for a copy of `sleep` named `program`
+/// in `dir`, and an enrolment token for one agent.
+pub struct Site {
+    pub server: Option<Child>,
+    pub url: String,
+    pub token: String,
+    pub program: std::path::PathBuf,
+    pub enroll: String,
+}
+
+impl Site {
+    pub fn new(dir: &Path, rule: &str) -> Self {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let (child, token) = server(&dir.join("server"), port);
+        let token = token.expect("a new server prints a bootstrap token");
+        let name = format!("tally-{}-{}", rule.to_lowercase(), std::process::id());
+        let program = dir.join(&name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        tally_json_at(
+            &url,
+            &token,
+            &["rules", "add", "--name", rule, "--file-name", &name],
+        );
+        let enrol = tally_json_at(
+            &url,
+            &token,
+            &["enrollment", "create", "--name", rule, "--max-uses", "1"],
+        );
+        Self {
+            server: Some(child),
+            url,
+            token,
+            program,
+            enroll: enrol[0]["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Starts `tally agent` with one-second cycles, logging to `state/agent.log`.
+    pub fn agent(&self, state: &Path, extra: &[&str]) -> Child {
+        std::fs::create_dir_all(state).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("agent.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([
+                "agent",
+                "--server",
+                &self.url,
+                "--enroll-token",
+                &self.enroll,
+            ])
+            .args([
+                "--report-secs",
+                "1",
+                "--policy-secs",
+                "1",
+                "--upload-secs",
+                "1",
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Usage records of `rule`, waiting until `done` holds for them (or 30 s pass).
+    pub fn records_until(
+        &self,
+        rule: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = tally_json_at(&self.url, &self.token, &["usage", "--rule", rule]);
+            let records = records.as_array().unwrap().clone();
+            if done(&records) || Instant::now() > deadline {
+                return records;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            stop(server);
+        }
+    }
+}
+
+/// Waits until `path` exists (an agent's credentials once it enrolled).
+pub fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(path.exists(), "{} never appeared", path.display());
 }

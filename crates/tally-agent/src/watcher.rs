@@ -1,0 +1,596 @@
+//! The agent's source: process watchers. Two implementations of one trait, each running on its
+//! own thread and sending batches of [`Event`]s to the agent:
+//!
+//! - [`Netlink`], the kernel's process connector: the kernel tells us of every `exec` and exit
+//!   as it happens, so even a 10 ms program is seen and its end time is exact.
+//! - [`Polling`], reading `/proc` at an interval: works everywhere (containers, network
+//!   namespaces without the connector), but a program shorter than the interval can be missed
+//!   and an end is known only to within one interval.
+//!
+//! Both read a process only when its names could match a rule ([`Interest`]), which keeps the
+//! cost of a busy machine's thousands of short processes down to two small reads each.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tally_core::MeteringRule;
+use tokio::sync::mpsc;
+
+use crate::procfs::{self, Clock, ProcessInfo, Stat};
+
+/// Something a watcher saw.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A process that could match a rule is running a program: it started, exec'd, or was
+    /// already running when the watcher began.
+    Exec(ProcessInfo),
+    /// A process ended. `start_ticks`, when known, tells it apart from a later process that
+    /// reuses the pid.
+    Exit {
+        pid: u32,
+        start_ticks: Option<u64>,
+        at: DateTime<Utc>,
+    },
+    /// Events may have been lost (the kernel's buffer overflowed): the agent must check every
+    /// process it meters. A fresh `Exec` for every running candidate follows.
+    Resync,
+}
+
+/// Lower-cased program names the rules mention; shared with the watcher thread so it reads
+/// only processes that could match.
+#[derive(Debug, Clone, Default)]
+pub struct Interest(Arc<RwLock<HashSet<String>>>);
+
+impl Interest {
+    pub fn set(&self, rules: &[MeteringRule]) {
+        let names = rules
+            .iter()
+            .filter(|r| r.spec.enabled)
+            .flat_map(|r| [&r.spec.file_name, &r.spec.original_file_name])
+            .filter(|n| !n.is_empty())
+            .map(|n| n.to_lowercase())
+            .collect();
+        *self.0.write().expect("interest lock") = names;
+    }
+
+    pub fn wants(&self, exe: &Path, invoked_as: &str) -> bool {
+        let names = self.0.read().expect("interest lock");
+        names.contains(&invoked_as.to_lowercase())
+            || names.contains(&procfs::file_name(exe).to_lowercase())
+    }
+}
+
+/// Which watcher to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatcherKind {
+    /// Netlink when it can be opened, else polling.
+    #[default]
+    Auto,
+    Netlink,
+    Poll,
+}
+
+impl std::str::FromStr for WatcherKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "netlink" => Ok(Self::Netlink),
+            "poll" => Ok(Self::Poll),
+            other => Err(format!(
+                "unknown watcher {other:?}; use auto, netlink or poll"
+            )),
+        }
+    }
+}
+
+/// A process watcher: runs on its own thread until the agent drops the receiver.
+pub trait Watcher: Send + 'static {
+    fn name(&self) -> &'static str;
+    fn run(self: Box<Self>, events: mpsc::Sender<Vec<Event>>);
+}
+
+/// Opens the watcher `kind` asks for, falling back from netlink to polling under `Auto` and
+/// saying why.
+pub fn open(
+    kind: WatcherKind,
+    clock: Clock,
+    interest: Interest,
+    poll_interval: Duration,
+) -> anyhow::Result<Box<dyn Watcher>> {
+    let polling = || {
+        Box::new(Polling {
+            clock: clock.clone(),
+            interest: interest.clone(),
+            interval: poll_interval,
+        }) as Box<dyn Watcher>
+    };
+    match kind {
+        WatcherKind::Poll => Ok(polling()),
+        WatcherKind::Netlink => Ok(Box::new(Netlink::open(clock.clone(), interest.clone())?)),
+        WatcherKind::Auto => match Netlink::open(clock.clone(), interest.clone()) {
+            Ok(netlink) => Ok(Box::new(netlink)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the netlink process connector is unavailable; polling /proc instead (short programs can be missed; run the agent as root in the host's network namespace to use netlink)");
+                Ok(polling())
+            }
+        },
+    }
+}
+
+/// An `Exec` for every running process the rules could match.
+fn scan(clock: &Clock, interest: &Interest) -> Vec<Event> {
+    procfs::pids()
+        .filter_map(|pid| procfs::read_process(clock, pid, |e, n| interest.wants(e, n)))
+        .map(Event::Exec)
+        .collect()
+}
+
+/// Reads `/proc` every `interval`.
+pub struct Polling {
+    clock: Clock,
+    interest: Interest,
+    interval: Duration,
+}
+
+impl Watcher for Polling {
+    fn name(&self) -> &'static str {
+        "proc polling"
+    }
+
+    fn run(self: Box<Self>, events: mpsc::Sender<Vec<Event>>) {
+        let mut seen: HashMap<u32, Stat> = HashMap::new();
+        loop {
+            let batch = self.poll(&mut seen);
+            if !batch.is_empty() && events.blocking_send(batch).is_err() {
+                return;
+            }
+            if events.is_closed() {
+                return;
+            }
+            std::thread::sleep(self.interval);
+        }
+    }
+}
+
+impl Polling {
+    /// Differences since the last poll. A process whose command name changed under the same
+    /// pid and start has exec'd since: it was a fork of its parent when last seen.
+    fn poll(&self, seen: &mut HashMap<u32, Stat>) -> Vec<Event> {
+        let now = Utc::now();
+        let running = procfs::running();
+        let mut batch = Vec::new();
+        for (pid, old) in seen.iter() {
+            if running.get(pid).map(|s| s.start_ticks) != Some(old.start_ticks) {
+                batch.push(Event::Exit {
+                    pid: *pid,
+                    start_ticks: Some(old.start_ticks),
+                    at: now,
+                });
+            }
+        }
+        for (&pid, stat) in &running {
+            if seen.get(&pid) == Some(stat) {
+                continue;
+            }
+            let wanted = |e: &Path, n: &str| self.interest.wants(e, n);
+            if let Some(p) = procfs::read_process(&self.clock, pid, wanted) {
+                batch.push(Event::Exec(p));
+            }
+        }
+        *seen = running;
+        batch
+    }
+}
+
+/// The kernel's process connector (`NETLINK_CONNECTOR`, `CN_IDX_PROC`).
+pub struct Netlink {
+    socket: netlink::Socket,
+    clock: Clock,
+    interest: Interest,
+}
+
+impl Netlink {
+    pub fn open(clock: Clock, interest: Interest) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: netlink::Socket::subscribe()?,
+            clock,
+            interest,
+        })
+    }
+
+    fn translate(&self, event: netlink::ProcEvent) -> Option<Event> {
+        match event {
+            netlink::ProcEvent::Exec { pid } => {
+                procfs::read_process(&self.clock, pid, |e, n| self.interest.wants(e, n))
+                    .map(Event::Exec)
+            }
+            netlink::ProcEvent::Exit { pid } => Some(Event::Exit {
+                pid,
+                start_ticks: None,
+                at: Utc::now(),
+            }),
+        }
+    }
+}
+
+impl Watcher for Netlink {
+    fn name(&self) -> &'static str {
+        "netlink"
+    }
+
+    fn run(self: Box<Self>, events: mpsc::Sender<Vec<Event>>) {
+        // Subscribed first, then scanned: a process that starts in between is reported twice,
+        // which the agent ignores, rather than not at all.
+        if events
+            .blocking_send(scan(&self.clock, &self.interest))
+            .is_err()
+        {
+            return;
+        }
+        let mut batch: Vec<Event> = Vec::new();
+        let mut since = std::time::Instant::now();
+        loop {
+            let received = match self.socket.receive() {
+                Ok(raw) => raw.into_iter().filter_map(|e| self.translate(e)).collect(),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    tracing::warn!(
+                        "process events were lost (kernel buffer overflow); rescanning /proc"
+                    );
+                    let mut rescan = vec![Event::Resync];
+                    rescan.extend(scan(&self.clock, &self.interest));
+                    rescan
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the netlink socket failed; no more process events");
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                since = std::time::Instant::now();
+            }
+            batch.extend(received);
+            // Events are read and timed here as they come; handing them to the agent a tenth
+            // of a second at a time spares it a wake-up per process on a busy machine.
+            if !batch.is_empty() && since.elapsed() >= COALESCE {
+                if events.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+            } else if events.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+/// How long the netlink watcher gathers events before handing them over.
+const COALESCE: Duration = Duration::from_millis(100);
+
+/// The process connector's wire format (`linux/connector.h`, `linux/cn_proc.h`), read with
+/// libc because no maintained crate covers this one socket.
+mod netlink {
+    use std::io;
+    use std::mem::size_of;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    const NETLINK_CONNECTOR: libc::c_int = 11;
+    const CN_IDX_PROC: u32 = 1;
+    const CN_VAL_PROC: u32 = 1;
+    const PROC_CN_MCAST_LISTEN: u32 = 1;
+    const PROC_EVENT_EXEC: u32 = 0x2;
+    const PROC_EVENT_EXIT: u32 = 0x8000_0000;
+    const NLMSG_HDR: usize = 16;
+    const CN_MSG: usize = 20;
+    /// `what`, `cpu` and `timestamp_ns` precede the event data.
+    const EVENT_HDR: usize = 16;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ProcEvent {
+        Exec { pid: u32 },
+        Exit { pid: u32 },
+    }
+
+    pub struct Socket {
+        fd: OwnedFd,
+    }
+
+    fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    impl Socket {
+        /// Opens the connector and asks for process events. Fails where the connector is not
+        /// there (another network namespace) or the agent may not listen to it.
+        pub fn subscribe() -> io::Result<Self> {
+            // SAFETY: plain socket calls on a descriptor this function owns; every buffer
+            // passed lives across the call and its length is given.
+            unsafe {
+                let fd = check(libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                    NETLINK_CONNECTOR,
+                ))?;
+                let fd = OwnedFd::from_raw_fd(fd);
+                let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+                addr.nl_family = libc::AF_NETLINK as u16;
+                addr.nl_groups = CN_IDX_PROC;
+                check(libc::bind(
+                    fd.as_raw_fd(),
+                    &addr as *const _ as *const libc::sockaddr,
+                    size_of::<libc::sockaddr_nl>() as u32,
+                ))?;
+                // A large receive buffer absorbs bursts of process starts.
+                let size: libc::c_int = 4 << 20;
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    &size as *const _ as *const libc::c_void,
+                    size_of::<libc::c_int>() as u32,
+                );
+                // Wake up now and then to hand over gathered events and to notice the agent
+                // stopping.
+                let timeout = libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 100_000,
+                };
+                check(libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    &timeout as *const _ as *const libc::c_void,
+                    size_of::<libc::timeval>() as u32,
+                ))?;
+                if let Err(e) = attach_filter(fd.as_raw_fd()) {
+                    // Only a cost: user space skips what the filter would have dropped.
+                    tracing::debug!(error = %e, "no in-kernel filter for process events");
+                }
+                let message = listen_message();
+                let sent = libc::send(
+                    fd.as_raw_fd(),
+                    message.as_ptr() as *const libc::c_void,
+                    message.len(),
+                    0,
+                );
+                if sent < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(Self { fd })
+            }
+        }
+
+        /// Blocks for the next datagram (at most a tenth of a second), then takes whatever else is queued.
+        pub fn receive(&self) -> io::Result<Vec<ProcEvent>> {
+            let mut events = Vec::new();
+            let mut buf = [0u8; 4096];
+            let mut flags = 0;
+            for _ in 0..256 {
+                // SAFETY: `buf` outlives the call and its length is passed.
+                let n = unsafe {
+                    libc::recv(
+                        self.fd.as_raw_fd(),
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        flags,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if flags != 0 && e.kind() == io::ErrorKind::WouldBlock {
+                        break;
+                    }
+                    return Err(e);
+                }
+                events.extend(parse(&buf[..n as usize]));
+                flags = libc::MSG_DONTWAIT;
+            }
+            Ok(events)
+        }
+    }
+
+    /// A classic BPF program that keeps only exec events and exits of whole processes, so the
+    /// agent is not woken for forks or for every thread that ends. Loads are big-endian, so the
+    /// constants are the host-order fields' bytes read as big-endian.
+    fn attach_filter(fd: libc::c_int) -> io::Result<()> {
+        // linux/bpf_common.h: class | size | mode, or class | op | source.
+        const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+        const ST: u16 = 0x02; // BPF_ST
+        const LDX_MEM: u16 = 0x61; // BPF_LDX | BPF_W | BPF_MEM
+        const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+        const JEQ_X: u16 = 0x1d; // BPF_JMP | BPF_JEQ | BPF_X
+        const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+        let be = |v: u32| u32::from_be_bytes(v.to_ne_bytes());
+        let what = (NLMSG_HDR + CN_MSG) as u32;
+        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        let program = [
+            op(LD_W_ABS, 0, 0, what),
+            op(JEQ_K, 6, 0, be(PROC_EVENT_EXEC)),
+            op(JEQ_K, 0, 6, be(PROC_EVENT_EXIT)),
+            op(LD_W_ABS, 0, 0, what + EVENT_HDR as u32), // pid
+            op(ST, 0, 0, 0),
+            op(LDX_MEM, 0, 0, 0),
+            op(LD_W_ABS, 0, 0, what + EVENT_HDR as u32 + 4), // tgid
+            op(JEQ_X, 0, 1, 0),
+            op(RET_K, 0, 0, u32::MAX),
+            op(RET_K, 0, 0, 0),
+        ];
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `fprog` and the program it points to outlive the call; the kernel copies them.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &fprog as *const _ as *const libc::c_void,
+                size_of::<libc::sock_fprog>() as u32,
+            )
+        })
+        .map(|_| ())
+    }
+
+    fn listen_message() -> Vec<u8> {
+        let payload = PROC_CN_MCAST_LISTEN.to_ne_bytes();
+        let total = NLMSG_HDR + CN_MSG + payload.len();
+        let mut m = Vec::with_capacity(total);
+        m.extend((total as u32).to_ne_bytes());
+        m.extend((libc::NLMSG_DONE as u16).to_ne_bytes());
+        m.extend(0u16.to_ne_bytes()); // flags
+        m.extend(0u32.to_ne_bytes()); // seq
+        m.extend(0u32.to_ne_bytes()); // port: the kernel fills it in
+        m.extend(CN_IDX_PROC.to_ne_bytes());
+        m.extend(CN_VAL_PROC.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes()); // seq
+        m.extend(0u32.to_ne_bytes()); // ack
+        m.extend((payload.len() as u16).to_ne_bytes());
+        m.extend(0u16.to_ne_bytes()); // flags
+        m.extend(payload);
+        m
+    }
+
+    fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    /// The exec and exit events of whole processes in one datagram; thread events (pid ≠ tgid)
+    /// and other kinds are skipped.
+    pub fn parse(datagram: &[u8]) -> Vec<ProcEvent> {
+        let mut events = Vec::new();
+        let mut at = 0;
+        while let Some(len) = u32_at(datagram, at).map(|l| l as usize) {
+            if len < NLMSG_HDR || at + len > datagram.len() {
+                break;
+            }
+            let event = at + NLMSG_HDR + CN_MSG;
+            let data = event + EVENT_HDR;
+            if let (Some(what), Some(pid), Some(tgid)) = (
+                u32_at(datagram, event),
+                u32_at(datagram, data),
+                u32_at(datagram, data + 4),
+            ) {
+                match what {
+                    PROC_EVENT_EXEC if pid == tgid => events.push(ProcEvent::Exec { pid }),
+                    PROC_EVENT_EXIT if pid == tgid => events.push(ProcEvent::Exit { pid }),
+                    _ => {}
+                }
+            }
+            at += (len + 3) & !3;
+        }
+        events
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn message(what: u32, pid: u32, tgid: u32) -> Vec<u8> {
+            let mut m = vec![0u8; NLMSG_HDR + CN_MSG + EVENT_HDR + 16];
+            let len = m.len() as u32;
+            m[..4].copy_from_slice(&len.to_ne_bytes());
+            let e = NLMSG_HDR + CN_MSG;
+            m[e..e + 4].copy_from_slice(&what.to_ne_bytes());
+            m[e + EVENT_HDR..e + EVENT_HDR + 4].copy_from_slice(&pid.to_ne_bytes());
+            m[e + EVENT_HDR + 4..e + EVENT_HDR + 8].copy_from_slice(&tgid.to_ne_bytes());
+            m
+        }
+
+        #[test]
+        fn exec_and_exit_of_processes_are_read_and_threads_skipped() {
+            let mut datagram = message(PROC_EVENT_EXEC, 10, 10);
+            datagram.extend(message(PROC_EVENT_EXIT, 11, 10));
+            datagram.extend(message(PROC_EVENT_EXIT, 12, 12));
+            datagram.extend(message(0x1, 13, 13));
+            assert_eq!(
+                parse(&datagram),
+                [ProcEvent::Exec { pid: 10 }, ProcEvent::Exit { pid: 12 }]
+            );
+            assert!(
+                parse(&datagram[..10]).is_empty(),
+                "a short datagram is ignored"
+            );
+        }
+
+        #[test]
+        fn the_listen_message_has_its_length_first() {
+            let m = listen_message();
+            assert_eq!(u32_at(&m, 0), Some(m.len() as u32));
+            assert_eq!(m.len(), NLMSG_HDR + CN_MSG + 4);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interest_is_case_insensitive_and_covers_both_names() {
+        let interest = Interest::default();
+        let rule = |file: &str, original: &str| {
+            serde_json::from_value::<MeteringRule>(serde_json::json!({
+                "id": 1, "name": "r", "file_name": file, "original_file_name": original,
+                "site_code": "S01", "origin": "manual", "updated_at": "2026-01-01T00:00:00Z"
+            }))
+            .unwrap()
+        };
+        interest.set(&[rule("Code", ""), rule("", "python3.11")]);
+        assert!(interest.wants(Path::new("/usr/share/code/code"), "code"));
+        assert!(interest.wants(Path::new("/usr/bin/python3.11"), "python3"));
+        assert!(!interest.wants(Path::new("/usr/bin/vim"), "vi"));
+    }
+
+    #[test]
+    fn polling_sees_a_new_process_and_its_end() {
+        let interest = Interest::default();
+        let name = format!("tally-watch-{}", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join(&name);
+        std::fs::copy("/bin/sleep", &program).unwrap();
+        *interest.0.write().unwrap() = [name.to_lowercase()].into();
+        let polling = Polling {
+            clock: Clock::read().unwrap(),
+            interest,
+            interval: Duration::from_millis(10),
+        };
+        let mut seen = HashMap::new();
+        polling.poll(&mut seen);
+        let mut child = std::process::Command::new(&program)
+            .arg("5")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let events = polling.poll(&mut seen);
+        // Other processes come and go meanwhile; only the candidate is read and reported.
+        let execs: Vec<u32> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Exec(p) => Some(p.pid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(execs, [child.id()], "{events:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let events = polling.poll(&mut seen);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Exit { pid, .. } if *pid == child.id())));
+    }
+}
