@@ -16,6 +16,8 @@ pub mod policy;
 pub mod rules;
 pub mod runs;
 pub mod site;
+pub mod summary;
+pub mod tasks;
 pub mod usage;
 pub mod user;
 pub mod wire;

@@ -18,7 +18,7 @@ use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
 
 /// Writes one audit entry for a change an operator made.
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     operator: &Operator,
     action: &str,

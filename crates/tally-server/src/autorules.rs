@@ -1,15 +1,11 @@
-//! Running automatic rule generation: on demand from the API and on a schedule.
-
-use std::time::Duration;
+//! Running automatic rule generation: on demand from the API, and daily as the
+//! `generate_auto_rules` maintenance task.
 
 use chrono::Utc;
 use tally_core::autorules::{propose, AutoRuleSettings};
 use tally_core::{AuditEntry, MeteringRule, RuleOrigin};
 
 use crate::{ApiError, AppState};
-
-/// How often the scheduled run happens: Configuration Manager evaluates automatic rules daily.
-pub const AUTO_RULES_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Creates the rules inventory justifies now; returns them.
 pub async fn generate(
@@ -39,24 +35,4 @@ pub async fn generate(
         created.push(rule);
     }
     Ok(created)
-}
-
-/// Runs [`generate`] with the default settings every `every`, until the process ends.
-pub async fn schedule(state: AppState, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        ticks.tick().await;
-        match generate(&state, AutoRuleSettings::default(), "scheduler").await {
-            Ok(created) if !created.is_empty() => {
-                tracing::info!(
-                    created = created.len(),
-                    "automatic rules created (disabled)"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "automatic rule generation failed; retrying at the next run")
-            }
-        }
-    }
 }

@@ -8,9 +8,11 @@ pub mod autorules;
 pub mod config;
 mod error;
 pub mod ingest;
+pub mod maintenance;
 mod openapi;
 mod read_api;
 mod routes;
+mod tasks_api;
 pub mod transport;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin_api, agent_api, read_api, routes};
+use crate::{admin_api, agent_api, read_api, routes, tasks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,8 @@ use crate::{admin_api, agent_api, read_api, routes};
         admin_api::revoke_enrollment_token, admin_api::list_agents, admin_api::revoke_agent,
         admin_api::list_rules, admin_api::get_rule, admin_api::create_rule,
         admin_api::update_rule, admin_api::delete_rule, admin_api::audit_log,
-        read_api::devices, read_api::device_inventory, read_api::users, read_api::files, read_api::usage, read_api::runs,
+        read_api::devices, read_api::device_inventory,
+        tasks_api::list, tasks_api::change, tasks_api::run, tasks_api::file_usage, tasks_api::monthly, read_api::users, read_api::files, read_api::usage, read_api::runs,
     ),
     modifiers(&BearerAuth),
 )]

@@ -2,7 +2,7 @@
 //! drift from the code.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tally_core::{Role, Site};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
-use crate::{admin_api, agent_api, read_api, ApiError, AppState};
+use crate::{admin_api, agent_api, read_api, tasks_api, ApiError, AppState};
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
@@ -53,6 +53,11 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
                 .delete(admin_api::delete_rule),
         )
         .route("/api/v1/audit", get(admin_api::audit_log))
+        .route("/api/v1/tasks", get(tasks_api::list))
+        .route("/api/v1/tasks/{name}", patch(tasks_api::change))
+        .route("/api/v1/tasks/{name}/run", post(tasks_api::run))
+        .route("/api/v1/summaries/file-usage", get(tasks_api::file_usage))
+        .route("/api/v1/summaries/monthly", get(tasks_api::monthly))
         .route("/api/v1/devices", get(read_api::devices))
         .route(
             "/api/v1/devices/{id}/inventory",

@@ -25,4 +25,6 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Conflict(String),
 }

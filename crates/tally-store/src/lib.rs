@@ -228,6 +228,65 @@ pub trait Store: Send + Sync + 'static {
         inventory: &tally_core::wire::v1::Inventory,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// The newest `TimeSerial` given to stored usage.
+    async fn max_time_serial(&self) -> Result<i64>;
+    /// Records with `after_serial < time_serial <= upto_serial`, in `(time_serial, id)` order,
+    /// after the record `(after_serial_of_page, after_id)`: a page of `limit`.
+    async fn usage_by_serial(
+        &self,
+        range: (i64, i64),
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<UsageRecord>>;
+    /// Records whose period overlaps `[from, to)` (an instant at `from` included).
+    async fn usage_overlapping(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRecord>>;
+    /// Records with `time_serial > watermark`: what a summariser has still to read.
+    async fn usage_pending(&self, watermark: i64) -> Result<i64>;
+    /// Replaces the hourly rows of `keys` (rule, hour) with `rows` (a subset of the keys).
+    async fn replace_file_usage_hours(
+        &self,
+        keys: &[(i64, DateTime<Utc>)],
+        rows: &[tally_core::summary::FileUsageHour],
+    ) -> Result<()>;
+    async fn file_usage_hours(
+        &self,
+        rule_id: Option<i64>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::summary::FileUsageHour>>;
+    /// Adds `rows` to the monthly summary and moves the task's watermark from `from` to `to`,
+    /// in one transaction; fails with [`StoreError::Conflict`] when the watermark is no longer
+    /// `from` (another replica summarised meanwhile), adding nothing.
+    async fn add_monthly_usage(
+        &self,
+        rows: &[(
+            tally_core::summary::MonthKey,
+            tally_core::summary::MonthlyUsage,
+        )],
+        watermark: (i64, i64),
+    ) -> Result<()>;
+    async fn monthly_usage(
+        &self,
+        rule_id: Option<i64>,
+        months: (i32, i32),
+    ) -> Result<
+        Vec<(
+            tally_core::summary::MonthKey,
+            tally_core::summary::MonthlyUsage,
+        )>,
+    >;
+    /// Marks raw records summarised by both summaries (`time_serial <= summarised`) and ended
+    /// before `before` as `Released`, deletes them, and returns how many.
+    async fn delete_aged_usage(&self, before: DateTime<Utc>, summarised: i64) -> Result<u64>;
+    /// Deletes hourly rows before `before` and monthly rows of months before `before_month`.
+    async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64>;
+    /// Every task's state; tasks never stored yet come with their defaults.
+    async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>>;
+    async fn put_task(&self, task: &tally_core::tasks::TaskState) -> Result<()>;
     /// A device's installed software (with executables) and local accounts.
     async fn device_inventory(&self, device_id: i64) -> Result<DeviceInventory>;
     /// Every executable in inventory with the number of devices shipping it.

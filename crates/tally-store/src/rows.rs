@@ -316,3 +316,93 @@ impl AgentRow {
         )
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct HourRow {
+    rule_id: i64,
+    hour: DateTime<Utc>,
+    distinct_users: i64,
+    distinct_devices: i64,
+    distinct_ts_users: i64,
+    usage_ms: i64,
+    peak_concurrent_runs: i64,
+    peak_concurrent_users: i64,
+}
+
+impl From<HourRow> for tally_core::summary::FileUsageHour {
+    fn from(r: HourRow) -> Self {
+        Self {
+            rule_id: r.rule_id,
+            hour: r.hour,
+            distinct_users: r.distinct_users,
+            distinct_devices: r.distinct_devices,
+            distinct_ts_users: r.distinct_ts_users,
+            usage_ms: r.usage_ms,
+            peak_concurrent_runs: r.peak_concurrent_runs,
+            peak_concurrent_users: r.peak_concurrent_users,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MonthRow {
+    rule_id: i64,
+    device_id: i64,
+    user_id: i64,
+    month: i32,
+    runs: i64,
+    usage_ms: i64,
+    last_used: DateTime<Utc>,
+}
+
+impl From<MonthRow>
+    for (
+        tally_core::summary::MonthKey,
+        tally_core::summary::MonthlyUsage,
+    )
+{
+    fn from(r: MonthRow) -> Self {
+        (
+            tally_core::summary::MonthKey {
+                rule_id: r.rule_id,
+                device_id: r.device_id,
+                user_id: r.user_id,
+                month: r.month,
+            },
+            tally_core::summary::MonthlyUsage {
+                runs: r.runs,
+                usage_ms: r.usage_ms,
+                last_used: r.last_used,
+            },
+        )
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    name: String,
+    enabled: bool,
+    every_secs: i64,
+    age_days: Option<i32>,
+    last_run_at: Option<DateTime<Utc>>,
+    last_duration_ms: Option<i64>,
+    last_rows: Option<i64>,
+    watermark: i64,
+    last_error: Option<String>,
+}
+
+impl From<TaskRow> for tally_core::tasks::TaskState {
+    fn from(r: TaskRow) -> Self {
+        Self {
+            name: r.name,
+            enabled: r.enabled,
+            every_secs: r.every_secs,
+            age_days: r.age_days,
+            last_run_at: r.last_run_at,
+            last_duration_ms: r.last_duration_ms,
+            last_rows: r.last_rows,
+            watermark: r.watermark,
+            last_error: r.last_error,
+        }
+    }
+}

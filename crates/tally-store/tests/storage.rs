@@ -24,6 +24,7 @@ on_both_backends!(
     a_replayed_batch_is_acknowledged_as_first_stored,
     agents_are_revoked_and_report_heartbeats_and_drops,
     inventory_replaces_the_previous_one_unless_unchanged,
+    summaries_tasks_and_ageing,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -643,4 +644,129 @@ async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store)
     let replaced = store.device_inventory(d1).await.unwrap();
     assert_eq!(replaced.software.len(), 1);
     assert_eq!(replaced.accounts.len(), 1, "accounts replaced, not added");
+}
+
+async fn summaries_tasks_and_ageing(store: &dyn Store) {
+    use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
+    use tally_core::tasks::Task;
+    let (d, u, f) = fixture(store).await;
+    let rule = store
+        .create_rule(
+            &code("S01"),
+            RuleOrigin::Manual,
+            &RuleSpec {
+                name: "Code".into(),
+                file_name: "code".into(),
+                original_file_name: String::new(),
+                file_version: String::new(),
+                language: ANY_LANGUAGE,
+                product_name: String::new(),
+                comment: String::new(),
+                apply_to_child_sites: false,
+                enabled: true,
+            },
+            at(8, 0),
+        )
+        .await
+        .unwrap();
+    let first = store
+        .insert_usage(&[record(d, u, f, "m1", at(9, 50), at(10, 10))])
+        .await
+        .unwrap();
+    let second = store
+        .insert_usage(&[record(d, u, f, "m2", at(11, 0), at(11, 5))])
+        .await
+        .unwrap();
+    assert_eq!(store.max_time_serial().await.unwrap(), second.time_serial);
+    assert_eq!(store.usage_pending(first.time_serial).await.unwrap(), 1);
+    let newer = store
+        .usage_by_serial((first.time_serial, second.time_serial), (0, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].meter_data_id, "m2");
+    let overlapping = store.usage_overlapping(at(10, 0), at(11, 0)).await.unwrap();
+    assert_eq!(
+        overlapping.len(),
+        1,
+        "m1 overlaps 10:00–11:00, m2 starts at its end"
+    );
+
+    let hour = |h: u32, usage_ms: i64| FileUsageHour {
+        rule_id: rule.id,
+        hour: at(h, 0),
+        distinct_users: 1,
+        distinct_devices: 1,
+        distinct_ts_users: 0,
+        usage_ms,
+        peak_concurrent_runs: 1,
+        peak_concurrent_users: 1,
+    };
+    let keys = [(rule.id, at(9, 0)), (rule.id, at(10, 0))];
+    store
+        .replace_file_usage_hours(&keys, &[hour(9, 600_000), hour(10, 600_000)])
+        .await
+        .unwrap();
+    store
+        .replace_file_usage_hours(&keys, &[hour(9, 700_000)])
+        .await
+        .unwrap();
+    let rows = store
+        .file_usage_hours(Some(rule.id), at(0, 0), at(23, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [hour(9, 700_000)],
+        "replaced whole, the vanished key removed"
+    );
+
+    let key = MonthKey {
+        rule_id: rule.id,
+        device_id: d,
+        user_id: u,
+        month: 202603,
+    };
+    let usage = MonthlyUsage {
+        runs: 1,
+        usage_ms: 1000,
+        last_used: at(10, 10),
+    };
+    store
+        .add_monthly_usage(&[(key, usage)], (0, 5))
+        .await
+        .unwrap();
+    store
+        .add_monthly_usage(&[(key, usage)], (5, 7))
+        .await
+        .unwrap();
+    let stale = store.add_monthly_usage(&[(key, usage)], (5, 9)).await;
+    assert!(
+        matches!(stale, Err(tally_store::StoreError::Conflict(_))),
+        "a stale watermark adds nothing"
+    );
+    let months = store.monthly_usage(None, (202601, 202612)).await.unwrap();
+    assert_eq!(months.len(), 1);
+    assert_eq!((months[0].1.runs, months[0].1.usage_ms), (2, 2000));
+    let tasks = store.tasks().await.unwrap();
+    assert_eq!(tasks.len(), Task::ALL.len());
+    assert_eq!(tasks[1].watermark, 7);
+    assert_eq!(
+        tasks[2].age_days,
+        Some(5),
+        "defaults for tasks never stored"
+    );
+
+    // Ageing: only records summarised (serial <= watermark) and older than the cutoff go.
+    let deleted = store
+        .delete_aged_usage(at(12, 0), first.time_serial)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(store.usage_pending(0).await.unwrap(), 1);
+    let deleted = store
+        .delete_aged_summaries(at(10, 0), 202604)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "the 9:00 hour and March");
 }

@@ -33,7 +33,7 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn client(&self) -> Result<Client> {
+    pub fn client(&self) -> Result<Client> {
         Client::new(&self.url, self.token.clone(), self.ca_file.as_deref())
     }
 }
@@ -495,7 +495,7 @@ pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
 }
 
 /// Percent-encodes a query value (letters, digits and `-._~` stay as they are).
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

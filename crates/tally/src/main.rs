@@ -6,6 +6,7 @@ mod bench_agent;
 mod client;
 mod output;
 mod serve;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +66,20 @@ enum Command {
         /// Show this device's installed software (with its programs) and local accounts.
         #[arg(long, value_name = "ID")]
         inventory: Option<i64>,
+    },
+    /// Site maintenance tasks: list (default), run NAME, set NAME.
+    Tasks {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<tasks::TasksCmd>,
+    },
+    /// Usage summaries: file-usage (per rule and hour) or monthly.
+    Summaries {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: tasks::SummariesCmd,
     },
     /// Enrolled agents: last heartbeat, version, and records they reported dropping.
     Agents {
@@ -214,6 +229,8 @@ fn main() -> std::process::ExitCode {
             Command::Enrollment { api, cmd } => admin::enrollment(&api, cmd).await,
             Command::Devices { api, inventory } => admin::devices(&api, inventory).await,
             Command::Agents { api } => admin::agents(&api).await,
+            Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
+            Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
             Command::Users { api } => admin::users(&api).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,

@@ -56,9 +56,10 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     print_banner(&url, token.as_deref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
     let state = AppState::new(store, config.site_code.clone());
-    tokio::spawn(tally_server::autorules::schedule(
+    // Summaries, ageing and automatic rules, each on its own schedule (`tally tasks`).
+    tokio::spawn(tally_server::maintenance::schedule(
         state.clone(),
-        tally_server::autorules::AUTO_RULES_INTERVAL,
+        std::time::Duration::from_secs(60),
     ));
     if mode == Mode::Up {
         start_local_agent(state.store.as_ref(), &config, &url).await?;

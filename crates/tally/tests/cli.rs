@@ -185,3 +185,60 @@ fn tokens_and_errors_through_the_cli() {
     let out = tally_at("http://127.0.0.1:9", "x", &["devices"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Tally"));
 }
+
+#[test]
+fn tally_tasks_lists_runs_and_changes_maintenance_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let tasks = tally_json(&server, &server.token, &["tasks"]);
+    let names: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "summarize_file_usage",
+            "summarize_monthly_usage",
+            "delete_aged_usage",
+            "delete_aged_summaries",
+            "generate_auto_rules"
+        ]
+    );
+    let ran = tally_json(
+        &server,
+        &server.token,
+        &["tasks", "run", "summarize_monthly_usage"],
+    );
+    assert_eq!(ran[0]["pending_records"], 0);
+    assert!(ran[0]["last_run_at"].is_string());
+    let set = tally_json(
+        &server,
+        &server.token,
+        &[
+            "tasks",
+            "set",
+            "delete_aged_usage",
+            "--age-days",
+            "30",
+            "--every-hours",
+            "12",
+        ],
+    );
+    assert_eq!(
+        (set[0]["age_days"].as_i64(), set[0]["every_secs"].as_i64()),
+        (Some(30), Some(43200))
+    );
+    let refused = tally(
+        &server,
+        &server.token,
+        &["tasks", "set", "delete_aged_usage", "--age-days", "1"],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("between 2 and 255"));
+    let hours = tally_json(&server, &server.token, &["summaries", "file-usage"]);
+    assert!(hours.as_array().unwrap().is_empty());
+    assert!(server.stop().success());
+}

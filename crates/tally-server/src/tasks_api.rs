@@ -1,0 +1,252 @@
+//! Maintenance tasks (state, schedule, run now) and the usage summaries they make.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
+use tally_core::tasks::{Task, TaskState};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Operator;
+use crate::error::{ErrorBody, JsonBody};
+use crate::{ApiError, AppState};
+
+/// A task's state with how far its summary lags behind the newest usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaskView {
+    #[serde(flatten)]
+    state: TaskState,
+    /// For the summarisation tasks: raw records stored after the watermark, not yet summarised.
+    pending_records: Option<i64>,
+    /// The newest `TimeSerial` stored.
+    newest_serial: i64,
+}
+
+async fn view(state: &AppState, task: TaskState) -> Result<TaskView, ApiError> {
+    let summarises = matches!(
+        Task::parse(&task.name),
+        Some(Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage)
+    );
+    let pending_records = match summarises {
+        true => Some(state.store.usage_pending(task.watermark).await?),
+        false => None,
+    };
+    Ok(TaskView {
+        newest_serial: state.store.max_time_serial().await?,
+        pending_records,
+        state: task,
+    })
+}
+
+fn task_named(name: &str) -> Result<Task, ApiError> {
+    Task::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+        ApiError::NotFound(format!(
+            "no task {name:?}; the tasks are {}",
+            names.join(", ")
+        ))
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "maintenance", security(("bearer" = [])),
+    responses((status = 200, body = Vec<TaskView>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list(
+    _op: Operator,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TaskView>>, ApiError> {
+    let mut views = Vec::new();
+    for task in state.store.tasks().await? {
+        views.push(view(&state, task).await?);
+    }
+    Ok(Json(views))
+}
+
+/// Schedule changes; absent fields stay as they are.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskChange {
+    enabled: Option<bool>,
+    every_secs: Option<i64>,
+    age_days: Option<i32>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/tasks/{name}", tag = "maintenance", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = TaskChange,
+    responses((status = 200, body = TaskView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn change(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(change): JsonBody<TaskChange>,
+) -> Result<Json<TaskView>, ApiError> {
+    op.require_admin()?;
+    let task = task_named(&name)?;
+    let mut current = state
+        .store
+        .tasks()
+        .await?
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| task.defaults());
+    if let Some(every) = change.every_secs {
+        if every < 60 {
+            return Err(ApiError::BadRequest(
+                "every_secs: at least 60 (a minute)".into(),
+            ));
+        }
+        current.every_secs = every;
+    }
+    if let Some(age) = change.age_days {
+        match task.age_range() {
+            Some(range) if range.contains(&age) => current.age_days = Some(age),
+            Some(range) => {
+                return Err(ApiError::BadRequest(format!(
+                    "age_days: {name} keeps between {} and {} days",
+                    range.start(),
+                    range.end()
+                )))
+            }
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "age_days: {name} deletes nothing, so it has no age"
+                )))
+            }
+        }
+    }
+    if let Some(enabled) = change.enabled {
+        current.enabled = enabled;
+    }
+    state.store.put_task(&current).await?;
+    crate::admin_api::audit(&state, &op, "task.change", format!("task:{name}"), &change).await?;
+    Ok(Json(view(&state, current).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "maintenance", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, description = "The task ran; its state after the run", body = TaskView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn run(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<TaskView>, ApiError> {
+    op.require_admin()?;
+    let task = task_named(&name)?;
+    let after = crate::maintenance::run(&state, task).await?;
+    crate::admin_api::audit(
+        &state,
+        &op,
+        "task.run",
+        format!("task:{name}"),
+        &after.last_rows,
+    )
+    .await?;
+    Ok(Json(view(&state, after).await?))
+}
+
+/// Which summaries to read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SummaryParams {
+    /// Only this rule (by name).
+    rule: Option<String>,
+    /// First day (YYYY-MM-DD); default 30 days ago, or for months, twelve months ago.
+    from: Option<NaiveDate>,
+    /// Last day, included (YYYY-MM-DD); default today.
+    to: Option<NaiveDate>,
+}
+
+impl SummaryParams {
+    async fn rule_id(&self, state: &AppState) -> Result<Option<i64>, ApiError> {
+        let Some(name) = &self.rule else {
+            return Ok(None);
+        };
+        let rules = state.store.rules().await?;
+        rules
+            .iter()
+            .find(|r| r.spec.name.eq_ignore_ascii_case(name))
+            .map(|r| Some(r.id))
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no rule named {name:?}; see tally rules list"))
+            })
+    }
+
+    fn days(&self, default_back: Duration) -> Result<(NaiveDate, NaiveDate), ApiError> {
+        let to = self.to.unwrap_or_else(|| Utc::now().date_naive());
+        let from = self.from.unwrap_or(to - default_back);
+        if from > to {
+            return Err(ApiError::BadRequest("from: must not be after to".into()));
+        }
+        Ok((from, to))
+    }
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+#[utoipa::path(get, path = "/api/v1/summaries/file-usage", tag = "summaries", security(("bearer" = [])),
+    params(SummaryParams),
+    responses((status = 200, description = "Per rule and UTC hour", body = Vec<FileUsageHour>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn file_usage(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<SummaryParams>,
+) -> Result<Json<Vec<FileUsageHour>>, ApiError> {
+    let (from, to) = p.days(Duration::days(30))?;
+    let rule = p.rule_id(&state).await?;
+    let rows = state
+        .store
+        .file_usage_hours(rule, midnight(from), midnight(to) + Duration::days(1))
+        .await?;
+    Ok(Json(rows))
+}
+
+/// One monthly summary row.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MonthlyRow {
+    rule_id: i64,
+    device_id: i64,
+    user_id: i64,
+    /// `yyyymm` on the client's calendar.
+    month: i32,
+    runs: i64,
+    usage_ms: i64,
+    last_used: DateTime<Utc>,
+}
+
+impl From<(MonthKey, MonthlyUsage)> for MonthlyRow {
+    fn from((k, u): (MonthKey, MonthlyUsage)) -> Self {
+        Self {
+            rule_id: k.rule_id,
+            device_id: k.device_id,
+            user_id: k.user_id,
+            month: k.month,
+            runs: u.runs,
+            usage_ms: u.usage_ms,
+            last_used: u.last_used,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/summaries/monthly", tag = "summaries", security(("bearer" = [])),
+    params(SummaryParams),
+    responses((status = 200, description = "Per rule, device, user and month", body = Vec<MonthlyRow>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn monthly(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<SummaryParams>,
+) -> Result<Json<Vec<MonthlyRow>>, ApiError> {
+    let (from, to) = p.days(Duration::days(365))?;
+    let rule = p.rule_id(&state).await?;
+    let months = (
+        tally_core::summary::month_of(from),
+        tally_core::summary::month_of(to),
+    );
+    let rows = state.store.monthly_usage(rule, months).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}

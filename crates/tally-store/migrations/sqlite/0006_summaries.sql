@@ -1,0 +1,41 @@
+-- Usage summaries (seed 000: "summarized on a specified schedule") and the maintenance tasks
+-- that make and age them.
+
+-- Per rule and UTC clock hour; recomputed whole from the raw records when any of them changes.
+CREATE TABLE file_usage_hourly (
+    rule_id                INTEGER NOT NULL REFERENCES metering_rules (id) ON DELETE CASCADE,
+    hour                   TEXT NOT NULL,
+    distinct_users         INTEGER NOT NULL,
+    distinct_devices       INTEGER NOT NULL,
+    distinct_ts_users      INTEGER NOT NULL,
+    usage_ms               INTEGER NOT NULL,
+    peak_concurrent_runs   INTEGER NOT NULL,
+    peak_concurrent_users  INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, hour)
+);
+CREATE INDEX file_usage_hourly_hour ON file_usage_hourly (hour);
+
+-- Per rule, device, user and month of the client's calendar (yyyymm); records are added once.
+CREATE TABLE monthly_usage (
+    rule_id    INTEGER NOT NULL REFERENCES metering_rules (id) ON DELETE CASCADE,
+    device_id  INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    month      INTEGER NOT NULL,
+    runs       INTEGER NOT NULL,
+    usage_ms   INTEGER NOT NULL,
+    last_used  TEXT NOT NULL,
+    PRIMARY KEY (rule_id, device_id, user_id, month)
+);
+CREATE INDEX monthly_usage_month ON monthly_usage (month);
+
+CREATE TABLE maintenance_tasks (
+    name              TEXT PRIMARY KEY,
+    enabled           BOOLEAN NOT NULL,
+    every_secs        INTEGER NOT NULL,
+    age_days          INTEGER,
+    last_run_at       TEXT,
+    last_duration_ms  INTEGER,
+    last_rows         INTEGER,
+    watermark         INTEGER NOT NULL DEFAULT 0,
+    last_error        TEXT
+);
