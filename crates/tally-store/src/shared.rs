@@ -24,6 +24,18 @@ macro_rules! impl_store {
                 )
                 .fetch_one(&mut **tx)
                 .await?;
+                // The longest period stored bounds the search for records overlapping a time.
+                let longest = records
+                    .iter()
+                    .map(|r| (r.end_time - r.start_time).num_milliseconds())
+                    .max()
+                    .unwrap_or(0);
+                sqlx::query(
+                    "UPDATE counters SET value = $1 WHERE name = 'longest_period_ms' AND value < $1",
+                )
+                .bind(longest)
+                .execute(&mut **tx)
+                .await?;
                 let mut stored = 0;
                 for chunk in records.chunks($crate::shared::INSERT_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
@@ -719,7 +731,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as::<_, $crate::rows::UsageRow>(
                     "SELECT * FROM usage_records
                      WHERE time_serial > $1 AND time_serial <= $2
-                       AND (time_serial > $3 OR (time_serial = $3 AND id > $4))
+                       AND time_serial >= $3 AND (time_serial, id) > ($3, $4)
                      ORDER BY time_serial, id LIMIT $5",
                 )
                 .bind(after_serial)
@@ -739,11 +751,21 @@ macro_rules! impl_store {
                 from: chrono::DateTime<chrono::Utc>,
                 to: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<Vec<tally_core::UsageRecord>> {
+                let longest: i64 = sqlx::query_scalar(
+                    "SELECT value FROM counters WHERE name = 'longest_period_ms'",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                // A record overlapping [from, to) ends before `to` plus the longest period: the
+                // end-time index then reads only the records near the window.
+                let latest_end = to + chrono::Duration::milliseconds(longest);
                 Ok(sqlx::query_as::<_, $crate::rows::UsageRow>(
-                    "SELECT * FROM usage_records WHERE end_time >= $1 AND start_time < $2",
+                    "SELECT * FROM usage_records
+                     WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
                 )
                 .bind(tally_core::to_micros(from))
                 .bind(tally_core::to_micros(to))
+                .bind(tally_core::to_micros(latest_end))
                 .fetch_all(&self.pool)
                 .await?
                 .into_iter()

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_agent;
+mod bench_summary;
 mod client;
 mod output;
 mod serve;
@@ -152,6 +153,8 @@ enum BenchCmd {
     Ingest(bench::IngestArgs),
     /// Agent overhead: short programs at a steady rate; CPU, memory and capture per watcher.
     Agent(bench_agent::AgentBenchArgs),
+    /// Summarisation: generated raw records, both summary tasks, time and peak memory.
+    Summarize(bench_summary::SummaryBenchArgs),
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -235,6 +238,7 @@ fn main() -> std::process::ExitCode {
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
+            Command::Bench(BenchCmd::Summarize(args)) => bench_summary::summarize(args).await,
             Command::Agent(args) => {
                 serve::init_logging(tally_server::config::LogFormat::Text);
                 let secs = std::time::Duration::from_secs;

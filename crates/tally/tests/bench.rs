@@ -102,3 +102,44 @@ fn bench_agent_reports_capture_cpu_and_memory_for_both_watchers() {
     // Netlink is told of every exec; a 50 ms program is read long before it ends.
     assert!(row("netlink")[1] >= 36.0, "{text}");
 }
+
+#[test]
+fn bench_summarize_reports_each_task_against_a_plain_read() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "summarize",
+            "--records",
+            "3000",
+            "--devices",
+            "10",
+            "--days",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("baseline read") && text.contains("(3000 records)"),
+        "{text}"
+    );
+    let rows = |task: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(task)).unwrap();
+        line.rsplit(", ")
+            .next()
+            .unwrap()
+            .trim_end_matches(" rows")
+            .parse()
+            .unwrap()
+    };
+    // Every hour of the 2 days for each of the 40 rules, plus the hour after for runs that
+    // start in the last quarter hour.
+    assert!((1920..=1960).contains(&rows("file_usage")), "{text}");
+    // Device d runs programs d, d+10, d+20 and d+30: 4 rules × 10 devices, all in January.
+    assert_eq!(rows("monthly_usage"), 40, "{text}");
+}

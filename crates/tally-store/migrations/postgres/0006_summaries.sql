@@ -39,3 +39,13 @@ CREATE TABLE maintenance_tasks (
     watermark         BIGINT NOT NULL DEFAULT 0,
     last_error        TEXT
 );
+
+-- The longest period of any stored record: records overlapping a time window end no later than
+-- the window's end plus this, which bounds the end-time index scan for summaries. Existing
+-- records are measured once here.
+INSERT INTO counters (name, value) VALUES ('longest_period_ms', 0);
+UPDATE counters SET value = COALESCE((SELECT MAX(CAST(EXTRACT(EPOCH FROM end_time - start_time) * 1000 AS BIGINT)) FROM usage_records), 0)
+WHERE name = 'longest_period_ms';
+
+-- Summarisers read new records in (time_serial, id) order, a page at a time.
+CREATE INDEX usage_records_serial_id ON usage_records (time_serial, id);

@@ -39,3 +39,10 @@ CREATE TABLE maintenance_tasks (
     watermark         INTEGER NOT NULL DEFAULT 0,
     last_error        TEXT
 );
+
+-- The longest period of any stored record: records overlapping a time window end no later than
+-- the window's end plus this, which bounds the end-time index scan for summaries. Existing
+-- records are measured once here.
+INSERT INTO counters (name, value) VALUES ('longest_period_ms', 0);
+UPDATE counters SET value = COALESCE((SELECT MAX(CAST((julianday(end_time) - julianday(start_time)) * 86400000 AS INTEGER)) FROM usage_records), 0)
+WHERE name = 'longest_period_ms';

@@ -1,0 +1,207 @@
+//! `tally bench summarize`: how long the two summarisation tasks take over many raw records,
+//! and how much memory they need. The baseline, in the same run, is a plain read of every
+//! record in `TimeSerial` order: the floor any incremental summariser pays.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{TimeZone, Utc};
+use clap::Args;
+use tally_core::device::NewDevice;
+use tally_core::rules::RuleSpec;
+use tally_core::tasks::Task;
+use tally_core::{FileInfo, RuleOrigin};
+use tally_server::AppState;
+use tally_store::{NewUsageRecord, Store};
+
+#[derive(Args, Debug, Clone)]
+pub struct SummaryBenchArgs {
+    /// Database to use [default: a new SQLite file in a temporary directory]. A PostgreSQL
+    /// database should be empty.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Raw records to generate.
+    #[arg(long, default_value_t = 10_000_000)]
+    records: usize,
+    /// Devices the records come from (one user each, two devices per user).
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// Days the records spread over.
+    #[arg(long, default_value_t = 30)]
+    days: usize,
+}
+
+/// Programs, each metered by its own rule.
+const PROGRAMS: usize = 40;
+const BATCH: usize = 5000;
+
+pub async fn summarize(args: SummaryBenchArgs) -> Result<()> {
+    let temp = tempfile::tempdir().context("temporary directory")?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", temp.path().join("bench.db").display()));
+    let (store, site) = crate::bench_agent::bench_store(&url).await?;
+    println!(
+        "tally bench summarize: backend {}, {} records from {} devices over {} days, {PROGRAMS} rules",
+        store.backend(),
+        args.records,
+        args.devices,
+        args.days
+    );
+    let loaded = Instant::now();
+    generate(store.as_ref(), &site, &args).await?;
+    println!(
+        "generated in    : {:>8.1} s",
+        loaded.elapsed().as_secs_f64()
+    );
+
+    reset_peak_rss();
+    let (read, rows) = read_all(store.as_ref()).await?;
+    let read_rss = peak_rss_mb();
+    println!(
+        "baseline read   : {:>8.1} s, peak RSS {read_rss:.0} MB ({rows} records)",
+        read.as_secs_f64()
+    );
+    let state = AppState::new(store.clone(), site);
+    for task in [Task::SummarizeFileUsage, Task::SummarizeMonthlyUsage] {
+        reset_peak_rss();
+        let started = Instant::now();
+        let after = tally_server::maintenance::run(&state, task)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(e) = after.last_error {
+            anyhow::bail!("{} failed: {e}", task.name());
+        }
+        println!(
+            "{:<16}: {:>8.1} s, peak RSS {:.0} MB, {} rows",
+            task.name().trim_start_matches("summarize_"),
+            started.elapsed().as_secs_f64(),
+            peak_rss_mb(),
+            after.last_rows.unwrap_or(0)
+        );
+    }
+    // A second run has nothing new to read: the incremental path's fixed cost.
+    let started = Instant::now();
+    tally_server::maintenance::run(&state, Task::SummarizeFileUsage)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "re-run, nothing new: {:>5.3} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn generate(
+    store: &dyn Store,
+    site: &tally_core::SiteCode,
+    args: &SummaryBenchArgs,
+) -> Result<()> {
+    let now = Utc::now();
+    let mut devices = Vec::with_capacity(args.devices);
+    for d in 0..args.devices {
+        let new = NewDevice {
+            site_code: site.clone(),
+            host_name: format!("pc{d}"),
+            fqdn: None,
+            os: None,
+            serial: None,
+        };
+        devices.push(store.create_device(&new, now).await?.id);
+    }
+    let mut users = Vec::new();
+    for u in 0..args.devices.div_ceil(2) {
+        users.push(store.upsert_user(&format!("user{u}"), None).await?);
+    }
+    let mut files = Vec::new();
+    for p in 0..PROGRAMS {
+        let name = format!("prog{p}");
+        let info = FileInfo {
+            file_name: name.clone(),
+            original_file_name: name.clone(),
+            version: "1.0".into(),
+            product_name: String::new(),
+            publisher: String::new(),
+            language: tally_core::file::ANY_LANGUAGE,
+        };
+        files.push(store.upsert_file(&info).await?);
+        let spec = RuleSpec {
+            name: name.clone(),
+            file_name: name,
+            original_file_name: String::new(),
+            file_version: String::new(),
+            language: tally_core::file::ANY_LANGUAGE,
+            product_name: String::new(),
+            comment: String::new(),
+            apply_to_child_sites: false,
+            enabled: true,
+        };
+        store
+            .create_rule(site, RuleOrigin::Manual, &spec, now)
+            .await?;
+    }
+    let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let span_minutes = (args.days * 24 * 60) as i64;
+    let mut batch = Vec::with_capacity(BATCH);
+    for n in 0..args.records {
+        let d = n % devices.len();
+        // Spread over the period; 15-minute cycles as agents report them.
+        let start = base + chrono::Duration::minutes((n as i64 * 7919) % span_minutes);
+        batch.push(NewUsageRecord {
+            meter_data_id: format!("m{n}"),
+            device_id: devices[d],
+            file_id: files[n % PROGRAMS],
+            user_id: users[d / 2],
+            start_time: start,
+            start_time_offset: 60,
+            end_time: start + chrono::Duration::minutes(15),
+            end_time_offset: 60,
+            started: true,
+            still_running: false,
+            start_not_captured: false,
+            end_not_captured: false,
+            in_ts_session: n % 11 == 0,
+        });
+        if batch.len() == BATCH {
+            store.insert_usage(&batch).await?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        store.insert_usage(&batch).await?;
+    }
+    Ok(())
+}
+
+async fn read_all(store: &dyn Store) -> Result<(Duration, usize)> {
+    let started = Instant::now();
+    let top = store.max_time_serial().await?;
+    let mut after = (0, 0);
+    let mut rows = 0;
+    loop {
+        let page = store.usage_by_serial((0, top), after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = (last.time_serial, last.id);
+        rows += page.len();
+    }
+    Ok((started.elapsed(), rows))
+}
+
+/// Resets this process's peak resident set (`VmHWM`) so the next phase is measured alone.
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        tracing::warn!(error = %e, "cannot reset the peak RSS; figures include earlier phases");
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
