@@ -728,13 +728,15 @@ macro_rules! impl_store {
                 (page_serial, page_id): (i64, i64),
                 limit: i64,
             ) -> $crate::Result<Vec<tally_core::UsageRecord>> {
+                // One lower bound, so the planner starts the index range at the page, not at
+                // the watermark (which would make reading every record quadratic).
+                let lowest = page_serial.max(after_serial + 1);
                 Ok(sqlx::query_as::<_, $crate::rows::UsageRow>(
                     "SELECT * FROM usage_records
-                     WHERE time_serial > $1 AND time_serial <= $2
-                       AND time_serial >= $3 AND (time_serial, id) > ($3, $4)
+                     WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
                      ORDER BY time_serial, id LIMIT $5",
                 )
-                .bind(after_serial)
+                .bind(lowest)
                 .bind(upto_serial)
                 .bind(page_serial)
                 .bind(page_id)

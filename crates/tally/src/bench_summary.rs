@@ -16,8 +16,8 @@ use tally_store::{NewUsageRecord, Store};
 
 #[derive(Args, Debug, Clone)]
 pub struct SummaryBenchArgs {
-    /// Database to use [default: a new SQLite file in a temporary directory]. A PostgreSQL
-    /// database should be empty.
+    /// Database to use [default: a new SQLite file in a temporary directory]. Records are
+    /// generated only into an empty database; one that holds usage is summarised as it is.
     #[arg(long)]
     database_url: Option<String>,
     /// Raw records to generate.
@@ -49,12 +49,16 @@ pub async fn summarize(args: SummaryBenchArgs) -> Result<()> {
         args.devices,
         args.days
     );
-    let loaded = Instant::now();
-    generate(store.as_ref(), &site, &args).await?;
-    println!(
-        "generated in    : {:>8.1} s",
-        loaded.elapsed().as_secs_f64()
-    );
+    let existing = store.max_time_serial().await?;
+    if existing > 0 {
+        // A database given with --database-url that holds records already: summarise those.
+        println!("using the records already stored ({existing} batches)");
+    } else {
+        let loaded = Instant::now();
+        generate(store.as_ref(), &site, &args).await?;
+        let secs = loaded.elapsed().as_secs_f64();
+        println!("generated in    : {secs:>8.1} s");
+    }
 
     reset_peak_rss();
     let (read, rows) = read_all(store.as_ref()).await?;

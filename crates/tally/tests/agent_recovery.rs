@@ -98,10 +98,11 @@ fn after_kill_9_running_programs_continue_and_ended_ones_close_at_the_last_heart
     }
     let short_run = short_run.expect("the program that ended while the agent was dead");
     let long_run = long_run.expect("the program that outlived the agent's restart");
-    // Closed at the last heartbeat (one a second) before the kill, not when the agent noticed.
+    // Closed at the last heartbeat (one a second) before the kill, not when the agent noticed;
+    // a loaded machine can delay a heartbeat, hence the margin.
     let closed = time(&short_run.last().unwrap()["end_time"]);
     assert!(
-        closed <= killed_at && closed >= killed_at - chrono::Duration::seconds(3),
+        closed <= killed_at && closed >= killed_at - chrono::Duration::seconds(5),
         "closed at {closed}, killed at {killed_at}"
     );
     assert!(closed < short_ended);
