@@ -231,8 +231,11 @@ impl Agent {
             }
             Err(e) => tracing::warn!(error = %e, "policy refresh failed; keeping the current one"),
         }
-        self.interest.set(self.rules());
-        self.rules() != before.as_slice()
+        let changed = self.rules() != before.as_slice();
+        if changed {
+            self.interest.set(self.rules());
+        }
+        changed
     }
 
     /// Writes records together with the metering state that produced them.

@@ -78,11 +78,8 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         bail!("--records must be at least --agents × --batch, and both above zero");
     }
     let temp = tempfile::tempdir().context("temporary directory")?;
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", temp.path().join("bench.db").display()));
-    let (store, site) = crate::bench_agent::bench_store(&url).await?;
+    let (store, site) =
+        crate::bench_agent::bench_store(args.database_url.as_deref(), temp.path()).await?;
     let per_agent = args.records / args.agents / args.batch;
     let total = per_agent * args.batch * args.agents;
     println!(

@@ -228,9 +228,14 @@ fn peak_rss_kb(pid: u32) -> Result<u64> {
         .context("no VmHWM in /proc/<pid>/status")
 }
 
-/// Opens the database at `url` with the bench's site registered.
-pub async fn bench_store(url: &str) -> Result<(std::sync::Arc<dyn tally_store::Store>, SiteCode)> {
-    let store = tally_store::open(url).await?;
+/// Opens the database at `url`, or a new SQLite file in `dir`, with the bench's site
+/// registered.
+pub async fn bench_store(
+    url: Option<&str>,
+    dir: &Path,
+) -> Result<(std::sync::Arc<dyn tally_store::Store>, SiteCode)> {
+    let fresh = format!("sqlite://{}", dir.join("bench.db").display());
+    let store = tally_store::open(url.unwrap_or(&fresh)).await?;
     let site = SiteCode::parse("BEN").expect("valid code");
     store
         .put_site(&tally_core::Site {
@@ -255,8 +260,7 @@ pub struct BenchServer {
 impl BenchServer {
     /// On a fresh SQLite database in `dir`.
     async fn start(dir: &Path) -> Result<Self> {
-        let url = format!("sqlite://{}", dir.join("bench.db").display());
-        let (store, site) = bench_store(&url).await?;
+        let (store, site) = bench_store(None, dir).await?;
         Self::serve(store, site).await
     }
 

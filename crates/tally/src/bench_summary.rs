@@ -37,11 +37,8 @@ const BATCH: usize = 5000;
 
 pub async fn summarize(args: SummaryBenchArgs) -> Result<()> {
     let temp = tempfile::tempdir().context("temporary directory")?;
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", temp.path().join("bench.db").display()));
-    let (store, site) = crate::bench_agent::bench_store(&url).await?;
+    let (store, site) =
+        crate::bench_agent::bench_store(args.database_url.as_deref(), temp.path()).await?;
     println!(
         "tally bench summarize: backend {}, {} records from {} devices over {} days, {PROGRAMS} rules",
         store.backend(),

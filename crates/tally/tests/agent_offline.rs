@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::tally_json_at as json;
 use common::{server, stop, wait_for, Site};
@@ -34,19 +34,10 @@ fn usage_made_while_the_server_is_down_arrives_once_it_is_back() {
     site.server = Some(second);
 
     let (url, token) = (&site.url, &site.token);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let runs = loop {
-        let runs = json(url, token, &["usage", "--runs", "--rule", "Offline"]);
-        let done = runs
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["still_running"] == false);
-        if done || Instant::now() > deadline {
-            break runs;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let runs = common::poll_until(
+        || json(url, token, &["usage", "--runs", "--rule", "Offline"]),
+        common::any_run_ended,
+    );
     let _ = agent.kill();
     let _ = agent.wait();
     let records = json(url, token, &["usage", "--rule", "Offline"]);

@@ -133,19 +133,10 @@ fn without_netlink_the_agent_polls_proc_and_still_meters() {
     tally(&["rules", "add", "--name", "Polled", "--file-name", &name]);
     std::thread::sleep(Duration::from_secs(5));
     assert!(Command::new(&program).arg("2").status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let runs = loop {
-        let runs = tally(&["usage", "--runs", "--rule", "Polled"]);
-        let done = runs
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["still_running"] == false);
-        if done || Instant::now() > deadline {
-            break runs;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let runs = common::poll_until(
+        || tally(&["usage", "--runs", "--rule", "Polled"]),
+        common::any_run_ended,
+    );
     common::stop(up);
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(

@@ -215,15 +215,13 @@ impl Site {
         rule: &str,
         done: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let records = tally_json_at(&self.url, &self.token, &["usage", "--rule", rule]);
-            let records = records.as_array().unwrap().clone();
-            if done(&records) || Instant::now() > deadline {
-                return records;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        poll_until(
+            || {
+                let records = tally_json_at(&self.url, &self.token, &["usage", "--rule", rule]);
+                records.as_array().unwrap().clone()
+            },
+            |records| done(records),
+        )
     }
 }
 
@@ -242,4 +240,24 @@ pub fn wait_for(path: &Path) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(path.exists(), "{} never appeared", path.display());
+}
+
+/// Calls `fetch` until `done` holds for its answer or 30 s pass; returns the last answer.
+pub fn poll_until<T>(mut fetch: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = fetch();
+        if done(&answer) || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Whether any run in a `tally usage --runs` answer has ended.
+pub fn any_run_ended(runs: &serde_json::Value) -> bool {
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["still_running"] == false)
 }
