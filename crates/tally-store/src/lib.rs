@@ -120,6 +120,50 @@ pub struct UsageQuery {
     pub page: Page,
 }
 
+/// One rule's monthly usage summed over devices and users.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RuleMonth {
+    pub rule_id: i64,
+    /// `yyyymm` on the clients' calendars.
+    pub month: i32,
+    pub runs: i64,
+    pub users: i64,
+    pub devices: i64,
+    pub usage_ms: i64,
+}
+
+/// Whose use of a rule [`Store::monthly_usage_by`] sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageByKind {
+    User,
+    Device,
+}
+
+/// One user's (or device's) use of a rule over a span of months.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageBy {
+    pub id: i64,
+    /// The user's account, or the device's host name.
+    pub name: String,
+    /// The user's full name, or the device's FQDN.
+    pub detail: Option<String>,
+    pub runs: i64,
+    pub usage_ms: i64,
+    /// Distinct devices the user ran it on, or distinct users who ran it on the device.
+    pub others: i64,
+    pub last_used: DateTime<Utc>,
+}
+
+/// A package on a device that ships an executable of a given name.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Installation {
+    pub device_id: i64,
+    pub host_name: String,
+    pub package: String,
+    pub version: String,
+    pub file_name: String,
+}
+
 /// Everything Tally keeps. Implementations hold no business rules: they store and return
 /// domain values and enforce uniqueness.
 #[async_trait]
@@ -287,6 +331,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every task's state; tasks never stored yet come with their defaults.
     async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>>;
     async fn put_task(&self, task: &tally_core::tasks::TaskState) -> Result<()>;
+    /// Monthly usage per rule and month, summed over devices and users, for months in
+    /// `first..=last` (`yyyymm`).
+    async fn monthly_totals(&self, months: (i32, i32)) -> Result<Vec<RuleMonth>>;
+    /// One rule's monthly usage summed per user or per device, most used first.
+    async fn monthly_usage_by(
+        &self,
+        by: UsageByKind,
+        rule_id: i64,
+        months: (i32, i32),
+    ) -> Result<Vec<UsageBy>>;
+    /// Packages, on any device, that ship an executable named `file_name` (any case).
+    async fn installations(&self, file_name: &str) -> Result<Vec<Installation>>;
     /// A device's installed software (with executables) and local accounts.
     async fn device_inventory(&self, device_id: i64) -> Result<DeviceInventory>;
     /// Every executable in inventory with the number of devices shipping it.

@@ -1021,6 +1021,71 @@ macro_rules! impl_store {
                 Ok($crate::shared::device_inventory(software, executables, accounts))
             }
 
+            async fn monthly_totals(
+                &self,
+                (first, last): (i32, i32),
+            ) -> $crate::Result<Vec<$crate::RuleMonth>> {
+                Ok(sqlx::query_as(
+                    "SELECT rule_id, month, CAST(SUM(runs) AS BIGINT) AS runs,
+                         COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT device_id) AS devices,
+                         CAST(SUM(usage_ms) AS BIGINT) AS usage_ms
+                     FROM monthly_usage WHERE month >= $1 AND month <= $2
+                     GROUP BY rule_id, month ORDER BY month, rule_id",
+                )
+                .bind(first)
+                .bind(last)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn monthly_usage_by(
+                &self,
+                by: $crate::UsageByKind,
+                rule_id: i64,
+                (first, last): (i32, i32),
+            ) -> $crate::Result<Vec<$crate::UsageBy>> {
+                let sql = match by {
+                    $crate::UsageByKind::User => "SELECT m.user_id AS id, u.account AS name,
+                         u.full_name AS detail, CAST(SUM(m.runs) AS BIGINT) AS runs,
+                         CAST(SUM(m.usage_ms) AS BIGINT) AS usage_ms,
+                         COUNT(DISTINCT m.device_id) AS others, MAX(m.last_used) AS last_used
+                     FROM monthly_usage m JOIN users u ON u.id = m.user_id
+                     WHERE m.rule_id = $1 AND m.month >= $2 AND m.month <= $3
+                     GROUP BY m.user_id, u.account, u.full_name ORDER BY usage_ms DESC, name",
+                    $crate::UsageByKind::Device => "SELECT m.device_id AS id, d.host_name AS name,
+                         d.fqdn AS detail, CAST(SUM(m.runs) AS BIGINT) AS runs,
+                         CAST(SUM(m.usage_ms) AS BIGINT) AS usage_ms,
+                         COUNT(DISTINCT m.user_id) AS others, MAX(m.last_used) AS last_used
+                     FROM monthly_usage m JOIN devices d ON d.id = m.device_id
+                     WHERE m.rule_id = $1 AND m.month >= $2 AND m.month <= $3
+                     GROUP BY m.device_id, d.host_name, d.fqdn ORDER BY usage_ms DESC, name",
+                };
+                Ok(sqlx::query_as(sql)
+                    .bind(rule_id)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn installations(
+                &self,
+                file_name: &str,
+            ) -> $crate::Result<Vec<$crate::Installation>> {
+                Ok(sqlx::query_as(
+                    "SELECT e.device_id, d.host_name, e.package, COALESCE(s.version, '') AS version,
+                         e.file_name
+                     FROM software_executables e JOIN devices d ON d.id = e.device_id
+                     LEFT JOIN installed_software s
+                         ON s.device_id = e.device_id AND s.name = e.package
+                     WHERE lower(e.file_name) = lower($1)
+                     ORDER BY d.host_name, e.device_id, e.package",
+                )
+                .bind(file_name)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn executables_seen(&self) -> $crate::Result<Vec<tally_core::autorules::ExecutableSeen>> {
                 let rows: Vec<(String, String, i64)> = sqlx::query_as(
                     "SELECT file_name, MIN(package), COUNT(*) FROM software_executables

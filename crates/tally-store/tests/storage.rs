@@ -25,6 +25,7 @@ on_both_backends!(
     agents_are_revoked_and_report_heartbeats_and_drops,
     inventory_replaces_the_previous_one_unless_unchanged,
     summaries_tasks_and_ageing,
+    report_queries_sum_per_month_user_and_device,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -769,4 +770,132 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(deleted, 2, "the 9:00 hour and March");
+}
+
+async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
+    use tally_core::summary::{MonthKey, MonthlyUsage};
+    use tally_store::UsageByKind;
+    let (d1, u1, _) = fixture(store).await;
+    let new = NewDevice {
+        site_code: code("S01"),
+        host_name: "pc2".into(),
+        fqdn: Some("pc2.example.org".into()),
+        os: None,
+        serial: None,
+    };
+    let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
+    let u2 = store.upsert_user("bob", Some("Bob Jones")).await.unwrap();
+    let rule = store
+        .create_rule(
+            &code("S01"),
+            RuleOrigin::Manual,
+            &RuleSpec {
+                name: "Vim".into(),
+                file_name: "vim".into(),
+                original_file_name: String::new(),
+                file_version: String::new(),
+                language: ANY_LANGUAGE,
+                product_name: String::new(),
+                comment: String::new(),
+                apply_to_child_sites: false,
+                enabled: true,
+            },
+            at(8, 0),
+        )
+        .await
+        .unwrap();
+    let row = |device_id, user_id, month, runs, usage_ms, last_used| {
+        (
+            MonthKey {
+                rule_id: rule.id,
+                device_id,
+                user_id,
+                month,
+            },
+            MonthlyUsage {
+                runs,
+                usage_ms,
+                last_used,
+            },
+        )
+    };
+    let rows = [
+        row(d1, u1, 202603, 2, 1_000, at(9, 0)),
+        row(d2, u1, 202603, 1, 500, at(10, 30)),
+        row(d2, u2, 202603, 4, 4_000, at(11, 0)),
+        row(
+            d1,
+            u1,
+            202604,
+            3,
+            3_000,
+            at(12, 0) + chrono::Duration::days(1),
+        ),
+    ];
+    store.add_monthly_usage(&rows, (0, 1)).await.unwrap();
+
+    let totals = store.monthly_totals((202603, 202604)).await.unwrap();
+    let got: Vec<_> = totals
+        .iter()
+        .map(|t| (t.month, t.runs, t.users, t.devices, t.usage_ms))
+        .collect();
+    assert_eq!(got, [(202603, 7, 2, 2, 5_500), (202604, 3, 1, 1, 3_000)]);
+    assert!(store
+        .monthly_totals((202605, 202612))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let users = store
+        .monthly_usage_by(UsageByKind::User, rule.id, (202603, 202603))
+        .await
+        .unwrap();
+    let got: Vec<_> = users
+        .iter()
+        .map(|u| (u.name.as_str(), u.runs, u.usage_ms, u.others, u.last_used))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bob", 4, 4_000, 1, at(11, 0)),
+            ("alice", 3, 1_500, 2, at(10, 30))
+        ],
+        "most used first; alice used two devices"
+    );
+    assert_eq!(users[0].detail.as_deref(), Some("Bob Jones"));
+    let devices = store
+        .monthly_usage_by(UsageByKind::Device, rule.id, (0, 999_912))
+        .await
+        .unwrap();
+    let got: Vec<_> = devices
+        .iter()
+        .map(|d| (d.id, d.runs, d.usage_ms, d.others, d.last_used))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (d2, 5, 4_500, 2, at(11, 0)),
+            (d1, 5, 4_000, 1, at(12, 0) + chrono::Duration::days(1))
+        ]
+    );
+
+    store
+        .put_inventory(
+            d1,
+            &inventory("h1", &[("vim", &["vim", "vimdiff"])]),
+            at(9, 0),
+        )
+        .await
+        .unwrap();
+    store
+        .put_inventory(d2, &inventory("h2", &[("neovim", &["VIM"])]), at(9, 0))
+        .await
+        .unwrap();
+    let installed = store.installations("Vim").await.unwrap();
+    let got: Vec<_> = installed
+        .iter()
+        .map(|i| (i.host_name.as_str(), i.package.as_str(), i.version.as_str()))
+        .collect();
+    assert_eq!(got, [("pc1", "vim", "1.0"), ("pc2", "neovim", "1.0")]);
+    assert!(store.installations("emacs").await.unwrap().is_empty());
 }

@@ -1,0 +1,461 @@
+//! Builds each report from the store: the summaries for usage, the inventory for the reclaim
+//! list, the task table for the maintenance report.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use tally_core::rules::MeteringRule;
+use tally_core::summary::FileUsageHour;
+use tally_core::tasks::Task;
+use tally_core::SiteCode;
+use tally_store::{Store, UsageByKind};
+
+use crate::catalogue::{DefaultValue, Params, ReportDef, ReportKind};
+use crate::model::{Cell, Chart, Column, Report};
+use crate::ReportError;
+
+/// Bars drawn at most; the table holds every row.
+const MAX_BARS: usize = 20;
+/// Every month a summary can hold.
+const ALL_MONTHS: (i32, i32) = (0, 999_912);
+
+/// Builds report `def` with `params` as the store holds it at `now`.
+pub async fn build(
+    store: &dyn Store,
+    site: &SiteCode,
+    def: &ReportDef,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<Report, ReportError> {
+    let mut report = Report {
+        name: def.name.into(),
+        title: def.title.into(),
+        site: site_label(store, site).await?,
+        generated_at: now,
+        params: params.describe(def),
+        notes: Vec::new(),
+        columns: Vec::new(),
+        rows: Vec::new(),
+        chart: None,
+    };
+    let ctx = Ctx {
+        store,
+        def,
+        params,
+        now,
+        rules: store.rules().await?,
+    };
+    match def.kind {
+        ReportKind::MonthlyUsage => ctx.monthly_usage(&mut report).await?,
+        ReportKind::ProgramUsers => ctx.usage_by(UsageByKind::User, &mut report).await?,
+        ReportKind::ProgramComputers => ctx.usage_by(UsageByKind::Device, &mut report).await?,
+        ReportKind::Reclaim => ctx.reclaim(&mut report).await?,
+        ReportKind::HeatMap => ctx.heat_map(&mut report).await?,
+        ReportKind::Concurrency => ctx.concurrency(&mut report).await?,
+        ReportKind::Tasks => ctx.tasks(&mut report).await?,
+    }
+    Ok(report)
+}
+
+async fn site_label(store: &dyn Store, code: &SiteCode) -> Result<String, ReportError> {
+    Ok(match store.site(code).await? {
+        Some(site) => site.alias.filter(|a| !a.is_empty()).unwrap_or(site.name),
+        None => code.to_string(),
+    })
+}
+
+struct Ctx<'a> {
+    store: &'a dyn Store,
+    def: &'a ReportDef,
+    params: &'a Params,
+    now: DateTime<Utc>,
+    rules: Vec<MeteringRule>,
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+fn month_label(month: i32) -> String {
+    format!("{}-{:02}", month / 100, month % 100)
+}
+
+fn bars(title: &str, unit: &str, mut bars: Vec<(String, f64)>) -> Option<Chart> {
+    bars.retain(|(_, v)| *v > 0.0);
+    bars.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    bars.truncate(MAX_BARS);
+    (!bars.is_empty()).then(|| Chart::Bars {
+        title: title.into(),
+        unit: unit.into(),
+        bars,
+    })
+}
+
+impl Ctx<'_> {
+    fn rule_name(&self, id: i64) -> String {
+        self.rules
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.spec.name.clone())
+            .unwrap_or_else(|| format!("rule {id}"))
+    }
+
+    fn named_rule(&self, name: &str) -> Result<&MeteringRule, ReportError> {
+        self.rules
+            .iter()
+            .find(|r| r.spec.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| ReportError::UnknownProgram {
+                name: name.into(),
+                known: match self.rules.is_empty() {
+                    true => "none yet (add one with tally rules add)".into(),
+                    false => self
+                        .rules
+                        .iter()
+                        .map(|r| r.spec.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+            })
+    }
+
+    /// The rules a report covers: the one named, or every rule.
+    fn chosen_rules(&self) -> Result<Vec<&MeteringRule>, ReportError> {
+        match self.params.program() {
+            Some(name) => Ok(vec![self.named_rule(name)?]),
+            None => Ok(self.rules.iter().collect()),
+        }
+    }
+
+    /// The program a one-program report is about: the one named, or the most used in
+    /// `months`. `None`, with a note, when nothing has been used.
+    async fn one_program(
+        &self,
+        months: (i32, i32),
+        report: &mut Report,
+    ) -> Result<Option<MeteringRule>, ReportError> {
+        if let Some(name) = self.params.program() {
+            return Ok(Some(self.named_rule(name)?.clone()));
+        }
+        debug_assert!(self
+            .def
+            .params
+            .iter()
+            .any(|p| p.default == DefaultValue::MostUsedProgram));
+        let mut usage: HashMap<i64, i64> = HashMap::new();
+        for t in self.store.monthly_totals(months).await? {
+            *usage.entry(t.rule_id).or_default() += t.usage_ms;
+        }
+        let most = usage
+            .into_iter()
+            .max_by_key(|&(id, ms)| (ms, std::cmp::Reverse(id)))
+            .and_then(|(id, _)| self.rules.iter().find(|r| r.id == id));
+        match most {
+            Some(rule) => {
+                report.notes.push(format!(
+                    "Program: {} (the most used in the period; choose another with program=NAME).",
+                    rule.spec.name
+                ));
+                Ok(Some(rule.clone()))
+            }
+            None => {
+                report
+                    .notes
+                    .push("No metered program was used in the period.".into());
+                Ok(None)
+            }
+        }
+    }
+
+    fn months(&self) -> (i32, i32) {
+        (self.params.month("from"), self.params.month("to"))
+    }
+
+    /// `[from midnight, midnight after to)` in UTC.
+    fn days(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            midnight(self.params.date("from")),
+            midnight(self.params.date("to")) + Duration::days(1),
+        )
+    }
+
+    async fn monthly_usage(&self, report: &mut Report) -> Result<(), ReportError> {
+        report.columns = vec![
+            Column::text("program", "Program"),
+            Column::text("month", "Month"),
+            Column::number("runs", "Runs"),
+            Column::number("users", "Users"),
+            Column::number("computers", "Computers"),
+            Column::number("hours", "Hours"),
+        ];
+        let mut totals: Vec<_> = self
+            .store
+            .monthly_totals(self.months())
+            .await?
+            .into_iter()
+            .map(|t| (self.rule_name(t.rule_id), t))
+            .collect();
+        totals.sort_by(|a, b| (a.1.month, &a.0).cmp(&(b.1.month, &b.0)));
+        let mut per_program: BTreeMap<String, i64> = BTreeMap::new();
+        for (name, t) in &totals {
+            *per_program.entry(name.clone()).or_default() += t.usage_ms;
+            report.rows.push(vec![
+                Cell::text(name),
+                Cell::text(month_label(t.month)),
+                Cell::Int(t.runs),
+                Cell::Int(t.users),
+                Cell::Int(t.devices),
+                Cell::hours(t.usage_ms),
+            ]);
+        }
+        let hours = per_program
+            .into_iter()
+            .map(|(name, ms)| (name, ms as f64 / 3_600_000.0))
+            .collect();
+        report.chart = bars("Hours of use in the period", "hours", hours);
+        Ok(())
+    }
+
+    async fn usage_by(&self, by: UsageByKind, report: &mut Report) -> Result<(), ReportError> {
+        report.columns = match by {
+            UsageByKind::User => vec![
+                Column::text("user", "User"),
+                Column::text("full_name", "Full name"),
+                Column::number("runs", "Runs"),
+                Column::number("hours", "Hours"),
+                Column::number("computers", "Computers"),
+                Column::text("last_used", "Last used (UTC)"),
+            ],
+            UsageByKind::Device => vec![
+                Column::text("computer", "Computer"),
+                Column::text("fqdn", "FQDN"),
+                Column::number("runs", "Runs"),
+                Column::number("hours", "Hours"),
+                Column::number("users", "Users"),
+                Column::text("last_used", "Last used (UTC)"),
+            ],
+        };
+        let months = self.months();
+        let Some(rule) = self.one_program(months, report).await? else {
+            return Ok(());
+        };
+        let rows = self.store.monthly_usage_by(by, rule.id, months).await?;
+        let mut hours = Vec::new();
+        for r in rows {
+            hours.push((r.name.clone(), r.usage_ms as f64 / 3_600_000.0));
+            report.rows.push(vec![
+                Cell::text(r.name),
+                r.detail.map(Cell::Text).unwrap_or(Cell::Empty),
+                Cell::Int(r.runs),
+                Cell::hours(r.usage_ms),
+                Cell::Int(r.others),
+                Cell::time(r.last_used),
+            ]);
+        }
+        let title = format!("Hours of {} in the period", rule.spec.name);
+        report.chart = bars(&title, "hours", hours);
+        Ok(())
+    }
+
+    async fn reclaim(&self, report: &mut Report) -> Result<(), ReportError> {
+        report.columns = vec![
+            Column::text("computer", "Computer"),
+            Column::text("program", "Program"),
+            Column::text("package", "Package"),
+            Column::text("version", "Version"),
+            Column::text("last_used", "Last used (UTC)"),
+            Column::number("days_unused", "Days unused"),
+        ];
+        let since = midnight(self.params.date("since"));
+        let mut installed = 0;
+        let mut unused_per_program = Vec::new();
+        for rule in self.chosen_rules()? {
+            let last_use: HashMap<i64, DateTime<Utc>> = self
+                .store
+                .monthly_usage_by(UsageByKind::Device, rule.id, ALL_MONTHS)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.last_used))
+                .collect();
+            let mut unused = 0;
+            for i in self.installations_of(rule).await? {
+                installed += 1;
+                let last = last_use.get(&i.device_id).copied();
+                if last.is_some_and(|t| t >= since) {
+                    continue;
+                }
+                unused += 1;
+                report.rows.push(vec![
+                    Cell::text(i.host_name),
+                    Cell::text(&rule.spec.name),
+                    Cell::text(i.package),
+                    Cell::text(i.version),
+                    last.map(Cell::time).unwrap_or_else(|| Cell::text("never")),
+                    last.map(|t| Cell::Int((self.now - t).num_days()))
+                        .unwrap_or(Cell::Empty),
+                ]);
+            }
+            unused_per_program.push((rule.spec.name.clone(), unused as f64));
+        }
+        report.notes.push(format!(
+            "{} of {installed} installations of metered programs have not run since {}.",
+            report.rows.len(),
+            since.date_naive()
+        ));
+        report.chart = bars("Unused installations", "installations", unused_per_program);
+        Ok(())
+    }
+
+    /// Installations of a rule's program: packages shipping an executable named as the
+    /// rule's file name or original file name, once per computer and package.
+    async fn installations_of(
+        &self,
+        rule: &MeteringRule,
+    ) -> Result<Vec<tally_store::Installation>, ReportError> {
+        let names: HashSet<String> = [&rule.spec.file_name, &rule.spec.original_file_name]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| n.to_lowercase())
+            .collect();
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for name in names {
+            for i in self.store.installations(&name).await? {
+                if seen.insert((i.device_id, i.package.clone())) {
+                    all.push(i);
+                }
+            }
+        }
+        all.sort_by(|a, b| (&a.host_name, a.device_id).cmp(&(&b.host_name, b.device_id)));
+        Ok(all)
+    }
+
+    async fn hours_of(&self, rule: Option<i64>) -> Result<Vec<FileUsageHour>, ReportError> {
+        let (from, to) = self.days();
+        Ok(self.store.file_usage_hours(rule, from, to).await?)
+    }
+
+    async fn heat_map(&self, report: &mut Report) -> Result<(), ReportError> {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+        report.columns = std::iter::once(Column::text("day", "Day"))
+            .chain(hours.iter().map(|h| Column::number(&format!("h{h}"), h)))
+            .collect();
+        let months = (
+            tally_core::summary::month_of(self.params.date("from")),
+            tally_core::summary::month_of(self.params.date("to")),
+        );
+        let offset = Duration::hours(self.params.integer("utc-offset"));
+        let mut grid = [[0i64; 24]; 7];
+        if let Some(rule) = self.one_program(months, report).await? {
+            for h in self.hours_of(Some(rule.id)).await? {
+                let local = h.hour + offset;
+                let day = local.weekday().num_days_from_monday() as usize;
+                grid[day][local.hour() as usize] += h.usage_ms;
+            }
+        }
+        for (day, cells) in DAYS.iter().zip(&grid) {
+            let mut row = vec![Cell::text(*day)];
+            row.extend(cells.iter().map(|&ms| Cell::hours(ms)));
+            report.rows.push(row);
+        }
+        report.chart = Some(Chart::HeatMap {
+            title: "Hours of use by day of week and hour".into(),
+            rows: DAYS.iter().map(|d| d.to_string()).collect(),
+            columns: hours,
+            values: report
+                .rows
+                .iter()
+                .map(|r| r[1..].iter().filter_map(Cell::as_f64).collect())
+                .collect(),
+        });
+        Ok(())
+    }
+
+    async fn concurrency(&self, report: &mut Report) -> Result<(), ReportError> {
+        report.columns = vec![
+            Column::text("program", "Program"),
+            Column::text("period", "Period"),
+            Column::text("date", "Day or month (UTC)"),
+            Column::number("peak_runs", "Peak runs"),
+            Column::number("peak_users", "Peak users"),
+        ];
+        let rules = self.chosen_rules()?;
+        let only = (rules.len() == 1).then(|| rules[0].id);
+        let chosen: HashSet<i64> = rules.iter().map(|r| r.id).collect();
+        // (program, period, date) -> (peak runs, peak users); months sort after their days.
+        let mut peaks: BTreeMap<(String, u8, String), (i64, i64)> = BTreeMap::new();
+        for h in self.hours_of(only).await? {
+            if !chosen.contains(&h.rule_id) {
+                continue;
+            }
+            let name = self.rule_name(h.rule_id);
+            let day = h.hour.format("%Y-%m-%d").to_string();
+            let month = h.hour.format("%Y-%m").to_string();
+            for key in [(name.clone(), 0, day), (name, 1, month)] {
+                let peak = peaks.entry(key).or_default();
+                peak.0 = peak.0.max(h.peak_concurrent_runs);
+                peak.1 = peak.1.max(h.peak_concurrent_users);
+            }
+        }
+        let mut top_users: BTreeMap<String, i64> = BTreeMap::new();
+        for ((name, period, date), (runs, users)) in peaks {
+            let top = top_users.entry(name.clone()).or_default();
+            *top = (*top).max(users);
+            report.rows.push(vec![
+                Cell::text(name),
+                Cell::text(if period == 0 { "day" } else { "month" }),
+                Cell::text(date),
+                Cell::Int(runs),
+                Cell::Int(users),
+            ]);
+        }
+        let peaks = top_users.into_iter().map(|(n, u)| (n, u as f64)).collect();
+        report.chart = bars("Peak concurrent users in the period", "users", peaks);
+        Ok(())
+    }
+
+    async fn tasks(&self, report: &mut Report) -> Result<(), ReportError> {
+        report.columns = vec![
+            Column::text("task", "Task"),
+            Column::text("enabled", "Enabled"),
+            Column::number("every_hours", "Every (hours)"),
+            Column::number("age_days", "Age (days)"),
+            Column::text("last_run", "Last run (UTC)"),
+            Column::number("duration_ms", "Duration (ms)"),
+            Column::number("rows", "Rows"),
+            Column::number("watermark", "Watermark"),
+            Column::number("pending", "Pending records"),
+            Column::text("last_error", "Last error"),
+        ];
+        let newest = self.store.max_time_serial().await?;
+        report
+            .notes
+            .push(format!("Newest TimeSerial stored: {newest}."));
+        for t in self.store.tasks().await? {
+            let summarises = matches!(
+                Task::parse(&t.name),
+                Some(Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage)
+            );
+            let pending = match summarises {
+                true => Cell::Int(self.store.usage_pending(t.watermark).await?),
+                false => Cell::Empty,
+            };
+            let int = |v: Option<i64>| v.map(Cell::Int).unwrap_or(Cell::Empty);
+            report.rows.push(vec![
+                Cell::text(&t.name),
+                Cell::text(if t.enabled { "yes" } else { "no" }),
+                Cell::num(t.every_secs as f64 / 3600.0),
+                int(t.age_days.map(i64::from)),
+                t.last_run_at
+                    .map(Cell::time)
+                    .unwrap_or_else(|| Cell::text("never")),
+                int(t.last_duration_ms),
+                int(t.last_rows),
+                Cell::Int(t.watermark),
+                pending,
+                t.last_error.map(Cell::Text).unwrap_or(Cell::Empty),
+            ]);
+        }
+        Ok(())
+    }
+}
