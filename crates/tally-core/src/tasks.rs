@@ -5,6 +5,7 @@
 //! Delete Aged Software Metering Data runs daily and deletes data older than 5 days (2–255
 //! allowed); Delete Aged Software Metering Summary Data runs weekly and deletes summaries older
 //! than 270 days. Automatic rule generation runs daily, as Configuration Manager evaluates it.
+//! Writing the scheduled reports is Tally's own: daily, keeping 90 days of report folders.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,17 +20,21 @@ pub enum Task {
     DeleteAgedUsage,
     DeleteAgedSummaries,
     GenerateAutoRules,
+    /// Writes the configured reports to `reports/<date>/` in the data directory and deletes
+    /// report folders older than its age.
+    WriteReports,
 }
 
 const DAY: i64 = 24 * 60 * 60;
 
 impl Task {
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::SummarizeFileUsage,
         Task::SummarizeMonthlyUsage,
         Task::DeleteAgedUsage,
         Task::DeleteAgedSummaries,
         Task::GenerateAutoRules,
+        Task::WriteReports,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +44,7 @@ impl Task {
             Task::DeleteAgedUsage => "delete_aged_usage",
             Task::DeleteAgedSummaries => "delete_aged_summaries",
             Task::GenerateAutoRules => "generate_auto_rules",
+            Task::WriteReports => "write_reports",
         }
     }
 
@@ -59,6 +65,7 @@ impl Task {
         match self {
             Task::DeleteAgedUsage => Some(5),
             Task::DeleteAgedSummaries => Some(270),
+            Task::WriteReports => Some(90),
             _ => None,
         }
     }
@@ -68,6 +75,7 @@ impl Task {
         match self {
             Task::DeleteAgedUsage => Some(2..=255),
             Task::DeleteAgedSummaries => Some(1..=3650),
+            Task::WriteReports => Some(1..=3650),
             _ => None,
         }
     }

@@ -130,3 +130,35 @@ fn json(report: &Report) -> serde_json::Value {
         "chart": report.chart,
     })
 }
+
+/// A report the server writes on its schedule, named as its file: `monthly-usage.pdf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledReport {
+    pub name: &'static str,
+    pub format: Format,
+}
+
+impl ScheduledReport {
+    /// What a site writes when its configuration names no reports.
+    pub const DEFAULTS: [&'static str; 4] = [
+        "monthly-usage.pdf",
+        "reclaim.csv",
+        "concurrency.pdf",
+        "tasks.html",
+    ];
+
+    pub fn parse(file: &str) -> Result<Self, ReportError> {
+        let (name, ext) = file.rsplit_once('.').ok_or_else(|| ReportError::BadParam {
+            param: "scheduled_reports".into(),
+            message: format!("{file:?} is not NAME.FORMAT, e.g. monthly-usage.pdf"),
+        })?;
+        Ok(Self {
+            name: find(name)?.name,
+            format: ext.parse()?,
+        })
+    }
+
+    pub fn file_name(&self) -> String {
+        format!("{}.{}", self.name, self.format.extension())
+    }
+}

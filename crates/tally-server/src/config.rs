@@ -35,6 +35,9 @@ pub struct ConfigFile {
     pub tls_key_file: Option<PathBuf>,
     /// Accept plain HTTP on a non-loopback address (logged as a warning at every start).
     pub insecure_http: Option<bool>,
+    /// Reports the `write_reports` task writes to `reports/<date>/` in the data directory,
+    /// each named as its file, e.g. `["monthly-usage.pdf", "reclaim.csv"]`.
+    pub scheduled_reports: Option<Vec<String>>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -74,6 +77,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub limits: Limits,
     pub transport: Transport,
+    pub scheduled_reports: Vec<tally_report::ScheduledReport>,
 }
 
 /// How the server talks to clients.
@@ -131,6 +135,7 @@ impl ConfigFile {
             tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             insecure_http: self.insecure_http.or(lower.insecure_http),
+            scheduled_reports: self.scheduled_reports.or(lower.scheduled_reports),
         }
     }
 }
@@ -183,7 +188,9 @@ impl Config {
                 })
             }
         };
+        let scheduled_reports = scheduled_reports(c.scheduled_reports)?;
         Ok(Config {
+            scheduled_reports,
             listen,
             transport,
             database_url,
@@ -202,6 +209,25 @@ impl Config {
             },
         })
     }
+}
+
+fn scheduled_reports(
+    names: Option<Vec<String>>,
+) -> Result<Vec<tally_report::ScheduledReport>, ConfigError> {
+    let names = names.unwrap_or_else(|| {
+        tally_report::ScheduledReport::DEFAULTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    names
+        .iter()
+        .map(|n| tally_report::ScheduledReport::parse(n))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ConfigError::Invalid {
+            setting: "scheduled_reports",
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -261,5 +287,26 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::resolve(bad, Default::default()).is_err());
+        let bad = ConfigOverrides {
+            scheduled_reports: Some(vec!["reclaim.docx".into()]),
+            ..Default::default()
+        };
+        let e = Config::resolve(bad, Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scheduled_reports") && e.contains("pdf, html, csv or json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn scheduled_reports_default_to_a_useful_few() {
+        let c = Config::resolve(Default::default(), Default::default()).unwrap();
+        let files: Vec<_> = c.scheduled_reports.iter().map(|r| r.file_name()).collect();
+        assert_eq!(files, tally_report::ScheduledReport::DEFAULTS);
+        let file: ConfigFile = toml::from_str(r#"scheduled_reports = ["heat-map.html"]"#).unwrap();
+        let c = Config::resolve(Default::default(), file).unwrap();
+        assert_eq!(c.scheduled_reports[0].name, "heat-map");
     }
 }

@@ -26,6 +26,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("storage failed: {0}")]
     Store(#[from] tally_store::StoreError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -44,8 +47,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Store(e) = &self {
-            tracing::error!(error = %e, "request failed in storage");
+        match &self {
+            ApiError::Store(e) => tracing::error!(error = %e, "request failed in storage"),
+            ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
+            _ => {}
         }
         let body = ErrorBody {
             error: code.to_string(),

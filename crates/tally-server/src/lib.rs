@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod maintenance;
 mod openapi;
 mod read_api;
+mod reports_api;
 mod routes;
 mod tasks_api;
 pub mod transport;
@@ -24,6 +25,7 @@ use tally_store::Store;
 pub use config::{Config, ConfigFile, ConfigOverrides};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
+pub use reports_api::{write_scheduled, ReportOutput};
 
 /// Concurrent usage-batch writes per server.
 pub const WRITE_SLOTS: usize = 4;
@@ -38,6 +40,8 @@ pub struct AppState {
     /// has one writer; its busy handler sleeps between retries), so uploads wait here instead,
     /// having already parsed and validated their bodies.
     pub write_slots: Arc<tokio::sync::Semaphore>,
+    /// Where the `write_reports` task writes, and what.
+    pub reports: Arc<ReportOutput>,
 }
 
 impl AppState {
@@ -47,7 +51,14 @@ impl AppState {
             site,
             ingest: Arc::default(),
             write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
+            reports: Arc::default(),
         }
+    }
+
+    /// The same state, writing scheduled reports as `reports` says.
+    pub fn with_reports(mut self, reports: ReportOutput) -> Self {
+        self.reports = Arc::new(reports);
+        self
     }
 }
 

@@ -27,6 +27,12 @@ pub async fn run(state: &AppState, task: Task) -> Result<TaskState, ApiError> {
         Task::SummarizeMonthlyUsage => summarize_monthly(store, current.watermark).await,
         Task::DeleteAgedUsage => delete_aged_usage(store, &current).await,
         Task::DeleteAgedSummaries => delete_aged_summaries(store, &current).await,
+        Task::WriteReports => {
+            let keep = current.age_days.unwrap_or(90);
+            crate::reports_api::write_scheduled(state, Utc::now(), keep)
+                .await
+                .map(|written| (written, current.watermark))
+        }
         Task::GenerateAutoRules => {
             crate::autorules::generate(state, AutoRuleSettings::default(), "scheduler")
                 .await

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
-use crate::{admin_api, agent_api, read_api, tasks_api, ApiError, AppState};
+use crate::{admin_api, agent_api, read_api, reports_api, tasks_api, ApiError, AppState};
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
@@ -58,6 +58,8 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/tasks/{name}/run", post(tasks_api::run))
         .route("/api/v1/summaries/file-usage", get(tasks_api::file_usage))
         .route("/api/v1/summaries/monthly", get(tasks_api::monthly))
+        .route("/api/v1/reports", get(reports_api::catalogue))
+        .route("/api/v1/reports/{name}", get(reports_api::report))
         .route("/api/v1/devices", get(read_api::devices))
         .route(
             "/api/v1/devices/{id}/inventory",

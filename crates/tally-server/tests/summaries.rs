@@ -6,41 +6,9 @@
 
 mod common;
 
-use common::{start, TestServer};
+use common::{record, start, summarise, upload, TestServer};
 use reqwest::Method;
-use serde_json::{json, Value};
-
-fn record(id: &str, account: &str, offset: i32, start: &str, end: &str) -> Value {
-    json!({
-        "meter_data_id": id,
-        "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
-                 "product_name": "Code", "publisher": "Microsoft", "language": 65535},
-        "user": {"account": account},
-        "start_time": start, "start_time_offset": offset,
-        "end_time": end, "end_time_offset": offset,
-        "started": true, "still_running": false,
-        "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
-    })
-}
-
-async fn upload(server: &TestServer, creds: &str, batch: &str, records: Vec<Value>) {
-    let (status, body) = server
-        .upload(creds, json!({"batch_id": batch, "records": records}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-async fn summarise(server: &TestServer) {
-    for task in ["summarize_file_usage", "summarize_monthly_usage"] {
-        let path = format!("/api/v1/tasks/{task}/run");
-        let (status, state) = server
-            .call(Method::POST, &path, Some(&server.admin), None)
-            .await;
-        assert_eq!(status, 200, "{state}");
-        assert_eq!(state["last_error"], Value::Null, "{state}");
-        assert_eq!(state["pending_records"], 0, "{state}");
-    }
-}
+use serde_json::json;
 
 /// Hourly rows by hour: (users, devices, usage minutes, peak runs, peak users).
 async fn hours(server: &TestServer) -> Vec<(String, i64, i64, i64, i64, i64)> {

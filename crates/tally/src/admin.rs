@@ -10,9 +10,9 @@ use serde_json::{json, Map, Value};
 use crate::client::Client;
 use crate::output::{print, print_value, Format};
 
-/// Where the server is and how to print: shared by every admin verb.
+/// Where the server is and how to reach it.
 #[derive(Args, Debug, Clone)]
-pub struct ApiArgs {
+pub struct ServerConn {
     /// Server URL.
     #[arg(
         long,
@@ -27,6 +27,19 @@ pub struct ApiArgs {
     /// PEM file of a CA to trust besides the system roots (for a private CA).
     #[arg(long, env = "TALLY_CA_FILE", global = true)]
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl ServerConn {
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.url, self.token.clone(), self.ca_file.as_deref())
+    }
+}
+
+/// Where the server is and how to print: shared by every admin verb.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub conn: ServerConn,
     /// Output: an aligned table, or JSON/CSV with the API's field names.
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub format: Format,
@@ -34,7 +47,7 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.url, self.token.clone(), self.ca_file.as_deref())
+        self.conn.client()
     }
 }
 

@@ -68,6 +68,39 @@ impl Client {
         Ok(value)
     }
 
+    /// GETs a body that is not JSON (a rendered report), calling `progress` with the bytes
+    /// received so far and the total when the server sent one.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut progress: impl FnMut(u64, Option<u64>),
+    ) -> Result<Vec<u8>> {
+        let Some(token) = &self.token else {
+            bail!("no token: set TALLY_TOKEN or pass --token (tally up prints an admin token)");
+        };
+        let url = format!("{}{path}", self.url);
+        let mut resp = self.http.get(&url).bearer_auth(token).send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach Tally at {}: {}; is the server running (tally up)? Set TALLY_URL or --url",
+                self.url,
+                causes(&e)
+            )
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            bail!("{status}: {}", value["message"].as_str().unwrap_or(&text));
+        }
+        let total = resp.content_length();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.context("reading the server's answer")? {
+            body.extend_from_slice(&chunk);
+            progress(body.len() as u64, total);
+        }
+        Ok(body)
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await
     }

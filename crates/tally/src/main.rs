@@ -6,6 +6,7 @@ mod bench_agent;
 mod bench_summary;
 mod client;
 mod output;
+mod report;
 mod serve;
 mod tasks;
 
@@ -87,6 +88,8 @@ enum Command {
         #[command(flatten)]
         api: admin::ApiArgs,
     },
+    /// Reports: `tally report list`, or `tally report NAME [--param K=V…] [--format pdf|html|csv|json] [--out FILE]`.
+    Report(report::ReportArgs),
     /// Users seen running metered programs.
     Users {
         #[command(flatten)]
@@ -213,6 +216,7 @@ impl ServerArgs {
             tls_cert_file: self.tls_cert.clone(),
             tls_key_file: self.tls_key.clone(),
             insecure_http: self.insecure_http.then_some(true),
+            scheduled_reports: None,
         }
     }
 }
@@ -235,6 +239,7 @@ fn main() -> std::process::ExitCode {
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
             Command::Users { api } => admin::users(&api).await,
+            Command::Report(args) => report::report(args).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use tally_core::{Role, Site};
 use tally_server::config::{LogFormat, Transport};
-use tally_server::{auth, AppState, Config, ConfigFile};
+use tally_server::{auth, AppState, Config, ConfigFile, ReportOutput};
 use tally_store::Store;
 
 use crate::ServerArgs;
@@ -55,7 +55,10 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     let token = first_token(store.as_ref(), mode).await?;
     print_banner(&url, token.as_deref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
-    let state = AppState::new(store, config.site_code.clone());
+    let state = AppState::new(store, config.site_code.clone()).with_reports(ReportOutput {
+        dir: Some(config.data_dir.join("reports")),
+        scheduled: config.scheduled_reports.clone(),
+    });
     // Summaries, ageing and automatic rules, each on its own schedule (`tally tasks`).
     tokio::spawn(tally_server::maintenance::schedule(
         state.clone(),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{tally, tally_at, tally_json, up};
+use common::{tally, tally_at, tally_json, up, wait_for};
 use serde_json::json;
 
 /// Enrols an agent over the API and uploads one finished run of `code` by alice.
@@ -204,7 +204,8 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks() {
             "summarize_monthly_usage",
             "delete_aged_usage",
             "delete_aged_summaries",
-            "generate_auto_rules"
+            "generate_auto_rules",
+            "write_reports"
         ]
     );
     let ran = tally_json(
@@ -240,5 +241,79 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("between 2 and 255"));
     let hours = tally_json(&server, &server.token, &["summaries", "file-usage"]);
     assert!(hours.as_array().unwrap().is_empty());
+    assert!(server.stop().success());
+}
+
+#[test]
+fn tally_report_lists_the_catalogue_and_saves_reports() {
+    // The catalogue needs no server.
+    let out = tally_at(
+        "http://127.0.0.1:9",
+        "x",
+        &["report", "list", "--format", "json"],
+    );
+    assert!(out.status.success());
+    let catalogue: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reclaim = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "reclaim")
+        .expect("the reclaim list is in the catalogue");
+    assert_eq!(reclaim["params"][1]["name"], "since");
+    assert_eq!(reclaim["params"][1]["default"], "90 days ago");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let pdf = dir.path().join("tasks.pdf");
+    let out = tally(
+        &server,
+        &server.token,
+        &["report", "tasks", "--out", pdf.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Tally site S01"),
+        "the site heads the page: {text}"
+    );
+    assert!(text.contains("summarize_file_usage"));
+    let out = tally(
+        &server,
+        &server.token,
+        &[
+            "report",
+            "monthly-usage",
+            "--param",
+            "from=2026-1-x",
+            "--out",
+            "-",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write YYYY-MM"));
+    let csv = tally(
+        &server,
+        &server.token,
+        &["report", "reclaim", "--format", "csv", "--out", "-"],
+    );
+    assert!(csv.status.success());
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("computer,program,package"));
+
+    // The scheduler writes today's reports into the data directory on its first round.
+    let today = dir
+        .path()
+        .join("tally-data/reports")
+        .join(chrono::Utc::now().date_naive().to_string());
+    wait_for(&today.join("monthly-usage.pdf"));
     assert!(server.stop().success());
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tally_core::{Role, Site, SiteCode};
 use tally_server::config::Limits;
 use tally_server::{auth, AppState};
@@ -17,6 +17,8 @@ pub struct TestServer {
     pub url: String,
     pub admin: String,
     pub auditor: String,
+    /// Where the `write_reports` task writes.
+    pub reports_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -47,7 +49,16 @@ pub async fn start() -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store.clone(), SiteCode::parse("S01").unwrap());
+    let reports_dir = dir.path().join("reports");
+    let state = AppState::new(store.clone(), SiteCode::parse("S01").unwrap()).with_reports(
+        tally_server::ReportOutput {
+            dir: Some(reports_dir.clone()),
+            scheduled: tally_report::ScheduledReport::DEFAULTS
+                .iter()
+                .map(|r| tally_report::ScheduledReport::parse(r).unwrap())
+                .collect(),
+        },
+    );
     let task = tokio::spawn(async move {
         tally_server::serve(listener, state, &Limits::default(), async {
             let _ = rx.await;
@@ -60,6 +71,7 @@ pub async fn start() -> TestServer {
         url,
         auditor: tokens.pop().unwrap(),
         admin: tokens.pop().unwrap(),
+        reports_dir,
         _dir: dir,
         stop: Some(tx),
         task,
@@ -128,5 +140,38 @@ impl TestServer {
             enrolled["agent_secret"].as_str().unwrap()
         );
         (creds, enrolled["device_id"].as_i64().unwrap())
+    }
+}
+
+/// A usage record of the program `code` (rule file name `code`), as an agent uploads it.
+pub fn record(id: &str, account: &str, offset: i32, start: &str, end: &str) -> Value {
+    json!({
+        "meter_data_id": id,
+        "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
+                 "product_name": "Code", "publisher": "Microsoft", "language": 65535},
+        "user": {"account": account},
+        "start_time": start, "start_time_offset": offset,
+        "end_time": end, "end_time_offset": offset,
+        "started": true, "still_running": false,
+        "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
+    })
+}
+
+pub async fn upload(server: &TestServer, creds: &str, batch: &str, records: Vec<Value>) {
+    let (status, body) = server
+        .upload(creds, json!({"batch_id": batch, "records": records}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+pub async fn summarise(server: &TestServer) {
+    for task in ["summarize_file_usage", "summarize_monthly_usage"] {
+        let path = format!("/api/v1/tasks/{task}/run");
+        let (status, state) = server
+            .call(reqwest::Method::POST, &path, Some(&server.admin), None)
+            .await;
+        assert_eq!(status, 200, "{state}");
+        assert_eq!(state["last_error"], Value::Null, "{state}");
+        assert_eq!(state["pending_records"], 0, "{state}");
     }
 }

@@ -1,0 +1,122 @@
+//! `tally report`: the catalogue (read from this binary, no server needed) and reports
+//! rendered by the server, saved to a file with a progress bar while they are made.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tally_report::{Format, ReportInfo, CATALOGUE};
+
+use crate::admin::{urlencode, ServerConn};
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    conn: ServerConn,
+    /// `list` for the catalogue, or a report's name from it.
+    name: String,
+    /// A report parameter, NAME=VALUE; repeat for several (see tally report list).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// pdf, html, csv or json (default: from --out's extension, else pdf); for list, table
+    /// or json.
+    #[arg(long)]
+    format: Option<String>,
+    /// Where to write the report (default NAME.FORMAT here; - for standard output).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub async fn report(args: ReportArgs) -> Result<()> {
+    if args.name == "list" {
+        return list(args.format.as_deref().unwrap_or("table"));
+    }
+    let def = tally_report::find(&args.name)?;
+    let format = output_format(&args)?;
+    let mut query = vec![format!("format={}", format.extension())];
+    for p in &args.params {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--param {p:?}: write NAME=VALUE, e.g. --param from=2026-01");
+        };
+        query.push(format!("{}={}", urlencode(k.trim()), urlencode(v.trim())));
+    }
+    let path = format!("/api/v1/reports/{}?{}", def.name, query.join("&"));
+    let bar = progress_bar(def.title);
+    let body = args
+        .conn
+        .client()?
+        .download(&path, |got, total| {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(got);
+        })
+        .await;
+    bar.finish_and_clear();
+    let body = body?;
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}.{}", def.name, format.extension())));
+    if out.as_os_str() == "-" {
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &body)?;
+        return Ok(());
+    }
+    std::fs::write(&out, &body).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("wrote {} ({} bytes)", out.display(), body.len());
+    Ok(())
+}
+
+fn output_format(args: &ReportArgs) -> Result<Format> {
+    if let Some(f) = &args.format {
+        return Ok(f.parse()?);
+    }
+    let from_out = args
+        .out
+        .as_ref()
+        .and_then(|o| o.extension())
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.parse().ok());
+    Ok(from_out.unwrap_or(Format::Pdf))
+}
+
+/// A spinner while the server builds the report, then a byte count as it arrives; nothing
+/// when standard error is not a terminal.
+fn progress_bar(title: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner().with_message(format!("{title}: building"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed} {bytes}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn list(format: &str) -> Result<()> {
+    let infos: Vec<ReportInfo> = CATALOGUE.iter().map(Into::into).collect();
+    match format {
+        "json" => {
+            serde_json::to_writer_pretty(std::io::stdout().lock(), &json!(infos))?;
+            println!();
+        }
+        "table" => {
+            for info in &infos {
+                println!("{:<18} {}", info.name, info.title);
+                for p in &info.params {
+                    println!(
+                        "{:<18}   --param {}=…  {} (default: {})",
+                        "", p.name, p.help, p.default
+                    );
+                }
+            }
+        }
+        other => bail!("--format {other:?}: tally report list prints table or json"),
+    }
+    Ok(())
+}
