@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod autorules;
+pub mod compliance;
 pub mod device;
 pub mod file;
 pub mod licenses;

@@ -1,0 +1,756 @@
+//! License compliance: what an application requires under its metric, what its licenses
+//! cover, and where the shortfall or the surplus is (seed 002). Pure: the caller gathers the
+//! facts (devices, users, installations, usage sessions, licenses) and this module decides.
+//!
+//! The rules, with a worked example per metric, are in `docs/compliance.md`. In short:
+//! - Demand is made of *units*: an installed device, a user, a device that used the
+//!   application, or a custom compare value. Only relevant devices (by lifecycle status) and
+//!   active natural persons make units; the others are listed as excluded, with the reason.
+//!   Concurrent metrics make one pooled figure: the most distinct users (or devices) using the
+//!   application in one clock hour of the metering period.
+//! - Licenses valid on the as-of date are consumed in order: assigned to a computer or a user
+//!   first, then site licenses, then organisation licenses from the deepest node up.
+//! - A license of another accepted metric converts: a core license covers an installation by
+//!   consuming all of that computer's cores, or nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::device::DeviceStatus;
+use crate::licenses::{Application, AssignmentType, License, MeteringPeriod, Metric};
+use crate::org::OrgNode;
+use crate::user::UserStatus;
+
+/// Which users the users metric counts: the application's "total user metric" setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TotalUserMetric {
+    /// Users who ran the application in the metering period.
+    #[default]
+    MeteredUsers,
+    /// Users an installation belongs to (per-user installations, a device's main user).
+    InstallationUsers,
+    /// Users in either group, counted once.
+    Both,
+}
+
+/// What the engine needs to know about a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    pub id: i64,
+    pub org_node: Option<i64>,
+    pub status: DeviceStatus,
+    /// Processor sockets.
+    pub processors: i64,
+    pub cores: i64,
+    /// PVU per core, from IBM's table for the device's processor or an override.
+    pub pvu_per_core: Option<i64>,
+}
+
+/// What the engine needs to know about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFacts {
+    pub id: i64,
+    pub org_node: Option<i64>,
+    pub status: UserStatus,
+    pub service_account: bool,
+}
+
+/// The application installed on a device, for a user when the installation is per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Installation {
+    pub device_id: i64,
+    pub user_id: Option<i64>,
+}
+
+/// One stretch of use of the application (runs joined from usage records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub device_id: i64,
+    pub user_id: i64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A custom compare value: a quantity to license, placed on an org node (or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomValue {
+    pub org_node: Option<i64>,
+    pub quantity: i64,
+}
+
+/// The organisation tree, for "this node and everything below it".
+#[derive(Debug, Clone, Default)]
+pub struct OrgTree {
+    parent: HashMap<i64, Option<i64>>,
+}
+
+impl OrgTree {
+    pub fn new(nodes: &[OrgNode]) -> Self {
+        Self {
+            parent: nodes.iter().map(|n| (n.id, n.parent)).collect(),
+        }
+    }
+
+    /// Steps from the root: a root is 0.
+    pub fn depth(&self, node: i64) -> usize {
+        self.ancestors(node).count() - 1
+    }
+
+    /// Whether `node` is `ancestor` or lies below it.
+    pub fn within(&self, node: i64, ancestor: i64) -> bool {
+        self.ancestors(node).any(|n| n == ancestor)
+    }
+
+    /// `node`, its parent, and so on up to the root (stopping on a cycle).
+    fn ancestors(&self, node: i64) -> impl Iterator<Item = i64> + '_ {
+        let mut next = Some(node);
+        let mut steps = 0;
+        std::iter::from_fn(move || {
+            let current = next?;
+            steps += 1;
+            next = match steps > self.parent.len() {
+                true => None,
+                false => self.parent.get(&current).copied().flatten(),
+            };
+            Some(current)
+        })
+    }
+}
+
+/// Everything about the estate that does not depend on the application.
+#[derive(Debug, Clone, Default)]
+pub struct Estate {
+    pub org: OrgTree,
+    pub devices: HashMap<i64, DeviceFacts>,
+    pub users: HashMap<i64, UserFacts>,
+}
+
+/// One application's facts.
+#[derive(Debug, Clone, Copy)]
+pub struct AppFacts<'a> {
+    pub application: &'a Application,
+    pub total_user_metric: TotalUserMetric,
+    pub installations: &'a [Installation],
+    pub sessions: &'a [Session],
+    pub custom_values: &'a [CustomValue],
+    pub licenses: &'a [License],
+}
+
+/// Who or what a unit of demand is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Consumer {
+    Device(i64),
+    User(i64),
+    /// A custom compare value, by its position in the input.
+    Custom(usize),
+}
+
+/// The position for one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Compliant,
+    UnderLicensed,
+    OverLicensed,
+    /// CAL and "no license required": licenses are listed, nothing is computed.
+    NotCalculated,
+}
+
+/// An amount of money in minor units (cents) of a currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: String,
+}
+
+/// Demand the licenses did not cover, with how much is missing in the application's metric.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Uncovered {
+    pub consumer: Consumer,
+    pub missing: i64,
+}
+
+/// A device or user left out of the demand, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Excluded {
+    pub consumer: Consumer,
+    pub reason: String,
+}
+
+/// Demand and cover on one org node (`None`: devices and users on no node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct NodeFigures {
+    pub org_node: Option<i64>,
+    pub required: i64,
+    pub covered: i64,
+}
+
+/// How one license was used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LicenseUse {
+    pub license_id: i64,
+    pub metric: Metric,
+    pub quantity: i64,
+    /// Valid on the as-of date; an invalid license covers nothing.
+    pub valid: bool,
+    /// Units of the license's own metric consumed.
+    pub used: i64,
+}
+
+/// The compliance position of one application on one date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Position {
+    pub application_id: i64,
+    pub metric: Metric,
+    pub as_of: NaiveDate,
+    /// The metering period usage was read from, for usage-based metrics.
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Demand in the application's metric.
+    pub required: i64,
+    /// What the licenses cover plus what licenses of the application's metric leave unused.
+    pub owned: i64,
+    pub covered: i64,
+    pub shortfall: i64,
+    /// Unused licenses of the application's metric.
+    pub surplus: i64,
+    pub status: Status,
+    /// The shortfall at the unit cost of the newest license of the application's metric.
+    pub shortfall_cost: Option<Money>,
+    pub uncovered: Vec<Uncovered>,
+    pub excluded: Vec<Excluded>,
+    pub by_node: Vec<NodeFigures>,
+    pub licenses: Vec<LicenseUse>,
+}
+
+/// `[start, end)` of the metering period that ends with `as_of`.
+pub fn metering_period(period: MeteringPeriod, as_of: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = midnight(as_of) + Duration::days(1);
+    let start = match period {
+        MeteringPeriod::CurrentMonth => midnight(as_of.with_day(1).expect("day 1 exists")),
+        MeteringPeriod::RollingDays { days } => end - Duration::days(i64::from(days)),
+    };
+    (start, end)
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+/// Whether a license counts on `as_of`.
+pub fn license_valid(license: &License, as_of: NaiveDate) -> bool {
+    license.valid_from.is_none_or(|from| from <= as_of)
+        && license.valid_until.is_none_or(|until| as_of <= until)
+}
+
+/// One unit of demand: who, where, and how much of the application's metric it needs.
+#[derive(Debug, Clone)]
+struct Unit {
+    consumer: Consumer,
+    node: Option<i64>,
+    device: Option<i64>,
+    user: Option<i64>,
+    need: i64,
+    left: i64,
+}
+
+/// Computes one application's position on `as_of`.
+pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position {
+    let app = facts.application;
+    let period = uses_period(app.metric).then(|| metering_period(app.metering_period, as_of));
+    let mut excluded = Vec::new();
+    let (figures, licenses) = match demand(estate, facts, period, &mut excluded) {
+        Demand::Units(mut units) => {
+            let uses = allocate(estate, facts, as_of, &mut units);
+            (unit_totals(&units), uses)
+        }
+        Demand::Pooled(pool) => {
+            let uses = allocate_pool(estate, facts, as_of, pool.required);
+            (pooled_totals(pool, &uses, app.metric), uses)
+        }
+        Demand::NotCalculated => {
+            let uses = facts.licenses.iter().map(|l| unused(l, as_of)).collect();
+            ((0, 0, Vec::new(), Vec::new()), uses)
+        }
+    };
+    let (required, covered, by_node, uncovered) = figures;
+    let surplus: i64 = match calculated(app.metric) {
+        true => licenses
+            .iter()
+            .filter(|u| u.valid && u.metric == app.metric)
+            .map(|u| u.quantity - u.used)
+            .sum(),
+        false => 0,
+    };
+    let shortfall = required - covered;
+    let status = match (calculated(app.metric), shortfall, surplus) {
+        (false, _, _) => Status::NotCalculated,
+        (true, s, _) if s > 0 => Status::UnderLicensed,
+        (true, _, s) if s > 0 => Status::OverLicensed,
+        _ => Status::Compliant,
+    };
+    Position {
+        application_id: app.id,
+        metric: app.metric,
+        as_of,
+        period,
+        required,
+        owned: covered + surplus,
+        covered,
+        shortfall,
+        surplus,
+        status,
+        shortfall_cost: shortfall_cost(facts.licenses, app.metric, shortfall),
+        uncovered,
+        excluded,
+        by_node,
+        licenses,
+    }
+}
+
+fn calculated(metric: Metric) -> bool {
+    !matches!(metric, Metric::Cal | Metric::NoLicenseRequired)
+}
+
+fn uses_period(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::Devices | Metric::Users | Metric::ConcurrentUsers | Metric::ConcurrentDevices
+    )
+}
+
+fn unused(license: &License, as_of: NaiveDate) -> LicenseUse {
+    LicenseUse {
+        license_id: license.id,
+        metric: license.metric,
+        quantity: license.quantity,
+        valid: license_valid(license, as_of),
+        used: 0,
+    }
+}
+
+/// What an application's metric asks for.
+enum Demand {
+    Units(Vec<Unit>),
+    /// The concurrent metrics: one figure for the whole estate.
+    Pooled(Pooled),
+    NotCalculated,
+}
+
+/// A pooled demand: the peak, and per node the peak of its own users or devices.
+struct Pooled {
+    required: i64,
+    by_node: Vec<NodeFigures>,
+}
+
+fn demand(
+    estate: &Estate,
+    facts: &AppFacts,
+    period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    excluded: &mut Vec<Excluded>,
+) -> Demand {
+    let in_period = |s: &&Session| period.is_some_and(|(from, to)| s.start < to && s.end >= from);
+    let sessions: Vec<&Session> = facts.sessions.iter().filter(in_period).collect();
+    match facts.application.metric {
+        Metric::Installations | Metric::Processors | Metric::ProcessorCores | Metric::Pvu => {
+            Demand::Units(installed_units(estate, facts, excluded))
+        }
+        Metric::Users => Demand::Units(user_units(estate, facts, &sessions, excluded)),
+        Metric::Devices => Demand::Units(device_units(estate, &sessions, excluded)),
+        Metric::ConcurrentUsers | Metric::ConcurrentDevices => {
+            Demand::Pooled(concurrent(estate, facts, &sessions, excluded))
+        }
+        Metric::CustomCompareValues => Demand::Units(custom_units(facts)),
+        Metric::Cal | Metric::NoLicenseRequired => Demand::NotCalculated,
+    }
+}
+
+fn device_reason(device: &DeviceFacts) -> Option<String> {
+    (!device.status.relevant_for_compliance()).then(|| {
+        format!(
+            "device status {} is not relevant for license compliance",
+            device.status.as_str()
+        )
+    })
+}
+
+fn user_reason(user: &UserFacts) -> Option<String> {
+    if user.service_account {
+        Some("a service account, not a person".into())
+    } else if !user.status.relevant_for_compliance() {
+        Some(format!("user status {}", user.status.as_str()))
+    } else {
+        None
+    }
+}
+
+/// The device's demand in `metric`, the units a license of `metric` needs to cover it.
+fn device_measure(device: &DeviceFacts, metric: Metric) -> Option<i64> {
+    match metric {
+        Metric::Installations => Some(1),
+        Metric::Processors => Some(device.processors),
+        Metric::ProcessorCores => Some(device.cores),
+        Metric::Pvu => device.pvu_per_core.map(|pvu| pvu * device.cores),
+        _ => None,
+    }
+}
+
+fn installed_units(estate: &Estate, facts: &AppFacts, excluded: &mut Vec<Excluded>) -> Vec<Unit> {
+    let mut seen = HashSet::new();
+    let mut units = Vec::new();
+    let mut installs = facts.installations.to_vec();
+    installs.sort_by_key(|i| (i.device_id, i.user_id));
+    for install in installs {
+        let Some(device) = estate.devices.get(&install.device_id) else {
+            continue;
+        };
+        if !seen.insert(device.id) {
+            continue;
+        }
+        let consumer = Consumer::Device(device.id);
+        if let Some(reason) = device_reason(device) {
+            excluded.push(Excluded { consumer, reason });
+            continue;
+        }
+        let need = device_measure(device, facts.application.metric).unwrap_or(0);
+        units.push(Unit {
+            consumer,
+            node: device.org_node,
+            device: Some(device.id),
+            user: install.user_id,
+            need,
+            left: need,
+        });
+    }
+    units
+}
+
+fn user_units(
+    estate: &Estate,
+    facts: &AppFacts,
+    sessions: &[&Session],
+    excluded: &mut Vec<Excluded>,
+) -> Vec<Unit> {
+    let metered = sessions.iter().map(|s| s.user_id);
+    let installed = facts.installations.iter().filter_map(|i| i.user_id);
+    let ids: BTreeSet<i64> = match facts.total_user_metric {
+        TotalUserMetric::MeteredUsers => metered.collect(),
+        TotalUserMetric::InstallationUsers => installed.collect(),
+        TotalUserMetric::Both => metered.chain(installed).collect(),
+    };
+    let mut units = Vec::new();
+    for user in ids.iter().filter_map(|id| estate.users.get(id)) {
+        let consumer = Consumer::User(user.id);
+        match user_reason(user) {
+            Some(reason) => excluded.push(Excluded { consumer, reason }),
+            None => units.push(Unit {
+                consumer,
+                node: user.org_node,
+                device: None,
+                user: Some(user.id),
+                need: 1,
+                left: 1,
+            }),
+        }
+    }
+    units
+}
+
+fn device_units(estate: &Estate, sessions: &[&Session], excluded: &mut Vec<Excluded>) -> Vec<Unit> {
+    let ids: BTreeSet<i64> = sessions.iter().map(|s| s.device_id).collect();
+    let mut units = Vec::new();
+    for device in ids.iter().filter_map(|id| estate.devices.get(id)) {
+        let consumer = Consumer::Device(device.id);
+        match device_reason(device) {
+            Some(reason) => excluded.push(Excluded { consumer, reason }),
+            None => units.push(Unit {
+                consumer,
+                node: device.org_node,
+                device: Some(device.id),
+                user: None,
+                need: 1,
+                left: 1,
+            }),
+        }
+    }
+    units
+}
+
+fn custom_units(facts: &AppFacts) -> Vec<Unit> {
+    facts
+        .custom_values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Unit {
+            consumer: Consumer::Custom(i),
+            node: v.org_node,
+            device: None,
+            user: None,
+            need: v.quantity,
+            left: v.quantity,
+        })
+        .collect()
+}
+
+/// The most distinct relevant users (or devices) using the application in one clock hour,
+/// overall and within each org node's subtree.
+fn concurrent(
+    estate: &Estate,
+    facts: &AppFacts,
+    sessions: &[&Session],
+    excluded: &mut Vec<Excluded>,
+) -> Pooled {
+    let by_user = facts.application.metric == Metric::ConcurrentUsers;
+    let mut reasons: BTreeMap<Consumer, String> = BTreeMap::new();
+    // hour -> consumer -> their org node
+    let mut hours: HashMap<DateTime<Utc>, HashMap<Consumer, Option<i64>>> = HashMap::new();
+    for s in sessions {
+        let (consumer, node, reason) = match by_user {
+            true => match estate.users.get(&s.user_id) {
+                Some(u) => (Consumer::User(u.id), u.org_node, user_reason(u)),
+                None => continue,
+            },
+            false => match estate.devices.get(&s.device_id) {
+                Some(d) => (Consumer::Device(d.id), d.org_node, device_reason(d)),
+                None => continue,
+            },
+        };
+        if let Some(reason) = reason {
+            reasons.insert(consumer, reason);
+            continue;
+        }
+        for hour in clock_hours(s.start, s.end) {
+            hours.entry(hour).or_default().insert(consumer, node);
+        }
+    }
+    excluded.extend(
+        reasons
+            .into_iter()
+            .map(|(consumer, reason)| Excluded { consumer, reason }),
+    );
+    let required = hours.values().map(|c| c.len() as i64).max().unwrap_or(0);
+    let mut node_peaks: BTreeMap<Option<i64>, i64> = BTreeMap::new();
+    let nodes: HashSet<Option<i64>> = hours.values().flat_map(|c| c.values().copied()).collect();
+    for node in nodes {
+        let peak = hours
+            .values()
+            .map(|c| c.values().filter(|n| **n == node).count() as i64)
+            .max()
+            .unwrap_or(0);
+        node_peaks.insert(node, peak);
+    }
+    let by_node = node_peaks
+        .into_iter()
+        .map(|(org_node, required)| NodeFigures {
+            org_node,
+            required,
+            covered: 0,
+        })
+        .collect();
+    Pooled { required, by_node }
+}
+
+/// The clock hours a session touches; one ending exactly on the hour does not reach into
+/// the next.
+fn clock_hours(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let first = crate::summary::hour_start(start);
+    let last = match end > start {
+        true => crate::summary::hour_start(end - Duration::nanoseconds(1)),
+        false => first,
+    };
+    let mut hours = vec![first];
+    let mut hour = first;
+    while hour < last {
+        hour += Duration::hours(1);
+        hours.push(hour);
+    }
+    hours
+}
+
+/// Order of consumption: computer and user licenses, then site, then organisation licenses
+/// from the deepest node up; a whole-organisation license (no node) last.
+fn priority(estate: &Estate, license: &License) -> (u8, std::cmp::Reverse<usize>, i64) {
+    let tier = match license.assignment_type {
+        AssignmentType::Computer | AssignmentType::User => 0,
+        AssignmentType::Site => 1,
+        AssignmentType::Organization if license.assigned_to.is_some() => 2,
+        AssignmentType::Organization => 3,
+    };
+    let depth = license
+        .assigned_to
+        .filter(|_| license.assignment_type == AssignmentType::Organization)
+        .map(|n| estate.org.depth(n))
+        .unwrap_or(0);
+    (tier, std::cmp::Reverse(depth), license.id)
+}
+
+fn eligible(estate: &Estate, license: &License, unit: &Unit) -> bool {
+    let target = license.assigned_to;
+    match license.assignment_type {
+        AssignmentType::Computer => unit.device.is_some() && unit.device == target,
+        AssignmentType::User => unit.user.is_some() && unit.user == target,
+        AssignmentType::Site => unit.node.is_some() && unit.node == target,
+        AssignmentType::Organization => match (target, unit.node) {
+            (None, _) => true,
+            (Some(top), Some(node)) => estate.org.within(node, top),
+            (Some(_), None) => false,
+        },
+    }
+}
+
+fn allocate(
+    estate: &Estate,
+    facts: &AppFacts,
+    as_of: NaiveDate,
+    units: &mut [Unit],
+) -> Vec<LicenseUse> {
+    let app_metric = facts.application.metric;
+    let accepted = app_metric.accepted_license_metrics();
+    let mut order: Vec<&License> = facts.licenses.iter().collect();
+    order.sort_by_key(|l| priority(estate, l));
+    let mut uses = Vec::new();
+    for license in order {
+        let mut usage = unused(license, as_of);
+        let counts =
+            usage.valid && accepted.contains(&license.metric) && license.metric != Metric::Cal;
+        let mut capacity = if counts { license.quantity } else { 0 };
+        for unit in units.iter_mut().filter(|u| u.left > 0) {
+            if capacity == 0 {
+                break;
+            }
+            if !eligible(estate, license, unit) {
+                continue;
+            }
+            capacity -= consume(estate, license.metric, app_metric, unit, capacity);
+        }
+        usage.used = if counts {
+            license.quantity - capacity
+        } else {
+            0
+        };
+        uses.push(usage);
+    }
+    uses.sort_by_key(|u| u.license_id);
+    uses
+}
+
+/// Covers what `capacity` of a `license_metric` license can of `unit`; returns the license
+/// units consumed. The same metric covers part of a unit; another metric covers the whole
+/// device (all its processors or cores) or nothing.
+fn consume(
+    estate: &Estate,
+    license_metric: Metric,
+    app_metric: Metric,
+    unit: &mut Unit,
+    capacity: i64,
+) -> i64 {
+    if license_metric == app_metric {
+        let take = capacity.min(unit.left);
+        unit.left -= take;
+        return take;
+    }
+    let measure = unit
+        .device
+        .and_then(|d| estate.devices.get(&d))
+        .and_then(|d| device_measure(d, license_metric));
+    match measure {
+        Some(need) if unit.left == unit.need && need <= capacity => {
+            unit.left = 0;
+            need
+        }
+        _ => 0,
+    }
+}
+
+type Figures = (i64, i64, Vec<NodeFigures>, Vec<Uncovered>);
+
+fn unit_totals(units: &[Unit]) -> Figures {
+    let mut nodes: BTreeMap<Option<i64>, (i64, i64)> = BTreeMap::new();
+    let mut uncovered = Vec::new();
+    for u in units {
+        let entry = nodes.entry(u.node).or_default();
+        entry.0 += u.need;
+        entry.1 += u.need - u.left;
+        if u.left > 0 {
+            uncovered.push(Uncovered {
+                consumer: u.consumer,
+                missing: u.left,
+            });
+        }
+    }
+    let required = units.iter().map(|u| u.need).sum();
+    let covered = units.iter().map(|u| u.need - u.left).sum();
+    let by_node = nodes
+        .into_iter()
+        .map(|(org_node, (required, covered))| NodeFigures {
+            org_node,
+            required,
+            covered,
+        })
+        .collect();
+    (required, covered, by_node, uncovered)
+}
+
+/// Concurrent licenses form one pool per application, drawn on in the usual order up to the
+/// peak.
+fn allocate_pool(
+    estate: &Estate,
+    facts: &AppFacts,
+    as_of: NaiveDate,
+    peak: i64,
+) -> Vec<LicenseUse> {
+    let mut order: Vec<&License> = facts.licenses.iter().collect();
+    order.sort_by_key(|l| priority(estate, l));
+    let mut left = peak;
+    let mut uses: Vec<LicenseUse> = order
+        .into_iter()
+        .map(|l| {
+            let mut usage = unused(l, as_of);
+            if usage.valid && l.metric == facts.application.metric {
+                usage.used = l.quantity.min(left);
+                left -= usage.used;
+            }
+            usage
+        })
+        .collect();
+    uses.sort_by_key(|u| u.license_id);
+    uses
+}
+
+/// Concurrent licenses form one pool per application: they cover the peak up to their sum.
+fn pooled_totals(pool: Pooled, uses: &[LicenseUse], metric: Metric) -> Figures {
+    let owned: i64 = uses
+        .iter()
+        .filter(|u| u.valid && u.metric == metric)
+        .map(|u| u.quantity)
+        .sum();
+    let covered = pool.required.min(owned);
+    let by_node = pool
+        .by_node
+        .into_iter()
+        .map(|n| NodeFigures {
+            covered: n.required.min(owned),
+            ..n
+        })
+        .collect();
+    (pool.required, covered, by_node, Vec::new())
+}
+
+/// The newest license of the metric with a unit cost prices the shortfall.
+fn shortfall_cost(licenses: &[License], metric: Metric, shortfall: i64) -> Option<Money> {
+    if shortfall <= 0 {
+        return None;
+    }
+    let newest = licenses
+        .iter()
+        .filter(|l| l.metric == metric && l.unit_cost_minor.is_some())
+        .max_by_key(|l| (l.purchase_date, l.id))?;
+    Some(Money {
+        minor: shortfall * newest.unit_cost_minor?,
+        currency: newest.currency.clone().unwrap_or_default(),
+    })
+}
