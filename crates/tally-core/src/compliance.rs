@@ -754,3 +754,14 @@ fn shortfall_cost(licenses: &[License], metric: Metric, shortfall: i64) -> Optio
         currency: newest.currency.clone().unwrap_or_default(),
     })
 }
+
+/// Whether an installed-software entry (name, publisher, version) is recognised by a rule's
+/// patterns (`*` and `?`, any case). An empty name pattern recognises nothing; empty
+/// publisher and version patterns accept any.
+pub fn recognises(pattern: (&str, &str, &str), entry: (&str, &str, &str)) -> bool {
+    use crate::rules::version_matches as wild;
+    !pattern.0.is_empty()
+        && wild(pattern.0, entry.0)
+        && wild(pattern.1, entry.1)
+        && wild(pattern.2, entry.2)
+}

@@ -9,6 +9,7 @@ pub mod autorules;
 pub mod compliance;
 pub mod device;
 pub mod file;
+pub mod import;
 pub mod licenses;
 pub mod metering;
 pub mod operators;

@@ -125,6 +125,10 @@ impl AssignmentType {
             AssignmentType::User => "user",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 fn names<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {

@@ -5,6 +5,8 @@ mod admin_api;
 mod agent_api;
 pub mod auth;
 pub mod autorules;
+pub mod compliance;
+mod compliance_api;
 pub mod config;
 mod error;
 pub mod ingest;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin_api, agent_api, read_api, reports_api, routes, tasks_api};
+use crate::{admin_api, agent_api, compliance_api, read_api, reports_api, routes, tasks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::{admin_api, agent_api, read_api, reports_api, routes, tasks_api};
         read_api::devices, read_api::device_inventory,
         tasks_api::list, tasks_api::change, tasks_api::run, tasks_api::file_usage, tasks_api::monthly, read_api::users, read_api::files, read_api::usage, read_api::runs,
         reports_api::catalogue, reports_api::report,
+        compliance_api::applications, compliance_api::licenses, compliance_api::compliance, compliance_api::snapshots,
     ),
     modifiers(&BearerAuth),
 )]

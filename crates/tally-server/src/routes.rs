@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
-use crate::{admin_api, agent_api, read_api, reports_api, tasks_api, ApiError, AppState};
+use crate::{
+    admin_api, agent_api, compliance_api, read_api, reports_api, tasks_api, ApiError, AppState,
+};
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
@@ -58,6 +60,13 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/tasks/{name}/run", post(tasks_api::run))
         .route("/api/v1/summaries/file-usage", get(tasks_api::file_usage))
         .route("/api/v1/summaries/monthly", get(tasks_api::monthly))
+        .route("/api/v1/applications", get(compliance_api::applications))
+        .route("/api/v1/licenses", get(compliance_api::licenses))
+        .route("/api/v1/compliance", get(compliance_api::compliance))
+        .route(
+            "/api/v1/compliance/snapshots",
+            get(compliance_api::snapshots),
+        )
         .route("/api/v1/reports", get(reports_api::catalogue))
         .route("/api/v1/reports/{name}", get(reports_api::report))
         .route("/api/v1/devices", get(read_api::devices))

@@ -8,6 +8,7 @@
 //! `migrations/<backend>/` and are never edited once released.
 
 mod error;
+pub mod licensing;
 mod postgres;
 mod rows;
 mod schema;
@@ -24,6 +25,7 @@ use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
 use tally_core::{Device, Site, SiteCode, UsageRecord, User};
 
 pub use error::StoreError;
+pub use licensing::{AppRecord, ImportOutcome, Licensing, Recognition, Snapshot};
 pub use postgres::PgStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sqlite::SqliteStore;
@@ -167,7 +169,7 @@ pub struct Installation {
 /// Everything Tally keeps. Implementations hold no business rules: they store and return
 /// domain values and enforce uniqueness.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Licensing + Send + Sync + 'static {
     /// Which backend this is, for logs and test names.
     fn backend(&self) -> &'static str;
     async fn schema_version(&self) -> Result<SchemaVersion>;

@@ -406,3 +406,51 @@ impl From<TaskRow> for tally_core::tasks::TaskState {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LicenseRow {
+    id: i64,
+    application_id: i64,
+    metric: String,
+    quantity: i64,
+    assignment_type: String,
+    assigned_to: Option<i64>,
+    purchase_date: Option<chrono::NaiveDate>,
+    valid_from: Option<chrono::NaiveDate>,
+    valid_until: Option<chrono::NaiveDate>,
+    maintenance_until: Option<chrono::NaiveDate>,
+    unit_cost_minor: Option<i64>,
+    currency: Option<String>,
+    vendor: Option<String>,
+    order_reference: Option<String>,
+    notes: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<LicenseRow> for tally_core::License {
+    type Error = StoreError;
+    fn try_from(r: LicenseRow) -> Result<Self> {
+        Ok(tally_core::License {
+            id: r.id,
+            application_id: r.application_id,
+            metric: parsed("licenses.metric", r.metric, tally_core::Metric::parse)?,
+            quantity: r.quantity,
+            assignment_type: parsed(
+                "licenses.assignment_type",
+                r.assignment_type,
+                tally_core::AssignmentType::parse,
+            )?,
+            assigned_to: r.assigned_to,
+            purchase_date: r.purchase_date,
+            valid_from: r.valid_from,
+            valid_until: r.valid_until,
+            maintenance_until: r.maintenance_until,
+            unit_cost_minor: r.unit_cost_minor,
+            currency: r.currency,
+            vendor: r.vendor,
+            order_reference: r.order_reference,
+            notes: r.notes,
+            created_at: r.created_at,
+        })
+    }
+}

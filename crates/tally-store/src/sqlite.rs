@@ -70,3 +70,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite);

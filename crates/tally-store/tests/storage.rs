@@ -26,6 +26,7 @@ on_both_backends!(
     inventory_replaces_the_previous_one_unless_unchanged,
     summaries_tasks_and_ageing,
     report_queries_sum_per_month_user_and_device,
+    an_import_loads_everything_or_nothing,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -898,4 +899,211 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
         .collect();
     assert_eq!(got, [("pc1", "vim", "1.0"), ("pc2", "neovim", "1.0")]);
     assert!(store.installations("emacs").await.unwrap().is_empty());
+}
+
+fn origin(line: usize) -> tally_core::import::Origin {
+    tally_core::import::Origin {
+        file: "t".into(),
+        line,
+    }
+}
+
+fn estate_batch() -> tally_core::import::Batch {
+    use tally_core::import::*;
+    use tally_core::{AssignmentType, DeviceStatus, Metric};
+    let node = |name: &str, parent: Option<&str>| OrgNodeRow {
+        name: name.into(),
+        parent: parent.map(String::from),
+    };
+    let device = |host: &str, node: &str, status| DeviceRow {
+        host_name: host.into(),
+        org_node: Some(node.into()),
+        status: Some(status),
+        sockets: Some(2),
+        cores: Some(8),
+        pvu_per_core: Some(70),
+        os: None,
+        serial: None,
+    };
+    let mut b = Batch {
+        org_nodes: vec![
+            (origin(2), node("Berlin", Some("HQ"))),
+            (origin(3), node("HQ", None)),
+        ],
+        ..Default::default()
+    };
+    b.devices = vec![
+        (origin(2), device("pc1", "Berlin", DeviceStatus::Active)),
+        (origin(3), device("pc2", "HQ", DeviceStatus::Retired)),
+    ];
+    b.users = vec![(
+        origin(2),
+        UserRow {
+            account: "ann".into(),
+            full_name: Some("Ann".into()),
+            status: None,
+            service_account: Some(false),
+            org_node: Some("Berlin".into()),
+        },
+    )];
+    b.applications = vec![(
+        origin(2),
+        ApplicationRow {
+            name: "Office".into(),
+            publisher: "Contoso".into(),
+            metric: Metric::Installations,
+            period_days: Some(30),
+            total_user_metric: None,
+            software: Some("office*".into()),
+            software_publisher: None,
+            software_version: None,
+            metering_rule: None,
+        },
+    )];
+    b.installations = vec![(
+        origin(2),
+        InstallationRow {
+            host_name: "pc1".into(),
+            software: "office-suite".into(),
+            version: "16.0".into(),
+            publisher: "Contoso".into(),
+        },
+    )];
+    b.sessions = vec![(
+        origin(2),
+        SessionRow {
+            application: "Office".into(),
+            host_name: "pc1".into(),
+            account: "ann".into(),
+            start: at(9, 0),
+            end: at(10, 0),
+        },
+    )];
+    b.licenses = vec![(
+        origin(2),
+        LicenseRow {
+            application: "Office".into(),
+            metric: Metric::Installations,
+            quantity: 5,
+            assignment_type: AssignmentType::Organization,
+            assigned_to: Some("HQ".into()),
+            purchase_date: None,
+            valid_from: None,
+            valid_until: Some(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
+            maintenance_until: None,
+            unit_cost: Some("99.5".into()),
+            currency: Some("EUR".into()),
+            vendor: None,
+            order_reference: Some("PO-1".into()),
+            notes: None,
+        },
+    )];
+    b
+}
+
+async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
+    fixture(store).await;
+    let batch = estate_batch();
+    assert!(tally_core::import::validate(&batch, &store.import_known().await.unwrap()).is_empty());
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    let progress = |n: u64| seen.store(n, std::sync::atomic::Ordering::Relaxed);
+    let outcome = store
+        .import(&batch, &code("S01"), at(12, 0), &progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            outcome.devices,
+            outcome.installations,
+            outcome.sessions,
+            outcome.licenses
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        9,
+        "every row counted"
+    );
+
+    let nodes = store.org_nodes().await.unwrap();
+    let hq = nodes.iter().find(|n| n.name == "HQ").unwrap().id;
+    let berlin = nodes.iter().find(|n| n.name == "Berlin").unwrap();
+    assert_eq!(berlin.parent, Some(hq));
+    let apps = store.applications().await.unwrap();
+    assert_eq!(
+        apps[0].application.metering_period,
+        tally_core::MeteringPeriod::RollingDays { days: 30 }
+    );
+    assert_eq!(apps[0].recognition[0].software, "office*");
+    let licenses = store.licenses().await.unwrap();
+    assert_eq!(
+        (licenses[0].assigned_to, licenses[0].unit_cost_minor),
+        (Some(hq), Some(9950))
+    );
+    let devices = store.compliance_devices().await.unwrap();
+    let pc2 = devices.iter().find(|d| d.status == "retired").unwrap();
+    assert_eq!((pc2.cores, pc2.org_node), (Some(8), Some(hq)));
+    let users = store.compliance_users().await.unwrap();
+    assert!(users.iter().any(|u| u.org_node == Some(berlin.id)));
+    let software = store.software_page((0, ""), 10).await.unwrap();
+    assert_eq!(software.len(), 1);
+    let sessions = store
+        .sessions_page((at(0, 0), at(23, 0)), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!((sessions.len(), sessions[0].start_time), (1, at(9, 0)));
+    assert!(store
+        .sessions_page((at(10, 30), at(23, 0)), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Importing again updates by name and adds the license again; a row the checks would
+    // have refused (an unknown computer) rolls the whole import back.
+    let mut again = estate_batch();
+    again.licenses[0].1.assignment_type = tally_core::AssignmentType::Computer;
+    again.licenses[0].1.metric = tally_core::Metric::ProcessorCores;
+    again.licenses[0].1.assigned_to = Some("nowhere".into());
+    let failed = store.import(&again, &code("S01"), at(12, 0), &|_| {}).await;
+    assert!(
+        matches!(failed, Err(tally_store::StoreError::Conflict(_))),
+        "{failed:?}"
+    );
+    assert_eq!(
+        store.licenses().await.unwrap().len(),
+        1,
+        "nothing of the failed import stayed"
+    );
+    assert_eq!(
+        store
+            .sessions_page((at(0, 0), at(23, 0)), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let snapshot = tally_store::Snapshot {
+        day: at(0, 0).date_naive(),
+        application_id: apps[0].application.id,
+        required: 1,
+        owned: 5,
+        covered: 1,
+        shortfall: 0,
+        surplus: 4,
+        status: "over_licensed".into(),
+    };
+    store
+        .put_snapshots(snapshot.day, std::slice::from_ref(&snapshot))
+        .await
+        .unwrap();
+    store
+        .put_snapshots(snapshot.day, std::slice::from_ref(&snapshot))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.snapshots(None, snapshot.day).await.unwrap(),
+        [snapshot]
+    );
 }

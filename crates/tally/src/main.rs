@@ -5,6 +5,8 @@ mod bench;
 mod bench_agent;
 mod bench_summary;
 mod client;
+mod import;
+mod licensing;
 mod output;
 mod report;
 mod serve;
@@ -90,6 +92,30 @@ enum Command {
     },
     /// Reports: `tally report list`, or `tally report NAME [--param K=V…] [--format pdf|html|csv|json] [--out FILE]`.
     Report(report::ReportArgs),
+    /// Load org nodes, devices, users, applications, installations, usage sessions and
+    /// licenses from CSV or JSON files into the database, all or nothing.
+    Import(import::ImportArgs),
+    /// Applications (what licenses are bought for) and how they are recognised.
+    Apps {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+    },
+    /// Registered licenses.
+    Licenses {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+    },
+    /// Each application's license position: required, owned, covered, shortfall, surplus.
+    Compliance {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        /// Only this application.
+        #[arg(long)]
+        app: Option<String>,
+        /// The position as it stood on this day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Users seen running metered programs.
     Users {
         #[command(flatten)]
@@ -240,6 +266,12 @@ fn main() -> std::process::ExitCode {
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
             Command::Users { api } => admin::users(&api).await,
             Command::Report(args) => report::report(args).await,
+            Command::Import(args) => import::import(args).await,
+            Command::Apps { api } => licensing::apps(&api).await,
+            Command::Licenses { api } => licensing::licenses(&api).await,
+            Command::Compliance { api, app, as_of } => {
+                licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await
+            }
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,

@@ -1,0 +1,613 @@
+//! What `tally import` loads: one row type per kind of record, each row remembering the file
+//! and line it came from, and the checks that run on the whole batch before anything is
+//! written (docs/import-format.md). Rows refer to each other by name (an org node's name, a
+//! device's host name, a user's account, an application's name), never by database id.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::compliance::TotalUserMetric;
+use crate::licenses::{check_license_terms, AssignmentType, Metric};
+use crate::{DeviceStatus, UserStatus};
+
+/// The kinds of file, in the order they are loaded (each may refer to the ones before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    OrgNodes,
+    Devices,
+    Users,
+    Applications,
+    Installations,
+    UsageSessions,
+    Licenses,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::OrgNodes,
+        Kind::Devices,
+        Kind::Users,
+        Kind::Applications,
+        Kind::Installations,
+        Kind::UsageSessions,
+        Kind::Licenses,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::OrgNodes => "org_nodes",
+            Kind::Devices => "devices",
+            Kind::Users => "users",
+            Kind::Applications => "applications",
+            Kind::Installations => "installations",
+            Kind::UsageSessions => "usage_sessions",
+            Kind::Licenses => "licenses",
+        }
+    }
+
+    /// The kind a file holds, from its name: `devices.csv`, `2026-03-licenses.json`.
+    pub fn of_file(stem: &str) -> Option<Kind> {
+        let stem = stem.to_ascii_lowercase().replace('-', "_");
+        Kind::ALL.into_iter().find(|k| stem.ends_with(k.name()))
+    }
+}
+
+/// Where a row came from, for error messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based; for CSV the header is line 1, for JSON the array index plus one.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A problem with one field of one row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {field}: {message}")]
+pub struct ImportError {
+    pub origin: Origin,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgNodeRow {
+    pub name: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRow {
+    pub host_name: String,
+    #[serde(default)]
+    pub org_node: Option<String>,
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
+    #[serde(default)]
+    pub sockets: Option<i32>,
+    #[serde(default)]
+    pub cores: Option<i32>,
+    #[serde(default)]
+    pub pvu_per_core: Option<i32>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRow {
+    pub account: String,
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<UserStatus>,
+    #[serde(default)]
+    pub service_account: Option<bool>,
+    #[serde(default)]
+    pub org_node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRow {
+    pub name: String,
+    #[serde(default)]
+    pub publisher: String,
+    pub metric: Metric,
+    /// Empty: the current calendar month; else a rolling number of days.
+    #[serde(default)]
+    pub period_days: Option<u32>,
+    #[serde(default)]
+    pub total_user_metric: Option<TotalUserMetric>,
+    /// A wildcard pattern (`*`, `?`) on installed software names that recognises it.
+    #[serde(default)]
+    pub software: Option<String>,
+    #[serde(default)]
+    pub software_publisher: Option<String>,
+    #[serde(default)]
+    pub software_version: Option<String>,
+    /// A metering rule whose usage is this application's.
+    #[serde(default)]
+    pub metering_rule: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallationRow {
+    pub host_name: String,
+    pub software: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub publisher: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRow {
+    pub application: String,
+    pub host_name: String,
+    pub account: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseRow {
+    pub application: String,
+    pub metric: Metric,
+    pub quantity: i64,
+    pub assignment_type: AssignmentType,
+    /// The org node's name, the computer's host name or the user's account, by type; empty
+    /// for an organisation license on the whole organisation.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    #[serde(default)]
+    pub purchase_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub valid_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+    #[serde(default)]
+    pub maintenance_until: Option<NaiveDate>,
+    /// Price of one unit as a decimal, e.g. `129.90`.
+    #[serde(default)]
+    pub unit_cost: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub vendor: Option<String>,
+    #[serde(default)]
+    pub order_reference: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Rows of one kind with their origins.
+pub type Rows<T> = Vec<(Origin, T)>;
+
+/// Everything one `tally import` loads.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub org_nodes: Rows<OrgNodeRow>,
+    pub devices: Rows<DeviceRow>,
+    pub users: Rows<UserRow>,
+    pub applications: Rows<ApplicationRow>,
+    pub installations: Rows<InstallationRow>,
+    pub sessions: Rows<SessionRow>,
+    pub licenses: Rows<LicenseRow>,
+}
+
+/// Names already stored, which rows may refer to besides those in the batch.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub org_nodes: HashSet<String>,
+    pub host_names: HashSet<String>,
+    pub accounts: HashSet<String>,
+    /// Application names with their metric.
+    pub applications: std::collections::HashMap<String, Metric>,
+    pub rules: HashSet<String>,
+}
+
+/// Parses a decimal price into minor units (two decimals): `129.9` → 12990.
+pub fn parse_cost(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 2 || whole.is_empty() || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok().filter(|w| *w >= 0)?;
+    let cents: i64 = format!("{frac:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(cents)
+}
+
+struct Check<'a> {
+    errors: Vec<ImportError>,
+    known: &'a Known,
+    nodes: HashSet<&'a str>,
+    hosts: HashSet<&'a str>,
+    accounts: HashSet<&'a str>,
+    apps: std::collections::HashMap<&'a str, Metric>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, origin: &Origin, field: &str, message: impl Into<String>) {
+        self.errors.push(ImportError {
+            origin: origin.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn node_known(&self, name: &str) -> bool {
+        self.nodes.contains(name) || self.known.org_nodes.contains(name)
+    }
+
+    fn host_known(&self, name: &str) -> bool {
+        self.hosts.contains(name) || self.known.host_names.contains(name)
+    }
+
+    fn account_known(&self, name: &str) -> bool {
+        self.accounts.contains(name) || self.known.accounts.contains(name)
+    }
+
+    fn app_metric(&self, name: &str) -> Option<Metric> {
+        self.apps
+            .get(name)
+            .or_else(|| self.known.applications.get(name))
+            .copied()
+    }
+}
+
+/// Checks every row and every reference; returns all the problems found (empty: load it).
+pub fn validate(batch: &Batch, known: &Known) -> Vec<ImportError> {
+    let mut c = Check {
+        errors: Vec::new(),
+        known,
+        nodes: batch
+            .org_nodes
+            .iter()
+            .map(|(_, r)| r.name.as_str())
+            .collect(),
+        hosts: batch
+            .devices
+            .iter()
+            .map(|(_, r)| r.host_name.as_str())
+            .collect(),
+        accounts: batch
+            .users
+            .iter()
+            .map(|(_, r)| r.account.as_str())
+            .collect(),
+        apps: batch
+            .applications
+            .iter()
+            .map(|(_, r)| (r.name.as_str(), r.metric))
+            .collect(),
+    };
+    check_org_nodes(&mut c, &batch.org_nodes);
+    check_people_and_devices(&mut c, batch);
+    check_applications(&mut c, &batch.applications);
+    check_usage(&mut c, batch);
+    check_licenses(&mut c, &batch.licenses);
+    c.errors
+}
+
+fn unique<'a, T>(c: &mut Check, rows: &'a Rows<T>, field: &str, key: impl Fn(&'a T) -> &'a str) {
+    let mut seen = HashSet::new();
+    for (origin, row) in rows {
+        let k = key(row);
+        if k.trim().is_empty() {
+            c.fail(origin, field, "must not be empty");
+        } else if !seen.insert(k) {
+            c.fail(origin, field, format!("{k:?} appears twice in this import"));
+        }
+    }
+}
+
+fn check_org_nodes(c: &mut Check, rows: &Rows<OrgNodeRow>) {
+    unique(c, rows, "name", |r| r.name.as_str());
+    for (origin, row) in rows {
+        if let Some(parent) = row.parent.as_deref().filter(|p| !p.is_empty()) {
+            if !c.node_known(parent) {
+                c.fail(origin, "parent", format!("no org node named {parent:?}"));
+            }
+        }
+    }
+    if let Some(origin) = cycle(rows) {
+        c.fail(
+            &origin,
+            "parent",
+            "the parents form a cycle; a node cannot be below itself",
+        );
+    }
+}
+
+/// The first row whose chain of parents (within the batch) comes back to it.
+fn cycle(rows: &Rows<OrgNodeRow>) -> Option<Origin> {
+    let parent: std::collections::HashMap<&str, &str> = rows
+        .iter()
+        .filter_map(|(_, r)| Some((r.name.as_str(), r.parent.as_deref()?)))
+        .collect();
+    rows.iter().find_map(|(origin, row)| {
+        let mut at = row.name.as_str();
+        for _ in 0..=rows.len() {
+            at = parent.get(at)?;
+            if at == row.name {
+                return Some(origin.clone());
+            }
+        }
+        None
+    })
+}
+
+fn check_node_ref(c: &mut Check, origin: &Origin, node: &Option<String>) {
+    if let Some(node) = node.as_deref().filter(|n| !n.is_empty()) {
+        if !c.node_known(node) {
+            c.fail(origin, "org_node", format!("no org node named {node:?}"));
+        }
+    }
+}
+
+fn check_people_and_devices(c: &mut Check, batch: &Batch) {
+    unique(c, &batch.devices, "host_name", |r| r.host_name.as_str());
+    unique(c, &batch.users, "account", |r| r.account.as_str());
+    for (origin, row) in &batch.devices {
+        check_node_ref(c, origin, &row.org_node);
+        for (field, value) in [
+            ("sockets", row.sockets),
+            ("cores", row.cores),
+            ("pvu_per_core", row.pvu_per_core),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                c.fail(origin, field, "must not be negative");
+            }
+        }
+    }
+    for (origin, row) in &batch.users {
+        check_node_ref(c, origin, &row.org_node);
+    }
+}
+
+fn check_applications(c: &mut Check, rows: &Rows<ApplicationRow>) {
+    unique(c, rows, "name", |r| r.name.as_str());
+    for (origin, row) in rows {
+        if row.period_days == Some(0) {
+            c.fail(
+                origin,
+                "period_days",
+                "give at least 1 day, or leave it empty for the current month",
+            );
+        }
+        if let Some(rule) = row.metering_rule.as_deref().filter(|r| !r.is_empty()) {
+            if !c.known.rules.contains(rule) {
+                c.fail(
+                    origin,
+                    "metering_rule",
+                    format!("no metering rule named {rule:?}; see tally rules list"),
+                );
+            }
+        }
+    }
+}
+
+fn check_usage(c: &mut Check, batch: &Batch) {
+    for (origin, row) in &batch.installations {
+        if !c.host_known(&row.host_name) {
+            c.fail(
+                origin,
+                "host_name",
+                format!("no device {:?} in this import or stored", row.host_name),
+            );
+        }
+        if row.software.trim().is_empty() {
+            c.fail(origin, "software", "must not be empty");
+        }
+    }
+    for (origin, row) in &batch.sessions {
+        if c.app_metric(&row.application).is_none() {
+            c.fail(
+                origin,
+                "application",
+                format!("no application named {:?}", row.application),
+            );
+        }
+        if !c.host_known(&row.host_name) {
+            c.fail(
+                origin,
+                "host_name",
+                format!("no device {:?} in this import or stored", row.host_name),
+            );
+        }
+        if !c.account_known(&row.account) {
+            c.fail(
+                origin,
+                "account",
+                format!("no user {:?} in this import or stored", row.account),
+            );
+        }
+        if row.end < row.start {
+            c.fail(origin, "end", "is before start");
+        }
+    }
+}
+
+fn check_licenses(c: &mut Check, rows: &Rows<LicenseRow>) {
+    for (origin, row) in rows {
+        let Some(app_metric) = c.app_metric(&row.application) else {
+            c.fail(
+                origin,
+                "application",
+                format!("no application named {:?}", row.application),
+            );
+            continue;
+        };
+        if let Err(e) = check_license_terms(app_metric, row.metric, row.assignment_type) {
+            c.fail(origin, e.field, e.message);
+        }
+        if row.quantity < 0 {
+            c.fail(origin, "quantity", "must not be negative");
+        }
+        if let (Some(from), Some(until)) = (row.valid_from, row.valid_until) {
+            if until < from {
+                c.fail(origin, "valid_until", "is before valid_from");
+            }
+        }
+        if let Some(cost) = row.unit_cost.as_deref().filter(|c| !c.is_empty()) {
+            if parse_cost(cost).is_none() {
+                c.fail(
+                    origin,
+                    "unit_cost",
+                    format!("{cost:?} is not a price; write e.g. 129.90"),
+                );
+            }
+        }
+        check_assignee(c, origin, row);
+    }
+}
+
+fn check_assignee(c: &mut Check, origin: &Origin, row: &LicenseRow) {
+    let target = row.assigned_to.as_deref().filter(|t| !t.is_empty());
+    let found = match (row.assignment_type, target) {
+        (AssignmentType::Organization, None) => return,
+        (AssignmentType::Organization | AssignmentType::Site, Some(t)) => c.node_known(t),
+        (AssignmentType::Computer, Some(t)) => c.host_known(t),
+        (AssignmentType::User, Some(t)) => c.account_known(t),
+        (kind, None) => {
+            let what = match kind {
+                AssignmentType::Site => "an org node's name",
+                AssignmentType::Computer => "a computer's host name",
+                _ => "a user's account",
+            };
+            return c.fail(
+                origin,
+                "assigned_to",
+                format!("a {} license needs {what}", kind.as_str()),
+            );
+        }
+    };
+    if !found {
+        let target = target.unwrap_or_default();
+        c.fail(
+            origin,
+            "assigned_to",
+            format!("no {} named {target:?}", row.assignment_type.as_str()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: usize) -> Origin {
+        Origin {
+            file: "x.csv".into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn kinds_come_from_file_names() {
+        assert_eq!(Kind::of_file("devices"), Some(Kind::Devices));
+        assert_eq!(Kind::of_file("2026-03-org-nodes"), Some(Kind::OrgNodes));
+        assert_eq!(Kind::of_file("Usage_Sessions"), Some(Kind::UsageSessions));
+        assert_eq!(Kind::of_file("notes"), None);
+    }
+
+    #[test]
+    fn prices_are_read_to_the_cent() {
+        assert_eq!(parse_cost("129.9"), Some(12_990));
+        assert_eq!(parse_cost("5"), Some(500));
+        assert_eq!(parse_cost("0.05"), Some(5));
+        for bad in ["", "1.234", "-1", "1,50", "abc", ".5"] {
+            assert_eq!(parse_cost(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_file_line_and_field() {
+        let mut batch = Batch {
+            org_nodes: vec![
+                (
+                    at(2),
+                    OrgNodeRow {
+                        name: "A".into(),
+                        parent: Some("B".into()),
+                    },
+                ),
+                (
+                    at(3),
+                    OrgNodeRow {
+                        name: "B".into(),
+                        parent: Some("A".into()),
+                    },
+                ),
+            ],
+            ..Default::default()
+        };
+        batch.devices = vec![(
+            at(2),
+            DeviceRow {
+                host_name: "pc1".into(),
+                org_node: Some("Nowhere".into()),
+                status: None,
+                sockets: Some(-1),
+                cores: None,
+                pvu_per_core: None,
+                os: None,
+                serial: None,
+            },
+        )];
+        batch.licenses = vec![(
+            at(4),
+            LicenseRow {
+                application: "Office".into(),
+                metric: Metric::ProcessorCores,
+                quantity: 5,
+                assignment_type: AssignmentType::Organization,
+                assigned_to: None,
+                purchase_date: None,
+                valid_from: None,
+                valid_until: None,
+                maintenance_until: None,
+                unit_cost: Some("12,50".into()),
+                currency: None,
+                vendor: None,
+                order_reference: None,
+                notes: None,
+            },
+        )];
+        let mut known = Known::default();
+        known
+            .applications
+            .insert("Office".into(), Metric::Installations);
+        let errors: Vec<String> = validate(&batch, &known)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "x.csv:2: parent: the parents form a cycle; a node cannot be below itself",
+                "x.csv:2: org_node: no org node named \"Nowhere\"",
+                "x.csv:2: sockets: must not be negative",
+                "x.csv:4: assignment_type: a processor_cores license may be assigned to: computer; not organization",
+                "x.csv:4: unit_cost: \"12,50\" is not a price; write e.g. 129.90",
+            ]
+        );
+    }
+}
