@@ -316,6 +316,11 @@ fn calculated(metric: Metric) -> bool {
     !matches!(metric, Metric::Cal | Metric::NoLicenseRequired)
 }
 
+/// Whether the metric counts usage (and so reads sessions of a metering period).
+pub fn counts_usage(metric: Metric) -> bool {
+    uses_period(metric)
+}
+
 fn uses_period(metric: Metric) -> bool {
     matches!(
         metric,
@@ -389,7 +394,7 @@ fn user_reason(user: &UserFacts) -> Option<String> {
 }
 
 /// The device's demand in `metric`, the units a license of `metric` needs to cover it.
-fn device_measure(device: &DeviceFacts, metric: Metric) -> Option<i64> {
+pub fn device_measure(device: &DeviceFacts, metric: Metric) -> Option<i64> {
     match metric {
         Metric::Installations => Some(1),
         Metric::Processors => Some(device.processors),
@@ -764,4 +769,22 @@ pub fn recognises(pattern: (&str, &str, &str), entry: (&str, &str, &str)) -> boo
         && wild(pattern.0, entry.0)
         && wild(pattern.1, entry.1)
         && wild(pattern.2, entry.2)
+}
+
+/// What an installation left unused ties up: the units it takes in the application's metric
+/// (1 for metrics not counted per device) at the unit cost of the newest priced license of
+/// that metric.
+pub fn tied_up(device: &DeviceFacts, metric: Metric, licenses: &[License]) -> (i64, Option<Money>) {
+    let units = device_measure(device, metric).unwrap_or(1);
+    let cost = licenses
+        .iter()
+        .filter(|l| l.metric == metric && l.unit_cost_minor.is_some())
+        .max_by_key(|l| (l.purchase_date, l.id))
+        .and_then(|l| {
+            Some(Money {
+                minor: units * l.unit_cost_minor?,
+                currency: l.currency.clone().unwrap_or_default(),
+            })
+        });
+    (units, cost)
 }

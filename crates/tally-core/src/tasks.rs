@@ -5,7 +5,8 @@
 //! Delete Aged Software Metering Data runs daily and deletes data older than 5 days (2–255
 //! allowed); Delete Aged Software Metering Summary Data runs weekly and deletes summaries older
 //! than 270 days. Automatic rule generation runs daily, as Configuration Manager evaluates it.
-//! Writing the scheduled reports is Tally's own: daily, keeping 90 days of report folders.
+//! Writing the scheduled reports is Tally's own: daily, keeping 90 days of report folders; so is
+//! the daily compliance snapshot.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,18 +24,22 @@ pub enum Task {
     /// Writes the configured reports to `reports/<date>/` in the data directory and deletes
     /// report folders older than its age.
     WriteReports,
+    /// Computes every application's compliance position and keeps the day's figures, so
+    /// trends can be shown.
+    SnapshotCompliance,
 }
 
 const DAY: i64 = 24 * 60 * 60;
 
 impl Task {
-    pub const ALL: [Task; 6] = [
+    pub const ALL: [Task; 7] = [
         Task::SummarizeFileUsage,
         Task::SummarizeMonthlyUsage,
         Task::DeleteAgedUsage,
         Task::DeleteAgedSummaries,
         Task::GenerateAutoRules,
         Task::WriteReports,
+        Task::SnapshotCompliance,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +50,7 @@ impl Task {
             Task::DeleteAgedSummaries => "delete_aged_summaries",
             Task::GenerateAutoRules => "generate_auto_rules",
             Task::WriteReports => "write_reports",
+            Task::SnapshotCompliance => "snapshot_compliance",
         }
     }
 

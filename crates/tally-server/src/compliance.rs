@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use tally_core::compliance::{
     self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Position, Session,
@@ -14,9 +14,6 @@ use tally_store::{AppRecord, Store};
 use utoipa::ToSchema;
 
 use crate::ApiError;
-
-/// Rows read per page of installed software or sessions.
-const PAGE: i64 = 50_000;
 
 /// One application's position, with its name.
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,34 +116,25 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
 }
 
 /// Installations of each application: installed software its recognition rules match. Each
-/// distinct (name, publisher, version) is matched against the rules once.
+/// distinct title (name, publisher, version) is matched once; then its devices are read.
 async fn installations(
     store: &dyn Store,
     apps: &[AppRecord],
 ) -> Result<HashMap<i64, Vec<Installation>>, ApiError> {
     let mut by_app: HashMap<i64, Vec<Installation>> = HashMap::new();
-    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
-    let mut after = (0, String::new());
-    loop {
-        let page = store.software_page((after.0, &after.1), PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = (last.device_id, last.name.clone());
-        for row in &page {
-            let key = format!("{}\0{}\0{}", row.name, row.publisher, row.version);
-            let matching = seen.entry(key).or_insert_with(|| {
-                let entry = (
-                    row.name.as_str(),
-                    row.publisher.as_str(),
-                    row.version.as_str(),
-                );
-                recognising(apps, entry)
+    for (name, publisher, version) in store.software_titles().await? {
+        let title = (name.as_str(), publisher.as_str(), version.as_str());
+        let matching = recognising(apps, title);
+        if matching.is_empty() {
+            continue;
+        }
+        let devices = store.devices_with(title).await?;
+        for app in matching {
+            let installs = devices.iter().map(|&device_id| Installation {
+                device_id,
+                user_id: None,
             });
-            for app in matching.iter() {
-                by_app.entry(*app).or_default().push(Installation {
-                    device_id: row.device_id,
-                    user_id: None,
-                });
-            }
+            by_app.entry(app).or_default().extend(installs);
         }
     }
     Ok(by_app)
@@ -168,36 +156,28 @@ fn recognising(apps: &[AppRecord], entry: (&str, &str, &str)) -> Vec<i64> {
         .collect()
 }
 
-/// Sessions of each application over the longest metering period any application has.
+/// Sessions of each usage-counting application in its own metering period.
 async fn sessions(
     store: &dyn Store,
     apps: &[AppRecord],
     as_of: NaiveDate,
 ) -> Result<HashMap<i64, Vec<Session>>, ApiError> {
-    let periods = apps
+    // Only the metrics that count usage read sessions.
+    let counting: Vec<&AppRecord> = apps
         .iter()
-        .map(|a| compliance::metering_period(a.application.metering_period, as_of));
-    let Some(span) = periods.reduce(|a, b| (a.0.min(b.0), a.1.max(b.1))) else {
-        return Ok(HashMap::new());
-    };
-    let wanted: std::collections::HashSet<i64> = apps.iter().map(|a| a.application.id).collect();
+        .filter(|a| compliance::counts_usage(a.application.metric))
+        .collect();
     let mut by_app: HashMap<i64, Vec<Session>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = store.sessions_page(span, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for s in page
-            .into_iter()
-            .filter(|s| wanted.contains(&s.application_id))
-        {
-            by_app.entry(s.application_id).or_default().push(Session {
-                device_id: s.device_id,
-                user_id: s.user_id,
-                start: s.start_time,
-                end: s.end_time,
-            });
-        }
+    for app in counting {
+        let period = compliance::metering_period(app.application.metering_period, as_of);
+        let sessions = store.sessions(app.application.id, period).await?;
+        let sessions = sessions.into_iter().map(|s| Session {
+            device_id: s.device_id,
+            user_id: s.user_id,
+            start: s.start_time,
+            end: s.end_time,
+        });
+        by_app.insert(app.application.id, sessions.collect());
     }
     Ok(by_app)
 }
@@ -223,4 +203,119 @@ pub fn snapshot_rows(day: NaiveDate, positions: &[AppPosition]) -> Vec<tally_sto
             }
         })
         .collect()
+}
+
+/// An installation whose program has not run for the given number of days.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reclaimable {
+    pub application: String,
+    pub device_id: i64,
+    pub host_name: String,
+    /// The last use seen (sessions, and the metering rules the application names); `None`
+    /// when it never ran.
+    pub last_used: Option<DateTime<Utc>>,
+    pub days_unused: Option<i64>,
+    /// Units of the application's metric the installation takes.
+    pub units: i64,
+    /// What those units cost at the newest priced license of the application's metric.
+    pub cost: Option<compliance::Money>,
+}
+
+/// Installations on relevant devices not used in the `days` before `as_of`, most costly first.
+pub async fn reclaim(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    days: i64,
+) -> Result<Vec<Reclaimable>, ApiError> {
+    let apps = store.applications().await?;
+    let estate = estate(store).await?;
+    let hosts: HashMap<i64, String> = store
+        .compliance_devices()
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.host_name))
+        .collect();
+    let installs = installations(store, &apps).await?;
+    let last_use = last_use(store, &apps).await?;
+    let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
+    for l in store.licenses().await? {
+        licenses.entry(l.application_id).or_default().push(l);
+    }
+    let end = as_of.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(1);
+    let cutoff = end - Duration::days(days);
+    let mut idle = Vec::new();
+    for app in &apps {
+        let id = app.application.id;
+        let mut devices: Vec<i64> = installs
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|i| i.device_id)
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        for device in devices.into_iter().filter_map(|d| estate.devices.get(&d)) {
+            if !device.status.relevant_for_compliance() {
+                continue;
+            }
+            let last = last_use.get(&(id, device.id)).copied();
+            if last.is_some_and(|t| t >= cutoff) {
+                continue;
+            }
+            let owned = licenses.get(&id).map(Vec::as_slice).unwrap_or_default();
+            let (units, cost) = compliance::tied_up(device, app.application.metric, owned);
+            idle.push(Reclaimable {
+                application: app.application.name.clone(),
+                device_id: device.id,
+                host_name: hosts.get(&device.id).cloned().unwrap_or_default(),
+                last_used: last,
+                days_unused: last.map(|t| (end - t).num_days()),
+                units,
+                cost,
+            });
+        }
+    }
+    idle.sort_by(|a, b| {
+        let cost = |r: &Reclaimable| r.cost.as_ref().map_or(0, |c| c.minor);
+        cost(b)
+            .cmp(&cost(a))
+            .then_with(|| (&a.application, &a.host_name).cmp(&(&b.application, &b.host_name)))
+    });
+    Ok(idle)
+}
+
+/// The last use per (application, device): imported sessions, and the monthly summary of the
+/// metering rules an application's recognition names.
+async fn last_use(
+    store: &dyn Store,
+    apps: &[AppRecord],
+) -> Result<HashMap<(i64, i64), DateTime<Utc>>, ApiError> {
+    let mut last: HashMap<(i64, i64), DateTime<Utc>> = HashMap::new();
+    let mut seen = |key: (i64, i64), t: DateTime<Utc>| {
+        let entry = last.entry(key).or_insert(t);
+        *entry = (*entry).max(t);
+    };
+    for (app, device, t) in store.last_sessions().await? {
+        seen((app, device), t);
+    }
+    let rules = store.rules().await?;
+    for app in apps {
+        let named = app
+            .recognition
+            .iter()
+            .filter(|r| !r.metering_rule.is_empty());
+        for r in named {
+            let Some(rule) = rules
+                .iter()
+                .find(|m| m.spec.name.eq_ignore_ascii_case(&r.metering_rule))
+            else {
+                continue;
+            };
+            let by = tally_store::UsageByKind::Device;
+            for u in store.monthly_usage_by(by, rule.id, (0, 999_912)).await? {
+                seen((app.application.id, u.id), u.last_used);
+            }
+        }
+    }
+    Ok(last)
 }

@@ -95,3 +95,32 @@ pub(crate) async fn snapshots(
         .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(90));
     Ok(Json(state.store.snapshots(app, from).await?))
 }
+
+/// Which installations to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReclaimParams {
+    /// Unused for at least this many days (default 90).
+    days: Option<i64>,
+    /// As it stood on this day (YYYY-MM-DD); default today.
+    as_of: Option<NaiveDate>,
+}
+
+#[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
+    params(ReclaimParams),
+    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<crate::compliance::Reclaimable>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn reclaim(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<ReclaimParams>,
+) -> Result<Json<Vec<crate::compliance::Reclaimable>>, ApiError> {
+    let days = p.days.unwrap_or(90);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::BadRequest("days: between 1 and 3650".into()));
+    }
+    let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
+    Ok(Json(
+        crate::compliance::reclaim(state.store.as_ref(), as_of, days).await?,
+    ))
+}

@@ -33,6 +33,9 @@ pub async fn run(state: &AppState, task: Task) -> Result<TaskState, ApiError> {
                 .await
                 .map(|written| (written, current.watermark))
         }
+        Task::SnapshotCompliance => snapshot_compliance(store)
+            .await
+            .map(|rows| (rows, current.watermark)),
         Task::GenerateAutoRules => {
             crate::autorules::generate(state, AutoRuleSettings::default(), "scheduler")
                 .await
@@ -303,4 +306,13 @@ pub async fn schedule(state: AppState, check: Duration) {
             }
         }
     }
+}
+
+/// Today's compliance position of every application, kept per day for trends.
+async fn snapshot_compliance(store: &dyn Store) -> Result<i64, ApiError> {
+    let today = Utc::now().date_naive();
+    let positions = crate::compliance::compute(store, today, None).await?;
+    let rows = crate::compliance::snapshot_rows(today, &positions);
+    store.put_snapshots(today, &rows).await?;
+    Ok(rows.len() as i64)
 }

@@ -67,6 +67,7 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             "/api/v1/compliance/snapshots",
             get(compliance_api::snapshots),
         )
+        .route("/api/v1/reclaim", get(compliance_api::reclaim))
         .route("/api/v1/reports", get(reports_api::catalogue))
         .route("/api/v1/reports/{name}", get(reports_api::report))
         .route("/api/v1/devices", get(read_api::devices))

@@ -40,6 +40,7 @@ pub struct AppRecord {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviceRow {
     pub id: i64,
+    pub host_name: String,
     pub org_node: Option<i64>,
     pub status: String,
     pub cpu_model: Option<String>,
@@ -57,19 +58,9 @@ pub struct UserRow {
     pub service_account: bool,
 }
 
-/// One installed-software row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SoftwareRow {
-    pub device_id: i64,
-    pub name: String,
-    pub version: String,
-    pub publisher: String,
-}
-
 /// One usage session.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
-    pub id: i64,
     pub application_id: i64,
     pub device_id: i64,
     pub user_id: i64,
@@ -113,16 +104,19 @@ pub trait Licensing: Send + Sync {
     /// Every device's compliance facts.
     async fn compliance_devices(&self) -> Result<Vec<DeviceRow>>;
     async fn compliance_users(&self) -> Result<Vec<UserRow>>;
-    /// Installed software after `(device_id, name)`, a page of `limit`.
-    async fn software_page(&self, after: (i64, &str), limit: i64) -> Result<Vec<SoftwareRow>>;
-    /// Sessions overlapping `[from, to)` with an id above `after`, a page of `limit`.
-    async fn sessions_page(
+    /// Each distinct installed title: (name, publisher, version).
+    async fn software_titles(&self) -> Result<Vec<(String, String, String)>>;
+    /// Devices with this title installed.
+    async fn devices_with(&self, title: (&str, &str, &str)) -> Result<Vec<i64>>;
+    /// One application's sessions overlapping `[from, to)`.
+    async fn sessions(
         &self,
-        (from, to): (DateTime<Utc>, DateTime<Utc>),
-        after: i64,
-        limit: i64,
+        application_id: i64,
+        period: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Vec<SessionRow>>;
     async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>>;
+    /// The end of the last session per application and device.
+    async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>>;
     /// Replaces the day's snapshots.
     async fn put_snapshots(&self, day: NaiveDate, rows: &[Snapshot]) -> Result<()>;
     async fn snapshots(
@@ -204,7 +198,7 @@ pub(crate) fn user_metric_name(m: Option<TotalUserMetric>) -> &'static str {
 }
 
 macro_rules! impl_licensing {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $begin_write:literal) => {
         impl $store {
             /// Upserts org nodes parents first; returns name → id for every stored node.
             async fn import_org_nodes(
@@ -559,7 +553,8 @@ macro_rules! impl_licensing {
 
             async fn compliance_devices(&self) -> $crate::Result<Vec<$crate::licensing::DeviceRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, org_node, status, cpu_model, sockets, cores, pvu_per_core FROM devices",
+                    "SELECT id, host_name, org_node, status, cpu_model, sockets, cores, pvu_per_core
+                     FROM devices",
                 )
                 .fetch_all(&self.pool)
                 .await?)
@@ -571,39 +566,39 @@ macro_rules! impl_licensing {
                     .await?)
             }
 
-            async fn software_page(
+            async fn sessions(
                 &self,
-                (device, name): (i64, &str),
-                limit: i64,
-            ) -> $crate::Result<Vec<$crate::licensing::SoftwareRow>> {
+                application_id: i64,
+                (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+            ) -> $crate::Result<Vec<$crate::licensing::SessionRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT device_id, name, version, publisher FROM installed_software
-                     WHERE device_id > $1 OR (device_id = $1 AND name > $2)
-                     ORDER BY device_id, name LIMIT $3",
+                    "SELECT application_id, device_id, user_id, start_time, end_time
+                     FROM usage_sessions
+                     WHERE application_id = $1 AND end_time >= $2 AND start_time < $3",
                 )
-                .bind(device)
-                .bind(name)
-                .bind(limit)
+                .bind(application_id)
+                .bind(tally_core::to_micros(from))
+                .bind(tally_core::to_micros(to))
                 .fetch_all(&self.pool)
                 .await?)
             }
 
-            async fn sessions_page(
-                &self,
-                (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-                after: i64,
-                limit: i64,
-            ) -> $crate::Result<Vec<$crate::licensing::SessionRow>> {
+            async fn software_titles(&self) -> $crate::Result<Vec<(String, String, String)>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, application_id, device_id, user_id, start_time, end_time
-                     FROM usage_sessions
-                     WHERE end_time >= $1 AND start_time < $2 AND id > $3
-                     ORDER BY id LIMIT $4",
+                    "SELECT DISTINCT name, publisher, version FROM installed_software",
                 )
-                .bind(tally_core::to_micros(from))
-                .bind(tally_core::to_micros(to))
-                .bind(after)
-                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn devices_with(&self, (name, publisher, version): (&str, &str, &str)) -> $crate::Result<Vec<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT device_id FROM installed_software
+                     WHERE name = $1 AND publisher = $2 AND version = $3",
+                )
+                .bind(name)
+                .bind(publisher)
+                .bind(version)
                 .fetch_all(&self.pool)
                 .await?)
             }
@@ -611,6 +606,17 @@ macro_rules! impl_licensing {
             async fn custom_values(&self) -> $crate::Result<Vec<(i64, Option<i64>, i64)>> {
                 Ok(sqlx::query_as(
                     "SELECT application_id, org_node, quantity FROM custom_values ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn last_sessions(
+                &self,
+            ) -> $crate::Result<Vec<(i64, i64, chrono::DateTime<chrono::Utc>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT application_id, device_id, MAX(end_time) FROM usage_sessions
+                     GROUP BY application_id, device_id",
                 )
                 .fetch_all(&self.pool)
                 .await?)
@@ -694,7 +700,10 @@ macro_rules! impl_licensing {
                 at: chrono::DateTime<chrono::Utc>,
                 progress: $crate::licensing::Progress<'_>,
             ) -> $crate::Result<$crate::licensing::ImportOutcome> {
-                let mut tx = self.pool.begin().await?;
+                // Takes the write lock at the start: the import reads names before it writes,
+                // and on SQLite a read transaction that later writes fails if another
+                // connection wrote in between.
+                let mut tx = self.pool.begin_with($begin_write).await?;
                 let mut done = 0;
                 let nodes = Self::import_org_nodes(&mut tx, &batch.org_nodes).await?;
                 let devices = Self::import_devices(&mut tx, &batch.devices, &nodes, site, at).await?;

@@ -56,4 +56,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, sqlx::Postgres, "postgres");
-crate::licensing::impl_licensing!(PgStore, sqlx::Postgres);
+crate::licensing::impl_licensing!(PgStore, sqlx::Postgres, "BEGIN");

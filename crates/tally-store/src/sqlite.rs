@@ -70,4 +70,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
-crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite);
+crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");

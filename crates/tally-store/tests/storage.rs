@@ -1046,15 +1046,25 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     assert_eq!((pc2.cores, pc2.org_node), (Some(8), Some(hq)));
     let users = store.compliance_users().await.unwrap();
     assert!(users.iter().any(|u| u.org_node == Some(berlin.id)));
-    let software = store.software_page((0, ""), 10).await.unwrap();
-    assert_eq!(software.len(), 1);
+    let titles = store.software_titles().await.unwrap();
+    assert_eq!(
+        titles,
+        [("office-suite".into(), "Contoso".into(), "16.0".into())]
+    );
+    let title = (
+        titles[0].0.as_str(),
+        titles[0].1.as_str(),
+        titles[0].2.as_str(),
+    );
+    let pc1 = devices.iter().find(|d| d.host_name == "pc1").unwrap().id;
+    assert_eq!(store.devices_with(title).await.unwrap(), [pc1]);
     let sessions = store
-        .sessions_page((at(0, 0), at(23, 0)), 0, 10)
+        .sessions(apps[0].application.id, (at(0, 0), at(23, 0)))
         .await
         .unwrap();
     assert_eq!((sessions.len(), sessions[0].start_time), (1, at(9, 0)));
     assert!(store
-        .sessions_page((at(10, 30), at(23, 0)), 0, 10)
+        .sessions(apps[0].application.id, (at(10, 30), at(23, 0)))
         .await
         .unwrap()
         .is_empty());
@@ -1077,7 +1087,7 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .sessions_page((at(0, 0), at(23, 0)), 0, 10)
+            .sessions(apps[0].application.id, (at(0, 0), at(23, 0)))
             .await
             .unwrap()
             .len(),

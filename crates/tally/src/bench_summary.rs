@@ -190,13 +190,13 @@ async fn read_all(store: &dyn Store) -> Result<(Duration, usize)> {
 }
 
 /// Resets this process's peak resident set (`VmHWM`) so the next phase is measured alone.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
         tracing::warn!(error = %e, "cannot reset the peak RSS; figures include earlier phases");
     }
 }
 
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

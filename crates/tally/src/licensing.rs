@@ -42,7 +42,8 @@ pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -
     let rows = api.client()?.get(&path).await?;
     let mut rows = rows.as_array().cloned().unwrap_or_default();
     if api.format == crate::output::Format::Table {
-        rows.iter_mut().for_each(flatten_cost);
+        rows.iter_mut()
+            .for_each(|r| flatten_money(r, "shortfall_cost"));
     }
     let columns = [
         "application",
@@ -59,10 +60,31 @@ pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -
 }
 
 /// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.
-fn flatten_cost(row: &mut Value) {
-    let cost = &row["shortfall_cost"];
+fn flatten_money(row: &mut Value, field: &str) {
+    let cost = &row[field];
     if let (Some(minor), Some(currency)) = (cost["minor"].as_i64(), cost["currency"].as_str()) {
         let text = format!("{}.{:02} {currency}", minor / 100, minor % 100);
-        row["shortfall_cost"] = Value::String(text);
+        row[field] = Value::String(text);
     }
+}
+
+pub async fn reclaim(api: &ApiArgs, days: u32, as_of: Option<&str>) -> Result<()> {
+    let mut path = format!("/api/v1/reclaim?days={days}");
+    if let Some(day) = as_of {
+        path.push_str(&format!("&as_of={}", urlencode(day)));
+    }
+    let rows = api.client()?.get(&path).await?;
+    let mut rows = rows.as_array().cloned().unwrap_or_default();
+    if api.format == crate::output::Format::Table {
+        rows.iter_mut().for_each(|r| flatten_money(r, "cost"));
+    }
+    let columns = [
+        "application",
+        "host_name",
+        "last_used",
+        "days_unused",
+        "units",
+        "cost",
+    ];
+    Ok(print(&rows, &columns, api.format)?)
 }

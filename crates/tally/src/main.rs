@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_agent;
+mod bench_compliance;
 mod bench_summary;
 mod client;
 mod import;
@@ -116,6 +117,17 @@ enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Installations not used for a while, with the license cost they tie up.
+    Reclaim {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        /// Unused for at least this many days.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// As it stood on this day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Users seen running metered programs.
     Users {
         #[command(flatten)]
@@ -184,6 +196,8 @@ enum BenchCmd {
     Agent(bench_agent::AgentBenchArgs),
     /// Summarisation: generated raw records, both summary tasks, time and peak memory.
     Summarize(bench_summary::SummaryBenchArgs),
+    /// Compliance: a generated estate imported, then every application's position computed.
+    Compliance(bench_compliance::ComplianceBenchArgs),
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -268,6 +282,9 @@ fn main() -> std::process::ExitCode {
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
             Command::Apps { api } => licensing::apps(&api).await,
+            Command::Reclaim { api, days, as_of } => {
+                licensing::reclaim(&api, days, as_of.as_deref()).await
+            }
             Command::Licenses { api } => licensing::licenses(&api).await,
             Command::Compliance { api, app, as_of } => {
                 licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await
@@ -276,6 +293,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
             Command::Bench(BenchCmd::Summarize(args)) => bench_summary::summarize(args).await,
+            Command::Bench(BenchCmd::Compliance(args)) => bench_compliance::compliance(args).await,
             Command::Agent(args) => {
                 serve::init_logging(tally_server::config::LogFormat::Text);
                 let secs = std::time::Duration::from_secs;

@@ -205,7 +205,8 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks() {
             "delete_aged_usage",
             "delete_aged_summaries",
             "generate_auto_rules",
-            "write_reports"
+            "write_reports",
+            "snapshot_compliance"
         ]
     );
     let ran = tally_json(

@@ -124,6 +124,29 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
         (Some(0), Some("over_licensed"))
     );
 
+    // Nobody ran Office (no sessions, no metering rule): both relevant installations are
+    // idle and each ties up one installation license at 99.50 EUR; retired pc3 is not listed.
+    let idle = tally_json(
+        &server,
+        &server.token,
+        &["reclaim", "--days", "30", "--as-of", "2026-03-20"],
+    );
+    let hosts: Vec<_> = idle
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["pc1", "pc2"]);
+    assert_eq!(idle[0]["cost"]["minor"], 9950);
+    assert_eq!(idle[0]["last_used"], serde_json::Value::Null);
+    let snapshot = tally_json(
+        &server,
+        &server.token,
+        &["tasks", "run", "snapshot_compliance"],
+    );
+    assert_eq!(snapshot[0]["last_rows"], 2, "one row per application");
+
     // A core license on the whole organisation is not allowed, and a device is unknown: both
     // are named, and nothing of the file is loaded.
     let bad = vec![write(

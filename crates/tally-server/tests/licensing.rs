@@ -1,0 +1,145 @@
+//! Licensing over HTTP with usage from a real agent upload: an application recognised by a
+//! metering rule is not idle where the rule saw it run; daily snapshots keep the figures.
+
+mod common;
+
+use common::{record, start, summarise, upload};
+use reqwest::Method;
+use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
+use tally_core::{AssignmentType, Metric};
+
+fn at(line: usize) -> Origin {
+    Origin {
+        file: "t".into(),
+        line,
+    }
+}
+
+#[tokio::test]
+async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
+    let server = start().await;
+    let rule = serde_json::json!({"name": "Code", "file_name": "code"});
+    let (status, _) = server
+        .post("/api/v1/rules", Some(&server.admin), rule)
+        .await;
+    assert_eq!(status, 201);
+    let (west, _) = server.enroll("west").await;
+    let (_east, _) = server.enroll("east").await;
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::hours(2),
+        now - chrono::Duration::hours(1),
+    );
+    let run = record("r1", "ann", 0, &from.to_rfc3339(), &to.to_rfc3339());
+    upload(&server, &west, "w1", vec![run]).await;
+    summarise(&server).await;
+
+    let install = |host: &str| InstallationRow {
+        host_name: host.into(),
+        software: "code".into(),
+        version: "1.95".into(),
+        publisher: "Microsoft".into(),
+    };
+    let batch = Batch {
+        applications: vec![(
+            at(2),
+            ApplicationRow {
+                name: "VS Code".into(),
+                publisher: "Microsoft".into(),
+                metric: Metric::Installations,
+                period_days: None,
+                total_user_metric: None,
+                software: Some("code".into()),
+                software_publisher: Some("Microsoft".into()),
+                software_version: None,
+                metering_rule: Some("Code".into()),
+            },
+        )],
+        installations: vec![(at(2), install("west")), (at(3), install("east"))],
+        licenses: vec![(
+            at(2),
+            LicenseRow {
+                application: "VS Code".into(),
+                metric: Metric::Installations,
+                quantity: 1,
+                assignment_type: AssignmentType::Organization,
+                assigned_to: None,
+                purchase_date: None,
+                valid_from: None,
+                valid_until: None,
+                maintenance_until: None,
+                unit_cost: Some("45".into()),
+                currency: Some("USD".into()),
+                vendor: None,
+                order_reference: None,
+                notes: None,
+            },
+        )],
+        ..Default::default()
+    };
+    let known = server.store.import_known().await.unwrap();
+    assert!(tally_core::import::validate(&batch, &known).is_empty());
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    server
+        .store
+        .import(&batch, &site, now, &|_| {})
+        .await
+        .unwrap();
+
+    // West ran it an hour ago (through the rule); east never did.
+    let (status, idle) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
+    assert_eq!(status, 200, "{idle}");
+    let hosts: Vec<_> = idle
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host_name"].clone())
+        .collect();
+    assert_eq!(hosts, ["east"]);
+    assert_eq!(
+        idle[0]["cost"],
+        serde_json::json!({"minor": 4500, "currency": "USD"})
+    );
+    let (status, _) = server.get("/api/v1/reclaim?days=0", &server.auditor).await;
+    assert_eq!(status, 400);
+
+    // Two installations, one license: under-licensed by one, priced at 45.00 USD.
+    let (status, positions) = server.get("/api/v1/compliance", &server.auditor).await;
+    assert_eq!(status, 200, "{positions}");
+    assert_eq!(
+        (
+            positions[0]["required"].as_i64(),
+            positions[0]["shortfall"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    let (status, _) = server
+        .get("/api/v1/compliance?app=Nope", &server.auditor)
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, state) = server
+        .call(
+            Method::POST,
+            "/api/v1/tasks/snapshot_compliance/run",
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &state["last_rows"]),
+        (200, &serde_json::json!(1)),
+        "{state}"
+    );
+    let (status, trend) = server
+        .get(
+            "/api/v1/compliance/snapshots?app=vs%20code",
+            &server.auditor,
+        )
+        .await;
+    assert_eq!(status, 200, "{trend}");
+    assert_eq!(
+        (trend[0]["shortfall"].as_i64(), trend[0]["status"].as_str()),
+        (Some(1), Some("under_licensed"))
+    );
+}

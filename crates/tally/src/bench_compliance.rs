@@ -1,0 +1,332 @@
+//! `tally bench compliance`: imports a generated estate (by default 100,000 devices, 2,000,000
+//! installations, 10,000,000 usage sessions, 500 applications) through the same checks and
+//! the same one-transaction import `tally import` uses, then times the full compliance
+//! computation. The baseline, in the same run, is a plain read of what the computation must
+//! read: every installed-software row and every session of the metering periods.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use clap::Args;
+use tally_core::import::{
+    ApplicationRow, Batch, DeviceRow, InstallationRow, LicenseRow, OrgNodeRow, Origin, SessionRow,
+    UserRow,
+};
+use tally_core::{AssignmentType, DeviceStatus, Metric, UserStatus};
+use tally_store::Store;
+
+use crate::bench_summary::{peak_rss_mb, reset_peak_rss};
+
+#[derive(Args, Debug, Clone)]
+pub struct ComplianceBenchArgs {
+    /// Database to use [default: a new SQLite file in a temporary directory]. The estate is
+    /// imported only into a database without applications; otherwise the stored one is used.
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long, default_value_t = 100_000)]
+    devices: usize,
+    #[arg(long, default_value_t = 2_000_000)]
+    installations: usize,
+    #[arg(long, default_value_t = 10_000_000)]
+    sessions: usize,
+    #[arg(long, default_value_t = 500)]
+    apps: usize,
+}
+
+/// The day positions are computed for; sessions spread over the 90 days before it.
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 31).expect("a date")
+}
+
+pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
+    let temp = tempfile::tempdir().context("temporary directory")?;
+    let (store, site) =
+        crate::bench_agent::bench_store(args.database_url.as_deref(), temp.path()).await?;
+    println!(
+        "tally bench compliance: backend {}, {} devices, {} installations, {} sessions, {} applications",
+        store.backend(),
+        args.devices,
+        args.installations,
+        args.sessions,
+        args.apps
+    );
+    if store.applications().await?.is_empty() {
+        let started = Instant::now();
+        let batch = generate(&args);
+        println!(
+            "generated       : {:>8.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        reset_peak_rss();
+        let started = Instant::now();
+        let problems = tally_core::import::validate(&batch, &store.import_known().await?);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "generated rows refused: {:?}",
+            &problems[..1]
+        );
+        store.import(&batch, &site, Utc::now(), &|_| {}).await?;
+        println!(
+            "import          : {:>8.1} s, peak RSS {:.0} MB (checks and one transaction)",
+            started.elapsed().as_secs_f64(),
+            peak_rss_mb()
+        );
+    } else {
+        println!("using the estate already stored");
+    }
+    reset_peak_rss();
+    let started = Instant::now();
+    let rows = read_inputs(store.as_ref()).await?;
+    println!(
+        "baseline read   : {:>8.1} s, peak RSS {:.0} MB ({} software rows, {} sessions)",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mb(),
+        rows.0,
+        rows.1
+    );
+    reset_peak_rss();
+    let started = Instant::now();
+    let positions = tally_server::compliance::compute(store.as_ref(), as_of(), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "compliance      : {:>8.1} s, peak RSS {:.0} MB, {} applications",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mb(),
+        positions.len()
+    );
+    let under = positions
+        .iter()
+        .filter(|p| p.position.shortfall > 0)
+        .count();
+    let required: i64 = positions.iter().map(|p| p.position.required).sum();
+    println!("                  {under} under-licensed; {required} units required in all");
+    Ok(())
+}
+
+/// What the computation has to read, read and dropped: the floor it cannot go below. Every
+/// installed title and its devices, and the sessions of the usage-counting applications;
+/// each part is timed.
+async fn read_inputs(store: &dyn Store) -> Result<(usize, usize)> {
+    let started = Instant::now();
+    let titles = store.software_titles().await?;
+    let mut installs = 0;
+    for (name, publisher, version) in &titles {
+        installs += store.devices_with((name, publisher, version)).await?.len();
+    }
+    let software = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut sessions = 0;
+    for app in store.applications().await? {
+        if tally_core::compliance::counts_usage(app.application.metric) {
+            let period =
+                tally_core::compliance::metering_period(app.application.metering_period, as_of());
+            sessions += store.sessions(app.application.id, period).await?.len();
+        }
+    }
+    println!(
+        "  of which       : {software:.1} s installations ({} titles), {:.1} s sessions",
+        titles.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok((installs, sessions))
+}
+
+/// Metrics of the generated applications, in proportion.
+const METRICS: [Metric; 10] = [
+    Metric::Installations,
+    Metric::Installations,
+    Metric::Installations,
+    Metric::Installations,
+    Metric::ProcessorCores,
+    Metric::Pvu,
+    Metric::Users,
+    Metric::Devices,
+    Metric::ConcurrentUsers,
+    Metric::ConcurrentDevices,
+];
+
+fn at(line: usize) -> Origin {
+    Origin {
+        file: "generated".into(),
+        line,
+    }
+}
+
+fn generate(args: &ComplianceBenchArgs) -> Batch {
+    let users = (args.devices / 2).max(1);
+    let mut batch = Batch {
+        org_nodes: org_nodes(),
+        ..Default::default()
+    };
+    batch.devices = (0..args.devices)
+        .map(|d| {
+            let row = DeviceRow {
+                host_name: format!("pc{d}"),
+                org_node: Some(format!("dept{}", d % 100)),
+                status: Some(match d % 33 {
+                    0 => DeviceStatus::Retired,
+                    _ => DeviceStatus::Active,
+                }),
+                sockets: Some(1 + (d % 2) as i32),
+                cores: Some(2 + (d % 8) as i32 * 2),
+                pvu_per_core: Some(70),
+                os: None,
+                serial: None,
+            };
+            (at(d + 2), row)
+        })
+        .collect();
+    batch.users = (0..users)
+        .map(|u| {
+            let row = UserRow {
+                account: format!("user{u}"),
+                full_name: None,
+                status: Some(match u % 29 {
+                    0 => UserStatus::Inactive,
+                    _ => UserStatus::Active,
+                }),
+                service_account: Some(u.is_multiple_of(50)),
+                org_node: Some(format!("dept{}", u % 100)),
+            };
+            (at(u + 2), row)
+        })
+        .collect();
+    batch.applications = (0..args.apps)
+        .map(|a| (at(a + 2), application(a)))
+        .collect();
+    batch.installations = installations(args);
+    batch.sessions = sessions(args, users);
+    batch.licenses = (0..args.apps).flat_map(|a| licenses(a, args)).collect();
+    batch
+}
+
+fn org_nodes() -> Vec<(Origin, OrgNodeRow)> {
+    let root = OrgNodeRow {
+        name: "Company".into(),
+        parent: None,
+    };
+    let regions = (0..10).map(|r| OrgNodeRow {
+        name: format!("region{r}"),
+        parent: Some("Company".into()),
+    });
+    let depts = (0..100).map(|d| OrgNodeRow {
+        name: format!("dept{d}"),
+        parent: Some(format!("region{}", d % 10)),
+    });
+    std::iter::once(root)
+        .chain(regions)
+        .chain(depts)
+        .enumerate()
+        .map(|(i, r)| (at(i + 2), r))
+        .collect()
+}
+
+fn application(a: usize) -> ApplicationRow {
+    ApplicationRow {
+        name: format!("app{a}"),
+        publisher: format!("vendor{}", a % 40),
+        metric: METRICS[a % METRICS.len()],
+        period_days: a.is_multiple_of(3).then_some(30),
+        total_user_metric: None,
+        software: Some(format!("app{a}-*")),
+        software_publisher: None,
+        software_version: None,
+        metering_rule: None,
+    }
+}
+
+/// Spacing of one device's applications: installation `n` puts application
+/// `(k * stride + d) % apps` on device `d = n % devices` (`k = n / devices`), so no device
+/// gets one application twice.
+fn stride(args: &ComplianceBenchArgs) -> usize {
+    let per_device = (args.installations / args.devices).max(1);
+    (args.apps / per_device).max(1)
+}
+
+fn installations(args: &ComplianceBenchArgs) -> Vec<(Origin, InstallationRow)> {
+    let stride = stride(args);
+    (0..args.installations)
+        .map(|n| {
+            let d = n % args.devices;
+            let a = ((n / args.devices) * stride + d) % args.apps;
+            let row = InstallationRow {
+                host_name: format!("pc{d}"),
+                software: format!("app{a}-suite"),
+                version: "1.0".into(),
+                publisher: format!("vendor{}", a % 40),
+            };
+            (at(n + 2), row)
+        })
+        .collect()
+}
+
+fn sessions(args: &ComplianceBenchArgs, users: usize) -> Vec<(Origin, SessionRow)> {
+    let end = Utc.from_utc_datetime(&as_of().and_hms_opt(23, 0, 0).expect("a time"));
+    let span = 90 * 24 * 60;
+    let (stride, per_device) = (stride(args), (args.installations / args.devices).max(1));
+    (0..args.sessions)
+        .map(|n| {
+            let d = (n * 7) % args.devices;
+            let a = ((n % per_device) * stride + d) % args.apps;
+            let start = end - Duration::minutes(((n * 7919) % span) as i64);
+            let row = SessionRow {
+                application: format!("app{a}"),
+                host_name: format!("pc{d}"),
+                account: format!("user{}", d % users),
+                start,
+                end: start + Duration::minutes(5 + (n % 115) as i64),
+            };
+            (at(n + 2), row)
+        })
+        .collect()
+}
+
+/// An organisation-wide pool, a department's own, and for core-licensed applications
+/// (computer licenses only) licenses for 200 computers.
+fn licenses(a: usize, args: &ComplianceBenchArgs) -> Vec<(Origin, LicenseRow)> {
+    let metric = METRICS[a % METRICS.len()];
+    let license = |quantity: i64, to: AssignmentType, target: Option<String>| LicenseRow {
+        application: format!("app{a}"),
+        metric,
+        quantity,
+        assignment_type: to,
+        assigned_to: target,
+        purchase_date: None,
+        valid_from: None,
+        valid_until: None,
+        maintenance_until: None,
+        unit_cost: Some(format!("{}.00", 10 + a % 90)),
+        currency: Some("EUR".into()),
+        vendor: None,
+        order_reference: None,
+        notes: None,
+    };
+    let rows = match metric
+        .allowed_assignments()
+        .contains(&AssignmentType::Organization)
+    {
+        true => {
+            let typical = (args.installations / args.apps) as i64;
+            vec![
+                license(typical * 3 / 4, AssignmentType::Organization, None),
+                license(
+                    50,
+                    AssignmentType::Organization,
+                    Some(format!("dept{}", a % 100)),
+                ),
+            ]
+        }
+        false => (0..200)
+            .map(|i| {
+                let d = (a + i * 500) % args.devices;
+                license(8, AssignmentType::Computer, Some(format!("pc{d}")))
+            })
+            .collect(),
+    };
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| (at(a * 1000 + i + 2), r))
+        .collect()
+}
