@@ -569,18 +569,9 @@ macro_rules! impl_licensing {
             async fn sessions(
                 &self,
                 application_id: i64,
-                (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+                period: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
             ) -> $crate::Result<Vec<$crate::licensing::SessionRow>> {
-                Ok(sqlx::query_as(
-                    "SELECT application_id, device_id, user_id, start_time, end_time
-                     FROM usage_sessions
-                     WHERE application_id = $1 AND end_time >= $2 AND start_time < $3",
-                )
-                .bind(application_id)
-                .bind(tally_core::to_micros(from))
-                .bind(tally_core::to_micros(to))
-                .fetch_all(&self.pool)
-                .await?)
+                self.application_sessions(application_id, period).await
             }
 
             async fn software_titles(&self) -> $crate::Result<Vec<(String, String, String)>> {
@@ -591,16 +582,8 @@ macro_rules! impl_licensing {
                 .await?)
             }
 
-            async fn devices_with(&self, (name, publisher, version): (&str, &str, &str)) -> $crate::Result<Vec<i64>> {
-                Ok(sqlx::query_scalar(
-                    "SELECT device_id FROM installed_software
-                     WHERE name = $1 AND publisher = $2 AND version = $3",
-                )
-                .bind(name)
-                .bind(publisher)
-                .bind(version)
-                .fetch_all(&self.pool)
-                .await?)
+            async fn devices_with(&self, title: (&str, &str, &str)) -> $crate::Result<Vec<i64>> {
+                self.title_devices(title).await
             }
 
             async fn custom_values(&self) -> $crate::Result<Vec<(i64, Option<i64>, i64)>> {

@@ -57,3 +57,38 @@ impl PgStore {
 
 impl_store!(PgStore, sqlx::Postgres, "postgres");
 crate::licensing::impl_licensing!(PgStore, sqlx::Postgres, "BEGIN");
+
+/// PostgreSQL sends rows in binary, cheaply: compliance reads them as they are.
+impl PgStore {
+    async fn title_devices(
+        &self,
+        (name, publisher, version): (&str, &str, &str),
+    ) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT device_id FROM installed_software
+             WHERE name = $1 AND publisher = $2 AND version = $3",
+        )
+        .bind(name)
+        .bind(publisher)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn application_sessions(
+        &self,
+        application_id: i64,
+        (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+    ) -> Result<Vec<crate::licensing::SessionRow>> {
+        Ok(sqlx::query_as(
+            "SELECT application_id, device_id, user_id, start_time, end_time
+             FROM usage_sessions
+             WHERE application_id = $1 AND end_time >= $2 AND start_time < $3",
+        )
+        .bind(application_id)
+        .bind(tally_core::to_micros(from))
+        .bind(tally_core::to_micros(to))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

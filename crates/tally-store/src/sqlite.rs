@@ -10,6 +10,9 @@ use sqlx::SqlitePool;
 
 use crate::schema::{migrate, SchemaVersion};
 use crate::shared::impl_store;
+use chrono::{DateTime, Utc};
+
+use crate::licensing::SessionRow;
 use crate::{Result, StoreError};
 
 /// Tally's storage in a SQLite file.
@@ -71,3 +74,77 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
+
+/// Compliance reads millions of small rows, and sqlx's SQLite driver pays a few microseconds
+/// per row (a worker thread hands each one over); these queries return one text per title or
+/// application instead, which is parsed here.
+impl SqliteStore {
+    async fn title_devices(
+        &self,
+        (name, publisher, version): (&str, &str, &str),
+    ) -> Result<Vec<i64>> {
+        let ids: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(device_id) FROM installed_software
+             WHERE name = $1 AND publisher = $2 AND version = $3",
+        )
+        .bind(name)
+        .bind(publisher)
+        .bind(version)
+        .fetch_one(&self.pool)
+        .await?;
+        let ids = ids.unwrap_or_default();
+        ids.split(',')
+            .filter(|i| !i.is_empty())
+            .map(|i| corrupt_unless("installed_software.device_id", i, i.parse().ok()))
+            .collect()
+    }
+
+    async fn application_sessions(
+        &self,
+        application_id: i64,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<SessionRow>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(device_id || ',' || user_id || ',' || start_time || ',' || end_time, ';')
+             FROM usage_sessions
+             WHERE application_id = $1 AND end_time >= $2 AND start_time < $3",
+        )
+        .bind(application_id)
+        .bind(tally_core::to_micros(from))
+        .bind(tally_core::to_micros(to))
+        .fetch_one(&self.pool)
+        .await?;
+        let text = text.unwrap_or_default();
+        text.split(';')
+            .filter(|s| !s.is_empty())
+            .map(|s| session(application_id, s))
+            .collect()
+    }
+}
+
+fn corrupt_unless<T>(column: &'static str, value: &str, parsed: Option<T>) -> Result<T> {
+    parsed.ok_or_else(|| StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    })
+}
+
+/// `device,user,start,end` with RFC 3339 times, as the query above writes it.
+fn session(application_id: i64, text: &str) -> Result<SessionRow> {
+    let mut parts = text.splitn(4, ',');
+    let mut next = || parts.next().unwrap_or_default();
+    let (device, user, start, end) = (next(), next(), next(), next());
+    let time = |t: &str| {
+        let parsed = DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        corrupt_unless("usage_sessions.start_time/end_time", t, parsed)
+    };
+    Ok(SessionRow {
+        application_id,
+        device_id: corrupt_unless("usage_sessions.device_id", device, device.parse().ok())?,
+        user_id: corrupt_unless("usage_sessions.user_id", user, user.parse().ok())?,
+        start_time: time(start)?,
+        end_time: time(end)?,
+    })
+}
