@@ -421,7 +421,15 @@ fn installed_units(estate: &Estate, facts: &AppFacts, excluded: &mut Vec<Exclude
             excluded.push(Excluded { consumer, reason });
             continue;
         }
-        let need = device_measure(device, facts.application.metric).unwrap_or(0);
+        let Some(need) = device_measure(device, facts.application.metric) else {
+            let reason = "no PVU rating: its processor is not in the PVU table; \
+                          set pvu_per_core on the device";
+            excluded.push(Excluded {
+                consumer,
+                reason: reason.into(),
+            });
+            continue;
+        };
         units.push(Unit {
             consumer,
             node: device.org_node,

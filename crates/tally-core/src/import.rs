@@ -119,7 +119,7 @@ pub struct UserRow {
     pub org_node: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationRow {
     pub name: String,
@@ -164,7 +164,7 @@ pub struct SessionRow {
     pub end: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseRow {
     pub application: String,
@@ -196,6 +196,25 @@ pub struct LicenseRow {
     pub notes: Option<String>,
 }
 
+/// One row of any kind, as `tally export` reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AnyRow {
+    OrgNode(OrgNodeRow),
+    Device(DeviceRow),
+    User(UserRow),
+    Application(ApplicationRow),
+    Installation(InstallationRow),
+    Session(SessionRow),
+    License(LicenseRow),
+}
+
+/// Formats minor units (two decimals) back into the decimal `parse_cost` reads: 12990 → `129.90`.
+pub fn format_cost(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
+}
+
 /// Rows of one kind with their origins.
 pub type Rows<T> = Vec<(Origin, T)>;
 
@@ -209,6 +228,21 @@ pub struct Batch {
     pub installations: Rows<InstallationRow>,
     pub sessions: Rows<SessionRow>,
     pub licenses: Rows<LicenseRow>,
+}
+
+impl Batch {
+    /// Adds a row of any kind, as read back by `tally export`.
+    pub fn push(&mut self, origin: Origin, row: AnyRow) {
+        match row {
+            AnyRow::OrgNode(r) => self.org_nodes.push((origin, r)),
+            AnyRow::Device(r) => self.devices.push((origin, r)),
+            AnyRow::User(r) => self.users.push((origin, r)),
+            AnyRow::Application(r) => self.applications.push((origin, r)),
+            AnyRow::Installation(r) => self.installations.push((origin, r)),
+            AnyRow::Session(r) => self.sessions.push((origin, r)),
+            AnyRow::License(r) => self.licenses.push((origin, r)),
+        }
+    }
 }
 
 /// Names already stored, which rows may refer to besides those in the batch.
@@ -536,6 +570,14 @@ mod tests {
         for bad in ["", "1.234", "-1", "1,50", "abc", ".5"] {
             assert_eq!(parse_cost(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn prices_are_written_back_as_read() {
+        for minor in [0, 5, 500, 12_990, 1_000_001] {
+            assert_eq!(parse_cost(&format_cost(minor)), Some(minor), "{minor}");
+        }
+        assert_eq!(format_cost(12_990), "129.90");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod metering;
 pub mod operators;
 pub mod org;
 pub mod policy;
+pub mod pvu;
 pub mod rules;
 pub mod runs;
 pub mod site;

@@ -329,6 +329,22 @@ fn pvu_is_cores_times_the_value_per_core() {
 }
 
 #[test]
+fn a_device_without_a_pvu_rating_is_listed_not_guessed() {
+    // Device 3's processor is in no row of the PVU table and it has no override: it needs
+    // no PVU, and it is listed as excluded with what to do about it. Device 1: 4 × 70 = 280.
+    let mut unknown = device(3, SALES, 8);
+    unknown.pvu_per_core = None;
+    let e = estate(vec![device(1, SALES, 4), unknown], vec![]);
+    let a = app(Metric::Pvu);
+    let installs = installed(&[1, 3]);
+    let p = position(&e, &facts(&a, &installs, &[], &[]), as_of());
+    assert_eq!((p.required, p.shortfall), (280, 280));
+    assert_eq!(p.excluded.len(), 1);
+    assert_eq!(p.excluded[0].consumer, Consumer::Device(3));
+    assert!(p.excluded[0].reason.contains("pvu_per_core"));
+}
+
+#[test]
 fn users_count_people_who_ran_it_and_not_service_accounts_or_inactive_users() {
     // Users 1 and 2 ran it this month; 3 is a service account, 4 is inactive: required 2.
     // A license for user 2 and an organisation license of 1 on Sales (user 1 is in Berlin,

@@ -89,7 +89,7 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
                 status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::Active),
                 processors: i64::from(d.sockets.unwrap_or(1).max(1)),
                 cores: i64::from(d.cores.unwrap_or(1).max(1)),
-                pvu_per_core: d.pvu_per_core.map(i64::from),
+                pvu_per_core: pvu_per_core(&d),
             };
             (d.id, facts)
         })
@@ -112,6 +112,15 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
         org,
         devices,
         users,
+    })
+}
+
+/// The device's own PVU rating, else IBM's for its processor and sockets.
+fn pvu_per_core(device: &tally_store::licensing::DeviceRow) -> Option<i64> {
+    let sockets = u32::try_from(device.sockets.unwrap_or(1)).unwrap_or(1);
+    device.pvu_per_core.map(i64::from).or_else(|| {
+        let model = device.cpu_model.as_deref()?;
+        tally_core::pvu::lookup(model, sockets)
     })
 }
 

@@ -1,17 +1,20 @@
-//! Applications, licenses and the compliance position over HTTP (read side; loading is
-//! `tally import`).
+//! Applications, licenses and the compliance position over HTTP. Applications and licenses
+//! are added one at a time here with the same checks `tally import` runs on a file.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
+use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::License;
 use tally_store::{AppRecord, Snapshot};
 use utoipa::IntoParams;
 
+use crate::admin_api::audit;
 use crate::auth::Operator;
 use crate::compliance::AppPosition;
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
@@ -30,6 +33,165 @@ pub(crate) async fn licenses(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<License>>, ApiError> {
     Ok(Json(state.store.licenses().await?))
+}
+
+/// Runs the import checks on a one-row batch; the refusal names each field at fault.
+async fn checked(state: &AppState, batch: &Batch) -> Result<(), ApiError> {
+    let known = state.store.import_known().await?;
+    let problems = tally_core::import::validate(batch, &known);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect();
+    Err(ApiError::BadRequest(reasons.join("; ")))
+}
+
+fn request() -> Origin {
+    Origin {
+        file: "request".into(),
+        line: 1,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
+    request_body = ApplicationRow,
+    responses((status = 200, description = "Added, or changed if one of that name existed", body = AppRecord),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn put_application(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(row): JsonBody<ApplicationRow>,
+) -> Result<Json<AppRecord>, ApiError> {
+    op.require_admin()?;
+    let name = row.name.clone();
+    let batch = Batch {
+        applications: vec![(request(), row.clone())],
+        ..Default::default()
+    };
+    checked(&state, &batch).await?;
+    state
+        .store
+        .import(&batch, &state.site, Utc::now(), &|_| {})
+        .await?;
+    let record = state
+        .store
+        .applications()
+        .await?
+        .into_iter()
+        .find(|a| a.application.name == name)
+        .ok_or_else(|| {
+            ApiError::Internal(format!("application {name:?} vanished after adding it"))
+        })?;
+    audit(
+        &state,
+        &op,
+        "application.put",
+        format!("application:{}", record.application.id),
+        &row,
+    )
+    .await?;
+    Ok(Json(record))
+}
+
+#[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "licensing", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted with its recognition rules, sessions and snapshots"),
+        (status = 400, description = "It still has licenses", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_application(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    let licensed: Vec<i64> = state
+        .store
+        .licenses()
+        .await?
+        .iter()
+        .filter(|l| l.application_id == id)
+        .map(|l| l.id)
+        .collect();
+    if !licensed.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "application {id} still has licenses {licensed:?}; remove them first (tally licenses remove ID)"
+        )));
+    }
+    if !state.store.delete_application(id).await? {
+        return Err(ApiError::NotFound(format!(
+            "no application {id}; see tally apps"
+        )));
+    }
+    audit(
+        &state,
+        &op,
+        "application.delete",
+        format!("application:{id}"),
+        (),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/licenses", tag = "licensing", security(("bearer" = [])),
+    request_body = LicenseRow,
+    responses((status = 201, description = "Added", body = License),
+        (status = 400, description = "A metric the application does not accept, an assignment the metric does not allow, an unknown target; the message names the allowed values", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn add_license(
+    op: Operator,
+    State(state): State<AppState>,
+    JsonBody(row): JsonBody<LicenseRow>,
+) -> Result<(StatusCode, Json<License>), ApiError> {
+    op.require_admin()?;
+    let batch = Batch {
+        licenses: vec![(request(), row.clone())],
+        ..Default::default()
+    };
+    checked(&state, &batch).await?;
+    let outcome = state
+        .store
+        .import(&batch, &state.site, Utc::now(), &|_| {})
+        .await?;
+    let id = outcome.license_ids.first().copied();
+    let license = state
+        .store
+        .licenses()
+        .await?
+        .into_iter()
+        .find(|l| Some(l.id) == id)
+        .ok_or_else(|| ApiError::Internal("the license vanished after adding it".into()))?;
+    audit(
+        &state,
+        &op,
+        "license.add",
+        format!("license:{}", license.id),
+        &row,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(license)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/licenses/{id}", tag = "licensing", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_license(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    op.require_admin()?;
+    if !state.store.delete_license(id).await? {
+        return Err(ApiError::NotFound(format!(
+            "no license {id}; see tally licenses"
+        )));
+    }
+    audit(&state, &op, "license.delete", format!("license:{id}"), ()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Which position to compute.

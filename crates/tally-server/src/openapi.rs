@@ -19,7 +19,7 @@ use crate::{admin_api, agent_api, compliance_api, read_api, reports_api, routes,
         read_api::devices, read_api::device_inventory,
         tasks_api::list, tasks_api::change, tasks_api::run, tasks_api::file_usage, tasks_api::monthly, read_api::users, read_api::files, read_api::usage, read_api::runs,
         reports_api::catalogue, reports_api::report,
-        compliance_api::applications, compliance_api::licenses, compliance_api::compliance, compliance_api::snapshots, compliance_api::reclaim,
+        compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::add_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::snapshots, compliance_api::reclaim,
     ),
     modifiers(&BearerAuth),
 )]

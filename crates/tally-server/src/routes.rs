@@ -60,8 +60,22 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/tasks/{name}/run", post(tasks_api::run))
         .route("/api/v1/summaries/file-usage", get(tasks_api::file_usage))
         .route("/api/v1/summaries/monthly", get(tasks_api::monthly))
-        .route("/api/v1/applications", get(compliance_api::applications))
-        .route("/api/v1/licenses", get(compliance_api::licenses))
+        .route(
+            "/api/v1/applications",
+            get(compliance_api::applications).post(compliance_api::put_application),
+        )
+        .route(
+            "/api/v1/applications/{id}",
+            delete(compliance_api::delete_application),
+        )
+        .route(
+            "/api/v1/licenses",
+            get(compliance_api::licenses).post(compliance_api::add_license),
+        )
+        .route(
+            "/api/v1/licenses/{id}",
+            delete(compliance_api::delete_license),
+        )
         .route("/api/v1/compliance", get(compliance_api::compliance))
         .route(
             "/api/v1/compliance/snapshots",

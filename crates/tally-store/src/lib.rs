@@ -8,6 +8,7 @@
 //! `migrations/<backend>/` and are never edited once released.
 
 mod error;
+pub mod export;
 pub mod licensing;
 mod postgres;
 mod rows;
@@ -169,7 +170,7 @@ pub struct Installation {
 /// Everything Tally keeps. Implementations hold no business rules: they store and return
 /// domain values and enforce uniqueness.
 #[async_trait]
-pub trait Store: Licensing + Send + Sync + 'static {
+pub trait Store: Licensing + export::Exporting + Send + Sync + 'static {
     /// Which backend this is, for logs and test names.
     fn backend(&self) -> &'static str;
     async fn schema_version(&self) -> Result<SchemaVersion>;

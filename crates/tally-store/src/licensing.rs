@@ -69,7 +69,7 @@ pub struct SessionRow {
 }
 
 /// What an import wrote, per kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImportOutcome {
     pub org_nodes: u64,
     pub devices: u64,
@@ -78,6 +78,9 @@ pub struct ImportOutcome {
     pub installations: u64,
     pub sessions: u64,
     pub licenses: u64,
+    /// The ids of the licenses added, in the batch's order (for the API, which adds one).
+    #[serde(skip)]
+    pub license_ids: Vec<i64>,
 }
 
 /// One application's compliance figures on one day.
@@ -137,6 +140,10 @@ pub trait Licensing: Send + Sync {
         at: DateTime<Utc>,
         progress: Progress<'_>,
     ) -> Result<ImportOutcome>;
+    /// Deletes an application with its recognition rules, sessions, licenses and snapshots;
+    /// false when there is none.
+    async fn delete_application(&self, id: i64) -> Result<bool>;
+    async fn delete_license(&self, id: i64) -> Result<bool>;
 }
 
 /// Rows per multi-row insert while importing.
@@ -467,8 +474,9 @@ macro_rules! impl_licensing {
                 rows: &tally_core::import::Rows<tally_core::import::LicenseRow>,
                 ids: [&std::collections::HashMap<String, i64>; 4],
                 at: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::Result<()> {
+            ) -> $crate::Result<Vec<i64>> {
                 let [apps, nodes, devices, users] = ids;
+                let mut created = Vec::with_capacity(rows.len());
                 for (_, r) in rows {
                     let target = match r.assigned_to.as_deref().filter(|t| !t.is_empty()) {
                         None => None,
@@ -480,11 +488,12 @@ macro_rules! impl_licensing {
                             _ => $crate::licensing::resolve(nodes, t, "org node")?,
                         }),
                     };
-                    sqlx::query(
+                    let id = sqlx::query(
                         "INSERT INTO licenses (application_id, metric, quantity, assignment_type,
                              assigned_to, purchase_date, valid_from, valid_until, maintenance_until,
                              unit_cost_minor, currency, vendor, order_reference, notes, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                         RETURNING id",
                     )
                     .bind($crate::licensing::resolve(apps, &r.application, "application")?)
                     .bind(r.metric.as_str())
@@ -501,10 +510,11 @@ macro_rules! impl_licensing {
                     .bind(&r.order_reference)
                     .bind(&r.notes)
                     .bind(tally_core::to_micros(at))
-                    .execute(&mut **tx)
+                    .fetch_one(&mut **tx)
                     .await?;
+                    created.push(sqlx::Row::try_get(&id, 0)?);
                 }
-                Ok(())
+                Ok(created)
             }
         }
 
@@ -700,8 +710,9 @@ macro_rules! impl_licensing {
                         .await?;
                 Self::import_sessions(&mut tx, &batch.sessions, (&apps, &devices, &users), progress, &mut done)
                     .await?;
-                Self::import_licenses(&mut tx, &batch.licenses, [&apps, &nodes, &devices, &users], at)
-                    .await?;
+                let license_ids =
+                    Self::import_licenses(&mut tx, &batch.licenses, [&apps, &nodes, &devices, &users], at)
+                        .await?;
                 tx.commit().await?;
                 progress(done + batch.licenses.len() as u64);
                 Ok($crate::licensing::ImportOutcome {
@@ -712,7 +723,24 @@ macro_rules! impl_licensing {
                     installations,
                     sessions: batch.sessions.len() as u64,
                     licenses: batch.licenses.len() as u64,
+                    license_ids,
                 })
+            }
+
+            async fn delete_application(&self, id: i64) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM applications WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_license(&self, id: i64) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM licenses WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     };

@@ -57,6 +57,7 @@ impl PgStore {
 
 impl_store!(PgStore, sqlx::Postgres, "postgres");
 crate::licensing::impl_licensing!(PgStore, sqlx::Postgres, "BEGIN");
+crate::export::impl_export!(PgStore);
 
 /// PostgreSQL sends rows in binary, cheaply: compliance reads them as they are.
 impl PgStore {

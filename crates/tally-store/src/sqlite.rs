@@ -74,6 +74,7 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
+crate::export::impl_export!(SqliteStore);
 
 /// Compliance reads millions of small rows, and sqlx's SQLite driver pays a few microseconds
 /// per row (a worker thread hands each one over); these queries return one text per title or

@@ -24,17 +24,36 @@ pub struct ImportArgs {
     /// 2026-licenses.json). See docs/import-format.md.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The database (default: the SQLite file in --data-dir).
-    #[arg(long, env = "TALLY_DATABASE_URL")]
-    database_url: Option<String>,
-    #[arg(long, env = "TALLY_DATA_DIR", default_value = "tally-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    database: Database,
     /// The site new devices belong to.
     #[arg(long, env = "TALLY_SITE_CODE", default_value = "S01")]
     site_code: String,
     /// Check the files against the database and report problems; load nothing.
     #[arg(long)]
     check: bool,
+}
+
+/// The database `tally import` and `tally export` work on directly.
+#[derive(Args, Debug)]
+pub struct Database {
+    /// The database (default: the SQLite file in --data-dir).
+    #[arg(long, env = "TALLY_DATABASE_URL")]
+    database_url: Option<String>,
+    #[arg(long, env = "TALLY_DATA_DIR", default_value = "tally-data")]
+    data_dir: PathBuf,
+}
+
+impl Database {
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn tally_store::Store>> {
+        let url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tally.db").display()));
+        tally_store::open(&url)
+            .await
+            .with_context(|| format!("cannot open the database {url}"))
+    }
 }
 
 pub async fn import(args: ImportArgs) -> Result<()> {
@@ -44,13 +63,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     for path in &args.files {
         read_file(path, &mut batch, &mut errors)?;
     }
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("tally.db").display()));
-    let store = tally_store::open(&url)
-        .await
-        .with_context(|| format!("cannot open the database {url}"))?;
+    let store = args.database.open().await?;
     if errors.is_empty() {
         errors = tally_core::import::validate(&batch, &store.import_known().await?);
     }

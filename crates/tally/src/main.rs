@@ -6,6 +6,7 @@ mod bench_agent;
 mod bench_compliance;
 mod bench_summary;
 mod client;
+mod export;
 mod import;
 mod licensing;
 mod output;
@@ -96,15 +97,21 @@ enum Command {
     /// Load org nodes, devices, users, applications, installations, usage sessions and
     /// licenses from CSV or JSON files into the database, all or nothing.
     Import(import::ImportArgs),
+    /// Write the stored estate back as the CSV or JSON files `tally import` reads, one per kind.
+    Export(export::ExportArgs),
     /// Applications (what licenses are bought for) and how they are recognised.
     Apps {
         #[command(flatten)]
         api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<licensing::AppsCmd>,
     },
-    /// Registered licenses.
+    /// Registered licenses: list, add, remove.
     Licenses {
         #[command(flatten)]
         api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<licensing::LicensesCmd>,
     },
     /// Each application's license position: required, owned, covered, shortfall, surplus.
     Compliance {
@@ -281,11 +288,12 @@ fn main() -> std::process::ExitCode {
             Command::Users { api } => admin::users(&api).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
-            Command::Apps { api } => licensing::apps(&api).await,
+            Command::Export(args) => export::export(args).await,
+            Command::Apps { api, cmd } => licensing::apps(&api, cmd).await,
             Command::Reclaim { api, days, as_of } => {
                 licensing::reclaim(&api, days, as_of.as_deref()).await
             }
-            Command::Licenses { api } => licensing::licenses(&api).await,
+            Command::Licenses { api, cmd } => licensing::licenses(&api, cmd).await,
             Command::Compliance { api, app, as_of } => {
                 licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await
             }

@@ -176,11 +176,290 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
     assert!(!out.status.success(), "--check reports the same problems");
     let unknown = import(dir.path(), &[write(dir.path(), "stuff.csv", "a\n1\n")], &[]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("name the file after what it holds"));
+    exported_files_read_back(dir.path());
     let table = tally(
         &server,
         &server.token,
         &["compliance", "--as-of", "2026-03-20"],
     );
     assert!(String::from_utf8_lossy(&table.stdout).contains("Office"));
+    assert!(server.stop().success());
+}
+
+/// `tally export` writes every kind in both formats, names rather than ids, and what it writes
+/// passes `tally import --check` against the database it came from.
+fn exported_files_read_back(dir: &Path) {
+    let data = dir.join("tally-data");
+    let export = |format: &str| {
+        let out = dir.join(format!("export-{format}"));
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["export", "--format", format, "--out", out.to_str().unwrap()])
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        out
+    };
+    let csv = export("csv");
+    let licenses = std::fs::read_to_string(csv.join("licenses.csv")).unwrap();
+    let mut lines = licenses.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("application,metric,quantity,assignment_type,assigned_to,"));
+    assert!(
+        licenses.contains("Office,installations,1,organization,Sales,,,,,99.50,EUR,,,"),
+        "{licenses}"
+    );
+    assert!(
+        licenses.contains("Office,processor_cores,4,computer,pc2,"),
+        "{licenses}"
+    );
+    assert_eq!(lines.count(), 3);
+    let files: Vec<String> = [
+        "org_nodes",
+        "devices",
+        "users",
+        "applications",
+        "installations",
+        "usage_sessions",
+        "licenses",
+    ]
+    .iter()
+    .map(|k| csv.join(format!("{k}.csv")).display().to_string())
+    .collect();
+    let check = import(dir, &files, &["--check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let json = export("json");
+    let sessions: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json.join("usage_sessions.json")).unwrap()).unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 2);
+    assert_eq!(sessions[0]["start"], "2026-03-02T09:00:00Z");
+    let devices: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(json.join("devices.json")).unwrap()).unwrap();
+    let pc3 = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host_name"] == "pc3")
+        .unwrap();
+    assert_eq!(
+        (pc3["status"].as_str(), pc3["org_node"].as_str()),
+        (Some("retired"), Some("HQ"))
+    );
+}
+
+#[test]
+fn applications_and_licenses_are_added_and_removed_with_the_seed_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let admin = server.token.clone();
+    let run = |args: &[&str]| tally(&server, &admin, args);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    let app = tally_json(
+        &server,
+        &admin,
+        &[
+            "apps",
+            "add",
+            "Office",
+            "--metric",
+            "installations",
+            "--publisher",
+            "Contoso",
+            "--software",
+            "office*",
+        ],
+    );
+    assert_eq!(
+        (app[0]["name"].as_str(), app[0]["metric"].as_str()),
+        (Some("Office"), Some("installations"))
+    );
+    let app_id = app[0]["id"].as_i64().unwrap();
+    // Adding it again changes it rather than making a second one.
+    tally_json(
+        &server,
+        &admin,
+        &[
+            "apps",
+            "add",
+            "Office",
+            "--metric",
+            "installations",
+            "--period-days",
+            "30",
+        ],
+    );
+    assert_eq!(
+        tally_json(&server, &admin, &["apps"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Seed 002: an installations application does not take user licenses, and a core
+    // license may only be assigned to a computer. Each refusal names what is allowed.
+    let wrong_metric = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Office",
+        "--metric",
+        "users",
+        "--quantity",
+        "5",
+        "--assignment",
+        "organization",
+    ]);
+    assert!(!wrong_metric.status.success());
+    assert!(
+        stderr(&wrong_metric).contains("400"),
+        "{}",
+        stderr(&wrong_metric)
+    );
+    assert!(
+        stderr(&wrong_metric).contains("installations"),
+        "{}",
+        stderr(&wrong_metric)
+    );
+    let wrong_assignment = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Office",
+        "--metric",
+        "processor_cores",
+        "--quantity",
+        "8",
+        "--assignment",
+        "organization",
+    ]);
+    assert!(
+        stderr(&wrong_assignment)
+            .contains("a processor_cores license may be assigned to: computer"),
+        "{}",
+        stderr(&wrong_assignment)
+    );
+    let unknown_app = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Nope",
+        "--metric",
+        "installations",
+        "--quantity",
+        "1",
+        "--assignment",
+        "organization",
+    ]);
+    assert!(
+        stderr(&unknown_app).contains("Nope"),
+        "{}",
+        stderr(&unknown_app)
+    );
+    assert!(
+        tally_json(&server, &admin, &["licenses"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "refusals stored nothing"
+    );
+
+    let license = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "add",
+            "--app",
+            "Office",
+            "--metric",
+            "installations",
+            "--quantity",
+            "10",
+            "--assignment",
+            "organization",
+            "--unit-cost",
+            "12.50",
+            "--currency",
+            "EUR",
+            "--valid-until",
+            "2030-01-01",
+        ],
+    );
+    assert_eq!(
+        (
+            license[0]["application_id"].as_i64(),
+            license[0]["unit_cost_minor"].as_i64()
+        ),
+        (Some(app_id), Some(1250))
+    );
+    let position = tally_json(&server, &admin, &["compliance", "--app", "Office"]);
+    assert_eq!(position[0]["owned"], 10);
+
+    // An auditor reads but does not change.
+    let auditor = tally_json(
+        &server,
+        &admin,
+        &["tokens", "create", "--name", "audit", "--role", "auditor"],
+    );
+    let auditor = auditor[0]["token"].as_str().unwrap();
+    let denied = tally(
+        &server,
+        auditor,
+        &["licenses", "remove", &license[0]["id"].to_string()],
+    );
+    assert!(stderr(&denied).contains("403"), "{}", stderr(&denied));
+
+    // An application with licenses stays until they are removed.
+    let app_id = app_id.to_string();
+    let refused = run(&["apps", "remove", &app_id]);
+    assert!(
+        stderr(&refused).contains("still has licenses"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(run(&["licenses", "remove", &license[0]["id"].to_string()])
+        .status
+        .success());
+    assert!(run(&["apps", "remove", &app_id]).status.success());
+    assert!(tally_json(&server, &admin, &["apps"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let again = run(&["apps", "remove", &app_id]);
+    assert!(stderr(&again).contains("404"), "{}", stderr(&again));
+    let audit: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/audit", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "application.put",
+        "license.add",
+        "license.delete",
+        "application.delete",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
     assert!(server.stop().success());
 }

@@ -168,3 +168,13 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A second, empty database on the backend `store` runs on.
+pub async fn fresh_like(store: &dyn Store) -> Backend {
+    match store.backend() {
+        "postgres" => postgres()
+            .await
+            .expect("PostgreSQL served the first database"),
+        _ => sqlite().await,
+    }
+}

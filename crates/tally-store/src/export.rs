@@ -1,0 +1,316 @@
+//! The stored estate read back as the rows `tally import` takes, by name rather than id, a page
+//! at a time in id order so that millions of installations never sit in memory at once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use tally_core::import::{AnyRow, Kind, LicenseRow};
+
+use crate::{Result, StoreError};
+
+/// A page of rows and the cursor that continues after it (`None`: that was the last page).
+pub type ExportPage = (Vec<AnyRow>, Option<i64>);
+
+#[async_trait]
+pub trait Exporting: Send + Sync {
+    /// Up to `limit` rows of `kind` after the cursor `after` (0 to start). Installations are
+    /// paged by device: a page holds every installation of up to `limit` devices.
+    async fn export_page(&self, kind: Kind, after: i64, limit: i64) -> Result<ExportPage>;
+}
+
+/// The cursor after a page of `ids`: its last id, unless the page was short.
+pub(crate) fn next_cursor(ids: &[i64], limit: i64) -> Option<i64> {
+    match ids.last() {
+        Some(last) if ids.len() as i64 >= limit => Some(*last),
+        _ => None,
+    }
+}
+
+pub(crate) fn corrupt(column: &'static str, value: &str) -> StoreError {
+    StoreError::Corrupt {
+        column,
+        value: value.to_owned(),
+    }
+}
+
+/// A license as exported: names instead of ids, the cost as a decimal.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LicenseExport {
+    pub id: i64,
+    pub application: String,
+    pub metric: String,
+    pub quantity: i64,
+    pub assignment_type: String,
+    pub assigned_to: Option<String>,
+    pub purchase_date: Option<NaiveDate>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    pub maintenance_until: Option<NaiveDate>,
+    pub unit_cost_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub vendor: Option<String>,
+    pub order_reference: Option<String>,
+    pub notes: Option<String>,
+}
+
+impl TryFrom<LicenseExport> for LicenseRow {
+    type Error = StoreError;
+
+    fn try_from(l: LicenseExport) -> Result<LicenseRow> {
+        Ok(LicenseRow {
+            application: l.application,
+            metric: tally_core::Metric::parse(&l.metric)
+                .ok_or_else(|| corrupt("licenses.metric", &l.metric))?,
+            quantity: l.quantity,
+            assignment_type: tally_core::AssignmentType::parse(&l.assignment_type)
+                .ok_or_else(|| corrupt("licenses.assignment_type", &l.assignment_type))?,
+            assigned_to: l.assigned_to,
+            purchase_date: l.purchase_date,
+            valid_from: l.valid_from,
+            valid_until: l.valid_until,
+            maintenance_until: l.maintenance_until,
+            unit_cost: l.unit_cost_minor.map(tally_core::import::format_cost),
+            currency: l.currency,
+            vendor: l.vendor,
+            order_reference: l.order_reference,
+            notes: l.notes,
+        })
+    }
+}
+
+/// A usage session as exported.
+pub(crate) type SessionExport = (i64, String, String, String, DateTime<Utc>, DateTime<Utc>);
+
+macro_rules! impl_export {
+    ($store:ty) => {
+        impl $store {
+            async fn export_org_nodes(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+                    "SELECT n.id, n.name, p.name FROM org_nodes n
+                     LEFT JOIN org_nodes p ON p.id = n.parent
+                     WHERE n.id > $1 ORDER BY n.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let rows = rows
+                    .into_iter()
+                    .map(|(_, name, parent)| {
+                        tally_core::import::AnyRow::OrgNode(tally_core::import::OrgNodeRow { name, parent })
+                    })
+                    .collect();
+                Ok((rows, $crate::export::next_cursor(&ids, limit)))
+            }
+
+            async fn export_devices(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(
+                    i64, String, Option<String>, String, Option<i32>, Option<i32>, Option<i32>,
+                    Option<String>, Option<String>,
+                )> = sqlx::query_as(
+                    "SELECT d.id, d.host_name, o.name, d.status, d.sockets, d.cores, d.pvu_per_core,
+                         d.os, d.serial
+                     FROM devices d LEFT JOIN org_nodes o ON o.id = d.org_node
+                     WHERE d.id > $1 ORDER BY d.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let mut out = Vec::with_capacity(rows.len());
+                for (_, host_name, org_node, status, sockets, cores, pvu_per_core, os, serial) in rows {
+                    let status = tally_core::DeviceStatus::parse(&status)
+                        .ok_or_else(|| $crate::export::corrupt("devices.status", &status))?;
+                    out.push(tally_core::import::AnyRow::Device(tally_core::import::DeviceRow {
+                        host_name,
+                        org_node,
+                        status: Some(status),
+                        sockets,
+                        cores,
+                        pvu_per_core,
+                        os,
+                        serial,
+                    }));
+                }
+                Ok((out, $crate::export::next_cursor(&ids, limit)))
+            }
+
+            async fn export_users(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let rows: Vec<(i64, String, Option<String>, String, bool, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT u.id, u.account, u.full_name, u.status, u.service_account, o.name
+                         FROM users u LEFT JOIN org_nodes o ON o.id = u.org_node
+                         WHERE u.id > $1 ORDER BY u.id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let mut out = Vec::with_capacity(rows.len());
+                for (_, account, full_name, status, service_account, org_node) in rows {
+                    let status = tally_core::UserStatus::parse(&status)
+                        .ok_or_else(|| $crate::export::corrupt("users.status", &status))?;
+                    out.push(tally_core::import::AnyRow::User(tally_core::import::UserRow {
+                        account,
+                        full_name,
+                        status: Some(status),
+                        service_account: Some(service_account),
+                        org_node,
+                    }));
+                }
+                Ok((out, $crate::export::next_cursor(&ids, limit)))
+            }
+
+            async fn export_applications(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let mut apps = $crate::licensing::Licensing::applications(self).await?;
+                apps.sort_by_key(|a| a.application.id);
+                apps.retain(|a| a.application.id > after);
+                apps.truncate(usize::try_from(limit).unwrap_or(0));
+                let ids: Vec<i64> = apps.iter().map(|a| a.application.id).collect();
+                let rows = apps.into_iter().map($crate::export::application_row).collect();
+                Ok((rows, $crate::export::next_cursor(&ids, limit)))
+            }
+
+            async fn export_installations(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let devices: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM devices WHERE id > $1 ORDER BY id LIMIT $2")
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                let Some(last) = devices.last().copied() else {
+                    return Ok((Vec::new(), None));
+                };
+                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+                    "SELECT d.host_name, s.name, s.version, s.publisher
+                     FROM installed_software s JOIN devices d ON d.id = s.device_id
+                     WHERE s.device_id > $1 AND s.device_id <= $2 ORDER BY s.device_id, s.name",
+                )
+                .bind(after)
+                .bind(last)
+                .fetch_all(&self.pool)
+                .await?;
+                let rows = rows
+                    .into_iter()
+                    .map(|(host_name, software, version, publisher)| {
+                        tally_core::import::AnyRow::Installation(tally_core::import::InstallationRow {
+                            host_name,
+                            software,
+                            version,
+                            publisher,
+                        })
+                    })
+                    .collect();
+                Ok((rows, $crate::export::next_cursor(&devices, limit)))
+            }
+
+            async fn export_sessions(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let rows: Vec<$crate::export::SessionExport> = sqlx::query_as(
+                    "SELECT s.id, a.name, d.host_name, u.account, s.start_time, s.end_time
+                     FROM usage_sessions s JOIN applications a ON a.id = s.application_id
+                         JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
+                     WHERE s.id > $1 ORDER BY s.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let rows = rows
+                    .into_iter()
+                    .map(|(_, application, host_name, account, start, end)| {
+                        tally_core::import::AnyRow::Session(tally_core::import::SessionRow {
+                            application,
+                            host_name,
+                            account,
+                            start,
+                            end,
+                        })
+                    })
+                    .collect();
+                Ok((rows, $crate::export::next_cursor(&ids, limit)))
+            }
+
+            async fn export_licenses(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let rows: Vec<$crate::export::LicenseExport> = sqlx::query_as(
+                    "SELECT l.id, a.name AS application, l.metric, l.quantity, l.assignment_type,
+                         CASE l.assignment_type WHEN 'computer' THEN d.host_name
+                             WHEN 'user' THEN u.account ELSE o.name END AS assigned_to,
+                         l.purchase_date, l.valid_from, l.valid_until, l.maintenance_until,
+                         l.unit_cost_minor, l.currency, l.vendor, l.order_reference, l.notes
+                     FROM licenses l JOIN applications a ON a.id = l.application_id
+                         LEFT JOIN devices d ON d.id = l.assigned_to
+                         LEFT JOIN users u ON u.id = l.assigned_to
+                         LEFT JOIN org_nodes o ON o.id = l.assigned_to
+                     WHERE l.id > $1 ORDER BY l.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                let rows = rows
+                    .into_iter()
+                    .map(|l| Ok(tally_core::import::AnyRow::License(l.try_into()?)))
+                    .collect::<$crate::Result<_>>()?;
+                Ok((rows, $crate::export::next_cursor(&ids, limit)))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::export::Exporting for $store {
+            async fn export_page(
+                &self,
+                kind: tally_core::import::Kind,
+                after: i64,
+                limit: i64,
+            ) -> $crate::Result<$crate::export::ExportPage> {
+                use tally_core::import::Kind;
+                match kind {
+                    Kind::OrgNodes => self.export_org_nodes(after, limit).await,
+                    Kind::Devices => self.export_devices(after, limit).await,
+                    Kind::Users => self.export_users(after, limit).await,
+                    Kind::Applications => self.export_applications(after, limit).await,
+                    Kind::Installations => self.export_installations(after, limit).await,
+                    Kind::UsageSessions => self.export_sessions(after, limit).await,
+                    Kind::Licenses => self.export_licenses(after, limit).await,
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_export;
+
+/// An application as its import row: the first recognition rule, as import stores one.
+pub(crate) fn application_row(a: crate::licensing::AppRecord) -> AnyRow {
+    let rule = a.recognition.into_iter().next();
+    let text = |s: String| Some(s).filter(|s| !s.is_empty());
+    let period_days = match a.application.metering_period {
+        tally_core::MeteringPeriod::RollingDays { days } => Some(days),
+        tally_core::MeteringPeriod::CurrentMonth => None,
+    };
+    let (software, software_publisher, software_version, metering_rule) = match rule {
+        Some(r) => (
+            text(r.software),
+            text(r.publisher),
+            text(r.version),
+            text(r.metering_rule),
+        ),
+        None => (None, None, None, None),
+    };
+    AnyRow::Application(tally_core::import::ApplicationRow {
+        name: a.application.name,
+        publisher: a.application.publisher,
+        metric: a.application.metric,
+        period_days,
+        total_user_metric: Some(a.total_user_metric),
+        software,
+        software_publisher,
+        software_version,
+        metering_rule,
+    })
+}
