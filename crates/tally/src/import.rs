@@ -64,6 +64,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         read_file(path, &mut batch, &mut errors)?;
     }
     let store = args.database.open().await?;
+    ensure_site(store.as_ref(), &site, !args.check).await?;
     if errors.is_empty() {
         errors = tally_core::import::validate(&batch, &store.import_known().await?);
     }
@@ -80,6 +81,32 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     bar.finish_and_clear();
     let outcome = outcome.context("the import failed and nothing was loaded")?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
+    Ok(())
+}
+
+/// New devices need their site. A database no server has started on yet gets it (named as
+/// `tally up` would name it), so an estate can be loaded before the first start; in one that
+/// has sites, an unknown code is a mistake to report rather than a site to invent.
+async fn ensure_site(store: &dyn tally_store::Store, code: &SiteCode, create: bool) -> Result<()> {
+    if store.site(code).await?.is_some() || !create && store.sites().await?.is_empty() {
+        return Ok(());
+    }
+    let sites = store.sites().await?;
+    if !sites.is_empty() {
+        let codes: Vec<&str> = sites.iter().map(|s| s.code.as_str()).collect();
+        bail!(
+            "site {code} is not in this database; pass --site-code with one of: {}",
+            codes.join(", ")
+        );
+    }
+    store
+        .put_site(&tally_core::Site {
+            code: code.clone(),
+            name: format!("Tally site {code}"),
+            alias: None,
+            parent: None,
+        })
+        .await?;
     Ok(())
 }
 

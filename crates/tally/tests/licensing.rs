@@ -239,6 +239,51 @@ fn exported_files_read_back(dir: &Path) {
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // Loaded into a database no server has started on, it exports byte for byte the same.
+    let fresh = dir.join("fresh-data");
+    let load = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("import")
+        .args(&files)
+        .args(["--data-dir", fresh.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let again = dir.join("export-again");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "export",
+            "--out",
+            again.to_str().unwrap(),
+            "--data-dir",
+            fresh.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for file in &files {
+        let name = Path::new(file).file_name().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            std::fs::read_to_string(again.join(name)).unwrap(),
+            "{name:?}"
+        );
+    }
+    let elsewhere = import(dir, &files[..1], &["--site-code", "XYZ"]);
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr)
+            .contains("site XYZ is not in this database; pass --site-code with one of: S01"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+
     let json = export("json");
     let sessions: serde_json::Value =
         serde_json::from_slice(&std::fs::read(json.join("usage_sessions.json")).unwrap()).unwrap();
