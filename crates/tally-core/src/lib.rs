@@ -18,6 +18,7 @@ pub mod policy;
 pub mod pvu;
 pub mod rules;
 pub mod runs;
+pub mod sessions;
 pub mod site;
 pub mod summary;
 pub mod tasks;

@@ -6,7 +6,8 @@
 //! allowed); Delete Aged Software Metering Summary Data runs weekly and deletes summaries older
 //! than 270 days. Automatic rule generation runs daily, as Configuration Manager evaluates it.
 //! Writing the scheduled reports is Tally's own: daily, keeping 90 days of report folders; so is
-//! the daily compliance snapshot.
+//! the daily compliance snapshot, and the hourly recording of the agent's runs as usage
+//! sessions (hourly, so that a day's concurrent use is known the same day).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,9 @@ use utoipa::ToSchema;
 pub enum Task {
     SummarizeFileUsage,
     SummarizeMonthlyUsage,
+    /// Records the runs of programs that applications' metering rules meter as usage
+    /// sessions of those applications, incrementally from its `TimeSerial` watermark.
+    RecordUsageSessions,
     DeleteAgedUsage,
     DeleteAgedSummaries,
     GenerateAutoRules,
@@ -32,9 +36,10 @@ pub enum Task {
 const DAY: i64 = 24 * 60 * 60;
 
 impl Task {
-    pub const ALL: [Task; 7] = [
+    pub const ALL: [Task; 8] = [
         Task::SummarizeFileUsage,
         Task::SummarizeMonthlyUsage,
+        Task::RecordUsageSessions,
         Task::DeleteAgedUsage,
         Task::DeleteAgedSummaries,
         Task::GenerateAutoRules,
@@ -46,6 +51,7 @@ impl Task {
         match self {
             Task::SummarizeFileUsage => "summarize_file_usage",
             Task::SummarizeMonthlyUsage => "summarize_monthly_usage",
+            Task::RecordUsageSessions => "record_usage_sessions",
             Task::DeleteAgedUsage => "delete_aged_usage",
             Task::DeleteAgedSummaries => "delete_aged_summaries",
             Task::GenerateAutoRules => "generate_auto_rules",
@@ -58,10 +64,20 @@ impl Task {
         Task::ALL.into_iter().find(|t| t.name() == name)
     }
 
+    /// Whether the task takes in raw usage records from a `TimeSerial` watermark (and so has
+    /// records pending, and holds back the deletion of aged records until it has them).
+    pub fn reads_raw_usage(self) -> bool {
+        matches!(
+            self,
+            Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage | Task::RecordUsageSessions
+        )
+    }
+
     /// Seconds between runs by default.
     pub fn default_every_secs(self) -> i64 {
         match self {
             Task::DeleteAgedSummaries => 7 * DAY,
+            Task::RecordUsageSessions => DAY / 24,
             _ => DAY,
         }
     }
@@ -112,7 +128,8 @@ pub struct TaskState {
     pub last_duration_ms: Option<i64>,
     /// Rows the last run wrote or deleted.
     pub last_rows: Option<i64>,
-    /// For the summarisation tasks: the `TimeSerial` up to which raw records are summarised.
+    /// For the summarisation tasks and `record_usage_sessions`: the `TimeSerial` up to which
+    /// raw records have been taken in.
     pub watermark: i64,
     pub last_error: Option<String>,
 }

@@ -432,10 +432,7 @@ impl Ctx<'_> {
             .notes
             .push(format!("Newest TimeSerial stored: {newest}."));
         for t in self.store.tasks().await? {
-            let summarises = matches!(
-                Task::parse(&t.name),
-                Some(Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage)
-            );
+            let summarises = Task::parse(&t.name).is_some_and(Task::reads_raw_usage);
             let pending = match summarises {
                 true => Cell::Int(self.store.usage_pending(t.watermark).await?),
                 false => Cell::Empty,

@@ -25,6 +25,7 @@ pub async fn run(state: &AppState, task: Task) -> Result<TaskState, ApiError> {
     let outcome = match task {
         Task::SummarizeFileUsage => summarize_file_usage(store, current.watermark).await,
         Task::SummarizeMonthlyUsage => summarize_monthly(store, current.watermark).await,
+        Task::RecordUsageSessions => record_sessions(store, current.watermark).await,
         Task::DeleteAgedUsage => delete_aged_usage(store, &current).await,
         Task::DeleteAgedSummaries => delete_aged_summaries(store, &current).await,
         Task::WriteReports => {
@@ -249,6 +250,65 @@ async fn summarize_monthly(store: &dyn Store, watermark: i64) -> Result<(i64, i6
     Ok((rows.len() as i64, top))
 }
 
+/// Which applications each stored file's usage belongs to: those whose recognition names a
+/// metering rule (by name, any case) that meters the file.
+async fn applications_of_files(store: &dyn Store) -> Result<HashMap<i64, Vec<i64>>, ApiError> {
+    let rule_names: HashMap<i64, String> = store
+        .rules()
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.spec.name.to_lowercase()))
+        .collect();
+    let mut apps_of_rule: HashMap<String, Vec<i64>> = HashMap::new();
+    for app in store.applications().await? {
+        for r in app
+            .recognition
+            .iter()
+            .filter(|r| !r.metering_rule.is_empty())
+        {
+            let apps = apps_of_rule
+                .entry(r.metering_rule.to_lowercase())
+                .or_default();
+            apps.push(app.application.id);
+        }
+    }
+    let mut map = HashMap::new();
+    for (file, rules) in rules_of_files(store).await? {
+        let mut apps: Vec<i64> = rules
+            .iter()
+            .filter_map(|rule| apps_of_rule.get(rule_names.get(rule)?))
+            .flatten()
+            .copied()
+            .collect();
+        apps.sort_unstable();
+        apps.dedup();
+        if !apps.is_empty() {
+            map.insert(file, apps);
+        }
+    }
+    Ok(map)
+}
+
+/// Records new runs as usage sessions of the applications that meter them. Re-reading
+/// records (after a failed run) only grows sessions to what they already cover.
+async fn record_sessions(store: &dyn Store, watermark: i64) -> Result<(i64, i64), ApiError> {
+    let top = store.max_time_serial().await?;
+    if top <= watermark {
+        return Ok((0, watermark));
+    }
+    let apps_of_file = applications_of_files(store).await?;
+    let mut sessions = tally_core::sessions::RunSessions::new();
+    if !apps_of_file.is_empty() {
+        for_new_records(store, (watermark, top), |page| {
+            tally_core::sessions::add_records(&mut sessions, page, &apps_of_file);
+        })
+        .await?;
+    }
+    let rows: Vec<_> = sessions.into_values().collect();
+    let written = store.put_run_sessions(&rows).await?;
+    Ok((written as i64, top))
+}
+
 fn age_cutoff(task: &TaskState) -> DateTime<Utc> {
     let days = task
         .age_days
@@ -265,8 +325,12 @@ async fn delete_aged_usage(store: &dyn Store, task: &TaskState) -> Result<(i64, 
             .find(|s| s.name == t.name())
             .map_or(0, |s| s.watermark)
     };
-    let summarised =
-        watermark(Task::SummarizeFileUsage).min(watermark(Task::SummarizeMonthlyUsage));
+    let summarised = Task::ALL
+        .into_iter()
+        .filter(|t| t.reads_raw_usage())
+        .map(watermark)
+        .min()
+        .unwrap_or(0);
     let deleted = store
         .delete_aged_usage(age_cutoff(task), summarised)
         .await?;

@@ -17,17 +17,14 @@ use crate::{ApiError, AppState};
 pub(crate) struct TaskView {
     #[serde(flatten)]
     state: TaskState,
-    /// For the summarisation tasks: raw records stored after the watermark, not yet summarised.
+    /// For the tasks that read raw records: those stored after the watermark, not yet taken in.
     pending_records: Option<i64>,
     /// The newest `TimeSerial` stored.
     newest_serial: i64,
 }
 
 async fn view(state: &AppState, task: TaskState) -> Result<TaskView, ApiError> {
-    let summarises = matches!(
-        Task::parse(&task.name),
-        Some(Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage)
-    );
+    let summarises = Task::parse(&task.name).is_some_and(Task::reads_raw_usage);
     let pending_records = match summarises {
         true => Some(state.store.usage_pending(task.watermark).await?),
         false => None,

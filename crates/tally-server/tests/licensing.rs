@@ -143,3 +143,103 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
         (Some(1), Some("under_licensed"))
     );
 }
+
+/// Runs the `record_usage_sessions` task and returns how many sessions it wrote.
+async fn record_sessions(server: &common::TestServer) -> i64 {
+    let (status, state) = server
+        .call(
+            Method::POST,
+            "/api/v1/tasks/record_usage_sessions/run",
+            Some(&server.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &state["last_error"]),
+        (200, &serde_json::Value::Null),
+        "{state}"
+    );
+    assert_eq!(state["pending_records"], 0, "{state}");
+    state["last_rows"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn the_agents_runs_count_for_the_user_and_concurrent_metrics() {
+    let server = start().await;
+    let rule = serde_json::json!({"name": "Code", "file_name": "code"});
+    let (status, _) = server
+        .post("/api/v1/rules", Some(&server.admin), rule)
+        .await;
+    assert_eq!(status, 201);
+    for (name, metric) in [("Code users", "users"), ("Code peak", "concurrent_users")] {
+        let app = serde_json::json!({"name": name, "metric": metric, "metering_rule": "Code"});
+        let (status, body) = server
+            .post("/api/v1/applications", Some(&server.admin), app)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (west, _) = server.enroll("west").await;
+    let (east, _) = server.enroll("east").await;
+    // Yesterday: ann on west 09:10–09:30 (still running) and 09:30–09:50, reported in two
+    // cycles; bob on east 09:40–10:10. Both ran in the 09:00 hour: a peak of 2.
+    let day = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let t = |h: u32, m: u32| day.and_hms_opt(h, m, 0).unwrap().and_utc().to_rfc3339();
+    let mut first = record("r1", "ann", 0, &t(9, 10), &t(9, 30));
+    first["still_running"] = serde_json::json!(true);
+    let mut second = record("r1", "ann", 0, &t(9, 30), &t(9, 50));
+    second["started"] = serde_json::json!(false);
+    upload(&server, &west, "w1", vec![first]).await;
+    upload(&server, &west, "w2", vec![second]).await;
+    upload(
+        &server,
+        &east,
+        "e1",
+        vec![record("r2", "bob", 0, &t(9, 40), &t(10, 10))],
+    )
+    .await;
+
+    assert_eq!(
+        record_sessions(&server).await,
+        4,
+        "two runs, each for two applications"
+    );
+    assert_eq!(record_sessions(&server).await, 0, "nothing new");
+    let position = |app: &'static str| {
+        let server = &server;
+        async move {
+            let path = format!("/api/v1/compliance?app={app}&as_of={day}");
+            let (status, p) = server.get(&path, &server.auditor).await;
+            assert_eq!(status, 200, "{p}");
+            p[0]["required"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(position("Code%20users").await, 2);
+    assert_eq!(position("Code%20peak").await, 2);
+
+    // A later report on ann's run grows its session rather than adding one.
+    let mut third = record("r1", "ann", 0, &t(9, 50), &t(11, 30));
+    third["started"] = serde_json::json!(false);
+    upload(&server, &west, "w3", vec![third]).await;
+    assert_eq!(record_sessions(&server).await, 2);
+    let apps = server.store.applications().await.unwrap();
+    let users_app = apps
+        .iter()
+        .find(|a| a.application.name == "Code users")
+        .unwrap();
+    let from = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let sessions = server
+        .store
+        .sessions(
+            users_app.application.id,
+            (from, from + chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    let ends: Vec<String> = sessions.iter().map(|s| s.end_time.to_rfc3339()).collect();
+    assert_eq!(sessions.len(), 2, "{ends:?}");
+    assert!(ends.contains(&t(11, 30)), "{ends:?}");
+    assert!(sessions
+        .iter()
+        .any(|s| s.start_time.to_rfc3339() == t(9, 10)));
+    assert_eq!(position("Code%20peak").await, 2);
+}

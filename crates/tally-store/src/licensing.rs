@@ -144,6 +144,9 @@ pub trait Licensing: Send + Sync {
     /// false when there is none.
     async fn delete_application(&self, id: i64) -> Result<bool>;
     async fn delete_license(&self, id: i64) -> Result<bool>;
+    /// Adds sessions derived from the agent's runs; a run already stored for the application
+    /// grows to cover both. Returns the sessions written.
+    async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64>;
 }
 
 /// Rows per multi-row insert while importing.
@@ -733,6 +736,37 @@ macro_rules! impl_licensing {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn put_run_sessions(
+                &self,
+                sessions: &[tally_core::sessions::RunSession],
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in sessions.chunks($crate::licensing::CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_sessions (application_id, meter_data_id, device_id,
+                             user_id, start_time, end_time) ",
+                    );
+                    insert.push_values(chunk, |mut b, s| {
+                        b.push_bind(s.application_id)
+                            .push_bind(&s.meter_data_id)
+                            .push_bind(s.device_id)
+                            .push_bind(s.user_id)
+                            .push_bind(tally_core::to_micros(s.start))
+                            .push_bind(tally_core::to_micros(s.end));
+                    });
+                    insert.push(
+                        " ON CONFLICT (application_id, meter_data_id) DO UPDATE SET
+                             start_time = CASE WHEN excluded.start_time < usage_sessions.start_time
+                                 THEN excluded.start_time ELSE usage_sessions.start_time END,
+                             end_time = CASE WHEN excluded.end_time > usage_sessions.end_time
+                                 THEN excluded.end_time ELSE usage_sessions.end_time END",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(sessions.len() as u64)
             }
 
             async fn delete_license(&self, id: i64) -> $crate::Result<bool> {

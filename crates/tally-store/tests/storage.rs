@@ -28,6 +28,7 @@ on_both_backends!(
     report_queries_sum_per_month_user_and_device,
     an_import_loads_everything_or_nothing,
     an_export_loads_into_another_database_and_exports_the_same,
+    run_sessions_grow_and_leave_imported_ones_alone,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -754,11 +755,11 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
     let tasks = store.tasks().await.unwrap();
     assert_eq!(tasks.len(), Task::ALL.len());
     assert_eq!(tasks[1].watermark, 7);
-    assert_eq!(
-        tasks[2].age_days,
-        Some(5),
-        "defaults for tasks never stored"
-    );
+    let ageing = tasks
+        .iter()
+        .find(|t| t.name == "delete_aged_usage")
+        .unwrap();
+    assert_eq!(ageing.age_days, Some(5), "defaults for tasks never stored");
 
     // Ageing: only records summarised (serial <= watermark) and older than the cutoff go.
     let deleted = store
@@ -1194,4 +1195,51 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
         .await
         .unwrap();
     assert_eq!(export_everything(other.store()).await, exported);
+}
+
+async fn run_sessions_grow_and_leave_imported_ones_alone(store: &dyn Store) {
+    use tally_core::sessions::RunSession;
+    fixture(store).await;
+    store
+        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {})
+        .await
+        .unwrap();
+    let app = store.applications().await.unwrap()[0].application.id;
+    let device = store.compliance_devices().await.unwrap()[0].id;
+    let user = store.compliance_users().await.unwrap()[0].id;
+    let run = |from: DateTime<Utc>, to: DateTime<Utc>| RunSession {
+        application_id: app,
+        meter_data_id: "m1".into(),
+        device_id: device,
+        user_id: user,
+        start: from,
+        end: to,
+    };
+    assert_eq!(
+        store
+            .put_run_sessions(&[run(at(13, 0), at(13, 30))])
+            .await
+            .unwrap(),
+        1
+    );
+    // A later report and a re-read of an earlier one: the session only grows.
+    store
+        .put_run_sessions(&[run(at(13, 30), at(14, 15))])
+        .await
+        .unwrap();
+    store
+        .put_run_sessions(&[run(at(13, 0), at(13, 30))])
+        .await
+        .unwrap();
+    let sessions = store.sessions(app, (at(0, 0), at(23, 0))).await.unwrap();
+    let mut spans: Vec<_> = sessions
+        .iter()
+        .map(|s| (s.start_time, s.end_time))
+        .collect();
+    spans.sort();
+    assert_eq!(
+        spans,
+        [(at(9, 0), at(10, 0)), (at(13, 0), at(14, 15))],
+        "the imported session and the run"
+    );
 }

@@ -202,6 +202,7 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks() {
         [
             "summarize_file_usage",
             "summarize_monthly_usage",
+            "record_usage_sessions",
             "delete_aged_usage",
             "delete_aged_summaries",
             "generate_auto_rules",

@@ -1,0 +1,6 @@
+-- Usage sessions derived from the agent's runs (the record_usage_sessions task) carry the run's
+-- MeterDataID, so a run reported over several cycles stays one session that grows. Imported
+-- sessions have none (NULLs never conflict).
+
+ALTER TABLE usage_sessions ADD COLUMN meter_data_id TEXT;
+CREATE UNIQUE INDEX usage_sessions_run ON usage_sessions (application_id, meter_data_id);
