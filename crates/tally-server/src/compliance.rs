@@ -9,7 +9,7 @@ use tally_core::compliance::{
     self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Position, Session,
     UserFacts,
 };
-use tally_core::{DeviceStatus, License, UserStatus};
+use tally_core::{org, DeviceStatus, License, UserStatus};
 use tally_store::{AppRecord, Store};
 use utoipa::ToSchema;
 
@@ -75,9 +75,11 @@ pub async fn compute(
     Ok(positions)
 }
 
-/// Devices and users as the engine sees them. Unknown processor counts count as one.
+/// Devices and users as the engine sees them, on the node set for them or else the one the
+/// org rules give. Unknown processor counts count as one.
 async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
     let org = OrgTree::new(&store.org_nodes().await?);
+    let rules = store.org_rules().await?;
     let devices = store
         .compliance_devices()
         .await?
@@ -85,7 +87,7 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
         .map(|d| {
             let facts = DeviceFacts {
                 id: d.id,
-                org_node: d.org_node,
+                org_node: org::device_node(d.org_node, &d.site_code, &d.host_name, &rules),
                 status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::Active),
                 processors: i64::from(d.sockets.unwrap_or(1).max(1)),
                 cores: i64::from(d.cores.unwrap_or(1).max(1)),
@@ -101,7 +103,7 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
         .map(|u| {
             let facts = UserFacts {
                 id: u.id,
-                org_node: u.org_node,
+                org_node: org::user_node(u.org_node, &u.account, &rules),
                 status: UserStatus::parse(&u.status).unwrap_or(UserStatus::Active),
                 service_account: u.service_account,
             };

@@ -12,6 +12,7 @@ mod error;
 pub mod ingest;
 pub mod maintenance;
 mod openapi;
+mod org_api;
 mod read_api;
 mod reports_api;
 mod routes;

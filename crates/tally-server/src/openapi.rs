@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin_api, agent_api, compliance_api, read_api, reports_api, routes, tasks_api};
+use crate::{
+    admin_api, agent_api, compliance_api, org_api, read_api, reports_api, routes, tasks_api,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +22,7 @@ use crate::{admin_api, agent_api, compliance_api, read_api, reports_api, routes,
         tasks_api::list, tasks_api::change, tasks_api::run, tasks_api::file_usage, tasks_api::monthly, read_api::users, read_api::files, read_api::usage, read_api::runs,
         reports_api::catalogue, reports_api::report,
         compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::add_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::snapshots, compliance_api::reclaim,
+        org_api::nodes, org_api::rules, org_api::add_rule, org_api::delete_rule, org_api::place_device, org_api::place_user,
     ),
     modifiers(&BearerAuth),
 )]

@@ -2,7 +2,7 @@
 //! drift from the code.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use tally_core::{Role, Site};
@@ -14,7 +14,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, read_api, reports_api, tasks_api, ApiError, AppState,
+    admin_api, agent_api, compliance_api, org_api, read_api, reports_api, tasks_api, ApiError,
+    AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -90,6 +91,14 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             get(read_api::device_inventory),
         )
         .route("/api/v1/users", get(read_api::users))
+        .route("/api/v1/org-nodes", get(org_api::nodes))
+        .route(
+            "/api/v1/org-rules",
+            get(org_api::rules).post(org_api::add_rule),
+        )
+        .route("/api/v1/org-rules/{id}", delete(org_api::delete_rule))
+        .route("/api/v1/devices/{id}/org-node", put(org_api::place_device))
+        .route("/api/v1/users/{id}/org-node", put(org_api::place_user))
         .route("/api/v1/files", get(read_api::files))
         .route("/api/v1/usage", get(read_api::usage))
         .route("/api/v1/runs", get(read_api::runs))

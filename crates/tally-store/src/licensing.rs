@@ -43,6 +43,7 @@ pub struct DeviceRow {
     pub host_name: String,
     pub org_node: Option<i64>,
     pub status: String,
+    pub site_code: String,
     pub cpu_model: Option<String>,
     pub sockets: Option<i32>,
     pub cores: Option<i32>,
@@ -53,6 +54,7 @@ pub struct DeviceRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
+    pub account: String,
     pub org_node: Option<i64>,
     pub status: String,
     pub service_account: bool,
@@ -147,6 +149,23 @@ pub trait Licensing: Send + Sync {
     /// Adds sessions derived from the agent's runs; a run already stored for the application
     /// grows to cover both. Returns the sessions written.
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64>;
+    /// Org-node rules, oldest first (the order they are tried in).
+    async fn org_rules(&self) -> Result<Vec<tally_core::org::OrgRule>>;
+    /// Adds a rule; `rule.id` is ignored.
+    async fn add_org_rule(
+        &self,
+        rule: &tally_core::org::OrgRule,
+    ) -> Result<tally_core::org::OrgRule>;
+    async fn delete_org_rule(&self, id: i64) -> Result<bool>;
+    /// Places a device or a user on a node (or none) by hand; false when there is no such one.
+    async fn set_org_node(&self, target: OrgTarget, node: Option<i64>) -> Result<bool>;
+}
+
+/// What `set_org_node` places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgTarget {
+    Device(i64),
+    User(i64),
 }
 
 /// Rows per multi-row insert while importing.
@@ -566,7 +585,7 @@ macro_rules! impl_licensing {
 
             async fn compliance_devices(&self) -> $crate::Result<Vec<$crate::licensing::DeviceRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT id, host_name, org_node, status, cpu_model, sockets, cores, pvu_per_core
+                    "SELECT id, host_name, org_node, status, site_code, cpu_model, sockets, cores, pvu_per_core
                      FROM devices",
                 )
                 .fetch_all(&self.pool)
@@ -574,7 +593,7 @@ macro_rules! impl_licensing {
             }
 
             async fn compliance_users(&self) -> $crate::Result<Vec<$crate::licensing::UserRow>> {
-                Ok(sqlx::query_as("SELECT id, org_node, status, service_account FROM users")
+                Ok(sqlx::query_as("SELECT id, account, org_node, status, service_account FROM users")
                     .fetch_all(&self.pool)
                     .await?)
             }
@@ -767,6 +786,65 @@ macro_rules! impl_licensing {
                 }
                 tx.commit().await?;
                 Ok(sessions.len() as u64)
+            }
+
+            async fn org_rules(&self) -> $crate::Result<Vec<tally_core::org::OrgRule>> {
+                let rows: Vec<(i64, i64, Option<String>, Option<String>, Option<String>)> =
+                    sqlx::query_as("SELECT id, org_node, site, host_name, account FROM org_rules ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, org_node, site, host_name, account)| tally_core::org::OrgRule {
+                        id,
+                        org_node,
+                        site,
+                        host_name,
+                        account,
+                    })
+                    .collect())
+            }
+
+            async fn add_org_rule(
+                &self,
+                rule: &tally_core::org::OrgRule,
+            ) -> $crate::Result<tally_core::org::OrgRule> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO org_rules (org_node, site, host_name, account)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(rule.org_node)
+                .bind(&rule.site)
+                .bind(&rule.host_name)
+                .bind(&rule.account)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(tally_core::org::OrgRule { id, ..rule.clone() })
+            }
+
+            async fn delete_org_rule(&self, id: i64) -> $crate::Result<bool> {
+                let done = sqlx::query("DELETE FROM org_rules WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_org_node(
+                &self,
+                target: $crate::licensing::OrgTarget,
+                node: Option<i64>,
+            ) -> $crate::Result<bool> {
+                let (sql, id) = match target {
+                    $crate::licensing::OrgTarget::Device(id) => {
+                        ("UPDATE devices SET org_node = $1 WHERE id = $2", id)
+                    }
+                    $crate::licensing::OrgTarget::User(id) => {
+                        ("UPDATE users SET org_node = $1 WHERE id = $2", id)
+                    }
+                };
+                let done = sqlx::query(sql).bind(node).bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn delete_license(&self, id: i64) -> $crate::Result<bool> {

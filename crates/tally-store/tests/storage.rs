@@ -29,6 +29,7 @@ on_both_backends!(
     an_import_loads_everything_or_nothing,
     an_export_loads_into_another_database_and_exports_the_same,
     run_sessions_grow_and_leave_imported_ones_alone,
+    org_rules_and_placement_by_hand,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -1241,5 +1242,73 @@ async fn run_sessions_grow_and_leave_imported_ones_alone(store: &dyn Store) {
         spans,
         [(at(9, 0), at(10, 0)), (at(13, 0), at(14, 15))],
         "the imported session and the run"
+    );
+}
+
+async fn org_rules_and_placement_by_hand(store: &dyn Store) {
+    use tally_core::org::OrgRule;
+    use tally_store::OrgTarget;
+    fixture(store).await;
+    store
+        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {})
+        .await
+        .unwrap();
+    let berlin = store
+        .org_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.name == "Berlin")
+        .unwrap()
+        .id;
+    let rule = |host: Option<&str>, account: Option<&str>| OrgRule {
+        id: 0,
+        org_node: berlin,
+        site: Some("S01".into()),
+        host_name: host.map(Into::into),
+        account: account.map(Into::into),
+    };
+    let first = store.add_org_rule(&rule(Some("pc*"), None)).await.unwrap();
+    let second = store.add_org_rule(&rule(None, Some("a*"))).await.unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(
+        store.org_rules().await.unwrap(),
+        [first.clone(), second.clone()]
+    );
+    assert!(store.delete_org_rule(first.id).await.unwrap());
+    assert!(!store.delete_org_rule(first.id).await.unwrap());
+    assert_eq!(store.org_rules().await.unwrap(), [second]);
+
+    let devices = store.compliance_devices().await.unwrap();
+    let pc2 = devices.iter().find(|d| d.host_name == "pc2").unwrap();
+    assert_eq!(pc2.site_code, "S01");
+    assert!(store
+        .set_org_node(OrgTarget::Device(pc2.id), Some(berlin))
+        .await
+        .unwrap());
+    assert!(store
+        .set_org_node(OrgTarget::User(-1), None)
+        .await
+        .is_ok_and(|found| !found));
+    let devices = store.compliance_devices().await.unwrap();
+    assert_eq!(
+        devices.iter().find(|d| d.id == pc2.id).unwrap().org_node,
+        Some(berlin)
+    );
+    let ann = store
+        .compliance_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.account == "ann")
+        .unwrap();
+    assert!(store
+        .set_org_node(OrgTarget::User(ann.id), None)
+        .await
+        .unwrap());
+    let users = store.compliance_users().await.unwrap();
+    assert_eq!(
+        users.iter().find(|u| u.id == ann.id).unwrap().org_node,
+        None
     );
 }

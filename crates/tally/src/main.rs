@@ -9,6 +9,7 @@ mod client;
 mod export;
 mod import;
 mod licensing;
+mod org;
 mod output;
 mod report;
 mod serve;
@@ -112,6 +113,13 @@ enum Command {
         api: admin::ApiArgs,
         #[command(subcommand)]
         cmd: Option<licensing::LicensesCmd>,
+    },
+    /// The organisation tree: nodes, placement rules, placing a device or user by hand.
+    Org {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: org::OrgCmd,
     },
     /// Each application's license position: required, owned, covered, shortfall, surplus.
     Compliance {
@@ -290,6 +298,7 @@ fn main() -> std::process::ExitCode {
             Command::Import(args) => import::import(args).await,
             Command::Export(args) => export::export(args).await,
             Command::Apps { api, cmd } => licensing::apps(&api, cmd).await,
+            Command::Org { api, cmd } => org::org(&api, cmd).await,
             Command::Reclaim { api, days, as_of } => {
                 licensing::reclaim(&api, days, as_of.as_deref()).await
             }

@@ -508,3 +508,135 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks() {
     }
     assert!(server.stop().success());
 }
+
+#[test]
+fn org_rules_place_devices_nobody_placed_and_licenses_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up(dir.path());
+    let admin = server.token.clone();
+    let files = vec![
+        write(dir.path(), "org_nodes.csv", "name,parent\nHQ,\nLondon,HQ\n"),
+        write(
+            dir.path(),
+            "devices.csv",
+            "host_name,org_node\nlon-01,\nLON-02,\npar-01,HQ\n",
+        ),
+        write(
+            dir.path(),
+            "applications.csv",
+            "name,metric,software\nOffice,installations,office*\n",
+        ),
+        write(
+            dir.path(),
+            "installations.csv",
+            "host_name,software\nlon-01,office\nLON-02,office\npar-01,office\n",
+        ),
+        write(
+            dir.path(),
+            "licenses.csv",
+            "application,metric,quantity,assignment_type,assigned_to\n\
+             Office,installations,2,site,London\nOffice,installations,1,organization,HQ\n",
+        ),
+    ];
+    let out = import(dir.path(), &files, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let covered = || {
+        let p = tally_json(
+            &server,
+            &admin,
+            &["compliance", "--app", "Office", "--as-of", "2026-03-20"],
+        );
+        (
+            p[0]["covered"].as_i64().unwrap(),
+            p[0]["shortfall"].as_i64().unwrap(),
+        )
+    };
+    // Nobody placed the London machines: only the HQ license (1) covers anything.
+    assert_eq!(covered(), (1, 2));
+
+    let rule = tally_json(
+        &server,
+        &admin,
+        &[
+            "org",
+            "add-rule",
+            "--node",
+            "London",
+            "--host-name",
+            "lon-*",
+        ],
+    );
+    assert_eq!(rule[0]["host_name"], "lon-*");
+    // Both London machines (any case) now take the London site license.
+    assert_eq!(covered(), (3, 0));
+    let rules = tally_json(&server, &admin, &["org", "rules"]);
+    assert_eq!(rules.as_array().unwrap().len(), 1);
+
+    // By hand wins over the rule: lon-01 moved to HQ competes for the one HQ license.
+    let devices = tally_json(&server, &admin, &["devices"]);
+    let lon01 = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host_name"] == "lon-01")
+        .unwrap();
+    let id = lon01["id"].to_string();
+    let placed = tally(
+        &server,
+        &admin,
+        &["org", "place", "--device", &id, "--node", "HQ"],
+    );
+    assert!(
+        placed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&placed.stderr)
+    );
+    assert_eq!(covered(), (2, 1));
+
+    // Bad rules and unknown nodes are refused with what to do.
+    let both = tally(
+        &server,
+        &admin,
+        &[
+            "org",
+            "add-rule",
+            "--node",
+            "HQ",
+            "--site",
+            "S01",
+            "--account",
+            "a*",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("make two rules"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let nowhere = tally(
+        &server,
+        &admin,
+        &["org", "add-rule", "--node", "Mars", "--site", "S01"],
+    );
+    assert!(
+        String::from_utf8_lossy(&nowhere.stderr).contains("no org node named \"Mars\""),
+        "{}",
+        String::from_utf8_lossy(&nowhere.stderr)
+    );
+    let remove = tally(
+        &server,
+        &admin,
+        &["org", "remove-rule", &rules[0]["id"].to_string()],
+    );
+    assert!(remove.status.success());
+    assert_eq!(
+        covered(),
+        (1, 2),
+        "lon-01 by hand on HQ; LON-02 on no node again"
+    );
+    assert!(server.stop().success());
+}
