@@ -22,10 +22,11 @@ pub enum Kind {
     Installations,
     UsageSessions,
     Licenses,
+    CustomValues,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::OrgNodes,
         Kind::Devices,
         Kind::Users,
@@ -33,6 +34,7 @@ impl Kind {
         Kind::Installations,
         Kind::UsageSessions,
         Kind::Licenses,
+        Kind::CustomValues,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Installations => "installations",
             Kind::UsageSessions => "usage_sessions",
             Kind::Licenses => "licenses",
+            Kind::CustomValues => "custom_values",
         }
     }
 
@@ -207,12 +210,25 @@ pub enum AnyRow {
     Installation(InstallationRow),
     Session(SessionRow),
     License(LicenseRow),
+    CustomValue(CustomValueRow),
 }
 
 /// Formats minor units (two decimals) back into the decimal `parse_cost` reads: 12990 → `129.90`.
 pub fn format_cost(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", minor.abs() / 100, minor.abs() % 100)
+}
+
+/// A custom compare value: the quantity of an application (of the custom compare values
+/// metric) to license on an org node, or on none. It replaces the stored one for the same
+/// application and node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomValueRow {
+    pub application: String,
+    #[serde(default)]
+    pub org_node: Option<String>,
+    pub quantity: i64,
 }
 
 /// Rows of one kind with their origins.
@@ -228,6 +244,7 @@ pub struct Batch {
     pub installations: Rows<InstallationRow>,
     pub sessions: Rows<SessionRow>,
     pub licenses: Rows<LicenseRow>,
+    pub custom_values: Rows<CustomValueRow>,
 }
 
 impl Batch {
@@ -241,6 +258,7 @@ impl Batch {
             AnyRow::Installation(r) => self.installations.push((origin, r)),
             AnyRow::Session(r) => self.sessions.push((origin, r)),
             AnyRow::License(r) => self.licenses.push((origin, r)),
+            AnyRow::CustomValue(r) => self.custom_values.push((origin, r)),
         }
     }
 }
@@ -337,6 +355,7 @@ pub fn validate(batch: &Batch, known: &Known) -> Vec<ImportError> {
     check_applications(&mut c, &batch.applications);
     check_usage(&mut c, batch);
     check_licenses(&mut c, &batch.licenses);
+    check_custom_values(&mut c, &batch.custom_values);
     c.errors
 }
 
@@ -513,6 +532,41 @@ fn check_licenses(c: &mut Check, rows: &Rows<LicenseRow>) {
     }
 }
 
+fn check_custom_values(c: &mut Check, rows: &Rows<CustomValueRow>) {
+    let mut seen = HashSet::new();
+    for (origin, row) in rows {
+        match c.app_metric(&row.application) {
+            None => c.fail(
+                origin,
+                "application",
+                format!("no application named {:?}", row.application),
+            ),
+            Some(Metric::CustomCompareValues) => {}
+            Some(other) => c.fail(
+                origin,
+                "application",
+                format!(
+                    "{:?} is licensed by {}; custom values are for custom_compare_values applications",
+                    row.application,
+                    other.as_str()
+                ),
+            ),
+        }
+        check_node_ref(c, origin, &row.org_node);
+        if row.quantity < 0 {
+            c.fail(origin, "quantity", "must not be negative");
+        }
+        let node = row.org_node.as_deref().unwrap_or_default();
+        if !seen.insert((row.application.as_str(), node)) {
+            c.fail(
+                origin,
+                "org_node",
+                "a second value for this application and node in this import",
+            );
+        }
+    }
+}
+
 fn check_assignee(c: &mut Check, origin: &Origin, row: &LicenseRow) {
     let target = row.assigned_to.as_deref().filter(|t| !t.is_empty());
     let found = match (row.assignment_type, target) {
@@ -570,6 +624,47 @@ mod tests {
         for bad in ["", "1.234", "-1", "1,50", "abc", ".5"] {
             assert_eq!(parse_cost(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn custom_values_need_a_custom_values_application_and_one_value_per_node() {
+        let known = Known {
+            applications: [
+                ("Seats".to_string(), Metric::CustomCompareValues),
+                ("Office".to_string(), Metric::Installations),
+            ]
+            .into(),
+            org_nodes: ["HQ".to_string()].into(),
+            ..Default::default()
+        };
+        let row = |app: &str, node: Option<&str>, quantity| CustomValueRow {
+            application: app.into(),
+            org_node: node.map(Into::into),
+            quantity,
+        };
+        let batch = Batch {
+            custom_values: vec![
+                (at(2), row("Seats", Some("HQ"), 4)),
+                (at(3), row("Seats", None, 1)),
+                (at(4), row("Office", None, 1)),
+                (at(5), row("Seats", Some("Mars"), 1)),
+                (at(6), row("Seats", Some("HQ"), -1)),
+            ],
+            ..Default::default()
+        };
+        let errors: Vec<String> = validate(&batch, &known)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "x.csv:4: application: \"Office\" is licensed by installations; custom values are for custom_compare_values applications",
+                "x.csv:5: org_node: no org node named \"Mars\"",
+                "x.csv:6: quantity: must not be negative",
+                "x.csv:6: org_node: a second value for this application and node in this import",
+            ]
+        );
     }
 
     #[test]

@@ -260,6 +260,33 @@ macro_rules! impl_export {
             }
         }
 
+        impl $store {
+            async fn export_custom_values(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
+                let rows: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT c.id, a.name, o.name, c.quantity
+                     FROM custom_values c JOIN applications a ON a.id = c.application_id
+                         LEFT JOIN org_nodes o ON o.id = c.org_node
+                     WHERE c.id > $1 ORDER BY c.id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let rows = rows
+                    .into_iter()
+                    .map(|(_, application, org_node, quantity)| {
+                        tally_core::import::AnyRow::CustomValue(tally_core::import::CustomValueRow {
+                            application,
+                            org_node,
+                            quantity,
+                        })
+                    })
+                    .collect();
+                Ok((rows, $crate::export::next_cursor(&ids, limit)))
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::export::Exporting for $store {
             async fn export_page(
@@ -277,6 +304,7 @@ macro_rules! impl_export {
                     Kind::Installations => self.export_installations(after, limit).await,
                     Kind::UsageSessions => self.export_sessions(after, limit).await,
                     Kind::Licenses => self.export_licenses(after, limit).await,
+                    Kind::CustomValues => self.export_custom_values(after, limit).await,
                 }
             }
         }

@@ -80,6 +80,7 @@ pub struct ImportOutcome {
     pub installations: u64,
     pub sessions: u64,
     pub licenses: u64,
+    pub custom_values: u64,
     /// The ids of the licenses added, in the batch's order (for the API, which adds one).
     #[serde(skip)]
     pub license_ids: Vec<i64>,
@@ -491,6 +492,40 @@ macro_rules! impl_licensing {
                 Ok(())
             }
 
+            /// Each row replaces the stored value for its application and node.
+            async fn import_custom_values(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                rows: &tally_core::import::Rows<tally_core::import::CustomValueRow>,
+                ids: [&std::collections::HashMap<String, i64>; 2],
+            ) -> $crate::Result<()> {
+                let [apps, nodes] = ids;
+                for (_, r) in rows {
+                    let app = $crate::licensing::resolve(apps, &r.application, "application")?;
+                    let node = match r.org_node.as_deref().filter(|n| !n.is_empty()) {
+                        Some(n) => Some($crate::licensing::resolve(nodes, n, "org node")?),
+                        None => None,
+                    };
+                    sqlx::query(
+                        "DELETE FROM custom_values
+                         WHERE application_id = $1 AND org_node IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(app)
+                    .bind(node)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO custom_values (application_id, org_node, quantity)
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(app)
+                    .bind(node)
+                    .bind(r.quantity)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             async fn import_licenses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 rows: &tally_core::import::Rows<tally_core::import::LicenseRow>,
@@ -735,8 +770,9 @@ macro_rules! impl_licensing {
                 let license_ids =
                     Self::import_licenses(&mut tx, &batch.licenses, [&apps, &nodes, &devices, &users], at)
                         .await?;
+                Self::import_custom_values(&mut tx, &batch.custom_values, [&apps, &nodes]).await?;
                 tx.commit().await?;
-                progress(done + batch.licenses.len() as u64);
+                progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
                 Ok($crate::licensing::ImportOutcome {
                     org_nodes: batch.org_nodes.len() as u64,
                     devices: batch.devices.len() as u64,
@@ -745,6 +781,7 @@ macro_rules! impl_licensing {
                     installations,
                     sessions: batch.sessions.len() as u64,
                     licenses: batch.licenses.len() as u64,
+                    custom_values: batch.custom_values.len() as u64,
                     license_ids,
                 })
             }

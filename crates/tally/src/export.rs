@@ -29,7 +29,7 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
     /// Only these kinds (repeatable): org_nodes, devices, users, applications,
-    /// installations, usage_sessions, licenses [default: all].
+    /// installations, usage_sessions, licenses, custom_values [default: all].
     #[arg(long = "kind", value_parser = parse_kind)]
     kinds: Vec<Kind>,
     #[command(flatten)]

@@ -20,7 +20,7 @@ const SHOWN_ERRORS: usize = 50;
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// CSV or JSON files, each named for what it holds: org_nodes, devices, users,
-    /// applications, installations, usage_sessions, licenses (e.g. devices.csv,
+    /// applications, installations, usage_sessions, licenses, custom_values (e.g. devices.csv,
     /// 2026-licenses.json). See docs/import-format.md.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -117,7 +117,8 @@ fn total(b: &Batch) -> u64 {
         + b.applications.len()
         + b.installations.len()
         + b.sessions.len()
-        + b.licenses.len()) as u64
+        + b.licenses.len()
+        + b.custom_values.len()) as u64
 }
 
 fn report(errors: &[ImportError]) -> Result<()> {
@@ -179,6 +180,7 @@ fn read_file(path: &Path, batch: &mut Batch, errors: &mut Vec<ImportError>) -> R
         Kind::Installations => rows(reader, &name, json, &mut batch.installations, errors)?,
         Kind::UsageSessions => rows(reader, &name, json, &mut batch.sessions, errors)?,
         Kind::Licenses => rows(reader, &name, json, &mut batch.licenses, errors)?,
+        Kind::CustomValues => rows(reader, &name, json, &mut batch.custom_values, errors)?,
     }
     bar.finish_and_clear();
     Ok(())

@@ -95,8 +95,8 @@ enum Command {
     },
     /// Reports: `tally report list`, or `tally report NAME [--param K=V…] [--format pdf|html|csv|json] [--out FILE]`.
     Report(report::ReportArgs),
-    /// Load org nodes, devices, users, applications, installations, usage sessions and
-    /// licenses from CSV or JSON files into the database, all or nothing.
+    /// Load org nodes, devices, users, applications, installations, usage sessions, licenses
+    /// and custom compare values from CSV or JSON files into the database, all or nothing.
     Import(import::ImportArgs),
     /// Write the stored estate back as the CSV or JSON files `tally import` reads, one per kind.
     Export(export::ExportArgs),

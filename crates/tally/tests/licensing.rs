@@ -228,6 +228,7 @@ fn exported_files_read_back(dir: &Path) {
         "installations",
         "usage_sessions",
         "licenses",
+        "custom_values",
     ]
     .iter()
     .map(|k| csv.join(format!("{k}.csv")).display().to_string())
@@ -637,6 +638,28 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow() {
         covered(),
         (1, 2),
         "lon-01 by hand on HQ; LON-02 on no node again"
+    );
+
+    // Custom compare values: 3 seats counted in London, 2 licensed there.
+    let seats = vec![
+        write(dir.path(), "seats-applications.csv", "name,metric\nSeats,custom_compare_values\n"),
+        write(dir.path(), "seats-custom_values.csv", "application,org_node,quantity\nSeats,London,3\n"),
+        write(
+            dir.path(),
+            "seats-licenses.csv",
+            "application,metric,quantity,assignment_type,assigned_to\nSeats,custom_compare_values,2,organization,London\n",
+        ),
+    ];
+    let out = import(dir.path(), &seats, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = tally_json(&server, &admin, &["compliance", "--app", "Seats"]);
+    assert_eq!(
+        (p[0]["required"].as_i64(), p[0]["shortfall"].as_i64()),
+        (Some(3), Some(1))
     );
     assert!(server.stop().success());
 }
