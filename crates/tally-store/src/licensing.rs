@@ -813,7 +813,8 @@ macro_rules! impl_licensing {
                             .push_bind(tally_core::to_micros(s.end));
                     });
                     insert.push(
-                        " ON CONFLICT (application_id, meter_data_id) DO UPDATE SET
+                        " ON CONFLICT (application_id, meter_data_id) WHERE meter_data_id IS NOT NULL
+                         DO UPDATE SET
                              start_time = CASE WHEN excluded.start_time < usage_sessions.start_time
                                  THEN excluded.start_time ELSE usage_sessions.start_time END,
                              end_time = CASE WHEN excluded.end_time > usage_sessions.end_time
