@@ -241,9 +241,11 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
 }
 
-/// Whether a license counts on `as_of`.
+/// Whether a license counts on `as_of`: owned by then (a license bought later did not exist on
+/// the day an auditor asks about) and within its validity.
 pub fn license_valid(license: &License, as_of: NaiveDate) -> bool {
-    license.valid_from.is_none_or(|from| from <= as_of)
+    license.purchase_date.is_none_or(|bought| bought <= as_of)
+        && license.valid_from.is_none_or(|from| from <= as_of)
         && license.valid_until.is_none_or(|until| as_of <= until)
 }
 

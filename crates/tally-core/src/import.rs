@@ -88,7 +88,7 @@ pub struct OrgNodeRow {
     pub parent: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRow {
     pub host_name: String,
@@ -108,7 +108,7 @@ pub struct DeviceRow {
     pub serial: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRow {
     pub account: String,
@@ -155,6 +155,9 @@ pub struct InstallationRow {
     pub version: String,
     #[serde(default)]
     pub publisher: String,
+    /// When it was installed; absent means before anyone knew, so it counts on every day.
+    #[serde(default)]
+    pub installed_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -573,6 +573,27 @@ fn an_expired_license_covers_nothing_on_the_as_of_date() {
     assert_eq!((p.covered, p.status), (1, Status::Compliant));
 }
 
+#[test]
+fn a_license_bought_after_the_as_of_date_was_not_owned_then() {
+    // Bought on 15 March, perpetual: on 10 March the installation was uncovered.
+    let e = estate(vec![device(1, SALES, 4)], vec![]);
+    let a = app(Metric::Installations);
+    let installs = installed(&[1]);
+    let mut l = license(
+        1,
+        Metric::Installations,
+        1,
+        AssignmentType::Organization,
+        None,
+    );
+    l.purchase_date = Some(date(2026, 3, 15));
+    let licenses = [l];
+    let p = position(&e, &facts(&a, &installs, &[], &licenses), date(2026, 3, 10));
+    assert_eq!((p.owned, p.covered, p.licenses[0].valid), (0, 0, false));
+    let p = position(&e, &facts(&a, &installs, &[], &licenses), date(2026, 3, 15));
+    assert_eq!((p.owned, p.covered, p.status), (1, 1, Status::Compliant));
+}
+
 /// A small deterministic generator, so a failing case can be replayed by its seed.
 struct Rng(u64);
 

@@ -39,8 +39,8 @@ pub async fn compute(
             )));
         }
     }
-    let estate = estate(store).await?;
-    let installs = installations(store, &apps).await?;
+    let estate = estate(store, as_of).await?;
+    let installs = installations(store, &apps, as_of).await?;
     let sessions = sessions(store, &apps, as_of).await?;
     let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
     for l in store.licenses().await? {
@@ -75,11 +75,13 @@ pub async fn compute(
     Ok(positions)
 }
 
-/// Devices and users as the engine sees them, on the node set for them or else the one the
-/// org rules give. Unknown processor counts count as one.
-async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
+/// Devices and users as the engine sees them, with the statuses they had at the end of
+/// `as_of`, on the node set for them or else the one the org rules give. Unknown processor
+/// counts count as one.
+async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate, ApiError> {
     let org = OrgTree::new(&store.org_nodes().await?);
     let rules = store.org_rules().await?;
+    let (device_was, user_was) = statuses_then(store, as_of).await?;
     let devices = store
         .compliance_devices()
         .await?
@@ -88,7 +90,8 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
             let facts = DeviceFacts {
                 id: d.id,
                 org_node: org::device_node(d.org_node, &d.site_code, &d.host_name, &rules),
-                status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::Active),
+                status: DeviceStatus::parse(device_was.get(&d.id).unwrap_or(&d.status))
+                    .unwrap_or(DeviceStatus::Active),
                 processors: i64::from(d.sockets.unwrap_or(1).max(1)),
                 cores: i64::from(d.cores.unwrap_or(1).max(1)),
                 pvu_per_core: pvu_per_core(&d),
@@ -104,7 +107,8 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
             let facts = UserFacts {
                 id: u.id,
                 org_node: org::user_node(u.org_node, &u.account, &rules),
-                status: UserStatus::parse(&u.status).unwrap_or(UserStatus::Active),
+                status: UserStatus::parse(user_was.get(&u.id).unwrap_or(&u.status))
+                    .unwrap_or(UserStatus::Active),
                 service_account: u.service_account,
             };
             (u.id, facts)
@@ -115,6 +119,29 @@ async fn estate(store: &dyn Store) -> Result<Estate, ApiError> {
         devices,
         users,
     })
+}
+
+/// The end of `as_of`: positions are as they stood when the day was over.
+fn end_of(as_of: NaiveDate) -> DateTime<Utc> {
+    as_of.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(1)
+}
+
+/// Statuses that changed after `as_of`, as they were before the first such change, for
+/// devices and for users.
+async fn statuses_then(
+    store: &dyn Store,
+    as_of: NaiveDate,
+) -> Result<(HashMap<i64, String>, HashMap<i64, String>), ApiError> {
+    let (mut devices, mut users) = (HashMap::new(), HashMap::new());
+    for change in store.status_changes(end_of(as_of)).await? {
+        let then = if change.subject == "device" {
+            &mut devices
+        } else {
+            &mut users
+        };
+        then.entry(change.subject_id).or_insert(change.old_status);
+    }
+    Ok((devices, users))
 }
 
 /// The device's own PVU rating, else IBM's for its processor and sockets.
@@ -131,15 +158,17 @@ fn pvu_per_core(device: &tally_store::licensing::DeviceRow) -> Option<i64> {
 async fn installations(
     store: &dyn Store,
     apps: &[AppRecord],
+    as_of: NaiveDate,
 ) -> Result<HashMap<i64, Vec<Installation>>, ApiError> {
+    let on = end_of(as_of);
     let mut by_app: HashMap<i64, Vec<Installation>> = HashMap::new();
-    for (name, publisher, version) in store.software_titles().await? {
+    for (name, publisher, version) in store.software_titles(on).await? {
         let title = (name.as_str(), publisher.as_str(), version.as_str());
         let matching = recognising(apps, title);
         if matching.is_empty() {
             continue;
         }
-        let devices = store.devices_with(title).await?;
+        let devices = store.devices_with(title, on).await?;
         for app in matching {
             let installs = devices.iter().map(|&device_id| Installation {
                 device_id,
@@ -239,20 +268,20 @@ pub async fn reclaim(
     days: i64,
 ) -> Result<Vec<Reclaimable>, ApiError> {
     let apps = store.applications().await?;
-    let estate = estate(store).await?;
+    let estate = estate(store, as_of).await?;
     let hosts: HashMap<i64, String> = store
         .compliance_devices()
         .await?
         .into_iter()
         .map(|d| (d.id, d.host_name))
         .collect();
-    let installs = installations(store, &apps).await?;
+    let installs = installations(store, &apps, as_of).await?;
     let last_use = last_use(store, &apps).await?;
     let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
     for l in store.licenses().await? {
         licenses.entry(l.application_id).or_default().push(l);
     }
-    let end = as_of.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(1);
+    let end = end_of(as_of);
     let cutoff = end - Duration::days(days);
     let mut idle = Vec::new();
     for app in &apps {

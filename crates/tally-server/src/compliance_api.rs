@@ -5,11 +5,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::License;
 use tally_store::{AppRecord, Snapshot};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::admin_api::audit;
 use crate::auth::Operator;
@@ -230,32 +231,57 @@ pub(crate) struct SnapshotParams {
     from: Option<NaiveDate>,
 }
 
+/// One application's figures on one day, named for people reading a trend.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TrendPoint {
+    application: String,
+    #[serde(flatten)]
+    snapshot: Snapshot,
+}
+
 #[utoipa::path(get, path = "/api/v1/compliance/snapshots", tag = "licensing", security(("bearer" = [])),
     params(SnapshotParams),
-    responses((status = 200, description = "Daily figures per application, for trends", body = Vec<Snapshot>),
+    responses((status = 200, description = "Daily figures per application, for trends, by day", body = Vec<TrendPoint>),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn snapshots(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<SnapshotParams>,
-) -> Result<Json<Vec<Snapshot>>, ApiError> {
+) -> Result<Json<Vec<TrendPoint>>, ApiError> {
+    let names: HashMap<i64, String> = state
+        .store
+        .applications()
+        .await?
+        .into_iter()
+        .map(|a| (a.application.id, a.application.name))
+        .collect();
     let app = match &p.app {
         None => None,
         Some(name) => Some(
-            state
-                .store
-                .applications()
-                .await?
-                .into_iter()
-                .find(|a| a.application.name.eq_ignore_ascii_case(name))
-                .map(|a| a.application.id)
-                .ok_or_else(|| ApiError::NotFound(format!("no application named {name:?}")))?,
+            names
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(name))
+                .map(|(&id, _)| id)
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no application named {name:?}; see tally apps"))
+                })?,
         ),
     };
     let from = p
         .from
         .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(90));
-    Ok(Json(state.store.snapshots(app, from).await?))
+    let points = state.store.snapshots(app, from).await?;
+    let points = points
+        .into_iter()
+        .map(|snapshot| TrendPoint {
+            application: names
+                .get(&snapshot.application_id)
+                .cloned()
+                .unwrap_or_default(),
+            snapshot,
+        })
+        .collect();
+    Ok(Json(points))
 }
 
 /// Which installations to list.

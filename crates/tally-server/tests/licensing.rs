@@ -3,6 +3,7 @@
 
 mod common;
 
+use chrono::TimeZone;
 use common::{record, start, summarise, upload};
 use reqwest::Method;
 use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
@@ -39,6 +40,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
         software: "code".into(),
         version: "1.95".into(),
         publisher: "Microsoft".into(),
+        installed_on: None,
     };
     let batch = Batch {
         applications: vec![(
@@ -142,6 +144,107 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
         (trend[0]["shortfall"].as_i64(), trend[0]["status"].as_str()),
         (Some(1), Some("under_licensed"))
     );
+}
+
+/// `as_of` on a past day counts what was installed then, with the statuses of then: an
+/// installation dated after the day does not count, and a device retired later still does.
+#[tokio::test]
+async fn a_past_day_counts_that_days_installations_and_statuses() {
+    use tally_core::import::{DeviceRow, UserRow};
+    let server = start().await;
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    let noon = |d| chrono::Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap();
+    let device = |host: &str, status| DeviceRow {
+        host_name: host.into(),
+        status: Some(status),
+        ..DeviceRow::default()
+    };
+    let install = |host: &str, installed_on| InstallationRow {
+        host_name: host.into(),
+        software: "editor".into(),
+        version: "2".into(),
+        publisher: "Acme".into(),
+        installed_on,
+    };
+    let first = Batch {
+        devices: vec![
+            (at(2), device("pc1", tally_core::DeviceStatus::Active)),
+            (at(3), device("pc2", tally_core::DeviceStatus::Active)),
+        ],
+        users: vec![(
+            at(2),
+            UserRow {
+                account: "ann".into(),
+                ..UserRow::default()
+            },
+        )],
+        applications: vec![(
+            at(2),
+            ApplicationRow {
+                name: "Editor".into(),
+                publisher: "Acme".into(),
+                metric: Metric::Installations,
+                period_days: None,
+                total_user_metric: None,
+                software: Some("editor".into()),
+                software_publisher: None,
+                software_version: None,
+                metering_rule: None,
+            },
+        )],
+        installations: vec![
+            (at(2), install("pc1", None)),
+            (at(3), install("pc2", Some(day(10)))),
+        ],
+        ..Default::default()
+    };
+    server
+        .store
+        .import(&first, &site, noon(1), &|_| {})
+        .await
+        .unwrap();
+    let retire = Batch {
+        devices: vec![(at(2), device("pc1", tally_core::DeviceStatus::Retired))],
+        ..Default::default()
+    };
+    server
+        .store
+        .import(&retire, &site, noon(20), &|_| {})
+        .await
+        .unwrap();
+
+    let required = |d: u32| {
+        let server = &server;
+        async move {
+            let path = format!("/api/v1/compliance?app=Editor&as_of=2026-03-{d:02}");
+            let (status, p) = server.get(&path, &server.auditor).await;
+            assert_eq!(status, 200, "{p}");
+            let excluded = p[0]["excluded"].as_array().map_or(0, Vec::len);
+            (p[0]["required"].as_i64().unwrap(), excluded)
+        }
+    };
+    assert_eq!(
+        required(5).await,
+        (1, 0),
+        "pc2's installation is dated 10 March"
+    );
+    assert_eq!(required(15).await, (2, 0), "both, pc1 still active");
+    assert_eq!(required(25).await, (1, 1), "pc1 retired on 20 March");
+    let (_, today) = server
+        .get("/api/v1/compliance?app=Editor", &server.auditor)
+        .await;
+    assert_eq!(today[0]["required"], 1);
+    let (_, idle) = server
+        .get("/api/v1/reclaim?days=30&as_of=2026-03-05", &server.auditor)
+        .await;
+    let hosts: Vec<_> = idle
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["host_name"].clone())
+        .collect();
+    assert_eq!(hosts, ["pc1"], "{idle}");
 }
 
 /// Runs the `record_usage_sessions` task and returns how many sessions it wrote.

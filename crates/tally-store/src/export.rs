@@ -184,10 +184,12 @@ macro_rules! impl_export {
                 let Some(last) = devices.last().copied() else {
                     return Ok((Vec::new(), None));
                 };
-                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-                    "SELECT d.host_name, s.name, s.version, s.publisher
+                let rows: Vec<(String, String, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
+                    sqlx::query_as(
+                    "SELECT d.host_name, s.name, s.version, s.publisher, s.installed_at
                      FROM installed_software s JOIN devices d ON d.id = s.device_id
-                     WHERE s.device_id > $1 AND s.device_id <= $2 ORDER BY s.device_id, s.name",
+                     WHERE s.device_id > $1 AND s.device_id <= $2 AND s.removed_at IS NULL
+                     ORDER BY s.device_id, s.name",
                 )
                 .bind(after)
                 .bind(last)
@@ -195,12 +197,13 @@ macro_rules! impl_export {
                 .await?;
                 let rows = rows
                     .into_iter()
-                    .map(|(host_name, software, version, publisher)| {
+                    .map(|(host_name, software, version, publisher, installed_at)| {
                         tally_core::import::AnyRow::Installation(tally_core::import::InstallationRow {
                             host_name,
                             software,
                             version,
                             publisher,
+                            installed_on: installed_at.map(|t| t.date_naive()),
                         })
                     })
                     .collect();

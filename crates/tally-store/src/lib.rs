@@ -26,7 +26,9 @@ use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
 use tally_core::{Device, Site, SiteCode, UsageRecord, User};
 
 pub use error::StoreError;
-pub use licensing::{AppRecord, ImportOutcome, Licensing, OrgTarget, Recognition, Snapshot};
+pub use licensing::{
+    AppRecord, ImportOutcome, Licensing, OrgTarget, Recognition, Snapshot, StatusChange,
+};
 pub use postgres::PgStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sqlite::SqliteStore;

@@ -99,6 +99,20 @@ pub struct Snapshot {
     pub status: String,
 }
 
+/// Whether an installation is there at the instant bound as `$1`: installed before it (or
+/// since before Tally knew) and not removed by then.
+pub(crate) const INSTALLED_ON: &str = "(installed_at IS NULL OR installed_at < $1) \
+     AND (removed_at IS NULL OR removed_at >= $1)";
+
+/// A device's or user's status before a change.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatusChange {
+    /// `device` or `user`.
+    pub subject: String,
+    pub subject_id: i64,
+    pub old_status: String,
+}
+
 /// Called with the rows written so far, for a progress bar.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -110,10 +124,13 @@ pub trait Licensing: Send + Sync {
     /// Every device's compliance facts.
     async fn compliance_devices(&self) -> Result<Vec<DeviceRow>>;
     async fn compliance_users(&self) -> Result<Vec<UserRow>>;
-    /// Each distinct installed title: (name, publisher, version).
-    async fn software_titles(&self) -> Result<Vec<(String, String, String)>>;
-    /// Devices with this title installed.
-    async fn devices_with(&self, title: (&str, &str, &str)) -> Result<Vec<i64>>;
+    /// Each distinct title (name, publisher, version) installed at the instant `on`.
+    async fn software_titles(&self, on: DateTime<Utc>) -> Result<Vec<(String, String, String)>>;
+    /// Devices with this title installed at the instant `on`.
+    async fn devices_with(&self, title: (&str, &str, &str), on: DateTime<Utc>) -> Result<Vec<i64>>;
+    /// Statuses before the changes made at or after `since`, earliest change first:
+    /// (subject, id, old status). The first per subject is its status just before `since`.
+    async fn status_changes(&self, since: DateTime<Utc>) -> Result<Vec<StatusChange>>;
     /// One application's sessions overlapping `[from, to)`.
     async fn sessions(
         &self,
@@ -280,16 +297,29 @@ macro_rules! impl_licensing {
                 site: &tally_core::SiteCode,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<std::collections::HashMap<String, i64>> {
-                let stored: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT MIN(id), host_name FROM devices GROUP BY host_name")
-                        .fetch_all(&mut **tx)
-                        .await?;
+                let stored: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT id, host_name, status FROM devices
+                     WHERE id IN (SELECT MIN(id) FROM devices GROUP BY host_name)",
+                )
+                .fetch_all(&mut **tx)
+                .await?;
+                let was: std::collections::HashMap<i64, String> =
+                    stored.iter().map(|(id, _, status)| (*id, status.clone())).collect();
                 let mut ids: std::collections::HashMap<String, i64> =
-                    stored.into_iter().map(|(id, host)| (host, id)).collect();
+                    stored.into_iter().map(|(id, host, _)| (host, id)).collect();
                 let node = |n: &Option<String>| n.as_deref().and_then(|n| nodes.get(n).copied());
                 let status = |s: Option<tally_core::DeviceStatus>| s.map(|s| s.as_str());
                 let (old, new): (Vec<_>, Vec<_>) =
                     rows.iter().map(|(_, r)| r).partition(|r| ids.contains_key(&r.host_name));
+                let changes: Vec<(i64, &str)> = old
+                    .iter()
+                    .filter_map(|r| {
+                        let id = ids[&r.host_name];
+                        let before = was[&id].as_str();
+                        (status(r.status).is_some_and(|s| s != before)).then_some((id, before))
+                    })
+                    .collect();
+                Self::record_status_changes(tx, "device", &changes, at).await?;
                 for r in old {
                     sqlx::query(
                         "UPDATE devices SET org_node = COALESCE($1, org_node),
@@ -335,11 +365,53 @@ macro_rules! impl_licensing {
                 Ok(ids)
             }
 
+            /// Keeps each subject's status before this change, for compliance on past days.
+            async fn record_status_changes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                subject: &str,
+                changes: &[(i64, &str)],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                for chunk in changes.chunks($crate::licensing::CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO status_changes (subject, subject_id, old_status, changed_at) ",
+                    );
+                    insert.push_values(chunk, |mut b, (id, old)| {
+                        b.push_bind(subject)
+                            .push_bind(*id)
+                            .push_bind(*old)
+                            .push_bind(tally_core::to_micros(at));
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
             async fn import_users(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 rows: &tally_core::import::Rows<tally_core::import::UserRow>,
                 nodes: &std::collections::HashMap<String, i64>,
+                at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<std::collections::HashMap<String, i64>> {
+                let stored: Vec<(i64, String, String)> =
+                    sqlx::query_as("SELECT id, account, status FROM users")
+                        .fetch_all(&mut **tx)
+                        .await?;
+                let mut latest = std::collections::HashMap::new();
+                for (_, r) in rows {
+                    latest.insert(
+                        r.account.as_str(),
+                        r.status.unwrap_or(tally_core::UserStatus::Active).as_str(),
+                    );
+                }
+                let changes: Vec<(i64, &str)> = stored
+                    .iter()
+                    .filter(|(_, account, before)| {
+                        latest.get(account.as_str()).is_some_and(|now| now != before)
+                    })
+                    .map(|(id, _, before)| (*id, before.as_str()))
+                    .collect();
+                Self::record_status_changes(tx, "user", &changes, at).await?;
                 for chunk in rows.chunks($crate::licensing::CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO users (account, full_name, status, service_account, org_node) ",
@@ -432,17 +504,23 @@ macro_rules! impl_licensing {
                 let rows: Vec<_> = latest.into_iter().collect();
                 for chunk in rows.chunks($crate::licensing::CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO installed_software (device_id, name, version, publisher) ",
+                        "INSERT INTO installed_software (device_id, name, version, publisher,
+                             installed_at) ",
                     );
                     insert.push_values(chunk, |mut b, ((device, name), r)| {
+                        let installed = r.installed_on.map(|d| {
+                            tally_core::to_micros(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+                        });
                         b.push_bind(*device)
                             .push_bind(*name)
                             .push_bind(&r.version)
-                            .push_bind(&r.publisher);
+                            .push_bind(&r.publisher)
+                            .push_bind(installed);
                     });
                     insert.push(
-                        " ON CONFLICT (device_id, name) DO UPDATE SET version = excluded.version,
-                             publisher = excluded.publisher",
+                        " ON CONFLICT (device_id, name) WHERE removed_at IS NULL
+                         DO UPDATE SET version = excluded.version, publisher = excluded.publisher,
+                             installed_at = COALESCE(excluded.installed_at, installed_software.installed_at)",
                     );
                     insert.build().execute(&mut **tx).await?;
                     *done += chunk.len() as u64;
@@ -641,16 +719,38 @@ macro_rules! impl_licensing {
                 self.application_sessions(application_id, period).await
             }
 
-            async fn software_titles(&self) -> $crate::Result<Vec<(String, String, String)>> {
-                Ok(sqlx::query_as(
-                    "SELECT DISTINCT name, publisher, version FROM installed_software",
-                )
+            async fn software_titles(
+                &self,
+                on: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Vec<(String, String, String)>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT DISTINCT name, publisher, version FROM installed_software WHERE {}",
+                    $crate::licensing::INSTALLED_ON
+                ))
+                .bind(tally_core::to_micros(on))
                 .fetch_all(&self.pool)
                 .await?)
             }
 
-            async fn devices_with(&self, title: (&str, &str, &str)) -> $crate::Result<Vec<i64>> {
-                self.title_devices(title).await
+            async fn devices_with(
+                &self,
+                title: (&str, &str, &str),
+                on: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Vec<i64>> {
+                self.title_devices(title, on).await
+            }
+
+            async fn status_changes(
+                &self,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<Vec<$crate::licensing::StatusChange>> {
+                Ok(sqlx::query_as(
+                    "SELECT subject, subject_id, old_status FROM status_changes
+                     WHERE changed_at >= $1 ORDER BY changed_at",
+                )
+                .bind(tally_core::to_micros(since))
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn custom_values(&self) -> $crate::Result<Vec<(i64, Option<i64>, i64)>> {
@@ -757,7 +857,7 @@ macro_rules! impl_licensing {
                 let mut done = 0;
                 let nodes = Self::import_org_nodes(&mut tx, &batch.org_nodes).await?;
                 let devices = Self::import_devices(&mut tx, &batch.devices, &nodes, site, at).await?;
-                let users = Self::import_users(&mut tx, &batch.users, &nodes).await?;
+                let users = Self::import_users(&mut tx, &batch.users, &nodes, at).await?;
                 let apps = Self::import_applications(&mut tx, &batch.applications, at).await?;
                 done += (batch.org_nodes.len() + batch.devices.len() + batch.users.len()
                     + batch.applications.len()) as u64;

@@ -64,11 +64,14 @@ impl PgStore {
     async fn title_devices(
         &self,
         (name, publisher, version): (&str, &str, &str),
+        on: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_scalar(&format!(
             "SELECT device_id FROM installed_software
-             WHERE name = $1 AND publisher = $2 AND version = $3",
-        )
+             WHERE name = $2 AND publisher = $3 AND version = $4 AND {}",
+            crate::licensing::INSTALLED_ON
+        ))
+        .bind(tally_core::to_micros(on))
         .bind(name)
         .bind(publisher)
         .bind(version)

@@ -13,6 +13,61 @@ pub(crate) const INSERT_DEVICE: &str =
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         impl $store {
+            /// Makes `software` the device's installed software at `at`, keeping history for
+            /// compliance on past days: a package still listed keeps its row (and the day it
+            /// was first seen), a new one gets a row from `at`, and one no longer listed is
+            /// marked removed at `at`.
+            async fn replace_installed(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                device_id: i64,
+                software: &[tally_core::wire::v1::InstalledSoftware],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::Result<()> {
+                let current: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL",
+                )
+                .bind(device_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                let listed: std::collections::HashSet<&str> =
+                    software.iter().map(|s| s.name.as_str()).collect();
+                let gone: Vec<&String> =
+                    current.iter().filter(|n| !listed.contains(n.as_str())).collect();
+                for chunk in gone.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut update = sqlx::QueryBuilder::<$db>::new("UPDATE installed_software SET removed_at = ");
+                    update.push_bind(at).push(" WHERE removed_at IS NULL AND device_id = ");
+                    update.push_bind(device_id).push(" AND name IN (");
+                    let mut names = update.separated(", ");
+                    for name in chunk {
+                        names.push_bind(name.as_str());
+                    }
+                    update.push(")");
+                    update.build().execute(&mut **tx).await?;
+                }
+                // One statement may not update a row twice: the first entry of a name wins.
+                let mut once = std::collections::HashSet::new();
+                let software: Vec<_> = software.iter().filter(|s| once.insert(&s.name)).collect();
+                for chunk in software.chunks($crate::shared::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO installed_software (device_id, name, version, publisher,
+                             installed_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, s| {
+                        row.push_bind(device_id)
+                            .push_bind(&s.name)
+                            .push_bind(&s.version)
+                            .push_bind(&s.publisher)
+                            .push_bind(at);
+                    });
+                    insert.push(
+                        " ON CONFLICT (device_id, name) WHERE removed_at IS NULL
+                         DO UPDATE SET version = excluded.version, publisher = excluded.publisher",
+                    );
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
             /// Inserts records under one new `TimeSerial` inside the caller's transaction.
             async fn insert_records(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -662,25 +717,13 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     return Ok(false);
                 }
-                for table in ["installed_software", "software_executables", "local_accounts"] {
+                for table in ["software_executables", "local_accounts"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE device_id = $1"))
                         .bind(device_id)
                         .execute(&mut *tx)
                         .await?;
                 }
-                for chunk in inventory.software.chunks($crate::shared::INSERT_CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO installed_software (device_id, name, version, publisher) ",
-                    );
-                    insert.push_values(chunk, |mut row, s| {
-                        row.push_bind(device_id)
-                            .push_bind(&s.name)
-                            .push_bind(&s.version)
-                            .push_bind(&s.publisher);
-                    });
-                    insert.push(" ON CONFLICT DO NOTHING");
-                    insert.build().execute(&mut *tx).await?;
-                }
+                Self::replace_installed(&mut tx, device_id, &inventory.software, at).await?;
                 let executables: Vec<(&str, &str)> = inventory
                     .software
                     .iter()
@@ -998,7 +1041,7 @@ macro_rules! impl_store {
             ) -> $crate::Result<$crate::DeviceInventory> {
                 let software: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT name, version, publisher FROM installed_software
-                     WHERE device_id = $1 ORDER BY name",
+                     WHERE device_id = $1 AND removed_at IS NULL ORDER BY name",
                 )
                 .bind(device_id)
                 .fetch_all(&self.pool)
@@ -1078,6 +1121,7 @@ macro_rules! impl_store {
                      FROM software_executables e JOIN devices d ON d.id = e.device_id
                      LEFT JOIN installed_software s
                          ON s.device_id = e.device_id AND s.name = e.package
+                             AND s.removed_at IS NULL
                      WHERE lower(e.file_name) = lower($1)
                      ORDER BY d.host_name, e.device_id, e.package",
                 )

@@ -83,11 +83,14 @@ impl SqliteStore {
     async fn title_devices(
         &self,
         (name, publisher, version): (&str, &str, &str),
+        on: DateTime<Utc>,
     ) -> Result<Vec<i64>> {
-        let ids: Option<String> = sqlx::query_scalar(
+        let ids: Option<String> = sqlx::query_scalar(&format!(
             "SELECT group_concat(device_id) FROM installed_software
-             WHERE name = $1 AND publisher = $2 AND version = $3",
-        )
+             WHERE name = $2 AND publisher = $3 AND version = $4 AND {}",
+            crate::licensing::INSTALLED_ON
+        ))
+        .bind(tally_core::to_micros(on))
         .bind(name)
         .bind(publisher)
         .bind(version)

@@ -30,6 +30,7 @@ on_both_backends!(
     an_export_loads_into_another_database_and_exports_the_same,
     run_sessions_grow_and_leave_imported_ones_alone,
     org_rules_and_placement_by_hand,
+    installations_and_statuses_keep_their_history,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -970,6 +971,7 @@ fn estate_batch() -> tally_core::import::Batch {
             software: "office-suite".into(),
             version: "16.0".into(),
             publisher: "Contoso".into(),
+            installed_on: None,
         },
     )];
     b.sessions = vec![(
@@ -1049,7 +1051,7 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     assert_eq!((pc2.cores, pc2.org_node), (Some(8), Some(hq)));
     let users = store.compliance_users().await.unwrap();
     assert!(users.iter().any(|u| u.org_node == Some(berlin.id)));
-    let titles = store.software_titles().await.unwrap();
+    let titles = store.software_titles(at(13, 0)).await.unwrap();
     assert_eq!(
         titles,
         [("office-suite".into(), "Contoso".into(), "16.0".into())]
@@ -1060,7 +1062,7 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
         titles[0].2.as_str(),
     );
     let pc1 = devices.iter().find(|d| d.host_name == "pc1").unwrap().id;
-    assert_eq!(store.devices_with(title).await.unwrap(), [pc1]);
+    assert_eq!(store.devices_with(title, at(13, 0)).await.unwrap(), [pc1]);
     let sessions = store
         .sessions(apps[0].application.id, (at(0, 0), at(23, 0)))
         .await
@@ -1377,4 +1379,137 @@ async fn org_rules_and_placement_by_hand(store: &dyn Store) {
         users.iter().find(|u| u.id == ann.id).unwrap().org_node,
         None
     );
+}
+
+/// Compliance on a past day needs what was installed then and the statuses then: inventories
+/// mark what they no longer list as removed, and imports keep the status a change replaced.
+async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
+    use tally_core::import::{AnyRow, Batch, DeviceRow, InstallationRow, Origin, UserRow};
+    let (d1, _, _) = fixture(store).await;
+    let titles = |on| async move {
+        let mut titles = store.software_titles(on).await.unwrap();
+        titles.sort_unstable();
+        titles.into_iter().map(|t| t.0).collect::<Vec<_>>()
+    };
+    let with = |name: &'static str, on| async move {
+        store
+            .devices_with((name, "Debian", "1.0"), on)
+            .await
+            .unwrap()
+    };
+    let two = [("vim", &["vim"][..]), ("gimp", &["gimp"][..])];
+    store
+        .put_inventory(d1, &inventory("h1", &two), at(9, 0))
+        .await
+        .unwrap();
+    let one = [("vim", &["vim"][..])];
+    store
+        .put_inventory(d1, &inventory("h2", &one), at(10, 0))
+        .await
+        .unwrap();
+    store
+        .put_inventory(d1, &inventory("h3", &two), at(11, 0))
+        .await
+        .unwrap();
+    assert!(
+        titles(at(8, 59)).await.is_empty(),
+        "nothing seen before 9:00"
+    );
+    assert_eq!(titles(at(9, 30)).await, ["gimp", "vim"]);
+    assert_eq!(titles(at(10, 30)).await, ["vim"], "gimp removed at 10:00");
+    assert_eq!(with("gimp", at(10, 30)).await, Vec::<i64>::new());
+    assert_eq!(
+        with("gimp", at(11, 30)).await,
+        [d1],
+        "installed again at 11:00"
+    );
+    assert_eq!(
+        with("gimp", at(9, 30)).await,
+        [d1],
+        "the first period is kept"
+    );
+    assert_eq!(with("vim", at(9, 30)).await, [d1], "vim kept its first day");
+    let now = store.device_inventory(d1).await.unwrap();
+    assert_eq!(now.software.len(), 2);
+    // A package listed twice (two architectures) is one installation.
+    let twice = [("vim", &["vim"][..]), ("vim", &["vim"][..])];
+    store
+        .put_inventory(d1, &inventory("h4", &twice), at(12, 0))
+        .await
+        .unwrap();
+    assert_eq!(with("vim", at(12, 30)).await, [d1]);
+    assert_eq!(titles(at(12, 30)).await, ["vim"]);
+
+    // An imported installation without a date counts on every day; one with a date from then.
+    let host = store.device(d1).await.unwrap().unwrap().host_name;
+    let mut batch = Batch::default();
+    let row = |software: &str, installed_on| InstallationRow {
+        host_name: host.clone(),
+        software: software.into(),
+        version: "1.0".into(),
+        publisher: "Debian".into(),
+        installed_on,
+    };
+    let origin = |line| Origin {
+        file: "installations.csv".into(),
+        line,
+    };
+    batch.push(origin(2), AnyRow::Installation(row("ed", None)));
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 4, 2).unwrap();
+    batch.push(origin(3), AnyRow::Installation(row("nano", Some(day))));
+    batch.push(
+        origin(4),
+        AnyRow::Device(DeviceRow {
+            host_name: host.clone(),
+            status: Some(tally_core::DeviceStatus::Retired),
+            ..DeviceRow::default()
+        }),
+    );
+    batch.push(
+        origin(5),
+        AnyRow::User(UserRow {
+            account: "alice".into(),
+            status: Some(tally_core::UserStatus::Inactive),
+            ..UserRow::default()
+        }),
+    );
+    let nothing = |_| {};
+    let april = Utc.with_ymd_and_hms(2026, 4, 5, 12, 0, 0).unwrap();
+    store
+        .import(&batch, &code("S01"), april, &nothing)
+        .await
+        .unwrap();
+    assert_eq!(with("ed", at(0, 0)).await, [d1]);
+    assert_eq!(with("nano", at(23, 0)).await, Vec::<i64>::new());
+    assert_eq!(with("nano", april).await, [d1]);
+
+    let changes = store.status_changes(at(23, 0)).await.unwrap();
+    let mut was: Vec<_> = changes
+        .iter()
+        .map(|c| (c.subject.as_str(), c.old_status.as_str()))
+        .collect();
+    was.sort_unstable();
+    assert_eq!(was, [("device", "active"), ("user", "active")]);
+    assert_eq!(
+        changes
+            .iter()
+            .find(|c| c.subject == "device")
+            .unwrap()
+            .subject_id,
+        d1
+    );
+    assert!(
+        store
+            .status_changes(april + chrono::Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing changed after the import"
+    );
+    // The same statuses again change nothing.
+    store
+        .import(&batch, &code("S01"), april, &nothing)
+        .await
+        .unwrap();
+    assert_eq!(store.status_changes(at(23, 0)).await.unwrap().len(), 2);
 }

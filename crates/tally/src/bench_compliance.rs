@@ -110,10 +110,14 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
 /// each part is timed.
 async fn read_inputs(store: &dyn Store) -> Result<(usize, usize)> {
     let started = Instant::now();
-    let titles = store.software_titles().await?;
+    let on = as_of().and_hms_opt(0, 0, 0).expect("midnight").and_utc() + chrono::Duration::days(1);
+    let titles = store.software_titles(on).await?;
     let mut installs = 0;
     for (name, publisher, version) in &titles {
-        installs += store.devices_with((name, publisher, version)).await?.len();
+        installs += store
+            .devices_with((name, publisher, version), on)
+            .await?
+            .len();
     }
     let software = started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -256,6 +260,7 @@ fn installations(args: &ComplianceBenchArgs) -> Vec<(Origin, InstallationRow)> {
                 software: format!("app{a}-suite"),
                 version: "1.0".into(),
                 publisher: format!("vendor{}", a % 40),
+                installed_on: None,
             };
             (at(n + 2), row)
         })

@@ -198,14 +198,7 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
 }
 
 pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -> Result<()> {
-    let mut query = Vec::new();
-    if let Some(app) = app {
-        query.push(format!("app={}", urlencode(app)));
-    }
-    if let Some(day) = as_of {
-        query.push(format!("as_of={}", urlencode(day)));
-    }
-    let path = format!("/api/v1/compliance?{}", query.join("&"));
+    let path = with_query("/api/v1/compliance", &[("app", app), ("as_of", as_of)]);
     let rows = api.client()?.get(&path).await?;
     let mut rows = rows.as_array().cloned().unwrap_or_default();
     if api.format == crate::output::Format::Table {
@@ -224,6 +217,36 @@ pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -
         "shortfall_cost",
     ];
     Ok(print(&rows, &columns, api.format)?)
+}
+
+/// The daily snapshots, oldest first, for watching a position move.
+pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Result<()> {
+    let path = with_query(
+        "/api/v1/compliance/snapshots",
+        &[("app", app), ("from", since)],
+    );
+    let rows = api.client()?.get(&path).await?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let columns = [
+        "day",
+        "application",
+        "required",
+        "owned",
+        "covered",
+        "shortfall",
+        "surplus",
+        "status",
+    ];
+    Ok(print(&rows, &columns, api.format)?)
+}
+
+/// `path?k=v&…` with the parameters that are given, encoded.
+fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let given: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(v))))
+        .collect();
+    format!("{path}?{}", given.join("&"))
 }
 
 /// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.

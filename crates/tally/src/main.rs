@@ -129,8 +129,14 @@ enum Command {
         #[arg(long)]
         app: Option<String>,
         /// The position as it stood on this day (YYYY-MM-DD); default today.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "trend")]
         as_of: Option<String>,
+        /// The daily figures kept by the snapshot_compliance task instead of today's position.
+        #[arg(long)]
+        trend: bool,
+        /// With --trend: from this day (YYYY-MM-DD); default 90 days ago.
+        #[arg(long, requires = "trend")]
+        since: Option<String>,
     },
     /// Installations not used for a while, with the license cost they tie up.
     Reclaim {
@@ -303,9 +309,16 @@ fn main() -> std::process::ExitCode {
                 licensing::reclaim(&api, days, as_of.as_deref()).await
             }
             Command::Licenses { api, cmd } => licensing::licenses(&api, cmd).await,
-            Command::Compliance { api, app, as_of } => {
-                licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await
-            }
+            Command::Compliance {
+                api,
+                app,
+                as_of,
+                trend: false,
+                ..
+            } => licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await,
+            Command::Compliance {
+                api, app, since, ..
+            } => licensing::trend(&api, app.as_deref(), since.as_deref()).await,
             Command::Usage { api, args } => admin::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,

@@ -146,6 +146,33 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
         &["tasks", "run", "snapshot_compliance"],
     );
     assert_eq!(snapshot[0]["last_rows"], 2, "one row per application");
+    // Today's figures, kept for the trend: Chat's user license is unused today.
+    let trend = tally_json(
+        &server,
+        &server.token,
+        &["compliance", "--trend", "--app", "chat"],
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(
+        (
+            &trend[0]["day"],
+            &trend[0]["application"],
+            &trend[0]["owned"]
+        ),
+        (
+            &serde_json::json!(today),
+            &serde_json::json!("Chat"),
+            &serde_json::json!(1)
+        ),
+        "{trend}"
+    );
+    assert_eq!(trend.as_array().unwrap().len(), 1, "{trend}");
+    let later = tally_json(
+        &server,
+        &server.token,
+        &["compliance", "--trend", "--since", "2999-01-01"],
+    );
+    assert_eq!(later, serde_json::json!([]));
 
     // A core license on the whole organisation is not allowed, and a device is unknown: both
     // are named, and nothing of the file is loaded.
