@@ -14,7 +14,7 @@ pub mod procfs;
 pub mod spool;
 pub mod watcher;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -166,7 +166,7 @@ struct Agent {
     creds: Credentials,
     spool: Spool,
     clock: Clock,
-    accounts: HashMap<u32, String>,
+    accounts: procfs::Accounts,
     identities: Identities,
     policy: Option<Policy>,
     etag: Option<String>,
@@ -415,11 +415,7 @@ impl Agent {
             // The same process exec'd a second metered program: a new instance.
             id = format!("{id}:{}", Utc::now().timestamp_millis());
         }
-        let account = self
-            .accounts
-            .get(&p.uid)
-            .cloned()
-            .unwrap_or_else(|| p.uid.to_string());
+        let account = self.accounts.name(p.uid);
         tracing::debug!(pid = p.pid, file = %file.file_name, "metering");
         self.metering.meter.start(Instance {
             meter_data_id: id.clone(),
@@ -568,7 +564,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         api,
         creds,
         spool,
-        accounts: procfs::accounts(),
+        accounts: procfs::Accounts::default(),
         identities: Identities::default(),
         policy: None,
         etag: None,

@@ -25,7 +25,9 @@ pub struct ProcessInfo {
     pub remote: bool,
 }
 
-/// Boot time and tick rate, read once.
+/// Boot time and tick rate, read once. The boot time is the wall clock less the time since
+/// boot, to the microsecond: `btime` in `/proc/stat` is truncated to the second, which made
+/// every start time up to a second early and every run up to a second long.
 #[derive(Debug, Clone)]
 pub struct Clock {
     pub boot_time: DateTime<Utc>,
@@ -45,17 +47,30 @@ impl Clock {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| btime.to_string());
         Ok(Self {
-            boot_time: DateTime::from_timestamp(btime, 0).unwrap_or_default(),
+            boot_time: boot_time()
+                .unwrap_or_else(|| DateTime::from_timestamp(btime, 0).unwrap_or_default()),
             boot_id,
             // USER_HZ is 100 on every Linux architecture Tally targets.
             ticks_per_second: 100,
         })
     }
 
+    /// When `ticks` after boot was, for a process's start (field 22 of its `stat`).
     pub fn at(&self, ticks: u64) -> DateTime<Utc> {
         self.boot_time
             + chrono::Duration::milliseconds((ticks * 1000 / self.ticks_per_second) as i64)
     }
+}
+
+/// The wall-clock time of boot: now less `CLOCK_BOOTTIME`, the clock process start times are
+/// counted on (it includes time suspended).
+fn boot_time() -> Option<DateTime<Utc>> {
+    use nix::time::{clock_gettime, ClockId};
+    let since_boot = clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?;
+    let now = Utc::now();
+    let since_boot = chrono::Duration::seconds(since_boot.tv_sec())
+        + chrono::Duration::nanoseconds(since_boot.tv_nsec());
+    Some(now - since_boot)
 }
 
 /// What `/proc/<pid>/stat` says that the agent uses.
@@ -208,21 +223,56 @@ pub fn pids() -> impl Iterator<Item = u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
 }
 
-/// Account names by uid, from `/etc/passwd`.
-pub fn accounts() -> HashMap<u32, String> {
-    fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
-        })
-        .collect()
+/// Account names by uid, asked of the system's name service when first needed, so directory
+/// accounts (LDAP, SSSD, winbind) are named as well as local ones, and an account created
+/// after the agent started is named too. Names are kept once found; a uid without a name is
+/// asked again next time, and meanwhile is its number.
+#[derive(Debug, Default)]
+pub struct Accounts {
+    names: HashMap<u32, String>,
+}
+
+impl Accounts {
+    pub fn name(&mut self, uid: u32) -> String {
+        if let Some(name) = self.names.get(&uid) {
+            return name.clone();
+        }
+        match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(Some(user)) => self.names.entry(uid).or_insert(user.name).clone(),
+            Ok(None) => uid.to_string(),
+            Err(e) => {
+                tracing::warn!(uid, error = %e, "cannot look up the account; recording its uid");
+                uid.to_string()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_named_by_the_name_service_and_unknown_uids_by_number() {
+        let mut accounts = Accounts::default();
+        assert_eq!(accounts.name(0), "root");
+        assert_eq!(accounts.name(0), "root", "from the cache");
+        // No system hands out this uid (it is just below the invalid (uid_t)-1).
+        assert_eq!(accounts.name(u32::MAX - 1), (u32::MAX - 1).to_string());
+        // Every local account in /etc/passwd is named as the file names it.
+        let passwd = fs::read_to_string("/etc/passwd").unwrap();
+        for line in passwd.lines().take(20) {
+            let f: Vec<&str> = line.split(':').collect();
+            let uid: u32 = f[2].parse().unwrap();
+            assert!(
+                passwd
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{}:", accounts.name(uid)))),
+                "uid {uid} named {} which /etc/passwd does not hold",
+                accounts.name(uid)
+            );
+        }
+    }
 
     #[test]
     fn stat_with_spaces_in_the_name() {
@@ -232,6 +282,27 @@ mod tests {
         assert_eq!(
             (parsed.comm.as_str(), parsed.ppid, parsed.start_ticks),
             ("my prog", 1, 98765)
+        );
+    }
+
+    #[test]
+    fn a_child_starts_when_it_was_spawned_to_the_tick() {
+        let clock = Clock::read().unwrap();
+        let before = Utc::now();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let after = Utc::now();
+        let seen = read_process(&clock, child.id(), |_, _| true);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let start = seen.unwrap().start;
+        // Ticks are hundredths of a second, truncated; allow one more for clock reads.
+        let tick = chrono::Duration::milliseconds(20);
+        assert!(
+            start >= before - tick && start <= after + tick,
+            "started at {start}, spawned between {before} and {after}"
         );
     }
 
