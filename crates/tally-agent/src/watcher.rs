@@ -208,13 +208,26 @@ impl Netlink {
                 procfs::read_process(&self.clock, pid, |e, n| self.interest.wants(e, n))
                     .map(Event::Exec)
             }
-            netlink::ProcEvent::Exit { pid } => Some(Event::Exit {
+            netlink::ProcEvent::Exit { pid, timestamp_ns } => Some(Event::Exit {
                 pid,
                 start_ticks: None,
-                at: Utc::now(),
+                at: monotonic_to_wall(timestamp_ns),
             }),
         }
     }
+}
+
+/// The wall-clock time of a kernel timestamp on `CLOCK_MONOTONIC` (the proc connector's), so
+/// an exit is dated when it happened, not when a busy agent got round to reading it.
+fn monotonic_to_wall(timestamp_ns: u64) -> DateTime<Utc> {
+    use nix::time::{clock_gettime, ClockId};
+    let now = Utc::now();
+    let Ok(mono) = clock_gettime(ClockId::CLOCK_MONOTONIC) else {
+        return now;
+    };
+    let mono_ns = mono.tv_sec() as i128 * 1_000_000_000 + mono.tv_nsec() as i128;
+    let ago_ns = (mono_ns - timestamp_ns as i128).clamp(0, i64::MAX as i128) as i64;
+    now - chrono::Duration::nanoseconds(ago_ns)
 }
 
 impl Watcher for Netlink {
@@ -297,8 +310,14 @@ mod netlink {
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum ProcEvent {
-        Exec { pid: u32 },
-        Exit { pid: u32 },
+        Exec {
+            pid: u32,
+        },
+        /// `timestamp_ns` is the kernel's `CLOCK_MONOTONIC` when the process exited.
+        Exit {
+            pid: u32,
+            timestamp_ns: u64,
+        },
     }
 
     pub struct Socket {
@@ -469,6 +488,10 @@ mod netlink {
         Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?))
     }
 
+    fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
+        Some(u64::from_ne_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+    }
+
     /// The exec and exit events of whole processes in one datagram; thread events (pid ≠ tgid)
     /// and other kinds are skipped.
     pub fn parse(datagram: &[u8]) -> Vec<ProcEvent> {
@@ -480,14 +503,17 @@ mod netlink {
             }
             let event = at + NLMSG_HDR + CN_MSG;
             let data = event + EVENT_HDR;
-            if let (Some(what), Some(pid), Some(tgid)) = (
+            if let (Some(what), Some(timestamp_ns), Some(pid), Some(tgid)) = (
                 u32_at(datagram, event),
+                u64_at(datagram, event + 8),
                 u32_at(datagram, data),
                 u32_at(datagram, data + 4),
             ) {
                 match what {
                     PROC_EVENT_EXEC if pid == tgid => events.push(ProcEvent::Exec { pid }),
-                    PROC_EVENT_EXIT if pid == tgid => events.push(ProcEvent::Exit { pid }),
+                    PROC_EVENT_EXIT if pid == tgid => {
+                        events.push(ProcEvent::Exit { pid, timestamp_ns })
+                    }
                     _ => {}
                 }
             }
@@ -506,6 +532,7 @@ mod netlink {
             m[..4].copy_from_slice(&len.to_ne_bytes());
             let e = NLMSG_HDR + CN_MSG;
             m[e..e + 4].copy_from_slice(&what.to_ne_bytes());
+            m[e + 8..e + 16].copy_from_slice(&(1000 + u64::from(pid)).to_ne_bytes());
             m[e + EVENT_HDR..e + EVENT_HDR + 4].copy_from_slice(&pid.to_ne_bytes());
             m[e + EVENT_HDR + 4..e + EVENT_HDR + 8].copy_from_slice(&tgid.to_ne_bytes());
             m
@@ -519,7 +546,13 @@ mod netlink {
             datagram.extend(message(0x1, 13, 13));
             assert_eq!(
                 parse(&datagram),
-                [ProcEvent::Exec { pid: 10 }, ProcEvent::Exit { pid: 12 }]
+                [
+                    ProcEvent::Exec { pid: 10 },
+                    ProcEvent::Exit {
+                        pid: 12,
+                        timestamp_ns: 1012
+                    }
+                ]
             );
             assert!(
                 parse(&datagram[..10]).is_empty(),
@@ -554,6 +587,21 @@ mod tests {
         assert!(interest.wants(Path::new("/usr/share/code/code"), "code"));
         assert!(interest.wants(Path::new("/usr/bin/python3.11"), "python3"));
         assert!(!interest.wants(Path::new("/usr/bin/vim"), "vi"));
+    }
+
+    #[test]
+    fn a_kernel_timestamp_is_dated_on_the_wall_clock() {
+        use nix::time::{clock_gettime, ClockId};
+        let mono = clock_gettime(ClockId::CLOCK_MONOTONIC).unwrap();
+        let mono_ns = mono.tv_sec() as u64 * 1_000_000_000 + mono.tv_nsec() as u64;
+        let now = Utc::now();
+        let a_second_ago = monotonic_to_wall(mono_ns - 1_000_000_000);
+        let error = (now - chrono::Duration::seconds(1) - a_second_ago).num_milliseconds();
+        assert!(error.abs() < 200, "off by {error} ms");
+        assert!(
+            monotonic_to_wall(mono_ns + 10_000_000_000) <= Utc::now(),
+            "never in the future"
+        );
     }
 
     #[test]

@@ -71,11 +71,12 @@ fn the_netlink_watcher_catches_a_50_ms_program() {
         (&r["started"], &r["still_running"], &r["end_not_captured"]),
         (&true.into(), &false.into(), &false.into())
     );
-    // The start comes from /proc (10 ms ticks), the end from the kernel's exit event, read as
-    // it comes (a loaded machine can delay the reading thread; hence the margin).
+    // The start comes from /proc (10 ms ticks), the end from the kernel's timestamp on the
+    // exit event, however late the agent reads it: within the run the test timed, give or
+    // take a tick.
     let metered = (time(&r["end_time"]) - time(&r["start_time"])).num_milliseconds();
     assert!(
-        (30..=ran.as_millis() as i64 + 250).contains(&metered),
+        (30..=ran.as_millis() as i64 + 20).contains(&metered),
         "a 50 ms program (run took {} ms) metered as {metered} ms",
         ran.as_millis()
     );
