@@ -23,6 +23,8 @@ macro_rules! impl_store {
                 software: &[tally_core::wire::v1::InstalledSoftware],
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::Result<()> {
+                // Stored as every other time is, to the microsecond, so they compare as text too.
+                let at = tally_core::to_micros(at);
                 let current: Vec<String> = sqlx::query_scalar(
                     "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL",
                 )
