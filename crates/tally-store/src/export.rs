@@ -199,10 +199,10 @@ macro_rules! impl_export {
                     .into_iter()
                     .map(|(host_name, software, version, publisher, installed_at)| {
                         tally_core::import::AnyRow::Installation(tally_core::import::InstallationRow {
-                            host_name,
-                            software,
-                            version,
-                            publisher,
+                            host_name: host_name.into(),
+                            software: software.into(),
+                            version: version.into(),
+                            publisher: publisher.into(),
                             installed_on: installed_at.map(|t| t.date_naive()),
                         })
                     })
@@ -226,9 +226,9 @@ macro_rules! impl_export {
                     .into_iter()
                     .map(|(_, application, host_name, account, start, end)| {
                         tally_core::import::AnyRow::Session(tally_core::import::SessionRow {
-                            application,
-                            host_name,
-                            account,
+                            application: application.into(),
+                            host_name: host_name.into(),
+                            account: account.into(),
                             start,
                             end,
                         })

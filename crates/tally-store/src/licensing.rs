@@ -499,7 +499,7 @@ macro_rules! impl_licensing {
                 let mut latest = std::collections::HashMap::new();
                 for (_, r) in rows {
                     let device = $crate::licensing::resolve(devices, &r.host_name, "device")?;
-                    latest.insert((device, r.software.as_str()), r);
+                    latest.insert((device, &*r.software), r);
                 }
                 let rows: Vec<_> = latest.into_iter().collect();
                 for chunk in rows.chunks($crate::licensing::CHUNK) {
@@ -513,8 +513,8 @@ macro_rules! impl_licensing {
                         });
                         b.push_bind(*device)
                             .push_bind(*name)
-                            .push_bind(&r.version)
-                            .push_bind(&r.publisher)
+                            .push_bind(&*r.version)
+                            .push_bind(&*r.publisher)
                             .push_bind(installed);
                     });
                     insert.push(

@@ -1444,7 +1444,7 @@ async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
     let host = store.device(d1).await.unwrap().unwrap().host_name;
     let mut batch = Batch::default();
     let row = |software: &str, installed_on| InstallationRow {
-        host_name: host.clone(),
+        host_name: host.as_str().into(),
         software: software.into(),
         version: "1.0".into(),
         publisher: "Debian".into(),

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use clap::Args;
 use tally_core::import::{
-    ApplicationRow, Batch, DeviceRow, InstallationRow, LicenseRow, OrgNodeRow, Origin, SessionRow,
-    UserRow,
+    ApplicationRow, Batch, DeviceRow, InstallationRow, LicenseRow, OrgNodeRow, Origin, Pool,
+    SessionRow, UserRow,
 };
 use tally_core::{AssignmentType, DeviceStatus, Metric, UserStatus};
 use tally_store::Store;
@@ -151,9 +151,12 @@ const METRICS: [Metric; 10] = [
     Metric::ConcurrentDevices,
 ];
 
+/// Every generated row's origin, sharing one file name as rows read from a file do.
 fn at(line: usize) -> Origin {
+    static GENERATED: std::sync::LazyLock<std::sync::Arc<str>> =
+        std::sync::LazyLock::new(|| "generated".into());
     Origin {
-        file: "generated".into(),
+        file: GENERATED.clone(),
         line,
     }
 }
@@ -200,8 +203,10 @@ fn generate(args: &ComplianceBenchArgs) -> Batch {
     batch.applications = (0..args.apps)
         .map(|a| (at(a + 2), application(a)))
         .collect();
-    batch.installations = installations(args);
-    batch.sessions = sessions(args, users);
+    // Names shared as `tally import` shares them, so the import holds what it would.
+    let mut pool = Pool::default();
+    batch.installations = installations(args, &mut pool);
+    batch.sessions = sessions(args, users, &mut pool);
     batch.licenses = (0..args.apps).flat_map(|a| licenses(a, args)).collect();
     batch
 }
@@ -249,17 +254,17 @@ fn stride(args: &ComplianceBenchArgs) -> usize {
     (args.apps / per_device).max(1)
 }
 
-fn installations(args: &ComplianceBenchArgs) -> Vec<(Origin, InstallationRow)> {
+fn installations(args: &ComplianceBenchArgs, pool: &mut Pool) -> Vec<(Origin, InstallationRow)> {
     let stride = stride(args);
     (0..args.installations)
         .map(|n| {
             let d = n % args.devices;
             let a = ((n / args.devices) * stride + d) % args.apps;
             let row = InstallationRow {
-                host_name: format!("pc{d}"),
-                software: format!("app{a}-suite"),
-                version: "1.0".into(),
-                publisher: format!("vendor{}", a % 40),
+                host_name: pool.name(&format!("pc{d}")),
+                software: pool.name(&format!("app{a}-suite")),
+                version: pool.name("1.0"),
+                publisher: pool.name(&format!("vendor{}", a % 40)),
                 installed_on: None,
             };
             (at(n + 2), row)
@@ -267,7 +272,11 @@ fn installations(args: &ComplianceBenchArgs) -> Vec<(Origin, InstallationRow)> {
         .collect()
 }
 
-fn sessions(args: &ComplianceBenchArgs, users: usize) -> Vec<(Origin, SessionRow)> {
+fn sessions(
+    args: &ComplianceBenchArgs,
+    users: usize,
+    pool: &mut Pool,
+) -> Vec<(Origin, SessionRow)> {
     let end = Utc.from_utc_datetime(&as_of().and_hms_opt(23, 0, 0).expect("a time"));
     let span = 90 * 24 * 60;
     let (stride, per_device) = (stride(args), (args.installations / args.devices).max(1));
@@ -277,9 +286,9 @@ fn sessions(args: &ComplianceBenchArgs, users: usize) -> Vec<(Origin, SessionRow
             let a = ((n % per_device) * stride + d) % args.apps;
             let start = end - Duration::minutes(((n * 7919) % span) as i64);
             let row = SessionRow {
-                application: format!("app{a}"),
-                host_name: format!("pc{d}"),
-                account: format!("user{}", d % users),
+                application: pool.name(&format!("app{a}")),
+                host_name: pool.name(&format!("pc{d}")),
+                account: pool.name(&format!("user{}", d % users)),
                 start,
                 end: start + Duration::minutes(5 + (n % 115) as i64),
             };

@@ -6,12 +6,13 @@
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
-use tally_core::import::{Batch, ImportError, Kind, Origin, Rows};
+use tally_core::import::{Batch, ImportError, Kind, Origin, Pool, Row, Rows};
 use tally_core::SiteCode;
 
 /// Problems printed before giving up; the count of the rest follows.
@@ -58,11 +59,13 @@ impl Database {
 
 pub async fn import(args: ImportArgs) -> Result<()> {
     let site = SiteCode::parse(&args.site_code)?;
-    let mut batch = Batch::default();
-    let mut errors = Vec::new();
+    let mut reading = Reading::default();
     for path in &args.files {
-        read_file(path, &mut batch, &mut errors)?;
+        read_file(path, &mut reading)?;
     }
+    let Reading {
+        batch, mut errors, ..
+    } = reading;
     let store = args.database.open().await?;
     ensure_site(store.as_ref(), &site, !args.check).await?;
     if errors.is_empty() {
@@ -149,7 +152,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn read_file(path: &Path, batch: &mut Batch, errors: &mut Vec<ImportError>) -> Result<()> {
+fn read_file(path: &Path, into: &mut Reading) -> Result<()> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -171,80 +174,162 @@ fn read_file(path: &Path, batch: &mut Batch, errors: &mut Vec<ImportError>) -> R
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = bar(size, &format!("reading {}", path.display()));
     let reader = BufReader::new(bar.wrap_read(file));
-    let name = path.display().to_string();
+    let mut source = Source {
+        file: path.display().to_string().into(),
+        json,
+        pool: &mut into.pool,
+        errors: &mut into.errors,
+    };
+    let batch = &mut into.batch;
     match kind {
-        Kind::OrgNodes => rows(reader, &name, json, &mut batch.org_nodes, errors)?,
-        Kind::Devices => rows(reader, &name, json, &mut batch.devices, errors)?,
-        Kind::Users => rows(reader, &name, json, &mut batch.users, errors)?,
-        Kind::Applications => rows(reader, &name, json, &mut batch.applications, errors)?,
-        Kind::Installations => rows(reader, &name, json, &mut batch.installations, errors)?,
-        Kind::UsageSessions => rows(reader, &name, json, &mut batch.sessions, errors)?,
-        Kind::Licenses => rows(reader, &name, json, &mut batch.licenses, errors)?,
-        Kind::CustomValues => rows(reader, &name, json, &mut batch.custom_values, errors)?,
+        Kind::OrgNodes => source.rows(reader, &mut batch.org_nodes)?,
+        Kind::Devices => source.rows(reader, &mut batch.devices)?,
+        Kind::Users => source.rows(reader, &mut batch.users)?,
+        Kind::Applications => source.rows(reader, &mut batch.applications)?,
+        Kind::Installations => source.rows(reader, &mut batch.installations)?,
+        Kind::UsageSessions => source.rows(reader, &mut batch.sessions)?,
+        Kind::Licenses => source.rows(reader, &mut batch.licenses)?,
+        Kind::CustomValues => source.rows(reader, &mut batch.custom_values)?,
     }
     bar.finish_and_clear();
     Ok(())
 }
 
-fn rows<T: DeserializeOwned>(
-    reader: impl Read,
-    file: &str,
+/// Every file's rows, the names they share, and the problems found reading them.
+#[derive(Default)]
+struct Reading {
+    batch: Batch,
+    pool: Pool,
+    errors: Vec<ImportError>,
+}
+
+/// One file being read: its rows are kept with their line, their names shared through the
+/// import's pool, and a row that cannot be read becomes an error naming the line and field.
+struct Source<'a> {
+    file: Arc<str>,
     json: bool,
-    into: &mut Rows<T>,
-    errors: &mut Vec<ImportError>,
-) -> Result<()> {
-    match json {
-        true => json_rows(reader, file, into, errors),
-        false => csv_rows(reader, file, into, errors),
-    }
+    pool: &'a mut Pool,
+    errors: &'a mut Vec<ImportError>,
 }
 
-fn origin(file: &str, line: usize) -> Origin {
-    Origin {
-        file: file.to_string(),
-        line,
-    }
-}
-
-/// A CSV file: a header row naming the fields, then one row per record; empty cells are
-/// absent values.
-fn csv_rows<T: DeserializeOwned>(
-    reader: impl Read,
-    file: &str,
-    into: &mut Rows<T>,
-    errors: &mut Vec<ImportError>,
-) -> Result<()> {
-    let mut csv = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let headers = csv
-        .headers()
-        .with_context(|| format!("{file}: cannot read the header row"))?
-        .clone();
-    for record in csv.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                errors.push(ImportError {
-                    origin: origin(file, line),
-                    field: "-".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-        match record.deserialize::<T>(Some(&headers)) {
-            Ok(row) => into.push((origin(file, line), row)),
-            Err(e) => errors.push(csv_error(file, line, &headers, &e)),
+impl Source<'_> {
+    fn rows<T: DeserializeOwned + Row>(
+        &mut self,
+        reader: impl Read,
+        into: &mut Rows<T>,
+    ) -> Result<()> {
+        match self.json {
+            true => self.json_rows(reader, into),
+            false => self.csv_rows(reader, into),
         }
     }
-    Ok(())
+
+    fn origin(&self, line: usize) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            line,
+        }
+    }
+
+    fn keep<T: Row>(&mut self, line: usize, mut row: T, into: &mut Rows<T>) {
+        row.share_names(self.pool);
+        into.push((self.origin(line), row));
+    }
+
+    fn fail(&mut self, line: usize, field: &str, message: String) {
+        self.errors.push(ImportError {
+            origin: self.origin(line),
+            field: field.into(),
+            message,
+        });
+    }
+
+    /// A CSV file: a header row naming the fields, then one row per record; empty cells are
+    /// absent values.
+    fn csv_rows<T: DeserializeOwned + Row>(
+        &mut self,
+        reader: impl Read,
+        into: &mut Rows<T>,
+    ) -> Result<()> {
+        let mut csv = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let headers = csv
+            .headers()
+            .with_context(|| format!("{}: cannot read the header row", self.file))?
+            .clone();
+        for record in csv.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                    self.fail(line, "-", e.to_string());
+                    continue;
+                }
+            };
+            let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+            match record.deserialize::<T>(Some(&headers)) {
+                Ok(row) => self.keep(line, row, into),
+                Err(e) => {
+                    let (field, message) = csv_error(&headers, &e);
+                    self.fail(line, &field, message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A JSON file: an array of objects, read one object at a time so that a large file is
+    /// never held whole; a record's "line" is its position in the array.
+    fn json_rows<T: DeserializeOwned + Row>(
+        &mut self,
+        reader: impl Read,
+        into: &mut Rows<T>,
+    ) -> Result<()> {
+        let mut json = serde_json::Deserializer::from_reader(reader);
+        let each = EachObject { source: self, into };
+        serde::de::DeserializeSeed::deserialize(each, &mut json)
+            .and_then(|()| json.end())
+            .with_context(|| format!("{}: not a JSON array of objects", self.file))
+    }
 }
 
-fn csv_error(file: &str, line: usize, headers: &csv::StringRecord, e: &csv::Error) -> ImportError {
-    let (field, message) = match e.kind() {
+/// Hands each element of a JSON array to its row type as it is read.
+struct EachObject<'s, 'a, T> {
+    source: &'s mut Source<'a>,
+    into: &'s mut Rows<T>,
+}
+
+impl<'de, T: DeserializeOwned + Row> serde::de::DeserializeSeed<'de> for EachObject<'_, '_, T> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned + Row> serde::de::Visitor<'de> for EachObject<'_, '_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut line = 0;
+        while let Some(value) = seq.next_element::<serde_json::Value>()? {
+            line += 1;
+            match serde_json::from_value::<T>(value) {
+                Ok(row) => self.source.keep(line, row, self.into),
+                Err(e) => self.source.fail(line, "-", e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn csv_error(headers: &csv::StringRecord, e: &csv::Error) -> (String, String) {
+    match e.kind() {
         csv::ErrorKind::Deserialize { err, .. } => {
             let field = err
                 .field()
@@ -253,32 +338,5 @@ fn csv_error(file: &str, line: usize, headers: &csv::StringRecord, e: &csv::Erro
             (field.to_string(), err.kind().to_string())
         }
         _ => ("-".to_string(), e.to_string()),
-    };
-    ImportError {
-        origin: origin(file, line),
-        field,
-        message,
     }
-}
-
-/// A JSON file: an array of objects; a record's "line" is its position in the array.
-fn json_rows<T: DeserializeOwned>(
-    reader: impl Read,
-    file: &str,
-    into: &mut Rows<T>,
-    errors: &mut Vec<ImportError>,
-) -> Result<()> {
-    let values: Vec<serde_json::Value> = serde_json::from_reader(reader)
-        .with_context(|| format!("{file}: not a JSON array of objects"))?;
-    for (i, value) in values.into_iter().enumerate() {
-        match serde_json::from_value::<T>(value) {
-            Ok(row) => into.push((origin(file, i + 1), row)),
-            Err(e) => errors.push(ImportError {
-                origin: origin(file, i + 1),
-                field: "-".into(),
-                message: e.to_string(),
-            }),
-        }
-    }
-    Ok(())
 }

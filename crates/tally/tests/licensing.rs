@@ -203,6 +203,39 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
     assert!(!out.status.success(), "--check reports the same problems");
     let unknown = import(dir.path(), &[write(dir.path(), "stuff.csv", "a\n1\n")], &[]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("name the file after what it holds"));
+    // JSON is read an object at a time: a bad object is named by its place in the array, and
+    // a file that is not an array, or breaks off, is refused whole.
+    let json = write(
+        dir.path(),
+        "late-usage_sessions.json",
+        r#"[{"application": "Chat", "host_name": "pc1", "account": "ann",
+             "start": "2026-03-03T09:00:00Z", "end": "2026-03-03T10:00:00Z"},
+            {"application": "Chat", "host_name": "pc1", "account": "ann", "start": "soon"}]"#,
+    );
+    let out = import(dir.path(), &[json], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("late-usage_sessions.json:2: -: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 problems found"), "{stderr}");
+    for (name, text) in [
+        ("object-devices.json", r#"{"host_name": "pc7"}"#),
+        ("cut-devices.json", r#"[{"host_name": "pc7"}, {"host_na"#),
+    ] {
+        let out = import(dir.path(), &[write(dir.path(), name, text)], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{name}: not a JSON array of objects")),
+            "{stderr}"
+        );
+    }
+    let devices = tally_json(&server, &server.token, &["devices"]);
+    assert!(
+        !devices.to_string().contains("pc7"),
+        "nothing of a refused file is loaded: {devices}"
+    );
     exported_files_read_back(dir.path());
     let table = tally(
         &server,
