@@ -17,8 +17,22 @@ use crate::{ApiError, AppState};
 /// Raw records read per page while summarising.
 const PAGE: i64 = 10_000;
 
-/// Runs `task` now and records its state; returns the state after the run.
+/// Runs `task` now and records its state; returns the state after the run. A task already
+/// running (here, or on another replica) is not started again: [`ApiError::Conflict`].
 pub async fn run(state: &AppState, task: Task) -> Result<TaskState, ApiError> {
+    let Some(lock) = state.store.lock_task(task.name()).await? else {
+        return Err(ApiError::Conflict(format!(
+            "task {} is running already (on this server or another replica); \
+             see tally tasks for when it last finished, and run it again after",
+            task.name()
+        )));
+    };
+    let done = run_locked(state, task).await;
+    lock.release().await?;
+    done
+}
+
+async fn run_locked(state: &AppState, task: Task) -> Result<TaskState, ApiError> {
     let store = state.store.as_ref();
     let mut current = task_state(store, task).await?;
     let started = Instant::now();
@@ -365,8 +379,14 @@ pub async fn schedule(state: AppState, check: Duration) {
             let Some(task) = Task::parse(&t.name) else {
                 continue;
             };
-            if let Err(e) = run(&state, task).await {
-                tracing::warn!(task = t.name, error = %e, "maintenance task could not run");
+            match run(&state, task).await {
+                Ok(_) => {}
+                Err(ApiError::Conflict(_)) => {
+                    tracing::debug!(task = t.name, "running elsewhere; skipped this time");
+                }
+                Err(e) => {
+                    tracing::warn!(task = t.name, error = %e, "maintenance task could not run")
+                }
             }
         }
     }

@@ -123,7 +123,8 @@ pub(crate) async fn change(
 #[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "maintenance", security(("bearer" = [])),
     params(("name" = String, Path)),
     responses((status = 200, description = "The task ran; its state after the run", body = TaskView),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The task is running already, here or on another replica", body = ErrorBody)))]
 pub(crate) async fn run(
     op: Operator,
     State(state): State<AppState>,

@@ -209,22 +209,30 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them() {
         )
         .await;
     assert_eq!(status, 403);
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/api/v1/tasks/nope/run",
-            Some(&server.admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/tasks/delete_aged_usage/run",
-            Some(&server.admin),
-            None,
-        )
-        .await;
+    let run = |task: &'static str| {
+        let path = format!("/api/v1/tasks/{task}/run");
+        let server = &server;
+        async move {
+            server
+                .call(Method::POST, &path, Some(&server.admin), None)
+                .await
+        }
+    };
+    assert_eq!(run("nope").await.0, 404);
+    let (status, body) = run("delete_aged_usage").await;
     assert_eq!((status, &body["last_rows"]), (200, &json!(0)), "{body}");
+
+    // While the task runs (here, as if the scheduler had started it), it is not started again.
+    let running = server.store.lock_task("delete_aged_usage").await.unwrap();
+    let (status, body) = run("delete_aged_usage").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("task delete_aged_usage is running already"),
+        "{body}"
+    );
+    running.unwrap().release().await.unwrap();
+    assert_eq!(run("delete_aged_usage").await.0, 200);
 }

@@ -15,6 +15,7 @@ mod rows;
 mod schema;
 mod shared;
 mod sqlite;
+mod task_lock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,6 +33,7 @@ pub use licensing::{
 pub use postgres::PgStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sqlite::SqliteStore;
+pub use task_lock::TaskLock;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -336,6 +338,9 @@ pub trait Store: Licensing + export::Exporting + Send + Sync + 'static {
     /// Every task's state; tasks never stored yet come with their defaults.
     async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>>;
     async fn put_task(&self, task: &tally_core::tasks::TaskState) -> Result<()>;
+    /// The right to run the task `name` now, or `None` while it runs elsewhere (this
+    /// process, or another replica on PostgreSQL).
+    async fn lock_task(&self, name: &str) -> Result<Option<TaskLock>>;
     /// Monthly usage per rule and month, summed over devices and users, for months in
     /// `first..=last` (`yyyymm`).
     async fn monthly_totals(&self, months: (i32, i32)) -> Result<Vec<RuleMonth>>;

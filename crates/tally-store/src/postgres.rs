@@ -49,6 +49,10 @@ impl PgStore {
         &self.pool
     }
 
+    async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
+        crate::task_lock::lock_postgres(&self.pool, name).await
+    }
+
     /// Closes the pool so the database can be dropped (tests).
     pub async fn close(&self) {
         self.pool.close().await;

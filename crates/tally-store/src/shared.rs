@@ -1003,6 +1003,10 @@ macro_rules! impl_store {
                 Ok(hours.rows_affected() + months.rows_affected())
             }
 
+            async fn lock_task(&self, name: &str) -> $crate::Result<Option<$crate::TaskLock>> {
+                self.task_lock(name).await
+            }
+
             async fn tasks(&self) -> $crate::Result<Vec<tally_core::tasks::TaskState>> {
                 let stored: Vec<$crate::rows::TaskRow> =
                     sqlx::query_as("SELECT * FROM maintenance_tasks")

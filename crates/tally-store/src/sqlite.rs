@@ -19,6 +19,7 @@ use crate::{Result, StoreError};
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    running: crate::task_lock::Running,
 }
 
 impl SqliteStore {
@@ -52,7 +53,10 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            running: Default::default(),
+        })
     }
 
     /// Applies the given migrations (all of Tally's unless a test passes fewer).
@@ -69,6 +73,10 @@ impl SqliteStore {
     /// The underlying pool, for tests that need to inspect or tamper with the database.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
+        Ok(self.running.lock(name))
     }
 }
 

@@ -31,6 +31,7 @@ on_both_backends!(
     run_sessions_grow_and_leave_imported_ones_alone,
     org_rules_and_placement_by_hand,
     installations_and_statuses_keep_their_history,
+    a_task_runs_once_at_a_time,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -1512,4 +1513,49 @@ async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.status_changes(at(23, 0)).await.unwrap().len(), 2);
+}
+
+async fn a_task_runs_once_at_a_time(store: &dyn Store) {
+    let first = store.lock_task("generate_auto_rules").await.unwrap();
+    let first = first.expect("nothing runs it yet");
+    assert!(store
+        .lock_task("generate_auto_rules")
+        .await
+        .unwrap()
+        .is_none());
+    let other = store.lock_task("summarize_file_usage").await.unwrap();
+    assert!(other.is_some(), "another task is free");
+    first.release().await.unwrap();
+    let again = store.lock_task("generate_auto_rules").await.unwrap();
+    assert!(again.is_some(), "free once released");
+}
+
+/// Two replicas are two stores on one database: a task locked by one is refused to the other,
+/// and a replica that goes away without releasing (dropped, as in a crash) frees it.
+#[tokio::test]
+async fn postgres_replicas_run_a_task_one_at_a_time() {
+    let Some(db) = common::PgDb::create().await else {
+        return;
+    };
+    let (one, two) = (db.open().await, db.open().await);
+    let held = one.lock_task("summarize_monthly_usage").await.unwrap();
+    assert!(held.is_some());
+    assert!(two
+        .lock_task("summarize_monthly_usage")
+        .await
+        .unwrap()
+        .is_none());
+    drop(held);
+    // The server ends the closed session a moment later.
+    let mut freed = None;
+    for _ in 0..50 {
+        freed = two.lock_task("summarize_monthly_usage").await.unwrap();
+        if freed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(freed.is_some(), "a dropped lock is freed with its session");
+    one.close().await;
+    two.close().await;
 }
