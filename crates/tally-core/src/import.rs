@@ -3,6 +3,10 @@
 //! written (docs/import-format.md). Rows refer to each other by name (an org node's name, a
 //! device's host name, a user's account, an application's name), never by database id.
 
+mod outcome;
+
+pub use outcome::ImportOutcome;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

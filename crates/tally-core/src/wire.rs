@@ -79,6 +79,31 @@ pub mod v1 {
     const MAX_OFFSET_MINUTES: i32 = 14 * 60;
 
     impl UsageRecordV1 {
+        /// The record to store, once its device, file and user are known by id: the one place
+        /// the wire record becomes the stored one.
+        pub fn to_record(
+            &self,
+            device_id: i64,
+            file_id: i64,
+            user_id: i64,
+        ) -> crate::usage::NewUsageRecord {
+            crate::usage::NewUsageRecord {
+                meter_data_id: self.meter_data_id.clone(),
+                device_id,
+                file_id,
+                user_id,
+                start_time: self.start_time,
+                start_time_offset: self.start_time_offset,
+                end_time: self.end_time,
+                end_time_offset: self.end_time_offset,
+                started: self.started,
+                still_running: self.still_running,
+                start_not_captured: self.start_not_captured,
+                end_not_captured: self.end_not_captured,
+                in_ts_session: self.in_ts_session,
+            }
+        }
+
         pub fn validate(&self) -> Result<(), ValidationError> {
             if self.meter_data_id.is_empty() || self.meter_data_id.len() > 128 {
                 return Err(ValidationError::new(

@@ -8,7 +8,8 @@ use tally_core::rules::MeteringRule;
 use tally_core::summary::FileUsageHour;
 use tally_core::tasks::Task;
 use tally_core::SiteCode;
-use tally_store::{Store, UsageByKind};
+use tally_store::prelude::*;
+use tally_store::UsageByKind;
 
 use crate::catalogue::{DefaultValue, Params, ReportDef, ReportKind};
 use crate::model::{Cell, Chart, Column, Report};

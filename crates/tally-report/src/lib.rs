@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use tally_core::SiteCode;
-use tally_store::Store;
+use tally_store::prelude::*;
 
 pub use catalogue::{find, ReportDef, ReportInfo, CATALOGUE};
 pub use model::{Cell, Chart, Column, Report};

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tally_core::SiteCode;
-use tally_store::Store;
+use tally_store::prelude::*;
 
 pub use config::{Config, ConfigFile, ConfigOverrides};
 pub use error::{ApiError, ErrorBody};

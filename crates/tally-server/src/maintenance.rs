@@ -10,7 +10,8 @@ use tally_core::autorules::AutoRuleSettings;
 use tally_core::summary::{self, FileUsageHour};
 use tally_core::tasks::{Task, TaskState};
 use tally_core::UsageRecord;
-use tally_store::{Page, Store};
+use tally_store::prelude::*;
+use tally_store::Page;
 
 use crate::{ApiError, AppState};
 

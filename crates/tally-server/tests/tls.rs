@@ -8,7 +8,8 @@ use tally_core::SiteCode;
 use tally_server::config::Limits;
 use tally_server::transport::{load_tls, MAX_CONNECTIONS_PER_CLIENT};
 use tally_server::AppState;
-use tally_store::{SqliteStore, Store};
+use tally_store::prelude::*;
+use tally_store::SqliteStore;
 use tokio::io::AsyncReadExt;
 
 /// A self-signed certificate for localhost, written as PEM files.

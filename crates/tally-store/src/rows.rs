@@ -1,5 +1,12 @@
-//! Row shapes as both backends return them, and their conversion into domain values.
-//! `FromRow` derives are generic over the row type, so one struct serves SQLite and PostgreSQL.
+//! Row shapes as both backends return them, and their conversion into domain values: each
+//! table's columns become its tally-core type here and nowhere else. `FromRow` derives are
+//! generic over the row type, so one struct serves SQLite and PostgreSQL.
+
+mod licensing;
+mod summaries;
+
+pub(crate) use licensing::*;
+pub(crate) use summaries::*;
 
 use chrono::{DateTime, Utc};
 use tally_core::agents::{Agent, EnrollmentToken};
@@ -9,6 +16,14 @@ use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
 use tally_core::{Device, DeviceStatus, Site, SiteCode, UsageRecord, User, UserStatus};
 
 use crate::{Result, StoreError};
+
+/// Rows per multi-row INSERT: 14 parameters each stays under SQLite's 32,766-parameter limit.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
+/// Creates a device; shared by direct creation and enrolment.
+pub(crate) const INSERT_DEVICE: &str =
+    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *";
 
 fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
     SiteCode::parse(&value).map_err(|_| StoreError::Corrupt { column, value })
@@ -41,7 +56,7 @@ impl SiteRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct DeviceRow {
+pub(crate) struct DeviceColumns {
     id: i64,
     site_code: String,
     host_name: String,
@@ -60,7 +75,7 @@ pub(crate) struct DeviceRow {
     last_seen: Option<DateTime<Utc>>,
 }
 
-impl DeviceRow {
+impl DeviceColumns {
     pub fn into_device(self) -> Result<Device> {
         Ok(Device {
             id: self.id,
@@ -84,7 +99,7 @@ impl DeviceRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
+pub(crate) struct UserColumns {
     id: i64,
     account: String,
     full_name: Option<String>,
@@ -93,7 +108,7 @@ pub(crate) struct UserRow {
     org_node: Option<i64>,
 }
 
-impl UserRow {
+impl UserColumns {
     pub fn into_user(self) -> Result<User> {
         Ok(User {
             id: self.id,
@@ -408,7 +423,7 @@ impl From<TaskRow> for tally_core::tasks::TaskState {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct LicenseRow {
+pub(crate) struct LicenseColumns {
     id: i64,
     application_id: i64,
     metric: String,
@@ -427,9 +442,9 @@ pub(crate) struct LicenseRow {
     created_at: DateTime<Utc>,
 }
 
-impl TryFrom<LicenseRow> for tally_core::License {
+impl TryFrom<LicenseColumns> for tally_core::License {
     type Error = StoreError;
-    fn try_from(r: LicenseRow) -> Result<Self> {
+    fn try_from(r: LicenseColumns) -> Result<Self> {
         Ok(tally_core::License {
             id: r.id,
             application_id: r.application_id,

@@ -5,7 +5,8 @@ mod common;
 
 use common::{PgDb, SqliteDb};
 use sqlx::migrate::Migrator;
-use tally_store::{migrator_up_to, PgStore, SqliteStore, Store, StoreError};
+use tally_store::prelude::*;
+use tally_store::{migrator_up_to, PgStore, SqliteStore, StoreError};
 
 const PREVIOUS: i64 = 1;
 

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use tally_core::{Role, Site, SiteCode};
 use tally_server::config::Limits;
 use tally_server::{auth, AppState};
-use tally_store::{SqliteStore, Store};
+use tally_store::prelude::*;
+use tally_store::SqliteStore;
 
 pub struct TestServer {
     pub client: reqwest::Client,

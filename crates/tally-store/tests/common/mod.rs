@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use sqlx::Connection;
-use tally_store::{PgStore, SqliteStore, Store};
+use tally_store::prelude::*;
+use tally_store::{PgStore, SqliteStore};
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

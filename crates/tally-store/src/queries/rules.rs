@@ -1,0 +1,95 @@
+//! Metering rules.
+//! Compiled once per backend (see the crate's documentation): `Db` and `DbStore` are that
+//! backend's.
+
+use async_trait::async_trait;
+
+use super::DbStore;
+
+#[async_trait]
+impl crate::RuleStore for DbStore {
+    async fn create_rule(
+        &self,
+        site: &tally_core::SiteCode,
+        origin: tally_core::RuleOrigin,
+        spec: &tally_core::rules::RuleSpec,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> crate::Result<tally_core::MeteringRule> {
+        sqlx::query_as::<_, crate::rows::RuleRow>(
+            "INSERT INTO metering_rules (site_code, name, file_name, original_file_name,
+                 file_version, language, product_name, comment, apply_to_child_sites,
+                 enabled, origin, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
+        )
+        .bind(site.as_str())
+        .bind(&spec.name)
+        .bind(&spec.file_name)
+        .bind(&spec.original_file_name)
+        .bind(&spec.file_version)
+        .bind(spec.language)
+        .bind(&spec.product_name)
+        .bind(&spec.comment)
+        .bind(spec.apply_to_child_sites)
+        .bind(spec.enabled)
+        .bind(origin.as_str())
+        .bind(tally_core::to_micros(at))
+        .fetch_one(&self.pool)
+        .await?
+        .into_rule()
+    }
+
+    async fn update_rule(
+        &self,
+        id: i64,
+        spec: &tally_core::rules::RuleSpec,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> crate::Result<Option<tally_core::MeteringRule>> {
+        sqlx::query_as::<_, crate::rows::RuleRow>(
+            "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
+                 file_version = $4, language = $5, product_name = $6, comment = $7,
+                 apply_to_child_sites = $8, enabled = $9, updated_at = $10
+             WHERE id = $11 RETURNING *",
+        )
+        .bind(&spec.name)
+        .bind(&spec.file_name)
+        .bind(&spec.original_file_name)
+        .bind(&spec.file_version)
+        .bind(spec.language)
+        .bind(&spec.product_name)
+        .bind(&spec.comment)
+        .bind(spec.apply_to_child_sites)
+        .bind(spec.enabled)
+        .bind(tally_core::to_micros(at))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.into_rule())
+        .transpose()
+    }
+
+    async fn delete_rule(&self, id: i64) -> crate::Result<bool> {
+        let done = sqlx::query("DELETE FROM metering_rules WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn rule(&self, id: i64) -> crate::Result<Option<tally_core::MeteringRule>> {
+        sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.into_rule())
+            .transpose()
+    }
+
+    async fn rules(&self) -> crate::Result<Vec<tally_core::MeteringRule>> {
+        sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.into_rule())
+            .collect()
+    }
+}
