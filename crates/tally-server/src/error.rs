@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tally_store::ErrorKind;
 use utoipa::ToSchema;
 
 /// The body of every error response: a machine-readable code and a sentence for people that
@@ -41,7 +42,14 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::Store(e) => match e.kind() {
+                ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+                ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "bad_request"),
+                ErrorKind::Unavailable | ErrorKind::Failed => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                }
+            },
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -50,14 +58,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Store(e) => tracing::error!(error = %e, "request failed in storage"),
-            ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
-            _ => {}
-        }
+        let message = match &self {
+            // A missing row, a clash or a refused value is the caller's to fix: say what it
+            // is, as any other refusal does.
+            ApiError::Store(e) if status != StatusCode::SERVICE_UNAVAILABLE => e.to_string(),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "request failed in storage");
+                self.to_string()
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
         let body = ErrorBody {
             error: code.to_string(),
-            message: self.to_string(),
+            message,
         };
         (status, axum::Json(body)).into_response()
     }

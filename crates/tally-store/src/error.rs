@@ -96,18 +96,15 @@ impl From<sqlx::Error> for StoreError {
 /// Classifies an error the database itself returned, on either backend.
 fn from_database(db: Box<dyn DatabaseError>) -> StoreError {
     match db.kind() {
-        DbErrorKind::UniqueViolation => StoreError::Conflict(format!(
-            "{} exists already ({})",
-            clash(db.as_ref()),
-            db.message()
-        )),
-        DbErrorKind::ForeignKeyViolation => StoreError::Conflict(format!(
-            "{} refers to a row that does not exist, or is still referred to ({})",
-            clash(db.as_ref()),
-            db.message()
+        DbErrorKind::UniqueViolation => {
+            StoreError::Conflict(describe(db.as_ref(), "that value is stored already"))
+        }
+        DbErrorKind::ForeignKeyViolation => StoreError::Conflict(describe(
+            db.as_ref(),
+            "a reference to a row that does not exist, or a delete of a row still referred to",
         )),
         DbErrorKind::NotNullViolation | DbErrorKind::CheckViolation => {
-            StoreError::Invalid(format!("{}: {}", clash(db.as_ref()), db.message()))
+            StoreError::Invalid(describe(db.as_ref(), "a value the database refuses"))
         }
         _ if unavailable(db.as_ref()) => StoreError::Unavailable(sqlx::Error::Database(db)),
         _ if invalid_value(db.as_ref()) => {
@@ -118,18 +115,18 @@ fn from_database(db: Box<dyn DatabaseError>) -> StoreError {
 }
 
 /// What clashed, as precisely as the backend says: PostgreSQL names the table and gives the
-/// key and value (`Key (name)=(Office)`); SQLite's message names `table.column`.
-fn clash(db: &dyn DatabaseError) -> String {
+/// key and value (`devices: Key (org_node)=(9) is not present in table "org_nodes"`); SQLite
+/// names `table.column` for a unique value, and nothing for a foreign key.
+fn describe(db: &dyn DatabaseError, what: &str) -> String {
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        let table = pg.table().unwrap_or("a row");
-        return match pg.detail() {
-            Some(detail) => format!("{table}: {}", detail.trim_end_matches('.')),
-            None => table.to_string(),
+        return match (pg.table(), pg.detail()) {
+            (Some(table), Some(detail)) => format!("{table}: {}", detail.trim_end_matches('.')),
+            _ => format!("{what} ({})", pg.message()),
         };
     }
     match db.message().split_once("failed: ") {
-        Some((_, columns)) => columns.to_string(),
-        None => "a row".to_string(),
+        Some((_, columns)) => format!("{columns}: {what}"),
+        None => format!("{what} ({})", db.message()),
     }
 }
 
@@ -159,4 +156,28 @@ fn unavailable(db: &dyn DatabaseError) -> bool {
 fn invalid_value(db: &dyn DatabaseError) -> bool {
     db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some_and(|pg| pg.code().starts_with("22"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlx_failures_become_kinds() {
+        let kind = |e: sqlx::Error| StoreError::from(e).kind();
+        assert_eq!(kind(sqlx::Error::RowNotFound), ErrorKind::NotFound);
+        assert_eq!(kind(sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
+        assert_eq!(kind(sqlx::Error::PoolClosed), ErrorKind::Unavailable);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(kind(sqlx::Error::Io(io)), ErrorKind::Unavailable);
+        assert_eq!(kind(sqlx::Error::Protocol("?".into())), ErrorKind::Failed);
+        assert_eq!(
+            StoreError::Corrupt {
+                column: "devices.status",
+                value: "lost".into()
+            }
+            .kind(),
+            ErrorKind::Failed
+        );
+    }
 }

@@ -80,6 +80,11 @@ pub async fn start() -> TestServer {
 }
 
 impl TestServer {
+    /// The server's SQLite file, for tests that act on the database as another replica would.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("t.db")
+    }
+
     /// Sends a request with an optional bearer credential and JSON body; returns status and
     /// body (Null when empty).
     pub async fn call(
