@@ -110,3 +110,38 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_store::StoreError;
+
+    #[test]
+    fn store_errors_answer_by_their_kind() {
+        let status = |e: StoreError| ApiError::Store(e).status_and_code();
+        assert_eq!(
+            status(StoreError::NotFound("no row".into())),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        assert_eq!(
+            status(StoreError::Conflict("taken".into())),
+            (StatusCode::CONFLICT, "conflict")
+        );
+        assert_eq!(
+            status(StoreError::Invalid("NUL".into())),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+        assert_eq!(
+            status(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
+        let corrupt = StoreError::Corrupt {
+            column: "devices.status",
+            value: "lost".into(),
+        };
+        assert_eq!(
+            status(corrupt),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
+    }
+}

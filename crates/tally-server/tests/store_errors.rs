@@ -19,6 +19,24 @@ async fn on_database(server: &common::TestServer, sql: &str) {
     sqlx::query(sql).execute(&mut conn).await.unwrap();
 }
 
+/// Org nodes come from imports; this one adds a single node.
+async fn add_org_node(server: &common::TestServer, name: &str) {
+    let node = OrgNodeRow {
+        name: name.into(),
+        parent: None,
+    };
+    let batch = Batch {
+        org_nodes: vec![(Origin::default(), node)],
+        ..Default::default()
+    };
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    server
+        .store
+        .import(&batch, &site, chrono::Utc::now(), &|_| {})
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict() {
     let server = common::start().await;
@@ -50,20 +68,7 @@ async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict() {
 #[tokio::test]
 async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict() {
     let server = common::start().await;
-    let node = OrgNodeRow {
-        name: "Berlin".into(),
-        parent: None,
-    };
-    let batch = Batch {
-        org_nodes: vec![(Origin::default(), node)],
-        ..Default::default()
-    };
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    server
-        .store
-        .import(&batch, &site, chrono::Utc::now(), &|_| {})
-        .await
-        .unwrap();
+    add_org_node(&server, "Berlin").await;
     on_database(
         &server,
         "CREATE TRIGGER removed_meanwhile BEFORE INSERT ON org_rules
@@ -83,22 +88,7 @@ async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict() {
 async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict() {
     let server = common::start().await;
     let (_, device) = server.enroll("pc1").await;
-    let batch = Batch {
-        org_nodes: vec![(
-            Origin::default(),
-            OrgNodeRow {
-                name: "Paris".into(),
-                parent: None,
-            },
-        )],
-        ..Default::default()
-    };
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    server
-        .store
-        .import(&batch, &site, chrono::Utc::now(), &|_| {})
-        .await
-        .unwrap();
+    add_org_node(&server, "Paris").await;
     on_database(
         &server,
         "CREATE TRIGGER removed_meanwhile BEFORE UPDATE OF org_node ON devices

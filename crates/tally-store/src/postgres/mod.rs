@@ -6,7 +6,6 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::schema::{migrate, SchemaVersion};
 use crate::Result;
 
 /// The sqlx database the shared queries (`../queries/`) are compiled against here.
@@ -45,19 +44,6 @@ impl PgStore {
             .connect(url)
             .await?;
         Ok(Self { pool })
-    }
-
-    pub async fn migrate_with(&self, migrator: &Migrator) -> Result<SchemaVersion> {
-        let mut conn = self.pool.acquire().await?;
-        migrate(&mut *conn, migrator).await
-    }
-
-    pub fn migrator() -> &'static Migrator {
-        &Self::MIGRATOR
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 
     pub(crate) async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {

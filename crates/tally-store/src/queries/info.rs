@@ -21,3 +21,25 @@ impl crate::StoreInfo for DbStore {
         })
     }
 }
+
+/// What both backends offer beyond the traits: migrations and, for tests, the pool.
+impl DbStore {
+    /// Applies the given migrations (all of Tally's unless a test passes fewer).
+    pub async fn migrate_with(
+        &self,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> crate::Result<crate::SchemaVersion> {
+        let mut conn = self.pool.acquire().await?;
+        crate::schema::migrate(&mut *conn, migrator).await
+    }
+
+    /// All migrations this binary ships.
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &Self::MIGRATOR
+    }
+
+    /// The underlying pool, for tests that need to inspect or tamper with the database.
+    pub fn pool(&self) -> &sqlx::Pool<super::Db> {
+        &self.pool
+    }
+}

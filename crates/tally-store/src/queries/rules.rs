@@ -4,7 +4,29 @@
 
 use async_trait::async_trait;
 
-use super::DbStore;
+use chrono::{DateTime, Utc};
+use tally_core::rules::RuleSpec;
+
+use super::{Db, DbStore};
+use crate::rows::RuleRow;
+
+/// A query on one rule, as its columns come back.
+type RuleQuery<'q> = sqlx::query::QueryAs<'q, Db, RuleRow, <Db as sqlx::Database>::Arguments<'q>>;
+
+/// `sql` with the spec's fields bound as `$1` to `$9` and the time of the change as `$10`.
+fn with_spec<'q>(sql: &'q str, spec: &'q RuleSpec, at: DateTime<Utc>) -> RuleQuery<'q> {
+    sqlx::query_as(sql)
+        .bind(&spec.name)
+        .bind(&spec.file_name)
+        .bind(&spec.original_file_name)
+        .bind(&spec.file_version)
+        .bind(spec.language)
+        .bind(&spec.product_name)
+        .bind(&spec.comment)
+        .bind(spec.apply_to_child_sites)
+        .bind(spec.enabled)
+        .bind(tally_core::to_micros(at))
+}
 
 #[async_trait]
 impl crate::RuleStore for DbStore {
@@ -12,59 +34,37 @@ impl crate::RuleStore for DbStore {
         &self,
         site: &tally_core::SiteCode,
         origin: tally_core::RuleOrigin,
-        spec: &tally_core::rules::RuleSpec,
-        at: chrono::DateTime<chrono::Utc>,
+        spec: &RuleSpec,
+        at: DateTime<Utc>,
     ) -> crate::Result<tally_core::MeteringRule> {
-        sqlx::query_as::<_, crate::rows::RuleRow>(
-            "INSERT INTO metering_rules (site_code, name, file_name, original_file_name,
-                 file_version, language, product_name, comment, apply_to_child_sites,
-                 enabled, origin, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
-        )
-        .bind(site.as_str())
-        .bind(&spec.name)
-        .bind(&spec.file_name)
-        .bind(&spec.original_file_name)
-        .bind(&spec.file_version)
-        .bind(spec.language)
-        .bind(&spec.product_name)
-        .bind(&spec.comment)
-        .bind(spec.apply_to_child_sites)
-        .bind(spec.enabled)
-        .bind(origin.as_str())
-        .bind(tally_core::to_micros(at))
-        .fetch_one(&self.pool)
-        .await?
-        .into_rule()
+        let sql = "INSERT INTO metering_rules (name, file_name, original_file_name, file_version,
+                 language, product_name, comment, apply_to_child_sites, enabled, updated_at,
+                 site_code, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *";
+        with_spec(sql, spec, at)
+            .bind(site.as_str())
+            .bind(origin.as_str())
+            .fetch_one(&self.pool)
+            .await?
+            .into_rule()
     }
 
     async fn update_rule(
         &self,
         id: i64,
-        spec: &tally_core::rules::RuleSpec,
-        at: chrono::DateTime<chrono::Utc>,
+        spec: &RuleSpec,
+        at: DateTime<Utc>,
     ) -> crate::Result<Option<tally_core::MeteringRule>> {
-        sqlx::query_as::<_, crate::rows::RuleRow>(
-            "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
+        let sql = "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
                  file_version = $4, language = $5, product_name = $6, comment = $7,
                  apply_to_child_sites = $8, enabled = $9, updated_at = $10
-             WHERE id = $11 RETURNING *",
-        )
-        .bind(&spec.name)
-        .bind(&spec.file_name)
-        .bind(&spec.original_file_name)
-        .bind(&spec.file_version)
-        .bind(spec.language)
-        .bind(&spec.product_name)
-        .bind(&spec.comment)
-        .bind(spec.apply_to_child_sites)
-        .bind(spec.enabled)
-        .bind(tally_core::to_micros(at))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| r.into_rule())
-        .transpose()
+             WHERE id = $11 RETURNING *";
+        with_spec(sql, spec, at)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.into_rule())
+            .transpose()
     }
 
     async fn delete_rule(&self, id: i64) -> crate::Result<bool> {

@@ -11,7 +11,6 @@ use sqlx::SqlitePool;
 use chrono::{DateTime, Utc};
 use tally_core::sessions::UsageSession;
 
-use crate::schema::{migrate, SchemaVersion};
 use crate::{Result, StoreError};
 
 /// The sqlx database the shared queries (`../queries/`) are compiled against here.
@@ -69,22 +68,6 @@ impl SqliteStore {
             pool,
             running: Default::default(),
         })
-    }
-
-    /// Applies the given migrations (all of Tally's unless a test passes fewer).
-    pub async fn migrate_with(&self, migrator: &Migrator) -> Result<SchemaVersion> {
-        let mut conn = self.pool.acquire().await?;
-        migrate(&mut *conn, migrator).await
-    }
-
-    /// All migrations this binary ships.
-    pub fn migrator() -> &'static Migrator {
-        &Self::MIGRATOR
-    }
-
-    /// The underlying pool, for tests that need to inspect or tamper with the database.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 
     pub(crate) async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
