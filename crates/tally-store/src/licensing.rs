@@ -3,13 +3,19 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use tally_core::history::{Snapshot, StatusChange};
-use tally_core::licenses::{AppRecord, License};
-use tally_core::org::{OrgRule, OrgTarget};
+use tally_core::licenses::License;
+use tally_core::org::OrgRule;
 use tally_core::sessions::{RunSession, UsageSession};
 use tally_core::{Device, OrgNode, User};
 
 use crate::Result;
+
+// The licensing types under the paths they had when the store defined them.
+pub use crate::import::Progress;
+pub use tally_core::history::{Snapshot, StatusChange};
+pub use tally_core::import::ImportOutcome;
+pub use tally_core::licenses::{AppRecord, Recognition};
+pub use tally_core::org::OrgTarget;
 
 /// Whether an installation is there at the instant bound as `$1`: installed before it (or
 /// since before Tally knew) and not removed by then.
