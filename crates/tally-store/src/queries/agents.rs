@@ -3,8 +3,12 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::DbStore;
+use crate::rows;
+use crate::Result;
 
 #[async_trait]
 impl crate::AgentStore for DbStore {
@@ -13,9 +17,9 @@ impl crate::AgentStore for DbStore {
         name: &str,
         role: tally_core::Role,
         token_hash: &str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<tally_core::OperatorToken> {
-        sqlx::query_as::<_, crate::rows::TokenRow>(
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::OperatorToken> {
+        sqlx::query_as::<_, rows::TokenRow>(
             "INSERT INTO operator_tokens (name, role, token_hash, created_at)
              VALUES ($1, $2, $3, $4)
              RETURNING id, name, role, created_at, revoked_at",
@@ -23,14 +27,14 @@ impl crate::AgentStore for DbStore {
         .bind(name)
         .bind(role.as_str())
         .bind(token_hash)
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .fetch_one(&self.pool)
         .await?
         .into_token()
     }
 
-    async fn operator_tokens(&self) -> crate::Result<Vec<tally_core::OperatorToken>> {
-        sqlx::query_as::<_, crate::rows::TokenRow>(
+    async fn operator_tokens(&self) -> Result<Vec<tally_core::OperatorToken>> {
+        sqlx::query_as::<_, rows::TokenRow>(
             "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -43,8 +47,8 @@ impl crate::AgentStore for DbStore {
     async fn operator_token_by_hash(
         &self,
         token_hash: &str,
-    ) -> crate::Result<Option<tally_core::OperatorToken>> {
-        sqlx::query_as::<_, crate::rows::TokenRow>(
+    ) -> Result<Option<tally_core::OperatorToken>> {
+        sqlx::query_as::<_, rows::TokenRow>(
             "SELECT id, name, role, created_at, revoked_at FROM operator_tokens
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
@@ -55,15 +59,11 @@ impl crate::AgentStore for DbStore {
         .transpose()
     }
 
-    async fn revoke_operator_token(
-        &self,
-        id: i64,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<bool> {
+    async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE operator_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -74,43 +74,37 @@ impl crate::AgentStore for DbStore {
         &self,
         token: &tally_core::agents::NewEnrollmentToken,
         token_hash: &str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<tally_core::agents::EnrollmentToken> {
-        sqlx::query_as::<_, crate::rows::EnrollmentTokenRow>(
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::agents::EnrollmentToken> {
+        sqlx::query_as::<_, rows::EnrollmentTokenRow>(
             "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         )
         .bind(token.site_code.as_str())
         .bind(&token.name)
         .bind(token_hash)
-        .bind(tally_core::to_micros(at))
-        .bind(token.expires_at.map(tally_core::to_micros))
+        .bind(to_micros(at))
+        .bind(token.expires_at.map(to_micros))
         .bind(token.max_uses)
         .fetch_one(&self.pool)
         .await?
         .into_token()
     }
 
-    async fn enrollment_tokens(&self) -> crate::Result<Vec<tally_core::agents::EnrollmentToken>> {
-        sqlx::query_as::<_, crate::rows::EnrollmentTokenRow>(
-            "SELECT * FROM enrollment_tokens ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_token())
-        .collect()
+    async fn enrollment_tokens(&self) -> Result<Vec<tally_core::agents::EnrollmentToken>> {
+        sqlx::query_as::<_, rows::EnrollmentTokenRow>("SELECT * FROM enrollment_tokens ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.into_token())
+            .collect()
     }
 
-    async fn revoke_enrollment_token(
-        &self,
-        id: i64,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<bool> {
+    async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -121,9 +115,9 @@ impl crate::AgentStore for DbStore {
         &self,
         token_hash: &str,
         agent: &tally_core::agents::NewAgent,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
-        let at = tally_core::to_micros(at);
+        at: DateTime<Utc>,
+    ) -> Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
+        let at = to_micros(at);
         let mut tx = self.pool.begin().await?;
         // The conditional update both checks the token and takes a use, atomically.
         let site: Option<String> = sqlx::query_scalar(
@@ -138,7 +132,7 @@ impl crate::AgentStore for DbStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(site) = site else { return Ok(None) };
-        let device = sqlx::query_as::<_, crate::rows::DeviceColumns>(crate::rows::INSERT_DEVICE)
+        let device = sqlx::query_as::<_, rows::DeviceColumns>(rows::INSERT_DEVICE)
             .bind(&site)
             .bind(&agent.host_name)
             .bind(&agent.fqdn)
@@ -148,7 +142,7 @@ impl crate::AgentStore for DbStore {
             .fetch_one(&mut *tx)
             .await?
             .into_device()?;
-        let (stored, _) = sqlx::query_as::<_, crate::rows::AgentRow>(
+        let (stored, _) = sqlx::query_as::<_, rows::AgentRow>(
             "INSERT INTO agents (id, device_id, secret_hash, enrolled_at)
              VALUES ($1, $2, $3, $4) RETURNING *",
         )
@@ -163,9 +157,9 @@ impl crate::AgentStore for DbStore {
         Ok(Some((stored, device)))
     }
 
-    async fn agent(&self, id: &str) -> crate::Result<Option<(tally_core::agents::Agent, String)>> {
+    async fn agent(&self, id: &str) -> Result<Option<(tally_core::agents::Agent, String)>> {
         Ok(
-            sqlx::query_as::<_, crate::rows::AgentRow>("SELECT * FROM agents WHERE id = $1")
+            sqlx::query_as::<_, rows::AgentRow>("SELECT * FROM agents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -173,25 +167,21 @@ impl crate::AgentStore for DbStore {
         )
     }
 
-    async fn agents(&self) -> crate::Result<Vec<tally_core::agents::Agent>> {
-        Ok(sqlx::query_as::<_, crate::rows::AgentRow>(
-            "SELECT * FROM agents ORDER BY enrolled_at, id",
+    async fn agents(&self) -> Result<Vec<tally_core::agents::Agent>> {
+        Ok(
+            sqlx::query_as::<_, rows::AgentRow>("SELECT * FROM agents ORDER BY enrolled_at, id")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| r.into_agent().0)
+                .collect(),
         )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_agent().0)
-        .collect())
     }
 
-    async fn revoke_agent(
-        &self,
-        id: &str,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<bool> {
+    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
         let done =
             sqlx::query("UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(tally_core::to_micros(at))
+                .bind(to_micros(at))
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
@@ -203,9 +193,9 @@ impl crate::AgentStore for DbStore {
         id: &str,
         version: &str,
         dropped: i64,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<()> {
-        let at = tally_core::to_micros(at);
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = to_micros(at);
         let mut tx = self.pool.begin().await?;
         let device: Option<i64> = sqlx::query_scalar(
             "UPDATE agents SET last_heartbeat = $1, agent_version = $2,

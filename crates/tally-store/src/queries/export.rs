@@ -10,9 +10,10 @@ use crate::export::{
     installation_row, next_cursor, CustomValueExport, DeviceExport, ExportPage, ExportRow,
     InstallationExport, LicenseExport, OrgNodeExport, SessionExport, UserExport,
 };
+use crate::Result;
 
 /// A page of `T` after the cursor `after`, and the cursor after it.
-async fn paged<T>(store: &DbStore, after: i64, limit: i64) -> crate::Result<ExportPage>
+async fn paged<T>(store: &DbStore, after: i64, limit: i64) -> Result<ExportPage>
 where
     T: ExportRow + for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
 {
@@ -22,15 +23,12 @@ where
         .fetch_all(&store.pool)
         .await?;
     let ids: Vec<i64> = rows.iter().map(T::id).collect();
-    let rows = rows
-        .into_iter()
-        .map(T::into_row)
-        .collect::<crate::Result<_>>()?;
+    let rows = rows.into_iter().map(T::into_row).collect::<Result<_>>()?;
     Ok((rows, next_cursor(&ids, limit)))
 }
 
 /// Applications come with their recognition rules, so they are read as the API reads them.
-async fn applications(store: &DbStore, after: i64, limit: i64) -> crate::Result<ExportPage> {
+async fn applications(store: &DbStore, after: i64, limit: i64) -> Result<ExportPage> {
     let mut apps = crate::Licensing::applications(store).await?;
     apps.sort_by_key(|a| a.application.id);
     apps.retain(|a| a.application.id > after);
@@ -44,7 +42,7 @@ async fn applications(store: &DbStore, after: i64, limit: i64) -> crate::Result<
 }
 
 /// Installations are paged by device: every installation of up to `limit` devices.
-async fn installations(store: &DbStore, after: i64, limit: i64) -> crate::Result<ExportPage> {
+async fn installations(store: &DbStore, after: i64, limit: i64) -> Result<ExportPage> {
     let devices: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM devices WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after)
@@ -70,7 +68,7 @@ async fn installations(store: &DbStore, after: i64, limit: i64) -> crate::Result
 
 #[async_trait]
 impl crate::Exporting for DbStore {
-    async fn export_page(&self, kind: Kind, after: i64, limit: i64) -> crate::Result<ExportPage> {
+    async fn export_page(&self, kind: Kind, after: i64, limit: i64) -> Result<ExportPage> {
         match kind {
             Kind::OrgNodes => paged::<OrgNodeExport>(self, after, limit).await,
             Kind::Devices => paged::<DeviceExport>(self, after, limit).await,

@@ -3,14 +3,17 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
+use crate::Result;
 
 /// Upserts org nodes parents first; returns name → id for every stored node.
 async fn import_org_nodes(
     tx: &mut sqlx::Transaction<'_, Db>,
     rows: &tally_core::import::Rows<tally_core::import::OrgNodeRow>,
-) -> crate::Result<crate::import::Ids> {
+) -> Result<crate::import::Ids> {
     let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM org_nodes")
         .fetch_all(&mut **tx)
         .await?;
@@ -56,8 +59,8 @@ async fn import_devices(
     rows: &tally_core::import::Rows<tally_core::import::DeviceRow>,
     nodes: &crate::import::Ids,
     site: &tally_core::SiteCode,
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<crate::import::Ids> {
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
     let stored: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT id, host_name, status FROM devices
          WHERE id IN (SELECT MIN(id) FROM devices GROUP BY host_name)",
@@ -103,7 +106,7 @@ async fn import_devices(
         .execute(&mut **tx)
         .await?;
     }
-    let at = tally_core::to_micros(at);
+    let at = to_micros(at);
     for chunk in new.chunks(crate::import::CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO devices (site_code, host_name, org_node, status, sockets, cores,
@@ -133,8 +136,8 @@ async fn record_status_changes(
     tx: &mut sqlx::Transaction<'_, Db>,
     subject: &str,
     changes: &[(i64, &str)],
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<()> {
+    at: DateTime<Utc>,
+) -> Result<()> {
     for chunk in changes.chunks(crate::import::CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO status_changes (subject, subject_id, old_status, changed_at) ",
@@ -143,7 +146,7 @@ async fn record_status_changes(
             b.push_bind(subject)
                 .push_bind(*id)
                 .push_bind(*old)
-                .push_bind(tally_core::to_micros(at));
+                .push_bind(to_micros(at));
         });
         insert.build().execute(&mut **tx).await?;
     }
@@ -154,8 +157,8 @@ async fn import_users(
     tx: &mut sqlx::Transaction<'_, Db>,
     rows: &tally_core::import::Rows<tally_core::import::UserRow>,
     nodes: &crate::import::Ids,
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<crate::import::Ids> {
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
     let stored: Vec<(i64, String, String)> =
         sqlx::query_as("SELECT id, account, status FROM users")
             .fetch_all(&mut **tx)
@@ -208,8 +211,8 @@ async fn import_users(
 async fn import_applications(
     tx: &mut sqlx::Transaction<'_, Db>,
     rows: &tally_core::import::Rows<tally_core::import::ApplicationRow>,
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<crate::import::Ids> {
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
     for (_, r) in rows {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO applications (name, publisher, metric, period_days,
@@ -225,7 +228,7 @@ async fn import_applications(
         .bind(r.metric.as_str())
         .bind(r.period_days.map(|d| d as i32))
         .bind(crate::import::user_metric_name(r.total_user_metric))
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .fetch_one(&mut **tx)
         .await?;
         let software = r.software.clone().unwrap_or_default();
@@ -261,7 +264,7 @@ async fn import_installations(
     devices: &crate::import::Ids,
     progress: crate::Progress<'_>,
     done: &mut u64,
-) -> crate::Result<u64> {
+) -> Result<u64> {
     // The last row for a (device, software) wins; one statement may not touch a
     // row twice.
     let mut latest = std::collections::HashMap::new();
@@ -276,9 +279,9 @@ async fn import_installations(
                  installed_at) ",
         );
         insert.push_values(chunk, |mut b, ((device, name), r)| {
-            let installed = r.installed_on.map(|d| {
-                tally_core::to_micros(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-            });
+            let installed = r
+                .installed_on
+                .map(|d| to_micros(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
             b.push_bind(*device)
                 .push_bind(*name)
                 .push_bind(&*r.version)
@@ -307,7 +310,7 @@ async fn import_sessions(
     ),
     progress: crate::Progress<'_>,
     done: &mut u64,
-) -> crate::Result<()> {
+) -> Result<()> {
     let (apps, devices, users) = ids;
     for chunk in rows.chunks(crate::import::CHUNK) {
         let mut resolved = Vec::with_capacity(chunk.len());
@@ -316,8 +319,8 @@ async fn import_sessions(
                 crate::import::resolve(apps, &r.application, "application")?,
                 crate::import::resolve(devices, &r.host_name, "device")?,
                 crate::import::resolve(users, &r.account, "user")?,
-                tally_core::to_micros(r.start),
-                tally_core::to_micros(r.end),
+                to_micros(r.start),
+                to_micros(r.end),
             ));
         }
         let mut insert = sqlx::QueryBuilder::<Db>::new(
@@ -343,7 +346,7 @@ async fn import_custom_values(
     tx: &mut sqlx::Transaction<'_, Db>,
     rows: &tally_core::import::Rows<tally_core::import::CustomValueRow>,
     ids: [&crate::import::Ids; 2],
-) -> crate::Result<()> {
+) -> Result<()> {
     let [apps, nodes] = ids;
     for (_, r) in rows {
         let app = crate::import::resolve(apps, &r.application, "application")?;
@@ -376,8 +379,8 @@ async fn import_licenses(
     tx: &mut sqlx::Transaction<'_, Db>,
     rows: &tally_core::import::Rows<tally_core::import::LicenseRow>,
     ids: [&crate::import::Ids; 4],
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<Vec<i64>> {
+    at: DateTime<Utc>,
+) -> Result<Vec<i64>> {
     let [apps, nodes, devices, users] = ids;
     let mut created = Vec::with_capacity(rows.len());
     for (_, r) in rows {
@@ -416,7 +419,7 @@ async fn import_licenses(
         .bind(&r.vendor)
         .bind(&r.order_reference)
         .bind(&r.notes)
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .fetch_one(&mut **tx)
         .await?;
         created.push(sqlx::Row::try_get(&id, 0)?);
@@ -426,7 +429,7 @@ async fn import_licenses(
 
 #[async_trait]
 impl crate::Importing for DbStore {
-    async fn import_known(&self) -> crate::Result<tally_core::import::Known> {
+    async fn import_known(&self) -> Result<tally_core::import::Known> {
         let names = |sql: &'static str| {
             let pool = &self.pool;
             async move {
@@ -453,9 +456,9 @@ impl crate::Importing for DbStore {
         &self,
         batch: &tally_core::import::Batch,
         site: &tally_core::SiteCode,
-        at: chrono::DateTime<chrono::Utc>,
+        at: DateTime<Utc>,
         progress: crate::Progress<'_>,
-    ) -> crate::Result<tally_core::import::ImportOutcome> {
+    ) -> Result<tally_core::import::ImportOutcome> {
         // Takes the write lock at the start: the import reads names before it writes,
         // and on SQLite a read transaction that later writes fails if another
         // connection wrote in between.

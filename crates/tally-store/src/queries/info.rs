@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use super::DbStore;
+use crate::Result;
 
 #[async_trait]
 impl crate::StoreInfo for DbStore {
@@ -12,7 +13,7 @@ impl crate::StoreInfo for DbStore {
         super::NAME
     }
 
-    async fn schema_version(&self) -> crate::Result<crate::SchemaVersion> {
+    async fn schema_version(&self) -> Result<crate::SchemaVersion> {
         let mut conn = self.pool.acquire().await?;
         let database = crate::schema::current(&mut *conn).await?;
         Ok(crate::SchemaVersion {
@@ -28,7 +29,7 @@ impl DbStore {
     pub async fn migrate_with(
         &self,
         migrator: &sqlx::migrate::Migrator,
-    ) -> crate::Result<crate::SchemaVersion> {
+    ) -> Result<crate::SchemaVersion> {
         let mut conn = self.pool.acquire().await?;
         crate::schema::migrate(&mut *conn, migrator).await
     }

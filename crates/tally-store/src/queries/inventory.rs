@@ -3,8 +3,12 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
 
 /// Makes `software` the device's installed software at `at`, keeping history for
 /// compliance on past days: a package still listed keeps its row (and the day it
@@ -14,10 +18,10 @@ async fn replace_installed(
     tx: &mut sqlx::Transaction<'_, Db>,
     device_id: i64,
     software: &[tally_core::wire::v1::InstalledSoftware],
-    at: chrono::DateTime<chrono::Utc>,
-) -> crate::Result<()> {
+    at: DateTime<Utc>,
+) -> Result<()> {
     // Stored as every other time is, to the microsecond, so they compare as text too.
-    let at = tally_core::to_micros(at);
+    let at = to_micros(at);
     let current: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL",
     )
@@ -30,7 +34,7 @@ async fn replace_installed(
         .iter()
         .filter(|n| !listed.contains(n.as_str()))
         .collect();
-    for chunk in gone.chunks(crate::rows::INSERT_CHUNK) {
+    for chunk in gone.chunks(rows::INSERT_CHUNK) {
         let mut update =
             sqlx::QueryBuilder::<Db>::new("UPDATE installed_software SET removed_at = ");
         update
@@ -47,7 +51,7 @@ async fn replace_installed(
     // One statement may not update a row twice: the first entry of a name wins.
     let mut once = std::collections::HashSet::new();
     let software: Vec<_> = software.iter().filter(|s| once.insert(&s.name)).collect();
-    for chunk in software.chunks(crate::rows::INSERT_CHUNK) {
+    for chunk in software.chunks(rows::INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO installed_software (device_id, name, version, publisher,
                  installed_at) ",
@@ -74,9 +78,9 @@ impl crate::InventoryStore for DbStore {
         &self,
         device_id: i64,
         inventory: &tally_core::wire::v1::Inventory,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<bool> {
-        let at = tally_core::to_micros(at);
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let at = to_micros(at);
         let mut tx = self.pool.begin().await?;
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT inventory_hash FROM devices WHERE id = $1")
@@ -130,7 +134,7 @@ impl crate::InventoryStore for DbStore {
                     .map(move |e| (e.as_str(), s.name.as_str()))
             })
             .collect();
-        for chunk in executables.chunks(crate::rows::INSERT_CHUNK) {
+        for chunk in executables.chunks(rows::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO software_executables (device_id, file_name, package) ",
             );
@@ -142,7 +146,7 @@ impl crate::InventoryStore for DbStore {
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *tx).await?;
         }
-        for chunk in inventory.accounts.chunks(crate::rows::INSERT_CHUNK) {
+        for chunk in inventory.accounts.chunks(rows::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account, reason) ",
             );
@@ -165,8 +169,8 @@ impl crate::InventoryStore for DbStore {
     async fn installations(
         &self,
         file_name: &str,
-    ) -> crate::Result<Vec<tally_core::inventory::Installation>> {
-        let rows: Vec<crate::rows::InstallationColumns> = sqlx::query_as(
+    ) -> Result<Vec<tally_core::inventory::Installation>> {
+        let rows: Vec<rows::InstallationColumns> = sqlx::query_as(
             "SELECT e.device_id, d.host_name, e.package, COALESCE(s.version, '') AS version,
                  e.file_name
              FROM software_executables e JOIN devices d ON d.id = e.device_id
@@ -185,7 +189,7 @@ impl crate::InventoryStore for DbStore {
     async fn device_inventory(
         &self,
         device_id: i64,
-    ) -> crate::Result<tally_core::inventory::DeviceInventory> {
+    ) -> Result<tally_core::inventory::DeviceInventory> {
         let software: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT name, version, publisher FROM installed_software
              WHERE device_id = $1 AND removed_at IS NULL ORDER BY name",
@@ -208,14 +212,10 @@ impl crate::InventoryStore for DbStore {
             .bind(device_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(crate::rows::device_inventory(
-            software,
-            executables,
-            accounts,
-        ))
+        Ok(rows::device_inventory(software, executables, accounts))
     }
 
-    async fn executables_seen(&self) -> crate::Result<Vec<tally_core::autorules::ExecutableSeen>> {
+    async fn executables_seen(&self) -> Result<Vec<tally_core::autorules::ExecutableSeen>> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT file_name, MIN(package), COUNT(*) FROM software_executables
              GROUP BY file_name ORDER BY file_name",
@@ -234,7 +234,7 @@ impl crate::InventoryStore for DbStore {
             .collect())
     }
 
-    async fn inventoried_devices(&self) -> crate::Result<i64> {
+    async fn inventoried_devices(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE inventory_hash IS NOT NULL")
                 .fetch_one(&self.pool)

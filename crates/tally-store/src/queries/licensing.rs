@@ -3,12 +3,16 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
 
 #[async_trait]
 impl crate::Licensing for DbStore {
-    async fn org_nodes(&self) -> crate::Result<Vec<tally_core::OrgNode>> {
+    async fn org_nodes(&self) -> Result<Vec<tally_core::OrgNode>> {
         let rows: Vec<(i64, String, Option<i64>)> =
             sqlx::query_as("SELECT id, name, parent FROM org_nodes ORDER BY id")
                 .fetch_all(&self.pool)
@@ -19,8 +23,8 @@ impl crate::Licensing for DbStore {
             .collect())
     }
 
-    async fn applications(&self) -> crate::Result<Vec<tally_core::AppRecord>> {
-        let rules: Vec<crate::rows::RecognitionColumns> = sqlx::query_as(
+    async fn applications(&self) -> Result<Vec<tally_core::AppRecord>> {
+        let rules: Vec<rows::RecognitionColumns> = sqlx::query_as(
             "SELECT application_id, software, publisher, version, metering_rule
              FROM recognition_rules ORDER BY id",
         )
@@ -32,7 +36,7 @@ impl crate::Licensing for DbStore {
             let r = tally_core::Recognition::from(r);
             by_app.entry(r.application_id).or_default().push(r);
         }
-        let apps: Vec<crate::rows::ApplicationColumns> = sqlx::query_as(
+        let apps: Vec<rows::ApplicationColumns> = sqlx::query_as(
             "SELECT id, name, publisher, metric, period_days, total_user_metric
              FROM applications ORDER BY name",
         )
@@ -43,23 +47,22 @@ impl crate::Licensing for DbStore {
             .collect()
     }
 
-    async fn licenses(&self) -> crate::Result<Vec<tally_core::License>> {
-        let rows: Vec<crate::rows::LicenseColumns> =
-            sqlx::query_as("SELECT * FROM licenses ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+    async fn licenses(&self) -> Result<Vec<tally_core::License>> {
+        let rows: Vec<rows::LicenseColumns> = sqlx::query_as("SELECT * FROM licenses ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    async fn compliance_devices(&self) -> crate::Result<Vec<tally_core::Device>> {
-        let rows: Vec<crate::rows::DeviceColumns> = sqlx::query_as("SELECT * FROM devices")
+    async fn compliance_devices(&self) -> Result<Vec<tally_core::Device>> {
+        let rows: Vec<rows::DeviceColumns> = sqlx::query_as("SELECT * FROM devices")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(|r| r.into_device()).collect()
     }
 
-    async fn compliance_users(&self) -> crate::Result<Vec<tally_core::User>> {
-        let rows: Vec<crate::rows::UserColumns> = sqlx::query_as("SELECT * FROM users")
+    async fn compliance_users(&self) -> Result<Vec<tally_core::User>> {
+        let rows: Vec<rows::UserColumns> = sqlx::query_as("SELECT * FROM users")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(|r| r.into_user()).collect()
@@ -68,47 +71,40 @@ impl crate::Licensing for DbStore {
     async fn sessions(
         &self,
         application_id: i64,
-        period: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-    ) -> crate::Result<Vec<tally_core::sessions::UsageSession>> {
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<tally_core::sessions::UsageSession>> {
         self.application_sessions(application_id, period).await
     }
 
-    async fn software_titles(
-        &self,
-        on: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Vec<(String, String, String)>> {
+    async fn software_titles(&self, on: DateTime<Utc>) -> Result<Vec<(String, String, String)>> {
         Ok(sqlx::query_as(&format!(
             "SELECT DISTINCT name, publisher, version FROM installed_software WHERE {}",
             crate::licensing::INSTALLED_ON
         ))
-        .bind(tally_core::to_micros(on))
+        .bind(to_micros(on))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    async fn devices_with(
-        &self,
-        title: (&str, &str, &str),
-        on: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Vec<i64>> {
+    async fn devices_with(&self, title: (&str, &str, &str), on: DateTime<Utc>) -> Result<Vec<i64>> {
         self.title_devices(title, on).await
     }
 
     async fn status_changes(
         &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Vec<tally_core::history::StatusChange>> {
-        let rows: Vec<crate::rows::StatusChangeColumns> = sqlx::query_as(
+        since: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::history::StatusChange>> {
+        let rows: Vec<rows::StatusChangeColumns> = sqlx::query_as(
             "SELECT subject, subject_id, old_status FROM status_changes
              WHERE changed_at >= $1 ORDER BY changed_at",
         )
-        .bind(tally_core::to_micros(since))
+        .bind(to_micros(since))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn custom_values(&self) -> crate::Result<Vec<(i64, Option<i64>, i64)>> {
+    async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>> {
         Ok(sqlx::query_as(
             "SELECT application_id, org_node, quantity FROM custom_values ORDER BY id",
         )
@@ -116,7 +112,7 @@ impl crate::Licensing for DbStore {
         .await?)
     }
 
-    async fn last_sessions(&self) -> crate::Result<Vec<(i64, i64, chrono::DateTime<chrono::Utc>)>> {
+    async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>> {
         Ok(sqlx::query_as(
             "SELECT application_id, device_id, MAX(end_time) FROM usage_sessions
              GROUP BY application_id, device_id",
@@ -129,7 +125,7 @@ impl crate::Licensing for DbStore {
         &self,
         day: chrono::NaiveDate,
         rows: &[tally_core::history::Snapshot],
-    ) -> crate::Result<()> {
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM compliance_snapshots WHERE day = $1")
             .bind(day)
@@ -160,8 +156,8 @@ impl crate::Licensing for DbStore {
         &self,
         application_id: Option<i64>,
         from: chrono::NaiveDate,
-    ) -> crate::Result<Vec<tally_core::history::Snapshot>> {
-        let rows: Vec<crate::rows::SnapshotColumns> = sqlx::query_as(
+    ) -> Result<Vec<tally_core::history::Snapshot>> {
+        let rows: Vec<rows::SnapshotColumns> = sqlx::query_as(
             "SELECT * FROM compliance_snapshots
              WHERE day >= $1 AND ($2 IS NULL OR application_id = $2)
              ORDER BY day, application_id",
@@ -173,7 +169,7 @@ impl crate::Licensing for DbStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn delete_application(&self, id: i64) -> crate::Result<bool> {
+    async fn delete_application(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM applications WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -181,10 +177,7 @@ impl crate::Licensing for DbStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn put_run_sessions(
-        &self,
-        sessions: &[tally_core::sessions::RunSession],
-    ) -> crate::Result<u64> {
+    async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         for chunk in sessions.chunks(crate::import::CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
@@ -196,8 +189,8 @@ impl crate::Licensing for DbStore {
                     .push_bind(&s.meter_data_id)
                     .push_bind(s.device_id)
                     .push_bind(s.user_id)
-                    .push_bind(tally_core::to_micros(s.start))
-                    .push_bind(tally_core::to_micros(s.end));
+                    .push_bind(to_micros(s.start))
+                    .push_bind(to_micros(s.end));
             });
             insert.push(
                 " ON CONFLICT (application_id, meter_data_id) WHERE meter_data_id IS NOT NULL
@@ -213,7 +206,7 @@ impl crate::Licensing for DbStore {
         Ok(sessions.len() as u64)
     }
 
-    async fn org_rules(&self) -> crate::Result<Vec<tally_core::org::OrgRule>> {
+    async fn org_rules(&self) -> Result<Vec<tally_core::org::OrgRule>> {
         let rows: Vec<(i64, i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT id, org_node, site, host_name, account FROM org_rules ORDER BY id",
         )
@@ -236,7 +229,7 @@ impl crate::Licensing for DbStore {
     async fn add_org_rule(
         &self,
         rule: &tally_core::org::OrgRule,
-    ) -> crate::Result<tally_core::org::OrgRule> {
+    ) -> Result<tally_core::org::OrgRule> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO org_rules (org_node, site, host_name, account)
              VALUES ($1, $2, $3, $4) RETURNING id",
@@ -250,7 +243,7 @@ impl crate::Licensing for DbStore {
         Ok(tally_core::org::OrgRule { id, ..rule.clone() })
     }
 
-    async fn delete_org_rule(&self, id: i64) -> crate::Result<bool> {
+    async fn delete_org_rule(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM org_rules WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -262,7 +255,7 @@ impl crate::Licensing for DbStore {
         &self,
         target: tally_core::org::OrgTarget,
         node: Option<i64>,
-    ) -> crate::Result<bool> {
+    ) -> Result<bool> {
         let (sql, id) = match target {
             tally_core::org::OrgTarget::Device(id) => {
                 ("UPDATE devices SET org_node = $1 WHERE id = $2", id)
@@ -279,7 +272,7 @@ impl crate::Licensing for DbStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn delete_license(&self, id: i64) -> crate::Result<bool> {
+    async fn delete_license(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM licenses WHERE id = $1")
             .bind(id)
             .execute(&self.pool)

@@ -3,12 +3,13 @@
 //! backend's.
 
 use async_trait::async_trait;
-
 use chrono::{DateTime, Utc};
 use tally_core::rules::RuleSpec;
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
 use crate::rows::RuleRow;
+use crate::Result;
 
 /// A query on one rule, as its columns come back.
 type RuleQuery<'q> = sqlx::query::QueryAs<'q, Db, RuleRow, <Db as sqlx::Database>::Arguments<'q>>;
@@ -25,7 +26,7 @@ fn with_spec<'q>(sql: &'q str, spec: &'q RuleSpec, at: DateTime<Utc>) -> RuleQue
         .bind(&spec.comment)
         .bind(spec.apply_to_child_sites)
         .bind(spec.enabled)
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
 }
 
 #[async_trait]
@@ -36,7 +37,7 @@ impl crate::RuleStore for DbStore {
         origin: tally_core::RuleOrigin,
         spec: &RuleSpec,
         at: DateTime<Utc>,
-    ) -> crate::Result<tally_core::MeteringRule> {
+    ) -> Result<tally_core::MeteringRule> {
         let sql = "INSERT INTO metering_rules (name, file_name, original_file_name, file_version,
                  language, product_name, comment, apply_to_child_sites, enabled, updated_at,
                  site_code, origin)
@@ -54,7 +55,7 @@ impl crate::RuleStore for DbStore {
         id: i64,
         spec: &RuleSpec,
         at: DateTime<Utc>,
-    ) -> crate::Result<Option<tally_core::MeteringRule>> {
+    ) -> Result<Option<tally_core::MeteringRule>> {
         let sql = "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
                  file_version = $4, language = $5, product_name = $6, comment = $7,
                  apply_to_child_sites = $8, enabled = $9, updated_at = $10
@@ -67,7 +68,7 @@ impl crate::RuleStore for DbStore {
             .transpose()
     }
 
-    async fn delete_rule(&self, id: i64) -> crate::Result<bool> {
+    async fn delete_rule(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM metering_rules WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -75,7 +76,7 @@ impl crate::RuleStore for DbStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn rule(&self, id: i64) -> crate::Result<Option<tally_core::MeteringRule>> {
+    async fn rule(&self, id: i64) -> Result<Option<tally_core::MeteringRule>> {
         sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -84,7 +85,7 @@ impl crate::RuleStore for DbStore {
             .transpose()
     }
 
-    async fn rules(&self) -> crate::Result<Vec<tally_core::MeteringRule>> {
+    async fn rules(&self) -> Result<Vec<tally_core::MeteringRule>> {
         sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules ORDER BY id")
             .fetch_all(&self.pool)
             .await?

@@ -3,12 +3,16 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::DbStore;
+use crate::rows;
+use crate::Result;
 
 #[async_trait]
 impl crate::SiteStore for DbStore {
-    async fn put_site(&self, site: &tally_core::Site) -> crate::Result<()> {
+    async fn put_site(&self, site: &tally_core::Site) -> Result<()> {
         sqlx::query(
             "INSERT INTO sites (code, name, alias, parent) VALUES ($1, $2, $3, $4)
              ON CONFLICT (code) DO UPDATE SET name = excluded.name,
@@ -23,8 +27,8 @@ impl crate::SiteStore for DbStore {
         Ok(())
     }
 
-    async fn site(&self, code: &tally_core::SiteCode) -> crate::Result<Option<tally_core::Site>> {
-        sqlx::query_as::<_, crate::rows::SiteRow>("SELECT * FROM sites WHERE code = $1")
+    async fn site(&self, code: &tally_core::SiteCode) -> Result<Option<tally_core::Site>> {
+        sqlx::query_as::<_, rows::SiteRow>("SELECT * FROM sites WHERE code = $1")
             .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?
@@ -32,8 +36,8 @@ impl crate::SiteStore for DbStore {
             .transpose()
     }
 
-    async fn sites(&self) -> crate::Result<Vec<tally_core::Site>> {
-        sqlx::query_as::<_, crate::rows::SiteRow>("SELECT * FROM sites ORDER BY code")
+    async fn sites(&self) -> Result<Vec<tally_core::Site>> {
+        sqlx::query_as::<_, rows::SiteRow>("SELECT * FROM sites ORDER BY code")
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -44,22 +48,22 @@ impl crate::SiteStore for DbStore {
     async fn create_device(
         &self,
         device: &tally_core::device::NewDevice,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<tally_core::Device> {
-        sqlx::query_as::<_, crate::rows::DeviceColumns>(crate::rows::INSERT_DEVICE)
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::Device> {
+        sqlx::query_as::<_, rows::DeviceColumns>(rows::INSERT_DEVICE)
             .bind(device.site_code.as_str())
             .bind(&device.host_name)
             .bind(&device.fqdn)
             .bind(&device.os)
             .bind(&device.serial)
-            .bind(tally_core::to_micros(at))
+            .bind(to_micros(at))
             .fetch_one(&self.pool)
             .await?
             .into_device()
     }
 
-    async fn device(&self, id: i64) -> crate::Result<Option<tally_core::Device>> {
-        sqlx::query_as::<_, crate::rows::DeviceColumns>("SELECT * FROM devices WHERE id = $1")
+    async fn device(&self, id: i64) -> Result<Option<tally_core::Device>> {
+        sqlx::query_as::<_, rows::DeviceColumns>("SELECT * FROM devices WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -67,8 +71,8 @@ impl crate::SiteStore for DbStore {
             .transpose()
     }
 
-    async fn devices(&self, page: crate::Page) -> crate::Result<Vec<tally_core::Device>> {
-        sqlx::query_as::<_, crate::rows::DeviceColumns>(
+    async fn devices(&self, page: crate::Page) -> Result<Vec<tally_core::Device>> {
+        sqlx::query_as::<_, rows::DeviceColumns>(
             "SELECT * FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after)
@@ -80,16 +84,16 @@ impl crate::SiteStore for DbStore {
         .collect()
     }
 
-    async fn touch_device(&self, id: i64, at: chrono::DateTime<chrono::Utc>) -> crate::Result<()> {
+    async fn touch_device(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
-            .bind(tally_core::to_micros(at))
+            .bind(to_micros(at))
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> crate::Result<i64> {
+    async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> Result<i64> {
         // DO UPDATE (not DO NOTHING) so RETURNING yields the id of an existing row too.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (account, full_name) VALUES ($1, $2)
@@ -104,8 +108,8 @@ impl crate::SiteStore for DbStore {
         Ok(id)
     }
 
-    async fn users(&self, page: crate::Page) -> crate::Result<Vec<tally_core::User>> {
-        sqlx::query_as::<_, crate::rows::UserColumns>(
+    async fn users(&self, page: crate::Page) -> Result<Vec<tally_core::User>> {
+        sqlx::query_as::<_, rows::UserColumns>(
             "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after)
@@ -117,7 +121,7 @@ impl crate::SiteStore for DbStore {
         .collect()
     }
 
-    async fn upsert_file(&self, file: &tally_core::FileInfo) -> crate::Result<i64> {
+    async fn upsert_file(&self, file: &tally_core::FileInfo) -> Result<i64> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO files (file_name, original_file_name, version, product_name, publisher, language)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -136,8 +140,8 @@ impl crate::SiteStore for DbStore {
         Ok(id)
     }
 
-    async fn files(&self, page: crate::Page) -> crate::Result<Vec<tally_core::file::StoredFile>> {
-        Ok(sqlx::query_as::<_, crate::rows::FileRow>(
+    async fn files(&self, page: crate::Page) -> Result<Vec<tally_core::file::StoredFile>> {
+        Ok(sqlx::query_as::<_, rows::FileRow>(
             "SELECT * FROM files WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after)

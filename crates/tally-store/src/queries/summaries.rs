@@ -3,18 +3,22 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
 
 #[async_trait]
 impl crate::SummaryStore for DbStore {
     async fn replace_file_usage_hours(
         &self,
-        keys: &[(i64, chrono::DateTime<chrono::Utc>)],
+        keys: &[(i64, DateTime<Utc>)],
         rows: &[tally_core::summary::FileUsageHour],
-    ) -> crate::Result<()> {
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in keys.chunks(crate::rows::INSERT_CHUNK) {
+        for chunk in keys.chunks(rows::INSERT_CHUNK) {
             let mut delete = sqlx::QueryBuilder::<Db>::new(
                 "DELETE FROM file_usage_hourly WHERE (rule_id, hour) IN (",
             );
@@ -23,20 +27,20 @@ impl crate::SummaryStore for DbStore {
                 list.push("(")
                     .push_bind_unseparated(*rule)
                     .push_unseparated(", ")
-                    .push_bind_unseparated(tally_core::to_micros(*hour))
+                    .push_bind_unseparated(to_micros(*hour))
                     .push_unseparated(")");
             }
             delete.push(")");
             delete.build().execute(&mut *tx).await?;
         }
-        for chunk in rows.chunks(crate::rows::INSERT_CHUNK) {
+        for chunk in rows.chunks(rows::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO file_usage_hourly (rule_id, hour, distinct_users, distinct_devices,
                  distinct_ts_users, usage_ms, peak_concurrent_runs, peak_concurrent_users) ",
             );
             insert.push_values(chunk, |mut row, h| {
                 row.push_bind(h.rule_id)
-                    .push_bind(tally_core::to_micros(h.hour))
+                    .push_bind(to_micros(h.hour))
                     .push_bind(h.distinct_users)
                     .push_bind(h.distinct_devices)
                     .push_bind(h.distinct_ts_users)
@@ -53,16 +57,16 @@ impl crate::SummaryStore for DbStore {
     async fn file_usage_hours(
         &self,
         rule_id: Option<i64>,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Vec<tally_core::summary::FileUsageHour>> {
-        let rows: Vec<crate::rows::HourRow> = sqlx::query_as(
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::summary::FileUsageHour>> {
+        let rows: Vec<rows::HourRow> = sqlx::query_as(
             "SELECT * FROM file_usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY hour, rule_id",
         )
-        .bind(tally_core::to_micros(from))
-        .bind(tally_core::to_micros(to))
+        .bind(to_micros(from))
+        .bind(to_micros(to))
         .bind(rule_id)
         .fetch_all(&self.pool)
         .await?;
@@ -76,7 +80,7 @@ impl crate::SummaryStore for DbStore {
             tally_core::summary::MonthlyUsage,
         )],
         (from, to): (i64, i64),
-    ) -> crate::Result<()> {
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let task = tally_core::tasks::Task::SummarizeMonthlyUsage;
         let defaults = task.defaults();
@@ -102,7 +106,7 @@ impl crate::SummaryStore for DbStore {
                 "the monthly summary moved on meanwhile (another server summarised); run the task again".into(),
             ));
         }
-        for chunk in rows.chunks(crate::rows::INSERT_CHUNK) {
+        for chunk in rows.chunks(rows::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO monthly_usage (rule_id, device_id, user_id, month, runs, usage_ms, last_used) ",
             );
@@ -113,7 +117,7 @@ impl crate::SummaryStore for DbStore {
                     .push_bind(k.month)
                     .push_bind(u.runs)
                     .push_bind(u.usage_ms)
-                    .push_bind(tally_core::to_micros(u.last_used));
+                    .push_bind(to_micros(u.last_used));
             });
             insert.push(
                 " ON CONFLICT (rule_id, device_id, user_id, month) DO UPDATE SET
@@ -132,13 +136,13 @@ impl crate::SummaryStore for DbStore {
         &self,
         rule_id: Option<i64>,
         (first, last): (i32, i32),
-    ) -> crate::Result<
+    ) -> Result<
         Vec<(
             tally_core::summary::MonthKey,
             tally_core::summary::MonthlyUsage,
         )>,
     > {
-        let rows: Vec<crate::rows::MonthRow> = sqlx::query_as(
+        let rows: Vec<rows::MonthRow> = sqlx::query_as(
             "SELECT * FROM monthly_usage
              WHERE month >= $1 AND month <= $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY month, rule_id, device_id, user_id",
@@ -151,14 +155,10 @@ impl crate::SummaryStore for DbStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn delete_aged_summaries(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        before_month: i32,
-    ) -> crate::Result<u64> {
+    async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let hours = sqlx::query("DELETE FROM file_usage_hourly WHERE hour < $1")
-            .bind(tally_core::to_micros(before))
+            .bind(to_micros(before))
             .execute(&mut *tx)
             .await?;
         let months = sqlx::query("DELETE FROM monthly_usage WHERE month < $1")
@@ -172,8 +172,8 @@ impl crate::SummaryStore for DbStore {
     async fn monthly_totals(
         &self,
         (first, last): (i32, i32),
-    ) -> crate::Result<Vec<tally_core::summary::RuleMonth>> {
-        let rows: Vec<crate::rows::RuleMonthColumns> = sqlx::query_as(
+    ) -> Result<Vec<tally_core::summary::RuleMonth>> {
+        let rows: Vec<rows::RuleMonthColumns> = sqlx::query_as(
             "SELECT rule_id, month, CAST(SUM(runs) AS BIGINT) AS runs,
                  COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT device_id) AS devices,
                  CAST(SUM(usage_ms) AS BIGINT) AS usage_ms
@@ -192,7 +192,7 @@ impl crate::SummaryStore for DbStore {
         by: tally_core::summary::UsageByKind,
         rule_id: i64,
         (first, last): (i32, i32),
-    ) -> crate::Result<Vec<tally_core::summary::UsageBy>> {
+    ) -> Result<Vec<tally_core::summary::UsageBy>> {
         let sql = match by {
             tally_core::summary::UsageByKind::User => {
                 "SELECT m.user_id AS id, u.account AS name,
@@ -213,7 +213,7 @@ impl crate::SummaryStore for DbStore {
              GROUP BY m.device_id, d.host_name, d.fqdn ORDER BY usage_ms DESC, name"
             }
         };
-        let rows: Vec<crate::rows::UsageByColumns> = sqlx::query_as(sql)
+        let rows: Vec<rows::UsageByColumns> = sqlx::query_as(sql)
             .bind(rule_id)
             .bind(first)
             .bind(last)
@@ -222,14 +222,14 @@ impl crate::SummaryStore for DbStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn tasks(&self) -> crate::Result<Vec<tally_core::tasks::TaskState>> {
-        let stored: Vec<crate::rows::TaskRow> = sqlx::query_as("SELECT * FROM maintenance_tasks")
+    async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>> {
+        let stored: Vec<rows::TaskRow> = sqlx::query_as("SELECT * FROM maintenance_tasks")
             .fetch_all(&self.pool)
             .await?;
-        Ok(crate::rows::with_defaults(stored))
+        Ok(rows::with_defaults(stored))
     }
 
-    async fn put_task(&self, t: &tally_core::tasks::TaskState) -> crate::Result<()> {
+    async fn put_task(&self, t: &tally_core::tasks::TaskState) -> Result<()> {
         sqlx::query(
             "INSERT INTO maintenance_tasks (name, enabled, every_secs, age_days, last_run_at,
                  last_duration_ms, last_rows, watermark, last_error)
@@ -245,7 +245,7 @@ impl crate::SummaryStore for DbStore {
         .bind(t.enabled)
         .bind(t.every_secs)
         .bind(t.age_days)
-        .bind(t.last_run_at.map(tally_core::to_micros))
+        .bind(t.last_run_at.map(to_micros))
         .bind(t.last_duration_ms)
         .bind(t.last_rows)
         .bind(t.watermark)
@@ -255,7 +255,7 @@ impl crate::SummaryStore for DbStore {
         Ok(())
     }
 
-    async fn lock_task(&self, name: &str) -> crate::Result<Option<crate::TaskLock>> {
+    async fn lock_task(&self, name: &str) -> Result<Option<crate::TaskLock>> {
         self.task_lock(name).await
     }
 }

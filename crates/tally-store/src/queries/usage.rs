@@ -3,14 +3,18 @@
 //! backend's.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
 
 use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
 
 /// Inserts records under one new `TimeSerial` inside the caller's transaction.
 async fn insert_records(
     tx: &mut sqlx::Transaction<'_, Db>,
     records: &[tally_core::NewUsageRecord],
-) -> crate::Result<tally_core::usage::InsertOutcome> {
+) -> Result<tally_core::usage::InsertOutcome> {
     // Taken first and held to commit: serials then follow commit order.
     let time_serial: i64 = sqlx::query_scalar(
         "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
@@ -28,7 +32,7 @@ async fn insert_records(
         .execute(&mut **tx)
         .await?;
     let mut stored = 0;
-    for chunk in records.chunks(crate::rows::INSERT_CHUNK) {
+    for chunk in records.chunks(rows::INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO usage_records (device_id, meter_data_id, file_id, user_id,
                  start_time, start_time_offset, end_time, end_time_offset, started,
@@ -40,9 +44,9 @@ async fn insert_records(
                 .push_bind(&r.meter_data_id)
                 .push_bind(r.file_id)
                 .push_bind(r.user_id)
-                .push_bind(tally_core::to_micros(r.start_time))
+                .push_bind(to_micros(r.start_time))
                 .push_bind(r.start_time_offset)
-                .push_bind(tally_core::to_micros(r.end_time))
+                .push_bind(to_micros(r.end_time))
                 .push_bind(r.end_time_offset)
                 .push_bind(r.started)
                 .push_bind(r.still_running)
@@ -66,7 +70,7 @@ impl crate::UsageStore for DbStore {
     async fn insert_usage(
         &self,
         records: &[tally_core::NewUsageRecord],
-    ) -> crate::Result<tally_core::usage::InsertOutcome> {
+    ) -> Result<tally_core::usage::InsertOutcome> {
         let mut tx = self.pool.begin().await?;
         let outcome = insert_records(&mut tx, records).await?;
         tx.commit().await?;
@@ -76,15 +80,14 @@ impl crate::UsageStore for DbStore {
     async fn usage_records(
         &self,
         query: &crate::UsageQuery,
-    ) -> crate::Result<Vec<tally_core::UsageRecord>> {
+    ) -> Result<Vec<tally_core::UsageRecord>> {
         let mut sql = sqlx::QueryBuilder::<Db>::new("SELECT * FROM usage_records WHERE id > ");
         sql.push_bind(query.page.after);
         if let Some(device) = query.device_id {
             sql.push(" AND device_id = ").push_bind(device);
         }
         if let Some(since) = query.since {
-            sql.push(" AND end_time >= ")
-                .push_bind(tally_core::to_micros(since));
+            sql.push(" AND end_time >= ").push_bind(to_micros(since));
         }
         if let Some(files) = &query.file_ids {
             if files.is_empty() {
@@ -99,7 +102,7 @@ impl crate::UsageStore for DbStore {
         }
         sql.push(" ORDER BY id LIMIT ").push_bind(query.page.limit);
         Ok(sql
-            .build_query_as::<crate::rows::UsageRow>()
+            .build_query_as::<rows::UsageRow>()
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -112,8 +115,8 @@ impl crate::UsageStore for DbStore {
         device_id: i64,
         batch_id: &str,
         records: &[tally_core::NewUsageRecord],
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<tally_core::usage::BatchOutcome> {
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::usage::BatchOutcome> {
         let mut tx = self.pool.begin().await?;
         let outcome = insert_records(&mut tx, records).await?;
         let claimed = sqlx::query(
@@ -124,7 +127,7 @@ impl crate::UsageStore for DbStore {
         .bind(batch_id)
         .bind(outcome.stored as i64)
         .bind(outcome.duplicates as i64)
-        .bind(tally_core::to_micros(at))
+        .bind(to_micros(at))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -152,7 +155,7 @@ impl crate::UsageStore for DbStore {
         })
     }
 
-    async fn max_time_serial(&self) -> crate::Result<i64> {
+    async fn max_time_serial(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'time_serial'")
                 .fetch_one(&self.pool)
@@ -165,11 +168,11 @@ impl crate::UsageStore for DbStore {
         (after_serial, upto_serial): (i64, i64),
         (page_serial, page_id): (i64, i64),
         limit: i64,
-    ) -> crate::Result<Vec<tally_core::UsageRecord>> {
+    ) -> Result<Vec<tally_core::UsageRecord>> {
         // One lower bound, so the planner starts the index range at the page, not at
         // the watermark (which would make reading every record quadratic).
         let lowest = page_serial.max(after_serial + 1);
-        Ok(sqlx::query_as::<_, crate::rows::UsageRow>(
+        Ok(sqlx::query_as::<_, rows::UsageRow>(
             "SELECT * FROM usage_records
              WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
              ORDER BY time_serial, id LIMIT $5",
@@ -188,9 +191,9 @@ impl crate::UsageStore for DbStore {
 
     async fn usage_overlapping(
         &self,
-        from: chrono::DateTime<chrono::Utc>,
-        to: chrono::DateTime<chrono::Utc>,
-    ) -> crate::Result<Vec<tally_core::UsageRecord>> {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
         let longest: i64 =
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'longest_period_ms'")
                 .fetch_one(&self.pool)
@@ -198,13 +201,13 @@ impl crate::UsageStore for DbStore {
         // A record overlapping [from, to) ends before `to` plus the longest period: the
         // end-time index then reads only the records near the window.
         let latest_end = to + chrono::Duration::milliseconds(longest);
-        Ok(sqlx::query_as::<_, crate::rows::UsageRow>(
+        Ok(sqlx::query_as::<_, rows::UsageRow>(
             "SELECT * FROM usage_records
              WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
         )
-        .bind(tally_core::to_micros(from))
-        .bind(tally_core::to_micros(to))
-        .bind(tally_core::to_micros(latest_end))
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(to_micros(latest_end))
         .fetch_all(&self.pool)
         .await?
         .into_iter()
@@ -212,7 +215,7 @@ impl crate::UsageStore for DbStore {
         .collect())
     }
 
-    async fn usage_pending(&self, watermark: i64) -> crate::Result<i64> {
+    async fn usage_pending(&self, watermark: i64) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE time_serial > $1")
                 .bind(watermark)
@@ -221,13 +224,9 @@ impl crate::UsageStore for DbStore {
         )
     }
 
-    async fn delete_aged_usage(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        summarised: i64,
-    ) -> crate::Result<u64> {
+    async fn delete_aged_usage(&self, before: DateTime<Utc>, summarised: i64) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let before = tally_core::to_micros(before);
+        let before = to_micros(before);
         sqlx::query(
             "UPDATE usage_records SET released = TRUE
              WHERE end_time < $1 AND time_serial <= $2 AND NOT released",
