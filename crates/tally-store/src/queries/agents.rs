@@ -60,14 +60,7 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE operator_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(to_micros(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        super::revoke_by_id(self, "operator_tokens", id, at).await
     }
 
     async fn create_enrollment_token(
@@ -101,14 +94,7 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(to_micros(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        super::revoke_by_id(self, "enrollment_tokens", id, at).await
     }
 
     async fn enroll_agent(

@@ -170,11 +170,7 @@ impl crate::Licensing for DbStore {
     }
 
     async fn delete_application(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM applications WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        super::delete_by_id(self, "applications", id).await
     }
 
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
@@ -244,11 +240,7 @@ impl crate::Licensing for DbStore {
     }
 
     async fn delete_org_rule(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM org_rules WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        super::delete_by_id(self, "org_rules", id).await
     }
 
     async fn set_org_node(
@@ -273,10 +265,6 @@ impl crate::Licensing for DbStore {
     }
 
     async fn delete_license(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM licenses WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        super::delete_by_id(self, "licenses", id).await
     }
 }

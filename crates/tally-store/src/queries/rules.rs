@@ -69,11 +69,7 @@ impl crate::RuleStore for DbStore {
     }
 
     async fn delete_rule(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM metering_rules WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        super::delete_by_id(self, "metering_rules", id).await
     }
 
     async fn rule(&self, id: i64) -> Result<Option<tally_core::MeteringRule>> {
