@@ -319,3 +319,62 @@ pub mod v1 {
         pub sent_at: DateTime<Utc>,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::v1::{UsageRecordV1, UserRef};
+    use crate::file::FileInfo;
+
+    #[test]
+    fn a_wire_record_keeps_every_field_when_stored() {
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).unwrap();
+        let wire = UsageRecordV1 {
+            meter_data_id: "run-1".into(),
+            file: FileInfo {
+                file_name: "vim".into(),
+                original_file_name: "vim".into(),
+                version: "9".into(),
+                product_name: "Vim".into(),
+                publisher: "Bram".into(),
+                language: 0,
+            },
+            user: UserRef {
+                account: "ann".into(),
+                full_name: None,
+            },
+            start_time: start,
+            start_time_offset: -300,
+            end_time: end,
+            end_time_offset: 60,
+            started: true,
+            still_running: false,
+            start_not_captured: false,
+            end_not_captured: true,
+            in_ts_session: true,
+        };
+        let stored = wire.to_record(7, 8, 9);
+        assert_eq!(
+            (stored.device_id, stored.file_id, stored.user_id),
+            (7, 8, 9)
+        );
+        assert_eq!(stored.meter_data_id, "run-1");
+        assert_eq!((stored.start_time, stored.end_time), (start, end));
+        assert_eq!(
+            (stored.start_time_offset, stored.end_time_offset),
+            (-300, 60)
+        );
+        assert_eq!(
+            (
+                stored.started,
+                stored.still_running,
+                stored.start_not_captured,
+                stored.end_not_captured,
+                stored.in_ts_session
+            ),
+            (true, false, false, true, true)
+        );
+    }
+}
