@@ -1,6 +1,7 @@
-//! Row shapes as both backends return them, and their conversion into domain values: each
-//! table's columns become its tally-core type here and nowhere else. `FromRow` derives are
-//! generic over the row type, so one struct serves SQLite and PostgreSQL.
+//! Row shapes as both backends return them (`…Columns`, private to the store), and their
+//! conversion into domain values: each table's columns become its tally-core type here and
+//! nowhere else. `FromRow` derives are generic over the row type, so one struct serves SQLite
+//! and PostgreSQL.
 
 mod licensing;
 mod summaries;
@@ -34,14 +35,14 @@ fn parsed<T>(column: &'static str, value: String, parse: fn(&str) -> Option<T>) 
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct SiteRow {
+pub(crate) struct SiteColumns {
     code: String,
     name: String,
     alias: Option<String>,
     parent: Option<String>,
 }
 
-impl SiteRow {
+impl SiteColumns {
     pub fn into_site(self) -> Result<Site> {
         Ok(Site {
             code: site_code("sites.code", self.code)?,
@@ -122,7 +123,7 @@ impl UserColumns {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct FileRow {
+pub(crate) struct FileColumns {
     id: i64,
     file_name: String,
     original_file_name: String,
@@ -132,7 +133,7 @@ pub(crate) struct FileRow {
     language: i32,
 }
 
-impl FileRow {
+impl FileColumns {
     pub fn into_file(self) -> StoredFile {
         StoredFile {
             id: self.id,
@@ -149,7 +150,7 @@ impl FileRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct RuleRow {
+pub(crate) struct RuleColumns {
     id: i64,
     site_code: String,
     name: String,
@@ -165,7 +166,7 @@ pub(crate) struct RuleRow {
     updated_at: DateTime<Utc>,
 }
 
-impl RuleRow {
+impl RuleColumns {
     pub fn into_rule(self) -> Result<MeteringRule> {
         Ok(MeteringRule {
             id: self.id,
@@ -188,7 +189,7 @@ impl RuleRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UsageRow {
+pub(crate) struct UsageColumns {
     id: i64,
     meter_data_id: String,
     device_id: i64,
@@ -207,7 +208,7 @@ pub(crate) struct UsageRow {
     released: bool,
 }
 
-impl UsageRow {
+impl UsageColumns {
     pub fn into_record(self) -> UsageRecord {
         UsageRecord {
             id: self.id,
@@ -231,7 +232,7 @@ impl UsageRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TokenRow {
+pub(crate) struct TokenColumns {
     id: i64,
     name: String,
     role: String,
@@ -239,7 +240,7 @@ pub(crate) struct TokenRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl TokenRow {
+impl TokenColumns {
     pub fn into_token(self) -> Result<OperatorToken> {
         Ok(OperatorToken {
             id: self.id,
@@ -252,7 +253,7 @@ impl TokenRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AuditRow {
+pub(crate) struct AuditColumns {
     id: i64,
     at: DateTime<Utc>,
     actor: String,
@@ -261,7 +262,7 @@ pub(crate) struct AuditRow {
     detail: String,
 }
 
-impl AuditRow {
+impl AuditColumns {
     pub fn into_entry(self) -> (i64, AuditEntry) {
         (
             self.id,
@@ -277,7 +278,7 @@ impl AuditRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct EnrollmentTokenRow {
+pub(crate) struct EnrollmentTokenColumns {
     id: i64,
     site_code: String,
     name: String,
@@ -288,7 +289,7 @@ pub(crate) struct EnrollmentTokenRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl EnrollmentTokenRow {
+impl EnrollmentTokenColumns {
     pub fn into_token(self) -> Result<EnrollmentToken> {
         Ok(EnrollmentToken {
             id: self.id,
@@ -304,7 +305,7 @@ impl EnrollmentTokenRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AgentRow {
+pub(crate) struct AgentColumns {
     id: String,
     device_id: i64,
     secret_hash: String,
@@ -315,7 +316,7 @@ pub(crate) struct AgentRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl AgentRow {
+impl AgentColumns {
     pub fn into_agent(self) -> (Agent, String) {
         (
             Agent {
@@ -333,7 +334,7 @@ impl AgentRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct HourRow {
+pub(crate) struct HourColumns {
     rule_id: i64,
     hour: DateTime<Utc>,
     distinct_users: i64,
@@ -344,8 +345,8 @@ pub(crate) struct HourRow {
     peak_concurrent_users: i64,
 }
 
-impl From<HourRow> for tally_core::summary::FileUsageHour {
-    fn from(r: HourRow) -> Self {
+impl From<HourColumns> for tally_core::summary::FileUsageHour {
+    fn from(r: HourColumns) -> Self {
         Self {
             rule_id: r.rule_id,
             hour: r.hour,
@@ -360,7 +361,7 @@ impl From<HourRow> for tally_core::summary::FileUsageHour {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct MonthRow {
+pub(crate) struct MonthColumns {
     rule_id: i64,
     device_id: i64,
     user_id: i64,
@@ -370,13 +371,13 @@ pub(crate) struct MonthRow {
     last_used: DateTime<Utc>,
 }
 
-impl From<MonthRow>
+impl From<MonthColumns>
     for (
         tally_core::summary::MonthKey,
         tally_core::summary::MonthlyUsage,
     )
 {
-    fn from(r: MonthRow) -> Self {
+    fn from(r: MonthColumns) -> Self {
         (
             tally_core::summary::MonthKey {
                 rule_id: r.rule_id,
@@ -394,7 +395,7 @@ impl From<MonthRow>
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TaskRow {
+pub(crate) struct TaskColumns {
     name: String,
     enabled: bool,
     every_secs: i64,
@@ -406,8 +407,8 @@ pub(crate) struct TaskRow {
     last_error: Option<String>,
 }
 
-impl From<TaskRow> for tally_core::tasks::TaskState {
-    fn from(r: TaskRow) -> Self {
+impl From<TaskColumns> for tally_core::tasks::TaskState {
+    fn from(r: TaskColumns) -> Self {
         Self {
             name: r.name,
             enabled: r.enabled,

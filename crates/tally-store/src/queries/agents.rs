@@ -19,7 +19,7 @@ impl crate::AgentStore for DbStore {
         token_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<tally_core::OperatorToken> {
-        sqlx::query_as::<_, rows::TokenRow>(
+        sqlx::query_as::<_, rows::TokenColumns>(
             "INSERT INTO operator_tokens (name, role, token_hash, created_at)
              VALUES ($1, $2, $3, $4)
              RETURNING id, name, role, created_at, revoked_at",
@@ -34,7 +34,7 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn operator_tokens(&self) -> Result<Vec<tally_core::OperatorToken>> {
-        sqlx::query_as::<_, rows::TokenRow>(
+        sqlx::query_as::<_, rows::TokenColumns>(
             "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -48,7 +48,7 @@ impl crate::AgentStore for DbStore {
         &self,
         token_hash: &str,
     ) -> Result<Option<tally_core::OperatorToken>> {
-        sqlx::query_as::<_, rows::TokenRow>(
+        sqlx::query_as::<_, rows::TokenColumns>(
             "SELECT id, name, role, created_at, revoked_at FROM operator_tokens
              WHERE token_hash = $1 AND revoked_at IS NULL",
         )
@@ -69,7 +69,7 @@ impl crate::AgentStore for DbStore {
         token_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<tally_core::agents::EnrollmentToken> {
-        sqlx::query_as::<_, rows::EnrollmentTokenRow>(
+        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
             "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         )
@@ -85,12 +85,14 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn enrollment_tokens(&self) -> Result<Vec<tally_core::agents::EnrollmentToken>> {
-        sqlx::query_as::<_, rows::EnrollmentTokenRow>("SELECT * FROM enrollment_tokens ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.into_token())
-            .collect()
+        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
+            "SELECT * FROM enrollment_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_token())
+        .collect()
     }
 
     async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
@@ -128,7 +130,7 @@ impl crate::AgentStore for DbStore {
             .fetch_one(&mut *tx)
             .await?
             .into_device()?;
-        let (stored, _) = sqlx::query_as::<_, rows::AgentRow>(
+        let (stored, _) = sqlx::query_as::<_, rows::AgentColumns>(
             "INSERT INTO agents (id, device_id, secret_hash, enrolled_at)
              VALUES ($1, $2, $3, $4) RETURNING *",
         )
@@ -145,7 +147,7 @@ impl crate::AgentStore for DbStore {
 
     async fn agent(&self, id: &str) -> Result<Option<(tally_core::agents::Agent, String)>> {
         Ok(
-            sqlx::query_as::<_, rows::AgentRow>("SELECT * FROM agents WHERE id = $1")
+            sqlx::query_as::<_, rows::AgentColumns>("SELECT * FROM agents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -155,12 +157,14 @@ impl crate::AgentStore for DbStore {
 
     async fn agents(&self) -> Result<Vec<tally_core::agents::Agent>> {
         Ok(
-            sqlx::query_as::<_, rows::AgentRow>("SELECT * FROM agents ORDER BY enrolled_at, id")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .map(|r| r.into_agent().0)
-                .collect(),
+            sqlx::query_as::<_, rows::AgentColumns>(
+                "SELECT * FROM agents ORDER BY enrolled_at, id",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.into_agent().0)
+            .collect(),
         )
     }
 

@@ -26,7 +26,7 @@ impl crate::AuditStore for DbStore {
     }
 
     async fn audit_log(&self, page: crate::Page) -> Result<Vec<(i64, tally_core::AuditEntry)>> {
-        Ok(sqlx::query_as::<_, rows::AuditRow>(
+        Ok(sqlx::query_as::<_, rows::AuditColumns>(
             "SELECT * FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after)

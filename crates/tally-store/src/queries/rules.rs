@@ -8,11 +8,12 @@ use tally_core::rules::RuleSpec;
 use tally_core::to_micros;
 
 use super::{Db, DbStore};
-use crate::rows::RuleRow;
+use crate::rows::RuleColumns;
 use crate::Result;
 
 /// A query on one rule, as its columns come back.
-type RuleQuery<'q> = sqlx::query::QueryAs<'q, Db, RuleRow, <Db as sqlx::Database>::Arguments<'q>>;
+type RuleQuery<'q> =
+    sqlx::query::QueryAs<'q, Db, RuleColumns, <Db as sqlx::Database>::Arguments<'q>>;
 
 /// `sql` with the spec's fields bound as `$1` to `$9` and the time of the change as `$10`.
 fn with_spec<'q>(sql: &'q str, spec: &'q RuleSpec, at: DateTime<Utc>) -> RuleQuery<'q> {
@@ -73,7 +74,7 @@ impl crate::RuleStore for DbStore {
     }
 
     async fn rule(&self, id: i64) -> Result<Option<tally_core::MeteringRule>> {
-        sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules WHERE id = $1")
+        sqlx::query_as::<_, crate::rows::RuleColumns>("SELECT * FROM metering_rules WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -82,7 +83,7 @@ impl crate::RuleStore for DbStore {
     }
 
     async fn rules(&self) -> Result<Vec<tally_core::MeteringRule>> {
-        sqlx::query_as::<_, crate::rows::RuleRow>("SELECT * FROM metering_rules ORDER BY id")
+        sqlx::query_as::<_, crate::rows::RuleColumns>("SELECT * FROM metering_rules ORDER BY id")
             .fetch_all(&self.pool)
             .await?
             .into_iter()

@@ -28,7 +28,7 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn site(&self, code: &tally_core::SiteCode) -> Result<Option<tally_core::Site>> {
-        sqlx::query_as::<_, rows::SiteRow>("SELECT * FROM sites WHERE code = $1")
+        sqlx::query_as::<_, rows::SiteColumns>("SELECT * FROM sites WHERE code = $1")
             .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?
@@ -37,7 +37,7 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn sites(&self) -> Result<Vec<tally_core::Site>> {
-        sqlx::query_as::<_, rows::SiteRow>("SELECT * FROM sites ORDER BY code")
+        sqlx::query_as::<_, rows::SiteColumns>("SELECT * FROM sites ORDER BY code")
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -141,7 +141,7 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn files(&self, page: crate::Page) -> Result<Vec<tally_core::file::StoredFile>> {
-        Ok(sqlx::query_as::<_, rows::FileRow>(
+        Ok(sqlx::query_as::<_, rows::FileColumns>(
             "SELECT * FROM files WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(page.after)

@@ -60,7 +60,7 @@ impl crate::SummaryStore for DbStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<tally_core::summary::FileUsageHour>> {
-        let rows: Vec<rows::HourRow> = sqlx::query_as(
+        let rows: Vec<rows::HourColumns> = sqlx::query_as(
             "SELECT * FROM file_usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY hour, rule_id",
@@ -142,7 +142,7 @@ impl crate::SummaryStore for DbStore {
             tally_core::summary::MonthlyUsage,
         )>,
     > {
-        let rows: Vec<rows::MonthRow> = sqlx::query_as(
+        let rows: Vec<rows::MonthColumns> = sqlx::query_as(
             "SELECT * FROM monthly_usage
              WHERE month >= $1 AND month <= $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY month, rule_id, device_id, user_id",
@@ -223,7 +223,7 @@ impl crate::SummaryStore for DbStore {
     }
 
     async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>> {
-        let stored: Vec<rows::TaskRow> = sqlx::query_as("SELECT * FROM maintenance_tasks")
+        let stored: Vec<rows::TaskColumns> = sqlx::query_as("SELECT * FROM maintenance_tasks")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows::with_defaults(stored))

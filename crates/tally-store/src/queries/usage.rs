@@ -102,7 +102,7 @@ impl crate::UsageStore for DbStore {
         }
         sql.push(" ORDER BY id LIMIT ").push_bind(query.page.limit);
         Ok(sql
-            .build_query_as::<rows::UsageRow>()
+            .build_query_as::<rows::UsageColumns>()
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -172,7 +172,7 @@ impl crate::UsageStore for DbStore {
         // One lower bound, so the planner starts the index range at the page, not at
         // the watermark (which would make reading every record quadratic).
         let lowest = page_serial.max(after_serial + 1);
-        Ok(sqlx::query_as::<_, rows::UsageRow>(
+        Ok(sqlx::query_as::<_, rows::UsageColumns>(
             "SELECT * FROM usage_records
              WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
              ORDER BY time_serial, id LIMIT $5",
@@ -201,7 +201,7 @@ impl crate::UsageStore for DbStore {
         // A record overlapping [from, to) ends before `to` plus the longest period: the
         // end-time index then reads only the records near the window.
         let latest_end = to + chrono::Duration::milliseconds(longest);
-        Ok(sqlx::query_as::<_, rows::UsageRow>(
+        Ok(sqlx::query_as::<_, rows::UsageColumns>(
             "SELECT * FROM usage_records
              WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
         )

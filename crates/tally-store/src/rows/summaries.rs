@@ -117,7 +117,7 @@ pub(crate) fn device_inventory(
 }
 
 /// Stored task rows, with every task not stored yet at its defaults, in [`Task::ALL`] order.
-pub(crate) fn with_defaults(stored: Vec<super::TaskRow>) -> Vec<TaskState> {
+pub(crate) fn with_defaults(stored: Vec<super::TaskColumns>) -> Vec<TaskState> {
     let mut stored: HashMap<String, TaskState> = stored
         .into_iter()
         .map(|r| {
