@@ -8,7 +8,7 @@ mod pgdb;
 
 use std::sync::Arc;
 
-pub use pgdb::{admin_url, PgDb, DEFAULT_ADMIN_URL};
+pub use pgdb::PgDb;
 use tally_store::{PgStore, SqliteStore, Store};
 
 /// A SQLite database file that lives as long as this value.
