@@ -64,8 +64,18 @@ pub fn up(dir: &std::path::Path) -> Running {
 
 /// [`up`] with its database on `backend`.
 pub fn up_on(dir: &std::path::Path, backend: &Backend) -> Running {
+    start("up", dir, backend)
+}
+
+/// `tally server` in `dir` on a new database, read like [`up`]: the same banner and a
+/// bootstrap token, but no local agent, so nothing reports an inventory meanwhile.
+pub fn server_on(dir: &std::path::Path, backend: &Backend) -> Running {
+    start("server", dir, backend)
+}
+
+fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["up", "--listen", "127.0.0.1:0"])
+        .args([verb, "--listen", "127.0.0.1:0"])
         .args(backend.db_args())
         .current_dir(dir)
         .env_remove("TALLY_DATABASE_URL")
