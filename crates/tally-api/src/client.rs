@@ -137,6 +137,18 @@ impl Client {
         self.call(Method::GET, path, NO_BODY).await
     }
 
+    pub(crate) async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, path, NO_BODY).await
+    }
+
     /// Every row of a paged list, following `after=<last id>`.
     pub(crate) async fn get_all<T: DeserializeOwned + Paged>(
         &self,

@@ -65,12 +65,11 @@ impl Client {
     }
 
     pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken<OperatorToken>> {
-        self.call(Method::POST, "/api/v1/tokens", Some(req)).await
+        self.post("/api/v1/tokens", req).await
     }
 
     pub async fn revoke_token(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/tokens/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/tokens/{id}")).await
     }
 
     pub async fn enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>> {
@@ -81,13 +80,12 @@ impl Client {
         &self,
         req: &CreateEnrollmentToken,
     ) -> Result<CreatedToken<EnrollmentToken>> {
-        let path = "/api/v1/enrollment-tokens";
-        self.call(Method::POST, path, Some(req)).await
+        self.post("/api/v1/enrollment-tokens", req).await
     }
 
     pub async fn revoke_enrollment_token(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/enrollment-tokens/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/enrollment-tokens/{id}"))
+            .await
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>> {
@@ -106,7 +104,7 @@ impl Client {
     }
 
     pub async fn create_rule(&self, spec: &RuleSpec) -> Result<MeteringRule> {
-        self.call(Method::POST, "/api/v1/rules", Some(spec)).await
+        self.post("/api/v1/rules", spec).await
     }
 
     pub async fn update_rule(&self, id: i64, spec: &RuleSpec) -> Result<MeteringRule> {
@@ -115,14 +113,12 @@ impl Client {
     }
 
     pub async fn delete_rule(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/rules/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/rules/{id}")).await
     }
 
     /// Creates (disabled) rules for software on enough inventoried devices.
     pub async fn auto_rules(&self, settings: &AutoRuleSettings) -> Result<Vec<MeteringRule>> {
-        self.call(Method::POST, "/api/v1/rules/auto", Some(settings))
-            .await
+        self.post("/api/v1/rules/auto", settings).await
     }
 }
 
@@ -178,13 +174,11 @@ impl Client {
 
     /// Adds the application, or changes the one of that name.
     pub async fn put_application(&self, row: &ApplicationRow) -> Result<AppRecord> {
-        self.call(Method::POST, "/api/v1/applications", Some(row))
-            .await
+        self.post("/api/v1/applications", row).await
     }
 
     pub async fn delete_application(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/applications/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/applications/{id}")).await
     }
 
     pub async fn licenses(&self) -> Result<Vec<License>> {
@@ -192,12 +186,11 @@ impl Client {
     }
 
     pub async fn add_license(&self, row: &LicenseRow) -> Result<License> {
-        self.call(Method::POST, "/api/v1/licenses", Some(row)).await
+        self.post("/api/v1/licenses", row).await
     }
 
     pub async fn delete_license(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/licenses/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/licenses/{id}")).await
     }
 
     /// Each application's position (or only `app`'s) as it stood on `as_of` (default today).
@@ -240,13 +233,11 @@ impl Client {
     }
 
     pub async fn add_org_rule(&self, spec: &OrgRuleSpec) -> Result<OrgRule> {
-        self.call(Method::POST, "/api/v1/org-rules", Some(spec))
-            .await
+        self.post("/api/v1/org-rules", spec).await
     }
 
     pub async fn delete_org_rule(&self, id: i64) -> Result<()> {
-        let path = format!("/api/v1/org-rules/{id}");
-        self.call_empty(Method::DELETE, &path, NO_BODY).await
+        self.delete(&format!("/api/v1/org-rules/{id}")).await
     }
 
     pub async fn place_device(&self, id: i64, placement: &Placement) -> Result<()> {

@@ -11,15 +11,10 @@ use tally_core::Role;
 
 fn spec(name: &str, file_name: &str) -> RuleSpec {
     RuleSpec {
-        name: name.into(),
         file_name: file_name.into(),
-        original_file_name: String::new(),
         file_version: "1.*".into(),
-        language: tally_core::file::ANY_LANGUAGE,
-        product_name: String::new(),
         comment: "from the typed client".into(),
-        apply_to_child_sites: false,
-        enabled: true,
+        ..RuleSpec::named(name)
     }
 }
 
