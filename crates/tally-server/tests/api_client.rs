@@ -169,10 +169,17 @@ async fn the_served_openapi_document_is_the_snapshot_taken_before_the_types_move
         serde_json::from_str(include_str!("snapshots/openapi.json")).expect("the snapshot parses");
     let mut found = Vec::new();
     differences(String::new(), &snapshot, &served, &mut found);
+    // A deliberate change to the API refreshes the snapshot with
+    // `tally openapi > crates/tally-server/tests/snapshots/openapi.json`.
     assert!(
         found.is_empty(),
         "the OpenAPI document changed (snapshot vs served):\n{}",
         found.join("\n")
     );
     assert!(served["paths"]["/api/v1/rules/{id}"]["get"].is_object());
+    // `tally openapi` prints it in the same order as before, too.
+    assert_eq!(
+        format!("{}\n", tally_server::openapi_json()),
+        include_str!("snapshots/openapi.json")
+    );
 }
