@@ -197,7 +197,7 @@ pub struct Application {
 
 /// How installed software and metered usage are recognised as an application. Empty
 /// patterns match anything; a rule with no software pattern recognises no installation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Recognition {
     pub application_id: i64,
     /// Wildcard pattern (`*`, `?`, any case) on the installed software's name.
@@ -209,7 +209,7 @@ pub struct Recognition {
 }
 
 /// An application with its settings and recognition rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AppRecord {
     #[serde(flatten)]
     pub application: Application,

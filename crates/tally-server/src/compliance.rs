@@ -4,26 +4,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::Serialize;
+pub use tally_api::{AppPosition, Reclaimable};
 use tally_core::compliance::{
-    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Position, Session,
-    UserFacts,
+    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Session, UserFacts,
 };
 use tally_core::{org, DeviceStatus, License, UserStatus};
 use tally_store::prelude::*;
 use tally_store::AppRecord;
-use utoipa::ToSchema;
 
 use crate::ApiError;
-
-/// One application's position, with its name.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AppPosition {
-    pub application: String,
-    pub publisher: String,
-    #[serde(flatten)]
-    pub position: Position,
-}
 
 /// Every application's position on `as_of` (or only the one named `only`).
 pub async fn compute(
@@ -248,22 +237,6 @@ pub fn snapshot_rows(day: NaiveDate, positions: &[AppPosition]) -> Vec<tally_sto
             }
         })
         .collect()
-}
-
-/// An installation whose program has not run for the given number of days.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Reclaimable {
-    pub application: String,
-    pub device_id: i64,
-    pub host_name: String,
-    /// The last use seen (sessions, and the metering rules the application names); `None`
-    /// when it never ran.
-    pub last_used: Option<DateTime<Utc>>,
-    pub days_unused: Option<i64>,
-    /// Units of the application's metric the installation takes.
-    pub units: i64,
-    /// What those units cost at the newest priced license of the application's metric.
-    pub cost: Option<compliance::Money>,
 }
 
 /// Installations on relevant devices not used in the `days` before `as_of`, most costly first.

@@ -3,24 +3,47 @@
 //! an outage.
 //!
 //! The clashes come from another operator's change landing between a handler's checks and its
-//! write (on PostgreSQL, typically another replica). A trigger on the server's SQLite file makes
-//! that other change at exactly that moment, so the race is the same every run.
+//! write (on PostgreSQL, typically through another replica). A trigger on the server's database
+//! makes that other change at exactly that moment, so the race is the same every run.
 
 mod common;
 
+use common::{start, Backend, TestServer};
 use serde_json::json;
 use sqlx::Connection;
 use tally_core::import::{Batch, OrgNodeRow, Origin};
 
-/// Runs `sql` on the server's database from a connection of its own.
-async fn on_database(server: &common::TestServer, sql: &str) {
-    let url = format!("sqlite://{}", server.db_path().display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query(sql).execute(&mut conn).await.unwrap();
+each_backend!(async
+    a_license_for_an_application_deleted_meanwhile_is_a_conflict,
+    an_org_rule_for_a_node_removed_meanwhile_is_a_conflict,
+    placing_a_device_on_a_node_removed_meanwhile_is_a_conflict,
+);
+
+/// Makes every `event` (`INSERT ON licenses`) first delete the rows `doomed` names
+/// (`applications WHERE id = NEW.application_id`), as a concurrent change would.
+async fn delete_first(server: &TestServer, event: &str, doomed: &str) {
+    let url = server.database_url();
+    if server.backend == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let function = format!(
+            "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN DELETE FROM {doomed}; RETURN NEW; END $$"
+        );
+        sqlx::query(&function).execute(&mut conn).await.unwrap();
+        let trigger = format!(
+            "CREATE TRIGGER meanwhile BEFORE {event} FOR EACH ROW EXECUTE FUNCTION meanwhile()"
+        );
+        sqlx::query(&trigger).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let trigger =
+            format!("CREATE TRIGGER meanwhile BEFORE {event} BEGIN DELETE FROM {doomed}; END");
+        sqlx::query(&trigger).execute(&mut conn).await.unwrap();
+    }
 }
 
 /// Org nodes come from imports; this one adds a single node.
-async fn add_org_node(server: &common::TestServer, name: &str) {
+async fn add_org_node(server: &TestServer, name: &str) {
     let node = OrgNodeRow {
         name: name.into(),
         parent: None,
@@ -37,21 +60,15 @@ async fn add_org_node(server: &common::TestServer, name: &str) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict() {
-    let server = common::start().await;
+async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
     let app = json!({"name": "Chat", "metric": "installations"});
     let (status, body) = server
         .post("/api/v1/applications", Some(&server.admin), app)
         .await;
     assert_eq!(status, 200, "{body}");
-    // Another operator deletes the application just as this license is written.
-    on_database(
-        &server,
-        "CREATE TRIGGER deleted_meanwhile BEFORE INSERT ON licenses
-         BEGIN DELETE FROM applications WHERE id = NEW.application_id; END",
-    )
-    .await;
+    let doomed = "applications WHERE id = NEW.application_id";
+    delete_first(&server, "INSERT ON licenses", doomed).await;
     let license = json!({"application": "Chat", "metric": "installations", "quantity": 5,
         "assignment_type": "organization"});
     let (status, body) = server
@@ -60,21 +77,18 @@ async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("does not exist"), "{message}");
-    assert!(message.contains("FOREIGN KEY"), "{message}");
+    match server.backend {
+        "postgres" => assert!(message.contains("not present in table"), "{message}"),
+        _ => assert!(message.contains("does not exist"), "{message}"),
+    }
     assert!(server.store.licenses().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict() {
-    let server = common::start().await;
+async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
     add_org_node(&server, "Berlin").await;
-    on_database(
-        &server,
-        "CREATE TRIGGER removed_meanwhile BEFORE INSERT ON org_rules
-         BEGIN DELETE FROM org_nodes WHERE id = NEW.org_node; END",
-    )
-    .await;
+    let doomed = "org_nodes WHERE id = NEW.org_node";
+    delete_first(&server, "INSERT ON org_rules", doomed).await;
     let rule = json!({"org_node": "Berlin", "host_name": "ber-*"});
     let (status, body) = server
         .post("/api/v1/org-rules", Some(&server.admin), rule)
@@ -84,17 +98,12 @@ async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict() {
     assert!(server.store.org_rules().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict() {
-    let server = common::start().await;
+async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
     let (_, device) = server.enroll("pc1").await;
     add_org_node(&server, "Paris").await;
-    on_database(
-        &server,
-        "CREATE TRIGGER removed_meanwhile BEFORE UPDATE OF org_node ON devices
-         BEGIN DELETE FROM org_nodes WHERE id = NEW.org_node; END",
-    )
-    .await;
+    let doomed = "org_nodes WHERE id = NEW.org_node";
+    delete_first(&server, "UPDATE OF org_node ON devices", doomed).await;
     let (status, body) = server
         .call(
             reqwest::Method::PUT,
