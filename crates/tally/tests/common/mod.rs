@@ -176,30 +176,30 @@ impl Site {
         }
     }
 
-    /// Starts `tally agent` with one-second cycles, logging to `state/agent.log`.
+    /// Starts `tally agent` with one-second cycles (unless `extra` sets `--report-secs`),
+    /// logging to `state/agent.log`.
     pub fn agent(&self, state: &Path, extra: &[&str]) -> Child {
+        self.agent_at(&self.url, &self.enroll, state, extra)
+    }
+
+    /// [`Site::agent`] talking to `server` (a proxy in front of this site's server) and
+    /// enrolling, if it must, with `enroll`.
+    pub fn agent_at(&self, server: &str, enroll: &str, state: &Path, extra: &[&str]) -> Child {
         std::fs::create_dir_all(state).unwrap();
+        let cycles: &[&str] = if extra.contains(&"--report-secs") {
+            &[]
+        } else {
+            &["--report-secs", "1"]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(state.join("agent.log"))
             .unwrap();
         Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args([
-                "agent",
-                "--server",
-                &self.url,
-                "--enroll-token",
-                &self.enroll,
-            ])
-            .args([
-                "--report-secs",
-                "1",
-                "--policy-secs",
-                "1",
-                "--upload-secs",
-                "1",
-            ])
+            .args(["agent", "--server", server, "--enroll-token", enroll])
+            .args(cycles)
+            .args(["--policy-secs", "1", "--upload-secs", "1"])
             .arg("--state-dir")
             .arg(state)
             .args(extra)
