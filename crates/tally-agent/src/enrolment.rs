@@ -34,7 +34,7 @@ pub async fn credentials(api: &Api, config: &AgentConfig) -> Result<Credentials>
         let token = config.enroll_token.as_deref().context(
             "this agent is not enrolled yet; pass --enroll-token (tally enrollment create)",
         )?;
-        return Ok(enroll(api, &config.state_dir, token).await?);
+        return enroll(api, &config.state_dir, token).await;
     };
     let stored: Credentials = serde_json::from_str(&text)
         .with_context(|| format!("{} is damaged; delete it to enrol again", path.display()))?;

@@ -39,7 +39,7 @@ pub struct Batch {
 }
 
 /// The schema every spool starts from: the one written before spools carried a version
-/// (`user_version` 0).
+/// (`user_version` 0). Never change it: a later schema is a new step in [`migrate`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -532,23 +532,11 @@ mod tests {
         );
     }
 
-    /// A spool as the agent wrote it before spools carried a version: the schema it created
-    /// on open, word for word, with records, state and a rejected record in it.
-    const UNVERSIONED: &str = "
-        CREATE TABLE IF NOT EXISTS spool (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            instance TEXT NOT NULL DEFAULT '',
-            record TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS rejected (
-            id INTEGER PRIMARY KEY,
-            record TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            at TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance);
-    ";
+    /// The schema a spool had before spools carried a version, as the agent created it on
+    /// open: [`SCHEMA`] (version 0's, never changed: later versions add steps) and the index.
+    fn unversioned_schema() -> String {
+        format!("{SCHEMA}CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance);")
+    }
 
     /// Writes an unversioned spool at `path` from `schema`, holding `records`.
     async fn unversioned(path: &Path, schema: &str, records: &[UsageRecordV1], instance: bool) {
@@ -591,7 +579,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.db");
         let records: Vec<_> = (0..3).map(|i| record("a", i, i + 1, i == 2)).collect();
-        unversioned(&path, UNVERSIONED, &records, true).await;
+        unversioned(&path, &unversioned_schema(), &records, true).await;
 
         let spool = Spool::open(&path, 100).await.unwrap();
         assert_eq!(user_version(&spool).await, SCHEMA_VERSION);
@@ -621,7 +609,7 @@ mod tests {
     async fn a_spool_from_before_records_carried_their_instance_gets_the_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.db");
-        let schema = UNVERSIONED
+        let schema = unversioned_schema()
             .replace("instance TEXT NOT NULL DEFAULT '',", "")
             .replace(
                 "CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance);",

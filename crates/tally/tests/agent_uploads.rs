@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{tally_json_at, wait_for, Site};
+use common::{assert_continuous, by_instance, ended, tally_json_at, time, wait_for, Site};
 use serde_json::Value;
 
 const USAGE_UPLOAD: &[u8] = b"POST /api/v1/agent/usage ";
@@ -69,10 +68,13 @@ fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &Ato
     };
     let (held, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let mut from_server = server.try_clone().unwrap();
+    let closed = Arc::new(AtomicBool::new(false));
+    let server_closed = closed.clone();
     thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = from_server.read(&mut buf).unwrap_or(0);
+            server_closed.store(n == 0, Ordering::SeqCst);
             let at = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
             // An empty chunk stands for the server closing the connection.
             if held.send((at, buf[..n].to_vec())).is_err() || n == 0 {
@@ -108,7 +110,9 @@ fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &Ato
             .count();
         uploads.fetch_add(found, Ordering::SeqCst);
         tail = seen[seen.len().saturating_sub(USAGE_UPLOAD.len() - 1)..].to_vec();
-        if to_server.write_all(&buf[..n]).is_err() {
+        // The server closes idle connections (its header timeout) while the proxy still holds
+        // that news back: a request sent on one would wait for nothing.
+        if closed.load(Ordering::SeqCst) || to_server.write_all(&buf[..n]).is_err() {
             // The server closed this connection: so does the proxy, and the agent reconnects.
             let _ = from_client.shutdown(Shutdown::Both);
             return;
@@ -116,29 +120,9 @@ fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &Ato
     }
 }
 
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str().unwrap().parse().unwrap()
-}
-
-/// Records grouped by instance, each group in period order.
-fn by_instance(records: &[Value]) -> BTreeMap<String, Vec<Value>> {
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for r in records {
-        let id = r["meter_data_id"].as_str().unwrap().to_string();
-        groups.entry(id).or_default().push(r.clone());
-    }
-    for group in groups.values_mut() {
-        group.sort_by_key(|r| time(&r["start_time"]));
-    }
-    groups
-}
-
 /// Instances whose last record says they ended.
 fn ended_runs(records: &[Value]) -> usize {
-    by_instance(records)
-        .values()
-        .filter(|g| g.iter().any(|r| r["still_running"] == false))
-        .count()
+    by_instance(records).values().filter(|g| ended(g)).count()
 }
 
 /// Waits (up to `limit`) until `done` holds for the site's records of `rule`.
@@ -202,12 +186,19 @@ impl Drop for Agent {
     }
 }
 
-#[test]
-fn a_server_answering_after_20_s_delays_neither_metering_nor_checkpoints() {
+/// A fresh site with a rule `rule`, a proxy in front of its server, and a state directory
+/// for the agent.
+fn setup(rule: &str) -> (tempfile::TempDir, Site, SlowProxy, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let site = Site::new(dir.path(), "Patient");
+    let site = Site::new(dir.path(), rule);
     let proxy = SlowProxy::start(&site.url);
     let state = dir.path().join("agent");
+    (dir, site, proxy, state)
+}
+
+#[test]
+fn a_server_answering_after_20_s_delays_neither_metering_nor_checkpoints() {
+    let (_dir, site, proxy, state) = setup("Patient");
     // Exact ends come from the kernel's exit events; a cycle ending between an exit and its
     // event (read a tenth of a second at a time) would date the end at the cycle instead.
     let netlink = ["--watcher", "netlink", "--report-secs", "600"];
@@ -264,24 +255,9 @@ fn a_server_answering_after_20_s_delays_neither_metering_nor_checkpoints() {
     }
 }
 
-/// One instance's records (a run may span a one-second cycle): one start, periods joined
-/// exactly, one end, last.
-fn assert_continuous(group: &[Value]) {
-    assert_eq!(group[0]["started"], true, "{group:#?}");
-    for pair in group.windows(2) {
-        assert_eq!(pair[0]["end_time"], pair[1]["start_time"], "{group:#?}");
-        assert_eq!(pair[0]["still_running"], true, "{group:#?}");
-        assert_eq!(pair[1]["started"], false, "{group:#?}");
-    }
-    assert_eq!(group.last().unwrap()["still_running"], false, "{group:#?}");
-}
-
 #[test]
 fn a_revoked_agent_stops_uploading_keeps_metering_and_says_how_to_re_enrol() {
-    let dir = tempfile::tempdir().unwrap();
-    let site = Site::new(dir.path(), "Revoked");
-    let proxy = SlowProxy::start(&site.url);
-    let state = dir.path().join("agent");
+    let (_dir, site, proxy, state) = setup("Revoked");
     let mut agent = Agent::start(&site, &proxy.url, &site.enroll, &state, &[]);
     wait_for(&state.join("agent.json"));
     thread::sleep(Duration::from_secs(1));

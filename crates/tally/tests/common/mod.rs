@@ -2,10 +2,13 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 pub struct Running {
     pub child: Child,
@@ -260,4 +263,37 @@ pub fn any_run_ended(runs: &serde_json::Value) -> bool {
         .unwrap()
         .iter()
         .any(|r| r["still_running"] == false)
+}
+
+/// A time in a JSON answer.
+pub fn time(v: &serde_json::Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Records grouped by instance, each group in period order.
+pub fn by_instance(records: &[serde_json::Value]) -> BTreeMap<String, Vec<serde_json::Value>> {
+    let mut groups: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for r in records {
+        let id = r["meter_data_id"].as_str().unwrap().to_string();
+        groups.entry(id).or_default().push(r.clone());
+    }
+    for group in groups.values_mut() {
+        group.sort_by_key(|r| time(&r["start_time"]));
+    }
+    groups
+}
+
+pub fn ended(group: &[serde_json::Value]) -> bool {
+    group.iter().any(|r| r["still_running"] == false)
+}
+
+/// One instance's records: one start, periods joined exactly, one end, last.
+pub fn assert_continuous(group: &[serde_json::Value]) {
+    assert_eq!(group[0]["started"], true, "{group:#?}");
+    assert!(group[1..].iter().all(|r| r["started"] == false));
+    for pair in group.windows(2) {
+        assert_eq!(pair[0]["end_time"], pair[1]["start_time"], "{group:#?}");
+        assert_eq!(pair[0]["still_running"], true);
+    }
+    assert_eq!(group.last().unwrap()["still_running"], false, "{group:#?}");
 }
