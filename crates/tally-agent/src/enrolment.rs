@@ -74,7 +74,7 @@ async fn enroll(api: &Api, state_dir: &Path, token: &str) -> Result<Credentials>
             }),
         serial: None,
     };
-    let enrolled = api.enroll(&request).await?;
+    let enrolled = api.enroll(&request).await.context("cannot enrol")?;
     let creds = Credentials {
         agent_id: enrolled.agent_id,
         agent_secret: enrolled.agent_secret,

@@ -120,7 +120,7 @@ impl MeterStage {
     /// Writes records together with the metering state that produced them.
     async fn save(&mut self, records: &[UsageRecordV1]) -> anyhow::Result<()> {
         let state = serde_json::to_string(&self.metering)?;
-        self.spool.push(records, Some((METERING, &state))).await
+        Ok(self.spool.push(records, Some((METERING, &state))).await?)
     }
 
     /// Makes pending records and state durable, and notes the heartbeat: every instance in the
@@ -131,9 +131,10 @@ impl MeterStage {
             self.save(&records).await?;
             self.dirty = false;
         }
-        self.spool
+        Ok(self
+            .spool
             .put_state(HEARTBEAT, &Utc::now().to_rfc3339())
-            .await
+            .await?)
     }
 
     /// After a start: instances still running continue under their ids; those that ended while

@@ -31,6 +31,22 @@ pub struct Spool {
     sending: Arc<Mutex<Option<(i64, i64)>>>,
 }
 
+/// Why the spool could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the spool database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a spooled record cannot be read or written as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "the spool has schema version {version}, newer than this agent's {SCHEMA_VERSION}; \
+         run the newer agent, or move spool.db aside (its records are lost to the server)"
+    )]
+    Newer { version: i64 },
+}
+
+type Result<T> = std::result::Result<T, SpoolError>;
+
 /// A batch ready to upload: the id range that names it, and its records.
 pub struct Batch {
     pub first: i64,
@@ -61,7 +77,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 impl Spool {
     /// Opens (or creates) the spool holding at most `max_records` records, upgrading its
     /// schema to [`SCHEMA_VERSION`] first.
-    pub async fn open(path: &Path, max_records: u64) -> anyhow::Result<Self> {
+    pub async fn open(path: &Path, max_records: u64) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -84,11 +100,7 @@ impl Spool {
 
     /// Writes records durably, with the state that produced them when given; returns once both
     /// are on disk. Enforces the bound afterwards, in the same transaction.
-    pub async fn push(
-        &self,
-        records: &[UsageRecordV1],
-        state: Option<(&str, &str)>,
-    ) -> anyhow::Result<()> {
+    pub async fn push(&self, records: &[UsageRecordV1], state: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for r in records {
             sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
@@ -113,7 +125,7 @@ impl Spool {
     /// Keeps the spool within its bound: merge first, then drop the oldest and count them.
     /// The batch being uploaded is left alone and not counted (it is about to go), so the
     /// spool can exceed its bound by one batch while an upload is under way.
-    async fn bound(&self, tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
+    async fn bound(&self, tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
         let sending = self.sending();
         if count(tx, sending).await? <= self.max_records {
             return Ok(());
@@ -152,14 +164,14 @@ impl Spool {
     }
 
     /// Saves one state value.
-    pub async fn put_state(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    pub async fn put_state(&self, key: &str, value: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         put(&mut tx, key, value).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn state(&self, key: &str) -> anyhow::Result<Option<String>> {
+    pub async fn state(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM state WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -169,7 +181,7 @@ impl Spool {
     /// The oldest records, at most `limit`, with the id range that names them as a batch.
     /// Records that do not pass the wire format's own checks are moved aside first (see
     /// [`Spool::reject`]); they would be refused forever and block everything behind them.
-    pub async fn peek(&self, limit: i64) -> anyhow::Result<Option<Batch>> {
+    pub async fn peek(&self, limit: i64) -> Result<Option<Batch>> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, record FROM spool ORDER BY id LIMIT $1")
                 .bind(limit)
@@ -199,7 +211,7 @@ impl Spool {
 
     /// Moves a record the server will never accept out of the spool into `rejected`, where it
     /// stays for inspection, and counts it as dropped so the server hears of it.
-    pub async fn reject(&self, id: i64, reason: &str) -> anyhow::Result<()> {
+    pub async fn reject(&self, id: i64, reason: &str) -> Result<()> {
         tracing::error!(id, reason, "a usage record was refused; it is kept in the spool's rejected table and reported as dropped");
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -221,7 +233,7 @@ impl Spool {
     }
 
     /// Forgets records the server acknowledged, and the dropped count it was told of.
-    pub async fn ack(&self, first: i64, last: i64, dropped_reported: u64) -> anyhow::Result<()> {
+    pub async fn ack(&self, first: i64, last: i64, dropped_reported: u64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM spool WHERE id BETWEEN $1 AND $2")
             .bind(first)
@@ -234,7 +246,7 @@ impl Spool {
     }
 
     /// Records dropped or rejected that the server has not been told of yet.
-    pub async fn dropped(&self) -> anyhow::Result<u64> {
+    pub async fn dropped(&self) -> Result<u64> {
         Ok(self
             .state("dropped")
             .await?
@@ -242,13 +254,13 @@ impl Spool {
             .unwrap_or(0))
     }
 
-    pub async fn len(&self) -> anyhow::Result<i64> {
+    pub async fn len(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM spool")
             .fetch_one(&self.pool)
             .await?)
     }
 
-    pub async fn rejected(&self) -> anyhow::Result<i64> {
+    pub async fn rejected(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rejected")
             .fetch_one(&self.pool)
             .await?)
@@ -258,15 +270,13 @@ impl Spool {
 /// Brings the spool's schema to [`SCHEMA_VERSION`], one step at a time, each step in the
 /// same transaction as the version it sets. A spool from a newer agent is refused rather than
 /// misread.
-async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
+async fn migrate(pool: &SqlitePool) -> Result<()> {
     let mut version: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(pool)
         .await?;
-    anyhow::ensure!(
-        version <= SCHEMA_VERSION,
-        "the spool has schema version {version}, newer than this agent's {SCHEMA_VERSION}; \
-         run the newer agent, or move spool.db aside (its records are lost to the server)"
-    );
+    if version > SCHEMA_VERSION {
+        return Err(SpoolError::Newer { version });
+    }
     while version < SCHEMA_VERSION {
         let mut tx = pool.begin().await?;
         match version {
@@ -285,7 +295,7 @@ async fn migrate(pool: &SqlitePool) -> anyhow::Result<()> {
 
 /// Version 0 is every spool written before versions: a new file, the current tables, or
 /// tables from before records carried their instance (the column is added).
-async fn to_v1(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
+async fn to_v1(tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
     // One statement at a time: `raw_sql` on a transaction makes the future's `Send` unprovable
     // where the agent is spawned.
     for statement in SCHEMA.split(';').filter(|s| !s.trim().is_empty()) {
@@ -305,7 +315,7 @@ async fn to_v1(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> anyhow::Result<()> {
+async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO state (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -318,7 +328,7 @@ async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> anyhow
 }
 
 /// Records outside the `sending` id range.
-async fn count(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> anyhow::Result<i64> {
+async fn count(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM spool WHERE id NOT BETWEEN $1 AND $2")
             .bind(sending.0)
@@ -328,7 +338,7 @@ async fn count(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> anyhow:
     )
 }
 
-async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> anyhow::Result<()> {
+async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO state (key, value) VALUES ('dropped', MAX($1, 0))
          ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER) + $1, 0)",
@@ -341,7 +351,7 @@ async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> anyhow::Result
 
 /// Merges, for every instance with several spooled records, each run of records whose periods
 /// join into one record. Returns how many records were saved.
-async fn merge(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> anyhow::Result<i64> {
+async fn merge(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> Result<i64> {
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT id, instance, record FROM spool
          WHERE instance IN (SELECT instance FROM spool GROUP BY instance HAVING COUNT(*) > 1)
@@ -374,7 +384,7 @@ async fn merge(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> anyhow:
 async fn replace(
     tx: &mut Transaction<'_, Sqlite>,
     group: &mut Vec<(i64, UsageRecordV1)>,
-) -> anyhow::Result<i64> {
+) -> Result<i64> {
     let run = std::mem::take(group);
     if run.len() < 2 {
         return Ok(0);

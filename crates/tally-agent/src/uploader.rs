@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::api::{Api, ApiError, Credentials};
 use crate::enrolment::Revocation;
 use crate::inventory;
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolError};
 
 /// Records per upload.
 const UPLOAD_BATCH: i64 = 1000;
@@ -29,8 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 enum DrainError {
     #[error(transparent)]
     Server(#[from] ApiError),
-    #[error("the spool failed: {0:#}")]
-    Spool(#[from] anyhow::Error),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 pub struct Uploader {
