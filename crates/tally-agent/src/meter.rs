@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_core::metering::{meter_data_id, Instance, Meter};
@@ -18,8 +17,17 @@ use tally_core::{MeteringRule, RuleIndex};
 
 use crate::identity::Identities;
 use crate::procfs::{self, Clock, ProcessInfo};
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolError};
 use crate::watcher::{Event, Interest};
+
+/// Why the meter could not keep its records and state.
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("the saved metering state is damaged: {0}")]
+    DamagedState(serde_json::Error),
+}
 
 /// Pending records that make a checkpoint come early: one upload's worth.
 const FLUSH_AT: usize = 1000;
@@ -118,14 +126,14 @@ impl MeterStage {
     }
 
     /// Writes records together with the metering state that produced them.
-    async fn save(&mut self, records: &[UsageRecordV1]) -> anyhow::Result<()> {
-        let state = serde_json::to_string(&self.metering)?;
+    async fn save(&mut self, records: &[UsageRecordV1]) -> Result<(), MeterError> {
+        let state = serde_json::to_string(&self.metering).map_err(SpoolError::from)?;
         Ok(self.spool.push(records, Some((METERING, &state))).await?)
     }
 
     /// Makes pending records and state durable, and notes the heartbeat: every instance in the
     /// saved state was running at this time.
-    pub async fn flush(&mut self) -> anyhow::Result<()> {
+    pub async fn flush(&mut self) -> Result<(), MeterError> {
         if self.dirty || !self.pending.is_empty() {
             let records = std::mem::take(&mut self.pending);
             self.save(&records).await?;
@@ -139,12 +147,11 @@ impl MeterStage {
 
     /// After a start: instances still running continue under their ids; those that ended while
     /// the agent was not running are closed at its last heartbeat, flagged `EndNotCaptured`.
-    pub async fn recover(&mut self) -> anyhow::Result<()> {
+    pub async fn recover(&mut self) -> Result<(), MeterError> {
         let Some(saved) = self.spool.state(METERING).await? else {
             return Ok(());
         };
-        let saved: Metering =
-            serde_json::from_str(&saved).context("the saved metering state is damaged")?;
+        let saved: Metering = serde_json::from_str(&saved).map_err(MeterError::DamagedState)?;
         let heartbeat = self
             .spool
             .state(HEARTBEAT)
@@ -179,7 +186,7 @@ impl MeterStage {
         self.save(&closed).await
     }
 
-    pub async fn on_events(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+    pub async fn on_events(&mut self, events: Vec<Event>) -> Result<(), MeterError> {
         let mut records = Vec::new();
         let mut changed = false;
         for event in events {
@@ -309,7 +316,7 @@ impl MeterStage {
     }
 
     /// Processes already running that a changed policy now meters.
-    pub async fn rescan(&mut self) -> anyhow::Result<()> {
+    pub async fn rescan(&mut self) -> Result<(), MeterError> {
         let candidates: Vec<ProcessInfo> = procfs::pids()
             .filter_map(|pid| {
                 procfs::read_process(&self.clock, pid, |e, n| self.interest.wants(e, n))
@@ -321,7 +328,7 @@ impl MeterStage {
 
     /// The end of a reporting cycle: a record for every instance, and the end of any whose
     /// exit went unreported for a whole cycle.
-    pub async fn report(&mut self) -> anyhow::Result<()> {
+    pub async fn report(&mut self) -> Result<(), MeterError> {
         // A safety net, not a race with the watcher: only processes already missing at the
         // last cycle are closed here.
         let gone = self.gone();
