@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::admin_api::audit;
 use crate::auth::Operator;
-use crate::compliance::AppPosition;
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
+use tally_service::{AppPosition, ReclaimQuery, Reclaimable};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -217,7 +217,7 @@ pub(crate) async fn compliance(
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let positions =
-        crate::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
+        tally_service::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
     Ok(Json(positions))
 }
 
@@ -296,19 +296,19 @@ pub(crate) struct ReclaimParams {
 
 #[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
     params(ReclaimParams),
-    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<crate::compliance::Reclaimable>),
+    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<Reclaimable>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn reclaim(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<ReclaimParams>,
-) -> Result<Json<Vec<crate::compliance::Reclaimable>>, ApiError> {
+) -> Result<Json<Vec<Reclaimable>>, ApiError> {
     let days = p.days.unwrap_or(90);
     if !(1..=3650).contains(&days) {
         return Err(ApiError::BadRequest("days: between 1 and 3650".into()));
     }
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    Ok(Json(
-        crate::compliance::reclaim(state.store.as_ref(), as_of, days).await?,
-    ))
+    let query = ReclaimQuery::days(as_of, days);
+    let list = tally_service::reclaim::reclaim(state.store.as_ref(), &query).await?;
+    Ok(Json(list.idle))
 }
