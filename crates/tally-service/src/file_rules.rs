@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
+use tally_core::file::StoredFile;
 use tally_core::{FileInfo, RuleIndex, UsageRecord};
 use tally_store::{Page, Store};
 
-use crate::Result;
+use crate::{Result, ServiceError};
 
 /// Files read per query while mapping.
 const FILES_PAGE: i64 = 1000;
@@ -89,18 +90,7 @@ impl FileRules {
             index: RuleIndex::new(rules),
             rules_of_file: HashMap::new(),
         };
-        let mut page = Page {
-            after: 0,
-            limit: FILES_PAGE,
-        };
-        loop {
-            let files = store.files(page).await?;
-            let Some(last) = files.last() else { break };
-            page.after = last.id;
-            for f in &files {
-                mapping.map(f.id, &f.info);
-            }
-        }
+        every_file(store, |f| mapping.map(f.id, &f.info)).await?;
         tracing::debug!(
             rules = mapping.index.rules().len(),
             files = mapping.rules_of_file.len(),
@@ -140,5 +130,43 @@ impl FileRules {
             }
         }
         Ok(out)
+    }
+}
+
+/// Ids of the stored files the rule named `rule_name` (any case) meters, read from every
+/// stored file: a one-off question (the usage read API's `rule=`), answered exactly.
+pub async fn files_metered_by(store: &dyn Store, rule_name: &str) -> Result<Vec<i64>> {
+    let rule = store
+        .rules()
+        .await?
+        .into_iter()
+        .find(|r| r.spec.name.eq_ignore_ascii_case(rule_name))
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!("no rule named {rule_name:?}; see tally rules list"))
+        })?;
+    let index = RuleIndex::new([rule]);
+    let mut ids = Vec::new();
+    every_file(store, |f| {
+        if index.matching(&f.info).next().is_some() {
+            ids.push(f.id);
+        }
+    })
+    .await?;
+    Ok(ids)
+}
+
+/// Calls `each` with every stored file, by id, a page at a time.
+async fn every_file(store: &dyn Store, mut each: impl FnMut(&StoredFile)) -> Result<()> {
+    let mut page = Page {
+        after: 0,
+        limit: FILES_PAGE,
+    };
+    loop {
+        let files = store.files(page).await?;
+        let Some(last) = files.last() else {
+            return Ok(());
+        };
+        page.after = last.id;
+        files.iter().for_each(&mut each);
     }
 }

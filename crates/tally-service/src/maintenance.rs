@@ -34,14 +34,8 @@ async fn run_locked(service: &Service, task: Task) -> Result<TaskState> {
     let mut current = task_state(store, task).await?;
     let started = Instant::now();
     let outcome = match task {
-        Task::SummarizeFileUsage => {
-            summaries::summarize_file_usage(store, rules, current.watermark).await
-        }
-        Task::SummarizeMonthlyUsage => {
-            summaries::summarize_monthly(store, rules, current.watermark).await
-        }
-        Task::RecordUsageSessions => {
-            summaries::record_sessions(store, rules, current.watermark).await
+        Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage | Task::RecordUsageSessions => {
+            summaries::summarize(task, store, rules, current.watermark).await
         }
         Task::DeleteAgedUsage => delete_aged_usage(store, &current).await,
         Task::DeleteAgedSummaries => delete_aged_summaries(store, &current).await,

@@ -17,24 +17,20 @@ use crate::Result;
 /// Raw records read per page while summarising.
 const PAGE: i64 = 10_000;
 
-/// The records with `watermark < time_serial <= top`, a page at a time.
+/// The records with `watermark < time_serial <= top`, a page at a time, each with the rules
+/// of the files it names.
 struct NewRecords<'a> {
     store: &'a dyn Store,
+    file_rules: &'a FileRules,
     range: (i64, i64),
     after: (i64, i64),
 }
 
-impl<'a> NewRecords<'a> {
-    fn new(store: &'a dyn Store, (watermark, top): (i64, i64)) -> Self {
-        Self {
-            store,
-            range: (watermark, top),
-            after: (watermark, 0),
-        }
-    }
+type RulesOfFile = HashMap<i64, Vec<i64>>;
 
-    /// The next page, or `None` after the last.
-    async fn next(&mut self) -> Result<Option<Vec<UsageRecord>>> {
+impl NewRecords<'_> {
+    /// The next page and its files' rules, or `None` after the last.
+    async fn next(&mut self) -> Result<Option<(Vec<UsageRecord>, RulesOfFile)>> {
         let page = self
             .store
             .usage_by_serial(self.range, self.after, PAGE)
@@ -43,13 +39,16 @@ impl<'a> NewRecords<'a> {
             return Ok(None);
         };
         self.after = (last.time_serial, last.id);
-        Ok(Some(page))
+        let rules_of_file = self.file_rules.of_records(self.store, &page).await?;
+        Ok(Some((page, rules_of_file)))
     }
 }
 
-/// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
-/// a day at a time. Returns the rows written and the new watermark.
-pub(crate) async fn summarize_file_usage(
+/// Runs summarisation task `task` over the records stored since `watermark` (up to the newest
+/// now); returns the rows written and the new watermark. With nothing new, nothing is read. The
+/// file → rule mapping is brought up to date with the rules first.
+pub(crate) async fn summarize(
+    task: Task,
     store: &dyn Store,
     file_rules: &FileRules,
     watermark: i64,
@@ -59,10 +58,27 @@ pub(crate) async fn summarize_file_usage(
         return Ok((0, watermark));
     }
     file_rules.refresh(store).await?;
+    let pages = NewRecords {
+        store,
+        file_rules,
+        range: (watermark, top),
+        after: (watermark, 0),
+    };
+    let rows = match task {
+        Task::SummarizeFileUsage => file_usage(pages).await?,
+        Task::SummarizeMonthlyUsage => monthly(pages).await?,
+        Task::RecordUsageSessions => sessions(pages).await?,
+        other => unreachable!("{} does not summarise raw usage", other.name()),
+    };
+    Ok((rows, top))
+}
+
+/// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
+/// a day at a time. Returns the rows written.
+async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
+    let (store, file_rules) = (pages.store, pages.file_rules);
     let mut touched: BTreeSet<(DateTime<Utc>, i64)> = BTreeSet::new();
-    let mut pages = NewRecords::new(store, (watermark, top));
-    while let Some(page) = pages.next().await? {
-        let rules_of_file = file_rules.of_records(store, &page).await?;
+    while let Some((page, rules_of_file)) = pages.next().await? {
         for r in &page {
             for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
                 touched.extend(summary::hours_of(r).into_iter().map(|h| (h, rule)));
@@ -92,7 +108,7 @@ pub(crate) async fn summarize_file_usage(
         store.replace_file_usage_hours(&keys, &rows).await?;
         written += rows.len() as i64;
     }
-    Ok((written, top))
+    Ok(written)
 }
 
 /// Before this time raw records may have been deleted (released) by the ageing task.
@@ -144,7 +160,7 @@ pub(crate) async fn merge_with_released(
 pub(crate) fn hours_of_day(
     keys: &[(DateTime<Utc>, i64)],
     records: &[UsageRecord],
-    rules_of_file: &HashMap<i64, Vec<i64>>,
+    rules_of_file: &RulesOfFile,
 ) -> Vec<FileUsageHour> {
     let wanted: HashSet<(DateTime<Utc>, i64)> = keys.iter().copied().collect();
     let mut grouped: HashMap<(DateTime<Utc>, i64), Vec<&UsageRecord>> = HashMap::new();
@@ -166,20 +182,9 @@ pub(crate) fn hours_of_day(
 }
 
 /// Adds new records to the monthly summary; the watermark moves with the rows, atomically.
-pub(crate) async fn summarize_monthly(
-    store: &dyn Store,
-    file_rules: &FileRules,
-    watermark: i64,
-) -> Result<(i64, i64)> {
-    let top = store.max_time_serial().await?;
-    if top <= watermark {
-        return Ok((0, watermark));
-    }
-    file_rules.refresh(store).await?;
+async fn monthly(mut pages: NewRecords<'_>) -> Result<i64> {
     let mut sums: BTreeMap<summary::MonthKey, summary::MonthlyUsage> = BTreeMap::new();
-    let mut pages = NewRecords::new(store, (watermark, top));
-    while let Some(page) = pages.next().await? {
-        let rules_of_file = file_rules.of_records(store, &page).await?;
+    while let Some((page, rules_of_file)) = pages.next().await? {
         for (key, usage) in summary::monthly(&page, &rules_of_file) {
             sums.entry(key)
                 .and_modify(|u| u.add(&usage))
@@ -187,8 +192,8 @@ pub(crate) async fn summarize_monthly(
         }
     }
     let rows: Vec<_> = sums.into_iter().collect();
-    store.add_monthly_usage(&rows, (watermark, top)).await?;
-    Ok((rows.len() as i64, top))
+    pages.store.add_monthly_usage(&rows, pages.range).await?;
+    Ok(rows.len() as i64)
 }
 
 /// Which applications each metering rule's usage belongs to: those whose recognition names
@@ -218,7 +223,7 @@ async fn applications_of_rules(store: &dyn Store) -> Result<HashMap<i64, Vec<i64
 
 /// The applications of each file, from the rules of each file.
 fn applications_of_files(
-    rules_of_file: HashMap<i64, Vec<i64>>,
+    rules_of_file: RulesOfFile,
     apps_of_rule: &HashMap<i64, Vec<i64>>,
 ) -> HashMap<i64, Vec<i64>> {
     let mut map = HashMap::new();
@@ -240,27 +245,16 @@ fn applications_of_files(
 
 /// Records new runs as usage sessions of the applications that meter them. Re-reading
 /// records (after a failed run) only grows sessions to what they already cover.
-pub(crate) async fn record_sessions(
-    store: &dyn Store,
-    file_rules: &FileRules,
-    watermark: i64,
-) -> Result<(i64, i64)> {
-    let top = store.max_time_serial().await?;
-    if top <= watermark {
-        return Ok((0, watermark));
-    }
-    let apps_of_rule = applications_of_rules(store).await?;
+async fn sessions(mut pages: NewRecords<'_>) -> Result<i64> {
+    let apps_of_rule = applications_of_rules(pages.store).await?;
     let mut sessions = tally_core::sessions::RunSessions::new();
     if !apps_of_rule.is_empty() {
-        file_rules.refresh(store).await?;
-        let mut pages = NewRecords::new(store, (watermark, top));
-        while let Some(page) = pages.next().await? {
-            let rules_of_file = file_rules.of_records(store, &page).await?;
+        while let Some((page, rules_of_file)) = pages.next().await? {
             let apps_of_file = applications_of_files(rules_of_file, &apps_of_rule);
             tally_core::sessions::add_records(&mut sessions, &page, &apps_of_file);
         }
     }
     let rows: Vec<_> = sessions.into_values().collect();
-    let written = store.put_run_sessions(&rows).await?;
-    Ok((written as i64, top))
+    let written = pages.store.put_run_sessions(&rows).await?;
+    Ok(written as i64)
 }

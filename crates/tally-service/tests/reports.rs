@@ -13,7 +13,7 @@ use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::rules::{RuleOrigin, RuleSpec};
 use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
 use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
-use tally_core::{AssignmentType, Metric, Site, SiteCode};
+use tally_core::{Site, SiteCode};
 use tally_report::{Format, ReportError, CATALOGUE};
 use tally_service::{Service, ServiceError};
 use tally_store::{SqliteStore, Store};
@@ -160,39 +160,24 @@ async fn seeded() -> Seeded {
 }
 
 /// Each metered program as a licensed application recognised by its package and metered by
-/// its rule; Gimp with one installation license at 20 EUR.
+/// its rule; Gimp with one installation license at 20 EUR. Rows as `tally import` reads them.
 fn licensing() -> Batch {
     let at = |line| Origin {
         file: "seed".into(),
         line,
     };
-    let app = |name: &str| ApplicationRow {
-        name: name.into(),
-        publisher: "Debian".into(),
-        metric: Metric::Installations,
-        period_days: None,
-        total_user_metric: None,
-        software: Some(name.to_lowercase()),
-        software_publisher: None,
-        software_version: None,
-        metering_rule: Some(name.into()),
+    let app = |name: &str| -> ApplicationRow {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "publisher": "Debian", "metric": "installations",
+            "software": name.to_lowercase(), "metering_rule": name,
+        }))
+        .unwrap()
     };
-    let gimp = LicenseRow {
-        application: "Gimp".into(),
-        metric: Metric::Installations,
-        quantity: 1,
-        assignment_type: AssignmentType::Organization,
-        assigned_to: None,
-        purchase_date: None,
-        valid_from: None,
-        valid_until: None,
-        maintenance_until: None,
-        unit_cost: Some("20".into()),
-        currency: Some("EUR".into()),
-        vendor: None,
-        order_reference: None,
-        notes: None,
-    };
+    let gimp: LicenseRow = serde_json::from_value(serde_json::json!({
+        "application": "Gimp", "metric": "installations", "quantity": 1,
+        "assignment_type": "organization", "unit_cost": "20", "currency": "EUR",
+    }))
+    .unwrap();
     Batch {
         applications: vec![
             (at(2), app("Vim")),
