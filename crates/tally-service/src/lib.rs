@@ -9,6 +9,7 @@ pub mod compliance;
 mod error;
 pub mod file_rules;
 pub mod ingest;
+pub mod licensing;
 pub mod maintenance;
 pub mod reclaim;
 pub mod reports;
