@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::License;
-use tally_store::{AppRecord, Store};
+use tally_store::{AppRecord, ImportOutcome, Store};
 
 use crate::{Result, Service, ServiceError};
 
@@ -30,20 +30,27 @@ fn request() -> Origin {
     }
 }
 
+/// Checks and imports a one-row batch.
+async fn import_one(service: &Service, batch: Batch, now: DateTime<Utc>) -> Result<ImportOutcome> {
+    let store = service.store();
+    checked(store, &batch).await?;
+    Ok(store.import(&batch, service.site(), now, &|_| {}).await?)
+}
+
 /// Adds an application, or changes the one of that name; returns it as stored.
 pub async fn put_application(
     service: &Service,
     row: &ApplicationRow,
     now: DateTime<Utc>,
 ) -> Result<AppRecord> {
+    let applications = vec![(request(), row.clone())];
     let batch = Batch {
-        applications: vec![(request(), row.clone())],
+        applications,
         ..Default::default()
     };
-    let store = service.store();
-    checked(store, &batch).await?;
-    store.import(&batch, service.site(), now, &|_| {}).await?;
-    store
+    import_one(service, batch, now).await?;
+    service
+        .store()
         .applications()
         .await?
         .into_iter()
@@ -60,15 +67,15 @@ pub async fn add_license(
     row: &LicenseRow,
     now: DateTime<Utc>,
 ) -> Result<License> {
+    let licenses = vec![(request(), row.clone())];
     let batch = Batch {
-        licenses: vec![(request(), row.clone())],
+        licenses,
         ..Default::default()
     };
-    let store = service.store();
-    checked(store, &batch).await?;
-    let outcome = store.import(&batch, service.site(), now, &|_| {}).await?;
+    let outcome = import_one(service, batch, now).await?;
     let id = outcome.license_ids.first().copied();
-    store
+    service
+        .store()
         .licenses()
         .await?
         .into_iter()
