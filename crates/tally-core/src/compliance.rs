@@ -141,7 +141,9 @@ pub struct AppFacts<'a> {
 }
 
 /// Who or what a unit of demand is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Consumer {
     Device(i64),
@@ -151,7 +153,7 @@ pub enum Consumer {
 }
 
 /// The position for one application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Compliant,
@@ -162,28 +164,28 @@ pub enum Status {
 }
 
 /// An amount of money in minor units (cents) of a currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Money {
     pub minor: i64,
     pub currency: String,
 }
 
 /// Demand the licenses did not cover, with how much is missing in the application's metric.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Uncovered {
     pub consumer: Consumer,
     pub missing: i64,
 }
 
 /// A device or user left out of the demand, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Excluded {
     pub consumer: Consumer,
     pub reason: String,
 }
 
 /// Demand and cover on one org node (`None`: devices and users on no node).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NodeFigures {
     pub org_node: Option<i64>,
     pub required: i64,
@@ -191,7 +193,7 @@ pub struct NodeFigures {
 }
 
 /// How one license was used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LicenseUse {
     pub license_id: i64,
     pub metric: Metric,
@@ -203,7 +205,7 @@ pub struct LicenseUse {
 }
 
 /// The compliance position of one application on one date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Position {
     pub application_id: i64,
     pub metric: Metric,

@@ -75,6 +75,22 @@ fn yes() -> bool {
 }
 
 impl RuleSpec {
+    /// The rule a request naming only `name` makes (the serde defaults): no file names, any
+    /// version and language, metered only on its own site, enabled.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            file_name: String::new(),
+            original_file_name: String::new(),
+            file_version: String::new(),
+            language: any_language(),
+            product_name: String::new(),
+            comment: String::new(),
+            apply_to_child_sites: false,
+            enabled: yes(),
+        }
+    }
+
     /// Checks what Configuration Manager checks: a name, at least one of the two file names,
     /// no wildcards in file names, and a well-formed version pattern.
     pub fn validate(&self) -> Result<(), ValidationError> {

@@ -4,14 +4,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use tally_api::{AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken};
 use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::autorules::AutoRuleSettings;
 use tally_core::rules::RuleSpec;
-use tally_core::{AuditEntry, MeteringRule, OperatorToken, Role, RuleOrigin, SiteCode};
+use tally_core::{AuditEntry, MeteringRule, OperatorToken, RuleOrigin};
 use tally_store::NewEnrollmentToken;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::auth::{generate_token, Operator};
 use crate::error::{ErrorBody, JsonBody};
@@ -33,21 +34,6 @@ pub(crate) async fn audit(
         detail: serde_json::to_string(&detail).expect("audit detail serialises"),
     };
     Ok(state.store.append_audit(&entry).await?)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateToken {
-    name: String,
-    role: Role,
-}
-
-/// A newly created token: the only time its secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CreatedToken<T> {
-    #[serde(flatten)]
-    info: T,
-    token: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "operators", security(("bearer" = [])),
@@ -107,19 +93,6 @@ pub(crate) async fn revoke_token(
     }
     audit(&state, &op, "token.revoke", format!("token:{id}"), ()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateEnrollmentToken {
-    name: String,
-    /// Defaults to this server's site.
-    #[serde(default)]
-    site_code: Option<SiteCode>,
-    #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    max_uses: Option<i32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/enrollment-tokens", tag = "agents", security(("bearer" = [])),
@@ -346,13 +319,6 @@ impl PageParams {
             limit,
         })
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AuditRow {
-    id: i64,
-    #[serde(flatten)]
-    entry: AuditEntry,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "operators", security(("bearer" = [])),

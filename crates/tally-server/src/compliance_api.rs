@@ -6,12 +6,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
+use tally_api::TrendPoint;
 use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_core::License;
-use tally_store::{AppRecord, Snapshot};
-use utoipa::{IntoParams, ToSchema};
+use tally_store::AppRecord;
+use utoipa::IntoParams;
 
 use crate::admin_api::audit;
 use crate::auth::Operator;
@@ -155,14 +156,6 @@ pub(crate) struct SnapshotParams {
     app: Option<String>,
     /// First day (YYYY-MM-DD); default 90 days ago.
     from: Option<NaiveDate>,
-}
-
-/// One application's figures on one day, named for people reading a trend.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TrendPoint {
-    application: String,
-    #[serde(flatten)]
-    snapshot: Snapshot,
 }
 
 #[utoipa::path(get, path = "/api/v1/compliance/snapshots", tag = "licensing", security(("bearer" = [])),

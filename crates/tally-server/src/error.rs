@@ -1,15 +1,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// The body of every error response: a machine-readable code and a sentence for people that
-/// says what to do.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    pub message: String,
-}
+pub use tally_api::ErrorBody;
 
 /// An error a handler returns; it becomes a JSON [`ErrorBody`] with the right status.
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use tally_api::Placement;
 use tally_core::org::{OrgRule, OrgRuleSpec};
 use tally_core::OrgNode;
 use tally_store::OrgTarget;
-use utoipa::ToSchema;
 
 use crate::admin_api::audit;
 use crate::auth::Operator;
@@ -98,13 +97,6 @@ pub(crate) async fn delete_rule(
     }
     audit(&state, &op, "org_rule.delete", format!("org_rule:{id}"), ()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The node to place a device or user on; none takes it off its node (rules apply again).
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Placement {
-    org_node: Option<String>,
 }
 
 async fn place(

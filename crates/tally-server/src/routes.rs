@@ -4,11 +4,10 @@
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use serde::Serialize;
-use tally_core::{Role, Site};
+use tally_api::{Health, WhoAmI};
+use tally_core::Site;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::ToSchema;
 
 use crate::auth::Operator;
 use crate::config::Limits;
@@ -111,16 +110,6 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .with_state(state)
 }
 
-/// Liveness and readiness in one: the server answers and its database does too.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Health {
-    status: &'static str,
-    site_code: String,
-    database: &'static str,
-    schema_version: i64,
-    version: &'static str,
-}
-
 #[utoipa::path(get, path = "/healthz", tag = "server",
     responses(
         (status = 200, description = "Server and database are up", body = Health),
@@ -129,11 +118,11 @@ pub(crate) struct Health {
 pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let schema = state.store.schema_version().await?;
     Ok(Json(Health {
-        status: "ok",
+        status: "ok".into(),
         site_code: state.site.to_string(),
-        database: state.store.backend(),
+        database: state.store.backend().into(),
         schema_version: schema.database,
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").into(),
     }))
 }
 
@@ -141,13 +130,6 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Health
     responses((status = 200, description = "This API's OpenAPI 3.1 document")))]
 pub(crate) async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::openapi_value())
-}
-
-/// The operator a token belongs to.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WhoAmI {
-    name: String,
-    role: Role,
 }
 
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "operators", security(("bearer" = [])),

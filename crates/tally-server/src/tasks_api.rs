@@ -3,25 +3,15 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
+use serde::Deserialize;
+use tally_api::{MonthlyRow, TaskChange, TaskView};
+use tally_core::summary::FileUsageHour;
 use tally_core::tasks::{Task, TaskState};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::auth::Operator;
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
-
-/// A task's state with how far its summary lags behind the newest usage.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TaskView {
-    #[serde(flatten)]
-    state: TaskState,
-    /// For the tasks that read raw records: those stored after the watermark, not yet taken in.
-    pending_records: Option<i64>,
-    /// The newest `TimeSerial` stored.
-    newest_serial: i64,
-}
 
 async fn view(state: &AppState, task: TaskState) -> Result<TaskView, ApiError> {
     let summarises = Task::parse(&task.name).is_some_and(Task::reads_raw_usage);
@@ -57,15 +47,6 @@ pub(crate) async fn list(
         views.push(view(&state, task).await?);
     }
     Ok(Json(views))
-}
-
-/// Schedule changes; absent fields stay as they are.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TaskChange {
-    enabled: Option<bool>,
-    every_secs: Option<i64>,
-    age_days: Option<i32>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/tasks/{name}", tag = "maintenance", security(("bearer" = [])),
@@ -201,33 +182,6 @@ pub(crate) async fn file_usage(
         .file_usage_hours(rule, midnight(from), midnight(to) + Duration::days(1))
         .await?;
     Ok(Json(rows))
-}
-
-/// One monthly summary row.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct MonthlyRow {
-    rule_id: i64,
-    device_id: i64,
-    user_id: i64,
-    /// `yyyymm` on the client's calendar.
-    month: i32,
-    runs: i64,
-    usage_ms: i64,
-    last_used: DateTime<Utc>,
-}
-
-impl From<(MonthKey, MonthlyUsage)> for MonthlyRow {
-    fn from((k, u): (MonthKey, MonthlyUsage)) -> Self {
-        Self {
-            rule_id: k.rule_id,
-            device_id: k.device_id,
-            user_id: k.user_id,
-            month: k.month,
-            runs: u.runs,
-            usage_ms: u.usage_ms,
-            last_used: u.last_used,
-        }
-    }
 }
 
 #[utoipa::path(get, path = "/api/v1/summaries/monthly", tag = "summaries", security(("bearer" = [])),

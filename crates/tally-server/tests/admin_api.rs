@@ -2,13 +2,19 @@
 
 mod common;
 
-use common::start;
+use common::{start, Backend};
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test]
-async fn tokens_roles_and_revocation() {
-    let s = start().await;
+each_backend!(async
+    tokens_roles_and_revocation,
+    rules_are_validated_edited_and_audited,
+    usage_filters_and_paging,
+    every_served_route_is_in_the_openapi_document_with_its_errors,
+);
+
+async fn tokens_roles_and_revocation(backend: Backend) {
+    let s = start(backend).await;
     let (status, _) = s
         .post(
             "/api/v1/tokens",
@@ -51,9 +57,8 @@ async fn tokens_roles_and_revocation() {
     assert_eq!(list.as_array().unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn rules_are_validated_edited_and_audited() {
-    let s = start().await;
+async fn rules_are_validated_edited_and_audited(backend: Backend) {
+    let s = start(backend).await;
     let (status, body) = s
         .post("/api/v1/rules", Some(&s.admin), json!({"name": "Nothing"}))
         .await;
@@ -127,9 +132,8 @@ async fn rules_are_validated_edited_and_audited() {
     assert_eq!(log[0]["target"], format!("rule:{id}"));
 }
 
-#[tokio::test]
-async fn usage_filters_and_paging() {
-    let s = start().await;
+async fn usage_filters_and_paging(backend: Backend) {
+    let s = start(backend).await;
     let (creds, _) = s.enroll("pc1").await;
     let rec = |id: &str, file: &str, day: u32| {
         json!({
@@ -195,9 +199,8 @@ async fn usage_filters_and_paging() {
     assert_eq!(devices[0]["host_name"], "pc1");
 }
 
-#[tokio::test]
-async fn every_served_route_is_in_the_openapi_document_with_its_errors() {
-    let s = start().await;
+async fn every_served_route_is_in_the_openapi_document_with_its_errors(backend: Backend) {
+    let s = start(backend).await;
     let (_, doc) = s.get("/api/v1/openapi.json", &s.admin).await;
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 20, "{} paths", paths.len());

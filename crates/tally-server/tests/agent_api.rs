@@ -3,9 +3,18 @@
 
 mod common;
 
-use common::start;
+use common::{start, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+each_backend!(async
+    enrolment_tokens_limit_uses_and_revocation_locks_agents_out,
+    usage_is_stored_once_and_a_replayed_batch_is_acknowledged_again,
+    bad_uploads_are_refused_and_change_nothing,
+    policy_carries_site_rules_with_an_etag,
+    the_body_size_limit_answers_413,
+    inventory_feeds_automatic_rules,
+);
 
 fn record(id: &str, start: &str, end: &str, started: bool, running: bool) -> Value {
     json!({
@@ -46,9 +55,8 @@ fn three_cycles() -> Vec<Value> {
     ]
 }
 
-#[tokio::test]
-async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out() {
-    let s = start().await;
+async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out(backend: Backend) {
+    let s = start(backend).await;
     let (status, token) = s
         .post(
             "/api/v1/enrollment-tokens",
@@ -139,9 +147,8 @@ async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out() {
     );
 }
 
-#[tokio::test]
-async fn usage_is_stored_once_and_a_replayed_batch_is_acknowledged_again() {
-    let s = start().await;
+async fn usage_is_stored_once_and_a_replayed_batch_is_acknowledged_again(backend: Backend) {
+    let s = start(backend).await;
     let (creds, device) = s.enroll("pc1").await;
     let batch = json!({"batch_id": "b-1", "records": three_cycles()});
     let (status, ack) = s.upload(&creds, batch.clone()).await;
@@ -173,9 +180,8 @@ async fn usage_is_stored_once_and_a_replayed_batch_is_acknowledged_again() {
     assert_eq!(files[0]["version"], "1.95.0");
 }
 
-#[tokio::test]
-async fn bad_uploads_are_refused_and_change_nothing() {
-    let s = start().await;
+async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
+    let s = start(backend).await;
     let (creds, device) = s.enroll("pc1").await;
     let (other_creds, other_device) = s.enroll("pc2").await;
     let mut records = three_cycles();
@@ -255,9 +261,8 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     assert_ne!(device, other_device);
 }
 
-#[tokio::test]
-async fn policy_carries_site_rules_with_an_etag() {
-    let s = start().await;
+async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
+    let s = start(backend).await;
     let (creds, _) = s.enroll("pc1").await;
     let rule = json!({"name": "Editor", "file_name": "code", "file_version": "1.*"});
     assert_eq!(s.post("/api/v1/rules", Some(&s.admin), rule).await.0, 201);
@@ -309,9 +314,8 @@ async fn policy_carries_site_rules_with_an_etag() {
     assert_eq!(changed.status(), 200, "a new rule changes the ETag");
 }
 
-#[tokio::test]
-async fn the_body_size_limit_answers_413() {
-    let s = start().await;
+async fn the_body_size_limit_answers_413(backend: Backend) {
+    let s = start(backend).await;
     let (creds, _) = s.enroll("pc1").await;
     let huge = "x".repeat(17 * 1024 * 1024);
     let resp = s
@@ -336,9 +340,8 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> Value {
            "software": software})
 }
 
-#[tokio::test]
-async fn inventory_feeds_automatic_rules() {
-    let s = start().await;
+async fn inventory_feeds_automatic_rules(backend: Backend) {
+    let s = start(backend).await;
     // Ten devices: vim everywhere, gimp on one (10 %), emacs on none beyond the threshold.
     for i in 0..10 {
         let (creds, _) = s.enroll(&format!("pc{i}")).await;

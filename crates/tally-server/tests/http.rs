@@ -1,12 +1,18 @@
-//! The server over real HTTP on a real SQLite file.
+//! The server over real HTTP on a real database, SQLite and PostgreSQL.
 
 mod common;
 
-use common::start;
+use common::{start, Backend};
 
-#[tokio::test]
-async fn healthz_reports_the_database() {
-    let server = start().await;
+each_backend!(async
+    healthz_reports_the_database,
+    openapi_document_describes_the_served_routes,
+    tokens_authenticate_with_their_roles,
+    graceful_shutdown_finishes_the_server,
+);
+
+async fn healthz_reports_the_database(backend: Backend) {
+    let server = start(backend).await;
     let body: serde_json::Value = reqwest::get(format!("{}/healthz", server.url))
         .await
         .unwrap()
@@ -15,19 +21,23 @@ async fn healthz_reports_the_database() {
         .unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["site_code"], "S01");
+    assert_eq!(
+        body["database"], server.backend,
+        "the server runs on the backend asked for"
+    );
     // Migrated to the newest schema this binary ships: one migration per file, per backend.
-    let shipped = std::fs::read_dir(concat!(
+    let shipped = std::fs::read_dir(format!(
+        "{}/../tally-store/migrations/{}",
         env!("CARGO_MANIFEST_DIR"),
-        "/../tally-store/migrations/sqlite"
+        server.backend
     ))
     .unwrap()
     .count();
     assert_eq!(body["schema_version"], shipped);
 }
 
-#[tokio::test]
-async fn openapi_document_describes_the_served_routes() {
-    let server = start().await;
+async fn openapi_document_describes_the_served_routes(backend: Backend) {
+    let server = start(backend).await;
     let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", server.url))
         .await
         .unwrap()
@@ -53,9 +63,8 @@ async fn openapi_document_describes_the_served_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-#[tokio::test]
-async fn tokens_authenticate_with_their_roles() {
-    let server = start().await;
+async fn tokens_authenticate_with_their_roles(backend: Backend) {
+    let server = start(backend).await;
     let client = reqwest::Client::new();
     let whoami = format!("{}/api/v1/whoami", server.url);
     let resp = client.get(&whoami).send().await.unwrap();
@@ -84,9 +93,8 @@ async fn tokens_authenticate_with_their_roles() {
     assert_eq!(resp.status(), 401);
 }
 
-#[tokio::test]
-async fn graceful_shutdown_finishes_the_server() {
-    let mut server = start().await;
+async fn graceful_shutdown_finishes_the_server(backend: Backend) {
+    let mut server = start(backend).await;
     server.stop.take().unwrap().send(()).unwrap();
     server.task.await.unwrap().unwrap();
     assert!(reqwest::get(format!("{}/healthz", server.url))

@@ -4,10 +4,16 @@
 mod common;
 
 use chrono::TimeZone;
-use common::{record, start, summarise, upload};
+use common::{record, start, summarise, upload, Backend};
 use reqwest::Method;
 use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
 use tally_core::{AssignmentType, Metric};
+
+each_backend!(async
+    metered_usage_keeps_an_installation_off_the_reclaim_list,
+    a_past_day_counts_that_days_installations_and_statuses,
+    the_agents_runs_count_for_the_user_and_concurrent_metrics,
+);
 
 fn at(line: usize) -> Origin {
     Origin {
@@ -16,9 +22,8 @@ fn at(line: usize) -> Origin {
     }
 }
 
-#[tokio::test]
-async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
-    let server = start().await;
+async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backend) {
+    let server = start(backend).await;
     let rule = serde_json::json!({"name": "Code", "file_name": "code"});
     let (status, _) = server
         .post("/api/v1/rules", Some(&server.admin), rule)
@@ -148,10 +153,9 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list() {
 
 /// `as_of` on a past day counts what was installed then, with the statuses of then: an
 /// installation dated after the day does not count, and a device retired later still does.
-#[tokio::test]
-async fn a_past_day_counts_that_days_installations_and_statuses() {
+async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend) {
     use tally_core::import::{DeviceRow, UserRow};
-    let server = start().await;
+    let server = start(backend).await;
     let site = tally_core::SiteCode::parse("S01").unwrap();
     let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
     let noon = |d| chrono::Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap();
@@ -266,9 +270,8 @@ async fn record_sessions(server: &common::TestServer) -> i64 {
     state["last_rows"].as_i64().unwrap()
 }
 
-#[tokio::test]
-async fn the_agents_runs_count_for_the_user_and_concurrent_metrics() {
-    let server = start().await;
+async fn the_agents_runs_count_for_the_user_and_concurrent_metrics(backend: Backend) {
+    let server = start(backend).await;
     let rule = serde_json::json!({"name": "Code", "file_name": "code"});
     let (status, _) = server
         .post("/api/v1/rules", Some(&server.admin), rule)

@@ -4,8 +4,10 @@
 
 mod common;
 
-use common::{record, start, summarise, upload};
+use common::{record, start, summarise, upload, Backend};
 use serde_json::{json, Value};
+
+each_backend!(async the_api_and_the_report_give_one_reclaim_list);
 
 /// An agent's inventory with the `code` package (shipping the `code` executable).
 fn inventory(host: &str) -> Value {
@@ -15,9 +17,8 @@ fn inventory(host: &str) -> Value {
                          "executables": ["code"]}]})
 }
 
-#[tokio::test]
-async fn the_api_and_the_report_give_one_reclaim_list() {
-    let server = start().await;
+async fn the_api_and_the_report_give_one_reclaim_list(backend: Backend) {
+    let server = start(backend).await;
     let admin = Some(server.admin.as_str());
     let rule = json!({"name": "Code", "file_name": "code"});
     assert_eq!(server.post("/api/v1/rules", admin, rule).await.0, 201);

@@ -4,9 +4,15 @@
 
 mod common;
 
-use common::{record, start, summarise, upload, TestServer};
+use common::{record, start, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+each_backend!(async
+    reports_are_served_in_every_format_from_the_summaries,
+    bad_report_requests_are_refused_with_the_reason,
+    the_write_reports_task_writes_dated_files_and_ages_old_folders,
+);
 
 async fn fetch(server: &TestServer, path: &str) -> (u16, String, Vec<u8>) {
     let resp = server
@@ -21,8 +27,8 @@ async fn fetch(server: &TestServer, path: &str) -> (u16, String, Vec<u8>) {
     (status, kind, resp.bytes().await.unwrap().to_vec())
 }
 
-async fn seeded() -> TestServer {
-    let server = start().await;
+async fn seeded(backend: Backend) -> TestServer {
+    let server = start(backend).await;
     let rule = json!({"name": "Code", "file_name": "code"});
     let (status, _) = server
         .post("/api/v1/rules", Some(&server.admin), rule)
@@ -52,9 +58,8 @@ async fn seeded() -> TestServer {
     server
 }
 
-#[tokio::test]
-async fn reports_are_served_in_every_format_from_the_summaries() {
-    let server = seeded().await;
+async fn reports_are_served_in_every_format_from_the_summaries(backend: Backend) {
+    let server = seeded(backend).await;
     let (status, catalogue) = server.get("/api/v1/reports", &server.auditor).await;
     assert_eq!(status, 200);
     let names: Vec<_> = catalogue
@@ -112,9 +117,8 @@ async fn reports_are_served_in_every_format_from_the_summaries() {
     assert!(String::from_utf8(html).unwrap().contains("<svg"));
 }
 
-#[tokio::test]
-async fn bad_report_requests_are_refused_with_the_reason() {
-    let server = seeded().await;
+async fn bad_report_requests_are_refused_with_the_reason(backend: Backend) {
+    let server = seeded(backend).await;
     let cases = [
         (
             "/api/v1/reports/monthly-usage?format=docx",
@@ -146,9 +150,8 @@ async fn bad_report_requests_are_refused_with_the_reason() {
     assert_eq!(status, 401);
 }
 
-#[tokio::test]
-async fn the_write_reports_task_writes_dated_files_and_ages_old_folders() {
-    let server = seeded().await;
+async fn the_write_reports_task_writes_dated_files_and_ages_old_folders(backend: Backend) {
+    let server = seeded(backend).await;
     let old = server.reports_dir.join("2000-01-01");
     let other = server.reports_dir.join("keep-me");
     std::fs::create_dir_all(&old).unwrap();

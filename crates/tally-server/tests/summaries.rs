@@ -6,9 +6,14 @@
 
 mod common;
 
-use common::{record, start, summarise, upload, TestServer};
+use common::{record, start, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
+
+each_backend!(async
+    summaries_follow_hours_months_offsets_and_late_uploads,
+    task_schedules_are_validated_and_only_admins_change_or_run_them,
+);
 
 /// Hourly rows by hour: (users, devices, usage minutes, peak runs, peak users).
 async fn hours(server: &TestServer) -> Vec<(String, i64, i64, i64, i64, i64)> {
@@ -53,9 +58,8 @@ async fn months(server: &TestServer) -> Vec<(i64, i64, i64, i64)> {
     rows
 }
 
-#[tokio::test]
-async fn summaries_follow_hours_months_offsets_and_late_uploads() {
-    let server = start().await;
+async fn summaries_follow_hours_months_offsets_and_late_uploads(backend: Backend) {
+    let server = start(backend).await;
     let (status, _) = server
         .post(
             "/api/v1/rules",
@@ -170,9 +174,8 @@ async fn summaries_follow_hours_months_offsets_and_late_uploads() {
     }
 }
 
-#[tokio::test]
-async fn task_schedules_are_validated_and_only_admins_change_or_run_them() {
-    let server = start().await;
+async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend: Backend) {
+    let server = start(backend).await;
     let path = "/api/v1/tasks/delete_aged_usage";
     let (status, body) = server
         .call(

@@ -2,14 +2,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
+use common::{open_store, start, Backend};
 use tally_core::SiteCode;
 use tally_server::config::Limits;
 use tally_server::transport::{load_tls, MAX_CONNECTIONS_PER_CLIENT};
 use tally_server::AppState;
-use tally_store::{SqliteStore, Store};
 use tokio::io::AsyncReadExt;
+
+each_backend!(async
+    https_is_served_and_verified_against_the_ca,
+    one_client_cannot_hold_every_connection,
+);
 
 /// A self-signed certificate for localhost, written as PEM files.
 fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
@@ -21,13 +24,11 @@ fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf
     (c, k, pem)
 }
 
-#[tokio::test]
-async fn https_is_served_and_verified_against_the_ca() {
+async fn https_is_served_and_verified_against_the_ca(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, pem) = certificate(dir.path());
     let tls = load_tls(&cert, &key).unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let store = open_store(&backend, dir.path()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let state = AppState::new(store, SiteCode::parse("S01").unwrap());
@@ -80,9 +81,8 @@ fn bad_certificate_files_are_named() {
     );
 }
 
-#[tokio::test]
-async fn one_client_cannot_hold_every_connection() {
-    let server = common::start().await;
+async fn one_client_cannot_hold_every_connection(backend: Backend) {
+    let server = start(backend).await;
     let addr = server.url.trim_start_matches("http://").to_string();
     let mut held = Vec::new();
     for _ in 0..MAX_CONNECTIONS_PER_CLIENT {

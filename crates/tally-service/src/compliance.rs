@@ -4,25 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::Serialize;
+pub use tally_api::AppPosition;
 use tally_core::compliance::{
-    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Position, Session,
-    UserFacts,
+    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Session, UserFacts,
 };
 use tally_core::{org, DeviceStatus, License, UserStatus};
 use tally_store::{AppRecord, Store};
-use utoipa::ToSchema;
 
 use crate::{Result, ServiceError};
-
-/// One application's position, with its name.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AppPosition {
-    pub application: String,
-    pub publisher: String,
-    #[serde(flatten)]
-    pub position: Position,
-}
 
 /// Every application's position on `as_of` (or only the one named `only`).
 pub async fn compute(

@@ -9,33 +9,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::Serialize;
-use tally_core::compliance::{self, Estate, Money};
+pub use tally_api::Reclaimable;
+use tally_core::compliance::{self, Estate};
 use tally_store::{AppRecord, Store};
-use utoipa::ToSchema;
 
 use crate::compliance::{applications, end_of, estate, licenses_by_application, Installed};
 use crate::Result;
-
-/// An installation whose program has not run since the cut-off.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Reclaimable {
-    pub application: String,
-    pub device_id: i64,
-    pub host_name: String,
-    /// The installed software recognised as the application there (the first, when several).
-    pub package: String,
-    pub version: String,
-    /// The last use seen (sessions, and the metering rules the application names); `None`
-    /// when it never ran.
-    pub last_used: Option<DateTime<Utc>>,
-    /// Whole days from the last use to the end of the day the list is for.
-    pub days_unused: Option<i64>,
-    /// Units of the application's metric the installation takes.
-    pub units: i64,
-    /// What those units cost at the newest priced license of the application's metric.
-    pub cost: Option<Money>,
-}
 
 /// Which installations to look at, and since when they count as unused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! replica (another `Service` on the same database) all reach the monthly summary, on SQLite
 //! and on PostgreSQL.
 
-#[path = "../../tally-store/tests/common/mod.rs"]
+#[path = "../../tally-store/tests/common/pgdb.rs"]
 mod common;
 
 use std::collections::HashMap;
@@ -80,10 +80,13 @@ fn expect(pairs: &[(&str, i64)]) -> HashMap<String, i64> {
     pairs.iter().map(|(n, r)| (n.to_string(), *r)).collect()
 }
 
-async fn mapping_follows_rules_and_files(backend: &Backend) {
-    let store: Arc<dyn Store> = match backend {
-        Backend::Sqlite(_, s) | Backend::Postgres(_, s) => s.clone(),
-    };
+each_backend!(async mapping_follows_rules_and_files);
+
+async fn mapping_follows_rules_and_files(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = tally_store::open(&backend.url(&dir.path().join("t.db")))
+        .await
+        .unwrap();
     store
         .put_site(&Site {
             code: site(),
@@ -157,17 +160,4 @@ async fn mapping_follows_rules_and_files(backend: &Backend) {
         runs_per_rule(&service).await,
         expect(&[("Vim", 3), ("Emacs", 2)])
     );
-}
-
-#[tokio::test]
-async fn sqlite_mapping_follows_rules_and_files() {
-    mapping_follows_rules_and_files(&common::sqlite().await).await;
-}
-
-#[tokio::test]
-async fn postgres_mapping_follows_rules_and_files() {
-    let Some(backend) = common::postgres().await else {
-        return;
-    };
-    mapping_follows_rules_and_files(&backend).await;
 }

@@ -113,7 +113,9 @@ pub struct NewAgent {
 
 /// Which usage records to read.
 /// A device's stored inventory beyond its hardware columns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct DeviceInventory {
     pub software: Vec<tally_core::wire::v1::InstalledSoftware>,
     pub accounts: Vec<tally_core::wire::v1::LocalAccount>,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tally_core::compliance::TotalUserMetric;
 use tally_core::import::Batch;
 use tally_core::licenses::{Application, License};
@@ -16,7 +16,9 @@ use crate::Result;
 
 /// How installed software and metered usage are recognised as an application. Empty
 /// patterns match anything; a rule with no software pattern recognises no installation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow,
+)]
 pub struct Recognition {
     pub application_id: i64,
     /// Wildcard pattern (`*`, `?`, any case) on the installed software's name.
@@ -28,7 +30,7 @@ pub struct Recognition {
 }
 
 /// An application with its settings and recognition rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppRecord {
     #[serde(flatten)]
     pub application: Application,
@@ -87,7 +89,7 @@ pub struct ImportOutcome {
 }
 
 /// One application's compliance figures on one day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Snapshot {
     pub day: NaiveDate,
     pub application_id: i64,

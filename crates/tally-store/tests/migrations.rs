@@ -1,16 +1,18 @@
-//! Schema migrations on both backends: from an empty database, from the previous schema
-//! version with data in it, and refusal of a database newer than the binary.
+//! Schema migrations on both backends: from an empty database; from the first schema version
+//! and from the previous one (the newest migration's predecessor, whatever it is) with data in
+//! them, which must survive; and refusal of a database newer than the binary.
 
 mod common;
+mod upgrade;
 
 use common::{PgDb, SqliteDb};
-use sqlx::migrate::Migrator;
 use tally_store::{migrator_up_to, PgStore, SqliteStore, Store, StoreError};
+use upgrade::{assert_kept, latest, previous, snapshot, tables_changed, Fixture, POSTGRES, SQLITE};
 
-const PREVIOUS: i64 = 1;
+const FIRST: i64 = 1;
 
-/// Data the previous release could have written; it must survive the upgrade.
-const PREVIOUS_DATA: &[&str] = &[
+/// Data the first release could have written; it must survive the upgrade.
+const FIRST_DATA: &[&str] = &[
     "INSERT INTO sites (code, name) VALUES ('S01', 'Main')",
     "INSERT INTO users (account) VALUES ('alice')",
     "INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
@@ -18,10 +20,6 @@ const PREVIOUS_DATA: &[&str] = &[
      VALUES ('S01', 'Editor', 'code', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
          '2026-01-01T00:00:00+00:00')",
 ];
-
-fn latest(m: &Migrator) -> i64 {
-    m.iter().map(|m| m.version).max().unwrap()
-}
 
 async fn assert_upgraded(store: &dyn Store, binary: i64) {
     let v = store.schema_version().await.unwrap();
@@ -58,6 +56,22 @@ fn assert_too_new(err: StoreError, binary: i64) {
     }
 }
 
+/// The fixture check sees what a migration changes: migration 11 rebuilds installed_software
+/// on both backends (and only creates status_changes); comments and quoting do not mislead it.
+#[test]
+fn tables_a_migration_changes_are_found() {
+    for migrator in [SqliteStore::migrator(), PgStore::migrator()] {
+        let history = migrator.iter().find(|m| m.version == 11).unwrap();
+        let changed = tables_changed(&history.sql);
+        assert!(changed.contains("installed_software"), "{changed:?}");
+        assert!(!changed.contains("status_changes"), "{changed:?}");
+    }
+    let script = "-- rows from before\nDROP TABLE IF EXISTS old;\nUPDATE \"t\" SET a = 1;\n\
+                  INSERT INTO n SELECT * FROM src;";
+    let changed: Vec<String> = tables_changed(script).into_iter().collect();
+    assert_eq!(changed, ["old", "src", "t"]);
+}
+
 const FUTURE_MIGRATION: &str = "INSERT INTO _sqlx_migrations
     (version, description, success, checksum, execution_time)
     VALUES ($1, 'from the future', TRUE, $2, 0)";
@@ -74,19 +88,34 @@ mod sqlite {
     }
 
     #[tokio::test]
-    async fn from_previous_schema_version() {
+    async fn from_the_first_schema_version() {
         let db = SqliteDb::new();
         let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
-        old.migrate_with(&migrator_up_to(SqliteStore::migrator(), PREVIOUS))
+        old.migrate_with(&migrator_up_to(SqliteStore::migrator(), FIRST))
             .await
             .unwrap();
-        assert_eq!(old.schema_version().await.unwrap().database, PREVIOUS);
-        for sql in PREVIOUS_DATA {
+        assert_eq!(old.schema_version().await.unwrap().database, FIRST);
+        for sql in FIRST_DATA {
             sqlx::query(sql).execute(old.pool()).await.unwrap();
         }
         old.pool().close().await;
         let store = SqliteStore::open(&db.path()).await.unwrap();
         assert_upgraded(&store, latest(SqliteStore::migrator())).await;
+    }
+
+    #[tokio::test]
+    async fn from_previous_schema_version() {
+        let db = SqliteDb::new();
+        let migrator = SqliteStore::migrator();
+        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
+        old.migrate_with(&migrator_up_to(migrator, previous(migrator)))
+            .await
+            .unwrap();
+        let before = Fixture::load(old.pool(), &SQLITE, migrator).await;
+        old.pool().close().await;
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        assert_kept(&before, &snapshot(store.pool(), &SQLITE).await);
+        upgrade::assert_works(&store, store.pool(), latest(migrator)).await;
     }
 
     #[tokio::test]
@@ -149,20 +178,38 @@ mod postgres {
     }
 
     #[tokio::test]
-    async fn from_previous_schema_version() {
+    async fn from_the_first_schema_version() {
         let Some(db) = PgDb::create().await else {
             return;
         };
         let old = PgStore::open_unmigrated(&db.url).await.unwrap();
-        old.migrate_with(&migrator_up_to(PgStore::migrator(), PREVIOUS))
+        old.migrate_with(&migrator_up_to(PgStore::migrator(), FIRST))
             .await
             .unwrap();
-        for sql in PREVIOUS_DATA {
+        for sql in FIRST_DATA {
             sqlx::query(sql).execute(old.pool()).await.unwrap();
         }
         old.close().await;
         let store = PgStore::open(&db.url).await.unwrap();
         assert_upgraded(&store, latest(PgStore::migrator())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn from_previous_schema_version() {
+        let Some(db) = PgDb::create().await else {
+            return;
+        };
+        let migrator = PgStore::migrator();
+        let old = PgStore::open_unmigrated(&db.url).await.unwrap();
+        old.migrate_with(&migrator_up_to(migrator, previous(migrator)))
+            .await
+            .unwrap();
+        let before = Fixture::load(old.pool(), &POSTGRES, migrator).await;
+        old.close().await;
+        let store = PgStore::open(&db.url).await.unwrap();
+        assert_kept(&before, &snapshot(store.pool(), &POSTGRES).await);
+        upgrade::assert_works(&store, store.pool(), latest(migrator)).await;
         store.close().await;
     }
 

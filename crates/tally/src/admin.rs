@@ -2,12 +2,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use serde::Serialize;
+use tally_api::{Client, CreateEnrollmentToken, CreateToken, UsageFilter};
+use tally_core::autorules::AutoRuleSettings;
+use tally_core::rules::RuleSpec;
+use tally_core::{MeteringRule, UsageRecord};
 
-use crate::client::Client;
 use crate::output::{print, print_value, Format};
 
 /// Where the server is and how to reach it.
@@ -31,8 +34,24 @@ pub struct ServerConn {
 
 impl ServerConn {
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.url, self.token.clone(), self.ca_file.as_deref())
+        Ok(Client::new(
+            &self.url,
+            self.token.clone(),
+            self.ca_file.as_deref(),
+        )?)
     }
+}
+
+/// Reads an option's text as the API type the server reads it as (a metric, a role, a date),
+/// refusing a typo in the words the server's JSON reader would have used.
+pub fn typed<T: DeserializeOwned>(field: &str, text: &str) -> Result<T> {
+    let text: serde::de::value::StrDeserializer<serde::de::value::Error> = text.into_deserializer();
+    T::deserialize(text).map_err(|e| anyhow!("{field}: {e}"))
+}
+
+/// [`typed`] for an option that may be absent.
+pub fn typed_opt<T: DeserializeOwned>(field: &str, text: Option<String>) -> Result<Option<T>> {
+    text.map(|t| typed(field, &t)).transpose()
 }
 
 /// Where the server is and how to print: shared by every admin verb.
@@ -49,15 +68,6 @@ impl ApiArgs {
     pub fn client(&self) -> Result<Client> {
         self.conn.client()
     }
-}
-
-/// Prints a JSON array the API returned (anything else prints as an empty list).
-fn print_list(value: &Value, columns: &[&str], format: Format) -> std::io::Result<()> {
-    print(
-        value.as_array().map_or(&[][..], Vec::as_slice),
-        columns,
-        format,
-    )
 }
 
 /// Rule fields; on `add`, `--name` and a file name are required, on `edit` all are optional.
@@ -90,28 +100,29 @@ pub struct RuleFields {
 }
 
 impl RuleFields {
-    fn apply(&self, rule: &mut Map<String, Value>) {
+    /// Sets the fields given on the command line; the others stay as they are.
+    fn apply(&self, rule: &mut RuleSpec) {
         let text = [
-            ("name", &self.name),
-            ("file_name", &self.file_name),
-            ("original_file_name", &self.original_file_name),
-            ("file_version", &self.file_version),
-            ("product_name", &self.product_name),
-            ("comment", &self.comment),
+            (&mut rule.name, &self.name),
+            (&mut rule.file_name, &self.file_name),
+            (&mut rule.original_file_name, &self.original_file_name),
+            (&mut rule.file_version, &self.file_version),
+            (&mut rule.product_name, &self.product_name),
+            (&mut rule.comment, &self.comment),
         ];
-        for (key, value) in text {
+        for (field, value) in text {
             if let Some(v) = value {
-                rule.insert(key.into(), json!(v));
+                field.clone_from(v);
             }
         }
         if let Some(l) = self.language {
-            rule.insert("language".into(), json!(l));
+            rule.language = l;
         }
         if self.apply_to_child_sites {
-            rule.insert("apply_to_child_sites".into(), json!(true));
+            rule.apply_to_child_sites = true;
         }
         if self.no_apply_to_child_sites {
-            rule.insert("apply_to_child_sites".into(), json!(false));
+            rule.apply_to_child_sites = false;
         }
     }
 }
@@ -159,86 +170,59 @@ const RULE_COLUMNS: &[&str] = &[
 ];
 
 /// The rule with this id or (case-insensitive) name.
-async fn find_rule(client: &Client, key: &str) -> Result<Map<String, Value>> {
-    let rules = client.get("/api/v1/rules").await?;
-    let found = rules.as_array().into_iter().flatten().find(|r| {
-        r["id"].as_i64().map(|i| i.to_string()).as_deref() == Some(key)
-            || r["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(key))
-    });
-    match found.and_then(Value::as_object) {
-        Some(r) => Ok(r.clone()),
+async fn find_rule(client: &Client, key: &str) -> Result<MeteringRule> {
+    let rules = client.rules().await?;
+    let found = rules
+        .into_iter()
+        .find(|r| r.id.to_string() == key || r.spec.name.eq_ignore_ascii_case(key));
+    match found {
+        Some(r) => Ok(r),
         None => bail!("no rule with id or name {key:?}; see tally rules list"),
     }
 }
 
-/// The editable part of a stored rule, ready to PUT back.
-fn spec_of(mut rule: Map<String, Value>) -> (i64, Value) {
-    let id = rule["id"].as_i64().unwrap_or_default();
-    for k in ["id", "site_code", "origin", "updated_at"] {
-        rule.remove(k);
-    }
-    (id, Value::Object(rule))
-}
-
+/// Changes a stored rule's editable fields and PUTs them back.
 async fn put_rule(
     client: &Client,
     key: &str,
-    edit: impl FnOnce(&mut Map<String, Value>),
-) -> Result<Value> {
+    edit: impl FnOnce(&mut RuleSpec),
+) -> Result<MeteringRule> {
     let mut rule = find_rule(client, key).await?;
-    edit(&mut rule);
-    let (id, spec) = spec_of(rule);
-    client
-        .call(Method::PUT, &format!("/api/v1/rules/{id}"), Some(&spec))
-        .await
+    edit(&mut rule.spec);
+    Ok(client.update_rule(rule.id, &rule.spec).await?)
 }
 
 pub async fn rules(api: &ApiArgs, cmd: RulesCmd) -> Result<()> {
     let client = api.client()?;
     let changed = match cmd {
         RulesCmd::List => {
-            let rules = client.get("/api/v1/rules").await?;
-            return Ok(print_list(&rules, RULE_COLUMNS, api.format)?);
+            let rules = client.rules().await?;
+            return Ok(print(&rules, RULE_COLUMNS, api.format)?);
         }
         RulesCmd::Add(fields) => {
-            if fields.name.is_none() {
+            let Some(name) = fields.name.clone() else {
                 bail!("a rule needs --name");
-            }
-            let mut rule = Map::new();
-            rule.insert("apply_to_child_sites".into(), json!(false));
-            fields.apply(&mut rule);
-            client
-                .call(Method::POST, "/api/v1/rules", Some(&Value::Object(rule)))
-                .await?
+            };
+            let mut spec = RuleSpec::named(name);
+            fields.apply(&mut spec);
+            client.create_rule(&spec).await?
         }
         RulesCmd::Edit { rule, fields } => put_rule(&client, &rule, |r| fields.apply(r)).await?,
-        RulesCmd::Enable { rule } => {
-            put_rule(&client, &rule, |r| {
-                r.insert("enabled".into(), json!(true));
-            })
-            .await?
-        }
-        RulesCmd::Disable { rule } => {
-            put_rule(&client, &rule, |r| {
-                r.insert("enabled".into(), json!(false));
-            })
-            .await?
-        }
+        RulesCmd::Enable { rule } => put_rule(&client, &rule, |r| r.enabled = true).await?,
+        RulesCmd::Disable { rule } => put_rule(&client, &rule, |r| r.enabled = false).await?,
         RulesCmd::Auto { percent, max } => {
-            let body = json!({"min_percent_of_devices": percent, "max_automatic_rules": max});
-            let created = client
-                .call(Method::POST, "/api/v1/rules/auto", Some(&body))
-                .await?;
-            return Ok(print_list(&created, RULE_COLUMNS, api.format)?);
+            let settings = AutoRuleSettings {
+                min_percent_of_devices: percent,
+                max_automatic_rules: max,
+            };
+            let created = client.auto_rules(&settings).await?;
+            return Ok(print(&created, RULE_COLUMNS, api.format)?);
         }
         RulesCmd::Delete { rule } => {
-            let (id, spec) = spec_of(find_rule(&client, &rule).await?);
-            client
-                .call(Method::DELETE, &format!("/api/v1/rules/{id}"), None)
-                .await?;
-            spec
+            let rule = find_rule(&client, &rule).await?;
+            client.delete_rule(rule.id).await?;
+            // What was deleted, without the stored rule's id, site and origin.
+            return Ok(print(&[rule.spec], RULE_COLUMNS, api.format)?);
         }
     };
     Ok(print(&[changed], RULE_COLUMNS, api.format)?)
@@ -263,23 +247,19 @@ pub enum TokensCmd {
 pub async fn tokens(api: &ApiArgs, cmd: TokensCmd) -> Result<()> {
     let client = api.client()?;
     let columns = &["id", "name", "role", "created_at", "revoked_at", "token"];
-    let rows = match cmd {
-        TokensCmd::List => client.get("/api/v1/tokens").await?,
+    match cmd {
+        TokensCmd::List => Ok(print(&client.tokens().await?, columns, api.format)?),
         TokensCmd::Create { name, role } => {
-            let body = json!({"name": name, "role": role});
-            json!([client
-                .call(Method::POST, "/api/v1/tokens", Some(&body))
-                .await?])
+            let role = typed("role", &role)?;
+            let created = client.create_token(&CreateToken { name, role }).await?;
+            Ok(print(&[created], columns, api.format)?)
         }
         TokensCmd::Revoke { id } => {
-            client
-                .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
-                .await?;
+            client.revoke_token(id).await?;
             eprintln!("revoked token {id}");
-            return Ok(());
+            Ok(())
         }
-    };
-    Ok(print_list(&rows, columns, api.format)?)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,38 +296,39 @@ pub async fn enrollment(api: &ApiArgs, cmd: EnrollmentCmd) -> Result<()> {
         "revoked_at",
         "token",
     ];
-    let rows = match cmd {
-        EnrollmentCmd::List => client.get("/api/v1/enrollment-tokens").await?,
+    match cmd {
+        EnrollmentCmd::List => Ok(print(
+            &client.enrollment_tokens().await?,
+            columns,
+            api.format,
+        )?),
         EnrollmentCmd::Create {
             name,
             site,
             expires,
             max_uses,
         } => {
-            let body = json!({"name": name, "site_code": site, "expires_at": expires, "max_uses": max_uses});
-            json!([client
-                .call(Method::POST, "/api/v1/enrollment-tokens", Some(&body))
-                .await?])
+            let req = CreateEnrollmentToken {
+                name,
+                site_code: typed_opt("site_code", site)?,
+                expires_at: typed_opt("expires_at", expires)?,
+                max_uses,
+            };
+            let created = client.create_enrollment_token(&req).await?;
+            Ok(print(&[created], columns, api.format)?)
         }
         EnrollmentCmd::Revoke { id } => {
-            client
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/enrollment-tokens/{id}"),
-                    None,
-                )
-                .await?;
+            client.revoke_enrollment_token(id).await?;
             eprintln!("revoked enrolment token {id}");
-            return Ok(());
+            Ok(())
         }
-    };
-    Ok(print_list(&rows, columns, api.format)?)
+    }
 }
 
 pub async fn devices(api: &ApiArgs, inventory: Option<i64>) -> Result<()> {
     let client = api.client()?;
     let Some(id) = inventory else {
-        let rows = client.get_all("/api/v1/devices").await?;
+        let rows = client.devices().await?;
         let columns = &[
             "id",
             "host_name",
@@ -360,26 +341,22 @@ pub async fn devices(api: &ApiArgs, inventory: Option<i64>) -> Result<()> {
         ];
         return Ok(print(&rows, columns, api.format)?);
     };
-    let inventory = client
-        .get(&format!("/api/v1/devices/{id}/inventory"))
-        .await?;
+    let inventory = client.device_inventory(id).await?;
     if api.format == Format::Json {
         return Ok(print_value(&inventory)?);
     }
-    let list = |key: &str| inventory[key].as_array().cloned().unwrap_or_default();
     print(
-        &list("software"),
+        &inventory.software,
         &["name", "version", "publisher", "executables"],
         api.format,
     )?;
     println!();
     let columns = &["name", "uid", "full_name", "service_account", "reason"];
-    Ok(print(&list("accounts"), columns, api.format)?)
+    Ok(print(&inventory.accounts, columns, api.format)?)
 }
 
 pub async fn agents(api: &ApiArgs) -> Result<()> {
-    let rows = api.client()?.get("/api/v1/agents").await?;
-    let rows = rows.as_array().cloned().unwrap_or_default();
+    let rows = api.client()?.agents().await?;
     let columns = &[
         "id",
         "device_id",
@@ -392,7 +369,7 @@ pub async fn agents(api: &ApiArgs) -> Result<()> {
 }
 
 pub async fn users(api: &ApiArgs) -> Result<()> {
-    let rows = api.client()?.get_all("/api/v1/users").await?;
+    let rows = api.client()?.users().await?;
     let columns = &["id", "account", "full_name", "service_account", "status"];
     Ok(print(&rows, columns, api.format)?)
 }
@@ -416,72 +393,82 @@ pub struct UsageArgs {
     limit: u32,
 }
 
-/// Adds `program`, `user` and `host` names to rows that carry only ids, for people to read.
-async fn with_names(client: &Client, rows: &mut [Value]) -> Result<()> {
-    let index = |rows: Vec<Value>, name: fn(&Value) -> String| -> HashMap<i64, String> {
-        rows.iter()
-            .filter_map(|r| Some((r["id"].as_i64()?, name(r))))
-            .collect()
-    };
-    let files = index(client.get_all("/api/v1/files").await?, |f| {
-        format!(
-            "{} {}",
-            f["file_name"].as_str().unwrap_or(""),
-            f["version"].as_str().unwrap_or("")
-        )
-        .trim()
-        .to_string()
-    });
-    let users = index(client.get_all("/api/v1/users").await?, |u| {
-        cell_str(&u["account"])
-    });
-    let hosts = index(client.get_all("/api/v1/devices").await?, |d| {
-        cell_str(&d["host_name"])
-    });
-    for row in rows {
-        for (id_key, name_key, names) in [
-            ("file_id", "program", &files),
-            ("user_id", "user", &users),
-            ("device_id", "host", &hosts),
-        ] {
-            let name = row[id_key].as_i64().and_then(|id| names.get(&id)).cloned();
-            row[name_key] = json!(name);
-        }
-    }
-    Ok(())
+/// A usage record or run with the names of its program, user and host, for people to read.
+#[derive(Serialize)]
+struct Named<'a, T> {
+    #[serde(flatten)]
+    row: &'a T,
+    program: Option<String>,
+    user: Option<String>,
+    host: Option<String>,
 }
 
-fn cell_str(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
+/// The ids a usage row carries: file, user, device.
+trait UsageIds {
+    fn ids(&self) -> [i64; 3];
+}
+
+impl UsageIds for UsageRecord {
+    fn ids(&self) -> [i64; 3] {
+        [self.file_id, self.user_id, self.device_id]
+    }
+}
+
+impl UsageIds for tally_core::runs::Run {
+    fn ids(&self) -> [i64; 3] {
+        [self.file_id, self.user_id, self.device_id]
+    }
+}
+
+/// Adds `program`, `user` and `host` names to rows that carry only ids.
+async fn with_names<'a, T: UsageIds>(client: &Client, rows: &'a [T]) -> Result<Vec<Named<'a, T>>> {
+    fn index<T>(rows: Vec<T>, name: impl Fn(T) -> (i64, String)) -> HashMap<i64, String> {
+        rows.into_iter().map(name).collect()
+    }
+    let files = index(client.files().await?, |f| {
+        let name = format!("{} {}", f.info.file_name, f.info.version);
+        (f.id, name.trim().to_string())
+    });
+    let users = index(client.users().await?, |u| (u.id, u.account));
+    let hosts = index(client.devices().await?, |d| (d.id, d.host_name));
+    let named = rows
+        .iter()
+        .map(|row| {
+            let [file, user, device] = row.ids();
+            Named {
+                row,
+                program: files.get(&file).cloned(),
+                user: users.get(&user).cloned(),
+                host: hosts.get(&device).cloned(),
+            }
+        })
+        .collect();
+    Ok(named)
+}
+
+/// Prints usage rows; the table names each row's program, user and host.
+async fn print_usage<T: UsageIds + Serialize>(
+    client: &Client,
+    rows: &[T],
+    columns: &[&str],
+    format: Format,
+) -> Result<()> {
+    if format == Format::Table {
+        return Ok(print(&with_names(client, rows).await?, columns, format)?);
+    }
+    Ok(print(rows, columns, format)?)
 }
 
 pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
     let client = api.client()?;
-    let mut query = vec![format!("limit={}", args.limit.clamp(1, 1000))];
-    if let Some(r) = &args.rule {
-        query.push(format!("rule={}", urlencode(r)));
-    }
-    if let Some(s) = &args.since {
-        query.push(format!("since={}", urlencode(s)));
-    }
-    if let Some(d) = args.device {
-        query.push(format!("device_id={d}"));
-    }
-    let path = if args.runs {
-        "/api/v1/runs"
-    } else {
-        "/api/v1/usage"
+    let filter = UsageFilter {
+        rule: args.rule,
+        since: args.since,
+        device_id: args.device,
+        limit: args.limit.clamp(1, 1000),
     };
-    let value = client.get(&format!("{path}?{}", query.join("&"))).await?;
-    let mut rows = value
-        .as_array()
-        .cloned()
-        .context("the server sent no list")?;
-    if api.format == Format::Table {
-        with_names(&client, &mut rows).await?;
-    }
-    let columns: &[&str] = if args.runs {
-        &[
+    if args.runs {
+        let columns = &[
             "program",
             "user",
             "host",
@@ -490,31 +477,21 @@ pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
             "usage_seconds",
             "still_running",
             "records",
-        ]
-    } else {
-        &[
-            "meter_data_id",
-            "program",
-            "user",
-            "host",
-            "start_time",
-            "end_time",
-            "started",
-            "still_running",
-            "time_serial",
-        ]
-    };
-    Ok(print(&rows, columns, api.format)?)
-}
-
-/// Percent-encodes a query value (letters, digits and `-._~` stay as they are).
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+        ];
+        let runs = client.runs(&filter).await?;
+        return print_usage(&client, &runs, columns, api.format).await;
+    }
+    let columns = &[
+        "meter_data_id",
+        "program",
+        "user",
+        "host",
+        "start_time",
+        "end_time",
+        "started",
+        "still_running",
+        "time_serial",
+    ];
+    let records = client.usage(&filter).await?;
+    print_usage(&client, &records, columns, api.format).await
 }

@@ -1,12 +1,16 @@
 //! `tally apps`, `tally licenses` and `tally compliance`: the licensing read side, over the API.
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde::Serialize;
+use tally_api::{AppPosition, Reclaimable};
+use tally_core::compliance::{Money, Status};
+use tally_core::import::{ApplicationRow, LicenseRow};
+use tally_core::licenses::Metric;
 
-use crate::admin::{urlencode, ApiArgs};
-use crate::output::print;
+use crate::admin::{typed, typed_opt, ApiArgs};
+use crate::output::{print, print_lines};
 
 #[derive(Subcommand, Debug)]
 pub enum AppsCmd {
@@ -47,7 +51,7 @@ pub async fn apps(api: &ApiArgs, cmd: Option<AppsCmd>) -> Result<()> {
     let client = api.client()?;
     let columns = ["id", "name", "publisher", "metric", "total_user_metric"];
     let rows = match cmd.unwrap_or(AppsCmd::List) {
-        AppsCmd::List => client.get("/api/v1/applications").await?,
+        AppsCmd::List => client.applications().await?,
         AppsCmd::Add {
             name,
             metric,
@@ -59,35 +63,26 @@ pub async fn apps(api: &ApiArgs, cmd: Option<AppsCmd>) -> Result<()> {
             software_version,
             metering_rule,
         } => {
-            let mut body = json!({"name": name, "metric": metric});
-            set(&mut body, "publisher", publisher);
-            set(&mut body, "period_days", period_days);
-            set(&mut body, "total_user_metric", total_user_metric);
-            set(&mut body, "software", software);
-            set(&mut body, "software_publisher", software_publisher);
-            set(&mut body, "software_version", software_version);
-            set(&mut body, "metering_rule", metering_rule);
-            let app = client
-                .call(Method::POST, "/api/v1/applications", Some(&body))
-                .await?;
-            json!([app])
+            let row = ApplicationRow {
+                name,
+                publisher: publisher.unwrap_or_default(),
+                metric: typed("metric", &metric)?,
+                period_days,
+                total_user_metric: typed_opt("total_user_metric", total_user_metric)?,
+                software,
+                software_publisher,
+                software_version,
+                metering_rule,
+            };
+            vec![client.put_application(&row).await?]
         }
         AppsCmd::Remove { id } => {
-            let path = format!("/api/v1/applications/{id}");
-            client.call(Method::DELETE, &path, None).await?;
+            client.delete_application(id).await?;
             eprintln!("removed application {id}");
             return Ok(());
         }
     };
-    let rows = rows.as_array().cloned().unwrap_or_default();
     Ok(print(&rows, &columns, api.format)?)
-}
-
-/// Puts `value` into the request body under `key` when it was given.
-fn set(body: &mut Value, key: &str, value: Option<impl Into<Value>>) {
-    if let Some(v) = value {
-        body[key] = v.into();
-    }
 }
 
 // Parsed once per run: the size of the `add` variant costs nothing worth boxing for.
@@ -141,7 +136,7 @@ pub enum LicensesCmd {
 pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
     let client = api.client()?;
     let rows = match cmd.unwrap_or(LicensesCmd::List) {
-        LicensesCmd::List => client.get("/api/v1/licenses").await?,
+        LicensesCmd::List => client.licenses().await?,
         LicensesCmd::Add {
             app,
             metric,
@@ -158,31 +153,30 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
             order_reference,
             notes,
         } => {
-            let mut body = json!({"application": app, "metric": metric, "quantity": quantity,
-                "assignment_type": assignment});
-            set(&mut body, "assigned_to", to);
-            set(&mut body, "purchase_date", purchase_date);
-            set(&mut body, "valid_from", valid_from);
-            set(&mut body, "valid_until", valid_until);
-            set(&mut body, "maintenance_until", maintenance_until);
-            set(&mut body, "unit_cost", unit_cost);
-            set(&mut body, "currency", currency);
-            set(&mut body, "vendor", vendor);
-            set(&mut body, "order_reference", order_reference);
-            set(&mut body, "notes", notes);
-            let license = client
-                .call(Method::POST, "/api/v1/licenses", Some(&body))
-                .await?;
-            json!([license])
+            let row = LicenseRow {
+                application: app,
+                metric: typed("metric", &metric)?,
+                quantity,
+                assignment_type: typed("assignment_type", &assignment)?,
+                assigned_to: to,
+                purchase_date: typed_opt("purchase_date", purchase_date)?,
+                valid_from: typed_opt("valid_from", valid_from)?,
+                valid_until: typed_opt("valid_until", valid_until)?,
+                maintenance_until: typed_opt("maintenance_until", maintenance_until)?,
+                unit_cost,
+                currency,
+                vendor,
+                order_reference,
+                notes,
+            };
+            vec![client.add_license(&row).await?]
         }
         LicensesCmd::Remove { id } => {
-            let path = format!("/api/v1/licenses/{id}");
-            client.call(Method::DELETE, &path, None).await?;
+            client.delete_license(id).await?;
             eprintln!("removed license {id}");
             return Ok(());
         }
     };
-    let rows = rows.as_array().cloned().unwrap_or_default();
     let columns = [
         "id",
         "application_id",
@@ -197,14 +191,38 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
     Ok(print(&rows, &columns, api.format)?)
 }
 
-pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -> Result<()> {
-    let path = with_query("/api/v1/compliance", &[("app", app), ("as_of", as_of)]);
-    let rows = api.client()?.get(&path).await?;
-    let mut rows = rows.as_array().cloned().unwrap_or_default();
-    if api.format == crate::output::Format::Table {
-        rows.iter_mut()
-            .for_each(|r| flatten_money(r, "shortfall_cost"));
+/// A position as the table shows it, its shortfall's cost as text.
+#[derive(Serialize)]
+struct PositionLine<'a> {
+    application: &'a str,
+    metric: Metric,
+    required: i64,
+    owned: i64,
+    covered: i64,
+    shortfall: i64,
+    surplus: i64,
+    status: Status,
+    shortfall_cost: Option<String>,
+}
+
+impl<'a> From<&'a AppPosition> for PositionLine<'a> {
+    fn from(r: &'a AppPosition) -> Self {
+        PositionLine {
+            application: &r.application,
+            metric: r.position.metric,
+            required: r.position.required,
+            owned: r.position.owned,
+            covered: r.position.covered,
+            shortfall: r.position.shortfall,
+            surplus: r.position.surplus,
+            status: r.position.status.clone(),
+            shortfall_cost: r.position.shortfall_cost.as_ref().map(money_text),
+        }
     }
+}
+
+pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -> Result<()> {
+    let rows = api.client()?.compliance(app, as_of).await?;
     let columns = [
         "application",
         "metric",
@@ -216,17 +234,17 @@ pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -
         "status",
         "shortfall_cost",
     ];
-    Ok(print(&rows, &columns, api.format)?)
+    Ok(print_lines(
+        &rows,
+        &columns,
+        api.format,
+        PositionLine::from,
+    )?)
 }
 
 /// The daily snapshots, oldest first, for watching a position move.
 pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Result<()> {
-    let path = with_query(
-        "/api/v1/compliance/snapshots",
-        &[("app", app), ("from", since)],
-    );
-    let rows = api.client()?.get(&path).await?;
-    let rows = rows.as_array().cloned().unwrap_or_default();
+    let rows = api.client()?.snapshots(app, since).await?;
     let columns = [
         "day",
         "application",
@@ -240,34 +258,38 @@ pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Res
     Ok(print(&rows, &columns, api.format)?)
 }
 
-/// `path?k=v&…` with the parameters that are given, encoded.
-fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
-    let given: Vec<String> = params
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(v))))
-        .collect();
-    format!("{path}?{}", given.join("&"))
+/// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.
+fn money_text(cost: &Money) -> String {
+    let (minor, currency) = (cost.minor, &cost.currency);
+    format!("{}.{:02} {currency}", minor / 100, minor % 100)
 }
 
-/// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.
-fn flatten_money(row: &mut Value, field: &str) {
-    let cost = &row[field];
-    if let (Some(minor), Some(currency)) = (cost["minor"].as_i64(), cost["currency"].as_str()) {
-        let text = format!("{}.{:02} {currency}", minor / 100, minor % 100);
-        row[field] = Value::String(text);
+/// An idle installation as the table shows it, its cost as text.
+#[derive(Serialize)]
+struct ReclaimLine<'a> {
+    application: &'a str,
+    host_name: &'a str,
+    last_used: Option<DateTime<Utc>>,
+    days_unused: Option<i64>,
+    units: i64,
+    cost: Option<String>,
+}
+
+impl<'a> From<&'a Reclaimable> for ReclaimLine<'a> {
+    fn from(r: &'a Reclaimable) -> Self {
+        ReclaimLine {
+            application: &r.application,
+            host_name: &r.host_name,
+            last_used: r.last_used,
+            days_unused: r.days_unused,
+            units: r.units,
+            cost: r.cost.as_ref().map(money_text),
+        }
     }
 }
 
 pub async fn reclaim(api: &ApiArgs, days: u32, as_of: Option<&str>) -> Result<()> {
-    let mut path = format!("/api/v1/reclaim?days={days}");
-    if let Some(day) = as_of {
-        path.push_str(&format!("&as_of={}", urlencode(day)));
-    }
-    let rows = api.client()?.get(&path).await?;
-    let mut rows = rows.as_array().cloned().unwrap_or_default();
-    if api.format == crate::output::Format::Table {
-        rows.iter_mut().for_each(|r| flatten_money(r, "cost"));
-    }
+    let rows = api.client()?.reclaim(days, as_of).await?;
     let columns = [
         "application",
         "host_name",
@@ -276,5 +298,5 @@ pub async fn reclaim(api: &ApiArgs, days: u32, as_of: Option<&str>) -> Result<()
         "units",
         "cost",
     ];
-    Ok(print(&rows, &columns, api.format)?)
+    Ok(print_lines(&rows, &columns, api.format, ReclaimLine::from)?)
 }

@@ -5,7 +5,6 @@ mod bench;
 mod bench_agent;
 mod bench_compliance;
 mod bench_summary;
-mod client;
 mod export;
 mod import;
 mod licensing;

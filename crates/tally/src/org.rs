@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{json, Value};
+use tally_api::Placement;
+use tally_core::org::OrgRuleSpec;
 
 use crate::admin::ApiArgs;
 use crate::output::print;
@@ -47,45 +47,45 @@ pub enum OrgCmd {
 
 pub async fn org(api: &ApiArgs, cmd: OrgCmd) -> Result<()> {
     let client = api.client()?;
-    let (rows, columns): (Value, &[&str]) = match cmd {
-        OrgCmd::Nodes => (
-            client.get("/api/v1/org-nodes").await?,
-            &["id", "name", "parent"],
-        ),
-        OrgCmd::Rules => (client.get("/api/v1/org-rules").await?, RULE_COLUMNS),
+    match cmd {
+        OrgCmd::Nodes => {
+            let nodes = client.org_nodes().await?;
+            Ok(print(&nodes, &["id", "name", "parent"], api.format)?)
+        }
+        OrgCmd::Rules => Ok(print(&client.org_rules().await?, RULE_COLUMNS, api.format)?),
         OrgCmd::AddRule {
             node,
             site,
             host_name,
             account,
         } => {
-            let body = json!({"org_node": node, "site": site, "host_name": host_name,
-                "account": account});
-            let rule = client
-                .call(Method::POST, "/api/v1/org-rules", Some(&body))
-                .await?;
-            (json!([rule]), RULE_COLUMNS)
+            let spec = OrgRuleSpec {
+                org_node: node,
+                site,
+                host_name,
+                account,
+            };
+            let rule = client.add_org_rule(&spec).await?;
+            Ok(print(&[rule], RULE_COLUMNS, api.format)?)
         }
         OrgCmd::RemoveRule { id } => {
-            let path = format!("/api/v1/org-rules/{id}");
-            client.call(Method::DELETE, &path, None).await?;
+            client.delete_org_rule(id).await?;
             eprintln!("removed org rule {id}");
-            return Ok(());
+            Ok(())
         }
         OrgCmd::Place { device, user, node } => {
-            let path = match (device, user) {
-                (Some(id), _) => format!("/api/v1/devices/{id}/org-node"),
-                (None, Some(id)) => format!("/api/v1/users/{id}/org-node"),
-                (None, None) => anyhow::bail!("give --device ID or --user ID"),
+            let placement = Placement {
+                org_node: node.clone(),
             };
-            let body = json!({ "org_node": node });
-            client.call(Method::PUT, &path, Some(&body)).await?;
+            match (device, user) {
+                (Some(id), _) => client.place_device(id, &placement).await?,
+                (None, Some(id)) => client.place_user(id, &placement).await?,
+                (None, None) => anyhow::bail!("give --device ID or --user ID"),
+            }
             eprintln!("placed on {}", node.as_deref().unwrap_or("no node"));
-            return Ok(());
+            Ok(())
         }
-    };
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    Ok(print(&rows, columns, api.format)?)
+    }
 }
 
 const RULE_COLUMNS: &[&str] = &["id", "org_node", "site", "host_name", "account"];

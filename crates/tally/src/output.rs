@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,24 +12,45 @@ pub enum Format {
     Csv,
 }
 
-/// Prints rows (JSON objects). JSON is the API's objects unchanged; CSV has every field of the
-/// objects; the table shows `columns`.
-pub fn print(rows: &[Value], columns: &[&str], format: Format) -> std::io::Result<()> {
+/// Prints rows (the API's objects). JSON is the objects unchanged (fields in name order, as
+/// the CLI has always printed them); CSV has every field of the objects; the table shows
+/// `columns`.
+pub fn print<T: Serialize>(rows: &[T], columns: &[&str], format: Format) -> std::io::Result<()> {
+    let rows = rows
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, rows)?;
+            serde_json::to_writer_pretty(&mut out, &rows)?;
             writeln!(out)
         }
-        Format::Csv => write_csv(&mut out, rows),
-        Format::Table => write_table(&mut out, rows, columns),
+        Format::Csv => write_csv(&mut out, &rows),
+        Format::Table => write_table(&mut out, &rows, columns),
     }
 }
 
-/// Prints one JSON value as it is (for `--format json` of a non-list answer).
-pub fn print_value(value: &Value) -> std::io::Result<()> {
+/// Prints rows as [`print`] does, except that the table prints each row's `line` (a view of
+/// the row made for people, e.g. money as `129.90 EUR`).
+pub fn print_lines<'a, T: Serialize, L: Serialize>(
+    rows: &'a [T],
+    columns: &[&str],
+    format: Format,
+    line: impl Fn(&'a T) -> L,
+) -> std::io::Result<()> {
+    if format != Format::Table {
+        return print(rows, columns, format);
+    }
+    let lines: Vec<L> = rows.iter().map(line).collect();
+    print(&lines, columns, format)
+}
+
+/// Prints one answer as JSON, fields in name order (for `--format json` of a non-list answer).
+pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
+    let value = serde_json::to_value(value)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)
 }
 

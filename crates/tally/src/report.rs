@@ -8,10 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use tally_report::{Format, ReportInfo, CATALOGUE};
 
-use crate::admin::{urlencode, ServerConn};
+use crate::admin::ServerConn;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -37,19 +36,18 @@ pub async fn report(args: ReportArgs) -> Result<()> {
     }
     let def = tally_report::find(&args.name)?;
     let format = output_format(&args)?;
-    let mut query = vec![format!("format={}", format.extension())];
+    let mut params = Vec::new();
     for p in &args.params {
         let Some((k, v)) = p.split_once('=') else {
             bail!("--param {p:?}: write NAME=VALUE, e.g. --param from=2026-01");
         };
-        query.push(format!("{}={}", urlencode(k.trim()), urlencode(v.trim())));
+        params.push((k.trim(), v.trim()));
     }
-    let path = format!("/api/v1/reports/{}?{}", def.name, query.join("&"));
     let bar = progress_bar(def.title);
     let body = args
         .conn
         .client()?
-        .download(&path, |got, total| {
+        .report(def.name, format.extension(), &params, |got, total| {
             if let Some(total) = total {
                 bar.set_length(total);
             }
@@ -102,8 +100,7 @@ fn list(format: &str) -> Result<()> {
     let infos: Vec<ReportInfo> = CATALOGUE.iter().map(Into::into).collect();
     match format {
         "json" => {
-            serde_json::to_writer_pretty(std::io::stdout().lock(), &json!(infos))?;
-            println!();
+            crate::output::print_value(&infos)?;
         }
         "table" => {
             for info in &infos {

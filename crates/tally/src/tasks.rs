@@ -2,10 +2,9 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{json, Value};
+use tally_api::{SummaryFilter, TaskChange};
 
-use crate::admin::{urlencode, ApiArgs};
+use crate::admin::ApiArgs;
 use crate::output::print;
 
 #[derive(Subcommand, Debug)]
@@ -46,14 +45,13 @@ const TASK_COLUMNS: &[&str] = &[
 pub async fn tasks(api: &ApiArgs, cmd: Option<TasksCmd>) -> Result<()> {
     let client = api.client()?;
     let rows = match cmd.unwrap_or(TasksCmd::List) {
-        TasksCmd::List => client.get("/api/v1/tasks").await?,
+        TasksCmd::List => client.tasks().await?,
         TasksCmd::Run { name } => {
-            let path = format!("/api/v1/tasks/{name}/run");
-            let state = client.call(Method::POST, &path, None).await?;
-            if let Some(error) = state["last_error"].as_str() {
+            let view = client.run_task(&name).await?;
+            if let Some(error) = &view.state.last_error {
                 bail!("task {name} failed: {error}");
             }
-            json!([state])
+            vec![view]
         }
         TasksCmd::Set {
             name,
@@ -67,17 +65,14 @@ pub async fn tasks(api: &ApiArgs, cmd: Option<TasksCmd>) -> Result<()> {
                 (_, true) => Some(false),
                 _ => None,
             };
-            let every_secs: Option<i64> = every_hours.map(|h| i64::from(h) * 3600);
-            let body = json!({
-                "enabled": enabled,
-                "every_secs": every_secs,
-                "age_days": age_days,
-            });
-            let path = format!("/api/v1/tasks/{name}");
-            json!([client.call(Method::PATCH, &path, Some(&body)).await?])
+            let change = TaskChange {
+                enabled,
+                every_secs: every_hours.map(|h| i64::from(h) * 3600),
+                age_days,
+            };
+            vec![client.change_task(&name, &change).await?]
         }
     };
-    let rows = rows.as_array().cloned().unwrap_or_default();
     Ok(print(&rows, TASK_COLUMNS, api.format)?)
 }
 
@@ -103,11 +98,15 @@ pub struct SummaryArgs {
 }
 
 pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
-    let (path, args, columns): (&str, SummaryArgs, &[&str]) = match cmd {
-        SummariesCmd::FileUsage(a) => (
-            "/api/v1/summaries/file-usage",
-            a,
-            &[
+    let client = api.client()?;
+    let filter = |a: SummaryArgs| SummaryFilter {
+        rule: a.rule,
+        from: a.from,
+        to: a.to,
+    };
+    match cmd {
+        SummariesCmd::FileUsage(a) => {
+            let columns = &[
                 "rule_id",
                 "hour",
                 "distinct_users",
@@ -116,12 +115,12 @@ pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
                 "usage_ms",
                 "peak_concurrent_runs",
                 "peak_concurrent_users",
-            ],
-        ),
-        SummariesCmd::Monthly(a) => (
-            "/api/v1/summaries/monthly",
-            a,
-            &[
+            ];
+            let rows = client.file_usage(&filter(a)).await?;
+            Ok(print(&rows, columns, api.format)?)
+        }
+        SummariesCmd::Monthly(a) => {
+            let columns = &[
                 "rule_id",
                 "month",
                 "device_id",
@@ -129,15 +128,9 @@ pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
                 "runs",
                 "usage_ms",
                 "last_used",
-            ],
-        ),
-    };
-    let query: Vec<String> = [("rule", args.rule), ("from", args.from), ("to", args.to)]
-        .into_iter()
-        .filter_map(|(k, v)| Some(format!("{k}={}", urlencode(&v?))))
-        .collect();
-    let url = format!("{path}?{}", query.join("&"));
-    let rows: Value = api.client()?.get(&url).await?;
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    Ok(print(&rows, columns, api.format)?)
+            ];
+            let rows = client.monthly(&filter(a)).await?;
+            Ok(print(&rows, columns, api.format)?)
+        }
+    }
 }

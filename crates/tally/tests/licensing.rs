@@ -1,12 +1,18 @@
 //! `tally import` of a small estate in CSV and JSON into a running `tally up`, then the
 //! position through `tally compliance`; a bad file is refused with its file, line and field,
-//! and loads nothing.
+//! and loads nothing. On SQLite and on PostgreSQL.
 
 mod common;
 
 use std::path::Path;
 
-use common::{tally, tally_json, up};
+use common::{run_task, tally, tally_json, up_on, Backend};
+
+each_backend!(
+    an_imported_estate_shows_its_compliance_and_bad_files_load_nothing,
+    applications_and_licenses_are_added_and_removed_with_the_seed_checks,
+    org_rules_place_devices_nobody_placed_and_licenses_follow,
+);
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
@@ -14,21 +20,21 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-fn import(dir: &Path, files: &[String], extra: &[&str]) -> std::process::Output {
+fn import(dir: &Path, backend: &Backend, files: &[String], extra: &[&str]) -> std::process::Output {
     let data = dir.join("tally-data");
     std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("import")
         .args(files)
         .args(["--data-dir", data.to_str().unwrap()])
+        .args(backend.db_args())
         .args(extra)
         .output()
         .unwrap()
 }
 
-#[test]
-fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
+fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = up(dir.path());
+    let server = up_on(dir.path(), &backend);
     let files = vec![
         write(dir.path(), "org_nodes.csv", "name,parent\nSales,HQ\nHQ,\n"),
         write(
@@ -69,7 +75,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
              Chat,users,1,organization,,,\n",
         ),
     ];
-    let out = import(dir.path(), &files, &[]);
+    let out = import(dir.path(), &backend, &files, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -140,11 +146,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
     assert_eq!(hosts, ["pc1", "pc2"]);
     assert_eq!(idle[0]["cost"]["minor"], 9950);
     assert_eq!(idle[0]["last_used"], serde_json::Value::Null);
-    let snapshot = tally_json(
-        &server,
-        &server.token,
-        &["tasks", "run", "snapshot_compliance"],
-    );
+    let snapshot = run_task(&server, "snapshot_compliance");
     assert_eq!(snapshot[0]["last_rows"], 2, "one row per application");
     // Today's figures, kept for the trend: Chat's user license is unused today.
     let trend = tally_json(
@@ -184,7 +186,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
          Office,processor_cores,8,organization,\n\
          Office,installations,1,computer,pc9\n",
     )];
-    let out = import(dir.path(), &bad, &[]);
+    let out = import(dir.path(), &backend, &bad, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("more-licenses.csv:3: assignment_type: a processor_cores license may be assigned to: computer"), "{stderr}");
@@ -199,9 +201,14 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
         3,
         "the good row of the bad file was not loaded"
     );
-    let out = import(dir.path(), &bad[..], &["--check"]);
+    let out = import(dir.path(), &backend, &bad[..], &["--check"]);
     assert!(!out.status.success(), "--check reports the same problems");
-    let unknown = import(dir.path(), &[write(dir.path(), "stuff.csv", "a\n1\n")], &[]);
+    let unknown = import(
+        dir.path(),
+        &backend,
+        &[write(dir.path(), "stuff.csv", "a\n1\n")],
+        &[],
+    );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("name the file after what it holds"));
     // JSON is read an object at a time: a bad object is named by its place in the array, and
     // a file that is not an array, or breaks off, is refused whole.
@@ -212,7 +219,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
              "start": "2026-03-03T09:00:00Z", "end": "2026-03-03T10:00:00Z"},
             {"application": "Chat", "host_name": "pc1", "account": "ann", "start": "soon"}]"#,
     );
-    let out = import(dir.path(), &[json], &[]);
+    let out = import(dir.path(), &backend, &[json], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -224,7 +231,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
         ("object-devices.json", r#"{"host_name": "pc7"}"#),
         ("cut-devices.json", r#"[{"host_name": "pc7"}, {"host_na"#),
     ] {
-        let out = import(dir.path(), &[write(dir.path(), name, text)], &[]);
+        let out = import(dir.path(), &backend, &[write(dir.path(), name, text)], &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("{name}: not a JSON array of objects")),
@@ -236,7 +243,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
         !devices.to_string().contains("pc7"),
         "nothing of a refused file is loaded: {devices}"
     );
-    exported_files_read_back(dir.path());
+    exported_files_read_back(dir.path(), &backend);
     let table = tally(
         &server,
         &server.token,
@@ -248,13 +255,14 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing() {
 
 /// `tally export` writes every kind in both formats, names rather than ids, and what it writes
 /// passes `tally import --check` against the database it came from.
-fn exported_files_read_back(dir: &Path) {
+fn exported_files_read_back(dir: &Path, backend: &Backend) {
     let data = dir.join("tally-data");
     let export = |format: &str| {
         let out = dir.join(format!("export-{format}"));
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
             .args(["export", "--format", format, "--out", out.to_str().unwrap()])
             .args(["--data-dir", data.to_str().unwrap()])
+            .args(backend.db_args())
             .output()
             .unwrap();
         assert!(
@@ -293,7 +301,7 @@ fn exported_files_read_back(dir: &Path) {
     .iter()
     .map(|k| csv.join(format!("{k}.csv")).display().to_string())
     .collect();
-    let check = import(dir, &files, &["--check"]);
+    let check = import(dir, backend, &files, &["--check"]);
     assert!(
         check.status.success(),
         "{}",
@@ -302,10 +310,12 @@ fn exported_files_read_back(dir: &Path) {
 
     // Loaded into a database no server has started on, it exports byte for byte the same.
     let fresh = dir.join("fresh-data");
+    let fresh_db = backend.fresh_like();
     let load = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("import")
         .args(&files)
         .args(["--data-dir", fresh.to_str().unwrap()])
+        .args(fresh_db.db_args())
         .output()
         .unwrap();
     assert!(
@@ -322,6 +332,7 @@ fn exported_files_read_back(dir: &Path) {
             "--data-dir",
             fresh.to_str().unwrap(),
         ])
+        .args(fresh_db.db_args())
         .output()
         .unwrap();
     assert!(
@@ -337,7 +348,7 @@ fn exported_files_read_back(dir: &Path) {
             "{name:?}"
         );
     }
-    let elsewhere = import(dir, &files[..1], &["--site-code", "XYZ"]);
+    let elsewhere = import(dir, backend, &files[..1], &["--site-code", "XYZ"]);
     assert!(
         String::from_utf8_lossy(&elsewhere.stderr)
             .contains("site XYZ is not in this database; pass --site-code with one of: S01"),
@@ -364,10 +375,9 @@ fn exported_files_read_back(dir: &Path) {
     );
 }
 
-#[test]
-fn applications_and_licenses_are_added_and_removed_with_the_seed_checks() {
+fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = up(dir.path());
+    let server = up_on(dir.path(), &backend);
     let admin = server.token.clone();
     let run = |args: &[&str]| tally(&server, &admin, args);
     let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
@@ -570,10 +580,9 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks() {
     assert!(server.stop().success());
 }
 
-#[test]
-fn org_rules_place_devices_nobody_placed_and_licenses_follow() {
+fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = up(dir.path());
+    let server = up_on(dir.path(), &backend);
     let admin = server.token.clone();
     let files = vec![
         write(dir.path(), "org_nodes.csv", "name,parent\nHQ,\nLondon,HQ\n"),
@@ -599,7 +608,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow() {
              Office,installations,2,site,London\nOffice,installations,1,organization,HQ\n",
         ),
     ];
-    let out = import(dir.path(), &files, &[]);
+    let out = import(dir.path(), &backend, &files, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -710,7 +719,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow() {
             "application,metric,quantity,assignment_type,assigned_to\nSeats,custom_compare_values,2,organization,London\n",
         ),
     ];
-    let out = import(dir.path(), &seats, &[]);
+    let out = import(dir.path(), &backend, &seats, &[]);
     assert!(
         out.status.success(),
         "{}",

@@ -1,4 +1,5 @@
-//! `tally up` as a newcomer runs it: a real process, a real data directory, real HTTP.
+//! `tally up` as a newcomer runs it: a real process, a real data directory, real HTTP; and
+//! the same with the database on PostgreSQL.
 
 mod common;
 
@@ -6,7 +7,15 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::up;
+use common::{up_on, Backend};
+
+each_backend!(
+    up_serves_health_and_a_working_admin_token_and_reuses_its_data,
+    a_bad_setting_is_refused_with_a_message,
+    the_config_file_is_read_and_flags_override_it,
+    plain_http_off_loopback_needs_an_explicit_flag,
+    https_server_and_cli_with_a_private_ca,
+);
 
 fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let client = reqwest::blocking::Client::builder()
@@ -22,18 +31,21 @@ fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     (status, resp.json().unwrap_or(serde_json::Value::Null))
 }
 
-#[test]
-fn up_serves_health_and_a_working_admin_token_and_reuses_its_data() {
+fn up_serves_health_and_a_working_admin_token_and_reuses_its_data(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let first = up(dir.path());
-    assert!(
-        dir.path().join("tally-data/tally.db").exists(),
+    let first = up_on(dir.path(), &backend);
+    // The data directory holds the SQLite file, or only reports and agent state when the
+    // database is elsewhere.
+    let sqlite_file = dir.path().join("tally-data/tally.db");
+    assert_eq!(
+        sqlite_file.exists(),
+        matches!(backend, Backend::Sqlite),
         "data directory created"
     );
     let (status, health) = get(&format!("{}/healthz", first.url), None);
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["database"], "sqlite");
+    assert_eq!(health["database"], backend.name());
     let (status, me) = get(&format!("{}/api/v1/whoami", first.url), Some(&first.token));
     assert_eq!(status, 200);
     assert_eq!(me["role"], "admin");
@@ -42,7 +54,7 @@ fn up_serves_health_and_a_working_admin_token_and_reuses_its_data() {
     let old_token = first.token.clone();
     assert!(first.stop().success(), "SIGTERM stops tally cleanly");
 
-    let second = up(dir.path());
+    let second = up_on(dir.path(), &backend);
     assert_ne!(second.token, old_token, "each start prints a fresh token");
     let (status, _) = get(&format!("{}/api/v1/whoami", second.url), Some(&old_token));
     assert_eq!(
@@ -54,8 +66,7 @@ fn up_serves_health_and_a_working_admin_token_and_reuses_its_data() {
     assert!(second.stop().success());
 }
 
-#[test]
-fn a_bad_setting_is_refused_with_a_message() {
+fn a_bad_setting_is_refused_with_a_message(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args([
@@ -65,6 +76,7 @@ fn a_bad_setting_is_refused_with_a_message() {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(backend.db_args())
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -76,8 +88,7 @@ fn a_bad_setting_is_refused_with_a_message() {
     );
 }
 
-#[test]
-fn the_config_file_is_read_and_flags_override_it() {
+fn the_config_file_is_read_and_flags_override_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("tally.toml"),
@@ -92,6 +103,7 @@ fn the_config_file_is_read_and_flags_override_it() {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(backend.db_args())
         .current_dir(dir.path())
         .env_remove("TALLY_SITE_CODE")
         .stdout(Stdio::piped())
@@ -114,11 +126,11 @@ fn the_config_file_is_read_and_flags_override_it() {
     assert!(second.contains("site CFG"), "{second}");
 }
 
-#[test]
-fn plain_http_off_loopback_needs_an_explicit_flag() {
+fn plain_http_off_loopback_needs_an_explicit_flag(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["server", "--listen", "0.0.0.0:0"])
+        .args(backend.db_args())
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -131,6 +143,7 @@ fn plain_http_off_loopback_needs_an_explicit_flag() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(["server", "--listen", "0.0.0.0:0", "--insecure-http"])
+        .args(backend.db_args())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -155,8 +168,7 @@ fn plain_http_off_loopback_needs_an_explicit_flag() {
     );
 }
 
-#[test]
-fn https_server_and_cli_with_a_private_ca() {
+fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
@@ -174,6 +186,7 @@ fn https_server_and_cli_with_a_private_ca() {
             "--tls-key",
             "key.pem",
         ])
+        .args(backend.db_args())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,7 +1,11 @@
-//! A real server on a real SQLite file, bound to a free loopback port, with an admin and an
+//! A real server on a real database — a SQLite file or a fresh PostgreSQL database, one test
+//! body run on each (`each_backend!`) — bound to a free loopback port, with an admin and an
 //! auditor token.
 
 #![allow(dead_code)]
+
+#[path = "../../../tally-store/tests/common/pgdb.rs"]
+mod pgdb;
 
 use std::sync::Arc;
 
@@ -9,7 +13,9 @@ use serde_json::{json, Value};
 use tally_core::{Role, Site, SiteCode};
 use tally_server::config::Limits;
 use tally_server::{auth, AppState};
-use tally_store::{SqliteStore, Store};
+use tally_store::Store;
+
+pub use pgdb::{Backend, PgDb};
 
 pub struct TestServer {
     pub client: reqwest::Client,
@@ -19,15 +25,26 @@ pub struct TestServer {
     pub auditor: String,
     /// Where the `write_reports` task writes.
     pub reports_dir: std::path::PathBuf,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
     _dir: tempfile::TempDir,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Last, so it is dropped after the store; dropping it drops a PostgreSQL database (its
+    /// open connections with it).
+    _backend: Backend,
 }
 
-pub async fn start() -> TestServer {
+/// Opens (creating and migrating) the backend's database, SQLite's in `dir`.
+pub async fn open_store(backend: &Backend, dir: &std::path::Path) -> Arc<dyn Store> {
+    tally_store::open(&backend.url(&dir.join("t.db")))
+        .await
+        .unwrap()
+}
+
+pub async fn start(backend: Backend) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let store = open_store(&backend, dir.path()).await;
     store
         .put_site(&Site {
             code: SiteCode::parse("S01").unwrap(),
@@ -72,7 +89,9 @@ pub async fn start() -> TestServer {
         auditor: tokens.pop().unwrap(),
         admin: tokens.pop().unwrap(),
         reports_dir,
+        backend: backend.name(),
         _dir: dir,
+        _backend: backend,
         stop: Some(tx),
         task,
     }

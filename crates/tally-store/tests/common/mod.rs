@@ -1,23 +1,15 @@
 //! Test databases: a fresh SQLite file in a temporary directory, or a fresh PostgreSQL database
-//! created on the server and dropped afterwards (even when the test panics).
+//! created on the server and dropped afterwards (even when the test panics; see `pgdb.rs`,
+//! which the server and CLI suites share).
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod pgdb;
+
 use std::sync::Arc;
 
-use sqlx::Connection;
+pub use pgdb::PgDb;
 use tally_store::{PgStore, SqliteStore, Store};
-
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-pub fn admin_url() -> String {
-    std::env::var("TALLY_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 /// A SQLite database file that lives as long as this value.
 pub struct SqliteDb {
@@ -42,78 +34,9 @@ impl SqliteDb {
     }
 }
 
-/// A PostgreSQL database made for one test and dropped when this value is.
-pub struct PgDb {
-    pub name: String,
-    pub url: String,
-    admin: String,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 impl PgDb {
-    /// `None` (with a message) when no server is reachable outside CI; a panic in CI, where a
-    /// skipped backend would be a silent gap.
-    pub async fn create() -> Option<Self> {
-        let admin = admin_url();
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(conn) => conn,
-            Err(e) if !in_ci() => {
-                // Written past the test harness's capture, so the skip shows in the output.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL not reachable at {admin} ({e}); set TALLY_TEST_POSTGRES_URL to run the PostgreSQL storage tests"
-                );
-                return None;
-            }
-            Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin}: {e}"),
-        };
-        let name = format!(
-            "tally_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_micros() % 1_000_000
-        );
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("TALLY_TEST_POSTGRES_URL must end in /DATABASE"),
-        };
-        Some(Self { name, url, admin })
-    }
-
     pub async fn open(&self) -> PgStore {
         PgStore::open(&self.url).await.expect("open postgres store")
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs outside async context (possibly while a test unwinds): use a thread with its
-        // own runtime. FORCE ends the store's pooled connections.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .map(|_| ())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
     }
 }
 

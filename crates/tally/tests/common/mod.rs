@@ -1,11 +1,40 @@
-//! Running the real `tally` binary.
+//! Running the real `tally` binary, on a SQLite file in its data directory or on a fresh
+//! PostgreSQL database (`each_backend!` runs one test body on each).
 
 #![allow(dead_code)]
+
+#[path = "../../../tally-store/tests/common/pgdb.rs"]
+mod pgdb;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub use pgdb::{Backend, PgDb};
+
+impl Backend {
+    /// The flags that point `tally up`, `tally server`, `tally import` and `tally export` at
+    /// this backend's database: none on SQLite, whose file is the default one in the data
+    /// directory, so the SQLite runs are exactly what a newcomer types.
+    pub fn db_args(&self) -> Vec<String> {
+        match self {
+            Backend::Sqlite => Vec::new(),
+            Backend::Postgres(db) => vec!["--database-url".into(), db.url.clone()],
+        }
+    }
+
+    /// A second, empty database on the same backend: a new PostgreSQL database, or on SQLite
+    /// whatever data directory the caller names.
+    pub fn fresh_like(&self) -> Backend {
+        match self {
+            Backend::Sqlite => Backend::Sqlite,
+            Backend::Postgres(_) => Backend::Postgres(
+                PgDb::create_blocking().expect("PostgreSQL served the first database"),
+            ),
+        }
+    }
+}
 
 pub struct Running {
     pub child: Child,
@@ -30,8 +59,24 @@ impl Drop for Running {
 
 /// Starts `tally up` in `dir` and reads the URL and token from its banner.
 pub fn up(dir: &std::path::Path) -> Running {
+    up_on(dir, &Backend::Sqlite)
+}
+
+/// [`up`] with its database on `backend`.
+pub fn up_on(dir: &std::path::Path, backend: &Backend) -> Running {
+    start("up", dir, backend)
+}
+
+/// `tally server` in `dir` on a new database, read like [`up`]: the same banner and a
+/// bootstrap token, but no local agent, so nothing reports an inventory meanwhile.
+pub fn server_on(dir: &std::path::Path, backend: &Backend) -> Running {
+    start("server", dir, backend)
+}
+
+fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["up", "--listen", "127.0.0.1:0"])
+        .args([verb, "--listen", "127.0.0.1:0"])
+        .args(backend.db_args())
         .current_dir(dir)
         .env_remove("TALLY_DATABASE_URL")
         .env_remove("TALLY_DATA_DIR")
@@ -87,6 +132,23 @@ pub fn tally_json_at(url: &str, token: &str, args: &[&str]) -> serde_json::Value
     assert!(
         out.status.success(),
         "tally {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `tally tasks run NAME` as [`tally_json`] runs it, asked again while the task is running
+/// already: the scheduler starts every due task as the server starts, and a run asked for
+/// meanwhile is refused (409, "run it again after"), which is what this does.
+pub fn run_task(server: &Running, name: &str) -> serde_json::Value {
+    let args = ["tasks", "run", name, "--format", "json"];
+    let out = poll_until(
+        || tally(server, &server.token, &args),
+        |out| !String::from_utf8_lossy(&out.stderr).contains("running already"),
+    );
+    assert!(
+        out.status.success(),
+        "tally tasks run {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()

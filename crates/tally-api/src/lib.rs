@@ -1,0 +1,19 @@
+//! The admin API's request and response types, shared by the server (which serves them and
+//! describes them in its OpenAPI document) and by [`Client`], the typed client the CLI uses,
+//! so the two cannot disagree about a field. The crate holds no server logic.
+
+mod client;
+mod endpoints;
+mod error;
+mod licensing;
+mod operators;
+mod tasks;
+
+pub use client::{urlencode, Client};
+pub use endpoints::{SummaryFilter, UsageFilter};
+pub use error::ClientError;
+pub use licensing::{AppPosition, Placement, Reclaimable, TrendPoint};
+pub use operators::{
+    AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, Health, WhoAmI,
+};
+pub use tasks::{MonthlyRow, TaskChange, TaskView};

@@ -1,0 +1,55 @@
+//! Maintenance views: a task's state with its backlog, schedule changes, and the monthly
+//! usage summary's rows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tally_core::summary::{MonthKey, MonthlyUsage};
+use tally_core::tasks::TaskState;
+use utoipa::ToSchema;
+
+/// A task's state with how far its summary lags behind the newest usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskView {
+    #[serde(flatten)]
+    pub state: TaskState,
+    /// For the tasks that read raw records: those stored after the watermark, not yet taken in.
+    pub pending_records: Option<i64>,
+    /// The newest `TimeSerial` stored.
+    pub newest_serial: i64,
+}
+
+/// Schedule changes; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskChange {
+    pub enabled: Option<bool>,
+    pub every_secs: Option<i64>,
+    pub age_days: Option<i32>,
+}
+
+/// One monthly summary row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MonthlyRow {
+    pub rule_id: i64,
+    pub device_id: i64,
+    pub user_id: i64,
+    /// `yyyymm` on the client's calendar.
+    pub month: i32,
+    pub runs: i64,
+    pub usage_ms: i64,
+    pub last_used: DateTime<Utc>,
+}
+
+impl From<(MonthKey, MonthlyUsage)> for MonthlyRow {
+    fn from((k, u): (MonthKey, MonthlyUsage)) -> Self {
+        Self {
+            rule_id: k.rule_id,
+            device_id: k.device_id,
+            user_id: k.user_id,
+            month: k.month,
+            runs: u.runs,
+            usage_ms: u.usage_ms,
+            last_used: u.last_used,
+        }
+    }
+}
