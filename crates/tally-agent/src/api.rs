@@ -1,9 +1,12 @@
-//! The agent's side of the agent API.
+//! The agent's side of the agent API. Every call answers with a typed [`ApiError`], so the
+//! agent decides what to do by kind, never by reading messages: a refused request is not sent
+//! again as it is, an agent the server no longer accepts stops calling, anything else is
+//! retried.
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tally_core::wire::v1::{
     EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
@@ -17,13 +20,65 @@ pub struct Credentials {
     pub device_id: i64,
 }
 
+/// Why a call to the server did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server looked at the request and will not take it as it is (400, 413, 422): for a
+    /// usage batch, a record in it is at fault.
+    #[error("the server refused the {what}: {message}")]
+    Refused { what: &'static str, message: String },
+    /// The server does not accept this agent's credentials (401, 403): the agent was revoked,
+    /// or the server does not know it. Retrying cannot help; re-enrolling does.
+    #[error("the server does not accept this agent ({what}): {message}")]
+    Unauthorized { what: &'static str, message: String },
+    /// Anything worth trying again unchanged: no connection, a timeout, a server error.
+    #[error("{what} failed: {message}")]
+    Transient { what: &'static str, message: String },
+}
+
+impl ApiError {
+    fn network(what: &'static str, error: reqwest::Error) -> Self {
+        Self::Transient {
+            what,
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Classifies an answer by its status; a success is passed on.
+async fn checked(
+    what: &'static str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, ApiError> {
+    let resp = sent.map_err(|e| ApiError::network(what, e))?;
+    let status = resp.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(resp);
+    }
+    let message = format!("{status} {}", resp.text().await.unwrap_or_default());
+    Err(match status.as_u16() {
+        400 | 413 | 422 => ApiError::Refused { what, message },
+        401 | 403 => ApiError::Unauthorized { what, message },
+        _ => ApiError::Transient { what, message },
+    })
+}
+
+/// Reads a successful answer's JSON body.
+async fn body<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    resp: reqwest::Response,
+) -> Result<T, ApiError> {
+    resp.json().await.map_err(|e| ApiError::network(what, e))
+}
+
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
 }
 
 impl Api {
-    pub fn new(server: &str, ca_file: Option<&Path>) -> Result<Self> {
+    pub fn new(server: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)
@@ -36,21 +91,15 @@ impl Api {
         })
     }
 
-    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse> {
-        let resp = self
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ApiError> {
+        const WHAT: &str = "enrolment";
+        let sent = self
             .http
             .post(format!("{}/api/v1/agent/enroll", self.base))
             .json(request)
             .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!(
-                "enrolment refused: {} {}",
-                resp.status(),
-                resp.text().await?
-            );
-        }
-        Ok(resp.json().await?)
+            .await;
+        body(WHAT, checked(WHAT, sent).await?).await
     }
 
     fn auth(&self, creds: &Credentials, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -62,7 +111,8 @@ impl Api {
         &self,
         creds: &Credentials,
         etag: Option<&str>,
-    ) -> Result<Option<(Policy, String)>> {
+    ) -> Result<Option<(Policy, String)>, ApiError> {
+        const WHAT: &str = "policy";
         let mut req = self.auth(
             creds,
             self.http.get(format!("{}/api/v1/agent/policy", self.base)),
@@ -70,12 +120,9 @@ impl Api {
         if let Some(tag) = etag {
             req = req.header("if-none-match", tag);
         }
-        let resp = req.send().await?;
+        let resp = checked(WHAT, req.send().await).await?;
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(None);
-        }
-        if !resp.status().is_success() {
-            bail!("policy refused: {} {}", resp.status(), resp.text().await?);
         }
         let tag = resp
             .headers()
@@ -83,33 +130,33 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(Some((resp.json().await?, tag)))
+        Ok(Some((body(WHAT, resp).await?, tag)))
     }
 
-    /// Uploads a batch. A [`Refused`] error means the server looked at the batch and will not
-    /// take it as it is; anything else is worth retrying unchanged.
-    pub async fn upload(&self, creds: &Credentials, batch: &UsageBatch) -> Result<UsageAck> {
-        let resp = self
+    /// Uploads a batch.
+    pub async fn upload(
+        &self,
+        creds: &Credentials,
+        batch: &UsageBatch,
+    ) -> Result<UsageAck, ApiError> {
+        const WHAT: &str = "batch";
+        let sent = self
             .auth(
                 creds,
                 self.http.post(format!("{}/api/v1/agent/usage", self.base)),
             )
             .json(batch)
             .send()
-            .await?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp.json().await?);
-        }
-        let message = resp.text().await.unwrap_or_default();
-        if matches!(status.as_u16(), 400 | 413 | 422) {
-            return Err(Refused { message }.into());
-        }
-        bail!("upload failed: {status} {message}")
+            .await;
+        body(WHAT, checked(WHAT, sent).await?).await
     }
 
-    pub async fn inventory(&self, creds: &Credentials, inventory: &Inventory) -> Result<()> {
-        let resp = self
+    pub async fn inventory(
+        &self,
+        creds: &Credentials,
+        inventory: &Inventory,
+    ) -> Result<(), ApiError> {
+        let sent = self
             .auth(
                 creds,
                 self.http
@@ -117,23 +164,16 @@ impl Api {
             )
             .json(inventory)
             .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!(
-                "inventory refused: {} {}",
-                resp.status(),
-                resp.text().await?
-            );
-        }
-        Ok(())
+            .await;
+        checked("inventory", sent).await.map(drop)
     }
 
-    pub async fn heartbeat(&self, creds: &Credentials) -> Result<()> {
+    pub async fn heartbeat(&self, creds: &Credentials) -> Result<(), ApiError> {
         let beat = Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             sent_at: chrono::Utc::now(),
         };
-        let resp = self
+        let sent = self
             .auth(
                 creds,
                 self.http
@@ -141,17 +181,7 @@ impl Api {
             )
             .json(&beat)
             .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("heartbeat refused: {}", resp.status());
-        }
-        Ok(())
+            .await;
+        checked("heartbeat", sent).await.map(drop)
     }
-}
-
-/// The server refused a usage batch as malformed or too large.
-#[derive(Debug, thiserror::Error)]
-#[error("the server refused the batch: {message}")]
-pub struct Refused {
-    pub message: String,
 }

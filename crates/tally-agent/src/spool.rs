@@ -12,15 +12,40 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tally_core::wire::v1::UsageRecordV1;
+use tokio::sync::Notify;
 
+/// The spool, shared by the meter (which writes) and the uploader (which reads and deletes).
+#[derive(Clone)]
 pub struct Spool {
     pool: SqlitePool,
     max_records: i64,
+    /// Signalled when records are durably written: wakes the uploader.
+    written: Arc<Notify>,
+    /// The id range of the batch being uploaded: the bound neither merges nor drops those
+    /// records, or the server would get them twice (merged) or they would count as dropped.
+    sending: Arc<Mutex<Option<(i64, i64)>>>,
 }
+
+/// Why the spool could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the spool database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a spooled record cannot be read or written as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "the spool has schema version {version}, newer than this agent's {SCHEMA_VERSION}; \
+         run the newer agent, or move spool.db aside (its records are lost to the server)"
+    )]
+    Newer { version: i64 },
+}
+
+type Result<T> = std::result::Result<T, SpoolError>;
 
 /// A batch ready to upload: the id range that names it, and its records.
 pub struct Batch {
@@ -29,6 +54,8 @@ pub struct Batch {
     pub records: Vec<UsageRecordV1>,
 }
 
+/// The schema every spool starts from: the one written before spools carried a version
+/// (`user_version` 0). Never change it: a later schema is a new step in [`migrate`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,42 +71,36 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 ";
 
+/// The schema version this agent writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
 impl Spool {
-    /// Opens (or creates) the spool holding at most `max_records` records.
-    pub async fn open(path: &Path, max_records: u64) -> anyhow::Result<Self> {
+    /// Opens (or creates) the spool holding at most `max_records` records, upgrading its
+    /// schema to [`SCHEMA_VERSION`] first.
+    pub async fn open(path: &Path, max_records: u64) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
         let pool = SqlitePool::connect_with(options).await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        // Spools written before records carried their instance get the column added.
-        let columns: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM pragma_table_info('spool')")
-                .fetch_all(&pool)
-                .await?;
-        if !columns.iter().any(|c| c == "instance") {
-            sqlx::query("ALTER TABLE spool ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
-                .execute(&pool)
-                .await?;
-        }
-        sqlx::query("CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance)")
-            .execute(&pool)
-            .await?;
+        migrate(&pool).await?;
         Ok(Self {
             pool,
             max_records: i64::try_from(max_records.max(1)).unwrap_or(i64::MAX),
+            written: Arc::default(),
+            sending: Arc::default(),
         })
+    }
+
+    /// Waits until records are written (at once if some were written since the last wait).
+    pub async fn written(&self) {
+        self.written.notified().await
     }
 
     /// Writes records durably, with the state that produced them when given; returns once both
     /// are on disk. Enforces the bound afterwards, in the same transaction.
-    pub async fn push(
-        &self,
-        records: &[UsageRecordV1],
-        state: Option<(&str, &str)>,
-    ) -> anyhow::Result<()> {
+    pub async fn push(&self, records: &[UsageRecordV1], state: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for r in records {
             sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
@@ -95,21 +116,30 @@ impl Spool {
             self.bound(&mut tx).await?;
         }
         tx.commit().await?;
+        if !records.is_empty() {
+            self.written.notify_one();
+        }
         Ok(())
     }
 
     /// Keeps the spool within its bound: merge first, then drop the oldest and count them.
-    async fn bound(&self, tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<()> {
-        if count(tx).await? <= self.max_records {
+    /// The batch being uploaded is left alone and not counted (it is about to go), so the
+    /// spool can exceed its bound by one batch while an upload is under way.
+    async fn bound(&self, tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
+        let sending = self.sending();
+        if count(tx, sending).await? <= self.max_records {
             return Ok(());
         }
-        let merged = merge(tx).await?;
-        let over = count(tx).await? - self.max_records;
+        let merged = merge(tx, sending).await?;
+        let over = count(tx, sending).await? - self.max_records;
         if over > 0 {
             sqlx::query(
-                "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT $1)",
+                "DELETE FROM spool WHERE id IN (SELECT id FROM spool
+                 WHERE id NOT BETWEEN $2 AND $3 ORDER BY id LIMIT $1)",
             )
             .bind(over)
+            .bind(sending.0)
+            .bind(sending.1)
             .execute(&mut **tx)
             .await?;
             add_dropped(tx, over).await?;
@@ -123,15 +153,25 @@ impl Spool {
         Ok(())
     }
 
+    /// The id range being uploaded; an empty range when none is.
+    fn sending(&self) -> (i64, i64) {
+        self.sending.lock().expect("spool lock").unwrap_or((1, 0))
+    }
+
+    /// Marks the end of an upload attempt: the bound may merge and drop any record again.
+    pub fn sent(&self) {
+        *self.sending.lock().expect("spool lock") = None;
+    }
+
     /// Saves one state value.
-    pub async fn put_state(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    pub async fn put_state(&self, key: &str, value: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         put(&mut tx, key, value).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn state(&self, key: &str) -> anyhow::Result<Option<String>> {
+    pub async fn state(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM state WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -141,7 +181,7 @@ impl Spool {
     /// The oldest records, at most `limit`, with the id range that names them as a batch.
     /// Records that do not pass the wire format's own checks are moved aside first (see
     /// [`Spool::reject`]); they would be refused forever and block everything behind them.
-    pub async fn peek(&self, limit: i64) -> anyhow::Result<Option<Batch>> {
+    pub async fn peek(&self, limit: i64) -> Result<Option<Batch>> {
         let rows: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, record FROM spool ORDER BY id LIMIT $1")
                 .bind(limit)
@@ -151,6 +191,7 @@ impl Spool {
         else {
             return Ok(None);
         };
+        *self.sending.lock().expect("spool lock") = Some((first, last));
         let mut records = Vec::with_capacity(rows.len());
         for (id, json) in rows {
             let checked = serde_json::from_str::<UsageRecordV1>(&json)
@@ -170,7 +211,7 @@ impl Spool {
 
     /// Moves a record the server will never accept out of the spool into `rejected`, where it
     /// stays for inspection, and counts it as dropped so the server hears of it.
-    pub async fn reject(&self, id: i64, reason: &str) -> anyhow::Result<()> {
+    pub async fn reject(&self, id: i64, reason: &str) -> Result<()> {
         tracing::error!(id, reason, "a usage record was refused; it is kept in the spool's rejected table and reported as dropped");
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -192,7 +233,7 @@ impl Spool {
     }
 
     /// Forgets records the server acknowledged, and the dropped count it was told of.
-    pub async fn ack(&self, first: i64, last: i64, dropped_reported: u64) -> anyhow::Result<()> {
+    pub async fn ack(&self, first: i64, last: i64, dropped_reported: u64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM spool WHERE id BETWEEN $1 AND $2")
             .bind(first)
@@ -205,7 +246,7 @@ impl Spool {
     }
 
     /// Records dropped or rejected that the server has not been told of yet.
-    pub async fn dropped(&self) -> anyhow::Result<u64> {
+    pub async fn dropped(&self) -> Result<u64> {
         Ok(self
             .state("dropped")
             .await?
@@ -213,20 +254,68 @@ impl Spool {
             .unwrap_or(0))
     }
 
-    pub async fn len(&self) -> anyhow::Result<i64> {
+    pub async fn len(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM spool")
             .fetch_one(&self.pool)
             .await?)
     }
 
-    pub async fn rejected(&self) -> anyhow::Result<i64> {
+    pub async fn rejected(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rejected")
             .fetch_one(&self.pool)
             .await?)
     }
 }
 
-async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> anyhow::Result<()> {
+/// Brings the spool's schema to [`SCHEMA_VERSION`], one step at a time, each step in the
+/// same transaction as the version it sets. A spool from a newer agent is refused rather than
+/// misread.
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(pool)
+        .await?;
+    if version > SCHEMA_VERSION {
+        return Err(SpoolError::Newer { version });
+    }
+    while version < SCHEMA_VERSION {
+        let mut tx = pool.begin().await?;
+        match version {
+            0 => to_v1(&mut tx).await?,
+            _ => unreachable!("every version below SCHEMA_VERSION has a step"),
+        }
+        version += 1;
+        // A pragma takes no bound parameters; `version` is a number this function counts.
+        let pragma = format!("PRAGMA user_version = {version}");
+        sqlx::query(&pragma).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::info!(version, "spool schema upgraded");
+    }
+    Ok(())
+}
+
+/// Version 0 is every spool written before versions: a new file, the current tables, or
+/// tables from before records carried their instance (the column is added).
+async fn to_v1(tx: &mut Transaction<'_, Sqlite>) -> Result<()> {
+    // One statement at a time: `raw_sql` on a transaction makes the future's `Send` unprovable
+    // where the agent is spawned.
+    for statement in SCHEMA.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(statement).execute(&mut **tx).await?;
+    }
+    let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('spool')")
+        .fetch_all(&mut **tx)
+        .await?;
+    if !columns.iter().any(|c| c == "instance") {
+        sqlx::query("ALTER TABLE spool ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance)")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO state (key, value) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -238,13 +327,18 @@ async fn put(tx: &mut Transaction<'_, Sqlite>, key: &str, value: &str) -> anyhow
     Ok(())
 }
 
-async fn count(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM spool")
-        .fetch_one(&mut **tx)
-        .await?)
+/// Records outside the `sending` id range.
+async fn count(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM spool WHERE id NOT BETWEEN $1 AND $2")
+            .bind(sending.0)
+            .bind(sending.1)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
-async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> anyhow::Result<()> {
+async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO state (key, value) VALUES ('dropped', MAX($1, 0))
          ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER) + $1, 0)",
@@ -257,12 +351,15 @@ async fn add_dropped(tx: &mut Transaction<'_, Sqlite>, n: i64) -> anyhow::Result
 
 /// Merges, for every instance with several spooled records, each run of records whose periods
 /// join into one record. Returns how many records were saved.
-async fn merge(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<i64> {
+async fn merge(tx: &mut Transaction<'_, Sqlite>, sending: (i64, i64)) -> Result<i64> {
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT id, instance, record FROM spool
          WHERE instance IN (SELECT instance FROM spool GROUP BY instance HAVING COUNT(*) > 1)
+           AND id NOT BETWEEN $1 AND $2
          ORDER BY instance, id",
     )
+    .bind(sending.0)
+    .bind(sending.1)
     .fetch_all(&mut **tx)
     .await?;
     let mut saved = 0;
@@ -287,7 +384,7 @@ async fn merge(tx: &mut Transaction<'_, Sqlite>) -> anyhow::Result<i64> {
 async fn replace(
     tx: &mut Transaction<'_, Sqlite>,
     group: &mut Vec<(i64, UsageRecordV1)>,
-) -> anyhow::Result<i64> {
+) -> Result<i64> {
     let run = std::mem::take(group);
     if run.len() < 2 {
         return Ok(0);
@@ -443,5 +540,137 @@ mod tests {
             spool.state("meter").await.unwrap().as_deref(),
             Some("{\"x\":1}")
         );
+    }
+
+    /// The schema a spool had before spools carried a version, as the agent created it on
+    /// open: [`SCHEMA`] (version 0's, never changed: later versions add steps) and the index.
+    fn unversioned_schema() -> String {
+        format!("{SCHEMA}CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance);")
+    }
+
+    /// Writes an unversioned spool at `path` from `schema`, holding `records`.
+    async fn unversioned(path: &Path, schema: &str, records: &[UsageRecordV1], instance: bool) {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::raw_sql(schema).execute(&pool).await.unwrap();
+        for r in records {
+            let json = serde_json::to_string(r).unwrap();
+            let insert = if instance {
+                sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
+                    .bind(&r.meter_data_id)
+                    .bind(json)
+            } else {
+                sqlx::query("INSERT INTO spool (record) VALUES ($1)").bind(json)
+            };
+            insert.execute(&pool).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO state VALUES ('metering', '{\"boot_id\":\"b\"}'), ('dropped', '3');
+             INSERT INTO rejected VALUES (99, '{}', 'bad', '2026-05-01T08:00:00Z');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    async fn user_version(spool: &Spool) -> i64 {
+        sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&spool.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_unversioned_spool_is_upgraded_with_its_records_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.db");
+        let records: Vec<_> = (0..3).map(|i| record("a", i, i + 1, i == 2)).collect();
+        unversioned(&path, &unversioned_schema(), &records, true).await;
+
+        let spool = Spool::open(&path, 100).await.unwrap();
+        assert_eq!(user_version(&spool).await, SCHEMA_VERSION);
+        let batch = spool.peek(10).await.unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&batch.records).unwrap(),
+            serde_json::to_value(&records).unwrap()
+        );
+        assert_eq!(
+            spool.state("metering").await.unwrap().as_deref(),
+            Some("{\"boot_id\":\"b\"}")
+        );
+        assert_eq!(spool.dropped().await.unwrap(), 3);
+        assert_eq!(spool.rejected().await.unwrap(), 1);
+        // Ids go on from where the old spool left them: a batch name is never reused.
+        spool.push(&[record("b", 0, 1, true)], None).await.unwrap();
+        let all = spool.peek(10).await.unwrap().unwrap();
+        assert_eq!((all.first, all.last), (1, 4));
+
+        drop(spool);
+        let again = Spool::open(&path, 100).await.unwrap();
+        assert_eq!(user_version(&again).await, SCHEMA_VERSION);
+        assert_eq!(again.len().await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_spool_from_before_records_carried_their_instance_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.db");
+        let schema = unversioned_schema()
+            .replace("instance TEXT NOT NULL DEFAULT '',", "")
+            .replace(
+                "CREATE INDEX IF NOT EXISTS spool_instance ON spool (instance);",
+                "",
+            );
+        unversioned(&path, &schema, &[record("a", 0, 1, false)], false).await;
+        let spool = Spool::open(&path, 1).await.unwrap();
+        assert_eq!(user_version(&spool).await, SCHEMA_VERSION);
+        spool.push(&[record("a", 1, 2, true)], None).await.unwrap();
+        assert_eq!(
+            spool.len().await.unwrap(),
+            1,
+            "the bound applies to old records too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spool_from_a_newer_agent_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.db");
+        drop(Spool::open(&path, 10).await.unwrap());
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(&path);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        sqlx::query("PRAGMA user_version = 99")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let err = Spool::open(&path, 10).await.err().expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_batch_being_sent_is_neither_merged_nor_dropped() {
+        let (_dir, spool) = spool(2).await;
+        spool
+            .push(
+                &[record("a", 0, 15, false), record("a", 15, 30, false)],
+                None,
+            )
+            .await
+            .unwrap();
+        let sending = spool.peek(10).await.unwrap().unwrap();
+        spool.push(&[record("b", 0, 1, true)], None).await.unwrap();
+        let batch = spool.peek(10).await.unwrap().unwrap();
+        assert_eq!((batch.first, batch.last), (sending.first, sending.last + 1));
+        assert_eq!(spool.dropped().await.unwrap(), 0);
+        spool.sent();
+        spool.push(&[record("c", 0, 1, true)], None).await.unwrap();
+        assert_eq!(spool.len().await.unwrap(), 2, "bounded again once sent");
     }
 }

@@ -10,13 +10,13 @@
 //! Both read a process only when its names could match a rule ([`Interest`]), which keeps the
 //! cost of a busy machine's thousands of short processes down to two small reads each.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tally_core::MeteringRule;
+use tally_core::RuleIndex;
 use tokio::sync::mpsc;
 
 use crate::procfs::{self, Clock, ProcessInfo, Stat};
@@ -39,27 +39,19 @@ pub enum Event {
     Resync,
 }
 
-/// Lower-cased program names the rules mention; shared with the watcher thread so it reads
-/// only processes that could match.
+/// The rules' index, shared with the watcher thread so it reads only processes that could
+/// match: one whose invoked name or executable's file name some rule mentions.
 #[derive(Debug, Clone, Default)]
-pub struct Interest(Arc<RwLock<HashSet<String>>>);
+pub struct Interest(Arc<RwLock<Arc<RuleIndex>>>);
 
 impl Interest {
-    pub fn set(&self, rules: &[MeteringRule]) {
-        let names = rules
-            .iter()
-            .filter(|r| r.spec.enabled)
-            .flat_map(|r| [&r.spec.file_name, &r.spec.original_file_name])
-            .filter(|n| !n.is_empty())
-            .map(|n| n.to_lowercase())
-            .collect();
-        *self.0.write().expect("interest lock") = names;
+    pub fn set(&self, rules: Arc<RuleIndex>) {
+        *self.0.write().expect("interest lock") = rules;
     }
 
     pub fn wants(&self, exe: &Path, invoked_as: &str) -> bool {
-        let names = self.0.read().expect("interest lock");
-        names.contains(&invoked_as.to_lowercase())
-            || names.contains(&procfs::file_name(exe).to_lowercase())
+        let rules = self.0.read().expect("interest lock");
+        rules.mentions(invoked_as) || rules.mentions(&procfs::file_name(exe))
     }
 }
 
@@ -573,17 +565,21 @@ mod netlink {
 mod tests {
     use super::*;
 
+    fn rule(file: &str, original: &str) -> tally_core::MeteringRule {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "r", "file_name": file, "original_file_name": original,
+            "site_code": "S01", "origin": "manual", "updated_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn interest_is_case_insensitive_and_covers_both_names() {
         let interest = Interest::default();
-        let rule = |file: &str, original: &str| {
-            serde_json::from_value::<MeteringRule>(serde_json::json!({
-                "id": 1, "name": "r", "file_name": file, "original_file_name": original,
-                "site_code": "S01", "origin": "manual", "updated_at": "2026-01-01T00:00:00Z"
-            }))
-            .unwrap()
-        };
-        interest.set(&[rule("Code", ""), rule("", "python3.11")]);
+        interest.set(Arc::new(RuleIndex::enabled(&[
+            rule("Code", ""),
+            rule("", "python3.11"),
+        ])));
         assert!(interest.wants(Path::new("/usr/share/code/code"), "code"));
         assert!(interest.wants(Path::new("/usr/bin/python3.11"), "python3"));
         assert!(!interest.wants(Path::new("/usr/bin/vim"), "vi"));
@@ -611,7 +607,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let program = dir.path().join(&name);
         std::fs::copy("/bin/sleep", &program).unwrap();
-        *interest.0.write().unwrap() = [name.to_lowercase()].into();
+        interest.set(Arc::new(RuleIndex::enabled(&[rule(&name, "")])));
         let polling = Polling {
             clock: Clock::read().unwrap(),
             interest,

@@ -7,12 +7,13 @@ use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::autorules::AutoRuleSettings;
 use tally_core::file::StoredFile;
 use tally_core::import::{ApplicationRow, LicenseRow};
+use tally_core::inventory::DeviceInventory;
 use tally_core::org::{OrgRule, OrgRuleSpec};
 use tally_core::rules::RuleSpec;
 use tally_core::runs::Run;
 use tally_core::summary::FileUsageHour;
+use tally_core::AppRecord;
 use tally_core::{Device, License, MeteringRule, OperatorToken, OrgNode, UsageRecord, User};
-use tally_store::{AppRecord, DeviceInventory};
 
 use crate::client::{urlencode, NO_BODY};
 use crate::{

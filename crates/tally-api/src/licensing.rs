@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tally_core::compliance::{Money, Position};
-use tally_store::Snapshot;
+use tally_core::history::Snapshot;
 use utoipa::ToSchema;
 
 /// One application's position, with its name.

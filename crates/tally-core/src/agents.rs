@@ -38,3 +38,23 @@ pub struct Agent {
     pub dropped_records: i64,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// An enrolment token to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollmentToken {
+    pub site_code: SiteCode,
+    pub name: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_uses: Option<i32>,
+}
+
+/// An agent being enrolled: its credentials and what it says about its machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAgent {
+    pub agent_id: String,
+    pub secret_hash: String,
+    pub host_name: String,
+    pub fqdn: Option<String>,
+    pub os: Option<String>,
+    pub serial: Option<String>,
+}

@@ -9,7 +9,9 @@ pub mod autorules;
 pub mod compliance;
 pub mod device;
 pub mod file;
+pub mod history;
 pub mod import;
+pub mod inventory;
 pub mod licenses;
 pub mod metering;
 pub mod operators;
@@ -29,13 +31,15 @@ pub mod wire;
 
 pub use device::{Device, DeviceStatus};
 pub use file::FileInfo;
-pub use licenses::{Application, AssignmentType, License, MeteringPeriod, Metric};
+pub use licenses::{
+    AppRecord, Application, AssignmentType, License, MeteringPeriod, Metric, Recognition,
+};
 pub use operators::{AuditEntry, OperatorToken, Role};
 pub use org::OrgNode;
 pub use rule_index::RuleIndex;
 pub use rules::{MeteringRule, RuleOrigin};
 pub use site::{Site, SiteCode};
-pub use usage::UsageRecord;
+pub use usage::{NewUsageRecord, UsageRecord};
 pub use user::{User, UserStatus};
 
 /// A value that failed domain validation; the message says what is allowed.

@@ -195,6 +195,28 @@ pub struct Application {
     pub metering_period: MeteringPeriod,
 }
 
+/// How installed software and metered usage are recognised as an application. Empty
+/// patterns match anything; a rule with no software pattern recognises no installation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Recognition {
+    pub application_id: i64,
+    /// Wildcard pattern (`*`, `?`, any case) on the installed software's name.
+    pub software: String,
+    pub publisher: String,
+    pub version: String,
+    /// A metering rule whose usage is this application's.
+    pub metering_rule: String,
+}
+
+/// An application with its settings and recognition rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppRecord {
+    #[serde(flatten)]
+    pub application: Application,
+    pub total_user_metric: crate::compliance::TotalUserMetric,
+    pub recognition: Vec<Recognition>,
+}
+
 /// A purchase of licenses for an application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct License {

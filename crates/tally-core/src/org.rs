@@ -23,6 +23,13 @@ pub struct OrgRule {
     pub account: Option<String>,
 }
 
+/// What placing on a node by hand applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgTarget {
+    Device(i64),
+    User(i64),
+}
+
 /// What a new rule says, with the node by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,6 +10,16 @@ use chrono::{DateTime, Utc};
 
 use crate::UsageRecord;
 
+/// One stored usage session of an application (imported, or made from the agent's runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageSession {
+    pub application_id: i64,
+    pub device_id: i64,
+    pub user_id: i64,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+}
+
 /// One run of a metered program, as a session of one application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSession {

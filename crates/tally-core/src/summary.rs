@@ -37,6 +37,40 @@ pub struct FileUsageHour {
     pub peak_concurrent_users: i64,
 }
 
+/// One rule's monthly usage summed over devices and users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMonth {
+    pub rule_id: i64,
+    /// `yyyymm` on the clients' calendars.
+    pub month: i32,
+    pub runs: i64,
+    pub users: i64,
+    pub devices: i64,
+    pub usage_ms: i64,
+}
+
+/// Whose use of a rule a per-user or per-device sum is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageByKind {
+    User,
+    Device,
+}
+
+/// One user's (or device's) use of a rule over a span of months.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBy {
+    pub id: i64,
+    /// The user's account, or the device's host name.
+    pub name: String,
+    /// The user's full name, or the device's FQDN.
+    pub detail: Option<String>,
+    pub runs: i64,
+    pub usage_ms: i64,
+    /// Distinct devices the user ran it on, or distinct users who ran it on the device.
+    pub others: i64,
+    pub last_used: DateTime<Utc>,
+}
+
 /// The key of a monthly summary row: rule, device, user and month (`yyyymm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MonthKey {

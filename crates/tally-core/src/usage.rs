@@ -54,6 +54,46 @@ pub struct UsageRecord {
     pub released: bool,
 }
 
+/// A usage record ready to store: the agent's report with its device, file and user resolved
+/// to ids. The store gives it its id and `TimeSerial`; the wire record becomes one through
+/// [`crate::wire::v1::UsageRecordV1::to_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUsageRecord {
+    pub meter_data_id: String,
+    pub device_id: i64,
+    pub file_id: i64,
+    pub user_id: i64,
+    pub start_time: DateTime<Utc>,
+    pub start_time_offset: i32,
+    pub end_time: DateTime<Utc>,
+    pub end_time_offset: i32,
+    pub started: bool,
+    pub still_running: bool,
+    pub start_not_captured: bool,
+    pub end_not_captured: bool,
+    pub in_ts_session: bool,
+}
+
+/// What an insert of usage records did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Rows newly written.
+    pub stored: u64,
+    /// Rows that were already present (same device, `MeterDataID` and end time) and left as is.
+    pub duplicates: u64,
+    /// The `TimeSerial` given to the rows written.
+    pub time_serial: i64,
+}
+
+/// A usage batch's result, as first stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub stored: u64,
+    pub duplicates: u64,
+    /// This request was a replay of a batch already received.
+    pub replayed: bool,
+}
+
 /// Flags and times that any record must satisfy, whatever its source.
 pub fn check_period(
     start: DateTime<Utc>,

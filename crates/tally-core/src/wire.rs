@@ -79,6 +79,31 @@ pub mod v1 {
     const MAX_OFFSET_MINUTES: i32 = 14 * 60;
 
     impl UsageRecordV1 {
+        /// The record to store, once its device, file and user are known by id: the one place
+        /// the wire record becomes the stored one.
+        pub fn to_record(
+            &self,
+            device_id: i64,
+            file_id: i64,
+            user_id: i64,
+        ) -> crate::usage::NewUsageRecord {
+            crate::usage::NewUsageRecord {
+                meter_data_id: self.meter_data_id.clone(),
+                device_id,
+                file_id,
+                user_id,
+                start_time: self.start_time,
+                start_time_offset: self.start_time_offset,
+                end_time: self.end_time,
+                end_time_offset: self.end_time_offset,
+                started: self.started,
+                still_running: self.still_running,
+                start_not_captured: self.start_not_captured,
+                end_not_captured: self.end_not_captured,
+                in_ts_session: self.in_ts_session,
+            }
+        }
+
         pub fn validate(&self) -> Result<(), ValidationError> {
             if self.meter_data_id.is_empty() || self.meter_data_id.len() > 128 {
                 return Err(ValidationError::new(
@@ -292,5 +317,64 @@ pub mod v1 {
     pub struct Heartbeat {
         pub agent_version: String,
         pub sent_at: DateTime<Utc>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::v1::{UsageRecordV1, UserRef};
+    use crate::file::FileInfo;
+
+    #[test]
+    fn a_wire_record_keeps_every_field_when_stored() {
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2026, 3, 1, 9, 30, 0).unwrap();
+        let wire = UsageRecordV1 {
+            meter_data_id: "run-1".into(),
+            file: FileInfo {
+                file_name: "vim".into(),
+                original_file_name: "vim".into(),
+                version: "9".into(),
+                product_name: "Vim".into(),
+                publisher: "Bram".into(),
+                language: 0,
+            },
+            user: UserRef {
+                account: "ann".into(),
+                full_name: None,
+            },
+            start_time: start,
+            start_time_offset: -300,
+            end_time: end,
+            end_time_offset: 60,
+            started: true,
+            still_running: false,
+            start_not_captured: false,
+            end_not_captured: true,
+            in_ts_session: true,
+        };
+        let stored = wire.to_record(7, 8, 9);
+        assert_eq!(
+            (stored.device_id, stored.file_id, stored.user_id),
+            (7, 8, 9)
+        );
+        assert_eq!(stored.meter_data_id, "run-1");
+        assert_eq!((stored.start_time, stored.end_time), (start, end));
+        assert_eq!(
+            (stored.start_time_offset, stored.end_time_offset),
+            (-300, 60)
+        );
+        assert_eq!(
+            (
+                stored.started,
+                stored.still_running,
+                stored.start_not_captured,
+                stored.end_not_captured,
+                stored.in_ts_session
+            ),
+            (true, false, false, true, true)
+        );
     }
 }

@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 pub use tally_api::ErrorBody;
+use tally_store::ErrorKind;
 
 /// An error a handler returns; it becomes a JSON [`ErrorBody`] with the right status.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,14 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            ApiError::Store(e) => match e.kind() {
+                ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+                ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "bad_request"),
+                ErrorKind::Unavailable | ErrorKind::Failed => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                }
+            },
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -41,14 +49,23 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Store(e) => tracing::error!(error = %e, "request failed in storage"),
-            ApiError::Internal(e) => tracing::error!(error = %e, "request failed"),
-            _ => {}
-        }
+        let message = match &self {
+            // A missing row, a clash or a refused value is the caller's to fix: say what it
+            // is, as any other refusal does.
+            ApiError::Store(e) if status != StatusCode::SERVICE_UNAVAILABLE => e.to_string(),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "request failed in storage");
+                self.to_string()
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
         let body = ErrorBody {
             error: code.to_string(),
-            message: self.to_string(),
+            message,
         };
         (status, axum::Json(body)).into_response()
     }
@@ -95,5 +112,40 @@ where
             }
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_store::StoreError;
+
+    #[test]
+    fn store_errors_answer_by_their_kind() {
+        let status = |e: StoreError| ApiError::Store(e).status_and_code();
+        assert_eq!(
+            status(StoreError::NotFound("no row".into())),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+        assert_eq!(
+            status(StoreError::Conflict("taken".into())),
+            (StatusCode::CONFLICT, "conflict")
+        );
+        assert_eq!(
+            status(StoreError::Invalid("NUL".into())),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+        assert_eq!(
+            status(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
+        let corrupt = StoreError::Corrupt {
+            column: "devices.status",
+            value: "lost".into(),
+        };
+        assert_eq!(
+            status(corrupt),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
     }
 }

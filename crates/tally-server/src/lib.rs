@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tally_core::SiteCode;
 use tally_service::Service;
-use tally_store::Store;
+use tally_store::prelude::*;
 
 pub use config::{Config, ConfigFile, ConfigOverrides};
 pub use error::{ApiError, ErrorBody};

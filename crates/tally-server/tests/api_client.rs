@@ -3,11 +3,17 @@
 
 mod common;
 
-use common::start;
+use common::{start, Backend};
 use serde_json::Value;
 use tally_api::{Client, ClientError, CreateToken, Placement, TaskChange};
 use tally_core::rules::RuleSpec;
 use tally_core::Role;
+
+each_backend!(async
+    the_typed_client_creates_reads_back_and_gets_typed_refusals,
+    the_typed_client_speaks_for_tokens_tasks_and_the_org_tree,
+    the_served_openapi_document_is_the_snapshot_taken_before_the_types_moved,
+);
 
 fn spec(name: &str, file_name: &str) -> RuleSpec {
     RuleSpec {
@@ -30,9 +36,8 @@ fn refusal<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String, 
     }
 }
 
-#[tokio::test]
-async fn the_typed_client_creates_reads_back_and_gets_typed_refusals() {
-    let s = start().await;
+async fn the_typed_client_creates_reads_back_and_gets_typed_refusals(backend: Backend) {
+    let s = start(backend).await;
     let admin = Client::new(&s.url, Some(s.admin.clone()), None).unwrap();
     let created = admin.create_rule(&spec("Editor", "code")).await.unwrap();
     assert_eq!(created.spec, spec("Editor", "code"));
@@ -80,9 +85,8 @@ async fn the_typed_client_creates_reads_back_and_gets_typed_refusals() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
-async fn the_typed_client_speaks_for_tokens_tasks_and_the_org_tree() {
-    let s = start().await;
+async fn the_typed_client_speaks_for_tokens_tasks_and_the_org_tree(backend: Backend) {
+    let s = start(backend).await;
     let admin = Client::new(&s.url, Some(s.admin.clone()), None).unwrap();
     let made = admin
         .create_token(&CreateToken {
@@ -160,9 +164,10 @@ fn differences(path: String, a: &Value, b: &Value, found: &mut Vec<String>) {
     }
 }
 
-#[tokio::test]
-async fn the_served_openapi_document_is_the_snapshot_taken_before_the_types_moved() {
-    let s = start().await;
+async fn the_served_openapi_document_is_the_snapshot_taken_before_the_types_moved(
+    backend: Backend,
+) {
+    let s = start(backend).await;
     let (status, served) = s.get("/api/v1/openapi.json", &s.admin).await;
     assert_eq!(status, 200);
     let snapshot: Value =

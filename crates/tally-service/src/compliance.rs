@@ -9,7 +9,8 @@ use tally_core::compliance::{
     self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Session, UserFacts,
 };
 use tally_core::{org, DeviceStatus, License, UserStatus};
-use tally_store::{AppRecord, Store};
+use tally_store::prelude::*;
+use tally_store::AppRecord;
 
 use crate::{Result, ServiceError};
 
@@ -93,8 +94,10 @@ pub(crate) async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate
         .map(|d| {
             let facts = DeviceFacts {
                 id: d.id,
-                org_node: org::device_node(d.org_node, &d.site_code, &d.host_name, &rules),
-                status: DeviceStatus::parse(device_was.get(&d.id).unwrap_or(&d.status))
+                org_node: org::device_node(d.org_node, d.site_code.as_str(), &d.host_name, &rules),
+                status: device_was
+                    .get(&d.id)
+                    .map_or(Some(d.status), |s| DeviceStatus::parse(s))
                     .unwrap_or(DeviceStatus::Active),
                 processors: i64::from(d.sockets.unwrap_or(1).max(1)),
                 cores: i64::from(d.cores.unwrap_or(1).max(1)),
@@ -111,7 +114,9 @@ pub(crate) async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate
             let facts = UserFacts {
                 id: u.id,
                 org_node: org::user_node(u.org_node, &u.account, &rules),
-                status: UserStatus::parse(user_was.get(&u.id).unwrap_or(&u.status))
+                status: user_was
+                    .get(&u.id)
+                    .map_or(Some(u.status), |s| UserStatus::parse(s))
                     .unwrap_or(UserStatus::Active),
                 service_account: u.service_account,
             };
@@ -149,7 +154,7 @@ async fn statuses_then(
 }
 
 /// The device's own PVU rating, else IBM's for its processor and sockets.
-fn pvu_per_core(device: &tally_store::licensing::DeviceRow) -> Option<i64> {
+fn pvu_per_core(device: &tally_core::Device) -> Option<i64> {
     let sockets = u32::try_from(device.sockets.unwrap_or(1)).unwrap_or(1);
     device.pvu_per_core.map(i64::from).or_else(|| {
         let model = device.cpu_model.as_deref()?;

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tally_core::wire::v1::UsageRecordV1;
 use tally_core::FileInfo;
-use tally_store::{NewUsageRecord, Store};
+use tally_store::prelude::*;
+use tally_store::NewUsageRecord;
 
 use crate::file_rules::FileRules;
 
@@ -71,21 +72,9 @@ impl DimensionCache {
     ) -> tally_store::Result<Vec<NewUsageRecord>> {
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            out.push(NewUsageRecord {
-                meter_data_id: r.meter_data_id.clone(),
-                device_id,
-                file_id: self.file_id(store, &r.file).await?,
-                user_id: self.user_id(store, r).await?,
-                start_time: r.start_time,
-                start_time_offset: r.start_time_offset,
-                end_time: r.end_time,
-                end_time_offset: r.end_time_offset,
-                started: r.started,
-                still_running: r.still_running,
-                start_not_captured: r.start_not_captured,
-                end_not_captured: r.end_not_captured,
-                in_ts_session: r.in_ts_session,
-            });
+            let file_id = self.file_id(store, &r.file).await?;
+            let user_id = self.user_id(store, r).await?;
+            out.push(r.to_record(device_id, file_id, user_id));
         }
         Ok(out)
     }

@@ -12,7 +12,8 @@ use tally_core::tasks::Task;
 use tally_core::SiteCode;
 use tally_report::catalogue::{DefaultValue, Params, ReportDef, ReportKind};
 use tally_report::{Cell, Chart, Column, Report, ReportError};
-use tally_store::{Store, UsageByKind};
+use tally_store::prelude::*;
+use tally_store::UsageByKind;
 
 use crate::reclaim::{reclaim, ReclaimQuery};
 use crate::{Result, Service};

@@ -16,7 +16,8 @@ use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
 use tally_core::{Site, SiteCode};
 use tally_report::{Format, ReportError, CATALOGUE};
 use tally_service::{Service, ServiceError};
-use tally_store::{SqliteStore, Store};
+use tally_store::prelude::*;
+use tally_store::SqliteStore;
 
 fn t(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap()

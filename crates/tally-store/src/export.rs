@@ -3,7 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use tally_core::import::{AnyRow, Kind, LicenseRow};
+use tally_core::import::{
+    AnyRow, CustomValueRow, DeviceRow, InstallationRow, Kind, LicenseRow, OrgNodeRow, SessionRow,
+    UserRow,
+};
 
 use crate::{Result, StoreError};
 
@@ -32,292 +35,245 @@ pub(crate) fn corrupt(column: &'static str, value: &str) -> StoreError {
     }
 }
 
-/// A license as exported: names instead of ids, the cost as a decimal.
-#[derive(sqlx::FromRow)]
-pub(crate) struct LicenseExport {
-    pub id: i64,
-    pub application: String,
-    pub metric: String,
-    pub quantity: i64,
-    pub assignment_type: String,
-    pub assigned_to: Option<String>,
-    pub purchase_date: Option<NaiveDate>,
-    pub valid_from: Option<NaiveDate>,
-    pub valid_until: Option<NaiveDate>,
-    pub maintenance_until: Option<NaiveDate>,
-    pub unit_cost_minor: Option<i64>,
-    pub currency: Option<String>,
-    pub vendor: Option<String>,
-    pub order_reference: Option<String>,
-    pub notes: Option<String>,
+/// One exported row as stored: its id (the paging cursor) and the import row it becomes.
+pub(crate) trait ExportRow {
+    /// The query reading a page: `$1` is the cursor, `$2` the page's length.
+    const SQL: &'static str;
+    fn id(&self) -> i64;
+    fn into_row(self) -> Result<AnyRow>;
 }
 
-impl TryFrom<LicenseExport> for LicenseRow {
-    type Error = StoreError;
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrgNodeExport {
+    id: i64,
+    name: String,
+    parent: Option<String>,
+}
 
-    fn try_from(l: LicenseExport) -> Result<LicenseRow> {
-        Ok(LicenseRow {
-            application: l.application,
-            metric: tally_core::Metric::parse(&l.metric)
-                .ok_or_else(|| corrupt("licenses.metric", &l.metric))?,
-            quantity: l.quantity,
-            assignment_type: tally_core::AssignmentType::parse(&l.assignment_type)
-                .ok_or_else(|| corrupt("licenses.assignment_type", &l.assignment_type))?,
-            assigned_to: l.assigned_to,
-            purchase_date: l.purchase_date,
-            valid_from: l.valid_from,
-            valid_until: l.valid_until,
-            maintenance_until: l.maintenance_until,
-            unit_cost: l.unit_cost_minor.map(tally_core::import::format_cost),
-            currency: l.currency,
-            vendor: l.vendor,
-            order_reference: l.order_reference,
-            notes: l.notes,
-        })
+impl ExportRow for OrgNodeExport {
+    const SQL: &'static str = "SELECT n.id, n.name, p.name AS parent FROM org_nodes n
+         LEFT JOIN org_nodes p ON p.id = n.parent
+         WHERE n.id > $1 ORDER BY n.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        let (name, parent) = (self.name, self.parent);
+        Ok(AnyRow::OrgNode(OrgNodeRow { name, parent }))
     }
 }
 
-/// A usage session as exported.
-pub(crate) type SessionExport = (i64, String, String, String, DateTime<Utc>, DateTime<Utc>);
-
-macro_rules! impl_export {
-    ($store:ty) => {
-        impl $store {
-            async fn export_org_nodes(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-                    "SELECT n.id, n.name, p.name FROM org_nodes n
-                     LEFT JOIN org_nodes p ON p.id = n.parent
-                     WHERE n.id > $1 ORDER BY n.id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                let rows = rows
-                    .into_iter()
-                    .map(|(_, name, parent)| {
-                        tally_core::import::AnyRow::OrgNode(tally_core::import::OrgNodeRow { name, parent })
-                    })
-                    .collect();
-                Ok((rows, $crate::export::next_cursor(&ids, limit)))
-            }
-
-            async fn export_devices(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                #[allow(clippy::type_complexity)]
-                let rows: Vec<(
-                    i64, String, Option<String>, String, Option<i32>, Option<i32>, Option<i32>,
-                    Option<String>, Option<String>,
-                )> = sqlx::query_as(
-                    "SELECT d.id, d.host_name, o.name, d.status, d.sockets, d.cores, d.pvu_per_core,
-                         d.os, d.serial
-                     FROM devices d LEFT JOIN org_nodes o ON o.id = d.org_node
-                     WHERE d.id > $1 ORDER BY d.id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                let mut out = Vec::with_capacity(rows.len());
-                for (_, host_name, org_node, status, sockets, cores, pvu_per_core, os, serial) in rows {
-                    let status = tally_core::DeviceStatus::parse(&status)
-                        .ok_or_else(|| $crate::export::corrupt("devices.status", &status))?;
-                    out.push(tally_core::import::AnyRow::Device(tally_core::import::DeviceRow {
-                        host_name,
-                        org_node,
-                        status: Some(status),
-                        sockets,
-                        cores,
-                        pvu_per_core,
-                        os,
-                        serial,
-                    }));
-                }
-                Ok((out, $crate::export::next_cursor(&ids, limit)))
-            }
-
-            async fn export_users(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let rows: Vec<(i64, String, Option<String>, String, bool, Option<String>)> =
-                    sqlx::query_as(
-                        "SELECT u.id, u.account, u.full_name, u.status, u.service_account, o.name
-                         FROM users u LEFT JOIN org_nodes o ON o.id = u.org_node
-                         WHERE u.id > $1 ORDER BY u.id LIMIT $2",
-                    )
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                let mut out = Vec::with_capacity(rows.len());
-                for (_, account, full_name, status, service_account, org_node) in rows {
-                    let status = tally_core::UserStatus::parse(&status)
-                        .ok_or_else(|| $crate::export::corrupt("users.status", &status))?;
-                    out.push(tally_core::import::AnyRow::User(tally_core::import::UserRow {
-                        account,
-                        full_name,
-                        status: Some(status),
-                        service_account: Some(service_account),
-                        org_node,
-                    }));
-                }
-                Ok((out, $crate::export::next_cursor(&ids, limit)))
-            }
-
-            async fn export_applications(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let mut apps = $crate::licensing::Licensing::applications(self).await?;
-                apps.sort_by_key(|a| a.application.id);
-                apps.retain(|a| a.application.id > after);
-                apps.truncate(usize::try_from(limit).unwrap_or(0));
-                let ids: Vec<i64> = apps.iter().map(|a| a.application.id).collect();
-                let rows = apps.into_iter().map($crate::export::application_row).collect();
-                Ok((rows, $crate::export::next_cursor(&ids, limit)))
-            }
-
-            async fn export_installations(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let devices: Vec<i64> =
-                    sqlx::query_scalar("SELECT id FROM devices WHERE id > $1 ORDER BY id LIMIT $2")
-                        .bind(after)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await?;
-                let Some(last) = devices.last().copied() else {
-                    return Ok((Vec::new(), None));
-                };
-                let rows: Vec<(String, String, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
-                    sqlx::query_as(
-                    "SELECT d.host_name, s.name, s.version, s.publisher, s.installed_at
-                     FROM installed_software s JOIN devices d ON d.id = s.device_id
-                     WHERE s.device_id > $1 AND s.device_id <= $2 AND s.removed_at IS NULL
-                     ORDER BY s.device_id, s.name",
-                )
-                .bind(after)
-                .bind(last)
-                .fetch_all(&self.pool)
-                .await?;
-                let rows = rows
-                    .into_iter()
-                    .map(|(host_name, software, version, publisher, installed_at)| {
-                        tally_core::import::AnyRow::Installation(tally_core::import::InstallationRow {
-                            host_name: host_name.into(),
-                            software: software.into(),
-                            version: version.into(),
-                            publisher: publisher.into(),
-                            installed_on: installed_at.map(|t| t.date_naive()),
-                        })
-                    })
-                    .collect();
-                Ok((rows, $crate::export::next_cursor(&devices, limit)))
-            }
-
-            async fn export_sessions(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let rows: Vec<$crate::export::SessionExport> = sqlx::query_as(
-                    "SELECT s.id, a.name, d.host_name, u.account, s.start_time, s.end_time
-                     FROM usage_sessions s JOIN applications a ON a.id = s.application_id
-                         JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
-                     WHERE s.id > $1 ORDER BY s.id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                let rows = rows
-                    .into_iter()
-                    .map(|(_, application, host_name, account, start, end)| {
-                        tally_core::import::AnyRow::Session(tally_core::import::SessionRow {
-                            application: application.into(),
-                            host_name: host_name.into(),
-                            account: account.into(),
-                            start,
-                            end,
-                        })
-                    })
-                    .collect();
-                Ok((rows, $crate::export::next_cursor(&ids, limit)))
-            }
-
-            async fn export_licenses(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let rows: Vec<$crate::export::LicenseExport> = sqlx::query_as(
-                    "SELECT l.id, a.name AS application, l.metric, l.quantity, l.assignment_type,
-                         CASE l.assignment_type WHEN 'computer' THEN d.host_name
-                             WHEN 'user' THEN u.account ELSE o.name END AS assigned_to,
-                         l.purchase_date, l.valid_from, l.valid_until, l.maintenance_until,
-                         l.unit_cost_minor, l.currency, l.vendor, l.order_reference, l.notes
-                     FROM licenses l JOIN applications a ON a.id = l.application_id
-                         LEFT JOIN devices d ON d.id = l.assigned_to
-                         LEFT JOIN users u ON u.id = l.assigned_to
-                         LEFT JOIN org_nodes o ON o.id = l.assigned_to
-                     WHERE l.id > $1 ORDER BY l.id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-                let rows = rows
-                    .into_iter()
-                    .map(|l| Ok(tally_core::import::AnyRow::License(l.try_into()?)))
-                    .collect::<$crate::Result<_>>()?;
-                Ok((rows, $crate::export::next_cursor(&ids, limit)))
-            }
-        }
-
-        impl $store {
-            async fn export_custom_values(&self, after: i64, limit: i64) -> $crate::Result<$crate::export::ExportPage> {
-                let rows: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
-                    "SELECT c.id, a.name, o.name, c.quantity
-                     FROM custom_values c JOIN applications a ON a.id = c.application_id
-                         LEFT JOIN org_nodes o ON o.id = c.org_node
-                     WHERE c.id > $1 ORDER BY c.id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-                let rows = rows
-                    .into_iter()
-                    .map(|(_, application, org_node, quantity)| {
-                        tally_core::import::AnyRow::CustomValue(tally_core::import::CustomValueRow {
-                            application,
-                            org_node,
-                            quantity,
-                        })
-                    })
-                    .collect();
-                Ok((rows, $crate::export::next_cursor(&ids, limit)))
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::export::Exporting for $store {
-            async fn export_page(
-                &self,
-                kind: tally_core::import::Kind,
-                after: i64,
-                limit: i64,
-            ) -> $crate::Result<$crate::export::ExportPage> {
-                use tally_core::import::Kind;
-                match kind {
-                    Kind::OrgNodes => self.export_org_nodes(after, limit).await,
-                    Kind::Devices => self.export_devices(after, limit).await,
-                    Kind::Users => self.export_users(after, limit).await,
-                    Kind::Applications => self.export_applications(after, limit).await,
-                    Kind::Installations => self.export_installations(after, limit).await,
-                    Kind::UsageSessions => self.export_sessions(after, limit).await,
-                    Kind::Licenses => self.export_licenses(after, limit).await,
-                    Kind::CustomValues => self.export_custom_values(after, limit).await,
-                }
-            }
-        }
-    };
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeviceExport {
+    id: i64,
+    host_name: String,
+    org_node: Option<String>,
+    status: String,
+    sockets: Option<i32>,
+    cores: Option<i32>,
+    pvu_per_core: Option<i32>,
+    os: Option<String>,
+    serial: Option<String>,
 }
 
-pub(crate) use impl_export;
+impl ExportRow for DeviceExport {
+    const SQL: &'static str =
+        "SELECT d.id, d.host_name, o.name AS org_node, d.status, d.sockets, d.cores,
+             d.pvu_per_core, d.os, d.serial
+         FROM devices d LEFT JOIN org_nodes o ON o.id = d.org_node
+         WHERE d.id > $1 ORDER BY d.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        let status = tally_core::DeviceStatus::parse(&self.status)
+            .ok_or_else(|| corrupt("devices.status", &self.status))?;
+        Ok(AnyRow::Device(DeviceRow {
+            host_name: self.host_name,
+            org_node: self.org_node,
+            status: Some(status),
+            sockets: self.sockets,
+            cores: self.cores,
+            pvu_per_core: self.pvu_per_core,
+            os: self.os,
+            serial: self.serial,
+        }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserExport {
+    id: i64,
+    account: String,
+    full_name: Option<String>,
+    status: String,
+    service_account: bool,
+    org_node: Option<String>,
+}
+
+impl ExportRow for UserExport {
+    const SQL: &'static str =
+        "SELECT u.id, u.account, u.full_name, u.status, u.service_account, o.name AS org_node
+         FROM users u LEFT JOIN org_nodes o ON o.id = u.org_node
+         WHERE u.id > $1 ORDER BY u.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        let status = tally_core::UserStatus::parse(&self.status)
+            .ok_or_else(|| corrupt("users.status", &self.status))?;
+        Ok(AnyRow::User(UserRow {
+            account: self.account,
+            full_name: self.full_name,
+            status: Some(status),
+            service_account: Some(self.service_account),
+            org_node: self.org_node,
+        }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionExport {
+    id: i64,
+    application: String,
+    host_name: String,
+    account: String,
+    start_time: DateTime<Utc>,
+    end_time: DateTime<Utc>,
+}
+
+impl ExportRow for SessionExport {
+    const SQL: &'static str = "SELECT s.id, a.name AS application, d.host_name, u.account,
+             s.start_time, s.end_time
+         FROM usage_sessions s JOIN applications a ON a.id = s.application_id
+             JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
+         WHERE s.id > $1 ORDER BY s.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        Ok(AnyRow::Session(SessionRow {
+            application: self.application.into(),
+            host_name: self.host_name.into(),
+            account: self.account.into(),
+            start: self.start_time,
+            end: self.end_time,
+        }))
+    }
+}
+
+/// A license as exported: names instead of ids, the cost as a decimal.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LicenseExport {
+    id: i64,
+    application: String,
+    metric: String,
+    quantity: i64,
+    assignment_type: String,
+    assigned_to: Option<String>,
+    purchase_date: Option<NaiveDate>,
+    valid_from: Option<NaiveDate>,
+    valid_until: Option<NaiveDate>,
+    maintenance_until: Option<NaiveDate>,
+    unit_cost_minor: Option<i64>,
+    currency: Option<String>,
+    vendor: Option<String>,
+    order_reference: Option<String>,
+    notes: Option<String>,
+}
+
+impl ExportRow for LicenseExport {
+    const SQL: &'static str =
+        "SELECT l.id, a.name AS application, l.metric, l.quantity, l.assignment_type,
+             CASE l.assignment_type WHEN 'computer' THEN d.host_name
+                 WHEN 'user' THEN u.account ELSE o.name END AS assigned_to,
+             l.purchase_date, l.valid_from, l.valid_until, l.maintenance_until,
+             l.unit_cost_minor, l.currency, l.vendor, l.order_reference, l.notes
+         FROM licenses l JOIN applications a ON a.id = l.application_id
+             LEFT JOIN devices d ON d.id = l.assigned_to
+             LEFT JOIN users u ON u.id = l.assigned_to
+             LEFT JOIN org_nodes o ON o.id = l.assigned_to
+         WHERE l.id > $1 ORDER BY l.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        Ok(AnyRow::License(LicenseRow {
+            application: self.application,
+            metric: tally_core::Metric::parse(&self.metric)
+                .ok_or_else(|| corrupt("licenses.metric", &self.metric))?,
+            quantity: self.quantity,
+            assignment_type: tally_core::AssignmentType::parse(&self.assignment_type)
+                .ok_or_else(|| corrupt("licenses.assignment_type", &self.assignment_type))?,
+            assigned_to: self.assigned_to,
+            purchase_date: self.purchase_date,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            maintenance_until: self.maintenance_until,
+            unit_cost: self.unit_cost_minor.map(tally_core::import::format_cost),
+            currency: self.currency,
+            vendor: self.vendor,
+            order_reference: self.order_reference,
+            notes: self.notes,
+        }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CustomValueExport {
+    id: i64,
+    application: String,
+    org_node: Option<String>,
+    quantity: i64,
+}
+
+impl ExportRow for CustomValueExport {
+    const SQL: &'static str = "SELECT c.id, a.name AS application, o.name AS org_node, c.quantity
+         FROM custom_values c JOIN applications a ON a.id = c.application_id
+             LEFT JOIN org_nodes o ON o.id = c.org_node
+         WHERE c.id > $1 ORDER BY c.id LIMIT $2";
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn into_row(self) -> Result<AnyRow> {
+        Ok(AnyRow::CustomValue(CustomValueRow {
+            application: self.application,
+            org_node: self.org_node,
+            quantity: self.quantity,
+        }))
+    }
+}
+
+/// An installation as exported: host name, package, version, publisher, installed at.
+pub(crate) type InstallationExport = (String, String, String, String, Option<DateTime<Utc>>);
+
+/// An installation as its import row.
+pub(crate) fn installation_row(
+    (host_name, software, version, publisher, installed_at): InstallationExport,
+) -> AnyRow {
+    AnyRow::Installation(InstallationRow {
+        host_name: host_name.into(),
+        software: software.into(),
+        version: version.into(),
+        publisher: publisher.into(),
+        installed_on: installed_at.map(|t| t.date_naive()),
+    })
+}
 
 /// An application as its import row: the first recognition rule, as import stores one.
-pub(crate) fn application_row(a: crate::licensing::AppRecord) -> AnyRow {
+pub(crate) fn application_row(a: tally_core::licenses::AppRecord) -> AnyRow {
     let rule = a.recognition.into_iter().next();
     let text = |s: String| Some(s).filter(|s| !s.is_empty());
     let period_days = match a.application.metering_period {

@@ -1,5 +1,13 @@
-//! Row shapes as both backends return them, and their conversion into domain values.
-//! `FromRow` derives are generic over the row type, so one struct serves SQLite and PostgreSQL.
+//! Row shapes as both backends return them (`…Columns`, private to the store), and their
+//! conversion into domain values: each table's columns become its tally-core type here and
+//! nowhere else. `FromRow` derives are generic over the row type, so one struct serves SQLite
+//! and PostgreSQL.
+
+mod licensing;
+mod summaries;
+
+pub(crate) use licensing::*;
+pub(crate) use summaries::*;
 
 use chrono::{DateTime, Utc};
 use tally_core::agents::{Agent, EnrollmentToken};
@@ -10,6 +18,14 @@ use tally_core::{Device, DeviceStatus, Site, SiteCode, UsageRecord, User, UserSt
 
 use crate::{Result, StoreError};
 
+/// Rows per multi-row INSERT: 14 parameters each stays under SQLite's 32,766-parameter limit.
+pub(crate) const INSERT_CHUNK: usize = 1000;
+
+/// Creates a device; shared by direct creation and enrolment.
+pub(crate) const INSERT_DEVICE: &str =
+    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *";
+
 fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
     SiteCode::parse(&value).map_err(|_| StoreError::Corrupt { column, value })
 }
@@ -19,14 +35,14 @@ fn parsed<T>(column: &'static str, value: String, parse: fn(&str) -> Option<T>) 
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct SiteRow {
+pub(crate) struct SiteColumns {
     code: String,
     name: String,
     alias: Option<String>,
     parent: Option<String>,
 }
 
-impl SiteRow {
+impl SiteColumns {
     pub fn into_site(self) -> Result<Site> {
         Ok(Site {
             code: site_code("sites.code", self.code)?,
@@ -41,7 +57,7 @@ impl SiteRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct DeviceRow {
+pub(crate) struct DeviceColumns {
     id: i64,
     site_code: String,
     host_name: String,
@@ -60,7 +76,7 @@ pub(crate) struct DeviceRow {
     last_seen: Option<DateTime<Utc>>,
 }
 
-impl DeviceRow {
+impl DeviceColumns {
     pub fn into_device(self) -> Result<Device> {
         Ok(Device {
             id: self.id,
@@ -84,7 +100,7 @@ impl DeviceRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
+pub(crate) struct UserColumns {
     id: i64,
     account: String,
     full_name: Option<String>,
@@ -93,7 +109,7 @@ pub(crate) struct UserRow {
     org_node: Option<i64>,
 }
 
-impl UserRow {
+impl UserColumns {
     pub fn into_user(self) -> Result<User> {
         Ok(User {
             id: self.id,
@@ -107,7 +123,7 @@ impl UserRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct FileRow {
+pub(crate) struct FileColumns {
     id: i64,
     file_name: String,
     original_file_name: String,
@@ -117,7 +133,7 @@ pub(crate) struct FileRow {
     language: i32,
 }
 
-impl FileRow {
+impl FileColumns {
     pub fn into_file(self) -> StoredFile {
         StoredFile {
             id: self.id,
@@ -134,7 +150,7 @@ impl FileRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct RuleRow {
+pub(crate) struct RuleColumns {
     id: i64,
     site_code: String,
     name: String,
@@ -150,7 +166,7 @@ pub(crate) struct RuleRow {
     updated_at: DateTime<Utc>,
 }
 
-impl RuleRow {
+impl RuleColumns {
     pub fn into_rule(self) -> Result<MeteringRule> {
         Ok(MeteringRule {
             id: self.id,
@@ -173,7 +189,7 @@ impl RuleRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct UsageRow {
+pub(crate) struct UsageColumns {
     id: i64,
     meter_data_id: String,
     device_id: i64,
@@ -192,7 +208,7 @@ pub(crate) struct UsageRow {
     released: bool,
 }
 
-impl UsageRow {
+impl UsageColumns {
     pub fn into_record(self) -> UsageRecord {
         UsageRecord {
             id: self.id,
@@ -216,7 +232,7 @@ impl UsageRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TokenRow {
+pub(crate) struct TokenColumns {
     id: i64,
     name: String,
     role: String,
@@ -224,7 +240,7 @@ pub(crate) struct TokenRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl TokenRow {
+impl TokenColumns {
     pub fn into_token(self) -> Result<OperatorToken> {
         Ok(OperatorToken {
             id: self.id,
@@ -237,7 +253,7 @@ impl TokenRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AuditRow {
+pub(crate) struct AuditColumns {
     id: i64,
     at: DateTime<Utc>,
     actor: String,
@@ -246,7 +262,7 @@ pub(crate) struct AuditRow {
     detail: String,
 }
 
-impl AuditRow {
+impl AuditColumns {
     pub fn into_entry(self) -> (i64, AuditEntry) {
         (
             self.id,
@@ -262,7 +278,7 @@ impl AuditRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct EnrollmentTokenRow {
+pub(crate) struct EnrollmentTokenColumns {
     id: i64,
     site_code: String,
     name: String,
@@ -273,7 +289,7 @@ pub(crate) struct EnrollmentTokenRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl EnrollmentTokenRow {
+impl EnrollmentTokenColumns {
     pub fn into_token(self) -> Result<EnrollmentToken> {
         Ok(EnrollmentToken {
             id: self.id,
@@ -289,7 +305,7 @@ impl EnrollmentTokenRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct AgentRow {
+pub(crate) struct AgentColumns {
     id: String,
     device_id: i64,
     secret_hash: String,
@@ -300,7 +316,7 @@ pub(crate) struct AgentRow {
     revoked_at: Option<DateTime<Utc>>,
 }
 
-impl AgentRow {
+impl AgentColumns {
     pub fn into_agent(self) -> (Agent, String) {
         (
             Agent {
@@ -318,7 +334,7 @@ impl AgentRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct HourRow {
+pub(crate) struct HourColumns {
     rule_id: i64,
     hour: DateTime<Utc>,
     distinct_users: i64,
@@ -329,8 +345,8 @@ pub(crate) struct HourRow {
     peak_concurrent_users: i64,
 }
 
-impl From<HourRow> for tally_core::summary::FileUsageHour {
-    fn from(r: HourRow) -> Self {
+impl From<HourColumns> for tally_core::summary::FileUsageHour {
+    fn from(r: HourColumns) -> Self {
         Self {
             rule_id: r.rule_id,
             hour: r.hour,
@@ -345,7 +361,7 @@ impl From<HourRow> for tally_core::summary::FileUsageHour {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct MonthRow {
+pub(crate) struct MonthColumns {
     rule_id: i64,
     device_id: i64,
     user_id: i64,
@@ -355,13 +371,13 @@ pub(crate) struct MonthRow {
     last_used: DateTime<Utc>,
 }
 
-impl From<MonthRow>
+impl From<MonthColumns>
     for (
         tally_core::summary::MonthKey,
         tally_core::summary::MonthlyUsage,
     )
 {
-    fn from(r: MonthRow) -> Self {
+    fn from(r: MonthColumns) -> Self {
         (
             tally_core::summary::MonthKey {
                 rule_id: r.rule_id,
@@ -379,7 +395,7 @@ impl From<MonthRow>
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct TaskRow {
+pub(crate) struct TaskColumns {
     name: String,
     enabled: bool,
     every_secs: i64,
@@ -391,8 +407,8 @@ pub(crate) struct TaskRow {
     last_error: Option<String>,
 }
 
-impl From<TaskRow> for tally_core::tasks::TaskState {
-    fn from(r: TaskRow) -> Self {
+impl From<TaskColumns> for tally_core::tasks::TaskState {
+    fn from(r: TaskColumns) -> Self {
         Self {
             name: r.name,
             enabled: r.enabled,
@@ -408,7 +424,7 @@ impl From<TaskRow> for tally_core::tasks::TaskState {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct LicenseRow {
+pub(crate) struct LicenseColumns {
     id: i64,
     application_id: i64,
     metric: String,
@@ -427,9 +443,9 @@ pub(crate) struct LicenseRow {
     created_at: DateTime<Utc>,
 }
 
-impl TryFrom<LicenseRow> for tally_core::License {
+impl TryFrom<LicenseColumns> for tally_core::License {
     type Error = StoreError;
-    fn try_from(r: LicenseRow) -> Result<Self> {
+    fn try_from(r: LicenseColumns) -> Result<Self> {
         Ok(tally_core::License {
             id: r.id,
             application_id: r.application_id,

@@ -6,7 +6,8 @@ mod common;
 mod upgrade;
 
 use common::{PgDb, SqliteDb};
-use tally_store::{migrator_up_to, PgStore, SqliteStore, Store, StoreError};
+use tally_store::prelude::*;
+use tally_store::{migrator_up_to, PgStore, SqliteStore, StoreError};
 use upgrade::{assert_kept, latest, previous, snapshot, tables_changed, Fixture, POSTGRES, SQLITE};
 
 const FIRST: i64 = 1;

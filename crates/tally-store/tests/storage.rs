@@ -7,7 +7,8 @@ use tally_core::device::NewDevice;
 use tally_core::file::ANY_LANGUAGE;
 use tally_core::rules::RuleSpec;
 use tally_core::{AuditEntry, FileInfo, Role, RuleOrigin, Site, SiteCode};
-use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Page, Store, UsageQuery};
+use tally_store::prelude::*;
+use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Page, UsageQuery};
 
 on_both_backends!(
     sites_round_trip_with_parent,
@@ -1048,7 +1049,10 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
         (Some(hq), Some(9950))
     );
     let devices = store.compliance_devices().await.unwrap();
-    let pc2 = devices.iter().find(|d| d.status == "retired").unwrap();
+    let pc2 = devices
+        .iter()
+        .find(|d| d.status.as_str() == "retired")
+        .unwrap();
     assert_eq!((pc2.cores, pc2.org_node), (Some(8), Some(hq)));
     let users = store.compliance_users().await.unwrap();
     assert!(users.iter().any(|u| u.org_node == Some(berlin.id)));
@@ -1350,7 +1354,7 @@ async fn org_rules_and_placement_by_hand(store: &dyn Store) {
 
     let devices = store.compliance_devices().await.unwrap();
     let pc2 = devices.iter().find(|d| d.host_name == "pc2").unwrap();
-    assert_eq!(pc2.site_code, "S01");
+    assert_eq!(pc2.site_code.as_str(), "S01");
     assert!(store
         .set_org_node(OrgTarget::Device(pc2.id), Some(berlin))
         .await

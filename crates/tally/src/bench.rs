@@ -12,7 +12,8 @@ use clap::Args;
 use serde_json::json;
 use tally_core::wire::v1::{UsageBatch, UsageRecordV1, UserRef};
 use tally_core::{FileInfo, SiteCode};
-use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Store};
+use tally_store::prelude::*;
+use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord};
 
 #[derive(Args, Debug, Clone)]
 pub struct IngestArgs {

@@ -14,7 +14,7 @@ use tally_core::import::{
     SessionRow, UserRow,
 };
 use tally_core::{AssignmentType, DeviceStatus, Metric, UserStatus};
-use tally_store::Store;
+use tally_store::prelude::*;
 
 use crate::bench_summary::{peak_rss_mb, reset_peak_rss};
 

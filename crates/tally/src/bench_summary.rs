@@ -12,7 +12,8 @@ use tally_core::rules::RuleSpec;
 use tally_core::tasks::Task;
 use tally_core::{FileInfo, RuleOrigin};
 use tally_service::Service;
-use tally_store::{NewUsageRecord, Store};
+use tally_store::prelude::*;
+use tally_store::NewUsageRecord;
 
 #[derive(Args, Debug, Clone)]
 pub struct SummaryBenchArgs {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use tally_core::import::{AnyRow, Kind};
-use tally_store::Store;
+use tally_store::prelude::*;
 
 /// Rows read per query.
 const PAGE: i64 = 10_000;

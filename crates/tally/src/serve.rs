@@ -5,7 +5,7 @@ use chrono::Utc;
 use tally_core::{Role, Site};
 use tally_server::config::{LogFormat, Transport};
 use tally_server::{auth, AppState, Config, ConfigFile, ReportOutput};
-use tally_store::Store;
+use tally_store::prelude::*;
 
 use crate::ServerArgs;
 

@@ -3,45 +3,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use common::{server, stop, tally_json_at, wait_for, Site};
-use serde_json::Value;
-
-fn time(v: &Value) -> DateTime<Utc> {
-    v.as_str().unwrap().parse().unwrap()
-}
-
-/// Records grouped by instance, each group in period order.
-fn by_instance(records: &[Value]) -> BTreeMap<String, Vec<Value>> {
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for r in records {
-        let id = r["meter_data_id"].as_str().unwrap().to_string();
-        groups.entry(id).or_default().push(r.clone());
-    }
-    for group in groups.values_mut() {
-        group.sort_by_key(|r| time(&r["start_time"]));
-    }
-    groups
-}
-
-fn ended(group: &[Value]) -> bool {
-    group.iter().any(|r| r["still_running"] == false)
-}
-
-/// One instance's records: one start, periods joined exactly, one end, last.
-fn assert_continuous(group: &[Value]) {
-    assert_eq!(group[0]["started"], true, "{group:#?}");
-    assert!(group[1..].iter().all(|r| r["started"] == false));
-    for pair in group.windows(2) {
-        assert_eq!(pair[0]["end_time"], pair[1]["start_time"], "{group:#?}");
-        assert_eq!(pair[0]["still_running"], true);
-    }
-    assert_eq!(group.last().unwrap()["still_running"], false, "{group:#?}");
-}
+use chrono::Utc;
+use common::{
+    assert_continuous, by_instance, ended, server, stop, tally_json_at, time, wait_for, Site,
+};
 
 #[test]
 fn after_kill_9_running_programs_continue_and_ended_ones_close_at_the_last_heartbeat() {

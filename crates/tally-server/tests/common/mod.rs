@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tally_core::{Role, Site, SiteCode};
 use tally_server::config::Limits;
 use tally_server::{auth, AppState};
-use tally_store::Store;
+use tally_store::prelude::*;
 
 pub use pgdb::{Backend, PgDb};
 
@@ -98,6 +98,11 @@ pub async fn start(backend: Backend) -> TestServer {
 }
 
 impl TestServer {
+    /// The server's database URL, for tests that act on it as another replica would.
+    pub fn database_url(&self) -> String {
+        self._backend.url(&self._dir.path().join("t.db"))
+    }
+
     /// Sends a request with an optional bearer credential and JSON body; returns status and
     /// body (Null when empty).
     pub async fn call(

@@ -9,7 +9,8 @@ mod pgdb;
 use std::sync::Arc;
 
 pub use pgdb::PgDb;
-use tally_store::{PgStore, SqliteStore, Store};
+use tally_store::prelude::*;
+use tally_store::{PgStore, SqliteStore};
 
 /// A SQLite database file that lives as long as this value.
 pub struct SqliteDb {

@@ -6,10 +6,13 @@
 #[path = "../../../tally-store/tests/common/pgdb.rs"]
 mod pgdb;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 pub use pgdb::{Backend, PgDb};
 
@@ -238,30 +241,30 @@ impl Site {
         }
     }
 
-    /// Starts `tally agent` with one-second cycles, logging to `state/agent.log`.
+    /// Starts `tally agent` with one-second cycles (unless `extra` sets `--report-secs`),
+    /// logging to `state/agent.log`.
     pub fn agent(&self, state: &Path, extra: &[&str]) -> Child {
+        self.agent_at(&self.url, &self.enroll, state, extra)
+    }
+
+    /// [`Site::agent`] talking to `server` (a proxy in front of this site's server) and
+    /// enrolling, if it must, with `enroll`.
+    pub fn agent_at(&self, server: &str, enroll: &str, state: &Path, extra: &[&str]) -> Child {
         std::fs::create_dir_all(state).unwrap();
+        let cycles: &[&str] = if extra.contains(&"--report-secs") {
+            &[]
+        } else {
+            &["--report-secs", "1"]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(state.join("agent.log"))
             .unwrap();
         Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args([
-                "agent",
-                "--server",
-                &self.url,
-                "--enroll-token",
-                &self.enroll,
-            ])
-            .args([
-                "--report-secs",
-                "1",
-                "--policy-secs",
-                "1",
-                "--upload-secs",
-                "1",
-            ])
+            .args(["agent", "--server", server, "--enroll-token", enroll])
+            .args(cycles)
+            .args(["--policy-secs", "1", "--upload-secs", "1"])
             .arg("--state-dir")
             .arg(state)
             .args(extra)
@@ -322,4 +325,37 @@ pub fn any_run_ended(runs: &serde_json::Value) -> bool {
         .unwrap()
         .iter()
         .any(|r| r["still_running"] == false)
+}
+
+/// A time in a JSON answer.
+pub fn time(v: &serde_json::Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Records grouped by instance, each group in period order.
+pub fn by_instance(records: &[serde_json::Value]) -> BTreeMap<String, Vec<serde_json::Value>> {
+    let mut groups: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for r in records {
+        let id = r["meter_data_id"].as_str().unwrap().to_string();
+        groups.entry(id).or_default().push(r.clone());
+    }
+    for group in groups.values_mut() {
+        group.sort_by_key(|r| time(&r["start_time"]));
+    }
+    groups
+}
+
+pub fn ended(group: &[serde_json::Value]) -> bool {
+    group.iter().any(|r| r["still_running"] == false)
+}
+
+/// One instance's records: one start, periods joined exactly, one end, last.
+pub fn assert_continuous(group: &[serde_json::Value]) {
+    assert_eq!(group[0]["started"], true, "{group:#?}");
+    assert!(group[1..].iter().all(|r| r["started"] == false));
+    for pair in group.windows(2) {
+        assert_eq!(pair[0]["end_time"], pair[1]["start_time"], "{group:#?}");
+        assert_eq!(pair[0]["still_running"], true);
+    }
+    assert_eq!(group.last().unwrap()["still_running"], false, "{group:#?}");
 }

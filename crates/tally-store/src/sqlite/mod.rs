@@ -8,12 +8,23 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::schema::{migrate, SchemaVersion};
-use crate::shared::impl_store;
 use chrono::{DateTime, Utc};
+use tally_core::sessions::UsageSession;
 
-use crate::licensing::SessionRow;
 use crate::{Result, StoreError};
+
+/// The sqlx database the shared queries (`../queries/`) are compiled against here.
+type Db = sqlx::Sqlite;
+/// The store type the shared queries implement the traits on here.
+type DbStore = SqliteStore;
+/// [`crate::StoreInfo::backend`].
+const NAME: &str = "sqlite";
+/// Opens a transaction that will write: SQLite takes the write lock at once, so a transaction
+/// that reads first cannot fail later because another connection wrote in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+#[path = "../queries/mod.rs"]
+mod queries;
 
 /// Tally's storage in a SQLite file.
 #[derive(Clone)]
@@ -59,36 +70,16 @@ impl SqliteStore {
         })
     }
 
-    /// Applies the given migrations (all of Tally's unless a test passes fewer).
-    pub async fn migrate_with(&self, migrator: &Migrator) -> Result<SchemaVersion> {
-        let mut conn = self.pool.acquire().await?;
-        migrate(&mut *conn, migrator).await
-    }
-
-    /// All migrations this binary ships.
-    pub fn migrator() -> &'static Migrator {
-        &Self::MIGRATOR
-    }
-
-    /// The underlying pool, for tests that need to inspect or tamper with the database.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
+    pub(crate) async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
         Ok(self.running.lock(name))
     }
 }
-
-impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
-crate::licensing::impl_licensing!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
-crate::export::impl_export!(SqliteStore);
 
 /// Compliance reads millions of small rows, and sqlx's SQLite driver pays a few microseconds
 /// per row (a worker thread hands each one over); these queries return one text per title or
 /// application instead, which is parsed here.
 impl SqliteStore {
-    async fn title_devices(
+    pub(crate) async fn title_devices(
         &self,
         (name, publisher, version): (&str, &str, &str),
         on: DateTime<Utc>,
@@ -111,11 +102,11 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn application_sessions(
+    pub(crate) async fn application_sessions(
         &self,
         application_id: i64,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
-    ) -> Result<Vec<SessionRow>> {
+    ) -> Result<Vec<UsageSession>> {
         let text: Option<String> = sqlx::query_scalar(
             "SELECT group_concat(device_id || ',' || user_id || ',' || start_time || ',' || end_time, ';')
              FROM usage_sessions
@@ -142,7 +133,7 @@ fn corrupt_unless<T>(column: &'static str, value: &str, parsed: Option<T>) -> Re
 }
 
 /// `device,user,start,end` with RFC 3339 times, as the query above writes it.
-fn session(application_id: i64, text: &str) -> Result<SessionRow> {
+fn session(application_id: i64, text: &str) -> Result<UsageSession> {
     let mut parts = text.splitn(4, ',');
     let mut next = || parts.next().unwrap_or_default();
     let (device, user, start, end) = (next(), next(), next(), next());
@@ -152,7 +143,7 @@ fn session(application_id: i64, text: &str) -> Result<SessionRow> {
             .map(|t| t.with_timezone(&Utc));
         corrupt_unless("usage_sessions.start_time/end_time", t, parsed)
     };
-    Ok(SessionRow {
+    Ok(UsageSession {
         application_id,
         device_id: corrupt_unless("usage_sessions.device_id", device, device.parse().ok())?,
         user_id: corrupt_unless("usage_sessions.user_id", user, user.parse().ok())?,

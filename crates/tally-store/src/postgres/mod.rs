@@ -6,9 +6,19 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::schema::{migrate, SchemaVersion};
-use crate::shared::impl_store;
 use crate::Result;
+
+/// The sqlx database the shared queries (`../queries/`) are compiled against here.
+type Db = sqlx::Postgres;
+/// The store type the shared queries implement the traits on here.
+type DbStore = PgStore;
+/// [`crate::StoreInfo::backend`].
+const NAME: &str = "postgres";
+/// Opens a transaction that will write (PostgreSQL's row locks need nothing more).
+const BEGIN_WRITE: &str = "BEGIN";
+
+#[path = "../queries/mod.rs"]
+mod queries;
 
 /// Tally's storage in a PostgreSQL database.
 #[derive(Clone)]
@@ -36,20 +46,7 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    pub async fn migrate_with(&self, migrator: &Migrator) -> Result<SchemaVersion> {
-        let mut conn = self.pool.acquire().await?;
-        migrate(&mut *conn, migrator).await
-    }
-
-    pub fn migrator() -> &'static Migrator {
-        &Self::MIGRATOR
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
+    pub(crate) async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
         crate::task_lock::lock_postgres(&self.pool, name).await
     }
 
@@ -59,13 +56,9 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, sqlx::Postgres, "postgres");
-crate::licensing::impl_licensing!(PgStore, sqlx::Postgres, "BEGIN");
-crate::export::impl_export!(PgStore);
-
 /// PostgreSQL sends rows in binary, cheaply: compliance reads them as they are.
 impl PgStore {
-    async fn title_devices(
+    pub(crate) async fn title_devices(
         &self,
         (name, publisher, version): (&str, &str, &str),
         on: chrono::DateTime<chrono::Utc>,
@@ -83,12 +76,12 @@ impl PgStore {
         .await?)
     }
 
-    async fn application_sessions(
+    pub(crate) async fn application_sessions(
         &self,
         application_id: i64,
         (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
-    ) -> Result<Vec<crate::licensing::SessionRow>> {
-        Ok(sqlx::query_as(
+    ) -> Result<Vec<tally_core::sessions::UsageSession>> {
+        let rows: Vec<crate::rows::SessionColumns> = sqlx::query_as(
             "SELECT application_id, device_id, user_id, start_time, end_time
              FROM usage_sessions
              WHERE application_id = $1 AND end_time >= $2 AND start_time < $3",
@@ -97,6 +90,7 @@ impl PgStore {
         .bind(tally_core::to_micros(from))
         .bind(tally_core::to_micros(to))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -1,0 +1,92 @@
+//! The policy cache: the rules and cadences the server sends, re-read on a timer by a task of
+//! its own (an unchanged policy is a cheap 304) and kept in `policy.json`, so an agent started
+//! while the server is unreachable meters with the last policy it had. The meter hears of a
+//! new policy through a watch channel and never waits for the server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tally_core::wire::v1::Policy;
+use tokio::sync::watch;
+
+use crate::api::{Api, Credentials};
+use crate::enrolment::Revocation;
+
+/// The policy as last read, with its cache file and tag.
+pub struct PolicyCache {
+    api: Api,
+    creds: Credentials,
+    revocation: Revocation,
+    path: PathBuf,
+    etag: Option<String>,
+    policy: Option<Policy>,
+}
+
+impl PolicyCache {
+    pub fn new(api: Api, creds: Credentials, revocation: Revocation, state_dir: &Path) -> Self {
+        Self {
+            api,
+            creds,
+            revocation,
+            path: state_dir.join("policy.json"),
+            etag: None,
+            policy: None,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+
+    /// Re-reads the policy; returns whether it changed. Without one yet and no answer from the
+    /// server, the cached file stands in.
+    pub async fn refresh(&mut self) -> bool {
+        let answer = self
+            .revocation
+            .check(self.api.policy(&self.creds, self.etag.as_deref()).await);
+        match answer {
+            Ok(Some((policy, etag))) => {
+                tracing::info!(rules = policy.rules.len(), "policy updated");
+                if let Err(e) =
+                    std::fs::write(&self.path, serde_json::to_vec(&policy).unwrap_or_default())
+                {
+                    tracing::warn!(error = %e, "cannot cache the policy");
+                }
+                self.policy = Some(policy);
+                self.etag = Some(etag);
+                true
+            }
+            Ok(None) => false,
+            Err(e) if self.policy.is_none() => {
+                tracing::warn!(error = %e, "server unreachable; using the cached policy");
+                self.policy = std::fs::read(&self.path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                self.policy.is_some()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "policy refresh failed; keeping the current one");
+                false
+            }
+        }
+    }
+
+    /// Every `every`: re-reads the policy, publishing it when it changed, and sends a
+    /// heartbeat. Stops calling the server once it refused this agent.
+    pub async fn keep_fresh(mut self, every: Duration, publish: watch::Sender<Option<Policy>>) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if self.revocation.is_revoked() {
+                continue;
+            }
+            if self.refresh().await {
+                publish.send_replace(self.policy.clone());
+            }
+            let beat = self.api.heartbeat(&self.creds).await;
+            if let Err(e) = self.revocation.check(beat) {
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+}

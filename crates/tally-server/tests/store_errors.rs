@@ -1,0 +1,119 @@
+//! Store failures answer by their kind: a change that clashes with the stored data is a 409
+//! that says what clashed, not a 503 "storage unavailable" that sends the operator looking for
+//! an outage.
+//!
+//! The clashes come from another operator's change landing between a handler's checks and its
+//! write (on PostgreSQL, typically through another replica). A trigger on the server's database
+//! makes that other change at exactly that moment, so the race is the same every run.
+
+mod common;
+
+use common::{start, Backend, TestServer};
+use serde_json::json;
+use sqlx::Connection;
+use tally_core::import::{Batch, OrgNodeRow, Origin};
+
+each_backend!(async
+    a_license_for_an_application_deleted_meanwhile_is_a_conflict,
+    an_org_rule_for_a_node_removed_meanwhile_is_a_conflict,
+    placing_a_device_on_a_node_removed_meanwhile_is_a_conflict,
+);
+
+/// Makes every `event` (`INSERT ON licenses`) first delete the rows `doomed` names
+/// (`applications WHERE id = NEW.application_id`), as a concurrent change would.
+async fn delete_first(server: &TestServer, event: &str, doomed: &str) {
+    let url = server.database_url();
+    if server.backend == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let function = format!(
+            "CREATE FUNCTION meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN DELETE FROM {doomed}; RETURN NEW; END $$"
+        );
+        sqlx::query(&function).execute(&mut conn).await.unwrap();
+        let trigger = format!(
+            "CREATE TRIGGER meanwhile BEFORE {event} FOR EACH ROW EXECUTE FUNCTION meanwhile()"
+        );
+        sqlx::query(&trigger).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let trigger =
+            format!("CREATE TRIGGER meanwhile BEFORE {event} BEGIN DELETE FROM {doomed}; END");
+        sqlx::query(&trigger).execute(&mut conn).await.unwrap();
+    }
+}
+
+/// Org nodes come from imports; this one adds a single node.
+async fn add_org_node(server: &TestServer, name: &str) {
+    let node = OrgNodeRow {
+        name: name.into(),
+        parent: None,
+    };
+    let batch = Batch {
+        org_nodes: vec![(Origin::default(), node)],
+        ..Default::default()
+    };
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    server
+        .store
+        .import(&batch, &site, chrono::Utc::now(), &|_| {})
+        .await
+        .unwrap();
+}
+
+async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
+    let app = json!({"name": "Chat", "metric": "installations"});
+    let (status, body) = server
+        .post("/api/v1/applications", Some(&server.admin), app)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let doomed = "applications WHERE id = NEW.application_id";
+    delete_first(&server, "INSERT ON licenses", doomed).await;
+    let license = json!({"application": "Chat", "metric": "installations", "quantity": 5,
+        "assignment_type": "organization"});
+    let (status, body) = server
+        .post("/api/v1/licenses", Some(&server.admin), license)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    let message = body["message"].as_str().unwrap();
+    match server.backend {
+        "postgres" => assert!(message.contains("not present in table"), "{message}"),
+        _ => assert!(message.contains("does not exist"), "{message}"),
+    }
+    assert!(server.store.licenses().await.unwrap().is_empty());
+}
+
+async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
+    add_org_node(&server, "Berlin").await;
+    let doomed = "org_nodes WHERE id = NEW.org_node";
+    delete_first(&server, "INSERT ON org_rules", doomed).await;
+    let rule = json!({"org_node": "Berlin", "host_name": "ber-*"});
+    let (status, body) = server
+        .post("/api/v1/org-rules", Some(&server.admin), rule)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    assert!(server.store.org_rules().await.unwrap().is_empty());
+}
+
+async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict(backend: Backend) {
+    let server = start(backend).await;
+    let (_, device) = server.enroll("pc1").await;
+    add_org_node(&server, "Paris").await;
+    let doomed = "org_nodes WHERE id = NEW.org_node";
+    delete_first(&server, "UPDATE OF org_node ON devices", doomed).await;
+    let (status, body) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/devices/{device}/org-node"),
+            Some(&server.admin),
+            Some(json!({"org_node": "Paris"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+    let stored = server.store.device(device).await.unwrap().unwrap();
+    assert_eq!(stored.org_node, None);
+}

@@ -1,0 +1,211 @@
+//! Operator tokens, enrolment tokens and agents.
+//! Compiled once per backend (see the crate's documentation): `Db` and `DbStore` are that
+//! backend's.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
+
+use super::DbStore;
+use crate::rows;
+use crate::Result;
+
+#[async_trait]
+impl crate::AgentStore for DbStore {
+    async fn create_operator_token(
+        &self,
+        name: &str,
+        role: tally_core::Role,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::OperatorToken> {
+        sqlx::query_as::<_, rows::TokenColumns>(
+            "INSERT INTO operator_tokens (name, role, token_hash, created_at)
+             VALUES ($1, $2, $3, $4)
+             RETURNING id, name, role, created_at, revoked_at",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(to_micros(at))
+        .fetch_one(&self.pool)
+        .await?
+        .into_token()
+    }
+
+    async fn operator_tokens(&self) -> Result<Vec<tally_core::OperatorToken>> {
+        sqlx::query_as::<_, rows::TokenColumns>(
+            "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_token())
+        .collect()
+    }
+
+    async fn operator_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<tally_core::OperatorToken>> {
+        sqlx::query_as::<_, rows::TokenColumns>(
+            "SELECT id, name, role, created_at, revoked_at FROM operator_tokens
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.into_token())
+        .transpose()
+    }
+
+    async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        super::revoke_by_id(self, "operator_tokens", id, at).await
+    }
+
+    async fn create_enrollment_token(
+        &self,
+        token: &tally_core::agents::NewEnrollmentToken,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::agents::EnrollmentToken> {
+        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
+            "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+        )
+        .bind(token.site_code.as_str())
+        .bind(&token.name)
+        .bind(token_hash)
+        .bind(to_micros(at))
+        .bind(token.expires_at.map(to_micros))
+        .bind(token.max_uses)
+        .fetch_one(&self.pool)
+        .await?
+        .into_token()
+    }
+
+    async fn enrollment_tokens(&self) -> Result<Vec<tally_core::agents::EnrollmentToken>> {
+        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
+            "SELECT * FROM enrollment_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_token())
+        .collect()
+    }
+
+    async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        super::revoke_by_id(self, "enrollment_tokens", id, at).await
+    }
+
+    async fn enroll_agent(
+        &self,
+        token_hash: &str,
+        agent: &tally_core::agents::NewAgent,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
+        let at = to_micros(at);
+        let mut tx = self.pool.begin().await?;
+        // The conditional update both checks the token and takes a use, atomically.
+        let site: Option<String> = sqlx::query_scalar(
+            "UPDATE enrollment_tokens SET uses = uses + 1
+             WHERE token_hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)
+               AND (max_uses IS NULL OR uses < max_uses)
+             RETURNING site_code",
+        )
+        .bind(token_hash)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(site) = site else { return Ok(None) };
+        let device = sqlx::query_as::<_, rows::DeviceColumns>(rows::INSERT_DEVICE)
+            .bind(&site)
+            .bind(&agent.host_name)
+            .bind(&agent.fqdn)
+            .bind(&agent.os)
+            .bind(&agent.serial)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await?
+            .into_device()?;
+        let (stored, _) = sqlx::query_as::<_, rows::AgentColumns>(
+            "INSERT INTO agents (id, device_id, secret_hash, enrolled_at)
+             VALUES ($1, $2, $3, $4) RETURNING *",
+        )
+        .bind(&agent.agent_id)
+        .bind(device.id)
+        .bind(&agent.secret_hash)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?
+        .into_agent();
+        tx.commit().await?;
+        Ok(Some((stored, device)))
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<(tally_core::agents::Agent, String)>> {
+        Ok(
+            sqlx::query_as::<_, rows::AgentColumns>("SELECT * FROM agents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.into_agent()),
+        )
+    }
+
+    async fn agents(&self) -> Result<Vec<tally_core::agents::Agent>> {
+        Ok(
+            sqlx::query_as::<_, rows::AgentColumns>(
+                "SELECT * FROM agents ORDER BY enrolled_at, id",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.into_agent().0)
+            .collect(),
+        )
+    }
+
+    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_micros(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn agent_heartbeat(
+        &self,
+        id: &str,
+        version: &str,
+        dropped: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = to_micros(at);
+        let mut tx = self.pool.begin().await?;
+        let device: Option<i64> = sqlx::query_scalar(
+            "UPDATE agents SET last_heartbeat = $1, agent_version = $2,
+                 dropped_records = dropped_records + $3
+             WHERE id = $4 RETURNING device_id",
+        )
+        .bind(at)
+        .bind(version)
+        .bind(dropped)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(device) = device {
+            sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
+                .bind(at)
+                .bind(device)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,509 @@
+//! The one-transaction import.
+//! Compiled once per backend (see the crate's documentation): `Db` and `DbStore` are that
+//! backend's.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
+
+use super::{Db, DbStore};
+use crate::Result;
+
+/// Upserts org nodes parents first; returns name → id for every stored node.
+async fn import_org_nodes(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::OrgNodeRow>,
+) -> Result<crate::import::Ids> {
+    let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM org_nodes")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut ids: crate::import::Ids = stored.into_iter().map(|(id, name)| (name, id)).collect();
+    let mut pending: Vec<&tally_core::import::OrgNodeRow> = rows.iter().map(|(_, r)| r).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        for row in pending {
+            let parent = row.parent.as_deref().filter(|p| !p.is_empty());
+            let waiting = parent.is_some_and(|p| {
+                !ids.contains_key(p)
+                    || rows
+                        .iter()
+                        .any(|(_, r)| r.name == p && !ids.contains_key(&r.name))
+            });
+            if waiting {
+                later.push(row);
+                continue;
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO org_nodes (name, parent) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET parent = excluded.parent RETURNING id",
+            )
+            .bind(&row.name)
+            .bind(parent.and_then(|p| ids.get(p).copied()))
+            .fetch_one(&mut **tx)
+            .await?;
+            ids.insert(row.name.clone(), id);
+        }
+        if later.len() == before {
+            return Err(crate::StoreError::Conflict(
+                "org nodes refer to parents that never resolve".into(),
+            ));
+        }
+        pending = later;
+    }
+    Ok(ids)
+}
+
+async fn import_devices(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::DeviceRow>,
+    nodes: &crate::import::Ids,
+    site: &tally_core::SiteCode,
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
+    let stored: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, host_name, status FROM devices
+         WHERE id IN (SELECT MIN(id) FROM devices GROUP BY host_name)",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let was: std::collections::HashMap<i64, String> = stored
+        .iter()
+        .map(|(id, _, status)| (*id, status.clone()))
+        .collect();
+    let mut ids: crate::import::Ids = stored.into_iter().map(|(id, host, _)| (host, id)).collect();
+    let node = |n: &Option<String>| n.as_deref().and_then(|n| nodes.get(n).copied());
+    let status = |s: Option<tally_core::DeviceStatus>| s.map(|s| s.as_str());
+    let (old, new): (Vec<_>, Vec<_>) = rows
+        .iter()
+        .map(|(_, r)| r)
+        .partition(|r| ids.contains_key(&r.host_name));
+    let changes: Vec<(i64, &str)> = old
+        .iter()
+        .filter_map(|r| {
+            let id = ids[&r.host_name];
+            let before = was[&id].as_str();
+            (status(r.status).is_some_and(|s| s != before)).then_some((id, before))
+        })
+        .collect();
+    record_status_changes(tx, "device", &changes, at).await?;
+    for r in old {
+        sqlx::query(
+            "UPDATE devices SET org_node = COALESCE($1, org_node),
+                 status = COALESCE($2, status), sockets = COALESCE($3, sockets),
+                 cores = COALESCE($4, cores), pvu_per_core = COALESCE($5, pvu_per_core),
+                 os = COALESCE($6, os), serial = COALESCE($7, serial)
+             WHERE id = $8",
+        )
+        .bind(node(&r.org_node))
+        .bind(status(r.status))
+        .bind(r.sockets)
+        .bind(r.cores)
+        .bind(r.pvu_per_core)
+        .bind(&r.os)
+        .bind(&r.serial)
+        .bind(ids[&r.host_name])
+        .execute(&mut **tx)
+        .await?;
+    }
+    let at = to_micros(at);
+    for chunk in new.chunks(crate::import::CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO devices (site_code, host_name, org_node, status, sockets, cores,
+                 pvu_per_core, os, serial, created_at) ",
+        );
+        insert.push_values(chunk, |mut b, r| {
+            b.push_bind(site.as_str())
+                .push_bind(&r.host_name)
+                .push_bind(node(&r.org_node))
+                .push_bind(status(r.status).unwrap_or("active"))
+                .push_bind(r.sockets)
+                .push_bind(r.cores)
+                .push_bind(r.pvu_per_core)
+                .push_bind(&r.os)
+                .push_bind(&r.serial)
+                .push_bind(at);
+        });
+        insert.push(" RETURNING id, host_name");
+        let created: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut **tx).await?;
+        ids.extend(created.into_iter().map(|(id, host)| (host, id)));
+    }
+    Ok(ids)
+}
+
+/// Keeps each subject's status before this change, for compliance on past days.
+async fn record_status_changes(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    subject: &str,
+    changes: &[(i64, &str)],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in changes.chunks(crate::import::CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO status_changes (subject, subject_id, old_status, changed_at) ",
+        );
+        insert.push_values(chunk, |mut b, (id, old)| {
+            b.push_bind(subject)
+                .push_bind(*id)
+                .push_bind(*old)
+                .push_bind(to_micros(at));
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn import_users(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::UserRow>,
+    nodes: &crate::import::Ids,
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
+    let stored: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, account, status FROM users")
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut latest = std::collections::HashMap::new();
+    for (_, r) in rows {
+        latest.insert(
+            r.account.as_str(),
+            r.status.unwrap_or(tally_core::UserStatus::Active).as_str(),
+        );
+    }
+    let changes: Vec<(i64, &str)> = stored
+        .iter()
+        .filter(|(_, account, before)| {
+            latest
+                .get(account.as_str())
+                .is_some_and(|now| now != before)
+        })
+        .map(|(id, _, before)| (*id, before.as_str()))
+        .collect();
+    record_status_changes(tx, "user", &changes, at).await?;
+    for chunk in rows.chunks(crate::import::CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO users (account, full_name, status, service_account, org_node) ",
+        );
+        insert.push_values(chunk, |mut b, (_, r)| {
+            b.push_bind(&r.account)
+                .push_bind(&r.full_name)
+                .push_bind(r.status.unwrap_or(tally_core::UserStatus::Active).as_str())
+                .push_bind(r.service_account.unwrap_or(false))
+                .push_bind(r.org_node.as_deref().and_then(|n| nodes.get(n).copied()));
+        });
+        insert.push(
+            " ON CONFLICT (account) DO UPDATE SET
+                 full_name = COALESCE(excluded.full_name, users.full_name),
+                 status = excluded.status, service_account = excluded.service_account,
+                 org_node = COALESCE(excluded.org_node, users.org_node)",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, account FROM users")
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(stored
+        .into_iter()
+        .map(|(id, account)| (account, id))
+        .collect())
+}
+
+async fn import_applications(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::ApplicationRow>,
+    at: DateTime<Utc>,
+) -> Result<crate::import::Ids> {
+    for (_, r) in rows {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO applications (name, publisher, metric, period_days,
+                 total_user_metric, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (name) DO UPDATE SET publisher = excluded.publisher,
+                 metric = excluded.metric, period_days = excluded.period_days,
+                 total_user_metric = excluded.total_user_metric
+             RETURNING id",
+        )
+        .bind(&r.name)
+        .bind(&r.publisher)
+        .bind(r.metric.as_str())
+        .bind(r.period_days.map(|d| d as i32))
+        .bind(crate::import::user_metric_name(r.total_user_metric))
+        .bind(to_micros(at))
+        .fetch_one(&mut **tx)
+        .await?;
+        let software = r.software.clone().unwrap_or_default();
+        let rule = r.metering_rule.clone().unwrap_or_default();
+        if software.is_empty() && rule.is_empty() {
+            continue;
+        }
+        sqlx::query("DELETE FROM recognition_rules WHERE application_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO recognition_rules (application_id, software, publisher, version,
+                 metering_rule) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(software)
+        .bind(r.software_publisher.clone().unwrap_or_default())
+        .bind(r.software_version.clone().unwrap_or_default())
+        .bind(rule)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let stored: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM applications")
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(stored.into_iter().map(|(id, name)| (name, id)).collect())
+}
+
+async fn import_installations(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::InstallationRow>,
+    devices: &crate::import::Ids,
+    progress: crate::Progress<'_>,
+    done: &mut u64,
+) -> Result<u64> {
+    // The last row for a (device, software) wins; one statement may not touch a
+    // row twice.
+    let mut latest = std::collections::HashMap::new();
+    for (_, r) in rows {
+        let device = crate::import::resolve(devices, &r.host_name, "device")?;
+        latest.insert((device, &*r.software), r);
+    }
+    let rows: Vec<_> = latest.into_iter().collect();
+    for chunk in rows.chunks(crate::import::CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO installed_software (device_id, name, version, publisher,
+                 installed_at) ",
+        );
+        insert.push_values(chunk, |mut b, ((device, name), r)| {
+            let installed = r
+                .installed_on
+                .map(|d| to_micros(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+            b.push_bind(*device)
+                .push_bind(*name)
+                .push_bind(&*r.version)
+                .push_bind(&*r.publisher)
+                .push_bind(installed);
+        });
+        insert.push(
+            " ON CONFLICT (device_id, name) WHERE removed_at IS NULL
+             DO UPDATE SET version = excluded.version, publisher = excluded.publisher,
+                 installed_at = COALESCE(excluded.installed_at, installed_software.installed_at)",
+        );
+        insert.build().execute(&mut **tx).await?;
+        *done += chunk.len() as u64;
+        progress(*done);
+    }
+    Ok(rows.len() as u64)
+}
+
+async fn import_sessions(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::SessionRow>,
+    ids: (
+        &crate::import::Ids,
+        &crate::import::Ids,
+        &crate::import::Ids,
+    ),
+    progress: crate::Progress<'_>,
+    done: &mut u64,
+) -> Result<()> {
+    let (apps, devices, users) = ids;
+    for chunk in rows.chunks(crate::import::CHUNK) {
+        let mut resolved = Vec::with_capacity(chunk.len());
+        for (_, r) in chunk {
+            resolved.push((
+                crate::import::resolve(apps, &r.application, "application")?,
+                crate::import::resolve(devices, &r.host_name, "device")?,
+                crate::import::resolve(users, &r.account, "user")?,
+                to_micros(r.start),
+                to_micros(r.end),
+            ));
+        }
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO usage_sessions (application_id, device_id, user_id, start_time,
+                 end_time) ",
+        );
+        insert.push_values(resolved, |mut b, (app, device, user, start, end)| {
+            b.push_bind(app)
+                .push_bind(device)
+                .push_bind(user)
+                .push_bind(start)
+                .push_bind(end);
+        });
+        insert.build().execute(&mut **tx).await?;
+        *done += chunk.len() as u64;
+        progress(*done);
+    }
+    Ok(())
+}
+
+/// Each row replaces the stored value for its application and node.
+async fn import_custom_values(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::CustomValueRow>,
+    ids: [&crate::import::Ids; 2],
+) -> Result<()> {
+    let [apps, nodes] = ids;
+    for (_, r) in rows {
+        let app = crate::import::resolve(apps, &r.application, "application")?;
+        let node = match r.org_node.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => Some(crate::import::resolve(nodes, n, "org node")?),
+            None => None,
+        };
+        sqlx::query(
+            "DELETE FROM custom_values
+             WHERE application_id = $1 AND org_node IS NOT DISTINCT FROM $2",
+        )
+        .bind(app)
+        .bind(node)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO custom_values (application_id, org_node, quantity)
+             VALUES ($1, $2, $3)",
+        )
+        .bind(app)
+        .bind(node)
+        .bind(r.quantity)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn import_licenses(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &tally_core::import::Rows<tally_core::import::LicenseRow>,
+    ids: [&crate::import::Ids; 4],
+    at: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    let [apps, nodes, devices, users] = ids;
+    let mut created = Vec::with_capacity(rows.len());
+    for (_, r) in rows {
+        let target = match r.assigned_to.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(match r.assignment_type {
+                tally_core::AssignmentType::Computer => {
+                    crate::import::resolve(devices, t, "computer")?
+                }
+                tally_core::AssignmentType::User => crate::import::resolve(users, t, "user")?,
+                _ => crate::import::resolve(nodes, t, "org node")?,
+            }),
+        };
+        let id = sqlx::query(
+            "INSERT INTO licenses (application_id, metric, quantity, assignment_type,
+                 assigned_to, purchase_date, valid_from, valid_until, maintenance_until,
+                 unit_cost_minor, currency, vendor, order_reference, notes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             RETURNING id",
+        )
+        .bind(crate::import::resolve(apps, &r.application, "application")?)
+        .bind(r.metric.as_str())
+        .bind(r.quantity)
+        .bind(r.assignment_type.as_str())
+        .bind(target)
+        .bind(r.purchase_date)
+        .bind(r.valid_from)
+        .bind(r.valid_until)
+        .bind(r.maintenance_until)
+        .bind(
+            r.unit_cost
+                .as_deref()
+                .and_then(tally_core::import::parse_cost),
+        )
+        .bind(&r.currency)
+        .bind(&r.vendor)
+        .bind(&r.order_reference)
+        .bind(&r.notes)
+        .bind(to_micros(at))
+        .fetch_one(&mut **tx)
+        .await?;
+        created.push(sqlx::Row::try_get(&id, 0)?);
+    }
+    Ok(created)
+}
+
+#[async_trait]
+impl crate::Importing for DbStore {
+    async fn import_known(&self) -> Result<tally_core::import::Known> {
+        let names = |sql: &'static str| {
+            let pool = &self.pool;
+            async move {
+                let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(pool).await?;
+                Ok::<_, sqlx::Error>(rows.into_iter().map(|(n,)| n).collect())
+            }
+        };
+        let apps: Vec<(String, String)> = sqlx::query_as("SELECT name, metric FROM applications")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(tally_core::import::Known {
+            org_nodes: names("SELECT name FROM org_nodes").await?,
+            host_names: names("SELECT DISTINCT host_name FROM devices").await?,
+            accounts: names("SELECT account FROM users").await?,
+            rules: names("SELECT name FROM metering_rules").await?,
+            applications: apps
+                .into_iter()
+                .filter_map(|(n, m)| Some((n, tally_core::Metric::parse(&m)?)))
+                .collect(),
+        })
+    }
+
+    async fn import(
+        &self,
+        batch: &tally_core::import::Batch,
+        site: &tally_core::SiteCode,
+        at: DateTime<Utc>,
+        progress: crate::Progress<'_>,
+    ) -> Result<tally_core::import::ImportOutcome> {
+        // Takes the write lock at the start: the import reads names before it writes,
+        // and on SQLite a read transaction that later writes fails if another
+        // connection wrote in between.
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        let mut done = 0;
+        let nodes = import_org_nodes(&mut tx, &batch.org_nodes).await?;
+        let devices = import_devices(&mut tx, &batch.devices, &nodes, site, at).await?;
+        let users = import_users(&mut tx, &batch.users, &nodes, at).await?;
+        let apps = import_applications(&mut tx, &batch.applications, at).await?;
+        done += (batch.org_nodes.len()
+            + batch.devices.len()
+            + batch.users.len()
+            + batch.applications.len()) as u64;
+        progress(done);
+        let installations =
+            import_installations(&mut tx, &batch.installations, &devices, progress, &mut done)
+                .await?;
+        import_sessions(
+            &mut tx,
+            &batch.sessions,
+            (&apps, &devices, &users),
+            progress,
+            &mut done,
+        )
+        .await?;
+        let license_ids = import_licenses(
+            &mut tx,
+            &batch.licenses,
+            [&apps, &nodes, &devices, &users],
+            at,
+        )
+        .await?;
+        import_custom_values(&mut tx, &batch.custom_values, [&apps, &nodes]).await?;
+        tx.commit().await?;
+        progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
+        Ok(tally_core::import::ImportOutcome {
+            org_nodes: batch.org_nodes.len() as u64,
+            devices: batch.devices.len() as u64,
+            users: batch.users.len() as u64,
+            applications: batch.applications.len() as u64,
+            installations,
+            sessions: batch.sessions.len() as u64,
+            licenses: batch.licenses.len() as u64,
+            custom_values: batch.custom_values.len() as u64,
+            license_ids,
+        })
+    }
+}

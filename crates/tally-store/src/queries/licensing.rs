@@ -1,0 +1,270 @@
+//! Licensing reads and the changes made one at a time.
+//! Compiled once per backend (see the crate's documentation): `Db` and `DbStore` are that
+//! backend's.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
+
+use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
+
+#[async_trait]
+impl crate::Licensing for DbStore {
+    async fn org_nodes(&self) -> Result<Vec<tally_core::OrgNode>> {
+        let rows: Vec<(i64, String, Option<i64>)> =
+            sqlx::query_as("SELECT id, name, parent FROM org_nodes ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, parent)| tally_core::OrgNode { id, name, parent })
+            .collect())
+    }
+
+    async fn applications(&self) -> Result<Vec<tally_core::AppRecord>> {
+        let rules: Vec<rows::RecognitionColumns> = sqlx::query_as(
+            "SELECT application_id, software, publisher, version, metering_rule
+             FROM recognition_rules ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_app: std::collections::HashMap<i64, Vec<tally_core::Recognition>> =
+            Default::default();
+        for r in rules {
+            let r = tally_core::Recognition::from(r);
+            by_app.entry(r.application_id).or_default().push(r);
+        }
+        let apps: Vec<rows::ApplicationColumns> = sqlx::query_as(
+            "SELECT id, name, publisher, metric, period_days, total_user_metric
+             FROM applications ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        apps.into_iter()
+            .map(|a| a.into_record(&mut by_app))
+            .collect()
+    }
+
+    async fn licenses(&self) -> Result<Vec<tally_core::License>> {
+        let rows: Vec<rows::LicenseColumns> = sqlx::query_as("SELECT * FROM licenses ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn compliance_devices(&self) -> Result<Vec<tally_core::Device>> {
+        let rows: Vec<rows::DeviceColumns> = sqlx::query_as("SELECT * FROM devices")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| r.into_device()).collect()
+    }
+
+    async fn compliance_users(&self) -> Result<Vec<tally_core::User>> {
+        let rows: Vec<rows::UserColumns> = sqlx::query_as("SELECT * FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| r.into_user()).collect()
+    }
+
+    async fn sessions(
+        &self,
+        application_id: i64,
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<tally_core::sessions::UsageSession>> {
+        self.application_sessions(application_id, period).await
+    }
+
+    async fn software_titles(&self, on: DateTime<Utc>) -> Result<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT DISTINCT name, publisher, version FROM installed_software WHERE {}",
+            crate::licensing::INSTALLED_ON
+        ))
+        .bind(to_micros(on))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn devices_with(&self, title: (&str, &str, &str), on: DateTime<Utc>) -> Result<Vec<i64>> {
+        self.title_devices(title, on).await
+    }
+
+    async fn status_changes(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::history::StatusChange>> {
+        let rows: Vec<rows::StatusChangeColumns> = sqlx::query_as(
+            "SELECT subject, subject_id, old_status FROM status_changes
+             WHERE changed_at >= $1 ORDER BY changed_at",
+        )
+        .bind(to_micros(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT application_id, org_node, quantity FROM custom_values ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>> {
+        Ok(sqlx::query_as(
+            "SELECT application_id, device_id, MAX(end_time) FROM usage_sessions
+             GROUP BY application_id, device_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn put_snapshots(
+        &self,
+        day: chrono::NaiveDate,
+        rows: &[tally_core::history::Snapshot],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM compliance_snapshots WHERE day = $1")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in rows.chunks(crate::import::CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO compliance_snapshots (day, application_id, required, owned,
+                     covered, shortfall, surplus, status) ",
+            );
+            insert.push_values(chunk, |mut b, s| {
+                b.push_bind(day)
+                    .push_bind(s.application_id)
+                    .push_bind(s.required)
+                    .push_bind(s.owned)
+                    .push_bind(s.covered)
+                    .push_bind(s.shortfall)
+                    .push_bind(s.surplus)
+                    .push_bind(&s.status);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn snapshots(
+        &self,
+        application_id: Option<i64>,
+        from: chrono::NaiveDate,
+    ) -> Result<Vec<tally_core::history::Snapshot>> {
+        let rows: Vec<rows::SnapshotColumns> = sqlx::query_as(
+            "SELECT * FROM compliance_snapshots
+             WHERE day >= $1 AND ($2 IS NULL OR application_id = $2)
+             ORDER BY day, application_id",
+        )
+        .bind(from)
+        .bind(application_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn delete_application(&self, id: i64) -> Result<bool> {
+        super::delete_by_id(self, "applications", id).await
+    }
+
+    async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in sessions.chunks(crate::import::CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO usage_sessions (application_id, meter_data_id, device_id,
+                     user_id, start_time, end_time) ",
+            );
+            insert.push_values(chunk, |mut b, s| {
+                b.push_bind(s.application_id)
+                    .push_bind(&s.meter_data_id)
+                    .push_bind(s.device_id)
+                    .push_bind(s.user_id)
+                    .push_bind(to_micros(s.start))
+                    .push_bind(to_micros(s.end));
+            });
+            insert.push(
+                " ON CONFLICT (application_id, meter_data_id) WHERE meter_data_id IS NOT NULL
+                 DO UPDATE SET
+                     start_time = CASE WHEN excluded.start_time < usage_sessions.start_time
+                         THEN excluded.start_time ELSE usage_sessions.start_time END,
+                     end_time = CASE WHEN excluded.end_time > usage_sessions.end_time
+                         THEN excluded.end_time ELSE usage_sessions.end_time END",
+            );
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(sessions.len() as u64)
+    }
+
+    async fn org_rules(&self) -> Result<Vec<tally_core::org::OrgRule>> {
+        let rows: Vec<(i64, i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, org_node, site, host_name, account FROM org_rules ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, org_node, site, host_name, account)| tally_core::org::OrgRule {
+                    id,
+                    org_node,
+                    site,
+                    host_name,
+                    account,
+                },
+            )
+            .collect())
+    }
+
+    async fn add_org_rule(
+        &self,
+        rule: &tally_core::org::OrgRule,
+    ) -> Result<tally_core::org::OrgRule> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO org_rules (org_node, site, host_name, account)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(rule.org_node)
+        .bind(&rule.site)
+        .bind(&rule.host_name)
+        .bind(&rule.account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tally_core::org::OrgRule { id, ..rule.clone() })
+    }
+
+    async fn delete_org_rule(&self, id: i64) -> Result<bool> {
+        super::delete_by_id(self, "org_rules", id).await
+    }
+
+    async fn set_org_node(
+        &self,
+        target: tally_core::org::OrgTarget,
+        node: Option<i64>,
+    ) -> Result<bool> {
+        let (sql, id) = match target {
+            tally_core::org::OrgTarget::Device(id) => {
+                ("UPDATE devices SET org_node = $1 WHERE id = $2", id)
+            }
+            tally_core::org::OrgTarget::User(id) => {
+                ("UPDATE users SET org_node = $1 WHERE id = $2", id)
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(node)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_license(&self, id: i64) -> Result<bool> {
+        super::delete_by_id(self, "licenses", id).await
+    }
+}

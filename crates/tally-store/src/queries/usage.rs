@@ -1,0 +1,245 @@
+//! Raw usage records.
+//! Compiled once per backend (see the crate's documentation): `Db` and `DbStore` are that
+//! backend's.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::to_micros;
+
+use super::{Db, DbStore};
+use crate::rows;
+use crate::Result;
+
+/// Inserts records under one new `TimeSerial` inside the caller's transaction.
+async fn insert_records(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    records: &[tally_core::NewUsageRecord],
+) -> Result<tally_core::usage::InsertOutcome> {
+    // Taken first and held to commit: serials then follow commit order.
+    let time_serial: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    // The longest period stored bounds the search for records overlapping a time.
+    let longest = records
+        .iter()
+        .map(|r| (r.end_time - r.start_time).num_milliseconds())
+        .max()
+        .unwrap_or(0);
+    sqlx::query("UPDATE counters SET value = $1 WHERE name = 'longest_period_ms' AND value < $1")
+        .bind(longest)
+        .execute(&mut **tx)
+        .await?;
+    let mut stored = 0;
+    for chunk in records.chunks(rows::INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO usage_records (device_id, meter_data_id, file_id, user_id,
+                 start_time, start_time_offset, end_time, end_time_offset, started,
+                 still_running, start_not_captured, end_not_captured, in_ts_session,
+                 time_serial) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.device_id)
+                .push_bind(&r.meter_data_id)
+                .push_bind(r.file_id)
+                .push_bind(r.user_id)
+                .push_bind(to_micros(r.start_time))
+                .push_bind(r.start_time_offset)
+                .push_bind(to_micros(r.end_time))
+                .push_bind(r.end_time_offset)
+                .push_bind(r.started)
+                .push_bind(r.still_running)
+                .push_bind(r.start_not_captured)
+                .push_bind(r.end_not_captured)
+                .push_bind(r.in_ts_session)
+                .push_bind(time_serial);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        stored += insert.build().execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(tally_core::usage::InsertOutcome {
+        stored,
+        duplicates: records.len() as u64 - stored,
+        time_serial,
+    })
+}
+
+#[async_trait]
+impl crate::UsageStore for DbStore {
+    async fn insert_usage(
+        &self,
+        records: &[tally_core::NewUsageRecord],
+    ) -> Result<tally_core::usage::InsertOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = insert_records(&mut tx, records).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn usage_records(
+        &self,
+        query: &crate::UsageQuery,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        let mut sql = sqlx::QueryBuilder::<Db>::new("SELECT * FROM usage_records WHERE id > ");
+        sql.push_bind(query.page.after);
+        if let Some(device) = query.device_id {
+            sql.push(" AND device_id = ").push_bind(device);
+        }
+        if let Some(since) = query.since {
+            sql.push(" AND end_time >= ").push_bind(to_micros(since));
+        }
+        if let Some(files) = &query.file_ids {
+            if files.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND file_id IN (");
+            let mut list = sql.separated(", ");
+            for f in files {
+                list.push_bind(*f);
+            }
+            list.push_unseparated(")");
+        }
+        sql.push(" ORDER BY id LIMIT ").push_bind(query.page.limit);
+        Ok(sql
+            .build_query_as::<rows::UsageColumns>()
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| r.into_record())
+            .collect())
+    }
+
+    async fn insert_usage_batch(
+        &self,
+        device_id: i64,
+        batch_id: &str,
+        records: &[tally_core::NewUsageRecord],
+        at: DateTime<Utc>,
+    ) -> Result<tally_core::usage::BatchOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = insert_records(&mut tx, records).await?;
+        let claimed = sqlx::query(
+            "INSERT INTO usage_batches (device_id, batch_id, stored, duplicates, received_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(device_id)
+        .bind(batch_id)
+        .bind(outcome.stored as i64)
+        .bind(outcome.duplicates as i64)
+        .bind(to_micros(at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            tx.commit().await?;
+            return Ok(tally_core::usage::BatchOutcome {
+                stored: outcome.stored,
+                duplicates: outcome.duplicates,
+                replayed: false,
+            });
+        }
+        // A replay: undo anything this request wrote and answer as the first time.
+        tx.rollback().await?;
+        let (stored, duplicates): (i64, i64) = sqlx::query_as(
+            "SELECT stored, duplicates FROM usage_batches WHERE device_id = $1 AND batch_id = $2",
+        )
+        .bind(device_id)
+        .bind(batch_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tally_core::usage::BatchOutcome {
+            stored: stored as u64,
+            duplicates: duplicates as u64,
+            replayed: true,
+        })
+    }
+
+    async fn max_time_serial(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'time_serial'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn usage_by_serial(
+        &self,
+        (after_serial, upto_serial): (i64, i64),
+        (page_serial, page_id): (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        // One lower bound, so the planner starts the index range at the page, not at
+        // the watermark (which would make reading every record quadratic).
+        let lowest = page_serial.max(after_serial + 1);
+        Ok(sqlx::query_as::<_, rows::UsageColumns>(
+            "SELECT * FROM usage_records
+             WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
+             ORDER BY time_serial, id LIMIT $5",
+        )
+        .bind(lowest)
+        .bind(upto_serial)
+        .bind(page_serial)
+        .bind(page_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_record())
+        .collect())
+    }
+
+    async fn usage_overlapping(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        let longest: i64 =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'longest_period_ms'")
+                .fetch_one(&self.pool)
+                .await?;
+        // A record overlapping [from, to) ends before `to` plus the longest period: the
+        // end-time index then reads only the records near the window.
+        let latest_end = to + chrono::Duration::milliseconds(longest);
+        Ok(sqlx::query_as::<_, rows::UsageColumns>(
+            "SELECT * FROM usage_records
+             WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
+        )
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(to_micros(latest_end))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_record())
+        .collect())
+    }
+
+    async fn usage_pending(&self, watermark: i64) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE time_serial > $1")
+                .bind(watermark)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn delete_aged_usage(&self, before: DateTime<Utc>, summarised: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let before = to_micros(before);
+        sqlx::query(
+            "UPDATE usage_records SET released = TRUE
+             WHERE end_time < $1 AND time_serial <= $2 AND NOT released",
+        )
+        .bind(before)
+        .bind(summarised)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM usage_records WHERE released AND end_time < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected())
+    }
+}

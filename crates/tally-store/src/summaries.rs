@@ -1,0 +1,57 @@
+//! Usage summaries (hourly per rule, monthly per rule, device and user) and the maintenance
+//! tasks that make and age them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage, RuleMonth, UsageBy, UsageByKind};
+use tally_core::tasks::TaskState;
+
+use crate::{Result, TaskLock};
+
+#[async_trait]
+pub trait SummaryStore: Send + Sync {
+    /// Replaces the hourly rows of `keys` (rule, hour) with `rows` (a subset of the keys).
+    async fn replace_file_usage_hours(
+        &self,
+        keys: &[(i64, DateTime<Utc>)],
+        rows: &[FileUsageHour],
+    ) -> Result<()>;
+    async fn file_usage_hours(
+        &self,
+        rule_id: Option<i64>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FileUsageHour>>;
+    /// Adds `rows` to the monthly summary and moves the task's watermark from `from` to `to`,
+    /// in one transaction; fails with [`crate::StoreError::Conflict`] when the watermark is no
+    /// longer `from` (another replica summarised meanwhile), adding nothing.
+    async fn add_monthly_usage(
+        &self,
+        rows: &[(MonthKey, MonthlyUsage)],
+        watermark: (i64, i64),
+    ) -> Result<()>;
+    async fn monthly_usage(
+        &self,
+        rule_id: Option<i64>,
+        months: (i32, i32),
+    ) -> Result<Vec<(MonthKey, MonthlyUsage)>>;
+    /// Deletes hourly rows before `before` and monthly rows of months before `before_month`.
+    async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64>;
+    /// Monthly usage per rule and month, summed over devices and users, for months in
+    /// `first..=last` (`yyyymm`).
+    async fn monthly_totals(&self, months: (i32, i32)) -> Result<Vec<RuleMonth>>;
+    /// One rule's monthly usage summed per user or per device, most used first.
+    async fn monthly_usage_by(
+        &self,
+        by: UsageByKind,
+        rule_id: i64,
+        months: (i32, i32),
+    ) -> Result<Vec<UsageBy>>;
+
+    /// Every task's state; tasks never stored yet come with their defaults.
+    async fn tasks(&self) -> Result<Vec<TaskState>>;
+    async fn put_task(&self, task: &TaskState) -> Result<()>;
+    /// The right to run the task `name` now, or `None` while it runs elsewhere (this
+    /// process, or another replica on PostgreSQL).
+    async fn lock_task(&self, name: &str) -> Result<Option<TaskLock>>;
+}

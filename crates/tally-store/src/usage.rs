@@ -1,0 +1,59 @@
+//! Raw usage records: stored once per report, read back by id, by `TimeSerial` (for the
+//! summarisers) and by time (for the hourly summary), and aged away once summarised.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tally_core::usage::{BatchOutcome, InsertOutcome, NewUsageRecord};
+use tally_core::UsageRecord;
+
+use crate::{Page, Result};
+
+/// Which usage records to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub device_id: Option<i64>,
+    pub file_ids: Option<Vec<i64>>,
+    pub since: Option<DateTime<Utc>>,
+    pub page: Page,
+}
+
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Stores records in one transaction under one new `TimeSerial`. A record already stored
+    /// (same device, `MeterDataID`, end time) is left untouched and counted as a duplicate.
+    async fn insert_usage(&self, records: &[NewUsageRecord]) -> Result<InsertOutcome>;
+    async fn usage_records(&self, query: &UsageQuery) -> Result<Vec<UsageRecord>>;
+
+    /// Stores one agent upload once: the first time, records are inserted and the outcome
+    /// remembered under `(device_id, batch_id)`; a replay returns the remembered outcome and
+    /// writes nothing.
+    async fn insert_usage_batch(
+        &self,
+        device_id: i64,
+        batch_id: &str,
+        records: &[NewUsageRecord],
+        at: DateTime<Utc>,
+    ) -> Result<BatchOutcome>;
+
+    /// The newest `TimeSerial` given to stored usage.
+    async fn max_time_serial(&self) -> Result<i64>;
+    /// Records with `after_serial < time_serial <= upto_serial`, in `(time_serial, id)` order,
+    /// after the record `(after_serial_of_page, after_id)`: a page of `limit`.
+    async fn usage_by_serial(
+        &self,
+        range: (i64, i64),
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<UsageRecord>>;
+    /// Records whose period overlaps `[from, to)` (an instant at `from` included).
+    async fn usage_overlapping(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<UsageRecord>>;
+    /// Records with `time_serial > watermark`: what a summariser has still to read.
+    async fn usage_pending(&self, watermark: i64) -> Result<i64>;
+    /// Marks raw records summarised by both summaries (`time_serial <= summarised`) and ended
+    /// before `before` as `Released`, deletes them, and returns how many.
+    async fn delete_aged_usage(&self, before: DateTime<Utc>, summarised: i64) -> Result<u64>;
+}
