@@ -29,7 +29,10 @@ fn t(day: u32, hour: u32) -> DateTime<Utc> {
 
 /// A rule as the API takes it: a name and the executable it meters, defaults for the rest.
 fn spec(name: &str, file_name: &str) -> RuleSpec {
-    serde_json::from_value(serde_json::json!({"name": name, "file_name": file_name})).unwrap()
+    RuleSpec {
+        file_name: file_name.into(),
+        ..RuleSpec::named(name)
+    }
 }
 
 /// One finished run of `file` (at `version`) on day `day`.

@@ -57,15 +57,8 @@ async fn seeded() -> Seeded {
         .unwrap();
     let rule = |name: &str| {
         let spec = RuleSpec {
-            name: name.into(),
             file_name: name.to_lowercase(),
-            original_file_name: String::new(),
-            file_version: String::new(),
-            language: tally_core::file::ANY_LANGUAGE,
-            product_name: String::new(),
-            comment: String::new(),
-            apply_to_child_sites: false,
-            enabled: true,
+            ..RuleSpec::named(name)
         };
         let store = store.as_ref();
         async move {
