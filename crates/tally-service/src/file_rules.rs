@@ -114,21 +114,29 @@ impl FileRules {
             state = self.state.lock().await;
         }
         let mapping = state.as_mut().expect("built above");
-        let missing: Vec<i64> = records
-            .iter()
-            .map(|r| r.file_id)
-            .filter(|id| !mapping.rules_of_file.contains_key(id))
-            .collect();
-        if !missing.is_empty() {
-            mapping.map_missing(store, missing).await?;
-        }
-        let mut out = HashMap::new();
+        // Each distinct file once: its rules if mapped, else noted as missing.
+        let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut missing = Vec::new();
         for r in records {
-            let rules = &mapping.rules_of_file[&r.file_id];
-            if !rules.is_empty() && !out.contains_key(&r.file_id) {
-                out.insert(r.file_id, rules.clone());
+            if out.contains_key(&r.file_id) {
+                continue;
+            }
+            let rules = match mapping.rules_of_file.get(&r.file_id) {
+                Some(rules) => rules.clone(),
+                None => {
+                    missing.push(r.file_id);
+                    Vec::new()
+                }
+            };
+            out.insert(r.file_id, rules);
+        }
+        if !missing.is_empty() {
+            mapping.map_missing(store, missing.clone()).await?;
+            for id in missing {
+                out.insert(id, mapping.rules_of_file[&id].clone());
             }
         }
+        out.retain(|_, rules| !rules.is_empty());
         Ok(out)
     }
 }
