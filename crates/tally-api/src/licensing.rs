@@ -16,15 +16,22 @@ pub struct AppPosition {
     pub position: Position,
 }
 
-/// An installation whose program has not run for the given number of days.
+/// An installation whose program has not run since the cut-off (`tally_service::reclaim`, the
+/// one reclaim list of the API, the CLI and the `reclaim` report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reclaimable {
     pub application: String,
     pub device_id: i64,
     pub host_name: String,
+    /// The installed software recognised as the application there (the first, when several).
+    #[serde(default)]
+    pub package: String,
+    #[serde(default)]
+    pub version: String,
     /// The last use seen (sessions, and the metering rules the application names); `None`
     /// when it never ran.
     pub last_used: Option<DateTime<Utc>>,
+    /// Whole days from the last use to the end of the day the list is for.
     pub days_unused: Option<i64>,
     /// Units of the application's metric the installation takes.
     pub units: i64,

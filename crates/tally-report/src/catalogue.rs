@@ -27,6 +27,8 @@ pub enum ReportKind {
 pub enum ParamKind {
     /// A metering rule's name, any case.
     Program,
+    /// A licensed application's name, any case.
+    Application,
     /// `YYYY-MM`.
     Month,
     /// `YYYY-MM-DD`.
@@ -46,6 +48,8 @@ pub enum DefaultValue {
     MostUsedProgram,
     /// Every program.
     AllPrograms,
+    /// Every application.
+    AllApplications,
 }
 
 impl DefaultValue {
@@ -58,6 +62,7 @@ impl DefaultValue {
             DefaultValue::Integer(n) => n.to_string(),
             DefaultValue::MostUsedProgram => "the most used program in the period".into(),
             DefaultValue::AllPrograms => "every program".into(),
+            DefaultValue::AllApplications => "every application".into(),
         }
     }
 }
@@ -145,9 +150,14 @@ pub const CATALOGUE: &[ReportDef] = &[
         kind: ReportKind::Reclaim,
         name: "reclaim",
         title: "Installed but unused (reclaim list)",
-        description: "Computers with a metered program installed that have not run it since a date.",
+        description: "Installations of licensed applications not used since a date, with their last use and the license cost they tie up.",
         params: &[
-            ANY_PROGRAM,
+            ParamDef {
+                name: "application",
+                kind: ParamKind::Application,
+                default: DefaultValue::AllApplications,
+                help: "only this application",
+            },
             ParamDef {
                 name: "since",
                 kind: ParamKind::Date,
@@ -216,6 +226,8 @@ fn names() -> String {
 pub enum ParamValue {
     /// A program's name, or `None` for the report's default choice.
     Program(Option<String>),
+    /// An application's name, or `None` for every application.
+    Application(Option<String>),
     /// `yyyymm`.
     Month(i32),
     Date(NaiveDate),
@@ -225,8 +237,8 @@ pub enum ParamValue {
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ParamValue::Program(Some(p)) => f.write_str(p),
-            ParamValue::Program(None) => f.write_str("(default)"),
+            ParamValue::Program(Some(p)) | ParamValue::Application(Some(p)) => f.write_str(p),
+            ParamValue::Program(None) | ParamValue::Application(None) => f.write_str("(default)"),
             ParamValue::Month(m) => write!(f, "{}-{:02}", m / 100, m % 100),
             ParamValue::Date(d) => write!(f, "{d}"),
             ParamValue::Integer(n) => write!(f, "{n}"),
@@ -267,13 +279,22 @@ impl Params {
         }
     }
 
+    pub fn application(&self) -> Option<&str> {
+        match self.0.get("application") {
+            Some(ParamValue::Application(a)) => a.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `name = value` pairs in the catalogue's order, for report headers.
     pub fn describe(&self, def: &ReportDef) -> Vec<(String, String)> {
         def.params
             .iter()
             .filter_map(|p| {
                 let value = match self.0.get(p.name)? {
-                    ParamValue::Program(None) => p.default.describe(),
+                    ParamValue::Program(None) | ParamValue::Application(None) => {
+                        p.default.describe()
+                    }
                     v => v.to_string(),
                 };
                 Some((p.name.to_string(), value))
@@ -350,6 +371,8 @@ fn parse_value(def: &ParamDef, raw: &str) -> Result<ParamValue, ReportError> {
     match def.kind {
         ParamKind::Program if raw.is_empty() => Err(bad("a program's rule name".into())),
         ParamKind::Program => Ok(ParamValue::Program(Some(raw.into()))),
+        ParamKind::Application if raw.is_empty() => Err(bad("an application's name".into())),
+        ParamKind::Application => Ok(ParamValue::Application(Some(raw.into()))),
         ParamKind::Month => NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d")
             .map(|d| ParamValue::Month(tally_core::summary::month_of(d)))
             .map_err(|_| bad("a month; write YYYY-MM, e.g. 2026-03".into())),
@@ -379,6 +402,7 @@ fn default_value(def: &ParamDef, today: NaiveDate) -> ParamValue {
         ),
         DefaultValue::Integer(n) => ParamValue::Integer(n),
         DefaultValue::MostUsedProgram | DefaultValue::AllPrograms => ParamValue::Program(None),
+        DefaultValue::AllApplications => ParamValue::Application(None),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Tally's metering reports. A report is defined once in the [`catalogue`] (name, title, typed
-//! parameters with defaults), built once from the store into a [`Report`] (a header, one table,
-//! at most one chart), and then rendered by each format from that same value, so a PDF and
-//! its JSON never disagree on a figure.
+//! parameters with defaults), built once into a [`Report`] (a header, one table, at most one
+//! chart) by the service layer (`tally_service::reports`), and then rendered by each format
+//! from that same value, so a PDF and its JSON never disagree on a figure. This crate renders
+//! what it is given: it reads no store.
 
-pub mod build;
 pub mod catalogue;
 mod csv_out;
 mod html;
@@ -11,10 +11,6 @@ pub mod model;
 mod pdf;
 
 use std::str::FromStr;
-
-use chrono::{DateTime, Utc};
-use tally_core::SiteCode;
-use tally_store::prelude::*;
 
 pub use catalogue::{find, ReportDef, ReportInfo, CATALOGUE};
 pub use model::{Cell, Chart, Column, Report};
@@ -38,14 +34,12 @@ pub enum ReportError {
     UnknownFormat(String),
     #[error("cannot render the report: {0}")]
     Render(String),
-    #[error(transparent)]
-    Store(#[from] tally_store::StoreError),
 }
 
 impl ReportError {
     /// Whether the caller asked for something wrong (as opposed to the server failing).
     pub fn is_caller_error(&self) -> bool {
-        !matches!(self, ReportError::Render(_) | ReportError::Store(_))
+        !matches!(self, ReportError::Render(_))
     }
 }
 
@@ -88,20 +82,6 @@ impl FromStr for Format {
             .find(|f| f.extension().eq_ignore_ascii_case(s))
             .ok_or_else(|| ReportError::UnknownFormat(s.into()))
     }
-}
-
-/// Finds report `name`, checks `params` (`name=value` pairs; defaults for the rest) and builds
-/// it from the store as it stands at `now`.
-pub async fn make(
-    store: &dyn Store,
-    site: &SiteCode,
-    name: &str,
-    params: &[(String, String)],
-    now: DateTime<Utc>,
-) -> Result<Report, ReportError> {
-    let def = find(name)?;
-    let params = def.params(params, now.date_naive())?;
-    build::build(store, site, def, &params, now).await
 }
 
 /// Renders a built report in `format`.

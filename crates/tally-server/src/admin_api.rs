@@ -349,12 +349,6 @@ pub(crate) async fn auto_rules(
     JsonBody(settings): JsonBody<AutoRuleSettings>,
 ) -> Result<Json<Vec<MeteringRule>>, ApiError> {
     op.require_admin()?;
-    if !(0.0..=100.0).contains(&settings.min_percent_of_devices) {
-        return Err(ApiError::BadRequest(
-            "min_percent_of_devices: must be between 0 and 100".into(),
-        ));
-    }
-    Ok(Json(
-        crate::autorules::generate(&state, settings, &op.0.name).await?,
-    ))
+    let created = tally_service::autorules::generate(&state.service, settings, &op.0.name).await?;
+    Ok(Json(created))
 }

@@ -202,19 +202,10 @@ pub(crate) async fn upload_usage(
     batch
         .validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let rows = state
-        .ingest
-        .resolve(state.store.as_ref(), agent.device_id, &batch.records)
-        .await?;
-    let _slot = state
-        .write_slots
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
     let now = Utc::now();
     let outcome = state
-        .store
-        .insert_usage_batch(agent.device_id, &batch.batch_id, &rows, now)
+        .service
+        .store_usage(agent.device_id, &batch.batch_id, &batch.records, now)
         .await?;
     if batch.dropped > 0 && !outcome.replayed {
         tracing::warn!(agent = %agent.id, dropped = batch.dropped, "agent reports records dropped from a full spool");

@@ -1,5 +1,6 @@
-//! Applications, licenses and the compliance position over HTTP. Applications and licenses
-//! are added one at a time here with the same checks `tally import` runs on a file.
+//! Applications, licenses, the compliance position and the reclaim list over HTTP. The service
+//! adds applications and licenses one at a time with the same checks `tally import` runs on a
+//! file (`tally_service::licensing`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -8,16 +9,16 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tally_api::TrendPoint;
-use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
+use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_core::License;
 use tally_store::AppRecord;
 use utoipa::IntoParams;
 
 use crate::admin_api::audit;
 use crate::auth::Operator;
-use crate::compliance::AppPosition;
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
+use tally_service::{AppPosition, ReclaimQuery, Reclaimable};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -37,27 +38,6 @@ pub(crate) async fn licenses(
     Ok(Json(state.store.licenses().await?))
 }
 
-/// Runs the import checks on a one-row batch; the refusal names each field at fault.
-async fn checked(state: &AppState, batch: &Batch) -> Result<(), ApiError> {
-    let known = state.store.import_known().await?;
-    let problems = tally_core::import::validate(batch, &known);
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let reasons: Vec<String> = problems
-        .iter()
-        .map(|p| format!("{}: {}", p.field, p.message))
-        .collect();
-    Err(ApiError::BadRequest(reasons.join("; ")))
-}
-
-fn request() -> Origin {
-    Origin {
-        file: "request".into(),
-        line: 1,
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     request_body = ApplicationRow,
     responses((status = 200, description = "Added, or changed if one of that name existed", body = AppRecord),
@@ -68,25 +48,8 @@ pub(crate) async fn put_application(
     JsonBody(row): JsonBody<ApplicationRow>,
 ) -> Result<Json<AppRecord>, ApiError> {
     op.require_admin()?;
-    let name = row.name.clone();
-    let batch = Batch {
-        applications: vec![(request(), row.clone())],
-        ..Default::default()
-    };
-    checked(&state, &batch).await?;
-    state
-        .store
-        .import(&batch, &state.site, Utc::now(), &|_| {})
-        .await?;
-    let record = state
-        .store
-        .applications()
-        .await?
-        .into_iter()
-        .find(|a| a.application.name == name)
-        .ok_or_else(|| {
-            ApiError::Internal(format!("application {name:?} vanished after adding it"))
-        })?;
+    let record =
+        tally_service::licensing::put_application(&state.service, &row, Utc::now()).await?;
     audit(
         &state,
         &op,
@@ -109,24 +72,7 @@ pub(crate) async fn delete_application(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    let licensed: Vec<i64> = state
-        .store
-        .licenses()
-        .await?
-        .iter()
-        .filter(|l| l.application_id == id)
-        .map(|l| l.id)
-        .collect();
-    if !licensed.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "application {id} still has licenses {licensed:?}; remove them first (tally licenses remove ID)"
-        )));
-    }
-    if !state.store.delete_application(id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no application {id}; see tally apps"
-        )));
-    }
+    tally_service::licensing::delete_application(state.store.as_ref(), id).await?;
     audit(
         &state,
         &op,
@@ -149,23 +95,7 @@ pub(crate) async fn add_license(
     JsonBody(row): JsonBody<LicenseRow>,
 ) -> Result<(StatusCode, Json<License>), ApiError> {
     op.require_admin()?;
-    let batch = Batch {
-        licenses: vec![(request(), row.clone())],
-        ..Default::default()
-    };
-    checked(&state, &batch).await?;
-    let outcome = state
-        .store
-        .import(&batch, &state.site, Utc::now(), &|_| {})
-        .await?;
-    let id = outcome.license_ids.first().copied();
-    let license = state
-        .store
-        .licenses()
-        .await?
-        .into_iter()
-        .find(|l| Some(l.id) == id)
-        .ok_or_else(|| ApiError::Internal("the license vanished after adding it".into()))?;
+    let license = tally_service::licensing::add_license(&state.service, &row, Utc::now()).await?;
     audit(
         &state,
         &op,
@@ -187,11 +117,7 @@ pub(crate) async fn delete_license(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.delete_license(id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no license {id}; see tally licenses"
-        )));
-    }
+    tally_service::licensing::delete_license(state.store.as_ref(), id).await?;
     audit(&state, &op, "license.delete", format!("license:{id}"), ()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -218,7 +144,7 @@ pub(crate) async fn compliance(
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let positions =
-        crate::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
+        tally_service::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
     Ok(Json(positions))
 }
 
@@ -289,19 +215,19 @@ pub(crate) struct ReclaimParams {
 
 #[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
     params(ReclaimParams),
-    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<crate::compliance::Reclaimable>),
+    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<Reclaimable>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn reclaim(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<ReclaimParams>,
-) -> Result<Json<Vec<crate::compliance::Reclaimable>>, ApiError> {
+) -> Result<Json<Vec<Reclaimable>>, ApiError> {
     let days = p.days.unwrap_or(90);
     if !(1..=3650).contains(&days) {
         return Err(ApiError::BadRequest("days: between 1 and 3650".into()));
     }
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    Ok(Json(
-        crate::compliance::reclaim(state.store.as_ref(), as_of, days).await?,
-    ))
+    let query = ReclaimQuery::days(as_of, days);
+    let list = tally_service::reclaim::reclaim(state.store.as_ref(), &query).await?;
+    Ok(Json(list.idle))
 }

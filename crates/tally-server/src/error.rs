@@ -71,6 +71,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<tally_service::ServiceError> for ApiError {
+    fn from(e: tally_service::ServiceError) -> Self {
+        use tally_service::ServiceError as E;
+        match e {
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Invalid(m) => ApiError::BadRequest(m),
+            E::Store(e) => ApiError::Store(e),
+            E::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<tally_core::ValidationError> for ApiError {
     fn from(e: tally_core::ValidationError) -> Self {
         ApiError::BadRequest(e.to_string())

@@ -1,16 +1,14 @@
-//! Tally's site server: the HTTP API over a [`tally_store::Store`], its configuration, and the
-//! OpenAPI document generated from the handlers.
+//! Tally's site server: the HTTP API over a [`tally_service::Service`] (and, for plain reads
+//! and writes, its [`tally_store::Store`]), its configuration, and the OpenAPI document
+//! generated from the handlers. Handlers extract, call the service, and map its errors to
+//! statuses; the operations themselves live in `tally-service`.
 
 mod admin_api;
 mod agent_api;
 pub mod auth;
-pub mod autorules;
-pub mod compliance;
 mod compliance_api;
 pub mod config;
 mod error;
-pub mod ingest;
-pub mod maintenance;
 mod openapi;
 mod org_api;
 mod read_api;
@@ -23,45 +21,42 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tally_core::SiteCode;
+use tally_service::Service;
 use tally_store::prelude::*;
 
 pub use config::{Config, ConfigFile, ConfigOverrides};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi_json;
-pub use reports_api::{write_scheduled, ReportOutput};
+pub use tally_service::{ReportOutput, WRITE_SLOTS};
 
-/// Concurrent usage-batch writes per server.
-pub const WRITE_SLOTS: usize = 4;
-
-/// What every request handler shares.
+/// What every request handler shares: the service, and its store and site for the plain reads
+/// and writes that need nothing else.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub site: SiteCode,
-    pub ingest: Arc<ingest::DimensionCache>,
-    /// Usage writes in progress at once. More than a few only queue inside the database (SQLite
-    /// has one writer; its busy handler sleeps between retries), so uploads wait here instead,
-    /// having already parsed and validated their bodies.
-    pub write_slots: Arc<tokio::sync::Semaphore>,
-    /// Where the `write_reports` task writes, and what.
-    pub reports: Arc<ReportOutput>,
+    pub service: Arc<Service>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, site: SiteCode) -> Self {
+        Self::with_service(Service::new(store, site))
+    }
+
+    /// The state around an existing service (e.g. one the scheduler shares).
+    pub fn with_service(service: Service) -> Self {
+        let service = Arc::new(service);
         Self {
-            store,
-            site,
-            ingest: Arc::default(),
-            write_slots: Arc::new(tokio::sync::Semaphore::new(WRITE_SLOTS)),
-            reports: Arc::default(),
+            store: service.store_arc(),
+            site: service.site().clone(),
+            service,
         }
     }
 
-    /// The same state, writing scheduled reports as `reports` says.
-    pub fn with_reports(mut self, reports: ReportOutput) -> Self {
-        self.reports = Arc::new(reports);
-        self
+    /// The same state, writing scheduled reports as `reports` says. Call before serving: it
+    /// starts a fresh service (empty caches).
+    pub fn with_reports(self, reports: ReportOutput) -> Self {
+        Self::with_service(Service::new(self.store, self.site).with_reports(reports))
     }
 }
 

@@ -101,41 +101,16 @@ impl UsageParams {
         Ok(UsageQuery {
             device_id: self.device_id,
             file_ids: match &self.rule {
-                Some(name) => Some(files_metered_by(state, name).await?),
+                Some(name) => {
+                    let store = state.store.as_ref();
+                    Some(tally_service::file_rules::files_metered_by(store, name).await?)
+                }
                 None => None,
             },
             since: self.since.as_deref().map(parse_since).transpose()?,
             page,
         })
     }
-}
-
-/// Ids of the stored files the named rule matches.
-async fn files_metered_by(state: &AppState, rule_name: &str) -> Result<Vec<i64>, ApiError> {
-    let rules = state.store.rules().await?;
-    let rule = rules
-        .iter()
-        .find(|r| r.spec.name.eq_ignore_ascii_case(rule_name))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no rule named {rule_name:?}; see tally rules list"))
-        })?;
-    let mut ids = Vec::new();
-    let mut page = Page {
-        after: 0,
-        limit: 1000,
-    };
-    loop {
-        let files = state.store.files(page).await?;
-        let Some(last) = files.last() else { break };
-        page.after = last.id;
-        ids.extend(
-            files
-                .iter()
-                .filter(|f| rule.spec.matches(&f.info))
-                .map(|f| f.id),
-        );
-    }
-    Ok(ids)
 }
 
 #[utoipa::path(get, path = "/api/v1/usage", tag = "usage", security(("bearer" = [])),

@@ -113,7 +113,7 @@ pub(crate) async fn run(
 ) -> Result<Json<TaskView>, ApiError> {
     op.require_admin()?;
     let task = task_named(&name)?;
-    let after = crate::maintenance::run(&state, task).await?;
+    let after = tally_service::maintenance::run(&state.service, task).await?;
     crate::admin_api::audit(
         &state,
         &op,

@@ -138,7 +138,7 @@ async fn storage_ceiling(
             .enroll_agent("bench-ceiling", &agent, Utc::now())
             .await?
             .context("enrol")?;
-        let cache = tally_server::ingest::DimensionCache::default();
+        let cache = tally_service::ingest::DimensionCache::default();
         let mut batches = Vec::new();
         for b in agent_batches(a, per_agent, args.batch) {
             let rows: Vec<NewUsageRecord> =

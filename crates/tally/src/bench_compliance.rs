@@ -87,7 +87,7 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
     );
     reset_peak_rss();
     let started = Instant::now();
-    let positions = tally_server::compliance::compute(store.as_ref(), as_of(), None)
+    let positions = tally_service::compliance::compute(store.as_ref(), as_of(), None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -11,7 +11,7 @@ use tally_core::device::NewDevice;
 use tally_core::rules::RuleSpec;
 use tally_core::tasks::Task;
 use tally_core::{FileInfo, RuleOrigin};
-use tally_server::AppState;
+use tally_service::Service;
 use tally_store::prelude::*;
 use tally_store::NewUsageRecord;
 
@@ -65,11 +65,11 @@ pub async fn summarize(args: SummaryBenchArgs) -> Result<()> {
         "baseline read   : {:>8.1} s, peak RSS {read_rss:.0} MB ({rows} records)",
         read.as_secs_f64()
     );
-    let state = AppState::new(store.clone(), site);
+    let service = Service::new(store.clone(), site);
     for task in [Task::SummarizeFileUsage, Task::SummarizeMonthlyUsage] {
         reset_peak_rss();
         let started = Instant::now();
-        let after = tally_server::maintenance::run(&state, task)
+        let after = tally_service::maintenance::run(&service, task)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(e) = after.last_error {
@@ -85,7 +85,7 @@ pub async fn summarize(args: SummaryBenchArgs) -> Result<()> {
     }
     // A second run has nothing new to read: the incremental path's fixed cost.
     let started = Instant::now();
-    tally_server::maintenance::run(&state, Task::SummarizeFileUsage)
+    tally_service::maintenance::run(&service, Task::SummarizeFileUsage)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(

@@ -60,8 +60,8 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         scheduled: config.scheduled_reports.clone(),
     });
     // Summaries, ageing and automatic rules, each on its own schedule (`tally tasks`).
-    tokio::spawn(tally_server::maintenance::schedule(
-        state.clone(),
+    tokio::spawn(tally_service::maintenance::schedule(
+        state.service.clone(),
         std::time::Duration::from_secs(60),
     ));
     if mode == Mode::Up {

@@ -1,17 +1,21 @@
 //! Every report, in every format, from a seeded SQLite database: the PDF read back with
 //! poppler's `pdftotext`/`pdfinfo` and the HTML parsed must hold the JSON rendering's figures,
-//! and the figures themselves are checked against values computed by hand.
+//! and the figures themselves are checked against values computed by hand. (Moved from
+//! `tally-report`, which no longer reads a store: the service builds the reports.)
 
 use std::process::Command;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use tally_core::device::NewDevice;
+use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::rules::{RuleOrigin, RuleSpec};
 use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
 use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
 use tally_core::{Site, SiteCode};
 use tally_report::{Format, ReportError, CATALOGUE};
+use tally_service::{Service, ServiceError};
 use tally_store::prelude::*;
 use tally_store::SqliteStore;
 
@@ -32,7 +36,8 @@ const H: i64 = 3_600_000;
 
 struct Seeded {
     _dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
+    service: Service,
 }
 
 async fn seeded() -> Seeded {
@@ -40,6 +45,7 @@ async fn seeded() -> Seeded {
     let store = SqliteStore::open(&dir.path().join("tally.db"))
         .await
         .unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
     store
         .put_site(&Site {
             code: site(),
@@ -51,17 +57,10 @@ async fn seeded() -> Seeded {
         .unwrap();
     let rule = |name: &str| {
         let spec = RuleSpec {
-            name: name.into(),
             file_name: name.to_lowercase(),
-            original_file_name: String::new(),
-            file_version: String::new(),
-            language: tally_core::file::ANY_LANGUAGE,
-            product_name: String::new(),
-            comment: String::new(),
-            apply_to_child_sites: false,
-            enabled: true,
+            ..RuleSpec::named(name)
         };
-        let store = &store;
+        let store = store.as_ref();
         async move {
             store
                 .create_rule(&site(), RuleOrigin::Manual, &spec, t(2025, 1, 1, 0))
@@ -142,7 +141,46 @@ async fn seeded() -> Seeded {
     ];
     let keys: Vec<_> = hours.iter().map(|h| (h.rule_id, h.hour)).collect();
     store.replace_file_usage_hours(&keys, &hours).await.unwrap();
-    Seeded { _dir: dir, store }
+    store
+        .import(&licensing(), &site(), t(2026, 3, 1, 0), &|_| {})
+        .await
+        .unwrap();
+    let service = Service::new(store.clone(), site());
+    Seeded {
+        _dir: dir,
+        store,
+        service,
+    }
+}
+
+/// Each metered program as a licensed application recognised by its package and metered by
+/// its rule; Gimp with one installation license at 20 EUR. Rows as `tally import` reads them.
+fn licensing() -> Batch {
+    let at = |line| Origin {
+        file: "seed".into(),
+        line,
+    };
+    let app = |name: &str| -> ApplicationRow {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "publisher": "Debian", "metric": "installations",
+            "software": name.to_lowercase(), "metering_rule": name,
+        }))
+        .unwrap()
+    };
+    let gimp: LicenseRow = serde_json::from_value(serde_json::json!({
+        "application": "Gimp", "metric": "installations", "quantity": 1,
+        "assignment_type": "organization", "unit_cost": "20", "currency": "EUR",
+    }))
+    .unwrap();
+    Batch {
+        applications: vec![
+            (at(2), app("Vim")),
+            (at(3), app("Gimp")),
+            (at(4), app("Emacs")),
+        ],
+        licenses: vec![(at(2), gimp)],
+        ..Default::default()
+    }
 }
 
 fn inventory(host: &str, packages: &[&str]) -> Inventory {
@@ -163,12 +201,12 @@ fn inventory(host: &str, packages: &[&str]) -> Inventory {
     }
 }
 
-async fn report(store: &dyn Store, name: &str, params: &[(&str, &str)]) -> tally_report::Report {
+async fn report(service: &Service, name: &str, params: &[(&str, &str)]) -> tally_report::Report {
     let params: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    tally_report::make(store, &site(), name, &params, now())
+    tally_service::reports::make(service, name, &params, now())
         .await
         .unwrap()
 }
@@ -265,7 +303,7 @@ fn has_row(text: &str, row: &[String]) -> bool {
 async fn every_report_renders_in_every_format_with_the_same_figures() {
     let db = seeded().await;
     for def in CATALOGUE {
-        let built = report(&db.store, def.name, &[]).await;
+        let built = report(&db.service, def.name, &[]).await;
         let json: Value =
             serde_json::from_slice(&tally_report::render(&built, Format::Json).unwrap()).unwrap();
         let rows = json_rows(&json);
@@ -341,7 +379,7 @@ fn strs(rows: &[&[&str]]) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn figures_match_hand_computed_values() {
     let db = seeded().await;
-    let s = &db.store;
+    let s = &db.service;
     let monthly = report(s, "monthly-usage", &[]).await;
     assert_eq!(
         rows_of(&monthly),
@@ -391,13 +429,24 @@ async fn figures_match_hand_computed_values() {
         ])
     );
 
+    // The reclaim list is the API's (one definition): per application, with the units and
+    // cost each idle installation ties up, the most costly first.
     let reclaim = report(s, "reclaim", &[]).await;
     assert_eq!(
         rows_of(&reclaim),
         strs(&[
-            &["pc3", "Vim", "vim", "2.1", "never", ""],
-            &["pc3", "Gimp", "gimp", "2.1", "2025-11-05 10:00", "135"],
-            &["pc3", "Emacs", "emacs", "2.1", "never", ""],
+            &[
+                "pc3",
+                "Gimp",
+                "gimp",
+                "2.1",
+                "2025-11-05 10:00",
+                "135",
+                "1",
+                "20.00 EUR"
+            ],
+            &["pc3", "Emacs", "emacs", "2.1", "never", "", "1", ""],
+            &["pc3", "Vim", "vim", "2.1", "never", "", "1", ""],
         ])
     );
     assert!(
@@ -405,7 +454,12 @@ async fn figures_match_hand_computed_values() {
         "{:?}",
         reclaim.notes
     );
-    let recent = report(s, "reclaim", &[("program", "vim"), ("since", "2026-03-10")]).await;
+    let recent = report(
+        s,
+        "reclaim",
+        &[("application", "vim"), ("since", "2026-03-10")],
+    )
+    .await;
     let hosts: Vec<_> = rows_of(&recent).into_iter().map(|r| r[0].clone()).collect();
     assert_eq!(hosts, ["pc2", "pc3"], "pc2 last ran vim on 2 March");
 
@@ -476,7 +530,7 @@ async fn a_long_table_runs_over_pages_with_its_header_on_each() {
         rows.push((key, usage));
     }
     db.store.add_monthly_usage(&rows, (1, 2)).await.unwrap();
-    let built = report(&db.store, "program-users", &[("program", "vim")]).await;
+    let built = report(&db.service, "program-users", &[("program", "vim")]).await;
     let (info, text) = pdf_text(&tally_report::render(&built, Format::Pdf).unwrap());
     let pages: usize = info
         .lines()
@@ -509,13 +563,13 @@ async fn a_long_table_runs_over_pages_with_its_header_on_each() {
 async fn bad_parameters_are_refused_with_what_to_write() {
     let db = seeded().await;
     let make = |name: &'static str, k: &'static str, v: &'static str| {
-        let store = &db.store;
+        let service = &db.service;
         async move {
             let params = [(k.to_string(), v.to_string())];
-            tally_report::make(store, &site(), name, &params, now()).await
+            tally_service::reports::make(service, name, &params, now()).await
         }
     };
-    let err = |r: Result<tally_report::Report, ReportError>| r.unwrap_err().to_string();
+    let err = |r: Result<tally_report::Report, ServiceError>| r.unwrap_err().to_string();
     assert!(
         err(make("monthly-usage", "form", "2026-01").await).contains("its parameters are from, to")
     );

@@ -1,14 +1,16 @@
 //! Turning an agent's upload into stored rows: files and users are resolved to ids through
 //! in-memory caches, so a steady stream of records from known programs costs no dimension
-//! queries at all.
+//! queries at all. A file resolved here is also handed to the file → rule mapping.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tally_core::wire::v1::UsageRecordV1;
 use tally_core::FileInfo;
 use tally_store::prelude::*;
 use tally_store::NewUsageRecord;
+
+use crate::file_rules::FileRules;
 
 /// Entries kept per cache before it is cleared; far above the distinct files and accounts of a
 /// large site, and bounded so memory cannot grow without end.
@@ -20,14 +22,24 @@ const CACHE_LIMIT: usize = 200_000;
 pub struct DimensionCache {
     files: Mutex<HashMap<FileInfo, i64>>,
     users: Mutex<HashMap<String, i64>>,
+    file_rules: Arc<FileRules>,
 }
 
 impl DimensionCache {
+    /// A cache that maps each file it stores into `file_rules`.
+    pub fn new(file_rules: Arc<FileRules>) -> Self {
+        Self {
+            file_rules,
+            ..Self::default()
+        }
+    }
+
     async fn file_id(&self, store: &dyn Store, file: &FileInfo) -> tally_store::Result<i64> {
         if let Some(&id) = self.files.lock().expect("cache lock").get(file) {
             return Ok(id);
         }
         let id = store.upsert_file(file).await?;
+        self.file_rules.file_stored(id, file);
         let mut files = self.files.lock().expect("cache lock");
         if files.len() >= CACHE_LIMIT {
             files.clear();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-pub use tally_api::{AppPosition, Reclaimable};
+pub use tally_api::AppPosition;
 use tally_core::compliance::{
     self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Session, UserFacts,
 };
@@ -12,30 +12,19 @@ use tally_core::{org, DeviceStatus, License, UserStatus};
 use tally_store::prelude::*;
 use tally_store::AppRecord;
 
-use crate::ApiError;
+use crate::{Result, ServiceError};
 
 /// Every application's position on `as_of` (or only the one named `only`).
 pub async fn compute(
     store: &dyn Store,
     as_of: NaiveDate,
     only: Option<&str>,
-) -> Result<Vec<AppPosition>, ApiError> {
-    let mut apps = store.applications().await?;
-    if let Some(name) = only {
-        apps.retain(|a| a.application.name.eq_ignore_ascii_case(name));
-        if apps.is_empty() {
-            return Err(ApiError::NotFound(format!(
-                "no application named {name:?}; see tally apps"
-            )));
-        }
-    }
+) -> Result<Vec<AppPosition>> {
+    let apps = applications(store, only).await?;
     let estate = estate(store, as_of).await?;
-    let installs = installations(store, &apps, as_of).await?;
+    let installed = Installed::read(store, &apps, as_of).await?;
     let sessions = sessions(store, &apps, as_of).await?;
-    let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
-    for l in store.licenses().await? {
-        licenses.entry(l.application_id).or_default().push(l);
-    }
+    let licenses = licenses_by_application(store).await?;
     let mut customs: HashMap<i64, Vec<CustomValue>> = HashMap::new();
     for (app, org_node, quantity) in store.custom_values().await? {
         customs
@@ -47,10 +36,11 @@ pub async fn compute(
         .iter()
         .map(|a| {
             let id = a.application.id;
+            let installations = installed.of(id);
             let facts = AppFacts {
                 application: &a.application,
                 total_user_metric: a.total_user_metric,
-                installations: installs.get(&id).map(Vec::as_slice).unwrap_or_default(),
+                installations: &installations,
                 sessions: sessions.get(&id).map(Vec::as_slice).unwrap_or_default(),
                 custom_values: customs.get(&id).map(Vec::as_slice).unwrap_or_default(),
                 licenses: licenses.get(&id).map(Vec::as_slice).unwrap_or_default(),
@@ -65,10 +55,35 @@ pub async fn compute(
     Ok(positions)
 }
 
+/// Every application, or only the one named `only` (any case).
+pub(crate) async fn applications(store: &dyn Store, only: Option<&str>) -> Result<Vec<AppRecord>> {
+    let mut apps = store.applications().await?;
+    if let Some(name) = only {
+        apps.retain(|a| a.application.name.eq_ignore_ascii_case(name));
+        if apps.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no application named {name:?}; see tally apps"
+            )));
+        }
+    }
+    Ok(apps)
+}
+
+/// Every license, by application.
+pub(crate) async fn licenses_by_application(
+    store: &dyn Store,
+) -> Result<HashMap<i64, Vec<License>>> {
+    let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
+    for l in store.licenses().await? {
+        licenses.entry(l.application_id).or_default().push(l);
+    }
+    Ok(licenses)
+}
+
 /// Devices and users as the engine sees them, with the statuses they had at the end of
 /// `as_of`, on the node set for them or else the one the org rules give. Unknown processor
 /// counts count as one.
-async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate, ApiError> {
+pub(crate) async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate> {
     let org = OrgTree::new(&store.org_nodes().await?);
     let rules = store.org_rules().await?;
     let (device_was, user_was) = statuses_then(store, as_of).await?;
@@ -116,7 +131,7 @@ async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate, ApiError>
 }
 
 /// The end of `as_of`: positions are as they stood when the day was over.
-fn end_of(as_of: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn end_of(as_of: NaiveDate) -> DateTime<Utc> {
     as_of.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(1)
 }
 
@@ -125,7 +140,7 @@ fn end_of(as_of: NaiveDate) -> DateTime<Utc> {
 async fn statuses_then(
     store: &dyn Store,
     as_of: NaiveDate,
-) -> Result<(HashMap<i64, String>, HashMap<i64, String>), ApiError> {
+) -> Result<(HashMap<i64, String>, HashMap<i64, String>)> {
     let (mut devices, mut users) = (HashMap::new(), HashMap::new());
     for change in store.status_changes(end_of(as_of)).await? {
         let then = if change.subject == "device" {
@@ -147,31 +162,50 @@ fn pvu_per_core(device: &tally_core::Device) -> Option<i64> {
     })
 }
 
-/// Installations of each application: installed software its recognition rules match. Each
-/// distinct title (name, publisher, version) is matched once; then its devices are read.
-async fn installations(
-    store: &dyn Store,
-    apps: &[AppRecord],
-    as_of: NaiveDate,
-) -> Result<HashMap<i64, Vec<Installation>>, ApiError> {
-    let on = end_of(as_of);
-    let mut by_app: HashMap<i64, Vec<Installation>> = HashMap::new();
-    for (name, publisher, version) in store.software_titles(on).await? {
-        let title = (name.as_str(), publisher.as_str(), version.as_str());
-        let matching = recognising(apps, title);
-        if matching.is_empty() {
-            continue;
+/// What is installed where, as recognition sees it: each distinct title (name, publisher,
+/// version) once, and per application the (device, title) pairs its recognition rules match.
+pub(crate) struct Installed {
+    pub titles: Vec<(String, String, String)>,
+    pub by_app: HashMap<i64, Vec<(i64, usize)>>,
+}
+
+impl Installed {
+    /// Each distinct title installed at the end of `as_of` is matched once; then its devices
+    /// are read.
+    pub async fn read(store: &dyn Store, apps: &[AppRecord], as_of: NaiveDate) -> Result<Self> {
+        let on = end_of(as_of);
+        let mut installed = Installed {
+            titles: Vec::new(),
+            by_app: HashMap::new(),
+        };
+        for (name, publisher, version) in store.software_titles(on).await? {
+            let title = (name.as_str(), publisher.as_str(), version.as_str());
+            let matching = recognising(apps, title);
+            if matching.is_empty() {
+                continue;
+            }
+            let devices = store.devices_with(title, on).await?;
+            let at = installed.titles.len();
+            for app in matching {
+                let pairs = devices.iter().map(|&device| (device, at));
+                installed.by_app.entry(app).or_default().extend(pairs);
+            }
+            installed.titles.push((name, publisher, version));
         }
-        let devices = store.devices_with(title, on).await?;
-        for app in matching {
-            let installs = devices.iter().map(|&device_id| Installation {
+        Ok(installed)
+    }
+
+    /// The application's installations as the engine counts them.
+    fn of(&self, app: i64) -> Vec<Installation> {
+        let pairs = self.by_app.get(&app).map(Vec::as_slice).unwrap_or_default();
+        pairs
+            .iter()
+            .map(|&(device_id, _)| Installation {
                 device_id,
                 user_id: None,
-            });
-            by_app.entry(app).or_default().extend(installs);
-        }
+            })
+            .collect()
     }
-    Ok(by_app)
 }
 
 fn recognising(apps: &[AppRecord], entry: (&str, &str, &str)) -> Vec<i64> {
@@ -195,7 +229,7 @@ async fn sessions(
     store: &dyn Store,
     apps: &[AppRecord],
     as_of: NaiveDate,
-) -> Result<HashMap<i64, Vec<Session>>, ApiError> {
+) -> Result<HashMap<i64, Vec<Session>>> {
     // Only the metrics that count usage read sessions.
     let counting: Vec<&AppRecord> = apps
         .iter()
@@ -237,103 +271,4 @@ pub fn snapshot_rows(day: NaiveDate, positions: &[AppPosition]) -> Vec<tally_sto
             }
         })
         .collect()
-}
-
-/// Installations on relevant devices not used in the `days` before `as_of`, most costly first.
-pub async fn reclaim(
-    store: &dyn Store,
-    as_of: NaiveDate,
-    days: i64,
-) -> Result<Vec<Reclaimable>, ApiError> {
-    let apps = store.applications().await?;
-    let estate = estate(store, as_of).await?;
-    let hosts: HashMap<i64, String> = store
-        .compliance_devices()
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.host_name))
-        .collect();
-    let installs = installations(store, &apps, as_of).await?;
-    let last_use = last_use(store, &apps).await?;
-    let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
-    for l in store.licenses().await? {
-        licenses.entry(l.application_id).or_default().push(l);
-    }
-    let end = end_of(as_of);
-    let cutoff = end - Duration::days(days);
-    let mut idle = Vec::new();
-    for app in &apps {
-        let id = app.application.id;
-        let mut devices: Vec<i64> = installs
-            .get(&id)
-            .into_iter()
-            .flatten()
-            .map(|i| i.device_id)
-            .collect();
-        devices.sort_unstable();
-        devices.dedup();
-        for device in devices.into_iter().filter_map(|d| estate.devices.get(&d)) {
-            if !device.status.relevant_for_compliance() {
-                continue;
-            }
-            let last = last_use.get(&(id, device.id)).copied();
-            if last.is_some_and(|t| t >= cutoff) {
-                continue;
-            }
-            let owned = licenses.get(&id).map(Vec::as_slice).unwrap_or_default();
-            let (units, cost) = compliance::tied_up(device, app.application.metric, owned);
-            idle.push(Reclaimable {
-                application: app.application.name.clone(),
-                device_id: device.id,
-                host_name: hosts.get(&device.id).cloned().unwrap_or_default(),
-                last_used: last,
-                days_unused: last.map(|t| (end - t).num_days()),
-                units,
-                cost,
-            });
-        }
-    }
-    idle.sort_by(|a, b| {
-        let cost = |r: &Reclaimable| r.cost.as_ref().map_or(0, |c| c.minor);
-        cost(b)
-            .cmp(&cost(a))
-            .then_with(|| (&a.application, &a.host_name).cmp(&(&b.application, &b.host_name)))
-    });
-    Ok(idle)
-}
-
-/// The last use per (application, device): imported sessions, and the monthly summary of the
-/// metering rules an application's recognition names.
-async fn last_use(
-    store: &dyn Store,
-    apps: &[AppRecord],
-) -> Result<HashMap<(i64, i64), DateTime<Utc>>, ApiError> {
-    let mut last: HashMap<(i64, i64), DateTime<Utc>> = HashMap::new();
-    let mut seen = |key: (i64, i64), t: DateTime<Utc>| {
-        let entry = last.entry(key).or_insert(t);
-        *entry = (*entry).max(t);
-    };
-    for (app, device, t) in store.last_sessions().await? {
-        seen((app, device), t);
-    }
-    let rules = store.rules().await?;
-    for app in apps {
-        let named = app
-            .recognition
-            .iter()
-            .filter(|r| !r.metering_rule.is_empty());
-        for r in named {
-            let Some(rule) = rules
-                .iter()
-                .find(|m| m.spec.name.eq_ignore_ascii_case(&r.metering_rule))
-            else {
-                continue;
-            };
-            let by = tally_store::UsageByKind::Device;
-            for u in store.monthly_usage_by(by, rule.id, (0, 999_912)).await? {
-                seen((app.application.id, u.id), u.last_used);
-            }
-        }
-    }
-    Ok(last)
 }

@@ -1,24 +1,38 @@
-//! Builds each report from the store: the summaries for usage, the inventory for the reclaim
-//! list, the task table for the maintenance report.
+//! The report datasets: each report of `tally_report`'s catalogue built from the store into
+//! the [`Report`] its renderers draw (the summaries for usage, [`crate::reclaim`] for the
+//! reclaim list, the task table for the maintenance report).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
+use tally_core::compliance::Money;
 use tally_core::rules::MeteringRule;
 use tally_core::summary::FileUsageHour;
 use tally_core::tasks::Task;
 use tally_core::SiteCode;
+use tally_report::catalogue::{DefaultValue, Params, ReportDef, ReportKind};
+use tally_report::{Cell, Chart, Column, Report, ReportError};
 use tally_store::prelude::*;
 use tally_store::UsageByKind;
 
-use crate::catalogue::{DefaultValue, Params, ReportDef, ReportKind};
-use crate::model::{Cell, Chart, Column, Report};
-use crate::ReportError;
+use crate::reclaim::{reclaim, ReclaimQuery};
+use crate::{Result, Service};
 
 /// Bars drawn at most; the table holds every row.
 const MAX_BARS: usize = 20;
-/// Every month a summary can hold.
-const ALL_MONTHS: (i32, i32) = (0, 999_912);
+
+/// Finds report `name`, checks `params` (`name=value` pairs; defaults for the rest) and builds
+/// it from the service's store as it stands at `now`.
+pub async fn make(
+    service: &Service,
+    name: &str,
+    params: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<Report> {
+    let def = tally_report::find(name)?;
+    let params = def.params(params, now.date_naive())?;
+    build(service.store(), service.site(), def, &params, now).await
+}
 
 /// Builds report `def` with `params` as the store holds it at `now`.
 pub async fn build(
@@ -27,7 +41,7 @@ pub async fn build(
     def: &ReportDef,
     params: &Params,
     now: DateTime<Utc>,
-) -> Result<Report, ReportError> {
+) -> Result<Report> {
     let mut report = Report {
         name: def.name.into(),
         title: def.title.into(),
@@ -58,7 +72,7 @@ pub async fn build(
     Ok(report)
 }
 
-async fn site_label(store: &dyn Store, code: &SiteCode) -> Result<String, ReportError> {
+async fn site_label(store: &dyn Store, code: &SiteCode) -> Result<String> {
     Ok(match store.site(code).await? {
         Some(site) => site.alias.filter(|a| !a.is_empty()).unwrap_or(site.name),
         None => code.to_string(),
@@ -75,6 +89,16 @@ struct Ctx<'a> {
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+/// `12990` EUR → `129.90 EUR`, as `tally reclaim` prints it.
+fn money(m: &Money) -> Cell {
+    Cell::text(format!(
+        "{}.{:02} {}",
+        m.minor / 100,
+        m.minor % 100,
+        m.currency
+    ))
 }
 
 fn month_label(month: i32) -> String {
@@ -133,7 +157,7 @@ impl Ctx<'_> {
         &self,
         months: (i32, i32),
         report: &mut Report,
-    ) -> Result<Option<MeteringRule>, ReportError> {
+    ) -> Result<Option<MeteringRule>> {
         if let Some(name) = self.params.program() {
             return Ok(Some(self.named_rule(name)?.clone()));
         }
@@ -179,7 +203,7 @@ impl Ctx<'_> {
         )
     }
 
-    async fn monthly_usage(&self, report: &mut Report) -> Result<(), ReportError> {
+    async fn monthly_usage(&self, report: &mut Report) -> Result<()> {
         report.columns = vec![
             Column::text("program", "Program"),
             Column::text("month", "Month"),
@@ -216,7 +240,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn usage_by(&self, by: UsageByKind, report: &mut Report) -> Result<(), ReportError> {
+    async fn usage_by(&self, by: UsageByKind, report: &mut Report) -> Result<()> {
         report.columns = match by {
             UsageByKind::User => vec![
                 Column::text("user", "User"),
@@ -257,85 +281,61 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn reclaim(&self, report: &mut Report) -> Result<(), ReportError> {
+    /// The one reclaim list (see [`crate::reclaim`]) as of the report's day, unused since
+    /// `since`.
+    async fn reclaim(&self, report: &mut Report) -> Result<()> {
         report.columns = vec![
             Column::text("computer", "Computer"),
-            Column::text("program", "Program"),
+            Column::text("program", "Application"),
             Column::text("package", "Package"),
             Column::text("version", "Version"),
             Column::text("last_used", "Last used (UTC)"),
             Column::number("days_unused", "Days unused"),
+            Column::number("units", "Units"),
+            Column::text("cost", "Cost tied up"),
         ];
         let since = midnight(self.params.date("since"));
-        let mut installed = 0;
-        let mut unused_per_program = Vec::new();
-        for rule in self.chosen_rules()? {
-            let last_use: HashMap<i64, DateTime<Utc>> = self
-                .store
-                .monthly_usage_by(UsageByKind::Device, rule.id, ALL_MONTHS)
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u.last_used))
-                .collect();
-            let mut unused = 0;
-            for i in self.installations_of(rule).await? {
-                installed += 1;
-                let last = last_use.get(&i.device_id).copied();
-                if last.is_some_and(|t| t >= since) {
-                    continue;
-                }
-                unused += 1;
-                report.rows.push(vec![
-                    Cell::text(i.host_name),
-                    Cell::text(&rule.spec.name),
-                    Cell::text(i.package),
-                    Cell::text(i.version),
-                    last.map(Cell::time).unwrap_or_else(|| Cell::text("never")),
-                    last.map(|t| Cell::Int((self.now - t).num_days()))
-                        .unwrap_or(Cell::Empty),
-                ]);
-            }
-            unused_per_program.push((rule.spec.name.clone(), unused as f64));
+        let query = ReclaimQuery {
+            as_of: self.now.date_naive(),
+            unused_since: since,
+            application: self.params.application().map(String::from),
+        };
+        let list = reclaim(self.store, &query).await?;
+        let mut unused_per_application: BTreeMap<String, f64> = BTreeMap::new();
+        for r in list.idle {
+            *unused_per_application
+                .entry(r.application.clone())
+                .or_default() += 1.0;
+            report.rows.push(vec![
+                Cell::text(r.host_name),
+                Cell::text(r.application),
+                Cell::text(r.package),
+                Cell::text(r.version),
+                r.last_used
+                    .map(Cell::time)
+                    .unwrap_or_else(|| Cell::text("never")),
+                r.days_unused.map(Cell::Int).unwrap_or(Cell::Empty),
+                Cell::Int(r.units),
+                r.cost.as_ref().map(money).unwrap_or(Cell::Empty),
+            ]);
         }
         report.notes.push(format!(
-            "{} of {installed} installations of metered programs have not run since {}.",
+            "{} of {} installations of licensed applications have not run since {}.",
             report.rows.len(),
+            list.installations,
             since.date_naive()
         ));
-        report.chart = bars("Unused installations", "installations", unused_per_program);
+        let bars_of = unused_per_application.into_iter().collect();
+        report.chart = bars("Unused installations", "installations", bars_of);
         Ok(())
     }
 
-    /// Installations of a rule's program: packages shipping an executable named as the
-    /// rule's file name or original file name, once per computer and package.
-    async fn installations_of(
-        &self,
-        rule: &MeteringRule,
-    ) -> Result<Vec<tally_store::Installation>, ReportError> {
-        let names: HashSet<String> = [&rule.spec.file_name, &rule.spec.original_file_name]
-            .into_iter()
-            .filter(|n| !n.is_empty())
-            .map(|n| n.to_lowercase())
-            .collect();
-        let mut seen = HashSet::new();
-        let mut all = Vec::new();
-        for name in names {
-            for i in self.store.installations(&name).await? {
-                if seen.insert((i.device_id, i.package.clone())) {
-                    all.push(i);
-                }
-            }
-        }
-        all.sort_by(|a, b| (&a.host_name, a.device_id).cmp(&(&b.host_name, b.device_id)));
-        Ok(all)
-    }
-
-    async fn hours_of(&self, rule: Option<i64>) -> Result<Vec<FileUsageHour>, ReportError> {
+    async fn hours_of(&self, rule: Option<i64>) -> Result<Vec<FileUsageHour>> {
         let (from, to) = self.days();
         Ok(self.store.file_usage_hours(rule, from, to).await?)
     }
 
-    async fn heat_map(&self, report: &mut Report) -> Result<(), ReportError> {
+    async fn heat_map(&self, report: &mut Report) -> Result<()> {
         const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
         let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
         report.columns = std::iter::once(Column::text("day", "Day"))
@@ -372,7 +372,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn concurrency(&self, report: &mut Report) -> Result<(), ReportError> {
+    async fn concurrency(&self, report: &mut Report) -> Result<()> {
         report.columns = vec![
             Column::text("program", "Program"),
             Column::text("period", "Period"),
@@ -415,7 +415,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn tasks(&self, report: &mut Report) -> Result<(), ReportError> {
+    async fn tasks(&self, report: &mut Report) -> Result<()> {
         report.columns = vec![
             Column::text("task", "Task"),
             Column::text("enabled", "Enabled"),

@@ -1,0 +1,110 @@
+//! Tally's service layer: the operations the server, the CLI, the reports, the coming web
+//! console and the coming site sync share, over a [`tally_store::Store`]. Compliance positions
+//! and the reclaim list, the maintenance tasks and their scheduler, automatic rules, usage
+//! ingest and the report datasets live here once, so no caller goes through HTTP handlers or
+//! copies them. Errors are [`ServiceError`]s, never HTTP statuses.
+
+pub mod autorules;
+pub mod compliance;
+mod error;
+pub mod file_rules;
+pub mod ingest;
+pub mod licensing;
+pub mod maintenance;
+pub mod reclaim;
+pub mod reports;
+mod scheduled;
+mod summaries;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tally_core::wire::v1::UsageRecordV1;
+use tally_core::SiteCode;
+use tally_store::{BatchOutcome, Store};
+
+pub use compliance::AppPosition;
+pub use error::{Result, ServiceError};
+pub use file_rules::FileRules;
+pub use reclaim::{ReclaimList, ReclaimQuery, Reclaimable};
+pub use scheduled::ReportOutput;
+
+/// Concurrent usage-batch writes per server.
+pub const WRITE_SLOTS: usize = 4;
+
+/// One site's operations with the state they keep between calls: the store, the site it
+/// serves, ingest's id caches and write slots, the file → rule mapping, and where scheduled
+/// reports go. One per server process; share it behind an `Arc`.
+pub struct Service {
+    store: Arc<dyn Store>,
+    site: SiteCode,
+    ingest: ingest::DimensionCache,
+    /// Usage writes in progress at once. More than a few only queue inside the database (SQLite
+    /// has one writer; its busy handler sleeps between retries), so uploads wait here instead,
+    /// having already parsed and validated their bodies.
+    write_slots: tokio::sync::Semaphore,
+    file_rules: Arc<FileRules>,
+    reports: ReportOutput,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, site: SiteCode) -> Self {
+        let file_rules = Arc::new(FileRules::default());
+        Self {
+            store,
+            site,
+            ingest: ingest::DimensionCache::new(file_rules.clone()),
+            write_slots: tokio::sync::Semaphore::new(WRITE_SLOTS),
+            file_rules,
+            reports: ReportOutput::default(),
+        }
+    }
+
+    /// The same service, writing scheduled reports as `reports` says.
+    pub fn with_reports(mut self, reports: ReportOutput) -> Self {
+        self.reports = reports;
+        self
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The store, shared.
+    pub fn store_arc(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn site(&self) -> &SiteCode {
+        &self.site
+    }
+
+    /// The file → rule mapping the summarisation tasks read.
+    pub fn file_rules(&self) -> &FileRules {
+        &self.file_rules
+    }
+
+    /// Stores one validated usage batch of a device: files and users resolved through the
+    /// caches, then written in one transaction once a write slot is free.
+    pub async fn store_usage(
+        &self,
+        device_id: i64,
+        batch_id: &str,
+        records: &[UsageRecordV1],
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        let rows = self
+            .ingest
+            .resolve(self.store(), device_id, records)
+            .await?;
+        let _slot = self
+            .write_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        Ok(self
+            .store
+            .insert_usage_batch(device_id, batch_id, &rows, now)
+            .await?)
+    }
+}

@@ -1,0 +1,161 @@
+//! Site maintenance: the summarisation and ageing tasks of `tally_core::tasks`, run on their
+//! schedules and on demand. Summaries are incremental from each task's `TimeSerial` watermark;
+//! running a task twice changes nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, Utc};
+use tally_core::autorules::AutoRuleSettings;
+use tally_core::summary;
+use tally_core::tasks::{Task, TaskState};
+use tally_store::Store;
+
+use crate::{summaries, Result, Service, ServiceError};
+
+/// Runs `task` now and records its state; returns the state after the run. A task already
+/// running (here, or on another replica) is not started again: [`ServiceError::Conflict`].
+pub async fn run(service: &Service, task: Task) -> Result<TaskState> {
+    let Some(lock) = service.store().lock_task(task.name()).await? else {
+        return Err(ServiceError::Conflict(format!(
+            "task {} is running already (on this server or another replica); \
+             see tally tasks for when it last finished, and run it again after",
+            task.name()
+        )));
+    };
+    let done = run_locked(service, task).await;
+    lock.release().await?;
+    done
+}
+
+async fn run_locked(service: &Service, task: Task) -> Result<TaskState> {
+    let store = service.store();
+    let rules = service.file_rules();
+    let mut current = task_state(store, task).await?;
+    let started = Instant::now();
+    let outcome = match task {
+        Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage | Task::RecordUsageSessions => {
+            summaries::summarize(task, store, rules, current.watermark).await
+        }
+        Task::DeleteAgedUsage => delete_aged_usage(store, &current).await,
+        Task::DeleteAgedSummaries => delete_aged_summaries(store, &current).await,
+        Task::WriteReports => {
+            let keep = current.age_days.unwrap_or(90);
+            crate::scheduled::write_scheduled(service, Utc::now(), keep)
+                .await
+                .map(|written| (written, current.watermark))
+        }
+        Task::SnapshotCompliance => snapshot_compliance(store)
+            .await
+            .map(|rows| (rows, current.watermark)),
+        Task::GenerateAutoRules => {
+            crate::autorules::generate(service, AutoRuleSettings::default(), "scheduler")
+                .await
+                .map(|created| (created.len() as i64, current.watermark))
+        }
+    };
+    // The monthly task moved its watermark itself, with its rows; re-read it.
+    if task == Task::SummarizeMonthlyUsage {
+        current.watermark = task_state(store, task).await?.watermark;
+    }
+    current.last_run_at = Some(Utc::now());
+    current.last_duration_ms = Some(started.elapsed().as_millis() as i64);
+    match outcome {
+        Ok((rows, watermark)) => {
+            current.last_rows = Some(rows);
+            current.watermark = watermark;
+            current.last_error = None;
+            tracing::info!(task = task.name(), rows, watermark, "maintenance task done");
+        }
+        Err(e) => {
+            tracing::warn!(task = task.name(), error = %e, "maintenance task failed");
+            current.last_error = Some(e.to_string());
+        }
+    }
+    store.put_task(&current).await?;
+    Ok(current)
+}
+
+async fn task_state(store: &dyn Store, task: Task) -> Result<TaskState> {
+    Ok(store
+        .tasks()
+        .await?
+        .into_iter()
+        .find(|t| t.name == task.name())
+        .unwrap_or_else(|| task.defaults()))
+}
+
+fn age_cutoff(task: &TaskState) -> DateTime<Utc> {
+    let days = task
+        .age_days
+        .or(Task::parse(&task.name).and_then(|t| t.default_age_days()));
+    Utc::now() - chrono::Duration::days(i64::from(days.unwrap_or(5)))
+}
+
+/// Deletes raw records older than the task's age that both summaries have taken in.
+async fn delete_aged_usage(store: &dyn Store, task: &TaskState) -> Result<(i64, i64)> {
+    let tasks = store.tasks().await?;
+    let watermark = |t: Task| {
+        tasks
+            .iter()
+            .find(|s| s.name == t.name())
+            .map_or(0, |s| s.watermark)
+    };
+    let summarised = Task::ALL
+        .into_iter()
+        .filter(|t| t.reads_raw_usage())
+        .map(watermark)
+        .min()
+        .unwrap_or(0);
+    let deleted = store
+        .delete_aged_usage(age_cutoff(task), summarised)
+        .await?;
+    Ok((deleted as i64, task.watermark))
+}
+
+async fn delete_aged_summaries(store: &dyn Store, task: &TaskState) -> Result<(i64, i64)> {
+    let cutoff = age_cutoff(task);
+    // Whole months only: a month is deleted once all of it is older than the age.
+    let month = summary::month_of(cutoff.date_naive().with_day(1).expect("day one"));
+    let deleted = store.delete_aged_summaries(cutoff, month).await?;
+    Ok((deleted as i64, task.watermark))
+}
+
+/// Runs due tasks every `check`, until the process ends.
+pub async fn schedule(service: Arc<Service>, check: Duration) {
+    let mut ticks = tokio::time::interval(check);
+    loop {
+        ticks.tick().await;
+        let tasks = match service.store().tasks().await {
+            Ok(tasks) => tasks,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read maintenance tasks; retrying");
+                continue;
+            }
+        };
+        let now = Utc::now();
+        for t in tasks.iter().filter(|t| t.due(now)) {
+            let Some(task) = Task::parse(&t.name) else {
+                continue;
+            };
+            match run(&service, task).await {
+                Ok(_) => {}
+                Err(ServiceError::Conflict(_)) => {
+                    tracing::debug!(task = t.name, "running elsewhere; skipped this time");
+                }
+                Err(e) => {
+                    tracing::warn!(task = t.name, error = %e, "maintenance task could not run")
+                }
+            }
+        }
+    }
+}
+
+/// Today's compliance position of every application, kept per day for trends.
+async fn snapshot_compliance(store: &dyn Store) -> Result<i64> {
+    let today = Utc::now().date_naive();
+    let positions = crate::compliance::compute(store, today, None).await?;
+    let rows = crate::compliance::snapshot_rows(today, &positions);
+    store.put_snapshots(today, &rows).await?;
+    Ok(rows.len() as i64)
+}

@@ -1,0 +1,260 @@
+//! The summarisation tasks' bodies: hourly rows recomputed from raw records, monthly rows
+//! added once per record, and usage sessions of the applications that name a metering rule.
+//! Each reads the records stored since its `TimeSerial` watermark and returns the rows written
+//! and the new watermark. Which rules meter a record's file comes from [`FileRules`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use tally_core::summary::{self, FileUsageHour};
+use tally_core::tasks::Task;
+use tally_core::UsageRecord;
+use tally_store::Store;
+
+use crate::file_rules::FileRules;
+use crate::Result;
+
+/// Raw records read per page while summarising.
+const PAGE: i64 = 10_000;
+
+/// The records with `watermark < time_serial <= top`, a page at a time, each with the rules
+/// of the files it names.
+struct NewRecords<'a> {
+    store: &'a dyn Store,
+    file_rules: &'a FileRules,
+    range: (i64, i64),
+    after: (i64, i64),
+}
+
+type RulesOfFile = HashMap<i64, Vec<i64>>;
+
+impl NewRecords<'_> {
+    /// The next page and its files' rules, or `None` after the last.
+    async fn next(&mut self) -> Result<Option<(Vec<UsageRecord>, RulesOfFile)>> {
+        let page = self
+            .store
+            .usage_by_serial(self.range, self.after, PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        self.after = (last.time_serial, last.id);
+        let rules_of_file = self.file_rules.of_records(self.store, &page).await?;
+        Ok(Some((page, rules_of_file)))
+    }
+}
+
+/// Runs summarisation task `task` over the records stored since `watermark` (up to the newest
+/// now); returns the rows written and the new watermark. With nothing new, nothing is read. The
+/// file → rule mapping is brought up to date with the rules first.
+pub(crate) async fn summarize(
+    task: Task,
+    store: &dyn Store,
+    file_rules: &FileRules,
+    watermark: i64,
+) -> Result<(i64, i64)> {
+    let top = store.max_time_serial().await?;
+    if top <= watermark {
+        return Ok((0, watermark));
+    }
+    file_rules.refresh(store).await?;
+    let pages = NewRecords {
+        store,
+        file_rules,
+        range: (watermark, top),
+        after: (watermark, 0),
+    };
+    let rows = match task {
+        Task::SummarizeFileUsage => file_usage(pages).await?,
+        Task::SummarizeMonthlyUsage => monthly(pages).await?,
+        Task::RecordUsageSessions => sessions(pages).await?,
+        other => unreachable!("{} does not summarise raw usage", other.name()),
+    };
+    Ok((rows, top))
+}
+
+/// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
+/// a day at a time. Returns the rows written.
+async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
+    let (store, file_rules) = (pages.store, pages.file_rules);
+    let mut touched: BTreeSet<(DateTime<Utc>, i64)> = BTreeSet::new();
+    while let Some((page, rules_of_file)) = pages.next().await? {
+        for r in &page {
+            for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
+                touched.extend(summary::hours_of(r).into_iter().map(|h| (h, rule)));
+            }
+        }
+    }
+    let mut by_day: BTreeMap<chrono::NaiveDate, Vec<(DateTime<Utc>, i64)>> = BTreeMap::new();
+    for (hour, rule) in touched {
+        by_day
+            .entry(hour.date_naive())
+            .or_default()
+            .push((hour, rule));
+    }
+    let released_before = released_before(store).await?;
+    let mut written = 0;
+    for (day, keys) in by_day {
+        let from = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let records = store
+            .usage_overlapping(from, from + chrono::Duration::days(1))
+            .await?;
+        let rules_of_file = file_rules.of_records(store, &records).await?;
+        let mut rows = hours_of_day(&keys, &records, &rules_of_file);
+        if from < released_before {
+            rows = merge_with_released(store, rows, released_before).await?;
+        }
+        let keys: Vec<(i64, DateTime<Utc>)> = keys.iter().map(|&(h, r)| (r, h)).collect();
+        store.replace_file_usage_hours(&keys, &rows).await?;
+        written += rows.len() as i64;
+    }
+    Ok(written)
+}
+
+/// Before this time raw records may have been deleted (released) by the ageing task.
+async fn released_before(store: &dyn Store) -> Result<DateTime<Utc>> {
+    let tasks = store.tasks().await?;
+    let delete = tasks
+        .iter()
+        .find(|t| t.name == Task::DeleteAgedUsage.name());
+    Ok(
+        match delete.and_then(|t| Some((t.last_run_at?, t.age_days?))) {
+            Some((ran, age)) => ran - chrono::Duration::days(i64::from(age)),
+            None => DateTime::<Utc>::MIN_UTC,
+        },
+    )
+}
+
+/// Late records for an hour whose raw records were already deleted cannot be recomputed with
+/// them: they are merged into the stored row instead. Time adds up exactly; distinct counts
+/// and peaks become the larger of the two, a lower bound.
+pub(crate) async fn merge_with_released(
+    store: &dyn Store,
+    rows: Vec<FileUsageHour>,
+    released_before: DateTime<Utc>,
+) -> Result<Vec<FileUsageHour>> {
+    let mut merged = Vec::with_capacity(rows.len());
+    for mut row in rows {
+        if row.hour < released_before {
+            let next = row.hour + chrono::Duration::hours(1);
+            if let Some(old) = store
+                .file_usage_hours(Some(row.rule_id), row.hour, next)
+                .await?
+                .pop()
+            {
+                row.usage_ms += old.usage_ms;
+                row.distinct_users = row.distinct_users.max(old.distinct_users);
+                row.distinct_devices = row.distinct_devices.max(old.distinct_devices);
+                row.distinct_ts_users = row.distinct_ts_users.max(old.distinct_ts_users);
+                row.peak_concurrent_runs = row.peak_concurrent_runs.max(old.peak_concurrent_runs);
+                row.peak_concurrent_users =
+                    row.peak_concurrent_users.max(old.peak_concurrent_users);
+            }
+        }
+        merged.push(row);
+    }
+    Ok(merged)
+}
+
+/// The hourly rows for `keys` (hour, rule) of one day, from the day's raw records.
+pub(crate) fn hours_of_day(
+    keys: &[(DateTime<Utc>, i64)],
+    records: &[UsageRecord],
+    rules_of_file: &RulesOfFile,
+) -> Vec<FileUsageHour> {
+    let wanted: HashSet<(DateTime<Utc>, i64)> = keys.iter().copied().collect();
+    let mut grouped: HashMap<(DateTime<Utc>, i64), Vec<&UsageRecord>> = HashMap::new();
+    for r in records {
+        for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
+            for hour in summary::hours_of(r) {
+                if wanted.contains(&(hour, rule)) {
+                    grouped.entry((hour, rule)).or_default().push(r);
+                }
+            }
+        }
+    }
+    let mut rows: Vec<FileUsageHour> = grouped
+        .into_iter()
+        .filter_map(|((hour, rule), rs)| summary::file_usage_hour(rule, hour, &rs))
+        .collect();
+    rows.sort_by_key(|h| (h.hour, h.rule_id));
+    rows
+}
+
+/// Adds new records to the monthly summary; the watermark moves with the rows, atomically.
+async fn monthly(mut pages: NewRecords<'_>) -> Result<i64> {
+    let mut sums: BTreeMap<summary::MonthKey, summary::MonthlyUsage> = BTreeMap::new();
+    while let Some((page, rules_of_file)) = pages.next().await? {
+        for (key, usage) in summary::monthly(&page, &rules_of_file) {
+            sums.entry(key)
+                .and_modify(|u| u.add(&usage))
+                .or_insert(usage);
+        }
+    }
+    let rows: Vec<_> = sums.into_iter().collect();
+    pages.store.add_monthly_usage(&rows, pages.range).await?;
+    Ok(rows.len() as i64)
+}
+
+/// Which applications each metering rule's usage belongs to: those whose recognition names
+/// the rule (by name, any case).
+async fn applications_of_rules(store: &dyn Store) -> Result<HashMap<i64, Vec<i64>>> {
+    let mut apps_of_name: HashMap<String, Vec<i64>> = HashMap::new();
+    for app in store.applications().await? {
+        for r in app
+            .recognition
+            .iter()
+            .filter(|r| !r.metering_rule.is_empty())
+        {
+            let apps = apps_of_name
+                .entry(r.metering_rule.to_lowercase())
+                .or_default();
+            apps.push(app.application.id);
+        }
+    }
+    let mut apps_of_rule = HashMap::new();
+    for rule in store.rules().await? {
+        if let Some(apps) = apps_of_name.get(&rule.spec.name.to_lowercase()) {
+            apps_of_rule.insert(rule.id, apps.clone());
+        }
+    }
+    Ok(apps_of_rule)
+}
+
+/// The applications of each file, from the rules of each file.
+fn applications_of_files(
+    rules_of_file: RulesOfFile,
+    apps_of_rule: &HashMap<i64, Vec<i64>>,
+) -> HashMap<i64, Vec<i64>> {
+    let mut map = HashMap::new();
+    for (file, rules) in rules_of_file {
+        let mut apps: Vec<i64> = rules
+            .iter()
+            .filter_map(|rule| apps_of_rule.get(rule))
+            .flatten()
+            .copied()
+            .collect();
+        apps.sort_unstable();
+        apps.dedup();
+        if !apps.is_empty() {
+            map.insert(file, apps);
+        }
+    }
+    map
+}
+
+/// Records new runs as usage sessions of the applications that meter them. Re-reading
+/// records (after a failed run) only grows sessions to what they already cover.
+async fn sessions(mut pages: NewRecords<'_>) -> Result<i64> {
+    let apps_of_rule = applications_of_rules(pages.store).await?;
+    let mut sessions = tally_core::sessions::RunSessions::new();
+    if !apps_of_rule.is_empty() {
+        while let Some((page, rules_of_file)) = pages.next().await? {
+            let apps_of_file = applications_of_files(rules_of_file, &apps_of_rule);
+            tally_core::sessions::add_records(&mut sessions, &page, &apps_of_file);
+        }
+    }
+    let rows: Vec<_> = sessions.into_values().collect();
+    let written = pages.store.put_run_sessions(&rows).await?;
+    Ok(written as i64)
+}
