@@ -4,6 +4,7 @@
 mod common;
 
 use chrono::TimeZone;
+use common::json::strings;
 use common::{record, start, summarise, upload, Backend};
 use reqwest::Method;
 use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
@@ -96,12 +97,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
     // West ran it an hour ago (through the rule); east never did.
     let (status, idle) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
     assert_eq!(status, 200, "{idle}");
-    let hosts: Vec<_> = idle
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["host_name"].clone())
-        .collect();
+    let hosts = strings(&idle, "host_name");
     assert_eq!(hosts, ["east"]);
     assert_eq!(
         idle[0]["cost"],
@@ -242,12 +238,7 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
     let (_, idle) = server
         .get("/api/v1/reclaim?days=30&as_of=2026-03-05", &server.auditor)
         .await;
-    let hosts: Vec<_> = idle
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["host_name"].clone())
-        .collect();
+    let hosts = strings(&idle, "host_name");
     assert_eq!(hosts, ["pc1"], "{idle}");
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::json::strings;
 use common::{record, start, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -62,12 +63,7 @@ async fn reports_are_served_in_every_format_from_the_summaries(backend: Backend)
     let server = seeded(backend).await;
     let (status, catalogue) = server.get("/api/v1/reports", &server.auditor).await;
     assert_eq!(status, 200);
-    let names: Vec<_> = catalogue
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = strings(&catalogue, "name");
     assert_eq!(
         names,
         [

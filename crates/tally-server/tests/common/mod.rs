@@ -7,6 +7,8 @@
 #[path = "../../../tally-store/tests/common/pgdb.rs"]
 mod pgdb;
 
+pub mod json;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
