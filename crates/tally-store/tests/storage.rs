@@ -965,20 +965,17 @@ fn estate_batch() -> tally_core::import::Batch {
     b.licenses = vec![(
         origin(2),
         LicenseRow {
-            application: "Office".into(),
-            metric: Metric::Installations,
-            quantity: 5,
-            assignment_type: AssignmentType::Organization,
             assigned_to: Some("HQ".into()),
-            purchase_date: None,
-            valid_from: None,
             valid_until: Some(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
-            maintenance_until: None,
             unit_cost: Some("99.5".into()),
             currency: Some("EUR".into()),
-            vendor: None,
             order_reference: Some("PO-1".into()),
-            notes: None,
+            ..LicenseRow::new(
+                "Office",
+                Metric::Installations,
+                5,
+                AssignmentType::Organization,
+            )
         },
     )];
     b
