@@ -110,15 +110,8 @@ mod tests {
         MeteringRule {
             id: 1,
             spec: RuleSpec {
-                name: name.into(),
                 file_name: name.into(),
-                original_file_name: String::new(),
-                file_version: String::new(),
-                language: ANY_LANGUAGE,
-                product_name: String::new(),
-                comment: String::new(),
-                apply_to_child_sites: false,
-                enabled: true,
+                ..RuleSpec::named(name)
             },
             site_code: crate::SiteCode::parse("S01").unwrap(),
             origin,

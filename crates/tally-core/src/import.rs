@@ -212,6 +212,35 @@ pub struct LicenseRow {
     pub notes: Option<String>,
 }
 
+impl LicenseRow {
+    /// `quantity` units of `application` by `metric`, assigned by `assignment_type`, with
+    /// nothing more known yet (no target, dates, cost or references): set what is known with
+    /// `LicenseRow { .., ..LicenseRow::new(…) }`.
+    pub fn new(
+        application: impl Into<String>,
+        metric: Metric,
+        quantity: i64,
+        assignment_type: AssignmentType,
+    ) -> Self {
+        Self {
+            application: application.into(),
+            metric,
+            quantity,
+            assignment_type,
+            assigned_to: None,
+            purchase_date: None,
+            valid_from: None,
+            valid_until: None,
+            maintenance_until: None,
+            unit_cost: None,
+            currency: None,
+            vendor: None,
+            order_reference: None,
+            notes: None,
+        }
+    }
+}
+
 /// One row of any kind, as `tally export` reads it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -497,20 +526,13 @@ mod tests {
         batch.licenses = vec![(
             at(4),
             LicenseRow {
-                application: "Office".into(),
-                metric: Metric::ProcessorCores,
-                quantity: 5,
-                assignment_type: AssignmentType::Organization,
-                assigned_to: None,
-                purchase_date: None,
-                valid_from: None,
-                valid_until: None,
-                maintenance_until: None,
                 unit_cost: Some("12,50".into()),
-                currency: None,
-                vendor: None,
-                order_reference: None,
-                notes: None,
+                ..LicenseRow::new(
+                    "Office",
+                    Metric::ProcessorCores,
+                    5,
+                    AssignmentType::Organization,
+                )
             },
         )];
         let mut known = Known::default();

@@ -53,15 +53,10 @@ mod tests {
         MeteringRule {
             id,
             spec: RuleSpec {
-                name: format!("r{id}"),
                 file_name: "x".into(),
-                original_file_name: String::new(),
-                file_version: String::new(),
-                language: crate::file::ANY_LANGUAGE,
-                product_name: String::new(),
-                comment: String::new(),
                 apply_to_child_sites: children,
                 enabled,
+                ..RuleSpec::named(format!("r{id}"))
             },
             site_code: SiteCode::parse(site).unwrap(),
             origin: RuleOrigin::Manual,

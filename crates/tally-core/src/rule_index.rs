@@ -102,6 +102,7 @@ impl RuleIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::tests::file;
     use crate::rules::{RuleOrigin, RuleSpec};
     use crate::site::SiteCode;
 
@@ -109,30 +110,14 @@ mod tests {
         MeteringRule {
             id,
             spec: RuleSpec {
-                name: format!("r{id}"),
                 file_name: file_name.into(),
                 original_file_name: original.into(),
                 file_version: version.into(),
-                language: crate::file::ANY_LANGUAGE,
-                product_name: String::new(),
-                comment: String::new(),
-                apply_to_child_sites: false,
-                enabled: true,
+                ..RuleSpec::named(format!("r{id}"))
             },
             site_code: SiteCode::parse("S01").unwrap(),
             origin: RuleOrigin::Manual,
             updated_at: chrono::Utc::now(),
-        }
-    }
-
-    fn file(name: &str, original: &str, version: &str) -> FileInfo {
-        FileInfo {
-            file_name: name.into(),
-            original_file_name: original.into(),
-            version: version.into(),
-            product_name: String::new(),
-            publisher: String::new(),
-            language: crate::file::ANY_LANGUAGE,
         }
     }
 

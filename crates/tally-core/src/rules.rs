@@ -184,10 +184,11 @@ fn wildcard(p: &[char], v: &[char]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn file(name: &str, original: &str, version: &str) -> FileInfo {
+    /// A file with no product or publisher, in any language; the rule index's tests use it too.
+    pub(crate) fn file(name: &str, original: &str, version: &str) -> FileInfo {
         FileInfo {
             file_name: name.into(),
             original_file_name: original.into(),
@@ -200,15 +201,11 @@ mod tests {
 
     fn rule(name: &str, original: &str, version: &str) -> RuleSpec {
         RuleSpec {
-            name: "r".into(),
             file_name: name.into(),
             original_file_name: original.into(),
             file_version: version.into(),
-            language: ANY_LANGUAGE,
-            product_name: String::new(),
-            comment: String::new(),
             apply_to_child_sites: true,
-            enabled: true,
+            ..RuleSpec::named("r")
         }
     }
 

@@ -107,22 +107,9 @@ mod tests {
         running: bool,
     ) -> UsageRecord {
         UsageRecord {
-            id: 0,
-            meter_data_id: id.into(),
-            device_id: 1,
-            file_id: 2,
-            user_id: 3,
-            start_time: s,
-            start_time_offset: 0,
-            end_time: e,
-            end_time_offset: 0,
             started,
             still_running: running,
-            start_not_captured: false,
-            end_not_captured: false,
-            in_ts_session: false,
-            time_serial: 1,
-            released: false,
+            ..crate::usage::test_record(id, s, e)
         }
     }
 

@@ -79,22 +79,12 @@ mod tests {
 
     fn record(id: &str, file: i64, (from, to): ((u32, u32), (u32, u32))) -> UsageRecord {
         UsageRecord {
-            id: 0,
-            meter_data_id: id.into(),
             device_id: 7,
             file_id: file,
             user_id: 9,
-            start_time: at(from.0, from.1),
             start_time_offset: 60,
-            end_time: at(to.0, to.1),
             end_time_offset: 60,
-            started: true,
-            still_running: false,
-            start_not_captured: false,
-            end_not_captured: false,
-            in_ts_session: false,
-            time_serial: 1,
-            released: false,
+            ..crate::usage::test_record(id, at(from.0, from.1), at(to.0, to.1))
         }
     }
 

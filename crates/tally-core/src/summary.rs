@@ -311,22 +311,9 @@ mod tests {
 
     fn rec(id: &str, user: i64, start: DateTime<Utc>, end: DateTime<Utc>) -> UsageRecord {
         UsageRecord {
-            id: 0,
-            meter_data_id: id.into(),
-            device_id: 1,
             file_id: 7,
             user_id: user,
-            start_time: start,
-            start_time_offset: 0,
-            end_time: end,
-            end_time_offset: 0,
-            started: true,
-            still_running: false,
-            start_not_captured: false,
-            end_not_captured: false,
-            in_ts_session: false,
-            time_serial: 1,
-            released: false,
+            ..crate::usage::test_record(id, start, end)
         }
     }
 

@@ -94,6 +94,35 @@ pub struct BatchOutcome {
     pub replayed: bool,
 }
 
+/// A record of one whole run for unit tests: started and ended in this one report, at UTC, on
+/// device 1, file 2, user 3. Tests set the fields they are about with `..test_record(…)`, so
+/// each one shows only what matters to it.
+#[cfg(test)]
+pub(crate) fn test_record(
+    meter_data_id: &str,
+    start_time: DateTime<Utc>,
+    end_time: DateTime<Utc>,
+) -> UsageRecord {
+    UsageRecord {
+        id: 0,
+        meter_data_id: meter_data_id.into(),
+        device_id: 1,
+        file_id: 2,
+        user_id: 3,
+        start_time,
+        start_time_offset: 0,
+        end_time,
+        end_time_offset: 0,
+        started: true,
+        still_running: false,
+        start_not_captured: false,
+        end_not_captured: false,
+        in_ts_session: false,
+        time_serial: 1,
+        released: false,
+    }
+}
+
 /// Flags and times that any record must satisfy, whatever its source.
 pub fn check_period(
     start: DateTime<Utc>,

@@ -145,12 +145,7 @@ fn heat_map_svg(title: &str, rows: &[String], columns: &[String], values: &[Vec<
     const LABEL: f64 = 40.0;
     const CELL_W: f64 = 26.0;
     const CELL_H: f64 = 20.0;
-    let max = values
-        .iter()
-        .flatten()
-        .copied()
-        .fold(0.0, f64::max)
-        .max(f64::MIN_POSITIVE);
+    let max = crate::model::heat_map_max(values);
     let width = LABEL + CELL_W * columns.len() as f64;
     let height = CELL_H * (rows.len() as f64 + 1.0);
     let mut svg = format!(

@@ -120,6 +120,17 @@ pub enum Chart {
     },
 }
 
+/// The largest value of a heat map, never zero, so every renderer shades a cell by
+/// `value / max` without dividing by zero.
+pub(crate) fn heat_map_max(values: &[Vec<f64>]) -> f64 {
+    values
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE)
+}
+
 impl Report {
     /// The report's rows as JSON objects keyed by column key.
     pub fn row_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {

@@ -176,12 +176,7 @@ fn draw_chart(c: &mut Canvas, chart: &Chart, top: f32) -> io::Result<()> {
             values,
         } => {
             c.left_text(MARGIN, top - 12.0, BOLD, 10.0, title)?;
-            let max = values
-                .iter()
-                .flatten()
-                .copied()
-                .fold(0.0, f64::max)
-                .max(f64::MIN_POSITIVE);
+            let max = crate::model::heat_map_max(values);
             let (label_w, cell_w, cell_h) = (40.0, 24.0, 13.0);
             let head = top - 18.0 - cell_h;
             for (j, col) in columns.iter().enumerate() {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::json::strings;
 use common::{start, Backend};
 use reqwest::Method;
 use serde_json::json;
@@ -121,12 +122,7 @@ async fn rules_are_validated_edited_and_audited(backend: Backend) {
     assert_eq!(s.get(&path, &s.admin).await.0, 404);
 
     let (_, log) = s.get("/api/v1/audit", &s.auditor).await;
-    let actions: Vec<_> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = strings(&log, "action");
     assert_eq!(actions, ["rule.create", "rule.update", "rule.delete"]);
     assert_eq!(log[0]["actor"], "admin");
     assert_eq!(log[0]["target"], format!("rule:{id}"));

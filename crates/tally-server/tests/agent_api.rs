@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::json::strings;
 use common::{start, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -396,12 +397,7 @@ async fn inventory_feeds_automatic_rules(backend: Backend) {
         .post("/api/v1/rules/auto", Some(&s.admin), json!({}))
         .await;
     assert_eq!(status, 200, "{created}");
-    let names: Vec<_> = created
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["file_name"].as_str().unwrap())
-        .collect();
+    let names = strings(&created, "file_name");
     assert_eq!(
         names,
         ["vim", "gimp"],

@@ -11,14 +11,14 @@ each_backend!(async
     graceful_shutdown_finishes_the_server,
 );
 
+/// GETs `url` without credentials and parses its JSON answer.
+async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 async fn healthz_reports_the_database(backend: Backend) {
     let server = start(backend).await;
-    let body: serde_json::Value = reqwest::get(format!("{}/healthz", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(format!("{}/healthz", server.url)).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(body["site_code"], "S01");
     assert_eq!(
@@ -38,12 +38,7 @@ async fn healthz_reports_the_database(backend: Backend) {
 
 async fn openapi_document_describes_the_served_routes(backend: Backend) {
     let server = start(backend).await;
-    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", server.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(format!("{}/api/v1/openapi.json", server.url)).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for path in [

@@ -4,8 +4,8 @@
 mod common;
 
 use chrono::TimeZone;
-use common::{record, start, summarise, upload, Backend};
-use reqwest::Method;
+use common::json::strings;
+use common::{record, start, start_with_code_rule, summarise, upload, Backend};
 use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
 use tally_core::{AssignmentType, Metric};
 
@@ -23,12 +23,7 @@ fn at(line: usize) -> Origin {
 }
 
 async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backend) {
-    let server = start(backend).await;
-    let rule = serde_json::json!({"name": "Code", "file_name": "code"});
-    let (status, _) = server
-        .post("/api/v1/rules", Some(&server.admin), rule)
-        .await;
-    assert_eq!(status, 201);
+    let server = start_with_code_rule(backend).await;
     let (west, _) = server.enroll("west").await;
     let (_east, _) = server.enroll("east").await;
     let now = chrono::Utc::now();
@@ -66,20 +61,14 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
         licenses: vec![(
             at(2),
             LicenseRow {
-                application: "VS Code".into(),
-                metric: Metric::Installations,
-                quantity: 1,
-                assignment_type: AssignmentType::Organization,
-                assigned_to: None,
-                purchase_date: None,
-                valid_from: None,
-                valid_until: None,
-                maintenance_until: None,
                 unit_cost: Some("45".into()),
                 currency: Some("USD".into()),
-                vendor: None,
-                order_reference: None,
-                notes: None,
+                ..LicenseRow::new(
+                    "VS Code",
+                    Metric::Installations,
+                    1,
+                    AssignmentType::Organization,
+                )
             },
         )],
         ..Default::default()
@@ -96,12 +85,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
     // West ran it an hour ago (through the rule); east never did.
     let (status, idle) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
     assert_eq!(status, 200, "{idle}");
-    let hosts: Vec<_> = idle
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["host_name"].clone())
-        .collect();
+    let hosts = strings(&idle, "host_name");
     assert_eq!(hosts, ["east"]);
     assert_eq!(
         idle[0]["cost"],
@@ -125,14 +109,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
         .await;
     assert_eq!(status, 404);
 
-    let (status, state) = server
-        .call(
-            Method::POST,
-            "/api/v1/tasks/snapshot_compliance/run",
-            Some(&server.admin),
-            None,
-        )
-        .await;
+    let (status, state) = server.run_task("snapshot_compliance").await;
     assert_eq!(
         (status, &state["last_rows"]),
         (200, &serde_json::json!(1)),
@@ -242,25 +219,13 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
     let (_, idle) = server
         .get("/api/v1/reclaim?days=30&as_of=2026-03-05", &server.auditor)
         .await;
-    let hosts: Vec<_> = idle
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["host_name"].clone())
-        .collect();
+    let hosts = strings(&idle, "host_name");
     assert_eq!(hosts, ["pc1"], "{idle}");
 }
 
 /// Runs the `record_usage_sessions` task and returns how many sessions it wrote.
 async fn record_sessions(server: &common::TestServer) -> i64 {
-    let (status, state) = server
-        .call(
-            Method::POST,
-            "/api/v1/tasks/record_usage_sessions/run",
-            Some(&server.admin),
-            None,
-        )
-        .await;
+    let (status, state) = server.run_task("record_usage_sessions").await;
     assert_eq!(
         (status, &state["last_error"]),
         (200, &serde_json::Value::Null),
@@ -271,12 +236,7 @@ async fn record_sessions(server: &common::TestServer) -> i64 {
 }
 
 async fn the_agents_runs_count_for_the_user_and_concurrent_metrics(backend: Backend) {
-    let server = start(backend).await;
-    let rule = serde_json::json!({"name": "Code", "file_name": "code"});
-    let (status, _) = server
-        .post("/api/v1/rules", Some(&server.admin), rule)
-        .await;
-    assert_eq!(status, 201);
+    let server = start_with_code_rule(backend).await;
     for (name, metric) in [("Code users", "users"), ("Code peak", "concurrent_users")] {
         let app = serde_json::json!({"name": name, "metric": metric, "metering_rule": "Code"});
         let (status, body) = server

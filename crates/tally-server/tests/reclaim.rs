@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{record, start, summarise, upload, Backend};
+use common::{record, start_with_code_rule, summarise, upload, Backend};
 use serde_json::{json, Value};
 
 each_backend!(async the_api_and_the_report_give_one_reclaim_list);
@@ -18,10 +18,8 @@ fn inventory(host: &str) -> Value {
 }
 
 async fn the_api_and_the_report_give_one_reclaim_list(backend: Backend) {
-    let server = start(backend).await;
+    let server = start_with_code_rule(backend).await;
     let admin = Some(server.admin.as_str());
-    let rule = json!({"name": "Code", "file_name": "code"});
-    assert_eq!(server.post("/api/v1/rules", admin, rule).await.0, 201);
     let mut agents = Vec::new();
     for host in ["west", "east"] {
         let (creds, _) = server.enroll(host).await;

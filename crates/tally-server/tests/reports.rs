@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{record, start, summarise, upload, Backend, TestServer};
+use common::json::strings;
+use common::{record, start_with_code_rule, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -28,12 +29,7 @@ async fn fetch(server: &TestServer, path: &str) -> (u16, String, Vec<u8>) {
 }
 
 async fn seeded(backend: Backend) -> TestServer {
-    let server = start(backend).await;
-    let rule = json!({"name": "Code", "file_name": "code"});
-    let (status, _) = server
-        .post("/api/v1/rules", Some(&server.admin), rule)
-        .await;
-    assert_eq!(status, 201);
+    let server = start_with_code_rule(backend).await;
     let (west, _) = server.enroll("west").await;
     let (east, _) = server.enroll("east").await;
     let ann = [
@@ -62,12 +58,7 @@ async fn reports_are_served_in_every_format_from_the_summaries(backend: Backend)
     let server = seeded(backend).await;
     let (status, catalogue) = server.get("/api/v1/reports", &server.auditor).await;
     assert_eq!(status, 200);
-    let names: Vec<_> = catalogue
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = strings(&catalogue, "name");
     assert_eq!(
         names,
         [
@@ -156,14 +147,7 @@ async fn the_write_reports_task_writes_dated_files_and_ages_old_folders(backend:
     let other = server.reports_dir.join("keep-me");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::create_dir_all(&other).unwrap();
-    let (status, state) = server
-        .call(
-            Method::POST,
-            "/api/v1/tasks/write_reports/run",
-            Some(&server.admin),
-            None,
-        )
-        .await;
+    let (status, state) = server.run_task("write_reports").await;
     assert_eq!(status, 200, "{state}");
     assert_eq!(state["last_error"], Value::Null, "{state}");
     assert_eq!(state["last_rows"], 4, "{state}");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{record, start, summarise, upload, Backend, TestServer};
+use common::{record, start, start_with_code_rule, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
@@ -59,15 +59,7 @@ async fn months(server: &TestServer) -> Vec<(i64, i64, i64, i64)> {
 }
 
 async fn summaries_follow_hours_months_offsets_and_late_uploads(backend: Backend) {
-    let server = start(backend).await;
-    let (status, _) = server
-        .post(
-            "/api/v1/rules",
-            Some(&server.admin),
-            json!({"name": "Code", "file_name": "code"}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let server = start_with_code_rule(backend).await;
     let (west, a) = server.enroll("west").await; // UTC
     let (east, b) = server.enroll("east").await; // UTC+2
     upload(
@@ -212,22 +204,13 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend
         )
         .await;
     assert_eq!(status, 403);
-    let run = |task: &'static str| {
-        let path = format!("/api/v1/tasks/{task}/run");
-        let server = &server;
-        async move {
-            server
-                .call(Method::POST, &path, Some(&server.admin), None)
-                .await
-        }
-    };
-    assert_eq!(run("nope").await.0, 404);
-    let (status, body) = run("delete_aged_usage").await;
+    assert_eq!(server.run_task("nope").await.0, 404);
+    let (status, body) = server.run_task("delete_aged_usage").await;
     assert_eq!((status, &body["last_rows"]), (200, &json!(0)), "{body}");
 
     // While the task runs (here, as if the scheduler had started it), it is not started again.
     let running = server.store.lock_task("delete_aged_usage").await.unwrap();
-    let (status, body) = run("delete_aged_usage").await;
+    let (status, body) = server.run_task("delete_aged_usage").await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["message"]
@@ -237,5 +220,5 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend
         "{body}"
     );
     running.unwrap().release().await.unwrap();
-    assert_eq!(run("delete_aged_usage").await.0, 200);
+    assert_eq!(server.run_task("delete_aged_usage").await.0, 200);
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tally_core::device::NewDevice;
 use tally_core::file::ANY_LANGUAGE;
 use tally_core::rules::RuleSpec;
-use tally_core::{AuditEntry, FileInfo, Role, RuleOrigin, Site, SiteCode};
+use tally_core::{AuditEntry, FileInfo, MeteringRule, Role, RuleOrigin, Site, SiteCode};
 use tally_store::prelude::*;
 use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord, Page, UsageQuery};
 
@@ -109,6 +109,18 @@ fn record(
         end_not_captured: false,
         in_ts_session: false,
     }
+}
+
+/// An enabled manual rule of site S01 for the file `file_name`, created at 08:00.
+async fn manual_rule(store: &dyn Store, name: &str, file_name: &str) -> MeteringRule {
+    let spec = RuleSpec {
+        file_name: file_name.into(),
+        ..RuleSpec::named(name)
+    };
+    store
+        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(8, 0))
+        .await
+        .unwrap()
 }
 
 async fn sites_round_trip_with_parent(store: &dyn Store) {
@@ -658,25 +670,7 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
     use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
     use tally_core::tasks::Task;
     let (d, u, f) = fixture(store).await;
-    let rule = store
-        .create_rule(
-            &code("S01"),
-            RuleOrigin::Manual,
-            &RuleSpec {
-                name: "Code".into(),
-                file_name: "code".into(),
-                original_file_name: String::new(),
-                file_version: String::new(),
-                language: ANY_LANGUAGE,
-                product_name: String::new(),
-                comment: String::new(),
-                apply_to_child_sites: false,
-                enabled: true,
-            },
-            at(8, 0),
-        )
-        .await
-        .unwrap();
+    let rule = manual_rule(store, "Code", "code").await;
     let first = store
         .insert_usage(&[record(d, u, f, "m1", at(9, 50), at(10, 10))])
         .await
@@ -792,25 +786,7 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     };
     let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
     let u2 = store.upsert_user("bob", Some("Bob Jones")).await.unwrap();
-    let rule = store
-        .create_rule(
-            &code("S01"),
-            RuleOrigin::Manual,
-            &RuleSpec {
-                name: "Vim".into(),
-                file_name: "vim".into(),
-                original_file_name: String::new(),
-                file_version: String::new(),
-                language: ANY_LANGUAGE,
-                product_name: String::new(),
-                comment: String::new(),
-                apply_to_child_sites: false,
-                enabled: true,
-            },
-            at(8, 0),
-        )
-        .await
-        .unwrap();
+    let rule = manual_rule(store, "Vim", "vim").await;
     let row = |device_id, user_id, month, runs, usage_ms, last_used| {
         (
             MonthKey {
@@ -989,20 +965,17 @@ fn estate_batch() -> tally_core::import::Batch {
     b.licenses = vec![(
         origin(2),
         LicenseRow {
-            application: "Office".into(),
-            metric: Metric::Installations,
-            quantity: 5,
-            assignment_type: AssignmentType::Organization,
             assigned_to: Some("HQ".into()),
-            purchase_date: None,
-            valid_from: None,
             valid_until: Some(chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
-            maintenance_until: None,
             unit_cost: Some("99.5".into()),
             currency: Some("EUR".into()),
-            vendor: None,
             order_reference: Some("PO-1".into()),
-            notes: None,
+            ..LicenseRow::new(
+                "Office",
+                Metric::Installations,
+                5,
+                AssignmentType::Organization,
+            )
         },
     )];
     b

@@ -302,20 +302,10 @@ fn sessions(
 fn licenses(a: usize, args: &ComplianceBenchArgs) -> Vec<(Origin, LicenseRow)> {
     let metric = METRICS[a % METRICS.len()];
     let license = |quantity: i64, to: AssignmentType, target: Option<String>| LicenseRow {
-        application: format!("app{a}"),
-        metric,
-        quantity,
-        assignment_type: to,
         assigned_to: target,
-        purchase_date: None,
-        valid_from: None,
-        valid_until: None,
-        maintenance_until: None,
         unit_cost: Some(format!("{}.00", 10 + a % 90)),
         currency: Some("EUR".into()),
-        vendor: None,
-        order_reference: None,
-        notes: None,
+        ..LicenseRow::new(format!("app{a}"), metric, quantity, to)
     };
     let rows = match metric
         .allowed_assignments()

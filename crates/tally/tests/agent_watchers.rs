@@ -15,6 +15,11 @@ fn time(v: &serde_json::Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()
 }
 
+/// The entry called `name` in one of an inventory's lists (accounts, software).
+fn entry<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    list.as_array().unwrap().iter().find(|e| e["name"] == name)
+}
+
 #[test]
 fn the_netlink_watcher_catches_a_50_ms_program() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,20 +46,10 @@ fn the_netlink_watcher_catches_a_50_ms_program() {
         &site.token,
         &["devices", "--inventory", &devices[0]["id"].to_string()],
     );
-    let root = inventory["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "root")
-        .expect("root is a local account");
+    let root = entry(&inventory["accounts"], "root").expect("root is a local account");
     assert_eq!(root["service_account"], true);
     if std::path::Path::new("/var/lib/dpkg/status").exists() {
-        let coreutils = inventory["software"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "coreutils")
-            .expect("coreutils is installed");
+        let coreutils = entry(&inventory["software"], "coreutils").expect("coreutils is installed");
         assert!(coreutils["executables"]
             .as_array()
             .unwrap()

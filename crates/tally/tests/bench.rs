@@ -1,28 +1,39 @@
 //! The ingest load generator runs end to end on a small load and reports both rates.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-#[test]
-fn bench_ingest_reports_the_ceiling_and_the_http_rate() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "bench",
-            "ingest",
-            "--agents",
-            "2",
-            "--records",
-            "2000",
-            "--batch",
-            "500",
-        ])
+/// Runs `tally bench ARGS`.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("bench")
+        .args(args)
         .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        .unwrap()
+}
+
+/// Runs `tally bench ARGS`, insists it succeeded, and returns what it printed.
+fn bench_ok(args: &[&str]) -> String {
+    let out = bench(args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+#[test]
+fn bench_ingest_reports_the_ceiling_and_the_http_rate() {
+    let text = bench_ok(&[
+        "ingest",
+        "--agents",
+        "2",
+        "--records",
+        "2000",
+        "--batch",
+        "500",
+    ]);
     assert!(
         text.contains("2 agents × 2 batches × 500 records = 2000 records"),
         "{text}"
@@ -44,44 +55,14 @@ fn bench_ingest_reports_the_ceiling_and_the_http_rate() {
 
 #[test]
 fn bench_ingest_refuses_an_impossible_load() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "bench",
-            "ingest",
-            "--agents",
-            "4",
-            "--records",
-            "10",
-            "--batch",
-            "5",
-        ])
-        .output()
-        .unwrap();
+    let out = bench(&["ingest", "--agents", "4", "--records", "10", "--batch", "5"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--records must be at least"));
 }
 
 #[test]
 fn bench_agent_reports_capture_cpu_and_memory_for_both_watchers() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "bench",
-            "agent",
-            "--rate",
-            "20",
-            "--seconds",
-            "2",
-            "--run-ms",
-            "50",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = bench_ok(&["agent", "--rate", "20", "--seconds", "2", "--run-ms", "50"]);
     let row = |watcher: &str| -> Vec<f64> {
         let line = text
             .lines()
@@ -105,25 +86,15 @@ fn bench_agent_reports_capture_cpu_and_memory_for_both_watchers() {
 
 #[test]
 fn bench_summarize_reports_each_task_against_a_plain_read() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "bench",
-            "summarize",
-            "--records",
-            "3000",
-            "--devices",
-            "10",
-            "--days",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = bench_ok(&[
+        "summarize",
+        "--records",
+        "3000",
+        "--devices",
+        "10",
+        "--days",
+        "2",
+    ]);
     assert!(
         text.contains("baseline read") && text.contains("(3000 records)"),
         "{text}"

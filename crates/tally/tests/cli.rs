@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::json::strings;
 use common::{run_task, server_on, tally, tally_at, tally_json, up_on, wait_for, Backend};
 use serde_json::json;
 
@@ -198,12 +199,7 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let server = up_on(dir.path(), &backend);
     let tasks = tally_json(&server, &server.token, &["tasks"]);
-    let names: Vec<&str> = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = strings(&tasks, "name");
     assert_eq!(
         names,
         [

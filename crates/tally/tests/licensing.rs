@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 
+use common::json::strings;
 use common::{run_task, tally, tally_json, up_on, Backend};
 
 each_backend!(
@@ -137,12 +138,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         &server.token,
         &["reclaim", "--days", "30", "--as-of", "2026-03-20"],
     );
-    let hosts: Vec<_> = idle
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["host_name"].as_str().unwrap())
-        .collect();
+    let hosts = strings(&idle, "host_name");
     assert_eq!(hosts, ["pc1", "pc2"]);
     assert_eq!(idle[0]["cost"]["minor"], 9950);
     assert_eq!(idle[0]["last_used"], serde_json::Value::Null);

@@ -4,10 +4,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{up_on, Backend};
+use common::{spawn_lines, up_on, Backend};
 
 each_backend!(
     up_serves_health_and_a_working_admin_token_and_reuses_its_data,
@@ -29,6 +30,23 @@ fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let resp = req.send().unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// `tally server ARGS` in `dir` on `backend`'s database.
+fn server(backend: &Backend, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+    cmd.arg("server")
+        .args(args)
+        .args(backend.db_args())
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs `tally server ARGS` as [`server`] does, insists it failed, and returns what it said.
+fn refused(backend: &Backend, dir: &Path, args: &[&str]) -> String {
+    let out = server(backend, dir, args).output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn up_serves_health_and_a_working_admin_token_and_reuses_its_data(backend: Backend) {
@@ -68,20 +86,11 @@ fn up_serves_health_and_a_working_admin_token_and_reuses_its_data(backend: Backe
 
 fn a_bad_setting_is_refused_with_a_message(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "server",
-            "--site-code",
-            "TOOLONG",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(backend.db_args())
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(
+        &backend,
+        dir.path(),
+        &["--site-code", "TOOLONG", "--listen", "127.0.0.1:0"],
+    );
     assert!(
         err.contains("site_code") && err.contains("three letters"),
         "{err}"
@@ -95,22 +104,14 @@ fn the_config_file_is_read_and_flags_override_it(backend: Backend) {
         "site_code = \"CFG\"\nsite_name = \"From file\"\nlisten = \"127.0.0.1:1\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "server",
-            "--config",
-            "tally.toml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(backend.db_args())
-        .current_dir(dir.path())
-        .env_remove("TALLY_SITE_CODE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_lines(
+        server(
+            &backend,
+            dir.path(),
+            &["--config", "tally.toml", "--listen", "127.0.0.1:0"],
+        )
+        .env_remove("TALLY_SITE_CODE"),
+    );
     let first = lines.next().unwrap().unwrap();
     let second = lines.next().unwrap().unwrap();
     let _ = child.kill();
@@ -128,27 +129,21 @@ fn the_config_file_is_read_and_flags_override_it(backend: Backend) {
 
 fn plain_http_off_loopback_needs_an_explicit_flag(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["server", "--listen", "0.0.0.0:0"])
-        .args(backend.db_args())
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&backend, dir.path(), &["--listen", "0.0.0.0:0"]);
     assert!(
         err.contains("--tls-cert") && err.contains("--insecure-http"),
         "{err}"
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["server", "--listen", "0.0.0.0:0", "--insecure-http"])
-        .args(backend.db_args())
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = server(
+        &backend,
+        dir.path(),
+        &["--listen", "0.0.0.0:0", "--insecure-http"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let first = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .next()
@@ -176,23 +171,18 @@ fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "server",
+    let (mut child, mut lines) = spawn_lines(&mut server(
+        &backend,
+        dir.path(),
+        &[
             "--listen",
             "127.0.0.1:0",
             "--tls-cert",
             "cert.pem",
             "--tls-key",
             "key.pem",
-        ])
-        .args(backend.db_args())
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        ],
+    ));
     let url = lines
         .next()
         .unwrap()

@@ -7,6 +7,8 @@
 #[path = "../../../tally-store/tests/common/pgdb.rs"]
 mod pgdb;
 
+pub mod json;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -97,6 +99,17 @@ pub async fn start(backend: Backend) -> TestServer {
     }
 }
 
+/// [`start`], with the rule `Code` for the file `code`, the program [`record`] reports.
+pub async fn start_with_code_rule(backend: Backend) -> TestServer {
+    let server = start(backend).await;
+    let rule = json!({"name": "Code", "file_name": "code"});
+    let (status, body) = server
+        .post("/api/v1/rules", Some(&server.admin), rule)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    server
+}
+
 impl TestServer {
     /// The server's database URL, for tests that act on it as another replica would.
     pub fn database_url(&self) -> String {
@@ -132,6 +145,13 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, auth, Some(body))
+            .await
+    }
+
+    /// Runs the maintenance task `name` now, as an admin asks for it.
+    pub async fn run_task(&self, name: &str) -> (u16, Value) {
+        let path = format!("/api/v1/tasks/{name}/run");
+        self.call(reqwest::Method::POST, &path, Some(&self.admin), None)
             .await
     }
 
@@ -190,10 +210,7 @@ pub async fn upload(server: &TestServer, creds: &str, batch: &str, records: Vec<
 
 pub async fn summarise(server: &TestServer) {
     for task in ["summarize_file_usage", "summarize_monthly_usage"] {
-        let path = format!("/api/v1/tasks/{task}/run");
-        let (status, state) = server
-            .call(reqwest::Method::POST, &path, Some(&server.admin), None)
-            .await;
+        let (status, state) = server.run_task(task).await;
         assert_eq!(status, 200, "{state}");
         assert_eq!(state["last_error"], Value::Null, "{state}");
         assert_eq!(state["pending_records"], 0, "{state}");

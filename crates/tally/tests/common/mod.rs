@@ -6,10 +6,13 @@
 #[path = "../../../tally-store/tests/common/pgdb.rs"]
 mod pgdb;
 
+#[path = "../../../tally-server/tests/common/json.rs"]
+pub mod json;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -77,17 +80,14 @@ pub fn server_on(dir: &std::path::Path, backend: &Backend) -> Running {
 }
 
 fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([verb, "--listen", "127.0.0.1:0"])
-        .args(backend.db_args())
-        .current_dir(dir)
-        .env_remove("TALLY_DATABASE_URL")
-        .env_remove("TALLY_DATA_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (child, mut lines) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([verb, "--listen", "127.0.0.1:0"])
+            .args(backend.db_args())
+            .current_dir(dir)
+            .env_remove("TALLY_DATABASE_URL")
+            .env_remove("TALLY_DATA_DIR"),
+    );
     let (mut url, mut token) = (None, None);
     while url.is_none() || token.is_none() {
         let line = lines.next().expect("banner ended early").unwrap();
@@ -105,6 +105,18 @@ fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
         url: url.unwrap(),
         token: token.unwrap(),
     }
+}
+
+/// Spawns `cmd` with its standard output piped (its errors dropped) and returns the child
+/// with the lines it prints, to read a banner from.
+pub fn spawn_lines(cmd: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
 }
 
 /// Runs `tally ARGS` against a running server and returns its output.
@@ -167,19 +179,16 @@ pub fn free_port() -> u16 {
 
 /// Starts `tally server` and returns it with the bootstrap token, if it printed one.
 pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (child, mut lines) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data),
+    );
     let mut token = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
