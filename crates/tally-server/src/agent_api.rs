@@ -17,7 +17,7 @@ use tally_core::wire::v1::{
     EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
     MAX_BATCH_RECORDS,
 };
-use tally_core::AuditEntry;
+use tally_core::{AuditEntry, Device};
 use tally_store::NewAgent;
 
 use crate::auth::hash_token;
@@ -96,25 +96,24 @@ pub(crate) async fn enroll(
         serial: req.serial,
     };
     let now = Utc::now();
-    let Some((agent, device)) = state
+    // Stored with the enrolment, in its transaction.
+    let audit = |(agent, device): &(Agent, Device)| AuditEntry {
+        at: now,
+        actor: format!("agent:{}", agent.id),
+        action: "agent.enroll".into(),
+        target: format!("device:{}", device.id),
+        detail: device.host_name.clone(),
+    };
+    let token_hash = hash_token(&req.enrollment_token);
+    let enrolled = state
         .store
-        .enroll_agent(&hash_token(&req.enrollment_token), &new, now)
-        .await?
-    else {
+        .enroll_agent(&token_hash, &new, now, Some(&audit))
+        .await?;
+    let Some((agent, device)) = enrolled else {
         return Err(ApiError::Unauthorized(
             "the enrolment token is unknown, revoked, expired or used up; ask an administrator for a new one (tally enrollment create)".into(),
         ));
     };
-    state
-        .store
-        .append_audit(&AuditEntry {
-            at: now,
-            actor: format!("agent:{}", agent.id),
-            action: "agent.enroll".into(),
-            target: format!("device:{}", device.id),
-            detail: device.host_name.clone(),
-        })
-        .await?;
     tracing::info!(agent = %agent.id, device = device.id, host = %device.host_name, "agent enrolled");
     Ok(Json(EnrollResponse {
         agent_id,
