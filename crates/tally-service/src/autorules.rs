@@ -5,7 +5,7 @@ use chrono::Utc;
 use tally_core::autorules::{propose, AutoRuleSettings};
 use tally_core::{MeteringRule, RuleOrigin};
 
-use crate::audit::entry;
+use crate::audit::rule_entry;
 use crate::{Result, Service, ServiceError};
 
 /// Creates the rules inventory justifies now, each with its audit entry (as `actor`) in its
@@ -25,14 +25,7 @@ pub async fn generate(
     let devices = store.inventoried_devices().await?;
     let existing = store.rules().await?;
     let mut created = Vec::new();
-    let audit = |rule: &MeteringRule| {
-        entry(
-            actor,
-            "rule.auto_create",
-            format!("rule:{}", rule.id),
-            &rule.spec,
-        )
-    };
+    let audit = rule_entry(actor, "rule.auto_create");
     for spec in propose(&seen, devices, &existing, settings) {
         let (origin, at) = (RuleOrigin::Automatic, Utc::now());
         let rule = store

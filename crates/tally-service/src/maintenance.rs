@@ -187,7 +187,9 @@ pub async fn change(
     let mut current = task_state(service.store(), task).await?;
     if let Some(every) = change.every_secs {
         if every < 60 {
-            return Err(invalid("every_secs: at least 60 (a minute)".into()));
+            return Err(ServiceError::Invalid(
+                "every_secs: at least 60 (a minute)".into(),
+            ));
         }
         current.every_secs = every;
     }
@@ -212,17 +214,13 @@ fn checked_age(task: Task, age: i32) -> Result<i32> {
     let name = task.name();
     match task.age_range() {
         Some(range) if range.contains(&age) => Ok(age),
-        Some(range) => Err(invalid(format!(
+        Some(range) => Err(ServiceError::Invalid(format!(
             "age_days: {name} keeps between {} and {} days",
             range.start(),
             range.end()
         ))),
-        None => Err(invalid(format!(
+        None => Err(ServiceError::Invalid(format!(
             "age_days: {name} deletes nothing, so it has no age"
         ))),
     }
-}
-
-fn invalid(message: String) -> ServiceError {
-    ServiceError::Invalid(message)
 }

@@ -3,11 +3,11 @@
 
 use chrono::Utc;
 use tally_api::{CreateEnrollmentToken, CreateToken};
-use tally_core::agents::EnrollmentToken;
-use tally_core::OperatorToken;
+use tally_core::agents::{Agent, EnrollmentToken, NewAgent};
+use tally_core::{AuditEntry, Device, OperatorToken};
 use tally_store::NewEnrollmentToken;
 
-use crate::audit::entry;
+use crate::audit::{entry, found};
 use crate::{Result, Service, ServiceError};
 
 /// Creates an operator token whose secret hashes to `hash`, as `actor`.
@@ -33,15 +33,12 @@ pub async fn create_token(
 pub async fn revoke_token(service: &Service, actor: &str, id: i64) -> Result<()> {
     let audit = entry(actor, "token.revoke", format!("token:{id}"), ());
     let store = service.store();
-    if store
+    let done = store
         .revoke_operator_token(id, Utc::now(), Some(&audit))
-        .await?
-    {
-        return Ok(());
-    }
-    Err(ServiceError::NotFound(format!(
-        "no live token with id {id}; see tally tokens list"
-    )))
+        .await?;
+    found(done, || {
+        format!("no live token with id {id}; see tally tokens list")
+    })
 }
 
 /// Creates an enrolment token (for this site unless the request names another) whose secret
@@ -82,28 +79,41 @@ pub async fn revoke_enrollment_token(service: &Service, actor: &str, id: i64) ->
     let target = format!("enrollment_token:{id}");
     let audit = entry(actor, "enrollment_token.revoke", target, ());
     let store = service.store();
-    if store
+    let done = store
         .revoke_enrollment_token(id, Utc::now(), Some(&audit))
-        .await?
-    {
-        return Ok(());
-    }
-    Err(ServiceError::NotFound(format!(
-        "no live enrolment token with id {id}"
-    )))
+        .await?;
+    found(done, || format!("no live enrolment token with id {id}"))
 }
 
 /// Revokes the live agent `id`, as `actor`: its next call is refused.
 pub async fn revoke_agent(service: &Service, actor: &str, id: &str) -> Result<()> {
     let audit = entry(actor, "agent.revoke", format!("agent:{id}"), ());
-    if service
-        .store()
+    let done = (service.store())
         .revoke_agent(id, Utc::now(), Some(&audit))
-        .await?
-    {
-        return Ok(());
-    }
-    Err(ServiceError::NotFound(format!(
-        "no live agent {id}; see GET /api/v1/agents"
-    )))
+        .await?;
+    found(done, || {
+        format!("no live agent {id}; see GET /api/v1/agents")
+    })
+}
+
+/// Enrols an agent with the enrolment token whose secret hashes to `token_hash`: one use of the
+/// token, the device, the agent and the `agent.enroll` entry (by the agent itself), in one
+/// transaction. `None` when the token is unknown, revoked, expired or used up.
+pub async fn enroll_agent(
+    service: &Service,
+    token_hash: &str,
+    agent: &NewAgent,
+) -> Result<Option<(Agent, Device)>> {
+    let now = Utc::now();
+    let audit = |(agent, device): &(Agent, Device)| AuditEntry {
+        at: now,
+        actor: format!("agent:{}", agent.id),
+        action: "agent.enroll".into(),
+        target: format!("device:{}", device.id),
+        detail: device.host_name.clone(),
+    };
+    let store = service.store();
+    Ok(store
+        .enroll_agent(token_hash, agent, now, Some(&audit))
+        .await?)
 }

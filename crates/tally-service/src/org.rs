@@ -5,7 +5,7 @@
 use tally_api::Placement;
 use tally_core::org::{OrgRule, OrgRuleSpec, OrgTarget};
 
-use crate::audit::entry;
+use crate::audit::{entry, found};
 use crate::{Result, Service, ServiceError};
 
 /// The id of the node called `name`, or why there is none.
@@ -43,12 +43,8 @@ pub async fn add_rule(service: &Service, actor: &str, spec: &OrgRuleSpec) -> Res
 /// Deletes placement rule `id`, as `actor`.
 pub async fn delete_rule(service: &Service, actor: &str, id: i64) -> Result<()> {
     let audit = entry(actor, "org_rule.delete", format!("org_rule:{id}"), ());
-    match service.store().delete_org_rule(id, Some(&audit)).await? {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no org rule {id}; see tally org rules"
-        ))),
-    }
+    let done = service.store().delete_org_rule(id, Some(&audit)).await?;
+    found(done, || format!("no org rule {id}; see tally org rules"))
 }
 
 /// Places a device or user on the node `placement` names, or takes it off its node, as
@@ -69,14 +65,8 @@ pub async fn place(
     };
     let action = format!("{what}.place");
     let audit = entry(actor, &action, format!("{what}:{id}"), placement);
-    match service
-        .store()
+    let done = (service.store())
         .set_org_node(target, node, Some(&audit))
-        .await?
-    {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no {what} {id}; see tally {what}s"
-        ))),
-    }
+        .await?;
+    found(done, || format!("no {what} {id}; see tally {what}s"))
 }
