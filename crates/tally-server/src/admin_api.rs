@@ -4,37 +4,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tally_api::{AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken};
 use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::autorules::AutoRuleSettings;
 use tally_core::rules::RuleSpec;
-use tally_core::{AuditEntry, MeteringRule, OperatorToken, RuleOrigin};
-use tally_store::NewEnrollmentToken;
+use tally_core::{MeteringRule, OperatorToken};
+use tally_service::{operators, rules};
 use utoipa::IntoParams;
 
 use crate::auth::{generate_token, Operator};
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
-
-/// Writes one audit entry for a change an operator made.
-pub(crate) async fn audit(
-    state: &AppState,
-    operator: &Operator,
-    action: &str,
-    target: String,
-    detail: impl Serialize,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        at: Utc::now(),
-        actor: operator.0.name.clone(),
-        action: action.into(),
-        target,
-        detail: serde_json::to_string(&detail).expect("audit detail serialises"),
-    };
-    Ok(state.store.append_audit(&entry).await?)
-}
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "operators", security(("bearer" = [])),
     responses((status = 200, body = Vec<OperatorToken>), (status = 401, body = ErrorBody)))]
@@ -57,22 +38,8 @@ pub(crate) async fn create_token(
     JsonBody(req): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken<OperatorToken>>), ApiError> {
     op.require_admin()?;
-    if req.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("name: a token needs a name".into()));
-    }
     let (token, hash) = generate_token();
-    let info = state
-        .store
-        .create_operator_token(&req.name, req.role, &hash, Utc::now())
-        .await?;
-    audit(
-        &state,
-        &op,
-        "token.create",
-        format!("token:{}", info.id),
-        &info,
-    )
-    .await?;
+    let info = operators::create_token(&state.service, op.name(), &req, &hash).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
 }
 
@@ -86,12 +53,7 @@ pub(crate) async fn revoke_token(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.revoke_operator_token(id, Utc::now()).await? {
-        return Err(ApiError::NotFound(format!(
-            "no live token with id {id}; see tally tokens list"
-        )));
-    }
-    audit(&state, &op, "token.revoke", format!("token:{id}"), ()).await?;
+    operators::revoke_token(&state.service, op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,34 +78,8 @@ pub(crate) async fn create_enrollment_token(
     JsonBody(req): JsonBody<CreateEnrollmentToken>,
 ) -> Result<(StatusCode, Json<CreatedToken<EnrollmentToken>>), ApiError> {
     op.require_admin()?;
-    let site_code = req.site_code.unwrap_or_else(|| state.site.clone());
-    if state.store.site(&site_code).await?.is_none() {
-        return Err(ApiError::BadRequest(format!(
-            "site_code: no site {site_code}; see GET /api/v1/sites"
-        )));
-    }
-    if req.max_uses.is_some_and(|n| n < 1) {
-        return Err(ApiError::BadRequest("max_uses: must be at least 1".into()));
-    }
     let (token, hash) = generate_token();
-    let new = NewEnrollmentToken {
-        site_code,
-        name: req.name,
-        expires_at: req.expires_at,
-        max_uses: req.max_uses,
-    };
-    let info = state
-        .store
-        .create_enrollment_token(&new, &hash, Utc::now())
-        .await?;
-    audit(
-        &state,
-        &op,
-        "enrollment_token.create",
-        format!("enrollment_token:{}", info.id),
-        &info,
-    )
-    .await?;
+    let info = operators::create_enrollment_token(&state.service, op.name(), req, &hash).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
 }
 
@@ -157,19 +93,7 @@ pub(crate) async fn revoke_enrollment_token(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.revoke_enrollment_token(id, Utc::now()).await? {
-        return Err(ApiError::NotFound(format!(
-            "no live enrolment token with id {id}"
-        )));
-    }
-    audit(
-        &state,
-        &op,
-        "enrollment_token.revoke",
-        format!("enrollment_token:{id}"),
-        (),
-    )
-    .await?;
+    operators::revoke_enrollment_token(&state.service, op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,12 +116,7 @@ pub(crate) async fn revoke_agent(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.revoke_agent(&id, Utc::now()).await? {
-        return Err(ApiError::NotFound(format!(
-            "no live agent {id}; see GET /api/v1/agents"
-        )));
-    }
-    audit(&state, &op, "agent.revoke", format!("agent:{id}"), ()).await?;
+    operators::revoke_agent(&state.service, op.name(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,19 +155,7 @@ pub(crate) async fn create_rule(
     JsonBody(spec): JsonBody<RuleSpec>,
 ) -> Result<(StatusCode, Json<MeteringRule>), ApiError> {
     op.require_admin()?;
-    spec.validate()?;
-    let rule = state
-        .store
-        .create_rule(&state.site, RuleOrigin::Manual, &spec, Utc::now())
-        .await?;
-    audit(
-        &state,
-        &op,
-        "rule.create",
-        format!("rule:{}", rule.id),
-        &rule.spec,
-    )
-    .await?;
+    let rule = rules::create(&state.service, op.name(), &spec).await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -263,13 +170,7 @@ pub(crate) async fn update_rule(
     JsonBody(spec): JsonBody<RuleSpec>,
 ) -> Result<Json<MeteringRule>, ApiError> {
     op.require_admin()?;
-    spec.validate()?;
-    let rule = state
-        .store
-        .update_rule(id, &spec, Utc::now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no rule {id}; see tally rules list")))?;
-    audit(&state, &op, "rule.update", format!("rule:{id}"), &rule.spec).await?;
+    let rule = rules::update(&state.service, op.name(), id, &spec).await?;
     Ok(Json(rule))
 }
 
@@ -283,12 +184,7 @@ pub(crate) async fn delete_rule(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.delete_rule(id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no rule {id}; see tally rules list"
-        )));
-    }
-    audit(&state, &op, "rule.delete", format!("rule:{id}"), ()).await?;
+    rules::delete(&state.service, op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -349,6 +245,6 @@ pub(crate) async fn auto_rules(
     JsonBody(settings): JsonBody<AutoRuleSettings>,
 ) -> Result<Json<Vec<MeteringRule>>, ApiError> {
     op.require_admin()?;
-    let created = tally_service::autorules::generate(&state.service, settings, &op.0.name).await?;
+    let created = tally_service::autorules::generate(&state.service, settings, op.name()).await?;
     Ok(Json(created))
 }

@@ -17,7 +17,7 @@ use tally_core::wire::v1::{
     EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
     MAX_BATCH_RECORDS,
 };
-use tally_core::AuditEntry;
+use tally_service::operators;
 use tally_store::NewAgent;
 
 use crate::auth::hash_token;
@@ -95,26 +95,13 @@ pub(crate) async fn enroll(
         os: req.os,
         serial: req.serial,
     };
-    let now = Utc::now();
-    let Some((agent, device)) = state
-        .store
-        .enroll_agent(&hash_token(&req.enrollment_token), &new, now)
-        .await?
-    else {
+    let token_hash = hash_token(&req.enrollment_token);
+    let enrolled = operators::enroll_agent(&state.service, &token_hash, &new).await?;
+    let Some((agent, device)) = enrolled else {
         return Err(ApiError::Unauthorized(
             "the enrolment token is unknown, revoked, expired or used up; ask an administrator for a new one (tally enrollment create)".into(),
         ));
     };
-    state
-        .store
-        .append_audit(&AuditEntry {
-            at: now,
-            actor: format!("agent:{}", agent.id),
-            action: "agent.enroll".into(),
-            target: format!("device:{}", device.id),
-            detail: device.host_name.clone(),
-        })
-        .await?;
     tracing::info!(agent = %agent.id, device = device.id, host = %device.host_name, "agent enrolled");
     Ok(Json(EnrollResponse {
         agent_id,

@@ -41,6 +41,11 @@ impl Operator {
             ))),
         }
     }
+
+    /// The token's name: who made a change, in the audit log.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
 }
 
 impl FromRequestParts<AppState> for Operator {

@@ -14,11 +14,10 @@ use tally_core::License;
 use tally_store::AppRecord;
 use utoipa::IntoParams;
 
-use crate::admin_api::audit;
 use crate::auth::Operator;
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
-use tally_service::{AppPosition, ReclaimQuery, Reclaimable};
+use tally_service::{licensing, AppPosition, ReclaimQuery, Reclaimable};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -48,16 +47,7 @@ pub(crate) async fn put_application(
     JsonBody(row): JsonBody<ApplicationRow>,
 ) -> Result<Json<AppRecord>, ApiError> {
     op.require_admin()?;
-    let record =
-        tally_service::licensing::put_application(&state.service, &row, Utc::now()).await?;
-    audit(
-        &state,
-        &op,
-        "application.put",
-        format!("application:{}", record.application.id),
-        &row,
-    )
-    .await?;
+    let record = licensing::put_application(&state.service, op.name(), &row, Utc::now()).await?;
     Ok(Json(record))
 }
 
@@ -72,15 +62,7 @@ pub(crate) async fn delete_application(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    tally_service::licensing::delete_application(state.store.as_ref(), id).await?;
-    audit(
-        &state,
-        &op,
-        "application.delete",
-        format!("application:{id}"),
-        (),
-    )
-    .await?;
+    licensing::delete_application(state.store.as_ref(), op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -95,15 +77,7 @@ pub(crate) async fn add_license(
     JsonBody(row): JsonBody<LicenseRow>,
 ) -> Result<(StatusCode, Json<License>), ApiError> {
     op.require_admin()?;
-    let license = tally_service::licensing::add_license(&state.service, &row, Utc::now()).await?;
-    audit(
-        &state,
-        &op,
-        "license.add",
-        format!("license:{}", license.id),
-        &row,
-    )
-    .await?;
+    let license = licensing::add_license(&state.service, op.name(), &row, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(license)))
 }
 
@@ -117,8 +91,7 @@ pub(crate) async fn delete_license(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    tally_service::licensing::delete_license(state.store.as_ref(), id).await?;
-    audit(&state, &op, "license.delete", format!("license:{id}"), ()).await?;
+    licensing::delete_license(state.store.as_ref(), op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

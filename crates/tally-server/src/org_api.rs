@@ -7,9 +7,9 @@ use axum::Json;
 use tally_api::Placement;
 use tally_core::org::{OrgRule, OrgRuleSpec};
 use tally_core::OrgNode;
+use tally_service::org;
 use tally_store::OrgTarget;
 
-use crate::admin_api::audit;
 use crate::auth::Operator;
 use crate::error::{ErrorBody, JsonBody};
 use crate::{ApiError, AppState};
@@ -21,22 +21,6 @@ pub(crate) async fn nodes(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OrgNode>>, ApiError> {
     Ok(Json(state.store.org_nodes().await?))
-}
-
-/// The id of the node called `name`, or a 400 that says where to look.
-async fn node_id(state: &AppState, name: &str) -> Result<i64, ApiError> {
-    state
-        .store
-        .org_nodes()
-        .await?
-        .into_iter()
-        .find(|n| n.name == name)
-        .map(|n| n.id)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "org_node: no org node named {name:?}; see tally org nodes (nodes are loaded with tally import)"
-            ))
-        })
 }
 
 #[utoipa::path(get, path = "/api/v1/org-rules", tag = "organisation", security(("bearer" = [])),
@@ -59,24 +43,7 @@ pub(crate) async fn add_rule(
     JsonBody(spec): JsonBody<OrgRuleSpec>,
 ) -> Result<(StatusCode, Json<OrgRule>), ApiError> {
     op.require_admin()?;
-    spec.validate()?;
-    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let rule = OrgRule {
-        id: 0,
-        org_node: node_id(&state, &spec.org_node).await?,
-        site: text(&spec.site),
-        host_name: text(&spec.host_name),
-        account: text(&spec.account),
-    };
-    let rule = state.store.add_org_rule(&rule).await?;
-    audit(
-        &state,
-        &op,
-        "org_rule.add",
-        format!("org_rule:{}", rule.id),
-        &spec,
-    )
-    .await?;
+    let rule = org::add_rule(&state.service, op.name(), &spec).await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
@@ -90,12 +57,7 @@ pub(crate) async fn delete_rule(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    if !state.store.delete_org_rule(id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no org rule {id}; see tally org rules"
-        )));
-    }
-    audit(&state, &op, "org_rule.delete", format!("org_rule:{id}"), ()).await?;
+    org::delete_rule(&state.service, op.name(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -106,27 +68,7 @@ async fn place(
     placement: Placement,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    let node = match &placement.org_node {
-        Some(name) => Some(node_id(&state, name).await?),
-        None => None,
-    };
-    let (what, id) = match target {
-        OrgTarget::Device(id) => ("device", id),
-        OrgTarget::User(id) => ("user", id),
-    };
-    if !state.store.set_org_node(target, node).await? {
-        return Err(ApiError::NotFound(format!(
-            "no {what} {id}; see tally {what}s"
-        )));
-    }
-    audit(
-        &state,
-        &op,
-        &format!("{what}.place"),
-        format!("{what}:{id}"),
-        &placement,
-    )
-    .await?;
+    org::place(&state.service, op.name(), target, &placement).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -61,44 +61,9 @@ pub(crate) async fn change(
 ) -> Result<Json<TaskView>, ApiError> {
     op.require_admin()?;
     let task = task_named(&name)?;
-    let mut current = state
-        .store
-        .tasks()
-        .await?
-        .into_iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| task.defaults());
-    if let Some(every) = change.every_secs {
-        if every < 60 {
-            return Err(ApiError::BadRequest(
-                "every_secs: at least 60 (a minute)".into(),
-            ));
-        }
-        current.every_secs = every;
-    }
-    if let Some(age) = change.age_days {
-        match task.age_range() {
-            Some(range) if range.contains(&age) => current.age_days = Some(age),
-            Some(range) => {
-                return Err(ApiError::BadRequest(format!(
-                    "age_days: {name} keeps between {} and {} days",
-                    range.start(),
-                    range.end()
-                )))
-            }
-            None => {
-                return Err(ApiError::BadRequest(format!(
-                    "age_days: {name} deletes nothing, so it has no age"
-                )))
-            }
-        }
-    }
-    if let Some(enabled) = change.enabled {
-        current.enabled = enabled;
-    }
-    state.store.put_task(&current).await?;
-    crate::admin_api::audit(&state, &op, "task.change", format!("task:{name}"), &change).await?;
-    Ok(Json(view(&state, current).await?))
+    let stored =
+        tally_service::maintenance::change(&state.service, task, &change, op.name()).await?;
+    Ok(Json(view(&state, stored).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "maintenance", security(("bearer" = [])),
@@ -113,15 +78,7 @@ pub(crate) async fn run(
 ) -> Result<Json<TaskView>, ApiError> {
     op.require_admin()?;
     let task = task_named(&name)?;
-    let after = tally_service::maintenance::run(&state.service, task).await?;
-    crate::admin_api::audit(
-        &state,
-        &op,
-        "task.run",
-        format!("task:{name}"),
-        &after.last_rows,
-    )
-    .await?;
+    let after = tally_service::maintenance::run_as(&state.service, task, op.name()).await?;
     Ok(Json(view(&state, after).await?))
 }
 

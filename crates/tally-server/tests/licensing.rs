@@ -78,7 +78,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
     let site = tally_core::SiteCode::parse("S01").unwrap();
     server
         .store
-        .import(&batch, &site, now, &|_| {})
+        .import(&batch, &site, now, &|_| {}, None)
         .await
         .unwrap();
 
@@ -182,7 +182,7 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
     };
     server
         .store
-        .import(&first, &site, noon(1), &|_| {})
+        .import(&first, &site, noon(1), &|_| {}, None)
         .await
         .unwrap();
     let retire = Batch {
@@ -191,7 +191,7 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
     };
     server
         .store
-        .import(&retire, &site, noon(20), &|_| {})
+        .import(&retire, &site, noon(20), &|_| {}, None)
         .await
         .unwrap();
 

@@ -55,7 +55,7 @@ async fn add_org_node(server: &TestServer, name: &str) {
     let site = tally_core::SiteCode::parse("S01").unwrap();
     server
         .store
-        .import(&batch, &site, chrono::Utc::now(), &|_| {})
+        .import(&batch, &site, chrono::Utc::now(), &|_| {}, None)
         .await
         .unwrap();
 }

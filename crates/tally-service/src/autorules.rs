@@ -3,12 +3,13 @@
 
 use chrono::Utc;
 use tally_core::autorules::{propose, AutoRuleSettings};
-use tally_core::{AuditEntry, MeteringRule, RuleOrigin};
+use tally_core::{MeteringRule, RuleOrigin};
 
+use crate::audit::rule_entry;
 use crate::{Result, Service, ServiceError};
 
-/// Creates the rules inventory justifies now, recording each in the audit log as `actor`;
-/// returns them.
+/// Creates the rules inventory justifies now, each with its audit entry (as `actor`) in its
+/// own transaction; returns them.
 pub async fn generate(
     service: &Service,
     settings: AutoRuleSettings,
@@ -24,18 +25,11 @@ pub async fn generate(
     let devices = store.inventoried_devices().await?;
     let existing = store.rules().await?;
     let mut created = Vec::new();
+    let audit = rule_entry(actor, "rule.auto_create");
     for spec in propose(&seen, devices, &existing, settings) {
+        let (origin, at) = (RuleOrigin::Automatic, Utc::now());
         let rule = store
-            .create_rule(service.site(), RuleOrigin::Automatic, &spec, Utc::now())
-            .await?;
-        store
-            .append_audit(&AuditEntry {
-                at: Utc::now(),
-                actor: actor.to_string(),
-                action: "rule.auto_create".into(),
-                target: format!("rule:{}", rule.id),
-                detail: serde_json::to_string(&rule.spec).expect("rule serialises"),
-            })
+            .create_rule(service.site(), origin, &spec, at, Some(&audit))
             .await?;
         created.push(rule);
     }

@@ -25,6 +25,12 @@ pub enum ServiceError {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
+impl From<tally_core::ValidationError> for ServiceError {
+    fn from(e: tally_core::ValidationError) -> Self {
+        ServiceError::Invalid(e.to_string())
+    }
+}
+
 impl From<ReportError> for ServiceError {
     fn from(e: ReportError) -> Self {
         match e {

@@ -4,6 +4,7 @@
 //! ingest and the report datasets live here once, so no caller goes through HTTP handlers or
 //! copies them. Errors are [`ServiceError`]s, never HTTP statuses.
 
+mod audit;
 pub mod autorules;
 pub mod compliance;
 mod error;
@@ -11,8 +12,11 @@ pub mod file_rules;
 pub mod ingest;
 pub mod licensing;
 pub mod maintenance;
+pub mod operators;
+pub mod org;
 pub mod reclaim;
 pub mod reports;
+pub mod rules;
 mod scheduled;
 mod summaries;
 

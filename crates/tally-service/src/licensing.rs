@@ -1,11 +1,13 @@
 //! Applications and licenses added and removed one at a time, with the same checks `tally
 //! import` runs on a file, so a row refused in a file is refused here with the same words.
+//! Each change is stored with its audit entry in one transaction.
 
 use chrono::{DateTime, Utc};
 use tally_core::import::{ApplicationRow, Batch, LicenseRow, Origin};
 use tally_core::License;
-use tally_store::{AppRecord, ImportOutcome, Store};
+use tally_store::{AppRecord, AuditOf, ImportOutcome, Store};
 
+use crate::audit::entry;
 use crate::{Result, Service, ServiceError};
 
 /// Runs the import checks on a one-row batch; the refusal names each field at fault.
@@ -30,16 +32,24 @@ fn request() -> Origin {
     }
 }
 
-/// Checks and imports a one-row batch.
-async fn import_one(service: &Service, batch: Batch, now: DateTime<Utc>) -> Result<ImportOutcome> {
+/// Checks and imports a one-row batch, with the audit entry `audit` makes of its outcome.
+async fn import_one(
+    service: &Service,
+    batch: Batch,
+    now: DateTime<Utc>,
+    audit: AuditOf<'_, ImportOutcome>,
+) -> Result<ImportOutcome> {
     let store = service.store();
     checked(store, &batch).await?;
-    Ok(store.import(&batch, service.site(), now, &|_| {}).await?)
+    Ok(store
+        .import(&batch, service.site(), now, &|_| {}, audit)
+        .await?)
 }
 
-/// Adds an application, or changes the one of that name; returns it as stored.
+/// Adds an application, or changes the one of that name, as `actor`; returns it as stored.
 pub async fn put_application(
     service: &Service,
+    actor: &str,
     row: &ApplicationRow,
     now: DateTime<Utc>,
 ) -> Result<AppRecord> {
@@ -48,7 +58,12 @@ pub async fn put_application(
         applications,
         ..Default::default()
     };
-    import_one(service, batch, now).await?;
+    // The batch holds one application, so the outcome holds its one id.
+    let audit = |outcome: &ImportOutcome| {
+        let target = format!("application:{}", outcome.application_ids[0]);
+        entry(actor, "application.put", target, row)
+    };
+    import_one(service, batch, now, Some(&audit)).await?;
     service
         .store()
         .applications()
@@ -61,9 +76,10 @@ pub async fn put_application(
         })
 }
 
-/// Adds a license; returns it as stored.
+/// Adds a license, as `actor`; returns it as stored.
 pub async fn add_license(
     service: &Service,
+    actor: &str,
     row: &LicenseRow,
     now: DateTime<Utc>,
 ) -> Result<License> {
@@ -72,7 +88,12 @@ pub async fn add_license(
         licenses,
         ..Default::default()
     };
-    let outcome = import_one(service, batch, now).await?;
+    // The batch holds one license, so the outcome holds its one id.
+    let audit = |outcome: &ImportOutcome| {
+        let target = format!("license:{}", outcome.license_ids[0]);
+        entry(actor, "license.add", target, row)
+    };
+    let outcome = import_one(service, batch, now, Some(&audit)).await?;
     let id = outcome.license_ids.first().copied();
     service
         .store()
@@ -84,8 +105,8 @@ pub async fn add_license(
 }
 
 /// Deletes an application with its recognition rules, sessions and snapshots; refused while
-/// it has licenses, so none is orphaned.
-pub async fn delete_application(store: &dyn Store, id: i64) -> Result<()> {
+/// it has licenses, so none is orphaned. `actor` is who asked, for the audit log.
+pub async fn delete_application(store: &dyn Store, actor: &str, id: i64) -> Result<()> {
     let licensed: Vec<i64> = store
         .licenses()
         .await?
@@ -98,7 +119,8 @@ pub async fn delete_application(store: &dyn Store, id: i64) -> Result<()> {
             "application {id} still has licenses {licensed:?}; remove them first (tally licenses remove ID)"
         )));
     }
-    match store.delete_application(id).await? {
+    let audit = entry(actor, "application.delete", format!("application:{id}"), ());
+    match store.delete_application(id, Some(&audit)).await? {
         true => Ok(()),
         false => Err(ServiceError::NotFound(format!(
             "no application {id}; see tally apps"
@@ -106,9 +128,10 @@ pub async fn delete_application(store: &dyn Store, id: i64) -> Result<()> {
     }
 }
 
-/// Deletes a license.
-pub async fn delete_license(store: &dyn Store, id: i64) -> Result<()> {
-    match store.delete_license(id).await? {
+/// Deletes a license, as `actor`.
+pub async fn delete_license(store: &dyn Store, actor: &str, id: i64) -> Result<()> {
+    let audit = entry(actor, "license.delete", format!("license:{id}"), ());
+    match store.delete_license(id, Some(&audit)).await? {
         true => Ok(()),
         false => Err(ServiceError::NotFound(format!(
             "no license {id}; see tally licenses"

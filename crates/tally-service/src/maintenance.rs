@@ -6,16 +6,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, Utc};
+use tally_api::TaskChange;
 use tally_core::autorules::AutoRuleSettings;
 use tally_core::summary;
 use tally_core::tasks::{Task, TaskState};
 use tally_store::Store;
 
+use crate::audit::entry;
 use crate::{summaries, Result, Service, ServiceError};
 
 /// Runs `task` now and records its state; returns the state after the run. A task already
 /// running (here, or on another replica) is not started again: [`ServiceError::Conflict`].
 pub async fn run(service: &Service, task: Task) -> Result<TaskState> {
+    run_audited(service, task, None).await
+}
+
+/// [`run`] on an operator's request: the task's state after the run is stored with the
+/// `task.run` audit entry (as `actor`) in one transaction.
+pub async fn run_as(service: &Service, task: Task, actor: &str) -> Result<TaskState> {
+    run_audited(service, task, Some(actor)).await
+}
+
+async fn run_audited(service: &Service, task: Task, actor: Option<&str>) -> Result<TaskState> {
     let Some(lock) = service.store().lock_task(task.name()).await? else {
         return Err(ServiceError::Conflict(format!(
             "task {} is running already (on this server or another replica); \
@@ -23,12 +35,12 @@ pub async fn run(service: &Service, task: Task) -> Result<TaskState> {
             task.name()
         )));
     };
-    let done = run_locked(service, task).await;
+    let done = run_locked(service, task, actor).await;
     lock.release().await?;
     done
 }
 
-async fn run_locked(service: &Service, task: Task) -> Result<TaskState> {
+async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Result<TaskState> {
     let store = service.store();
     let rules = service.file_rules();
     let mut current = task_state(store, task).await?;
@@ -72,7 +84,11 @@ async fn run_locked(service: &Service, task: Task) -> Result<TaskState> {
             current.last_error = Some(e.to_string());
         }
     }
-    store.put_task(&current).await?;
+    let audit = actor.map(|actor| {
+        let target = format!("task:{}", task.name());
+        entry(actor, "task.run", target, current.last_rows)
+    });
+    store.put_task(&current, audit.as_ref()).await?;
     Ok(current)
 }
 
@@ -158,4 +174,53 @@ async fn snapshot_compliance(store: &dyn Store) -> Result<i64> {
     let rows = crate::compliance::snapshot_rows(today, &positions);
     store.put_snapshots(today, &rows).await?;
     Ok(rows.len() as i64)
+}
+
+/// Changes a task's schedule, age or switch, as `actor`; the new state is stored with its
+/// `task.change` audit entry in one transaction. Returns the state as stored.
+pub async fn change(
+    service: &Service,
+    task: Task,
+    change: &TaskChange,
+    actor: &str,
+) -> Result<TaskState> {
+    let mut current = task_state(service.store(), task).await?;
+    if let Some(every) = change.every_secs {
+        if every < 60 {
+            return Err(ServiceError::Invalid(
+                "every_secs: at least 60 (a minute)".into(),
+            ));
+        }
+        current.every_secs = every;
+    }
+    if let Some(age) = change.age_days {
+        current.age_days = Some(checked_age(task, age)?);
+    }
+    if let Some(enabled) = change.enabled {
+        current.enabled = enabled;
+    }
+    let audit = entry(
+        actor,
+        "task.change",
+        format!("task:{}", task.name()),
+        change,
+    );
+    service.store().put_task(&current, Some(&audit)).await?;
+    Ok(current)
+}
+
+/// `age`, if the task keeps data for a number of days and `age` is in its range.
+fn checked_age(task: Task, age: i32) -> Result<i32> {
+    let name = task.name();
+    match task.age_range() {
+        Some(range) if range.contains(&age) => Ok(age),
+        Some(range) => Err(ServiceError::Invalid(format!(
+            "age_days: {name} keeps between {} and {} days",
+            range.start(),
+            range.end()
+        ))),
+        None => Err(ServiceError::Invalid(format!(
+            "age_days: {name} deletes nothing, so it has no age"
+        ))),
+    }
 }

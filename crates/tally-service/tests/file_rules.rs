@@ -108,7 +108,13 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
     };
     let pc = store.create_device(&device, t(1, 0)).await.unwrap().id;
     let vim = store
-        .create_rule(&site(), RuleOrigin::Manual, &spec("Vim", "vim"), t(1, 0))
+        .create_rule(
+            &site(),
+            RuleOrigin::Manual,
+            &spec("Vim", "vim"),
+            t(1, 0),
+            None,
+        )
         .await
         .unwrap();
     let service = Service::new(store.clone(), site());
@@ -129,11 +135,12 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
             RuleOrigin::Manual,
             &spec("Emacs", "emacs"),
             t(3, 0),
+            None,
         )
         .await
         .unwrap();
     store
-        .update_rule(vim.id, &spec("Vim", "nvim"), t(3, 0))
+        .update_rule(vim.id, &spec("Vim", "nvim"), t(3, 0), None)
         .await
         .unwrap()
         .unwrap();

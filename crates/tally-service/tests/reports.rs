@@ -63,7 +63,7 @@ async fn seeded() -> Seeded {
         let store = store.as_ref();
         async move {
             store
-                .create_rule(&site(), RuleOrigin::Manual, &spec, t(2025, 1, 1, 0))
+                .create_rule(&site(), RuleOrigin::Manual, &spec, t(2025, 1, 1, 0), None)
                 .await
                 .unwrap()
                 .id
@@ -142,7 +142,7 @@ async fn seeded() -> Seeded {
     let keys: Vec<_> = hours.iter().map(|h| (h.rule_id, h.hour)).collect();
     store.replace_file_usage_hours(&keys, &hours).await.unwrap();
     store
-        .import(&licensing(), &site(), t(2026, 3, 1, 0), &|_| {})
+        .import(&licensing(), &site(), t(2026, 3, 1, 0), &|_| {}, None)
         .await
         .unwrap();
     let service = Service::new(store.clone(), site());

@@ -6,7 +6,7 @@ use tally_core::agents::{Agent, EnrollmentToken, NewAgent, NewEnrollmentToken};
 use tally_core::operators::{OperatorToken, Role};
 use tally_core::Device;
 
-use crate::Result;
+use crate::{AuditNote, AuditOf, Result};
 
 #[async_trait]
 pub trait AgentStore: Send + Sync {
@@ -16,20 +16,32 @@ pub trait AgentStore: Send + Sync {
         role: Role,
         token_hash: &str,
         at: DateTime<Utc>,
+        audit: AuditOf<'_, OperatorToken>,
     ) -> Result<OperatorToken>;
     async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
     /// The live (not revoked) token with this hash.
     async fn operator_token_by_hash(&self, token_hash: &str) -> Result<Option<OperatorToken>>;
-    async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
+    async fn revoke_operator_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: AuditNote<'_>,
+    ) -> Result<bool>;
 
     async fn create_enrollment_token(
         &self,
         token: &NewEnrollmentToken,
         token_hash: &str,
         at: DateTime<Utc>,
+        audit: AuditOf<'_, EnrollmentToken>,
     ) -> Result<EnrollmentToken>;
     async fn enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>>;
-    async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool>;
+    async fn revoke_enrollment_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: AuditNote<'_>,
+    ) -> Result<bool>;
     /// In one transaction: takes one use of a live enrolment token, creates the device in the
     /// token's site and the agent. `None` when the token is unknown, revoked, expired or used up.
     async fn enroll_agent(
@@ -37,11 +49,13 @@ pub trait AgentStore: Send + Sync {
         token_hash: &str,
         enrollment: &NewAgent,
         at: DateTime<Utc>,
+        audit: AuditOf<'_, (Agent, Device)>,
     ) -> Result<Option<(Agent, Device)>>;
     /// The agent and its secret's hash.
     async fn agent(&self, id: &str) -> Result<Option<(Agent, String)>>;
     async fn agents(&self) -> Result<Vec<Agent>>;
-    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>, audit: AuditNote<'_>)
+        -> Result<bool>;
     /// Records a heartbeat, and spool drops the agent reports (added to its running total).
     async fn agent_heartbeat(
         &self,

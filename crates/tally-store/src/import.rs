@@ -24,13 +24,14 @@ pub trait Importing: Send + Sync {
     /// Loads a validated batch in one transaction: all of it or, on any error, nothing.
     /// Devices are matched by host name, users by account, org nodes and applications by
     /// name (and updated); installations by device and software name; sessions and licenses
-    /// are added.
+    /// are added. `audit`, when given, is written in the same transaction.
     async fn import(
         &self,
         batch: &Batch,
         site: &SiteCode,
         at: DateTime<Utc>,
         progress: Progress<'_>,
+        audit: crate::AuditOf<'_, ImportOutcome>,
     ) -> Result<ImportOutcome>;
 }
 

@@ -35,7 +35,7 @@ mod usage;
 use async_trait::async_trait;
 
 pub use agents::AgentStore;
-pub use audit::AuditStore;
+pub use audit::{AuditNote, AuditOf, AuditStore};
 pub use error::{ErrorKind, StoreError};
 pub use export::Exporting;
 pub use import::{Importing, Progress};

@@ -8,7 +8,7 @@ use tally_core::org::OrgRule;
 use tally_core::sessions::{RunSession, UsageSession};
 use tally_core::{Device, OrgNode, User};
 
-use crate::Result;
+use crate::{AuditNote, AuditOf, Result};
 
 // The licensing types under the paths they had when the store defined them.
 pub use crate::import::Progress;
@@ -56,16 +56,21 @@ pub trait Licensing: Send + Sync {
     ) -> Result<Vec<Snapshot>>;
     /// Deletes an application with its recognition rules, sessions, licenses and snapshots;
     /// false when there is none.
-    async fn delete_application(&self, id: i64) -> Result<bool>;
-    async fn delete_license(&self, id: i64) -> Result<bool>;
+    async fn delete_application(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
+    async fn delete_license(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
     /// Adds sessions derived from the agent's runs; a run already stored for the application
     /// grows to cover both. Returns the sessions written.
     async fn put_run_sessions(&self, sessions: &[RunSession]) -> Result<u64>;
     /// Org-node rules, oldest first (the order they are tried in).
     async fn org_rules(&self) -> Result<Vec<OrgRule>>;
     /// Adds a rule; `rule.id` is ignored.
-    async fn add_org_rule(&self, rule: &OrgRule) -> Result<OrgRule>;
-    async fn delete_org_rule(&self, id: i64) -> Result<bool>;
+    async fn add_org_rule(&self, rule: &OrgRule, audit: AuditOf<'_, OrgRule>) -> Result<OrgRule>;
+    async fn delete_org_rule(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
     /// Places a device or a user on a node (or none) by hand; false when there is no such one.
-    async fn set_org_node(&self, target: OrgTarget, node: Option<i64>) -> Result<bool>;
+    async fn set_org_node(
+        &self,
+        target: OrgTarget,
+        node: Option<i64>,
+        audit: AuditNote<'_>,
+    ) -> Result<bool>;
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
 use tally_core::SiteCode;
 
-use crate::Result;
+use crate::{AuditNote, AuditOf, Result};
 
 #[async_trait]
 pub trait RuleStore: Send + Sync {
@@ -15,14 +15,16 @@ pub trait RuleStore: Send + Sync {
         origin: RuleOrigin,
         spec: &RuleSpec,
         at: DateTime<Utc>,
+        audit: AuditOf<'_, MeteringRule>,
     ) -> Result<MeteringRule>;
     async fn update_rule(
         &self,
         id: i64,
         spec: &RuleSpec,
         at: DateTime<Utc>,
+        audit: AuditOf<'_, MeteringRule>,
     ) -> Result<Option<MeteringRule>>;
-    async fn delete_rule(&self, id: i64) -> Result<bool>;
+    async fn delete_rule(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
     async fn rule(&self, id: i64) -> Result<Option<MeteringRule>>;
     async fn rules(&self) -> Result<Vec<MeteringRule>>;
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage, RuleMonth, UsageBy, UsageByKind};
 use tally_core::tasks::TaskState;
 
-use crate::{Result, TaskLock};
+use crate::{AuditNote, Result, TaskLock};
 
 #[async_trait]
 pub trait SummaryStore: Send + Sync {
@@ -50,7 +50,8 @@ pub trait SummaryStore: Send + Sync {
 
     /// Every task's state; tasks never stored yet come with their defaults.
     async fn tasks(&self) -> Result<Vec<TaskState>>;
-    async fn put_task(&self, task: &TaskState) -> Result<()>;
+    /// Stores the task's state, with `audit` in the same transaction.
+    async fn put_task(&self, task: &TaskState, audit: AuditNote<'_>) -> Result<()>;
     /// The right to run the task `name` now, or `None` while it runs elsewhere (this
     /// process, or another replica on PostgreSQL).
     async fn lock_task(&self, name: &str) -> Result<Option<TaskLock>>;

@@ -37,11 +37,11 @@ fn conflict(result: Result<impl std::fmt::Debug, StoreError>) -> String {
 
 async fn a_taken_unique_value_is_a_conflict_naming_it(store: &dyn Store) {
     store
-        .create_operator_token("first", Role::Admin, "hash-1", Utc::now())
+        .create_operator_token("first", Role::Admin, "hash-1", Utc::now(), None)
         .await
         .unwrap();
     let again = store
-        .create_operator_token("second", Role::Auditor, "hash-1", Utc::now())
+        .create_operator_token("second", Role::Auditor, "hash-1", Utc::now(), None)
         .await;
     let message = conflict(again);
     assert!(message.contains("token_hash"), "{message}");
@@ -63,7 +63,7 @@ async fn a_reference_to_a_missing_row_is_a_conflict(store: &dyn Store) {
         host_name: Some("pc*".into()),
         account: None,
     };
-    conflict(store.add_org_rule(&rule).await);
+    conflict(store.add_org_rule(&rule, None).await);
     assert!(store.sites().await.unwrap().is_empty());
     assert!(store.org_rules().await.unwrap().is_empty());
 }

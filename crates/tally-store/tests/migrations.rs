@@ -34,7 +34,7 @@ async fn assert_upgraded(store: &dyn Store, binary: i64) {
     );
     // The newest migration's tables work.
     store
-        .create_operator_token("t", tally_core::Role::Admin, "h", chrono::Utc::now())
+        .create_operator_token("t", tally_core::Role::Admin, "h", chrono::Utc::now(), None)
         .await
         .unwrap();
 }

@@ -118,7 +118,7 @@ async fn manual_rule(store: &dyn Store, name: &str, file_name: &str) -> Metering
         ..RuleSpec::named(name)
     };
     store
-        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(8, 0))
+        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(8, 0), None)
         .await
         .unwrap()
 }
@@ -235,7 +235,7 @@ async fn rules_are_created_edited_and_deleted(store: &dyn Store) {
         enabled: true,
     };
     let rule = store
-        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(9, 0))
+        .create_rule(&code("S01"), RuleOrigin::Manual, &spec, at(9, 0), None)
         .await
         .unwrap();
     assert_eq!(rule.spec, spec);
@@ -246,7 +246,7 @@ async fn rules_are_created_edited_and_deleted(store: &dyn Store) {
         ..spec
     };
     let updated = store
-        .update_rule(rule.id, &edited, at(9, 5))
+        .update_rule(rule.id, &edited, at(9, 5), None)
         .await
         .unwrap()
         .unwrap();
@@ -254,11 +254,14 @@ async fn rules_are_created_edited_and_deleted(store: &dyn Store) {
     assert_eq!(updated.updated_at, at(9, 5));
     assert_eq!(store.rule(rule.id).await.unwrap(), Some(updated));
     assert_eq!(
-        store.update_rule(9999, &edited, at(9, 6)).await.unwrap(),
+        store
+            .update_rule(9999, &edited, at(9, 6), None)
+            .await
+            .unwrap(),
         None
     );
-    assert!(store.delete_rule(rule.id).await.unwrap());
-    assert!(!store.delete_rule(rule.id).await.unwrap());
+    assert!(store.delete_rule(rule.id, None).await.unwrap());
+    assert!(!store.delete_rule(rule.id, None).await.unwrap());
     assert!(store.rules().await.unwrap().is_empty());
 }
 
@@ -372,7 +375,7 @@ async fn usage_queries_filter_and_page(store: &dyn Store) {
 
 async fn operator_tokens_and_audit_log(store: &dyn Store) {
     let token = store
-        .create_operator_token("ops", Role::Auditor, "hash-1", at(8, 0))
+        .create_operator_token("ops", Role::Auditor, "hash-1", at(8, 0), None)
         .await
         .unwrap();
     assert_eq!(token.role, Role::Auditor);
@@ -421,12 +424,12 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
         max_uses: Some(2),
     };
     let token = store
-        .create_enrollment_token(&limited, "h2", at(8, 0))
+        .create_enrollment_token(&limited, "h2", at(8, 0), None)
         .await
         .unwrap();
     assert_eq!((token.uses, token.max_uses), (0, Some(2)));
     let (agent, device) = store
-        .enroll_agent("h2", &new_agent("a1"), at(9, 0))
+        .enroll_agent("h2", &new_agent("a1"), at(9, 0), None)
         .await
         .unwrap()
         .unwrap();
@@ -434,20 +437,20 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
     assert_eq!(device.site_code, code("S01"));
     assert_eq!(device.host_name, "host-a1");
     assert!(store
-        .enroll_agent("h2", &new_agent("a2"), at(9, 1))
+        .enroll_agent("h2", &new_agent("a2"), at(9, 1), None)
         .await
         .unwrap()
         .is_some());
     assert!(
         store
-            .enroll_agent("h2", &new_agent("a3"), at(9, 2))
+            .enroll_agent("h2", &new_agent("a3"), at(9, 2), None)
             .await
             .unwrap()
             .is_none(),
         "used up"
     );
     assert!(store
-        .enroll_agent("nope", &new_agent("a4"), at(9, 2))
+        .enroll_agent("nope", &new_agent("a4"), at(9, 2), None)
         .await
         .unwrap()
         .is_none());
@@ -458,12 +461,12 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
         ..limited
     };
     store
-        .create_enrollment_token(&expiring, "hx", at(8, 0))
+        .create_enrollment_token(&expiring, "hx", at(8, 0), None)
         .await
         .unwrap();
     assert!(
         store
-            .enroll_agent("hx", &new_agent("a5"), at(12, 0))
+            .enroll_agent("hx", &new_agent("a5"), at(12, 0), None)
             .await
             .unwrap()
             .is_none(),
@@ -475,13 +478,16 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
         ..expiring
     };
     let t = store
-        .create_enrollment_token(&open, "ho", at(8, 0))
+        .create_enrollment_token(&open, "ho", at(8, 0), None)
         .await
         .unwrap();
-    assert!(store.revoke_enrollment_token(t.id, at(9, 0)).await.unwrap());
+    assert!(store
+        .revoke_enrollment_token(t.id, at(9, 0), None)
+        .await
+        .unwrap());
     assert!(
         store
-            .enroll_agent("ho", &new_agent("a6"), at(9, 5))
+            .enroll_agent("ho", &new_agent("a6"), at(9, 5), None)
             .await
             .unwrap()
             .is_none(),
@@ -540,11 +546,11 @@ async fn agents_are_revoked_and_report_heartbeats_and_drops(store: &dyn Store) {
         max_uses: None,
     };
     store
-        .create_enrollment_token(&t, "h", at(8, 0))
+        .create_enrollment_token(&t, "h", at(8, 0), None)
         .await
         .unwrap();
     let (agent, device) = store
-        .enroll_agent("h", &new_agent("a1"), at(8, 0))
+        .enroll_agent("h", &new_agent("a1"), at(8, 0), None)
         .await
         .unwrap()
         .unwrap();
@@ -565,8 +571,14 @@ async fn agents_are_revoked_and_report_heartbeats_and_drops(store: &dyn Store) {
         store.device(device.id).await.unwrap().unwrap().last_seen,
         Some(at(10, 5))
     );
-    assert!(store.revoke_agent(&agent.id, at(11, 0)).await.unwrap());
-    assert!(!store.revoke_agent(&agent.id, at(11, 1)).await.unwrap());
+    assert!(store
+        .revoke_agent(&agent.id, at(11, 0), None)
+        .await
+        .unwrap());
+    assert!(!store
+        .revoke_agent(&agent.id, at(11, 1), None)
+        .await
+        .unwrap());
     assert_eq!(
         store.agent("a1").await.unwrap().unwrap().0.revoked_at,
         Some(at(11, 0))
@@ -988,7 +1000,7 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     let seen = std::sync::atomic::AtomicU64::new(0);
     let progress = |n: u64| seen.store(n, std::sync::atomic::Ordering::Relaxed);
     let outcome = store
-        .import(&batch, &code("S01"), at(12, 0), &progress)
+        .import(&batch, &code("S01"), at(12, 0), &progress, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1058,7 +1070,9 @@ async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     again.licenses[0].1.assignment_type = tally_core::AssignmentType::Computer;
     again.licenses[0].1.metric = tally_core::Metric::ProcessorCores;
     again.licenses[0].1.assigned_to = Some("nowhere".into());
-    let failed = store.import(&again, &code("S01"), at(12, 0), &|_| {}).await;
+    let failed = store
+        .import(&again, &code("S01"), at(12, 0), &|_| {}, None)
+        .await;
     assert!(
         matches!(failed, Err(tally_store::StoreError::Conflict(_))),
         "{failed:?}"
@@ -1126,7 +1140,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
     use tally_core::import::{AnyRow, Batch, Kind, Origin};
     fixture(store).await;
     store
-        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {})
+        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     // Custom compare values: a second load replaces the value for the same application and
@@ -1164,7 +1178,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
     ));
     custom.custom_values = vec![seats(Some("HQ"), 4), seats(None, 2)];
     store
-        .import(&custom, &code("S01"), at(12, 0), &|_| {})
+        .import(&custom, &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     let again_seats = Batch {
@@ -1175,7 +1189,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
         tally_core::import::validate(&again_seats, &store.import_known().await.unwrap()).is_empty()
     );
     store
-        .import(&again_seats, &code("S01"), at(12, 0), &|_| {})
+        .import(&again_seats, &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     let mut quantities: Vec<i64> = store
@@ -1238,7 +1252,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
     );
     other
         .store()
-        .import(&again, &code("S01"), at(12, 0), &|_| {})
+        .import(&again, &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     assert_eq!(export_everything(other.store()).await, exported);
@@ -1248,7 +1262,7 @@ async fn run_sessions_grow_and_leave_imported_ones_alone(store: &dyn Store) {
     use tally_core::sessions::RunSession;
     fixture(store).await;
     store
-        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {})
+        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     let app = store.applications().await.unwrap()[0].application.id;
@@ -1296,7 +1310,7 @@ async fn org_rules_and_placement_by_hand(store: &dyn Store) {
     use tally_store::OrgTarget;
     fixture(store).await;
     store
-        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {})
+        .import(&estate_batch(), &code("S01"), at(12, 0), &|_| {}, None)
         .await
         .unwrap();
     let berlin = store
@@ -1314,26 +1328,32 @@ async fn org_rules_and_placement_by_hand(store: &dyn Store) {
         host_name: host.map(Into::into),
         account: account.map(Into::into),
     };
-    let first = store.add_org_rule(&rule(Some("pc*"), None)).await.unwrap();
-    let second = store.add_org_rule(&rule(None, Some("a*"))).await.unwrap();
+    let first = store
+        .add_org_rule(&rule(Some("pc*"), None), None)
+        .await
+        .unwrap();
+    let second = store
+        .add_org_rule(&rule(None, Some("a*")), None)
+        .await
+        .unwrap();
     assert!(second.id > first.id);
     assert_eq!(
         store.org_rules().await.unwrap(),
         [first.clone(), second.clone()]
     );
-    assert!(store.delete_org_rule(first.id).await.unwrap());
-    assert!(!store.delete_org_rule(first.id).await.unwrap());
+    assert!(store.delete_org_rule(first.id, None).await.unwrap());
+    assert!(!store.delete_org_rule(first.id, None).await.unwrap());
     assert_eq!(store.org_rules().await.unwrap(), [second]);
 
     let devices = store.compliance_devices().await.unwrap();
     let pc2 = devices.iter().find(|d| d.host_name == "pc2").unwrap();
     assert_eq!(pc2.site_code.as_str(), "S01");
     assert!(store
-        .set_org_node(OrgTarget::Device(pc2.id), Some(berlin))
+        .set_org_node(OrgTarget::Device(pc2.id), Some(berlin), None)
         .await
         .unwrap());
     assert!(store
-        .set_org_node(OrgTarget::User(-1), None)
+        .set_org_node(OrgTarget::User(-1), None, None)
         .await
         .is_ok_and(|found| !found));
     let devices = store.compliance_devices().await.unwrap();
@@ -1349,7 +1369,7 @@ async fn org_rules_and_placement_by_hand(store: &dyn Store) {
         .find(|u| u.account == "ann")
         .unwrap();
     assert!(store
-        .set_org_node(OrgTarget::User(ann.id), None)
+        .set_org_node(OrgTarget::User(ann.id), None, None)
         .await
         .unwrap());
     let users = store.compliance_users().await.unwrap();
@@ -1454,7 +1474,7 @@ async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
     let nothing = |_| {};
     let april = Utc.with_ymd_and_hms(2026, 4, 5, 12, 0, 0).unwrap();
     store
-        .import(&batch, &code("S01"), april, &nothing)
+        .import(&batch, &code("S01"), april, &nothing, None)
         .await
         .unwrap();
     assert_eq!(with("ed", at(0, 0)).await, [d1]);
@@ -1486,7 +1506,7 @@ async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
     );
     // The same statuses again change nothing.
     store
-        .import(&batch, &code("S01"), april, &nothing)
+        .import(&batch, &code("S01"), april, &nothing, None)
         .await
         .unwrap();
     assert_eq!(store.status_changes(at(23, 0)).await.unwrap().len(), 2);

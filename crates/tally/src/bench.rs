@@ -122,7 +122,7 @@ async fn storage_ceiling(
         max_uses: None,
     };
     store
-        .create_enrollment_token(&token, "bench-ceiling", Utc::now())
+        .create_enrollment_token(&token, "bench-ceiling", Utc::now(), None)
         .await?;
     let mut work = Vec::new();
     for a in 0..args.agents {
@@ -135,7 +135,7 @@ async fn storage_ceiling(
             serial: None,
         };
         let (_, device) = store
-            .enroll_agent("bench-ceiling", &agent, Utc::now())
+            .enroll_agent("bench-ceiling", &agent, Utc::now(), None)
             .await?
             .context("enrol")?;
         let cache = tally_service::ingest::DimensionCache::default();

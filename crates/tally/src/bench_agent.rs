@@ -271,7 +271,7 @@ impl BenchServer {
     ) -> Result<Self> {
         let (token, hash) = tally_server::auth::generate_token();
         store
-            .create_operator_token("bench", tally_core::Role::Admin, &hash, Utc::now())
+            .create_operator_token("bench", tally_core::Role::Admin, &hash, Utc::now(), None)
             .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);

@@ -66,7 +66,9 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
             "generated rows refused: {:?}",
             &problems[..1]
         );
-        store.import(&batch, &site, Utc::now(), &|_| {}).await?;
+        store
+            .import(&batch, &site, Utc::now(), &|_| {}, None)
+            .await?;
         println!(
             "import          : {:>8.1} s, peak RSS {:.0} MB (checks and one transaction)",
             started.elapsed().as_secs_f64(),

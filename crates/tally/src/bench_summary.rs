@@ -140,7 +140,7 @@ async fn generate(
             enabled: true,
         };
         store
-            .create_rule(site, RuleOrigin::Manual, &spec, now)
+            .create_rule(site, RuleOrigin::Manual, &spec, now, None)
             .await?;
     }
     let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();

@@ -79,7 +79,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     let bar = bar(total(&batch), "loading");
     let progress = |done: u64| bar.set_position(done);
     let outcome = store
-        .import(&batch, &site, chrono::Utc::now(), &progress)
+        .import(&batch, &site, chrono::Utc::now(), &progress, None)
         .await;
     bar.finish_and_clear();
     let outcome = outcome.context("the import failed and nothing was loaded")?;

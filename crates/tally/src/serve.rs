@@ -130,7 +130,7 @@ async fn first_token(store: &dyn Store, mode: Mode) -> Result<Option<String>> {
     };
     let (token, hash) = auth::generate_token();
     store
-        .create_operator_token(&name, Role::Admin, &hash, Utc::now())
+        .create_operator_token(&name, Role::Admin, &hash, Utc::now(), None)
         .await?;
     Ok(Some(token))
 }
@@ -150,7 +150,7 @@ async fn start_local_agent(store: &dyn Store, config: &Config, url: &str) -> Res
             max_uses: Some(1),
         };
         store
-            .create_enrollment_token(&new, &hash, Utc::now())
+            .create_enrollment_token(&new, &hash, Utc::now(), None)
             .await?;
         Some(token)
     };

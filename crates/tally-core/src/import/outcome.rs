@@ -16,4 +16,7 @@ pub struct ImportOutcome {
     /// The ids of the licenses added, in the batch's order (for the API, which adds one).
     #[serde(skip)]
     pub license_ids: Vec<i64>,
+    /// The ids of the applications added or changed, in the batch's order (for the API).
+    #[serde(skip)]
+    pub application_ids: Vec<i64>,
 }

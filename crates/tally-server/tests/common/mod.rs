@@ -60,7 +60,7 @@ pub async fn start(backend: Backend) -> TestServer {
     for role in [Role::Admin, Role::Auditor] {
         let (token, hash) = auth::generate_token();
         store
-            .create_operator_token(role.as_str(), role, &hash, chrono::Utc::now())
+            .create_operator_token(role.as_str(), role, &hash, chrono::Utc::now(), None)
             .await
             .unwrap();
         tokens.push(token);

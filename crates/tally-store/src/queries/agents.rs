@@ -18,8 +18,10 @@ impl crate::AgentStore for DbStore {
         role: tally_core::Role,
         token_hash: &str,
         at: DateTime<Utc>,
+        audit: crate::AuditOf<'_, tally_core::OperatorToken>,
     ) -> Result<tally_core::OperatorToken> {
-        sqlx::query_as::<_, rows::TokenColumns>(
+        let mut tx = self.pool.begin().await?;
+        let token = sqlx::query_as::<_, rows::TokenColumns>(
             "INSERT INTO operator_tokens (name, role, token_hash, created_at)
              VALUES ($1, $2, $3, $4)
              RETURNING id, name, role, created_at, revoked_at",
@@ -28,9 +30,11 @@ impl crate::AgentStore for DbStore {
         .bind(role.as_str())
         .bind(token_hash)
         .bind(to_micros(at))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?
-        .into_token()
+        .into_token()?;
+        super::audit::commit_of(tx, audit, &token).await?;
+        Ok(token)
     }
 
     async fn operator_tokens(&self) -> Result<Vec<tally_core::OperatorToken>> {
@@ -59,8 +63,13 @@ impl crate::AgentStore for DbStore {
         .transpose()
     }
 
-    async fn revoke_operator_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
-        super::revoke_by_id(self, "operator_tokens", id, at).await
+    async fn revoke_operator_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        super::revoke_by_id(self, "operator_tokens", (id, at), audit).await
     }
 
     async fn create_enrollment_token(
@@ -68,8 +77,10 @@ impl crate::AgentStore for DbStore {
         token: &tally_core::agents::NewEnrollmentToken,
         token_hash: &str,
         at: DateTime<Utc>,
+        audit: crate::AuditOf<'_, tally_core::agents::EnrollmentToken>,
     ) -> Result<tally_core::agents::EnrollmentToken> {
-        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
+        let mut tx = self.pool.begin().await?;
+        let stored = sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
             "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         )
@@ -79,9 +90,11 @@ impl crate::AgentStore for DbStore {
         .bind(to_micros(at))
         .bind(token.expires_at.map(to_micros))
         .bind(token.max_uses)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?
-        .into_token()
+        .into_token()?;
+        super::audit::commit_of(tx, audit, &stored).await?;
+        Ok(stored)
     }
 
     async fn enrollment_tokens(&self) -> Result<Vec<tally_core::agents::EnrollmentToken>> {
@@ -95,8 +108,13 @@ impl crate::AgentStore for DbStore {
         .collect()
     }
 
-    async fn revoke_enrollment_token(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
-        super::revoke_by_id(self, "enrollment_tokens", id, at).await
+    async fn revoke_enrollment_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        super::revoke_by_id(self, "enrollment_tokens", (id, at), audit).await
     }
 
     async fn enroll_agent(
@@ -104,6 +122,7 @@ impl crate::AgentStore for DbStore {
         token_hash: &str,
         agent: &tally_core::agents::NewAgent,
         at: DateTime<Utc>,
+        audit: crate::AuditOf<'_, (tally_core::agents::Agent, tally_core::Device)>,
     ) -> Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
         let at = to_micros(at);
         let mut tx = self.pool.begin().await?;
@@ -141,8 +160,9 @@ impl crate::AgentStore for DbStore {
         .fetch_one(&mut *tx)
         .await?
         .into_agent();
-        tx.commit().await?;
-        Ok(Some((stored, device)))
+        let enrolled = (stored, device);
+        super::audit::commit_of(tx, audit, &enrolled).await?;
+        Ok(Some(enrolled))
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(tally_core::agents::Agent, String)>> {
@@ -168,14 +188,17 @@ impl crate::AgentStore for DbStore {
         )
     }
 
-    async fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
-        let done =
+    async fn revoke_agent(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        let query =
             sqlx::query("UPDATE agents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_micros(at))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+                .bind(id);
+        super::change_one(self, query, audit).await
     }
 
     async fn agent_heartbeat(

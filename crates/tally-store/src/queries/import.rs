@@ -458,6 +458,7 @@ impl crate::Importing for DbStore {
         site: &tally_core::SiteCode,
         at: DateTime<Utc>,
         progress: crate::Progress<'_>,
+        audit: crate::AuditOf<'_, tally_core::import::ImportOutcome>,
     ) -> Result<tally_core::import::ImportOutcome> {
         // Takes the write lock at the start: the import reads names before it writes,
         // and on SQLite a read transaction that later writes fails if another
@@ -492,9 +493,10 @@ impl crate::Importing for DbStore {
         )
         .await?;
         import_custom_values(&mut tx, &batch.custom_values, [&apps, &nodes]).await?;
-        tx.commit().await?;
-        progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
-        Ok(tally_core::import::ImportOutcome {
+        let application_ids = (batch.applications.iter())
+            .map(|(_, a)| crate::import::resolve(&apps, &a.name, "application"))
+            .collect::<Result<_>>()?;
+        let outcome = tally_core::import::ImportOutcome {
             org_nodes: batch.org_nodes.len() as u64,
             devices: batch.devices.len() as u64,
             users: batch.users.len() as u64,
@@ -504,6 +506,10 @@ impl crate::Importing for DbStore {
             licenses: batch.licenses.len() as u64,
             custom_values: batch.custom_values.len() as u64,
             license_ids,
-        })
+            application_ids,
+        };
+        super::audit::commit_of(tx, audit, &outcome).await?;
+        progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
+        Ok(outcome)
     }
 }

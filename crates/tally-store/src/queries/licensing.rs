@@ -169,8 +169,8 @@ impl crate::Licensing for DbStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn delete_application(&self, id: i64) -> Result<bool> {
-        super::delete_by_id(self, "applications", id).await
+    async fn delete_application(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
+        super::delete_by_id(self, "applications", id, audit).await
     }
 
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
@@ -225,7 +225,9 @@ impl crate::Licensing for DbStore {
     async fn add_org_rule(
         &self,
         rule: &tally_core::org::OrgRule,
+        audit: crate::AuditOf<'_, tally_core::org::OrgRule>,
     ) -> Result<tally_core::org::OrgRule> {
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO org_rules (org_node, site, host_name, account)
              VALUES ($1, $2, $3, $4) RETURNING id",
@@ -234,19 +236,22 @@ impl crate::Licensing for DbStore {
         .bind(&rule.site)
         .bind(&rule.host_name)
         .bind(&rule.account)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(tally_core::org::OrgRule { id, ..rule.clone() })
+        let added = tally_core::org::OrgRule { id, ..rule.clone() };
+        super::audit::commit_of(tx, audit, &added).await?;
+        Ok(added)
     }
 
-    async fn delete_org_rule(&self, id: i64) -> Result<bool> {
-        super::delete_by_id(self, "org_rules", id).await
+    async fn delete_org_rule(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
+        super::delete_by_id(self, "org_rules", id, audit).await
     }
 
     async fn set_org_node(
         &self,
         target: tally_core::org::OrgTarget,
         node: Option<i64>,
+        audit: crate::AuditNote<'_>,
     ) -> Result<bool> {
         let (sql, id) = match target {
             tally_core::org::OrgTarget::Device(id) => {
@@ -256,15 +261,10 @@ impl crate::Licensing for DbStore {
                 ("UPDATE users SET org_node = $1 WHERE id = $2", id)
             }
         };
-        let done = sqlx::query(sql)
-            .bind(node)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        super::change_one(self, sqlx::query(sql).bind(node).bind(id), audit).await
     }
 
-    async fn delete_license(&self, id: i64) -> Result<bool> {
-        super::delete_by_id(self, "licenses", id).await
+    async fn delete_license(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
+        super::delete_by_id(self, "licenses", id, audit).await
     }
 }

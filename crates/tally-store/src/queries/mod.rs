@@ -20,23 +20,41 @@ mod sites;
 mod summaries;
 mod usage;
 
-/// Deletes the row `id` of `table`; false when there was none.
-async fn delete_by_id(store: &DbStore, table: &str, id: i64) -> Result<bool> {
-    let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+/// Runs `query`, an update or delete of one row, and commits it with `audit` when it found its
+/// row; false (and nothing written) when it did not.
+async fn change_one<'q>(
+    store: &DbStore,
+    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+    audit: crate::AuditNote<'_>,
+) -> Result<bool> {
+    let mut tx = store.pool.begin().await?;
+    if query.execute(&mut *tx).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit::commit_with(tx, audit).await?;
+    Ok(true)
 }
 
-/// Marks the row `id` of `table` revoked at `at`; false when there is no such row not revoked
-/// already.
-async fn revoke_by_id(store: &DbStore, table: &str, id: i64, at: DateTime<Utc>) -> Result<bool> {
+/// Deletes the row `id` of `table` with its audit entry; false when there was none.
+async fn delete_by_id(
+    store: &DbStore,
+    table: &str,
+    id: i64,
+    audit: crate::AuditNote<'_>,
+) -> Result<bool> {
+    let sql = format!("DELETE FROM {table} WHERE id = $1");
+    change_one(store, sqlx::query(&sql).bind(id), audit).await
+}
+
+/// Marks the row `id` of `table` revoked at `at`, with its audit entry; false when there is no
+/// such row not revoked already.
+async fn revoke_by_id(
+    store: &DbStore,
+    table: &str,
+    (id, at): (i64, DateTime<Utc>),
+    audit: crate::AuditNote<'_>,
+) -> Result<bool> {
     let sql = format!("UPDATE {table} SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
-    let done = sqlx::query(&sql)
-        .bind(tally_core::to_micros(at))
-        .bind(id)
-        .execute(&store.pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    let query = sqlx::query(&sql).bind(tally_core::to_micros(at)).bind(id);
+    change_one(store, query, audit).await
 }

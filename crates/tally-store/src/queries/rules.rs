@@ -38,17 +38,21 @@ impl crate::RuleStore for DbStore {
         origin: tally_core::RuleOrigin,
         spec: &RuleSpec,
         at: DateTime<Utc>,
+        audit: crate::AuditOf<'_, tally_core::MeteringRule>,
     ) -> Result<tally_core::MeteringRule> {
         let sql = "INSERT INTO metering_rules (name, file_name, original_file_name, file_version,
                  language, product_name, comment, apply_to_child_sites, enabled, updated_at,
                  site_code, origin)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *";
-        with_spec(sql, spec, at)
+        let mut tx = self.pool.begin().await?;
+        let rule = with_spec(sql, spec, at)
             .bind(site.as_str())
             .bind(origin.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?
-            .into_rule()
+            .into_rule()?;
+        super::audit::commit_of(tx, audit, &rule).await?;
+        Ok(rule)
     }
 
     async fn update_rule(
@@ -56,21 +60,26 @@ impl crate::RuleStore for DbStore {
         id: i64,
         spec: &RuleSpec,
         at: DateTime<Utc>,
+        audit: crate::AuditOf<'_, tally_core::MeteringRule>,
     ) -> Result<Option<tally_core::MeteringRule>> {
         let sql = "UPDATE metering_rules SET name = $1, file_name = $2, original_file_name = $3,
                  file_version = $4, language = $5, product_name = $6, comment = $7,
                  apply_to_child_sites = $8, enabled = $9, updated_at = $10
              WHERE id = $11 RETURNING *";
-        with_spec(sql, spec, at)
+        let mut tx = self.pool.begin().await?;
+        let row = with_spec(sql, spec, at)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.into_rule())
-            .transpose()
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(rule) = row.map(|r| r.into_rule()).transpose()? else {
+            return Ok(None);
+        };
+        super::audit::commit_of(tx, audit, &rule).await?;
+        Ok(Some(rule))
     }
 
-    async fn delete_rule(&self, id: i64) -> Result<bool> {
-        super::delete_by_id(self, "metering_rules", id).await
+    async fn delete_rule(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
+        super::delete_by_id(self, "metering_rules", id, audit).await
     }
 
     async fn rule(&self, id: i64) -> Result<Option<tally_core::MeteringRule>> {

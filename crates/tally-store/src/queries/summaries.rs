@@ -229,7 +229,12 @@ impl crate::SummaryStore for DbStore {
         Ok(rows::with_defaults(stored))
     }
 
-    async fn put_task(&self, t: &tally_core::tasks::TaskState) -> Result<()> {
+    async fn put_task(
+        &self,
+        t: &tally_core::tasks::TaskState,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO maintenance_tasks (name, enabled, every_secs, age_days, last_run_at,
                  last_duration_ms, last_rows, watermark, last_error)
@@ -250,9 +255,9 @@ impl crate::SummaryStore for DbStore {
         .bind(t.last_rows)
         .bind(t.watermark)
         .bind(&t.last_error)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        super::audit::commit_with(tx, audit).await
     }
 
     async fn lock_task(&self, name: &str) -> Result<Option<crate::TaskLock>> {

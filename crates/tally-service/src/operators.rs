@@ -1,0 +1,119 @@
+//! Who may talk to the server, changed by an operator: API tokens, enrolment tokens, and
+//! agents. Each change is stored with its audit entry in one transaction.
+
+use chrono::Utc;
+use tally_api::{CreateEnrollmentToken, CreateToken};
+use tally_core::agents::{Agent, EnrollmentToken, NewAgent};
+use tally_core::{AuditEntry, Device, OperatorToken};
+use tally_store::NewEnrollmentToken;
+
+use crate::audit::{entry, found};
+use crate::{Result, Service, ServiceError};
+
+/// Creates an operator token whose secret hashes to `hash`, as `actor`.
+pub async fn create_token(
+    service: &Service,
+    actor: &str,
+    req: &CreateToken,
+    hash: &str,
+) -> Result<OperatorToken> {
+    if req.name.trim().is_empty() {
+        return Err(ServiceError::Invalid("name: a token needs a name".into()));
+    }
+    let audit =
+        |info: &OperatorToken| entry(actor, "token.create", format!("token:{}", info.id), info);
+    let store = service.store();
+    let at = Utc::now();
+    Ok(store
+        .create_operator_token(&req.name, req.role, hash, at, Some(&audit))
+        .await?)
+}
+
+/// Revokes the live operator token `id`, as `actor`.
+pub async fn revoke_token(service: &Service, actor: &str, id: i64) -> Result<()> {
+    let audit = entry(actor, "token.revoke", format!("token:{id}"), ());
+    let store = service.store();
+    let done = store
+        .revoke_operator_token(id, Utc::now(), Some(&audit))
+        .await?;
+    found(done, || {
+        format!("no live token with id {id}; see tally tokens list")
+    })
+}
+
+/// Creates an enrolment token (for this site unless the request names another) whose secret
+/// hashes to `hash`, as `actor`.
+pub async fn create_enrollment_token(
+    service: &Service,
+    actor: &str,
+    req: CreateEnrollmentToken,
+    hash: &str,
+) -> Result<EnrollmentToken> {
+    let store = service.store();
+    let site_code = req.site_code.unwrap_or_else(|| service.site().clone());
+    if store.site(&site_code).await?.is_none() {
+        return Err(ServiceError::Invalid(format!(
+            "site_code: no site {site_code}; see GET /api/v1/sites"
+        )));
+    }
+    if req.max_uses.is_some_and(|n| n < 1) {
+        return Err(ServiceError::Invalid("max_uses: must be at least 1".into()));
+    }
+    let new = NewEnrollmentToken {
+        site_code,
+        name: req.name,
+        expires_at: req.expires_at,
+        max_uses: req.max_uses,
+    };
+    let audit = |info: &EnrollmentToken| {
+        let target = format!("enrollment_token:{}", info.id);
+        entry(actor, "enrollment_token.create", target, info)
+    };
+    Ok(store
+        .create_enrollment_token(&new, hash, Utc::now(), Some(&audit))
+        .await?)
+}
+
+/// Revokes the live enrolment token `id`, as `actor`.
+pub async fn revoke_enrollment_token(service: &Service, actor: &str, id: i64) -> Result<()> {
+    let target = format!("enrollment_token:{id}");
+    let audit = entry(actor, "enrollment_token.revoke", target, ());
+    let store = service.store();
+    let done = store
+        .revoke_enrollment_token(id, Utc::now(), Some(&audit))
+        .await?;
+    found(done, || format!("no live enrolment token with id {id}"))
+}
+
+/// Revokes the live agent `id`, as `actor`: its next call is refused.
+pub async fn revoke_agent(service: &Service, actor: &str, id: &str) -> Result<()> {
+    let audit = entry(actor, "agent.revoke", format!("agent:{id}"), ());
+    let done = (service.store())
+        .revoke_agent(id, Utc::now(), Some(&audit))
+        .await?;
+    found(done, || {
+        format!("no live agent {id}; see GET /api/v1/agents")
+    })
+}
+
+/// Enrols an agent with the enrolment token whose secret hashes to `token_hash`: one use of the
+/// token, the device, the agent and the `agent.enroll` entry (by the agent itself), in one
+/// transaction. `None` when the token is unknown, revoked, expired or used up.
+pub async fn enroll_agent(
+    service: &Service,
+    token_hash: &str,
+    agent: &NewAgent,
+) -> Result<Option<(Agent, Device)>> {
+    let now = Utc::now();
+    let audit = |(agent, device): &(Agent, Device)| AuditEntry {
+        at: now,
+        actor: format!("agent:{}", agent.id),
+        action: "agent.enroll".into(),
+        target: format!("device:{}", device.id),
+        detail: device.host_name.clone(),
+    };
+    let store = service.store();
+    Ok(store
+        .enroll_agent(token_hash, agent, now, Some(&audit))
+        .await?)
+}
