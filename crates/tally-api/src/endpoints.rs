@@ -33,6 +33,8 @@ pub struct UsageFilter {
     pub device_id: Option<i64>,
     /// At most this many rows (1 to 1000).
     pub limit: u32,
+    /// The next page: records after the one with this id; runs after this many.
+    pub after: Option<i64>,
 }
 
 /// Which summary rows to read.
@@ -157,11 +159,13 @@ impl UsageFilter {
     fn path(&self, path: &str) -> String {
         let limit = self.limit.to_string();
         let device = self.device_id.map(|d| d.to_string());
+        let after = self.after.map(|a| a.to_string());
         let params = [
             ("limit", Some(limit.as_str())),
             ("rule", self.rule.as_deref()),
             ("since", self.since.as_deref()),
             ("device_id", device.as_deref()),
+            ("after", after.as_deref()),
         ];
         with_query(path, &params)
     }

@@ -466,6 +466,7 @@ pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
         since: args.since,
         device_id: args.device,
         limit: args.limit.clamp(1, 1000),
+        after: None,
     };
     if args.runs {
         let columns = &[

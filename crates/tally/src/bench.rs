@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{TimeZone, Utc};
 use clap::Args;
-use serde_json::json;
-use tally_core::wire::v1::{UsageBatch, UsageRecordV1, UserRef};
+
+use tally_core::wire::v1::{EnrollRequest, EnrollResponse, UsageBatch, UsageRecordV1, UserRef};
 use tally_core::{FileInfo, SiteCode};
 use tally_store::prelude::*;
 use tally_store::{NewAgent, NewEnrollmentToken, NewUsageRecord};
@@ -174,30 +174,35 @@ async fn http_ingest(
     per_agent: usize,
 ) -> Result<Duration> {
     let server = crate::bench_agent::BenchServer::serve(store, site).await?;
-    let (url, token) = (server.url.clone(), server.token.clone());
+    let url = server.url.clone();
     let http = reqwest::Client::new();
-    let enrol: serde_json::Value = http
-        .post(format!("{url}/api/v1/enrollment-tokens"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
+    let enrol = server
+        .api
+        .create_enrollment_token(&tally_api::CreateEnrollmentToken {
+            name: "bench".into(),
+            site_code: None,
+            expires_at: None,
+            max_uses: None,
+        })
         .await?;
     let mut agents = Vec::new();
     for a in 0..args.agents {
-        let e: serde_json::Value = http
+        let request = EnrollRequest {
+            enrollment_token: enrol.token.clone(),
+            host_name: format!("agent-{a}"),
+            fqdn: None,
+            os: None,
+            serial: None,
+        };
+        let e: EnrollResponse = http
             .post(format!("{url}/api/v1/agent/enroll"))
-            .json(&json!({"enrollment_token": enrol["token"], "host_name": format!("agent-{a}")}))
+            .json(&request)
             .send()
             .await?
+            .error_for_status()?
             .json()
             .await?;
-        let creds = format!(
-            "{}.{}",
-            e["agent_id"].as_str().context("agent id")?,
-            e["agent_secret"].as_str().context("secret")?
-        );
+        let creds = format!("{}.{}", e.agent_id, e.agent_secret);
         let bodies: Vec<Vec<u8>> = agent_batches(a, per_agent, args.batch)
             .iter()
             .map(serde_json::to_vec)

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tally_api::{Client, CreateEnrollmentToken, UsageFilter};
+use tally_core::rules::RuleSpec;
 use tally_core::SiteCode;
 use tally_server::config::Limits;
 use tally_server::AppState;
@@ -66,13 +68,11 @@ pub async fn agent(args: AgentBenchArgs) -> Result<()> {
     } else {
         name
     };
-    server
-        .call(
-            "POST",
-            "/api/v1/rules",
-            json!({"name": "BenchProg", "file_name": metered}),
-        )
-        .await?;
+    let rule = RuleSpec {
+        file_name: metered,
+        ..RuleSpec::named("BenchProg")
+    };
+    server.api.create_rule(&rule).await?;
     println!(
         "tally bench agent: {} {} programs/s of {} ms for {} s, {} cores",
         args.rate,
@@ -108,16 +108,18 @@ async fn measure(
     args: &AgentBenchArgs,
 ) -> Result<Figures> {
     let enrol = server
-        .call(
-            "POST",
-            "/api/v1/enrollment-tokens",
-            json!({"name": watcher, "max_uses": 1}),
-        )
+        .api
+        .create_enrollment_token(&CreateEnrollmentToken {
+            name: watcher.to_string(),
+            site_code: None,
+            expires_at: None,
+            max_uses: Some(1),
+        })
         .await?;
     let state = dir.join(format!("agent-{watcher}"));
     let mut agent = Command::new(std::env::current_exe()?)
         .args(["agent", "--server", &server.url, "--watcher", watcher])
-        .args(["--enroll-token", enrol["token"].as_str().context("token")?])
+        .args(["--enroll-token", &enrol.token])
         .args(["--report-secs", "5", "--policy-secs", "5"])
         .args(["--poll-ms", &args.poll_ms.to_string()])
         .arg("--state-dir")
@@ -157,11 +159,14 @@ async fn measure(
     wait_for_exit(&mut agent).await?;
     let mut captured = 0;
     loop {
-        let path = format!(
-            "/api/v1/runs?rule=BenchProg&device_id={device_id}&limit=1000&after={captured}"
-        );
-        let page = server.call_get(&path).await?;
-        let n = page.as_array().map_or(0, Vec::len);
+        let filter = UsageFilter {
+            rule: Some("BenchProg".into()),
+            device_id: Some(device_id),
+            limit: 1000,
+            after: Some(captured as i64),
+            ..UsageFilter::default()
+        };
+        let n = server.api.runs(&filter).await?.len();
         captured += n;
         if n < 1000 {
             break;
@@ -251,8 +256,8 @@ pub async fn bench_store(
 /// A real server in this process, with an admin token.
 pub struct BenchServer {
     pub url: String,
-    pub token: String,
-    http: reqwest::Client,
+    /// The admin API, as this server's admin.
+    pub api: Client,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -284,40 +289,11 @@ impl BenchServer {
             tally_server::serve(listener, state, &Limits::default(), shutdown).await
         });
         Ok(Self {
+            api: Client::new(&url, Some(token), None)?,
             url,
-            token,
-            http: reqwest::Client::new(),
             stop,
             task,
         })
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("{path}: {} {}", resp.status(), resp.text().await?);
-        }
-        Ok(resp.json().await?)
-    }
-
-    async fn call_get(&self, path: &str) -> Result<Value> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("{path}: {} {}", resp.status(), resp.text().await?);
-        }
-        Ok(resp.json().await?)
     }
 
     pub async fn stop(self) -> Result<()> {
