@@ -29,6 +29,10 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<usize>,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: Option<u64>,
+    /// Requests per minute one agent may make (a burst of as many, refilled evenly); 0 = no limit.
+    pub agent_requests_per_minute: Option<u32>,
+    /// Requests per minute one operator token may make; 0 = no limit.
+    pub operator_requests_per_minute: Option<u32>,
     /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for `tls_cert_file`.
@@ -55,6 +59,11 @@ pub enum LogFormat {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Per agent: enough for an agent emptying a week-old spool in 10,000-record batches, far
+    /// below what one agent in a loop would send.
+    pub agent_requests_per_minute: u32,
+    /// Per operator token: far above a person or the console, a brake on a runaway script.
+    pub operator_requests_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -62,6 +71,8 @@ impl Default for Limits {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            agent_requests_per_minute: 600,
+            operator_requests_per_minute: 3000,
         }
     }
 }
@@ -132,6 +143,12 @@ impl ConfigFile {
             log_format: self.log_format.or(lower.log_format),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+            agent_requests_per_minute: self
+                .agent_requests_per_minute
+                .or(lower.agent_requests_per_minute),
+            operator_requests_per_minute: self
+                .operator_requests_per_minute
+                .or(lower.operator_requests_per_minute),
             tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             insecure_http: self.insecure_http.or(lower.insecure_http),
@@ -206,6 +223,12 @@ impl Config {
                     .request_timeout_secs
                     .map(Duration::from_secs)
                     .unwrap_or(defaults.request_timeout),
+                agent_requests_per_minute: c
+                    .agent_requests_per_minute
+                    .unwrap_or(defaults.agent_requests_per_minute),
+                operator_requests_per_minute: c
+                    .operator_requests_per_minute
+                    .unwrap_or(defaults.operator_requests_per_minute),
             },
         })
     }

@@ -11,6 +11,7 @@ pub mod config;
 mod error;
 mod openapi;
 mod org_api;
+pub mod rate_limit;
 mod read_api;
 mod reports_api;
 mod routes;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub site: SiteCode,
     pub service: Arc<Service>,
+    /// Each credential's request budget; [`router`] sets it from its limits.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             store: service.store_arc(),
             site: service.site().clone(),
             service,
+            rate_limits: Arc::new(rate_limit::RateLimits::new(&config::Limits::default())),
         }
     }
 
@@ -61,7 +65,8 @@ impl AppState {
 }
 
 /// The complete router, with logging, body-size limit and request timeout applied.
-pub fn router(state: AppState, limits: &config::Limits) -> axum::Router {
+pub fn router(mut state: AppState, limits: &config::Limits) -> axum::Router {
+    state.rate_limits = Arc::new(rate_limit::RateLimits::new(limits));
     routes::router(state, limits)
 }
 

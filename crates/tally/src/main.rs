@@ -251,6 +251,12 @@ struct ServerArgs {
     /// Seconds before a request is answered 408 [default: 30].
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
+    /// Requests per minute one agent may make before 429 Too Many Requests; 0 = no limit [default: 600].
+    #[arg(long, env = "TALLY_AGENT_REQUESTS_PER_MINUTE")]
+    agent_requests_per_minute: Option<u32>,
+    /// Requests per minute one operator token may make; 0 = no limit [default: 3000].
+    #[arg(long, env = "TALLY_OPERATOR_REQUESTS_PER_MINUTE")]
+    operator_requests_per_minute: Option<u32>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "TALLY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -273,6 +279,8 @@ impl ServerArgs {
             log_format: self.log_format.clone(),
             max_body_bytes: self.max_body_bytes,
             request_timeout_secs: self.request_timeout_secs,
+            agent_requests_per_minute: self.agent_requests_per_minute,
+            operator_requests_per_minute: self.operator_requests_per_minute,
             tls_cert_file: self.tls_cert.clone(),
             tls_key_file: self.tls_key.clone(),
             insecure_http: self.insecure_http.then_some(true),

@@ -45,6 +45,11 @@ pub async fn open_store(backend: &Backend, dir: &std::path::Path) -> Arc<dyn Sto
 }
 
 pub async fn start(backend: Backend) -> TestServer {
+    start_with_limits(backend, Limits::default()).await
+}
+
+/// [`start`], with request limits other than the defaults.
+pub async fn start_with_limits(backend: Backend, limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&backend, dir.path()).await;
     store
@@ -79,7 +84,7 @@ pub async fn start(backend: Backend) -> TestServer {
         },
     );
     let task = tokio::spawn(async move {
-        tally_server::serve(listener, state, &Limits::default(), async {
+        tally_server::serve(listener, state, &limits, async {
             let _ = rx.await;
         })
         .await
