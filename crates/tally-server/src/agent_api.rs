@@ -246,8 +246,8 @@ pub(crate) async fn upload_inventory(
 ) -> Result<Json<InventoryAck>, ApiError> {
     inventory.validate()?;
     let changed = state
-        .store
-        .put_inventory(agent.device_id, &inventory, Utc::now())
+        .service
+        .store_inventory(agent.device_id, inventory, Utc::now())
         .await?;
     Ok(Json(InventoryAck { changed }))
 }

@@ -42,6 +42,11 @@ pub struct ConfigFile {
     /// Reports the `write_reports` task writes to `reports/<date>/` in the data directory,
     /// each named as its file, e.g. `["monthly-usage.pdf", "reclaim.csv"]`.
     pub scheduled_reports: Option<Vec<String>>,
+    /// Store account and full names as keyed pseudonyms from ingest on (docs/privacy.md).
+    pub pseudonymize_users: Option<bool>,
+    /// The site's pseudonym key (32 bytes, or their hex); created when missing. Every replica of
+    /// a site must use the same file. Default: `pseudonym.key` in the data directory.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -89,6 +94,8 @@ pub struct Config {
     pub limits: Limits,
     pub transport: Transport,
     pub scheduled_reports: Vec<tally_report::ScheduledReport>,
+    /// Where the pseudonym key is, when the site pseudonymises names.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// How the server talks to clients.
@@ -153,6 +160,8 @@ impl ConfigFile {
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             insecure_http: self.insecure_http.or(lower.insecure_http),
             scheduled_reports: self.scheduled_reports.or(lower.scheduled_reports),
+            pseudonymize_users: self.pseudonymize_users.or(lower.pseudonymize_users),
+            pseudonym_key_file: self.pseudonym_key_file.or(lower.pseudonym_key_file),
         }
     }
 }
@@ -206,7 +215,15 @@ impl Config {
             }
         };
         let scheduled_reports = scheduled_reports(c.scheduled_reports)?;
+        let pseudonym_key_file = match c.pseudonymize_users {
+            Some(true) => Some(
+                c.pseudonym_key_file
+                    .unwrap_or_else(|| data_dir.join("pseudonym.key")),
+            ),
+            _ => None,
+        };
         Ok(Config {
+            pseudonym_key_file,
             scheduled_reports,
             listen,
             transport,

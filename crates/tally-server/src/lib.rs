@@ -17,6 +17,7 @@ mod reports_api;
 mod routes;
 mod tasks_api;
 pub mod transport;
+mod users_api;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -152,6 +152,8 @@ enum Command {
     Users {
         #[command(flatten)]
         api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<admin::UsersCmd>,
     },
     /// Usage records, or runs with --runs.
     Usage {
@@ -263,6 +265,12 @@ struct ServerArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "TALLY_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Store account and full names as keyed pseudonyms from now on (docs/privacy.md).
+    #[arg(long, env = "TALLY_PSEUDONYMIZE_USERS")]
+    pseudonymize_users: bool,
+    /// The site's pseudonym key file [default: pseudonym.key in the data directory].
+    #[arg(long, env = "TALLY_PSEUDONYM_KEY_FILE")]
+    pseudonym_key_file: Option<PathBuf>,
     /// Allow plain HTTP on a non-loopback address (warned about at every start).
     #[arg(long, env = "TALLY_INSECURE_HTTP")]
     insecure_http: bool,
@@ -285,6 +293,8 @@ impl ServerArgs {
             tls_key_file: self.tls_key.clone(),
             insecure_http: self.insecure_http.then_some(true),
             scheduled_reports: None,
+            pseudonymize_users: self.pseudonymize_users.then_some(true),
+            pseudonym_key_file: self.pseudonym_key_file.clone(),
         }
     }
 }
@@ -306,7 +316,7 @@ fn main() -> std::process::ExitCode {
             Command::Agents { api } => admin::agents(&api).await,
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
-            Command::Users { api } => admin::users(&api).await,
+            Command::Users { api, cmd } => admin::users(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
             Command::Export(args) => export::export(args).await,
