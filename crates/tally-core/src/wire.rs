@@ -382,10 +382,7 @@ pub mod v1 {
             }
             self.hardware.validate()?;
             for a in &self.accounts {
-                check_name("accounts.name", &a.name, MAX_NAME)?;
-                check_opt_name("accounts.full_name", a.full_name.as_deref(), MAX_NAME)?;
-                check_name("accounts.shell", &a.shell, MAX_TEXT)?;
-                check_opt_name("accounts.reason", a.reason.as_deref(), MAX_NAME)?;
+                a.validate()?;
             }
             for (i, s) in self.software.iter().enumerate() {
                 if s.name.is_empty() {
@@ -394,23 +391,71 @@ pub mod v1 {
                         format!("package {i} has no name"),
                     ));
                 }
-                if s.executables
-                    .iter()
-                    .any(|e| e.is_empty() || e.contains('/'))
-                {
-                    return Err(ValidationError::new(
-                        "software",
-                        format!("package {:?}: executables are bare file names", s.name),
-                    ));
-                }
-                check_name("software.name", &s.name, MAX_NAME)?;
-                check_name("software.version", &s.version, MAX_VERSION)?;
-                check_name("software.publisher", &s.publisher, MAX_NAME)?;
-                for e in &s.executables {
-                    check_name("software.executables", e, MAX_NAME)?;
-                }
+                s.validate()?;
             }
             Ok(())
+        }
+
+        /// Leaves out what the server would refuse: a package or an account whose names
+        /// break the limits, hardware figures out of range, an OS description too long. One
+        /// odd package must not keep a machine's whole inventory out. Returns how many
+        /// entries were left out, for the agent to log.
+        pub fn drop_invalid(&mut self) -> usize {
+            let before = self.software.len() + self.accounts.len();
+            self.software
+                .retain(|s| !s.name.is_empty() && s.validate().is_ok());
+            self.accounts
+                .retain(|a| !a.name.is_empty() && a.validate().is_ok());
+            let mut dropped = before - self.software.len() - self.accounts.len();
+            if self.hardware.validate().is_err() {
+                self.hardware = Hardware {
+                    is_virtual: self.hardware.is_virtual,
+                    ..Hardware::default()
+                };
+                dropped += 1;
+            }
+            if self
+                .os
+                .as_deref()
+                .is_some_and(|os| check_text("os", os, MAX_TEXT).is_err())
+            {
+                self.os = None;
+                dropped += 1;
+            }
+            dropped
+        }
+    }
+
+    impl InstalledSoftware {
+        /// Names bounded and printable; executables bare file names.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            if self
+                .executables
+                .iter()
+                .any(|e| e.is_empty() || e.contains('/'))
+            {
+                return Err(ValidationError::new(
+                    "software",
+                    format!("package {:?}: executables are bare file names", self.name),
+                ));
+            }
+            check_name("software.name", &self.name, MAX_NAME)?;
+            check_name("software.version", &self.version, MAX_VERSION)?;
+            check_name("software.publisher", &self.publisher, MAX_NAME)?;
+            for e in &self.executables {
+                check_name("software.executables", e, MAX_NAME)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl LocalAccount {
+        /// Names bounded and printable.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            check_name("accounts.name", &self.name, MAX_NAME)?;
+            check_opt_name("accounts.full_name", self.full_name.as_deref(), MAX_NAME)?;
+            check_name("accounts.shell", &self.shell, MAX_TEXT)?;
+            check_opt_name("accounts.reason", self.reason.as_deref(), MAX_NAME)
         }
     }
 
@@ -485,5 +530,46 @@ mod tests {
             ),
             (true, false, false, true, true)
         );
+    }
+
+    #[test]
+    fn an_inventory_leaves_out_only_the_entries_past_the_limits() {
+        use super::v1::{Hardware, InstalledSoftware, Inventory, LocalAccount};
+        let package = |name: &str| InstalledSoftware {
+            name: name.into(),
+            version: "1".into(),
+            publisher: String::new(),
+            executables: vec![name.into()],
+        };
+        let account = |name: &str| LocalAccount {
+            name: name.into(),
+            uid: 1000,
+            full_name: None,
+            shell: "/bin/bash".into(),
+            service_account: false,
+            reason: None,
+        };
+        let mut inventory = Inventory {
+            hash: "h".into(),
+            os: Some("Debian".into()),
+            hardware: Hardware {
+                cores: Some(-5),
+                is_virtual: true,
+                ..Hardware::default()
+            },
+            software: vec![
+                package("vim"),
+                package(&"x".repeat(300)),
+                package("a\u{1b}b"),
+            ],
+            accounts: vec![account("ann"), account("bad\0")],
+        };
+        assert!(inventory.validate().is_err());
+        assert_eq!(inventory.drop_invalid(), 4);
+        assert!(inventory.validate().is_ok());
+        assert_eq!(inventory.software, [package("vim")]);
+        assert_eq!(inventory.accounts, [account("ann")]);
+        assert_eq!(inventory.hardware.cores, None);
+        assert!(inventory.hardware.is_virtual);
     }
 }
