@@ -4,7 +4,8 @@
 //! retried.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub enum ApiError {
     /// or the server does not know it. Retrying cannot help; re-enrolling does.
     #[error("the server does not accept this agent ({what}): {message}")]
     Unauthorized { what: &'static str, message: String },
+    /// The server is limiting this agent's request rate (429): try again after `retry_after`,
+    /// as the server asked, and not sooner.
+    #[error("the server asks this agent to slow down ({what}); retry in {retry_after:?}")]
+    Throttled {
+        what: &'static str,
+        retry_after: Duration,
+    },
     /// Anything worth trying again unchanged: no connection, a timeout, a server error.
     #[error("{what} failed: {message}")]
     Transient { what: &'static str, message: String },
@@ -55,12 +63,27 @@ async fn checked(
     if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(resp);
     }
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let retry_after = retry_after(resp.headers());
+        return Err(ApiError::Throttled { what, retry_after });
+    }
     let message = format!("{status} {}", resp.text().await.unwrap_or_default());
     Err(match status.as_u16() {
         400 | 413 | 422 => ApiError::Refused { what, message },
         401 | 403 => ApiError::Unauthorized { what, message },
         _ => ApiError::Transient { what, message },
     })
+}
+
+/// How long a 429 asks to wait: its `Retry-After` in seconds (the form Tally's server sends),
+/// else a minute; never more than an hour, whatever a server claims.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    let secs = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs.clamp(1, 3600))
 }
 
 /// Reads a successful answer's JSON body.
@@ -75,6 +98,9 @@ async fn body<T: serde::de::DeserializeOwned>(
 pub struct Api {
     http: reqwest::Client,
     base: String,
+    /// Until when the server asked this agent to send nothing (its last 429's `Retry-After`),
+    /// shared by every task that calls it, so no task spends the budget another waits for.
+    quiet_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Api {
@@ -88,18 +114,37 @@ impl Api {
         Ok(Self {
             http: builder.build()?,
             base: server.trim_end_matches('/').to_string(),
+            quiet_until: Arc::default(),
         })
+    }
+
+    /// Sends `req`, unless the server asked for quiet; remembers a new request for quiet.
+    async fn send(
+        &self,
+        what: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let quiet_until = *self.quiet_until.lock().expect("not poisoned");
+        if let Some(wait) = quiet_until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            return Err(ApiError::Throttled {
+                what,
+                retry_after: wait,
+            });
+        }
+        let answer = checked(what, req.send().await).await;
+        if let Err(ApiError::Throttled { retry_after, .. }) = &answer {
+            *self.quiet_until.lock().expect("not poisoned") = Some(Instant::now() + *retry_after);
+        }
+        answer
     }
 
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ApiError> {
         const WHAT: &str = "enrolment";
-        let sent = self
+        let req = self
             .http
             .post(format!("{}/api/v1/agent/enroll", self.base))
-            .json(request)
-            .send()
-            .await;
-        body(WHAT, checked(WHAT, sent).await?).await
+            .json(request);
+        body(WHAT, self.send(WHAT, req).await?).await
     }
 
     fn auth(&self, creds: &Credentials, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -120,7 +165,7 @@ impl Api {
         if let Some(tag) = etag {
             req = req.header("if-none-match", tag);
         }
-        let resp = checked(WHAT, req.send().await).await?;
+        let resp = self.send(WHAT, req).await?;
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
@@ -140,15 +185,13 @@ impl Api {
         batch: &UsageBatch,
     ) -> Result<UsageAck, ApiError> {
         const WHAT: &str = "batch";
-        let sent = self
+        let req = self
             .auth(
                 creds,
                 self.http.post(format!("{}/api/v1/agent/usage", self.base)),
             )
-            .json(batch)
-            .send()
-            .await;
-        body(WHAT, checked(WHAT, sent).await?).await
+            .json(batch);
+        body(WHAT, self.send(WHAT, req).await?).await
     }
 
     pub async fn inventory(
@@ -156,16 +199,14 @@ impl Api {
         creds: &Credentials,
         inventory: &Inventory,
     ) -> Result<(), ApiError> {
-        let sent = self
+        let req = self
             .auth(
                 creds,
                 self.http
                     .post(format!("{}/api/v1/agent/inventory", self.base)),
             )
-            .json(inventory)
-            .send()
-            .await;
-        checked("inventory", sent).await.map(drop)
+            .json(inventory);
+        self.send("inventory", req).await.map(drop)
     }
 
     pub async fn heartbeat(&self, creds: &Credentials) -> Result<(), ApiError> {
@@ -173,15 +214,13 @@ impl Api {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             sent_at: chrono::Utc::now(),
         };
-        let sent = self
+        let req = self
             .auth(
                 creds,
                 self.http
                     .post(format!("{}/api/v1/agent/heartbeat", self.base)),
             )
-            .json(&beat)
-            .send()
-            .await;
-        checked("heartbeat", sent).await.map(drop)
+            .json(&beat);
+        self.send("heartbeat", req).await.map(drop)
     }
 }

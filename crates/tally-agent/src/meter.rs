@@ -125,10 +125,17 @@ impl MeterStage {
         true
     }
 
-    /// Writes records together with the metering state that produced them.
-    async fn save(&mut self, records: &[UsageRecordV1]) -> Result<(), MeterError> {
+    /// Writes records together with the metering state that produced them; returns whether
+    /// the state was written. On a full disk the records are dropped and counted by the spool
+    /// (reported to the server as dropped) and metering goes on: the state is written again at
+    /// the next checkpoint.
+    async fn save(&mut self, records: &[UsageRecordV1]) -> Result<bool, MeterError> {
         let state = serde_json::to_string(&self.metering).map_err(SpoolError::from)?;
-        Ok(self.spool.push(records, Some((METERING, &state))).await?)
+        match self.spool.push(records, Some((METERING, &state))).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_full() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Makes pending records and state durable, and notes the heartbeat: every instance in the
@@ -136,13 +143,17 @@ impl MeterStage {
     pub async fn flush(&mut self) -> Result<(), MeterError> {
         if self.dirty || !self.pending.is_empty() {
             let records = std::mem::take(&mut self.pending);
-            self.save(&records).await?;
-            self.dirty = false;
+            self.dirty = !self.save(&records).await?;
         }
-        Ok(self
+        match self
             .spool
             .put_state(HEARTBEAT, &Utc::now().to_rfc3339())
-            .await?)
+            .await
+        {
+            // A heartbeat missed on a full disk only makes recovery close instances earlier.
+            Err(e) if e.is_full() => Ok(()),
+            done => Ok(done?),
+        }
     }
 
     /// After a start: instances still running continue under their ids; those that ended while
@@ -183,7 +194,8 @@ impl MeterStage {
             closed = closed.len(),
             "metering state recovered"
         );
-        self.save(&closed).await
+        self.dirty = !self.save(&closed).await?;
+        Ok(())
     }
 
     pub async fn on_events(&mut self, events: Vec<Event>) -> Result<(), MeterError> {

@@ -43,7 +43,8 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     let api = Api::new(&config.server, config.ca_file.as_deref())?;
     let creds = enrolment::credentials(&api, &config).await?;
     let revocation = Revocation::new(&config);
-    let spool = Spool::open(&config.state_dir.join("spool.db"), config.spool_max_records).await?;
+    let spool_file = config.state_dir.join("spool.db");
+    let spool = Spool::open_or_set_aside(&spool_file, config.spool_max_records).await?;
     let clock = Clock::read()?;
     let mut meter = MeterStage::new(creds.agent_id.clone(), spool.clone(), clock.clone());
     meter.recover().await?;

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -29,7 +30,11 @@ pub struct Spool {
     /// The id range of the batch being uploaded: the bound neither merges nor drops those
     /// records, or the server would get them twice (merged) or they would count as dropped.
     sending: Arc<Mutex<Option<(i64, i64)>>>,
+    /// Records dropped while the disk was full, not yet in the stored count (see [`faults`]).
+    unsaved_dropped: Arc<AtomicU64>,
 }
+
+mod faults;
 
 /// Why the spool could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,10 @@ pub enum SpoolError {
          run the newer agent, or move spool.db aside (its records are lost to the server)"
     )]
     Newer { version: i64 },
+    #[error("the spool's disk is full: {dropped} records were dropped (counted as dropped)")]
+    Full { dropped: u64 },
+    #[error("the spool file is damaged: {0}")]
+    Corrupt(String),
 }
 
 type Result<T> = std::result::Result<T, SpoolError>;
@@ -90,6 +99,7 @@ impl Spool {
             max_records: i64::try_from(max_records.max(1)).unwrap_or(i64::MAX),
             written: Arc::default(),
             sending: Arc::default(),
+            unsaved_dropped: Arc::default(),
         })
     }
 
@@ -98,10 +108,20 @@ impl Spool {
         self.written.notified().await
     }
 
-    /// Writes records durably, with the state that produced them when given; returns once both
-    /// are on disk. Enforces the bound afterwards, in the same transaction.
-    pub async fn push(&self, records: &[UsageRecordV1], state: Option<(&str, &str)>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    /// Writes records durably, with the state that produced them when given, and `unsaved`
+    /// dropped records into the stored count; returns once all are on disk. Enforces the bound
+    /// afterwards, in the same transaction. [`Spool::push`] calls it.
+    async fn write(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        records: &[UsageRecordV1],
+        state: Option<(&str, &str)>,
+        unsaved: u64,
+    ) -> Result<()> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        if unsaved > 0 {
+            add_dropped(&mut tx, unsaved as i64).await?;
+        }
         for r in records {
             sqlx::query("INSERT INTO spool (instance, record) VALUES ($1, $2)")
                 .bind(&r.meter_data_id)
@@ -116,7 +136,7 @@ impl Spool {
             self.bound(&mut tx).await?;
         }
         tx.commit().await?;
-        if !records.is_empty() {
+        if !records.is_empty() || unsaved > 0 {
             self.written.notify_one();
         }
         Ok(())
@@ -165,10 +185,7 @@ impl Spool {
 
     /// Saves one state value.
     pub async fn put_state(&self, key: &str, value: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        put(&mut tx, key, value).await?;
-        tx.commit().await?;
-        Ok(())
+        self.push(&[], Some((key, value))).await
     }
 
     pub async fn state(&self, key: &str) -> Result<Option<String>> {

@@ -91,6 +91,11 @@ impl Uploader {
                 Err(DrainError::Server(ApiError::Unauthorized { message, .. })) => {
                     self.revocation.refused(&message);
                 }
+                Err(DrainError::Server(ApiError::Throttled { retry_after, .. })) => {
+                    let spooled = self.spool.len().await.unwrap_or(-1);
+                    tracing::info!(retry_in_secs = retry_after.as_secs(), spooled, "the server is limiting this agent's request rate; uploading again when it asked");
+                    next = Instant::now() + retry_after;
+                }
                 Err(e) => {
                     failures += 1;
                     let wait = backoff(failures);

@@ -141,6 +141,22 @@ impl Client {
         self.get_all("/api/v1/users").await
     }
 
+    /// Erases one person (admin); audit-logged.
+    pub async fn forget_user(&self, account: &str) -> Result<crate::ForgottenUser> {
+        let body = crate::ForgetUser {
+            account: account.to_string(),
+        };
+        self.post("/api/v1/users/forget", &body).await
+    }
+
+    /// The account behind a pseudonym (admin, on a pseudonymising site); audit-logged.
+    pub async fn resolve_pseudonym(&self, pseudonym: &str) -> Result<crate::ResolvedPseudonym> {
+        let body = crate::ResolvePseudonym {
+            pseudonym: pseudonym.to_string(),
+        };
+        self.post("/api/v1/users/resolve", &body).await
+    }
+
     /// Every stored file, all pages.
     pub async fn files(&self) -> Result<Vec<StoredFile>> {
         self.get_all("/api/v1/files").await

@@ -14,6 +14,7 @@ pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use licensing::{AppPosition, Placement, Reclaimable, TrendPoint};
 pub use operators::{
-    AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, Health, WhoAmI,
+    AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
+    ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
 pub use tasks::{MonthlyRow, TaskChange, TaskView};

@@ -69,3 +69,33 @@ pub struct AuditRow {
     #[serde(flatten)]
     pub entry: AuditEntry,
 }
+
+/// A person to erase, by the account name an endpoint or an import gave (or its pseudonym).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetUser {
+    #[schema(min_length = 1, max_length = 256)]
+    pub account: String,
+}
+
+/// What forgetting erased: the user made anonymous (`forgotten-ID`, its usage kept for
+/// compliance) and the local accounts removed from inventories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ForgottenUser {
+    pub user_id: Option<i64>,
+    pub local_accounts: u64,
+}
+
+/// A pseudonym to resolve to the account behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvePseudonym {
+    #[schema(min_length = 1, max_length = 1024)]
+    pub pseudonym: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResolvedPseudonym {
+    pub pseudonym: String,
+    pub account: String,
+}

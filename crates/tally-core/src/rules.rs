@@ -181,12 +181,14 @@ fn wildcard(p: &[char], v: &[char]) -> bool {
     let (mut pi, mut vi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // A star first: compared as a literal, it would match a `*` in the version and lose
+        // its place to backtrack to (the `version_match` fuzz target found this).
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, vi));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
         } else if let Some((sp, sv)) = star {
             pi = sp + 1;
             vi = sv + 1;
@@ -239,6 +241,16 @@ pub(crate) mod tests {
         assert!(version_matches("1.2.3", "1.2.3"));
         assert!(!version_matches("1.2.3", "1.2.4"));
         assert!(version_matches("RC*", "rc1"));
+    }
+
+    /// Found by the `version_match` fuzz target (fuzz/regressions/version_match/): a `*` in
+    /// the version was taken for the pattern's star, which then could not stretch.
+    #[test]
+    fn a_star_in_the_version_is_an_ordinary_character() {
+        assert!(version_matches("*", "*1"));
+        assert!(version_matches("a*b*", "a*b*\0c"));
+        assert!(version_matches("1.*", "1.*-beta"));
+        assert!(!version_matches("1.*x", "1.*-beta"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tally_store::NewAgent;
 
 use crate::auth::hash_token;
 use crate::error::{ErrorBody, JsonBody};
+use crate::rate_limit::Caller;
 use crate::{ApiError, AppState};
 
 /// Reporting cadence sent to agents: Configuration Manager reports every 7 days; Tally wants
@@ -62,6 +63,7 @@ impl FromRequestParts<AppState> for AgentAuth {
         if agent.revoked_at.is_some() {
             return Err(unauthorized("this agent has been revoked"));
         }
+        state.rate_limits.check(Caller::Agent(id))?;
         Ok(AgentAuth(agent))
     }
 }
@@ -244,8 +246,8 @@ pub(crate) async fn upload_inventory(
 ) -> Result<Json<InventoryAck>, ApiError> {
     inventory.validate()?;
     let changed = state
-        .store
-        .put_inventory(agent.device_id, &inventory, Utc::now())
+        .service
+        .store_inventory(agent.device_id, inventory, Utc::now())
         .await?;
     Ok(Json(InventoryAck { changed }))
 }

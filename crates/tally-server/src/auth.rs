@@ -6,6 +6,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tally_core::{OperatorToken, Role};
 
+use crate::rate_limit::Caller;
 use crate::{ApiError, AppState};
 
 /// Tokens start with this so they are recognisable in a leaked file or a secret scanner.
@@ -69,11 +70,13 @@ impl FromRequestParts<AppState> for Operator {
             .store
             .operator_token_by_hash(&hash_token(token.trim()))
             .await?;
-        found.map(Operator).ok_or_else(|| {
+        let operator = found.map(Operator).ok_or_else(|| {
             ApiError::Unauthorized(
                 "unknown or revoked token; ask an administrator for a new one (tally up prints one)".into(),
             )
-        })
+        })?;
+        state.rate_limits.check(Caller::Operator(operator.0.id))?;
+        Ok(operator)
     }
 }
 

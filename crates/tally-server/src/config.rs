@@ -29,6 +29,10 @@ pub struct ConfigFile {
     pub max_body_bytes: Option<usize>,
     /// A request taking longer is answered 408.
     pub request_timeout_secs: Option<u64>,
+    /// Requests per minute one agent may make (a burst of as many, refilled evenly); 0 = no limit.
+    pub agent_requests_per_minute: Option<u32>,
+    /// Requests per minute one operator token may make; 0 = no limit.
+    pub operator_requests_per_minute: Option<u32>,
     /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for `tls_cert_file`.
@@ -38,6 +42,11 @@ pub struct ConfigFile {
     /// Reports the `write_reports` task writes to `reports/<date>/` in the data directory,
     /// each named as its file, e.g. `["monthly-usage.pdf", "reclaim.csv"]`.
     pub scheduled_reports: Option<Vec<String>>,
+    /// Store account and full names as keyed pseudonyms from ingest on (docs/privacy.md).
+    pub pseudonymize_users: Option<bool>,
+    /// The site's pseudonym key (32 bytes, or their hex); created when missing. Every replica of
+    /// a site must use the same file. Default: `pseudonym.key` in the data directory.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -55,6 +64,11 @@ pub enum LogFormat {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Per agent: enough for an agent emptying a week-old spool in 10,000-record batches, far
+    /// below what one agent in a loop would send.
+    pub agent_requests_per_minute: u32,
+    /// Per operator token: far above a person or the console, a brake on a runaway script.
+    pub operator_requests_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -62,6 +76,8 @@ impl Default for Limits {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            agent_requests_per_minute: 600,
+            operator_requests_per_minute: 3000,
         }
     }
 }
@@ -78,6 +94,8 @@ pub struct Config {
     pub limits: Limits,
     pub transport: Transport,
     pub scheduled_reports: Vec<tally_report::ScheduledReport>,
+    /// Where the pseudonym key is, when the site pseudonymises names.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// How the server talks to clients.
@@ -132,10 +150,18 @@ impl ConfigFile {
             log_format: self.log_format.or(lower.log_format),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+            agent_requests_per_minute: self
+                .agent_requests_per_minute
+                .or(lower.agent_requests_per_minute),
+            operator_requests_per_minute: self
+                .operator_requests_per_minute
+                .or(lower.operator_requests_per_minute),
             tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             insecure_http: self.insecure_http.or(lower.insecure_http),
             scheduled_reports: self.scheduled_reports.or(lower.scheduled_reports),
+            pseudonymize_users: self.pseudonymize_users.or(lower.pseudonymize_users),
+            pseudonym_key_file: self.pseudonym_key_file.or(lower.pseudonym_key_file),
         }
     }
 }
@@ -189,7 +215,15 @@ impl Config {
             }
         };
         let scheduled_reports = scheduled_reports(c.scheduled_reports)?;
+        let pseudonym_key_file = match c.pseudonymize_users {
+            Some(true) => Some(
+                c.pseudonym_key_file
+                    .unwrap_or_else(|| data_dir.join("pseudonym.key")),
+            ),
+            _ => None,
+        };
         Ok(Config {
+            pseudonym_key_file,
             scheduled_reports,
             listen,
             transport,
@@ -206,6 +240,12 @@ impl Config {
                     .request_timeout_secs
                     .map(Duration::from_secs)
                     .unwrap_or(defaults.request_timeout),
+                agent_requests_per_minute: c
+                    .agent_requests_per_minute
+                    .unwrap_or(defaults.agent_requests_per_minute),
+                operator_requests_per_minute: c
+                    .operator_requests_per_minute
+                    .unwrap_or(defaults.operator_requests_per_minute),
             },
         })
     }

@@ -11,11 +11,13 @@ pub mod config;
 mod error;
 mod openapi;
 mod org_api;
+pub mod rate_limit;
 mod read_api;
 mod reports_api;
 mod routes;
 mod tasks_api;
 pub mod transport;
+mod users_api;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub site: SiteCode,
     pub service: Arc<Service>,
+    /// Each credential's request budget; [`router`] sets it from its limits.
+    pub rate_limits: Arc<rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             store: service.store_arc(),
             site: service.site().clone(),
             service,
+            rate_limits: Arc::new(rate_limit::RateLimits::new(&config::Limits::default())),
         }
     }
 
@@ -61,7 +66,8 @@ impl AppState {
 }
 
 /// The complete router, with logging, body-size limit and request timeout applied.
-pub fn router(state: AppState, limits: &config::Limits) -> axum::Router {
+pub fn router(mut state: AppState, limits: &config::Limits) -> axum::Router {
+    state.rate_limits = Arc::new(rate_limit::RateLimits::new(limits));
     routes::router(state, limits)
 }
 

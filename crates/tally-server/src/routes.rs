@@ -13,8 +13,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, org_api, read_api, reports_api, tasks_api, ApiError,
-    AppState,
+    admin_api, agent_api, compliance_api, org_api, read_api, reports_api, tasks_api, users_api,
+    ApiError, AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -90,6 +90,8 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             get(read_api::device_inventory),
         )
         .route("/api/v1/users", get(read_api::users))
+        .route("/api/v1/users/forget", post(users_api::forget))
+        .route("/api/v1/users/resolve", post(users_api::resolve))
         .route("/api/v1/org-nodes", get(org_api::nodes))
         .route(
             "/api/v1/org-rules",

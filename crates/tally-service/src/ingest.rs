@@ -11,6 +11,7 @@ use tally_store::prelude::*;
 use tally_store::NewUsageRecord;
 
 use crate::file_rules::FileRules;
+use crate::privacy::Pseudonyms;
 
 /// Entries kept per cache before it is cleared; far above the distinct files and accounts of a
 /// large site, and bounded so memory cannot grow without end.
@@ -48,13 +49,27 @@ impl DimensionCache {
         Ok(id)
     }
 
-    async fn user_id(&self, store: &dyn Store, r: &UsageRecordV1) -> tally_store::Result<i64> {
+    /// The record's user's id; under pseudonyms, the user stored is the pseudonym (the cache,
+    /// in memory only, is keyed by the name as sent).
+    async fn user_id(
+        &self,
+        store: &dyn Store,
+        r: &UsageRecordV1,
+        pseudonyms: Option<&Pseudonyms>,
+    ) -> tally_store::Result<i64> {
         if let Some(&id) = self.users.lock().expect("cache lock").get(&r.user.account) {
             return Ok(id);
         }
-        let id = store
-            .upsert_user(&r.user.account, r.user.full_name.as_deref())
-            .await?;
+        let full_name = r.user.full_name.as_deref();
+        let id = match pseudonyms {
+            Some(p) => {
+                let full_name = full_name.map(|n| p.full_name(n));
+                store
+                    .upsert_user(&p.account(&r.user.account), full_name.as_deref())
+                    .await?
+            }
+            None => store.upsert_user(&r.user.account, full_name).await?,
+        };
         let mut users = self.users.lock().expect("cache lock");
         if users.len() >= CACHE_LIMIT {
             users.clear();
@@ -69,11 +84,12 @@ impl DimensionCache {
         store: &dyn Store,
         device_id: i64,
         records: &[UsageRecordV1],
+        pseudonyms: Option<&Pseudonyms>,
     ) -> tally_store::Result<Vec<NewUsageRecord>> {
         let mut out = Vec::with_capacity(records.len());
         for r in records {
             let file_id = self.file_id(store, &r.file).await?;
-            let user_id = self.user_id(store, r).await?;
+            let user_id = self.user_id(store, r, pseudonyms).await?;
             out.push(r.to_record(device_id, file_id, user_id));
         }
         Ok(out)

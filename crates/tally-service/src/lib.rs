@@ -14,16 +14,18 @@ pub mod licensing;
 pub mod maintenance;
 pub mod operators;
 pub mod org;
+pub mod privacy;
 pub mod reclaim;
 pub mod reports;
 pub mod rules;
 mod scheduled;
 mod summaries;
+pub mod users;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tally_core::wire::v1::UsageRecordV1;
+use tally_core::wire::v1::{Inventory, UsageRecordV1};
 use tally_core::SiteCode;
 use tally_store::{BatchOutcome, Store};
 
@@ -49,6 +51,8 @@ pub struct Service {
     write_slots: tokio::sync::Semaphore,
     file_rules: Arc<FileRules>,
     reports: ReportOutput,
+    /// Set when the site pseudonymises account and full names as they enter.
+    pseudonyms: Option<privacy::Pseudonyms>,
 }
 
 impl Service {
@@ -61,7 +65,19 @@ impl Service {
             write_slots: tokio::sync::Semaphore::new(WRITE_SLOTS),
             file_rules,
             reports: ReportOutput::default(),
+            pseudonyms: None,
         }
+    }
+
+    /// The same service, storing account and full names as pseudonyms under `pseudonyms`.
+    pub fn with_pseudonyms(mut self, pseudonyms: privacy::Pseudonyms) -> Self {
+        self.pseudonyms = Some(pseudonyms);
+        self
+    }
+
+    /// The site's pseudonym key, when it pseudonymises.
+    pub fn pseudonyms(&self) -> Option<&privacy::Pseudonyms> {
+        self.pseudonyms.as_ref()
     }
 
     /// The same service, writing scheduled reports as `reports` says.
@@ -99,7 +115,7 @@ impl Service {
     ) -> Result<BatchOutcome> {
         let rows = self
             .ingest
-            .resolve(self.store(), device_id, records)
+            .resolve(self.store(), device_id, records, self.pseudonyms())
             .await?;
         let _slot = self
             .write_slots
@@ -110,5 +126,22 @@ impl Service {
             .store
             .insert_usage_batch(device_id, batch_id, &rows, now)
             .await?)
+    }
+
+    /// Stores a device's validated inventory, its account names pseudonymised when the site
+    /// says so; whether anything changed.
+    pub async fn store_inventory(
+        &self,
+        device_id: i64,
+        mut inventory: Inventory,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if let Some(p) = self.pseudonyms() {
+            for account in &mut inventory.accounts {
+                account.name = p.account(&account.name);
+                account.full_name = account.full_name.as_deref().map(|n| p.full_name(n));
+            }
+        }
+        Ok(self.store.put_inventory(device_id, &inventory, now).await?)
     }
 }

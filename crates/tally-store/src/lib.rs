@@ -44,7 +44,7 @@ pub use licensing::Licensing;
 pub use postgres::PgStore;
 pub use rules::RuleStore;
 pub use schema::{migrator_up_to, SchemaVersion};
-pub use sites::SiteStore;
+pub use sites::{Forgotten, SiteStore};
 pub use sqlite::SqliteStore;
 pub use summaries::SummaryStore;
 pub use task_lock::TaskLock;

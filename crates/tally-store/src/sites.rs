@@ -8,6 +8,21 @@ use tally_core::{Device, Site, SiteCode, User};
 
 use crate::{Page, Result};
 
+/// What [`SiteStore::forget_user`] erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// The user made anonymous, if the account had run a metered program.
+    pub user_id: Option<i64>,
+    /// Local accounts removed from devices' inventories.
+    pub local_accounts: u64,
+}
+
+impl Forgotten {
+    pub fn anything(&self) -> bool {
+        self.user_id.is_some() || self.local_accounts > 0
+    }
+}
+
 #[async_trait]
 pub trait SiteStore: Send + Sync {
     async fn put_site(&self, site: &Site) -> Result<()>;
@@ -22,6 +37,14 @@ pub trait SiteStore: Send + Sync {
     /// The user's id, creating the user on first sight.
     async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> Result<i64>;
     async fn users(&self, page: Page) -> Result<Vec<User>>;
+    /// Erases a person, in one transaction with its audit entry: the user `account` becomes
+    /// `forgotten-ID` with no full name, and local accounts of that name leave every device's
+    /// inventory. Their usage stays with the anonymous user, so compliance still counts it.
+    async fn forget_user(
+        &self,
+        account: &str,
+        audit: crate::AuditOf<'_, Forgotten>,
+    ) -> Result<Forgotten>;
 
     /// The file's id, creating the file on first sight.
     async fn upsert_file(&self, file: &FileInfo) -> Result<i64>;

@@ -368,10 +368,36 @@ pub async fn agents(api: &ApiArgs) -> Result<()> {
     Ok(print(&rows, columns, api.format)?)
 }
 
-pub async fn users(api: &ApiArgs) -> Result<()> {
-    let rows = api.client()?.users().await?;
-    let columns = &["id", "account", "full_name", "service_account", "status"];
-    Ok(print(&rows, columns, api.format)?)
+/// `tally users` lists; its verbs erase one person or resolve one pseudonym.
+#[derive(Subcommand, Debug)]
+pub enum UsersCmd {
+    /// Every user (the default).
+    List,
+    /// Erase one person: the account becomes forgotten-ID without a full name, its local
+    /// accounts leave every inventory; its usage is kept for compliance. Audit-logged.
+    Forget { account: String },
+    /// The account behind a pseudonym (sites with pseudonymize_users). Audit-logged.
+    Resolve { pseudonym: String },
+}
+
+pub async fn users(api: &ApiArgs, cmd: Option<UsersCmd>) -> Result<()> {
+    let client = api.client()?;
+    match cmd.unwrap_or(UsersCmd::List) {
+        UsersCmd::List => {
+            let rows = client.users().await?;
+            let columns = &["id", "account", "full_name", "service_account", "status"];
+            Ok(print(&rows, columns, api.format)?)
+        }
+        UsersCmd::Forget { account } => {
+            let forgotten = client.forget_user(&account).await?;
+            let columns = &["user_id", "local_accounts"];
+            Ok(print(&[forgotten], columns, api.format)?)
+        }
+        UsersCmd::Resolve { pseudonym } => {
+            let resolved = client.resolve_pseudonym(&pseudonym).await?;
+            Ok(print(&[resolved], &["pseudonym", "account"], api.format)?)
+        }
+    }
 }
 
 #[derive(Args, Debug)]

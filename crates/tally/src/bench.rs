@@ -141,8 +141,9 @@ async fn storage_ceiling(
         let cache = tally_service::ingest::DimensionCache::default();
         let mut batches = Vec::new();
         for b in agent_batches(a, per_agent, args.batch) {
-            let rows: Vec<NewUsageRecord> =
-                cache.resolve(store.as_ref(), device.id, &b.records).await?;
+            let rows: Vec<NewUsageRecord> = cache
+                .resolve(store.as_ref(), device.id, &b.records, None)
+                .await?;
             batches.push((device.id, b.batch_id, rows));
         }
         work.push(batches);

@@ -152,6 +152,8 @@ enum Command {
     Users {
         #[command(flatten)]
         api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<admin::UsersCmd>,
     },
     /// Usage records, or runs with --runs.
     Usage {
@@ -251,12 +253,24 @@ struct ServerArgs {
     /// Seconds before a request is answered 408 [default: 30].
     #[arg(long, env = "TALLY_REQUEST_TIMEOUT_SECS")]
     request_timeout_secs: Option<u64>,
+    /// Requests per minute one agent may make before 429 Too Many Requests; 0 = no limit [default: 600].
+    #[arg(long, env = "TALLY_AGENT_REQUESTS_PER_MINUTE")]
+    agent_requests_per_minute: Option<u32>,
+    /// Requests per minute one operator token may make; 0 = no limit [default: 3000].
+    #[arg(long, env = "TALLY_OPERATOR_REQUESTS_PER_MINUTE")]
+    operator_requests_per_minute: Option<u32>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "TALLY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
     #[arg(long, env = "TALLY_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Store account and full names as keyed pseudonyms from now on (docs/privacy.md).
+    #[arg(long, env = "TALLY_PSEUDONYMIZE_USERS")]
+    pseudonymize_users: bool,
+    /// The site's pseudonym key file [default: pseudonym.key in the data directory].
+    #[arg(long, env = "TALLY_PSEUDONYM_KEY_FILE")]
+    pseudonym_key_file: Option<PathBuf>,
     /// Allow plain HTTP on a non-loopback address (warned about at every start).
     #[arg(long, env = "TALLY_INSECURE_HTTP")]
     insecure_http: bool,
@@ -273,10 +287,14 @@ impl ServerArgs {
             log_format: self.log_format.clone(),
             max_body_bytes: self.max_body_bytes,
             request_timeout_secs: self.request_timeout_secs,
+            agent_requests_per_minute: self.agent_requests_per_minute,
+            operator_requests_per_minute: self.operator_requests_per_minute,
             tls_cert_file: self.tls_cert.clone(),
             tls_key_file: self.tls_key.clone(),
             insecure_http: self.insecure_http.then_some(true),
             scheduled_reports: None,
+            pseudonymize_users: self.pseudonymize_users.then_some(true),
+            pseudonym_key_file: self.pseudonym_key_file.clone(),
         }
     }
 }
@@ -298,7 +316,7 @@ fn main() -> std::process::ExitCode {
             Command::Agents { api } => admin::agents(&api).await,
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
-            Command::Users { api } => admin::users(&api).await,
+            Command::Users { api, cmd } => admin::users(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
             Command::Export(args) => export::export(args).await,

@@ -1,7 +1,8 @@
 //! The agent's uploader against a server that misbehaves, with a real agent, real programs and
 //! a real `tally server` behind a small TCP proxy written here: a server that answers only
 //! after 20 s never delays metering or its checkpoints, and an agent the server revoked stops
-//! uploading, says how to fix it, and keeps metering into its spool until it is re-enrolled.
+//! uploading, says how to fix it, and keeps metering into its spool until it is re-enrolled;
+//! an agent over its request budget waits as long as the server asks, and loses no run.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ use common::{assert_continuous, by_instance, ended, tally_json_at, time, wait_fo
 use serde_json::Value;
 
 const USAGE_UPLOAD: &[u8] = b"POST /api/v1/agent/usage ";
+/// The end of every HTTP/1.1 request line.
+const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
 
 /// A TCP proxy in front of the real server. The agent's requests reach the server at once;
 /// the server's answers are held for the current delay before they are passed back, so every
@@ -27,6 +30,34 @@ struct SlowProxy {
     url: String,
     delay_ms: Arc<AtomicU64>,
     uploads: Arc<AtomicUsize>,
+    seen: Seen,
+}
+
+/// What passed through the proxy, when: requests, and 429 answers with their `Retry-After`.
+type Seen = Arc<Mutex<Vec<(Instant, Passed)>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Passed {
+    Request,
+    TooManyRequests { retry_after_secs: u64 },
+}
+
+/// The 429s in a chunk of the server's answers, each with its `Retry-After` (0 when none).
+fn throttles(bytes: &[u8]) -> Vec<Passed> {
+    let text = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+    text.split("http/1.1 ")
+        .filter(|answer| answer.starts_with("429"))
+        .map(|answer| {
+            let secs = answer
+                .split("\r\n")
+                .find_map(|line| line.strip_prefix("retry-after:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            Passed::TooManyRequests {
+                retry_after_secs: secs,
+            }
+        })
+        .collect()
 }
 
 impl SlowProxy {
@@ -36,18 +67,25 @@ impl SlowProxy {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let delay_ms = Arc::new(AtomicU64::new(0));
         let uploads = Arc::new(AtomicUsize::new(0));
-        let (delay, count) = (delay_ms.clone(), uploads.clone());
+        let seen = Seen::default();
+        let (delay, count, log) = (delay_ms.clone(), uploads.clone(), seen.clone());
         thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (upstream, delay, count) = (upstream.clone(), delay.clone(), count.clone());
-                thread::spawn(move || relay(client, &upstream, delay, &count));
+                let log = log.clone();
+                thread::spawn(move || relay(client, &upstream, delay, &count, &log));
             }
         });
         Self {
             url,
             delay_ms,
             uploads,
+            seen,
         }
+    }
+
+    fn seen(&self) -> Vec<(Instant, Passed)> {
+        self.seen.lock().unwrap().clone()
     }
 
     fn set_delay(&self, delay: Duration) {
@@ -62,7 +100,13 @@ impl SlowProxy {
 
 /// Carries one connection: the agent's bytes at once (counting uploads), the server's after
 /// the delay, its end of the connection included.
-fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &AtomicUsize) {
+fn relay(
+    client: TcpStream,
+    upstream: &str,
+    delay: Arc<AtomicU64>,
+    uploads: &AtomicUsize,
+    passed: &Seen,
+) {
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
     };
@@ -70,10 +114,14 @@ fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &Ato
     let mut from_server = server.try_clone().unwrap();
     let closed = Arc::new(AtomicBool::new(false));
     let server_closed = closed.clone();
+    let answers = passed.clone();
     thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = from_server.read(&mut buf).unwrap_or(0);
+            let now = Instant::now();
+            let passed = throttles(&buf[..n]).into_iter().map(|p| (now, p));
+            answers.lock().unwrap().extend(passed);
             server_closed.store(n == 0, Ordering::SeqCst);
             let at = Instant::now() + Duration::from_millis(delay.load(Ordering::SeqCst));
             // An empty chunk stands for the server closing the connection.
@@ -109,6 +157,15 @@ fn relay(client: TcpStream, upstream: &str, delay: Arc<AtomicU64>, uploads: &Ato
             .filter(|w| *w == USAGE_UPLOAD)
             .count();
         uploads.fetch_add(found, Ordering::SeqCst);
+        let requests = buf[..n]
+            .windows(REQUEST_LINE_END.len())
+            .filter(|w| *w == REQUEST_LINE_END)
+            .count();
+        let now = Instant::now();
+        passed
+            .lock()
+            .unwrap()
+            .extend((0..requests).map(|_| (now, Passed::Request)));
         tail = seen[seen.len().saturating_sub(USAGE_UPLOAD.len() - 1)..].to_vec();
         // The server closes idle connections (its header timeout) while the proxy still holds
         // that news back: a request sent on one would wait for nothing.
@@ -322,4 +379,56 @@ fn a_revoked_agent_stops_uploading_keeps_metering_and_says_how_to_re_enrol() {
         group.len() >= 8,
         "one-second cycles through the revocation: {group:#?}"
     );
+}
+
+#[test]
+fn a_throttled_agent_waits_as_long_as_the_server_asks_and_loses_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 requests a minute: one every 5 s after the first dozen. With one-second cycles the
+    // agent's policy reads and uploads exceed that within seconds.
+    let budget = ["--agent-requests-per-minute", "12"];
+    let site = Site::with_server_flags(dir.path(), "Throttled", &budget);
+    let proxy = SlowProxy::start(&site.url);
+    let state = dir.path().join("agent");
+    let agent = Agent::start(&site, &proxy.url, &site.enroll, &state, &[]);
+    wait_for(&state.join("agent.json"));
+    for _ in 0..3 {
+        run(&site, "0.3");
+        thread::sleep(Duration::from_secs(2));
+    }
+    let records = records_within(&site, "Throttled", Duration::from_secs(90), |r| {
+        ended_runs(r) == 3
+    });
+    drop(agent);
+    let text = log(&state);
+    assert_eq!(ended_runs(&records), 3, "every run arrives:\n{text}");
+    assert!(
+        text.contains("limiting this agent's request rate"),
+        "the uploader says why it waits:\n{text}"
+    );
+
+    let seen = proxy.seen();
+    let throttled: Vec<_> = seen
+        .iter()
+        .filter_map(|(at, p)| match p {
+            Passed::TooManyRequests { retry_after_secs } => Some((*at, *retry_after_secs)),
+            Passed::Request => None,
+        })
+        .collect();
+    assert!(!throttled.is_empty(), "the server throttled the agent");
+    // After a 429 asking for R seconds, nothing more is sent for R seconds (less a second for
+    // the rounding of Retry-After, and half a second for requests already on their way).
+    for (at, secs) in throttled {
+        assert!(secs >= 1, "a 429 says how long to wait");
+        let quiet = (at + Duration::from_millis(500))..(at + Duration::from_secs(secs - 1));
+        let early: Vec<_> = seen
+            .iter()
+            .filter(|(t, p)| *p == Passed::Request && quiet.contains(t))
+            .map(|(t, _)| t.duration_since(at))
+            .collect();
+        assert!(
+            early.is_empty(),
+            "requests {early:?} after a 429 asking for {secs} s:\n{text}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ each_backend!(
     tokens_and_errors_through_the_cli,
     tally_tasks_lists_runs_and_changes_maintenance_tasks,
     tally_report_lists_the_catalogue_and_saves_reports,
+    tally_users_forget_erases_one_person_and_keeps_the_usage,
 );
 
 /// Enrols an agent over the API and uploads one finished run of `code` by alice.
@@ -316,4 +317,32 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
         .join(chrono::Utc::now().date_naive().to_string());
     wait_for(&today.join("monthly-usage.pdf"));
     assert!(server.stop().success());
+}
+
+fn tally_users_forget_erases_one_person_and_keeps_the_usage(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    tally_json(
+        &server,
+        &server.token,
+        &["rules", "add", "--name", "Code", "--file-name", "code"],
+    );
+    upload_a_run(&server.url, &server.token);
+    let forgotten = tally_json(&server, &server.token, &["users", "forget", "alice"]);
+    let id = forgotten[0]["user_id"].as_i64().expect("alice was a user");
+    let users = tally_json(&server, &server.token, &["users"]);
+    assert_eq!(strings(&users, "account"), [format!("forgotten-{id}")]);
+    let usage = tally_json(&server, &server.token, &["usage", "--rule", "Code"]);
+    assert_eq!(
+        usage.as_array().unwrap().len(),
+        2,
+        "the usage stays: {usage}"
+    );
+    let out = tally(&server, &server.token, &["users", "forget", "alice"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("404") && err.contains("alice"), "{err}");
+    let out = tally(&server, &server.token, &["users", "resolve", "pseu-00"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not pseudonymise"), "{err}");
 }

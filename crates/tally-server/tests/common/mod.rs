@@ -45,6 +45,25 @@ pub async fn open_store(backend: &Backend, dir: &std::path::Path) -> Arc<dyn Sto
 }
 
 pub async fn start(backend: Backend) -> TestServer {
+    start_with_limits(backend, Limits::default()).await
+}
+
+/// [`start`], with request limits other than the defaults.
+pub async fn start_with_limits(backend: Backend, limits: Limits) -> TestServer {
+    start_configured(backend, limits, None).await
+}
+
+/// [`start`], storing account and full names as pseudonyms under `key`.
+pub async fn start_pseudonymising(backend: Backend, key: [u8; 32]) -> TestServer {
+    let pseudonyms = tally_service::privacy::Pseudonyms::new(key);
+    start_configured(backend, Limits::default(), Some(pseudonyms)).await
+}
+
+async fn start_configured(
+    backend: Backend,
+    limits: Limits,
+    pseudonyms: Option<tally_service::privacy::Pseudonyms>,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&backend, dir.path()).await;
     store
@@ -69,17 +88,20 @@ pub async fn start(backend: Backend) -> TestServer {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let reports_dir = dir.path().join("reports");
-    let state = AppState::new(store.clone(), SiteCode::parse("S01").unwrap()).with_reports(
-        tally_server::ReportOutput {
+    let mut service = tally_service::Service::new(store.clone(), SiteCode::parse("S01").unwrap())
+        .with_reports(tally_server::ReportOutput {
             dir: Some(reports_dir.clone()),
             scheduled: tally_report::ScheduledReport::DEFAULTS
                 .iter()
                 .map(|r| tally_report::ScheduledReport::parse(r).unwrap())
                 .collect(),
-        },
-    );
+        });
+    if let Some(p) = pseudonyms {
+        service = service.with_pseudonyms(p);
+    }
+    let state = AppState::with_service(service);
     let task = tokio::spawn(async move {
-        tally_server::serve(listener, state, &Limits::default(), async {
+        tally_server::serve(listener, state, &limits, async {
             let _ = rx.await;
         })
         .await

@@ -121,6 +121,33 @@ impl crate::SiteStore for DbStore {
         .collect()
     }
 
+    async fn forget_user(
+        &self,
+        account: &str,
+        audit: crate::AuditOf<'_, crate::Forgotten>,
+    ) -> Result<crate::Forgotten> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET account = 'forgotten-' || id, full_name = NULL
+             WHERE account = $1 RETURNING id",
+        )
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let local_accounts = sqlx::query("DELETE FROM local_accounts WHERE name = $1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let forgotten = crate::Forgotten {
+            user_id,
+            local_accounts,
+        };
+        let audit = audit.filter(|_| forgotten.anything());
+        super::audit::commit_of(tx, audit, &forgotten).await?;
+        Ok(forgotten)
+    }
+
     async fn upsert_file(&self, file: &tally_core::FileInfo) -> Result<i64> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO files (file_name, original_file_name, version, product_name, publisher, language)

@@ -179,6 +179,11 @@ pub fn free_port() -> u16 {
 
 /// Starts `tally server` and returns it with the bootstrap token, if it printed one.
 pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
+    server_with(data, port, &[])
+}
+
+/// [`server`] with more flags.
+pub fn server_with(data: &Path, port: u16, flags: &[&str]) -> (Child, Option<String>) {
     let (child, mut lines) = spawn_lines(
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([
@@ -187,7 +192,8 @@ pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(data),
+            .arg(data)
+            .args(flags),
     );
     let mut token = None;
     for line in lines.by_ref() {
@@ -224,9 +230,14 @@ pub struct Site {
 
 impl Site {
     pub fn new(dir: &Path, rule: &str) -> Self {
+        Self::with_server_flags(dir, rule, &[])
+    }
+
+    /// [`Site::new`], its server started with more flags.
+    pub fn with_server_flags(dir: &Path, rule: &str, flags: &[&str]) -> Self {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let (child, token) = server(&dir.join("server"), port);
+        let (child, token) = server_with(&dir.join("server"), port, flags);
         let token = token.expect("a new server prints a bootstrap token");
         let name = format!("tally-{}-{}", rule.to_lowercase(), std::process::id());
         let program = dir.join(&name);

@@ -1,0 +1,52 @@
+//! People's rights over what Tally holds about them: forgetting one person, and (on a site
+//! that pseudonymises) resolving one pseudonym for an admin who must know who it is. Both are
+//! audit-logged, and neither audit entry holds the plain name.
+
+use tally_store::Forgotten;
+
+use crate::audit::entry;
+use crate::{Result, Service, ServiceError};
+
+/// Erases `account` (as the endpoint or an import named it, or its pseudonym): the user
+/// becomes `forgotten-ID` without a full name, its local accounts leave every inventory, and
+/// its usage stays, attributed to that anonymous user, so licenses per user still count it.
+pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<Forgotten> {
+    let stored = match service.pseudonyms() {
+        Some(p) => p.account(account),
+        None => account.to_string(),
+    };
+    let audit = |f: &Forgotten| {
+        let target = match f.user_id {
+            Some(id) => format!("user:{id}"),
+            None => "user:none".to_string(),
+        };
+        entry(actor, "user.forget", target, f)
+    };
+    let forgotten = service.store().forget_user(&stored, Some(&audit)).await?;
+    if !forgotten.anything() {
+        return Err(ServiceError::NotFound(format!(
+            "no user or local account {account:?}; see tally users"
+        )));
+    }
+    Ok(forgotten)
+}
+
+/// The account behind `pseudonym`, for `actor`; written to the audit log before it is told.
+pub async fn resolve(service: &Service, actor: &str, pseudonym: &str) -> Result<String> {
+    let Some(pseudonyms) = service.pseudonyms() else {
+        return Err(ServiceError::Invalid(
+            "this site does not pseudonymise names (pseudonymize_users is off); there is nothing to resolve".into(),
+        ));
+    };
+    let account = pseudonyms
+        .resolve_account(pseudonym)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let note = entry(
+        actor,
+        "user.resolve_pseudonym",
+        format!("pseudonym:{pseudonym}"),
+        (),
+    );
+    service.store().append_audit(&note).await?;
+    Ok(account)
+}
