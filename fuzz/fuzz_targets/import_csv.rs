@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let batch = tally_fuzz::read(tally_fuzz::kind(kind), csv, false);
-    let _ = validate(&batch, &Known::default());
+    let _ = validate(&batch, &Known::default(), tally_fuzz::now());
 });

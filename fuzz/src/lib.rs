@@ -7,6 +7,11 @@
 use serde::de::DeserializeOwned;
 use tally_core::import::{Batch, Kind, Origin, Pool, Row, Rows};
 
+/// The clock the checks run at: fixed (1 June 2026), so a crash found replays the same way.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_780_315_200, 0).expect("a valid time")
+}
+
 /// The kind of import file a fuzz input stands for, from its first byte.
 pub fn kind(byte: u8) -> Kind {
     Kind::ALL[byte as usize % Kind::ALL.len()]

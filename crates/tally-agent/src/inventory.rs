@@ -36,6 +36,13 @@ pub fn collect() -> Inventory {
         software,
         accounts: accounts(&passwd, uid_range(&login_defs)),
     };
+    let left_out = inventory.drop_invalid();
+    if left_out > 0 {
+        tracing::warn!(
+            left_out,
+            "inventory entries past the server's limits (names over 255 characters, control characters, figures out of range) are left out"
+        );
+    }
     inventory.hash = hash(&inventory);
     inventory
 }

@@ -210,10 +210,12 @@ impl Spool {
         };
         *self.sending.lock().expect("spool lock") = Some((first, last));
         let mut records = Vec::with_capacity(rows.len());
+        // The server checks times against its clock; the agent's is the best guess of it.
+        let now = chrono::Utc::now();
         for (id, json) in rows {
             let checked = serde_json::from_str::<UsageRecordV1>(&json)
                 .map_err(|e| e.to_string())
-                .and_then(|r| r.validate().map(|()| r).map_err(|e| e.to_string()));
+                .and_then(|r| r.validate(now).map(|()| r).map_err(|e| e.to_string()));
             match checked {
                 Ok(r) => records.push(r),
                 Err(reason) => self.reject(id, &reason).await?,

@@ -134,7 +134,13 @@ impl Uploader {
 
     /// Sends the oldest batch; returns whether there may be more to send.
     async fn send_one(&mut self) -> Result<bool, DrainError> {
-        let dropped = self.spool.dropped().await?;
+        // The server takes at most this many per report; the rest stays counted in the spool
+        // (the acknowledgement subtracts what was reported) and goes with the next upload.
+        let dropped = self
+            .spool
+            .dropped()
+            .await?
+            .min(tally_core::limits::MAX_DROPPED_PER_REPORT);
         let batch = self.spool.peek(self.batch_limit).await?;
         let (first, last, records) = match batch {
             Some(b) => (b.first, b.last, b.records),

@@ -34,6 +34,7 @@ pub struct WhoAmI {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     pub role: Role,
 }
@@ -49,13 +50,16 @@ pub struct CreatedToken<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollmentToken {
+    #[schema(max_length = 255)]
     pub name: String,
     /// Defaults to this server's site.
     #[serde(default)]
     pub site_code: Option<SiteCode>,
+    /// Must be in the future.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_uses: Option<i32>,
 }
 

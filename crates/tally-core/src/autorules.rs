@@ -12,6 +12,7 @@ use crate::rules::{MeteringRule, RuleOrigin, RuleSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AutoRuleSettings {
     #[serde(default = "default_percent")]
+    #[schema(minimum = 0, maximum = 100)]
     pub min_percent_of_devices: f64,
     #[serde(default = "default_max")]
     pub max_automatic_rules: usize,

@@ -132,24 +132,31 @@ pub struct UserRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationRow {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub publisher: String,
     pub metric: Metric,
     /// Empty: the current calendar month; else a rolling number of days.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3660)]
     pub period_days: Option<u32>,
     #[serde(default)]
     pub total_user_metric: Option<TotalUserMetric>,
     /// A wildcard pattern (`*`, `?`) on installed software names that recognises it.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub software: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub software_publisher: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub software_version: Option<String>,
     /// A metering rule whose usage is this application's.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub metering_rule: Option<String>,
 }
 
@@ -183,13 +190,17 @@ pub struct SessionRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseRow {
+    #[schema(min_length = 1, max_length = 255)]
     pub application: String,
     pub metric: Metric,
+    /// At most `tally_core::limits::MAX_QUANTITY`.
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub quantity: i64,
     pub assignment_type: AssignmentType,
     /// The org node's name, the computer's host name or the user's account, by type; empty
     /// for an organisation license on the whole organisation.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub assigned_to: Option<String>,
     #[serde(default)]
     pub purchase_date: Option<NaiveDate>,
@@ -201,14 +212,19 @@ pub struct LicenseRow {
     pub maintenance_until: Option<NaiveDate>,
     /// Price of one unit as a decimal, e.g. `129.90`.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub unit_cost: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub currency: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub vendor: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub order_reference: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub notes: Option<String>,
 }
 
@@ -392,6 +408,12 @@ pub fn parse_cost(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+
+    /// The clock the checks run at.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
 
     fn at(line: usize) -> Origin {
         Origin {
@@ -466,7 +488,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let errors: Vec<String> = validate(&batch, &known)
+        let errors: Vec<String> = validate(&batch, &known, now())
             .iter()
             .map(|e| e.to_string())
             .collect();
@@ -539,7 +561,7 @@ mod tests {
         known
             .applications
             .insert("Office".into(), Metric::Installations);
-        let errors: Vec<String> = validate(&batch, &known)
+        let errors: Vec<String> = validate(&batch, &known, now())
             .iter()
             .map(|e| e.to_string())
             .collect();

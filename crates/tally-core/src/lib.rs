@@ -13,6 +13,7 @@ pub mod history;
 pub mod import;
 pub mod inventory;
 pub mod licenses;
+pub mod limits;
 pub mod metering;
 pub mod operators;
 pub mod org;

@@ -183,7 +183,7 @@ mod tests {
             .all(|r| !r.start_not_captured && !r.end_not_captured));
         assert!(all
             .iter()
-            .all(|r| r.validate().is_ok() && r.start_time_offset == 60));
+            .all(|r| r.validate(r.end_time).is_ok() && r.start_time_offset == 60));
         assert!(m.end("a", t(40), true, 60).is_none(), "ended once");
         assert!(m.report(t(45), 60).is_empty());
     }
@@ -261,7 +261,7 @@ mod tests {
                 }
             }
             for r in &out {
-                assert!(r.validate().is_ok(), "seed {seed}: {r:?}");
+                assert!(r.validate(r.end_time).is_ok(), "seed {seed}: {r:?}");
             }
             let keys: std::collections::HashSet<_> =
                 out.iter().map(|r| (&r.meter_data_id, r.end_time)).collect();

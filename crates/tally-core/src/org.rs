@@ -34,18 +34,27 @@ pub enum OrgTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgRuleSpec {
+    #[schema(max_length = 255)]
     pub org_node: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub site: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub host_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub account: Option<String>,
 }
 
 impl OrgRuleSpec {
     /// A rule is for devices or for users, and says something about them.
     pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        use crate::limits::{check_name, check_opt_name, MAX_NAME};
+        check_name("org_node", &self.org_node, MAX_NAME)?;
+        check_opt_name("site", self.site.as_deref(), MAX_NAME)?;
+        check_opt_name("host_name", self.host_name.as_deref(), MAX_NAME)?;
+        check_opt_name("account", self.account.as_deref(), MAX_NAME)?;
         let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         let device = given(&self.site) || given(&self.host_name);
         match (device, given(&self.account)) {

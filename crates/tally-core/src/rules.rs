@@ -43,20 +43,27 @@ impl RuleOrigin {
 /// The fields an administrator sets on a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RuleSpec {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub file_name: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub original_file_name: String,
     /// Version pattern with `*` and `?`; empty or `*` matches every version.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub file_version: String,
     /// 65535 = any language.
     #[serde(default = "any_language")]
+    #[schema(minimum = 0, maximum = 65535)]
     pub language: i32,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub product_name: String,
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub comment: String,
     /// Also meter on every child site. Off by default: seed 000 says rules are "active only on
     /// the site where they were created" unless this is asked for.
@@ -120,7 +127,15 @@ impl RuleSpec {
                 "the version pattern may hold only printable characters with * and ? wildcards",
             ));
         }
-        Ok(())
+        use crate::limits::{check_name, check_range, check_text};
+        use crate::limits::{MAX_LANGUAGE, MAX_NAME, MAX_TEXT, MAX_VERSION};
+        check_name("name", &self.name, MAX_NAME)?;
+        check_name("file_name", &self.file_name, MAX_NAME)?;
+        check_name("original_file_name", &self.original_file_name, MAX_NAME)?;
+        check_name("file_version", &self.file_version, MAX_VERSION)?;
+        check_range("language", self.language, 0..=MAX_LANGUAGE)?;
+        check_name("product_name", &self.product_name, MAX_NAME)?;
+        check_text("comment", &self.comment, MAX_TEXT)
     }
 
     /// Whether a program with this file identity is metered by this rule.

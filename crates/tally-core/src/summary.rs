@@ -103,14 +103,65 @@ pub fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
         .expect("zero is a valid minute, second and nanosecond")
 }
 
-/// The clock hours a record's period overlaps. An instant (start = end) lies in its hour.
-pub fn hours_of(r: &UsageRecord) -> Vec<DateTime<Utc>> {
-    let last = if r.end_time > r.start_time {
-        hour_start(r.end_time - Duration::microseconds(1))
+/// What bounds the summaries' work per record: the clock (records are clipped to the
+/// plausible window, `crate::limits::plausible_times`) and the summaries' retention (rows
+/// older than it are deleted by "delete aged summaries" anyway, so a record is only
+/// summarised over the retention before its end). Without it, one record from 1970 made the
+/// hourly summary write every hour since, for minutes, whatever its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub now: DateTime<Utc>,
+    pub retention_days: i32,
+}
+
+impl Window {
+    /// The part of `[start, end]` the summaries work on: at most `retention_days` before its
+    /// (plausible) end, and nothing outside the plausible window. `None`: nothing of it.
+    pub fn span(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let (floor, ceiling) = crate::limits::plausible_times(self.now);
+        let end = end.min(ceiling);
+        let start = start
+            .max(floor)
+            .max(end - Duration::days(i64::from(self.retention_days.max(1))));
+        (start <= end).then_some((start, end))
+    }
+}
+
+/// The clock hours a record's period overlaps, within the summaries' [`Window`]: at most the
+/// retention's hours, whatever the record's length. An instant (start = end) lies in its hour.
+pub fn hours_of(r: &UsageRecord, window: &Window) -> Vec<DateTime<Utc>> {
+    match window.span(r.start_time, r.end_time) {
+        Some((start, end)) => hours_between(start, end),
+        None => Vec::new(),
+    }
+}
+
+/// The clock hours `[start, end)` touches that lie in `[from, to)`: the period is clipped
+/// first, so the work is bounded by `[from, to)` however long the period is.
+pub fn hours_in(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<DateTime<Utc>> {
+    match clip(start, end, from, to) {
+        Some((s, e)) => hours_between(s, e),
+        None => Vec::new(),
+    }
+}
+
+/// Every clock hour from `start`'s to the one holding the last instant before `end`; one
+/// ending exactly on the hour does not reach into the next.
+fn hours_between(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let last = if end > start {
+        hour_start(end - Duration::microseconds(1))
     } else {
-        hour_start(r.end_time)
+        hour_start(end)
     };
-    let mut hour = hour_start(r.start_time);
+    let mut hour = hour_start(start);
     let mut hours = vec![hour];
     while hour < last {
         hour += Duration::hours(1);
@@ -239,18 +290,27 @@ fn next_month(month: i32) -> i32 {
 }
 
 /// What one raw record adds to the monthly summary of each rule that meters it. Months are
-/// the client's: the record's end offset places it on the client's calendar.
-pub fn monthly_of(rule_ids: &[i64], r: &UsageRecord) -> Vec<(MonthKey, MonthlyUsage)> {
+/// the client's: the record's end offset places it on the client's calendar. Only the part
+/// of the record in the summaries' [`Window`] is added (so the months walked are bounded by
+/// the retention); its run counts in its own first month, if that is in the window.
+pub fn monthly_of(
+    rule_ids: &[i64],
+    r: &UsageRecord,
+    window: &Window,
+) -> Vec<(MonthKey, MonthlyUsage)> {
+    let Some((start, end)) = window.span(r.start_time, r.end_time) else {
+        return Vec::new();
+    };
     let offset = r.end_time_offset;
     let local = |t: DateTime<Utc>| (t + Duration::minutes(i64::from(offset))).date_naive();
     let first = month_of(local(r.start_time));
-    let last = month_of(local(r.end_time));
+    let last = month_of(local(end));
     let mut parts = Vec::new();
-    let mut month = first;
+    let mut month = month_of(local(start));
     loop {
         let from = month_start_utc(month, offset);
         let to = month_start_utc(next_month(month), offset);
-        if let Some((s, e)) = clip(r.start_time, r.end_time, from, to) {
+        if let Some((s, e)) = clip(start, end, from, to) {
             let first_record = r.started || r.start_not_captured;
             parts.push((
                 month,
@@ -286,13 +346,14 @@ pub fn monthly_of(rule_ids: &[i64], r: &UsageRecord) -> Vec<(MonthKey, MonthlyUs
 pub fn monthly(
     records: &[UsageRecord],
     rules_of_file: &HashMap<i64, Vec<i64>>,
+    window: &Window,
 ) -> BTreeMap<MonthKey, MonthlyUsage> {
     let mut out: BTreeMap<MonthKey, MonthlyUsage> = BTreeMap::new();
     for r in records {
         let Some(rules) = rules_of_file.get(&r.file_id) else {
             continue;
         };
-        for (key, usage) in monthly_of(rules, r) {
+        for (key, usage) in monthly_of(rules, r, window) {
             out.entry(key)
                 .and_modify(|u| u.add(&usage))
                 .or_insert(usage);
@@ -304,6 +365,12 @@ pub fn monthly(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Summaries run on 1 June 2026 with the default retention.
+    const W: Window = Window {
+        now: DateTime::from_timestamp_nanos(1_780_315_200_000_000_000),
+        retention_days: 270,
+    };
 
     fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, d, h, m, 0).unwrap()
@@ -320,7 +387,7 @@ mod tests {
     #[test]
     fn a_run_across_an_hour_boundary_counts_in_both_hours_with_its_minutes() {
         let r = rec("a", 1, at(5, 9, 40), at(5, 10, 20));
-        assert_eq!(hours_of(&r), [at(5, 9, 0), at(5, 10, 0)]);
+        assert_eq!(hours_of(&r, &W), [at(5, 9, 0), at(5, 10, 0)]);
         let nine = file_usage_hour(3, at(5, 9, 0), &[&r]).unwrap();
         let ten = file_usage_hour(3, at(5, 10, 0), &[&r]).unwrap();
         assert_eq!((nine.usage_ms, ten.usage_ms), (20 * 60_000, 20 * 60_000));
@@ -328,7 +395,7 @@ mod tests {
         assert!(file_usage_hour(3, at(5, 11, 0), &[&r]).is_none());
         // A run ending exactly on the hour does not touch the next one.
         assert_eq!(
-            hours_of(&rec("b", 1, at(5, 9, 0), at(5, 10, 0))),
+            hours_of(&rec("b", 1, at(5, 9, 0), at(5, 10, 0)), &W),
             [at(5, 9, 0)]
         );
     }
@@ -357,7 +424,7 @@ mod tests {
         second.started = false;
         let h = file_usage_hour(3, at(5, 9, 0), &[&first, &second]).unwrap();
         assert_eq!((h.peak_concurrent_runs, h.usage_ms), (1, 30 * 60_000));
-        let months = monthly(&[first, second], &HashMap::from([(7, vec![3])]));
+        let months = monthly(&[first, second], &HashMap::from([(7, vec![3])]), &W);
         let jan = months.values().next().unwrap();
         assert_eq!(
             (jan.runs, jan.usage_ms),
@@ -370,7 +437,7 @@ mod tests {
     fn a_run_over_midnight_at_month_end_splits_by_the_clients_calendar() {
         // 31 January 23:00 → 1 February 01:00 UTC, by a client in UTC.
         let utc = rec("a", 1, at(31, 23, 0), at(31, 23, 0) + Duration::hours(2));
-        let split = monthly_of(&[3], &utc);
+        let split = monthly_of(&[3], &utc, &W);
         let by_month: Vec<(i32, i64, i64)> = split
             .iter()
             .map(|(k, u)| (k.month, u.runs, u.usage_ms))
@@ -380,22 +447,26 @@ mod tests {
         let mut east = utc.clone();
         east.start_time_offset = 120;
         east.end_time_offset = 120;
-        let split = monthly_of(&[3], &east);
+        let split = monthly_of(&[3], &east, &W);
         assert_eq!(split.len(), 1);
         assert_eq!(
             (split[0].0.month, split[0].1.runs, split[0].1.usage_ms),
             (202602, 1, 7_200_000)
         );
         // Hours are UTC whatever the offset: both clients land in the same hours.
-        assert_eq!(hours_of(&utc), hours_of(&east));
+        assert_eq!(hours_of(&utc, &W), hours_of(&east, &W));
     }
 
     #[test]
     fn monthly_rows_add_up_and_keep_the_last_use() {
         let early = rec("a", 1, at(3, 9, 0), at(3, 10, 0));
         let late = rec("b", 1, at(20, 9, 0), at(20, 9, 30));
-        let mut sum = monthly(std::slice::from_ref(&early), &HashMap::from([(7, vec![3])]));
-        for (k, u) in monthly(&[late], &HashMap::from([(7, vec![3])])) {
+        let mut sum = monthly(
+            std::slice::from_ref(&early),
+            &HashMap::from([(7, vec![3])]),
+            &W,
+        );
+        for (k, u) in monthly(&[late], &HashMap::from([(7, vec![3])]), &W) {
             sum.get_mut(&k).unwrap().add(&u);
         }
         let row = sum.values().next().unwrap();
@@ -404,8 +475,34 @@ mod tests {
             (2, 90 * 60_000, at(20, 9, 30))
         );
         assert!(
-            monthly(&[early], &HashMap::new()).is_empty(),
+            monthly(&[early], &HashMap::new(), &W).is_empty(),
             "no rule, no row"
         );
+    }
+
+    #[test]
+    fn a_record_is_summarised_over_the_retention_before_its_end_never_its_whole_length() {
+        assert_eq!(W.now, Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
+        // Stored before times were checked: from 1970 to the summaries' clock.
+        let since_1970 = rec("old", 1, DateTime::UNIX_EPOCH, W.now);
+        let hours = hours_of(&since_1970, &W);
+        assert_eq!(hours.len(), 270 * 24, "the hour it ends on is not touched");
+        assert_eq!(hours[0], W.now - Duration::days(270));
+        let months = monthly_of(&[3], &since_1970, &W);
+        assert!(months.len() <= 10, "{} months", months.len());
+        assert!(
+            months.iter().all(|(_, u)| u.runs == 0),
+            "its run began long before"
+        );
+        // Wholly before 2000, or wholly after the clock's day of grace: nothing.
+        let ancient = rec("a", 1, DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH);
+        assert!(hours_of(&ancient, &W).is_empty());
+        let ahead = W.now + Duration::days(2);
+        let future = rec("f", 1, ahead, ahead + Duration::hours(1));
+        assert!(hours_of(&future, &W).is_empty());
+        assert!(monthly_of(&[3], &future, &W).is_empty());
+        // A period clipped to a range costs the range's hours.
+        let (from, to) = (at(5, 0, 0), at(6, 0, 0));
+        assert_eq!(hours_in(DateTime::UNIX_EPOCH, W.now, (from, to)).len(), 24);
     }
 }

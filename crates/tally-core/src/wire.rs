@@ -7,6 +7,10 @@ pub mod v1 {
     use utoipa::ToSchema;
 
     use crate::file::FileInfo;
+    use crate::limits::{
+        check_name, check_opt_name, check_range, check_text, check_time, MAX_DROPPED_PER_REPORT,
+        MAX_ID, MAX_MEMORY_BYTES, MAX_NAME, MAX_PROCESSORS, MAX_TEXT, MAX_VERSION,
+    };
     use crate::rules::MeteringRule;
     use crate::usage::check_period;
     use crate::ValidationError;
@@ -14,14 +18,35 @@ pub mod v1 {
     /// Sent once by a new agent with a site enrolment token.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     pub struct EnrollRequest {
+        #[schema(max_length = 255)]
         pub enrollment_token: String,
+        #[schema(min_length = 1, max_length = 255)]
         pub host_name: String,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub fqdn: Option<String>,
         #[serde(default)]
+        #[schema(max_length = 4096)]
         pub os: Option<String>,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub serial: Option<String>,
+    }
+
+    impl EnrollRequest {
+        /// Lengths and characters of what the agent says about its machine.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            check_name("enrollment_token", &self.enrollment_token, MAX_NAME)?;
+            if self.host_name.trim().is_empty() {
+                return Err(ValidationError::new("host_name", "must not be empty"));
+            }
+            check_name("host_name", &self.host_name, MAX_NAME)?;
+            check_opt_name("fqdn", self.fqdn.as_deref(), MAX_NAME)?;
+            if let Some(os) = &self.os {
+                check_text("os", os, MAX_TEXT)?;
+            }
+            check_opt_name("serial", self.serial.as_deref(), MAX_NAME)
+        }
     }
 
     /// The agent's credentials. The server keeps only a hash of `agent_secret`.
@@ -49,8 +74,10 @@ pub mod v1 {
     /// The account a program ran under, as the endpoint names it.
     #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
     pub struct UserRef {
+        #[schema(min_length = 1, max_length = 255)]
         pub account: String,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub full_name: Option<String>,
     }
 
@@ -59,12 +86,18 @@ pub mod v1 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct UsageRecordV1 {
+        #[schema(min_length = 1, max_length = 128)]
         pub meter_data_id: String,
         pub file: FileInfo,
         pub user: UserRef,
+        /// From 2000-01-01T00:00:00Z to the server's clock plus one day
+        /// (`tally_core::limits::plausible_times`).
         pub start_time: DateTime<Utc>,
+        #[schema(minimum = -840, maximum = 840)]
         pub start_time_offset: i32,
+        /// Within the same window as `start_time`.
         pub end_time: DateTime<Utc>,
+        #[schema(minimum = -840, maximum = 840)]
         pub end_time_offset: i32,
         pub started: bool,
         pub still_running: bool,
@@ -104,19 +137,27 @@ pub mod v1 {
             }
         }
 
-        pub fn validate(&self) -> Result<(), ValidationError> {
-            if self.meter_data_id.is_empty() || self.meter_data_id.len() > 128 {
+        /// Checks every field, and that both times lie in the plausible window at `now` (the
+        /// server's clock; the agent's own when it sorts out its spool).
+        pub fn validate(&self, now: DateTime<Utc>) -> Result<(), ValidationError> {
+            if self.meter_data_id.is_empty() || self.meter_data_id.len() > MAX_ID {
                 return Err(ValidationError::new(
                     "meter_data_id",
                     "must be 1 to 128 characters",
                 ));
             }
+            check_name("meter_data_id", &self.meter_data_id, MAX_ID)?;
             if self.file.file_name.is_empty() {
                 return Err(ValidationError::new("file.file_name", "must not be empty"));
             }
+            self.file.validate()?;
             if self.user.account.is_empty() {
                 return Err(ValidationError::new("user.account", "must not be empty"));
             }
+            check_name("user.account", &self.user.account, MAX_NAME)?;
+            check_opt_name("user.full_name", self.user.full_name.as_deref(), MAX_NAME)?;
+            check_time("start_time", self.start_time, now)?;
+            check_time("end_time", self.end_time, now)?;
             for (field, offset) in [
                 ("start_time_offset", self.start_time_offset),
                 ("end_time_offset", self.end_time_offset),
@@ -147,9 +188,12 @@ pub mod v1 {
         /// when sent it must be the agent's own, or the batch is refused.
         #[serde(default)]
         pub device_id: Option<i64>,
+        #[schema(max_items = 10000)]
         pub records: Vec<UsageRecordV1>,
-        /// Records the agent had to drop because its spool was full, since its last report.
+        /// Records the agent had to drop because its spool was full, since its last report:
+        /// at most `tally_core::limits::MAX_DROPPED_PER_REPORT` per upload.
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 10000000)]
         pub dropped: u64,
     }
 
@@ -162,14 +206,17 @@ pub mod v1 {
     }
 
     impl UsageBatch {
-        pub fn validate(&self) -> Result<(), BatchError> {
+        /// Checks the batch and every record in it, times against `now` (the server's clock).
+        pub fn validate(&self, now: DateTime<Utc>) -> Result<(), BatchError> {
             let whole = |error| BatchError { index: 0, error };
-            if self.batch_id.is_empty() || self.batch_id.len() > 128 {
+            if self.batch_id.is_empty() || self.batch_id.len() > MAX_ID {
                 return Err(whole(ValidationError::new(
                     "batch_id",
                     "must be 1 to 128 characters",
                 )));
             }
+            check_name("batch_id", &self.batch_id, MAX_ID).map_err(whole)?;
+            check_range("dropped", self.dropped, 0..=MAX_DROPPED_PER_REPORT).map_err(whole)?;
             if self.records.len() > MAX_BATCH_RECORDS {
                 return Err(whole(ValidationError::new(
                     "records",
@@ -178,7 +225,7 @@ pub mod v1 {
             }
             for (index, record) in self.records.iter().enumerate() {
                 record
-                    .validate()
+                    .validate(now)
                     .map_err(|error| BatchError { index, error })?;
             }
             Ok(())
@@ -199,11 +246,15 @@ pub mod v1 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct InstalledSoftware {
+        #[schema(min_length = 1, max_length = 255)]
         pub name: String,
         #[serde(default)]
+        #[schema(max_length = 128)]
         pub version: String,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub publisher: String,
+        /// Bare file names, each at most 255 characters.
         #[serde(default)]
         pub executables: Vec<String>,
     }
@@ -213,19 +264,46 @@ pub mod v1 {
     #[serde(deny_unknown_fields)]
     pub struct Hardware {
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub cpu_model: Option<String>,
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 1048576)]
         pub sockets: Option<i32>,
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 1048576)]
         pub cores: Option<i32>,
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 1048576)]
         pub threads: Option<i32>,
         #[serde(default)]
+        #[schema(minimum = 0, maximum = 1152921504606846976_i64)]
         pub memory_bytes: Option<i64>,
         #[serde(default)]
         pub is_virtual: bool,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub serial: Option<String>,
+    }
+
+    impl Hardware {
+        /// Names bounded and printable; counts never negative.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            check_opt_name("hardware.cpu_model", self.cpu_model.as_deref(), MAX_NAME)?;
+            check_opt_name("hardware.serial", self.serial.as_deref(), MAX_NAME)?;
+            for (field, value) in [
+                ("hardware.sockets", self.sockets),
+                ("hardware.cores", self.cores),
+                ("hardware.threads", self.threads),
+            ] {
+                if let Some(v) = value {
+                    check_range(field, v, 0..=MAX_PROCESSORS)?;
+                }
+            }
+            if let Some(m) = self.memory_bytes {
+                check_range("hardware.memory_bytes", m, 0..=MAX_MEMORY_BYTES)?;
+            }
+            Ok(())
+        }
     }
 
     /// A device's full inventory; it replaces the previous one.
@@ -233,14 +311,18 @@ pub mod v1 {
     #[serde(deny_unknown_fields)]
     pub struct Inventory {
         /// The agent's hash of the content, so an unchanged inventory costs nothing to store.
+        #[schema(min_length = 1, max_length = 128)]
         pub hash: String,
         #[serde(default)]
+        #[schema(max_length = 4096)]
         pub os: Option<String>,
         #[serde(default)]
         pub hardware: Hardware,
         #[serde(default)]
+        #[schema(max_items = 50000)]
         pub software: Vec<InstalledSoftware>,
         #[serde(default)]
+        #[schema(max_items = 100000)]
         pub accounts: Vec<LocalAccount>,
     }
 
@@ -249,16 +331,20 @@ pub mod v1 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct LocalAccount {
+        #[schema(min_length = 1, max_length = 255)]
         pub name: String,
         pub uid: u32,
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub full_name: Option<String>,
         #[serde(default)]
+        #[schema(max_length = 4096)]
         pub shell: String,
         pub service_account: bool,
         /// Why it counts as a service account: "no login shell", "system uid" or "no
         /// person's name".
         #[serde(default)]
+        #[schema(max_length = 255)]
         pub reason: Option<String>,
     }
 
@@ -291,6 +377,13 @@ pub mod v1 {
                     format!("account {i} has no name"),
                 ));
             }
+            if let Some(os) = &self.os {
+                check_text("os", os, MAX_TEXT)?;
+            }
+            self.hardware.validate()?;
+            for a in &self.accounts {
+                a.validate()?;
+            }
             for (i, s) in self.software.iter().enumerate() {
                 if s.name.is_empty() {
                     return Err(ValidationError::new(
@@ -298,25 +391,86 @@ pub mod v1 {
                         format!("package {i} has no name"),
                     ));
                 }
-                if s.executables
-                    .iter()
-                    .any(|e| e.is_empty() || e.contains('/'))
-                {
-                    return Err(ValidationError::new(
-                        "software",
-                        format!("package {:?}: executables are bare file names", s.name),
-                    ));
-                }
+                s.validate()?;
             }
             Ok(())
+        }
+
+        /// Leaves out what the server would refuse: a package or an account whose names
+        /// break the limits, hardware figures out of range, an OS description too long. One
+        /// odd package must not keep a machine's whole inventory out. Returns how many
+        /// entries were left out, for the agent to log.
+        pub fn drop_invalid(&mut self) -> usize {
+            let before = self.software.len() + self.accounts.len();
+            self.software
+                .retain(|s| !s.name.is_empty() && s.validate().is_ok());
+            self.accounts
+                .retain(|a| !a.name.is_empty() && a.validate().is_ok());
+            let mut dropped = before - self.software.len() - self.accounts.len();
+            if self.hardware.validate().is_err() {
+                self.hardware = Hardware {
+                    is_virtual: self.hardware.is_virtual,
+                    ..Hardware::default()
+                };
+                dropped += 1;
+            }
+            if self
+                .os
+                .as_deref()
+                .is_some_and(|os| check_text("os", os, MAX_TEXT).is_err())
+            {
+                self.os = None;
+                dropped += 1;
+            }
+            dropped
+        }
+    }
+
+    impl InstalledSoftware {
+        /// Names bounded and printable; executables bare file names.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            if self
+                .executables
+                .iter()
+                .any(|e| e.is_empty() || e.contains('/'))
+            {
+                return Err(ValidationError::new(
+                    "software",
+                    format!("package {:?}: executables are bare file names", self.name),
+                ));
+            }
+            check_name("software.name", &self.name, MAX_NAME)?;
+            check_name("software.version", &self.version, MAX_VERSION)?;
+            check_name("software.publisher", &self.publisher, MAX_NAME)?;
+            for e in &self.executables {
+                check_name("software.executables", e, MAX_NAME)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl LocalAccount {
+        /// Names bounded and printable.
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            check_name("accounts.name", &self.name, MAX_NAME)?;
+            check_opt_name("accounts.full_name", self.full_name.as_deref(), MAX_NAME)?;
+            check_name("accounts.shell", &self.shell, MAX_TEXT)?;
+            check_opt_name("accounts.reason", self.reason.as_deref(), MAX_NAME)
         }
     }
 
     /// Sent at a fixed interval so the server knows the agent is alive.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     pub struct Heartbeat {
+        #[schema(max_length = 128)]
         pub agent_version: String,
         pub sent_at: DateTime<Utc>,
+    }
+
+    impl Heartbeat {
+        pub fn validate(&self) -> Result<(), ValidationError> {
+            check_name("agent_version", &self.agent_version, MAX_VERSION)
+        }
     }
 }
 
@@ -376,5 +530,46 @@ mod tests {
             ),
             (true, false, false, true, true)
         );
+    }
+
+    #[test]
+    fn an_inventory_leaves_out_only_the_entries_past_the_limits() {
+        use super::v1::{Hardware, InstalledSoftware, Inventory, LocalAccount};
+        let package = |name: &str| InstalledSoftware {
+            name: name.into(),
+            version: "1".into(),
+            publisher: String::new(),
+            executables: vec![name.into()],
+        };
+        let account = |name: &str| LocalAccount {
+            name: name.into(),
+            uid: 1000,
+            full_name: None,
+            shell: "/bin/bash".into(),
+            service_account: false,
+            reason: None,
+        };
+        let mut inventory = Inventory {
+            hash: "h".into(),
+            os: Some("Debian".into()),
+            hardware: Hardware {
+                cores: Some(-5),
+                is_virtual: true,
+                ..Hardware::default()
+            },
+            software: vec![
+                package("vim"),
+                package(&"x".repeat(300)),
+                package("a\u{1b}b"),
+            ],
+            accounts: vec![account("ann"), account("bad\0")],
+        };
+        assert!(inventory.validate().is_err());
+        assert_eq!(inventory.drop_invalid(), 4);
+        assert!(inventory.validate().is_ok());
+        assert_eq!(inventory.software, [package("vim")]);
+        assert_eq!(inventory.accounts, [account("ann")]);
+        assert_eq!(inventory.hardware.cores, None);
+        assert!(inventory.hardware.is_virtual);
     }
 }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tally_core::compliance::{
-    metering_period, position, AppFacts, Consumer, CustomValue, DeviceFacts, Estate, Installation,
-    OrgTree, Session, Status, TotalUserMetric, UserFacts,
+    hours_in_period, metering_period, position, AppFacts, Consumer, CustomValue, DeviceFacts,
+    Estate, Installation, OrgTree, Session, Status, TotalUserMetric, UserFacts,
 };
 use tally_core::licenses::{Application, AssignmentType, License, MeteringPeriod, Metric};
 use tally_core::{DeviceStatus, OrgNode, UserStatus};
@@ -751,4 +751,76 @@ fn invariants_hold_for_every_metric_on_random_estates() {
         let bare = position(&e, &AppFacts { licenses: &[], ..f }, as_of());
         assert_eq!((bare.covered, bare.required), (0, p.required), "{case}");
     }
+}
+
+#[test]
+fn a_session_is_expanded_only_over_the_metering_period_never_its_own_length() {
+    // Stored before times were checked: 0001-01-01 to 9999-12-31. Expanded whole it is 87
+    // million hours (23.9 GB in the probe); clipped to the period (1 March to the as-of date,
+    // 20 March 2026) it is the period's 480 hours.
+    let forever = session(
+        1,
+        1,
+        Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+    );
+    let period = metering_period(MeteringPeriod::CurrentMonth, as_of());
+    let hours = hours_in_period(forever.start, forever.end, period);
+    assert_eq!(hours.len(), 20 * 24);
+    assert_eq!(
+        (hours[0], *hours.last().unwrap()),
+        (at(1, 0, 0), at(20, 23, 0))
+    );
+    // A session that ends as the period begins touches none of its hours.
+    assert!(hours_in_period(
+        at(1, 0, 0) - chrono::Duration::hours(2),
+        at(1, 0, 0),
+        period
+    )
+    .is_empty());
+    let e = estate(vec![device(1, SALES, 4)], vec![user(1, SALES)]);
+    let a = app(Metric::ConcurrentUsers);
+    let p = position(&e, &facts(&a, &[], &[forever], &[]), as_of());
+    assert_eq!((p.required, p.shortfall), (1, 1));
+}
+
+#[test]
+fn license_quantities_add_up_without_wrapping() {
+    // Two licenses of i64::MAX (stored before quantities were bounded) once made owned -2,
+    // surplus -2 and the status "compliant".
+    let e = estate(vec![device(1, SALES, 4)], vec![]);
+    let installs = installed(&[1]);
+    for metric in [Metric::Installations, Metric::ConcurrentUsers] {
+        let a = app(metric);
+        let huge =
+            [1, 2].map(|id| license(id, metric, i64::MAX, AssignmentType::Organization, None));
+        let p = position(&e, &facts(&a, &installs, &[], &huge), as_of());
+        assert!(p.owned > 0 && p.surplus > 0, "{metric:?}: {p:?}");
+        assert_eq!(p.owned, i64::MAX, "{metric:?}");
+        assert_eq!(p.status, Status::OverLicensed, "{metric:?}");
+    }
+    // PVU of an absurd device saturates too, and its shortfall's price.
+    let mut big = device(1, SALES, i64::MAX / 2);
+    big.pvu_per_core = Some(1_000);
+    let e = estate(vec![big], vec![]);
+    let a = app(Metric::Pvu);
+    let p = position(
+        &e,
+        &facts(
+            &a,
+            &installs,
+            &[],
+            &[license(
+                1,
+                Metric::Pvu,
+                1,
+                AssignmentType::Organization,
+                None,
+            )],
+        ),
+        as_of(),
+    );
+    assert_eq!(p.required, i64::MAX);
+    assert!(p.shortfall > 0);
+    assert_eq!(p.shortfall_cost.unwrap().minor, i64::MAX);
 }

@@ -195,6 +195,7 @@ pub(crate) struct PageParams {
     #[serde(default)]
     after: i64,
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

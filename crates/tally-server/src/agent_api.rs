@@ -84,9 +84,7 @@ pub(crate) async fn enroll(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    if req.host_name.trim().is_empty() {
-        return Err(ApiError::BadRequest("host_name: must not be empty".into()));
-    }
+    req.validate()?;
     let agent_id = format!("ag_{}", random_hex(12));
     let secret = random_hex(32);
     let new = NewAgent {
@@ -188,10 +186,10 @@ pub(crate) async fn upload_usage(
             batch.records.len()
         )));
     }
-    batch
-        .validate()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let now = Utc::now();
+    batch
+        .validate(now)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let outcome = state
         .service
         .store_usage(agent.device_id, &batch.batch_id, &batch.records, now)
@@ -199,6 +197,7 @@ pub(crate) async fn upload_usage(
     if batch.dropped > 0 && !outcome.replayed {
         tracing::warn!(agent = %agent.id, dropped = batch.dropped, "agent reports records dropped from a full spool");
         let version = agent.agent_version.as_deref().unwrap_or("");
+        // Validation bounds it far below i64::MAX; the store adds with saturation.
         let dropped = i64::try_from(batch.dropped).unwrap_or(i64::MAX);
         state
             .store
@@ -224,6 +223,7 @@ pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     JsonBody(beat): JsonBody<Heartbeat>,
 ) -> Result<StatusCode, ApiError> {
+    beat.validate()?;
     state
         .store
         .agent_heartbeat(&agent.id, &beat.agent_version, 0, Utc::now())

@@ -79,6 +79,7 @@ pub(crate) struct UsageParams {
     /// Records: ids greater than this. Runs: the number of runs to skip.
     #[serde(default)]
     after: i64,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

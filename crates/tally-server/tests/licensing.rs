@@ -74,7 +74,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
         ..Default::default()
     };
     let known = server.store.import_known().await.unwrap();
-    assert!(tally_core::import::validate(&batch, &known).is_empty());
+    assert!(tally_core::import::validate(&batch, &known, chrono::Utc::now()).is_empty());
     let site = tally_core::SiteCode::parse("S01").unwrap();
     server
         .store

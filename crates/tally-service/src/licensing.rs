@@ -13,7 +13,7 @@ use crate::{Result, Service, ServiceError};
 /// Runs the import checks on a one-row batch; the refusal names each field at fault.
 async fn checked(store: &dyn Store, batch: &Batch) -> Result<()> {
     let known = store.import_known().await?;
-    let problems = tally_core::import::validate(batch, &known);
+    let problems = tally_core::import::validate(batch, &known, Utc::now());
     if problems.is_empty() {
         return Ok(());
     }

@@ -7,6 +7,8 @@ use tally_core::agents::{Agent, EnrollmentToken, NewAgent};
 use tally_core::{AuditEntry, Device, OperatorToken};
 use tally_store::NewEnrollmentToken;
 
+use tally_core::limits::{check_name, MAX_NAME};
+
 use crate::audit::{entry, found};
 use crate::{Result, Service, ServiceError};
 
@@ -20,6 +22,7 @@ pub async fn create_token(
     if req.name.trim().is_empty() {
         return Err(ServiceError::Invalid("name: a token needs a name".into()));
     }
+    check_name("name", &req.name, MAX_NAME)?;
     let audit =
         |info: &OperatorToken| entry(actor, "token.create", format!("token:{}", info.id), info);
     let store = service.store();
@@ -58,6 +61,15 @@ pub async fn create_enrollment_token(
     }
     if req.max_uses.is_some_and(|n| n < 1) {
         return Err(ServiceError::Invalid("max_uses: must be at least 1".into()));
+    }
+    check_name("name", &req.name, MAX_NAME)?;
+    // A token that is already expired could never enrol anyone: a mistake to say, not a row
+    // to create.
+    if let Some(at) = req.expires_at.filter(|at| *at <= Utc::now()) {
+        return Err(ServiceError::Invalid(format!(
+            "expires_at: {} is already past; give a time in the future",
+            at.to_rfc3339()
+        )));
     }
     let new = NewEnrollmentToken {
         site_code,

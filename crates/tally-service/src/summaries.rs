@@ -22,6 +22,8 @@ const PAGE: i64 = 10_000;
 struct NewRecords<'a> {
     store: &'a dyn Store,
     file_rules: &'a FileRules,
+    /// What bounds the work per record: the clock and the summaries' retention.
+    window: summary::Window,
     range: (i64, i64),
     after: (i64, i64),
 }
@@ -61,6 +63,7 @@ pub(crate) async fn summarize(
     let pages = NewRecords {
         store,
         file_rules,
+        window: window(store, Utc::now()).await?,
         range: (watermark, top),
         after: (watermark, 0),
     };
@@ -73,15 +76,34 @@ pub(crate) async fn summarize(
     Ok((rows, top))
 }
 
+/// The summaries' window at `now`: hourly and monthly rows older than "delete aged
+/// summaries" keeps are deleted by it, so no record is summarised further back than that
+/// before its end (`tally_core::summary::Window`).
+async fn window(store: &dyn Store, now: DateTime<Utc>) -> Result<summary::Window> {
+    let task = Task::DeleteAgedSummaries;
+    let retention_days = store
+        .tasks()
+        .await?
+        .into_iter()
+        .find(|t| t.name == task.name())
+        .and_then(|t| t.age_days)
+        .or(task.default_age_days())
+        .unwrap_or(i32::MAX);
+    Ok(summary::Window {
+        now,
+        retention_days,
+    })
+}
+
 /// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
 /// a day at a time. Returns the rows written.
 async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
-    let (store, file_rules) = (pages.store, pages.file_rules);
+    let (store, file_rules, window) = (pages.store, pages.file_rules, pages.window);
     let mut touched: BTreeSet<(DateTime<Utc>, i64)> = BTreeSet::new();
     while let Some((page, rules_of_file)) = pages.next().await? {
         for r in &page {
             for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
-                touched.extend(summary::hours_of(r).into_iter().map(|h| (h, rule)));
+                touched.extend(summary::hours_of(r, &window).into_iter().map(|h| (h, rule)));
             }
         }
     }
@@ -100,7 +122,7 @@ async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
             .usage_overlapping(from, from + chrono::Duration::days(1))
             .await?;
         let rules_of_file = file_rules.of_records(store, &records).await?;
-        let mut rows = hours_of_day(&keys, &records, &rules_of_file);
+        let mut rows = hours_of_day(&keys, &records, &rules_of_file, from);
         if from < released_before {
             rows = merge_with_released(store, rows, released_before).await?;
         }
@@ -156,17 +178,20 @@ pub(crate) async fn merge_with_released(
     Ok(merged)
 }
 
-/// The hourly rows for `keys` (hour, rule) of one day, from the day's raw records.
+/// The hourly rows for `keys` (hour, rule) of the day from `day`, from the day's raw records
+/// (each clipped to the day, so a long record costs the day's 24 hours, not its own length).
 pub(crate) fn hours_of_day(
     keys: &[(DateTime<Utc>, i64)],
     records: &[UsageRecord],
     rules_of_file: &RulesOfFile,
+    day: DateTime<Utc>,
 ) -> Vec<FileUsageHour> {
     let wanted: HashSet<(DateTime<Utc>, i64)> = keys.iter().copied().collect();
     let mut grouped: HashMap<(DateTime<Utc>, i64), Vec<&UsageRecord>> = HashMap::new();
+    let day = (day, day + chrono::Duration::days(1));
     for r in records {
         for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
-            for hour in summary::hours_of(r) {
+            for hour in summary::hours_in(r.start_time, r.end_time, day) {
                 if wanted.contains(&(hour, rule)) {
                     grouped.entry((hour, rule)).or_default().push(r);
                 }
@@ -185,7 +210,7 @@ pub(crate) fn hours_of_day(
 async fn monthly(mut pages: NewRecords<'_>) -> Result<i64> {
     let mut sums: BTreeMap<summary::MonthKey, summary::MonthlyUsage> = BTreeMap::new();
     while let Some((page, rules_of_file)) = pages.next().await? {
-        for (key, usage) in summary::monthly(&page, &rules_of_file) {
+        for (key, usage) in summary::monthly(&page, &rules_of_file, &pages.window) {
             sums.entry(key)
                 .and_modify(|u| u.add(&usage))
                 .or_insert(usage);

@@ -996,7 +996,12 @@ fn estate_batch() -> tally_core::import::Batch {
 async fn an_import_loads_everything_or_nothing(store: &dyn Store) {
     fixture(store).await;
     let batch = estate_batch();
-    assert!(tally_core::import::validate(&batch, &store.import_known().await.unwrap()).is_empty());
+    assert!(tally_core::import::validate(
+        &batch,
+        &store.import_known().await.unwrap(),
+        chrono::Utc::now()
+    )
+    .is_empty());
     let seen = std::sync::atomic::AtomicU64::new(0);
     let progress = |n: u64| seen.store(n, std::sync::atomic::Ordering::Relaxed);
     let outcome = store
@@ -1185,9 +1190,12 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
         custom_values: vec![seats(Some("HQ"), 5)],
         ..Default::default()
     };
-    assert!(
-        tally_core::import::validate(&again_seats, &store.import_known().await.unwrap()).is_empty()
-    );
+    assert!(tally_core::import::validate(
+        &again_seats,
+        &store.import_known().await.unwrap(),
+        chrono::Utc::now()
+    )
+    .is_empty());
     store
         .import(&again_seats, &code("S01"), at(12, 0), &|_| {}, None)
         .await
@@ -1246,10 +1254,12 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
     }
     let other = common::fresh_like(store).await;
     fixture(other.store()).await;
-    assert!(
-        tally_core::import::validate(&again, &other.store().import_known().await.unwrap())
-            .is_empty()
-    );
+    assert!(tally_core::import::validate(
+        &again,
+        &other.store().import_known().await.unwrap(),
+        chrono::Utc::now()
+    )
+    .is_empty());
     other
         .store()
         .import(&again, &code("S01"), at(12, 0), &|_| {}, None)

@@ -60,7 +60,8 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
         );
         reset_peak_rss();
         let started = Instant::now();
-        let problems = tally_core::import::validate(&batch, &store.import_known().await?);
+        let problems =
+            tally_core::import::validate(&batch, &store.import_known().await?, chrono::Utc::now());
         anyhow::ensure!(
             problems.is_empty(),
             "generated rows refused: {:?}",

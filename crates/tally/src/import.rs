@@ -69,7 +69,8 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     let store = args.database.open().await?;
     ensure_site(store.as_ref(), &site, !args.check).await?;
     if errors.is_empty() {
-        errors = tally_core::import::validate(&batch, &store.import_known().await?);
+        errors =
+            tally_core::import::validate(&batch, &store.import_known().await?, chrono::Utc::now());
     }
     report(&errors)?;
     if args.check {
@@ -271,7 +272,10 @@ impl Source<'_> {
             match record.deserialize::<T>(Some(&headers)) {
                 Ok(row) => self.keep(line, row, into),
                 Err(e) => {
-                    let (field, message) = csv_error(&headers, &e);
+                    let (mut field, message) = csv_error(&headers, &e);
+                    if field == "-" {
+                        field = refused_column::<T>(&headers, &record, &message).unwrap_or(field);
+                    }
                     self.fail(line, &field, message);
                 }
             }
@@ -317,15 +321,65 @@ impl<'de, T: DeserializeOwned + Row> serde::de::Visitor<'de> for EachObject<'_, 
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut line = 0;
-        while let Some(value) = seq.next_element::<serde_json::Value>()? {
+        while let Some(Entries(entries)) = seq.next_element::<Entries>()? {
             line += 1;
-            match serde_json::from_value::<T>(value) {
+            match json_row::<T>(entries) {
                 Ok(row) => self.source.keep(line, row, self.into),
-                Err(e) => self.source.fail(line, "-", e.to_string()),
+                Err((field, message)) => self.source.fail(line, &field, message),
             }
         }
         Ok(())
     }
+}
+
+/// One JSON object's members in order, duplicates kept, so that a key given twice is refused
+/// (as the API refuses it) rather than silently taking the last value.
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Entries;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Entries, M::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// The row an object's members make, or the field at fault and why: a duplicate key, or the
+/// member serde could not read (named by its path, e.g. `installed_on`).
+fn json_row<T: DeserializeOwned>(
+    entries: Vec<(String, serde_json::Value)>,
+) -> std::result::Result<T, (String, String)> {
+    let mut object = serde_json::Map::new();
+    for (key, value) in entries {
+        if object.contains_key(&key) {
+            return Err((key, "appears twice in this object".into()));
+        }
+        object.insert(key, value);
+    }
+    serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => "-".to_string(),
+            path => path,
+        };
+        (field, e.into_inner().to_string())
+    })
 }
 
 fn csv_error(headers: &csv::StringRecord, e: &csv::Error) -> (String, String) {
@@ -339,4 +393,23 @@ fn csv_error(headers: &csv::StringRecord, e: &csv::Error) -> (String, String) {
         }
         _ => ("-".to_string(), e.to_string()),
     }
+}
+
+/// The column a row's value was refused in when csv cannot say: csv names the column of a
+/// number it cannot parse, but not of a value the row's type refuses (a bad date). It reads
+/// columns in order and checks for missing ones only at the end, so the shortest prefix of
+/// the row that fails with the same message ends with that column. Only refused rows pay.
+fn refused_column<T: DeserializeOwned>(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+    message: &str,
+) -> Option<String> {
+    (1..=record.len().min(headers.len())).find_map(|k| {
+        let head: csv::StringRecord = headers.iter().take(k).collect();
+        let row: csv::StringRecord = record.iter().take(k).collect();
+        match row.deserialize::<T>(Some(&head)) {
+            Err(e) if csv_error(&head, &e).1 == message => headers.get(k - 1).map(str::to_string),
+            _ => None,
+        }
+    })
 }

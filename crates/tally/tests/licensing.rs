@@ -219,7 +219,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("late-usage_sessions.json:2: -: "),
+        stderr.contains("late-usage_sessions.json:2: start: "),
         "{stderr}"
     );
     assert!(stderr.contains("1 problems found"), "{stderr}");

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use super::{
-    device_measure, unused, AppFacts, Estate, LicenseUse, NodeFigures, Pooled, Uncovered, Unit,
+    device_measure, saturating_sum, unused, AppFacts, Estate, LicenseUse, NodeFigures, Pooled,
+    Uncovered, Unit,
 };
 use crate::licenses::{AssignmentType, License, Metric};
 
@@ -113,8 +114,8 @@ pub(super) fn unit_totals(units: &[Unit]) -> Figures {
     let mut uncovered = Vec::new();
     for u in units {
         let entry = nodes.entry(u.node).or_default();
-        entry.0 += u.need;
-        entry.1 += u.need - u.left;
+        entry.0 = entry.0.saturating_add(u.need);
+        entry.1 = entry.1.saturating_add(u.need - u.left);
         if u.left > 0 {
             uncovered.push(Uncovered {
                 consumer: u.consumer,
@@ -122,8 +123,8 @@ pub(super) fn unit_totals(units: &[Unit]) -> Figures {
             });
         }
     }
-    let required = units.iter().map(|u| u.need).sum();
-    let covered = units.iter().map(|u| u.need - u.left).sum();
+    let required = saturating_sum(units.iter().map(|u| u.need));
+    let covered = saturating_sum(units.iter().map(|u| u.need - u.left));
     let by_node = nodes
         .into_iter()
         .map(|(org_node, (required, covered))| NodeFigures {
@@ -163,11 +164,11 @@ pub(super) fn allocate_pool(
 
 /// Concurrent licenses form one pool per application: they cover the peak up to their sum.
 pub(super) fn pooled_totals(pool: Pooled, uses: &[LicenseUse], metric: Metric) -> Figures {
-    let owned: i64 = uses
-        .iter()
-        .filter(|u| u.valid && u.metric == metric)
-        .map(|u| u.quantity)
-        .sum();
+    let owned = saturating_sum(
+        uses.iter()
+            .filter(|u| u.valid && u.metric == metric)
+            .map(|u| u.quantity),
+    );
     let covered = pool.required.min(owned);
     let by_node = pool
         .by_node

@@ -286,15 +286,18 @@ pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position
         }
     };
     let (required, covered, by_node, uncovered) = figures;
+    // Quantities are bounded at entry (`limits::MAX_QUANTITY`), but rows stored before that
+    // are not: every sum here saturates rather than wrapping into a negative position.
     let surplus: i64 = match calculated(app.metric) {
-        true => licenses
-            .iter()
-            .filter(|u| u.valid && u.metric == app.metric)
-            .map(|u| u.quantity - u.used)
-            .sum(),
+        true => saturating_sum(
+            licenses
+                .iter()
+                .filter(|u| u.valid && u.metric == app.metric)
+                .map(|u| u.quantity.saturating_sub(u.used)),
+        ),
         false => 0,
     };
-    let shortfall = required - covered;
+    let shortfall = required.saturating_sub(covered);
     let status = match (calculated(app.metric), shortfall, surplus) {
         (false, _, _) => Status::NotCalculated,
         (true, s, _) if s > 0 => Status::UnderLicensed,
@@ -307,7 +310,7 @@ pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position
         as_of,
         period,
         required,
-        owned: covered + surplus,
+        owned: covered.saturating_add(surplus),
         covered,
         shortfall,
         surplus,
@@ -318,6 +321,11 @@ pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position
         by_node,
         licenses,
     }
+}
+
+/// A sum that stops at `i64::MAX` (or `MIN`) instead of wrapping.
+pub(crate) fn saturating_sum(values: impl IntoIterator<Item = i64>) -> i64 {
+    values.into_iter().fold(0, i64::saturating_add)
 }
 
 fn calculated(metric: Metric) -> bool {
@@ -375,7 +383,8 @@ fn demand(
         Metric::Users => Demand::Units(user_units(estate, facts, &sessions, excluded)),
         Metric::Devices => Demand::Units(device_units(estate, &sessions, excluded)),
         Metric::ConcurrentUsers | Metric::ConcurrentDevices => {
-            Demand::Pooled(concurrent(estate, facts, &sessions, excluded))
+            let period = period.expect("the concurrent metrics use a period");
+            Demand::Pooled(concurrent(estate, facts, &sessions, period, excluded))
         }
         Metric::CustomCompareValues => Demand::Units(custom_units(facts)),
         Metric::Cal | Metric::NoLicenseRequired => Demand::NotCalculated,
@@ -407,7 +416,9 @@ pub fn device_measure(device: &DeviceFacts, metric: Metric) -> Option<i64> {
         Metric::Installations => Some(1),
         Metric::Processors => Some(device.processors),
         Metric::ProcessorCores => Some(device.cores),
-        Metric::Pvu => device.pvu_per_core.map(|pvu| pvu * device.cores),
+        Metric::Pvu => device
+            .pvu_per_core
+            .map(|pvu| pvu.saturating_mul(device.cores)),
         _ => None,
     }
 }
@@ -523,6 +534,7 @@ fn concurrent(
     estate: &Estate,
     facts: &AppFacts,
     sessions: &[&Session],
+    period: (DateTime<Utc>, DateTime<Utc>),
     excluded: &mut Vec<Excluded>,
 ) -> Pooled {
     let by_user = facts.application.metric == Metric::ConcurrentUsers;
@@ -544,7 +556,7 @@ fn concurrent(
             reasons.insert(consumer, reason);
             continue;
         }
-        for hour in clock_hours(s.start, s.end) {
+        for hour in hours_in_period(s.start, s.end, period) {
             hours.entry(hour).or_default().insert(consumer, node);
         }
     }
@@ -575,21 +587,16 @@ fn concurrent(
     Pooled { required, by_node }
 }
 
-/// The clock hours a session touches; one ending exactly on the hour does not reach into
-/// the next.
-fn clock_hours(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let first = crate::summary::hour_start(start);
-    let last = match end > start {
-        true => crate::summary::hour_start(end - Duration::nanoseconds(1)),
-        false => first,
-    };
-    let mut hours = vec![first];
-    let mut hour = first;
-    while hour < last {
-        hour += Duration::hours(1);
-        hours.push(hour);
-    }
-    hours
+/// The clock hours of the metering period `[from, to)` a session touches. The session is
+/// clipped to the period before it is expanded, so the work (and memory) per session is
+/// bounded by the period's hours, never by the session's own length: a session stored from
+/// 0001 to 9999 costs a month's hours in a monthly period, as any other does.
+pub fn hours_in_period(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    period: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<DateTime<Utc>> {
+    crate::summary::hours_in(start, end, period)
 }
 
 /// The newest license of the metric with a unit cost prices the shortfall.
@@ -602,7 +609,7 @@ fn shortfall_cost(licenses: &[License], metric: Metric, shortfall: i64) -> Optio
         .filter(|l| l.metric == metric && l.unit_cost_minor.is_some())
         .max_by_key(|l| (l.purchase_date, l.id))?;
     Some(Money {
-        minor: shortfall * newest.unit_cost_minor?,
+        minor: shortfall.saturating_mul(newest.unit_cost_minor?),
         currency: newest.currency.clone().unwrap_or_default(),
     })
 }
@@ -629,7 +636,7 @@ pub fn tied_up(device: &DeviceFacts, metric: Metric, licenses: &[License]) -> (i
         .max_by_key(|l| (l.purchase_date, l.id))
         .and_then(|l| {
             Some(Money {
-                minor: units * l.unit_cost_minor?,
+                minor: units.saturating_mul(l.unit_cost_minor?),
                 currency: l.currency.clone().unwrap_or_default(),
             })
         });

@@ -3,15 +3,24 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
+
 use super::{
     parse_cost, ApplicationRow, Batch, CustomValueRow, ImportError, Known, LicenseRow, OrgNodeRow,
     Origin, Rows,
 };
 use crate::licenses::{check_license_terms, AssignmentType, Metric};
+use crate::limits::{
+    check_name, check_range, check_text, check_time, MAX_NAME, MAX_PERIOD_DAYS, MAX_PROCESSORS,
+    MAX_PVU_PER_CORE, MAX_QUANTITY, MAX_TEXT, MAX_VERSION,
+};
+use crate::ValidationError;
 
 struct Check<'a> {
     errors: Vec<ImportError>,
     known: &'a Known,
+    /// The clock usage times are checked against (`crate::limits::plausible_times`).
+    now: DateTime<Utc>,
     nodes: HashSet<&'a str>,
     hosts: HashSet<&'a str>,
     accounts: HashSet<&'a str>,
@@ -25,6 +34,31 @@ impl Check<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// Records a failed field check (`crate::limits`) against the row at `origin`.
+    fn check(&mut self, origin: &Origin, result: Result<(), ValidationError>) {
+        if let Err(e) = result {
+            self.fail(origin, e.field, e.message);
+        }
+    }
+
+    /// Checks optional names: each bounded and printable.
+    fn names(&mut self, origin: &Origin, fields: &[(&'static str, Option<&str>, usize)]) {
+        for &(field, value, max) in fields {
+            if let Some(value) = value {
+                self.check(origin, check_name(field, value, max));
+            }
+        }
+    }
+
+    /// A count that is never negative (said as such) nor above `max`.
+    fn count(&mut self, origin: &Origin, field: &'static str, value: i64, max: i64) {
+        if value < 0 {
+            self.fail(origin, field, "must not be negative");
+        } else {
+            self.check(origin, check_range(field, value, 0..=max));
+        }
     }
 
     fn node_known(&self, name: &str) -> bool {
@@ -47,11 +81,13 @@ impl Check<'_> {
     }
 }
 
-/// Checks every row and every reference; returns all the problems found (empty: load it).
-pub fn validate(batch: &Batch, known: &Known) -> Vec<ImportError> {
+/// Checks every row and every reference, usage times against the clock `now`; returns all the
+/// problems found (empty: load it).
+pub fn validate(batch: &Batch, known: &Known, now: DateTime<Utc>) -> Vec<ImportError> {
     let mut c = Check {
         errors: Vec::new(),
         known,
+        now,
         nodes: batch
             .org_nodes
             .iter()
@@ -97,6 +133,13 @@ fn unique<'a, T>(c: &mut Check, rows: &'a Rows<T>, field: &str, key: impl Fn(&'a
 fn check_org_nodes(c: &mut Check, rows: &Rows<OrgNodeRow>) {
     unique(c, rows, "name", |r| r.name.as_str());
     for (origin, row) in rows {
+        c.names(
+            origin,
+            &[
+                ("name", Some(&*row.name), MAX_NAME),
+                ("parent", row.parent.as_deref(), MAX_NAME),
+            ],
+        );
         if let Some(parent) = row.parent.as_deref().filter(|p| !p.is_empty()) {
             if !c.node_known(parent) {
                 c.fail(origin, "parent", format!("no org node named {parent:?}"));
@@ -131,6 +174,7 @@ fn cycle(rows: &Rows<OrgNodeRow>) -> Option<Origin> {
 }
 
 fn check_node_ref(c: &mut Check, origin: &Origin, node: &Option<String>) {
+    c.names(origin, &[("org_node", node.as_deref(), MAX_NAME)]);
     if let Some(node) = node.as_deref().filter(|n| !n.is_empty()) {
         if !c.node_known(node) {
             c.fail(origin, "org_node", format!("no org node named {node:?}"));
@@ -142,18 +186,35 @@ fn check_people_and_devices(c: &mut Check, batch: &Batch) {
     unique(c, &batch.devices, "host_name", |r| r.host_name.as_str());
     unique(c, &batch.users, "account", |r| r.account.as_str());
     for (origin, row) in &batch.devices {
+        c.names(
+            origin,
+            &[
+                ("host_name", Some(&*row.host_name), MAX_NAME),
+                ("serial", row.serial.as_deref(), MAX_NAME),
+            ],
+        );
+        if let Some(os) = &row.os {
+            c.check(origin, check_text("os", os, MAX_TEXT));
+        }
         check_node_ref(c, origin, &row.org_node);
-        for (field, value) in [
-            ("sockets", row.sockets),
-            ("cores", row.cores),
-            ("pvu_per_core", row.pvu_per_core),
+        for (field, value, max) in [
+            ("sockets", row.sockets, MAX_PROCESSORS),
+            ("cores", row.cores, MAX_PROCESSORS),
+            ("pvu_per_core", row.pvu_per_core, MAX_PVU_PER_CORE),
         ] {
-            if value.is_some_and(|v| v < 0) {
-                c.fail(origin, field, "must not be negative");
+            if let Some(v) = value {
+                c.count(origin, field, v.into(), max.into());
             }
         }
     }
     for (origin, row) in &batch.users {
+        c.names(
+            origin,
+            &[
+                ("account", Some(&*row.account), MAX_NAME),
+                ("full_name", row.full_name.as_deref(), MAX_NAME),
+            ],
+        );
         check_node_ref(c, origin, &row.org_node);
     }
 }
@@ -161,11 +222,35 @@ fn check_people_and_devices(c: &mut Check, batch: &Batch) {
 fn check_applications(c: &mut Check, rows: &Rows<ApplicationRow>) {
     unique(c, rows, "name", |r| r.name.as_str());
     for (origin, row) in rows {
+        c.names(
+            origin,
+            &[
+                ("name", Some(&*row.name), MAX_NAME),
+                ("publisher", Some(&*row.publisher), MAX_NAME),
+                ("software", row.software.as_deref(), MAX_NAME),
+                (
+                    "software_publisher",
+                    row.software_publisher.as_deref(),
+                    MAX_NAME,
+                ),
+                (
+                    "software_version",
+                    row.software_version.as_deref(),
+                    MAX_VERSION,
+                ),
+                ("metering_rule", row.metering_rule.as_deref(), MAX_NAME),
+            ],
+        );
         if row.period_days == Some(0) {
             c.fail(
                 origin,
                 "period_days",
                 "give at least 1 day, or leave it empty for the current month",
+            );
+        } else if let Some(days) = row.period_days {
+            c.check(
+                origin,
+                check_range("period_days", days, 1..=MAX_PERIOD_DAYS),
             );
         }
         if let Some(rule) = row.metering_rule.as_deref().filter(|r| !r.is_empty()) {
@@ -182,6 +267,15 @@ fn check_applications(c: &mut Check, rows: &Rows<ApplicationRow>) {
 
 fn check_usage(c: &mut Check, batch: &Batch) {
     for (origin, row) in &batch.installations {
+        c.names(
+            origin,
+            &[
+                ("host_name", Some(&*row.host_name), MAX_NAME),
+                ("software", Some(&*row.software), MAX_NAME),
+                ("version", Some(&*row.version), MAX_VERSION),
+                ("publisher", Some(&*row.publisher), MAX_NAME),
+            ],
+        );
         if !c.host_known(&row.host_name) {
             c.fail(
                 origin,
@@ -194,6 +288,17 @@ fn check_usage(c: &mut Check, batch: &Batch) {
         }
     }
     for (origin, row) in &batch.sessions {
+        c.names(
+            origin,
+            &[
+                ("application", Some(&*row.application), MAX_NAME),
+                ("host_name", Some(&*row.host_name), MAX_NAME),
+                ("account", Some(&*row.account), MAX_NAME),
+            ],
+        );
+        let now = c.now;
+        c.check(origin, check_time("start", row.start, now));
+        c.check(origin, check_time("end", row.end, now));
         if c.app_metric(&row.application).is_none() {
             c.fail(
                 origin,
@@ -223,6 +328,20 @@ fn check_usage(c: &mut Check, batch: &Batch) {
 
 fn check_licenses(c: &mut Check, rows: &Rows<LicenseRow>) {
     for (origin, row) in rows {
+        c.names(
+            origin,
+            &[
+                ("application", Some(&*row.application), MAX_NAME),
+                ("assigned_to", row.assigned_to.as_deref(), MAX_NAME),
+                ("unit_cost", row.unit_cost.as_deref(), MAX_NAME),
+                ("currency", row.currency.as_deref(), MAX_NAME),
+                ("vendor", row.vendor.as_deref(), MAX_NAME),
+                ("order_reference", row.order_reference.as_deref(), MAX_NAME),
+            ],
+        );
+        if let Some(notes) = &row.notes {
+            c.check(origin, check_text("notes", notes, MAX_TEXT));
+        }
         let Some(app_metric) = c.app_metric(&row.application) else {
             c.fail(
                 origin,
@@ -234,9 +353,7 @@ fn check_licenses(c: &mut Check, rows: &Rows<LicenseRow>) {
         if let Err(e) = check_license_terms(app_metric, row.metric, row.assignment_type) {
             c.fail(origin, e.field, e.message);
         }
-        if row.quantity < 0 {
-            c.fail(origin, "quantity", "must not be negative");
-        }
+        c.count(origin, "quantity", row.quantity, MAX_QUANTITY);
         if let (Some(from), Some(until)) = (row.valid_from, row.valid_until) {
             if until < from {
                 c.fail(origin, "valid_until", "is before valid_from");
@@ -276,9 +393,7 @@ fn check_custom_values(c: &mut Check, rows: &Rows<CustomValueRow>) {
             ),
         }
         check_node_ref(c, origin, &row.org_node);
-        if row.quantity < 0 {
-            c.fail(origin, "quantity", "must not be negative");
-        }
+        c.count(origin, "quantity", row.quantity, MAX_QUANTITY);
         let node = row.org_node.as_deref().unwrap_or_default();
         if !seen.insert((row.application.as_str(), node)) {
             c.fail(

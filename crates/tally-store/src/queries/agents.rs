@@ -7,6 +7,13 @@ use chrono::{DateTime, Utc};
 use tally_core::to_micros;
 
 use super::DbStore;
+
+/// An agent's columns. `dropped_records` is read through a cast so that a row a sum already
+/// overflowed into a REAL (SQLite, before the sum saturated) reads as `i64::MAX` rather than
+/// failing every list of agents.
+const AGENT_COLUMNS: &str =
+    "id, device_id, secret_hash, enrolled_at, last_heartbeat, agent_version,
+     CAST(dropped_records AS BIGINT) AS dropped_records, revoked_at";
 use crate::rows;
 use crate::Result;
 
@@ -166,26 +173,24 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn agent(&self, id: &str) -> Result<Option<(tally_core::agents::Agent, String)>> {
-        Ok(
-            sqlx::query_as::<_, rows::AgentColumns>("SELECT * FROM agents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.into_agent()),
-        )
+        Ok(sqlx::query_as::<_, rows::AgentColumns>(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.into_agent()))
     }
 
     async fn agents(&self) -> Result<Vec<tally_core::agents::Agent>> {
-        Ok(
-            sqlx::query_as::<_, rows::AgentColumns>(
-                "SELECT * FROM agents ORDER BY enrolled_at, id",
-            )
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.into_agent().0)
-            .collect(),
-        )
+        Ok(sqlx::query_as::<_, rows::AgentColumns>(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents ORDER BY enrolled_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| r.into_agent().0)
+        .collect())
     }
 
     async fn revoke_agent(
@@ -201,6 +206,9 @@ impl crate::AgentStore for DbStore {
         super::change_one(self, query, audit).await
     }
 
+    /// `dropped` is added with saturation at `i64::MAX`: a plain sum overflows, which SQLite
+    /// answers by turning the column into REAL (breaking every later read of the agent) and
+    /// PostgreSQL with an error on every upload of that agent.
     async fn agent_heartbeat(
         &self,
         id: &str,
@@ -212,7 +220,8 @@ impl crate::AgentStore for DbStore {
         let mut tx = self.pool.begin().await?;
         let device: Option<i64> = sqlx::query_scalar(
             "UPDATE agents SET last_heartbeat = $1, agent_version = $2,
-                 dropped_records = dropped_records + $3
+                 dropped_records = CASE WHEN dropped_records > 9223372036854775807 - $3
+                     THEN 9223372036854775807 ELSE dropped_records + $3 END
              WHERE id = $4 RETURNING device_id",
         )
         .bind(at)
