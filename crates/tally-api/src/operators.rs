@@ -74,7 +74,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgetUser {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 255)]
     pub account: String,
 }
 
@@ -90,7 +90,7 @@ pub struct ForgottenUser {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolvePseudonym {
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(min_length = 1, max_length = 4096)]
     pub pseudonym: String,
 }
 

@@ -2,6 +2,7 @@
 //! that pseudonymises) resolving one pseudonym for an admin who must know who it is. Both are
 //! audit-logged, and neither audit entry holds the plain name.
 
+use tally_core::limits;
 use tally_store::Forgotten;
 
 use crate::audit::entry;
@@ -11,6 +12,7 @@ use crate::{Result, Service, ServiceError};
 /// becomes `forgotten-ID` without a full name, its local accounts leave every inventory, and
 /// its usage stays, attributed to that anonymous user, so licenses per user still count it.
 pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<Forgotten> {
+    limits::check_name("account", account, limits::MAX_NAME)?;
     let stored = match service.pseudonyms() {
         Some(p) => p.account(account),
         None => account.to_string(),
@@ -33,6 +35,7 @@ pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<For
 
 /// The account behind `pseudonym`, for `actor`; written to the audit log before it is told.
 pub async fn resolve(service: &Service, actor: &str, pseudonym: &str) -> Result<String> {
+    limits::check_text("pseudonym", pseudonym, limits::MAX_TEXT)?;
     let Some(pseudonyms) = service.pseudonyms() else {
         return Err(ServiceError::Invalid(
             "this site does not pseudonymise names (pseudonymize_users is off); there is nothing to resolve".into(),
