@@ -21,7 +21,8 @@ use tally_service::operators;
 use tally_store::NewAgent;
 
 use crate::auth::hash_token;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
 /// Reporting cadence sent to agents: Configuration Manager reports every 7 days; Tally wants
