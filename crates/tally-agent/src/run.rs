@@ -34,7 +34,7 @@ impl Drop for Tasks {
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
-    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+    create_state_dir(&config.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
             config.state_dir.display()
@@ -144,4 +144,18 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
 fn run_is_send(config: AgentConfig) {
     fn is_send<T: Send>(_: &T) {}
     is_send(&run(config, std::future::pending()));
+}
+
+/// Creates the state directory owner-only (0700 whatever the umask: it holds the agent's
+/// credentials and spool); one that exists keeps the mode its administrator gave it.
+fn create_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

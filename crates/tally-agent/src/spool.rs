@@ -10,6 +10,7 @@
 //! one (usage time is kept, only the cycle granularity is lost); if that is not enough, the
 //! oldest records are dropped and counted, and the count goes to the server with the next upload.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
@@ -87,6 +88,18 @@ impl Spool {
     /// Opens (or creates) the spool holding at most `max_records` records, upgrading its
     /// schema to [`SCHEMA_VERSION`] first.
     pub async fn open(path: &Path, max_records: u64) -> Result<Self> {
+        // Owner-only whatever the umask (it holds who ran what); SQLite gives the -wal and -shm
+        // files the main file's mode. An existing file keeps the mode it has; any other
+        // failure is SQLite's to report as it opens the file.
+        let new = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if let Ok(file) = new {
+            (file.set_permissions(std::fs::Permissions::from_mode(0o600)))
+                .map_err(sqlx::Error::Io)?;
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)

@@ -55,9 +55,11 @@ pub struct CreateEnrollmentToken {
     /// Defaults to this server's site.
     #[serde(default)]
     pub site_code: Option<SiteCode>,
-    /// Must be in the future.
+    /// No enrolment is accepted from this time on; it must be in the future. Defaults to 7
+    /// days after creation (`tally_core::agents::ENROLLMENT_TOKEN_DEFAULT_DAYS`).
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// No more enrolments than this; unlimited when absent.
     #[serde(default)]
     #[schema(minimum = 1)]
     pub max_uses: Option<i32>,

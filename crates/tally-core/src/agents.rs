@@ -10,6 +10,11 @@ use utoipa::ToSchema;
 
 use crate::site::SiteCode;
 
+/// How long an enrolment token made without an expiry accepts enrolments: a week, so that a
+/// token pasted into a ticket or a deployment script does not stay a way in for ever. A longer
+/// roll-out asks for its own time (`expires_at`, `tally enrollment create --expires`).
+pub const ENROLLMENT_TOKEN_DEFAULT_DAYS: i64 = 7;
+
 /// A token agents enrol with; only its hash is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EnrollmentToken {

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod autorules;
 pub mod compliance;
 pub mod device;
+pub mod escape;
 pub mod file;
 pub mod history;
 pub mod import;

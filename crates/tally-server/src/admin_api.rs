@@ -1,7 +1,7 @@
 //! The admin API: operator and enrolment tokens, agents, metering rules, and the audit log.
 //! Reads need any operator token; changes need the admin role and are written to the audit log.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -14,7 +14,8 @@ use tally_service::{operators, rules};
 use utoipa::IntoParams;
 
 use crate::auth::{generate_token, Operator};
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "operators", security(("bearer" = [])),
@@ -192,10 +193,13 @@ pub(crate) async fn delete_rule(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageParams {
+    /// Only rows whose id is greater than this (the last id of the previous page).
     #[serde(default)]
+    #[param(default = 0)]
     after: i64,
+    /// At most this many rows.
     #[serde(default)]
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 
@@ -224,7 +228,7 @@ impl PageParams {
 pub(crate) async fn audit_log(
     _op: Operator,
     State(state): State<AppState>,
-    axum::extract::Query(params): axum::extract::Query<PageParams>,
+    Query(params): Query<PageParams>,
 ) -> Result<Json<Vec<AuditRow>>, ApiError> {
     let rows = state.store.audit_log(params.page()?).await?;
     Ok(Json(

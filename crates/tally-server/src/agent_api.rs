@@ -21,7 +21,8 @@ use tally_service::operators;
 use tally_store::NewAgent;
 
 use crate::auth::hash_token;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::JsonBody;
 use crate::rate_limit::Caller;
 use crate::{ApiError, AppState};
 

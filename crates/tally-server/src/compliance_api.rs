@@ -2,7 +2,7 @@
 //! adds applications and licenses one at a time with the same checks `tally import` runs on a
 //! file (`tally_service::licensing`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
@@ -15,7 +15,8 @@ use tally_store::AppRecord;
 use utoipa::IntoParams;
 
 use crate::auth::Operator;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
 use tally_service::{licensing, AppPosition, ReclaimQuery, Reclaimable};
 
@@ -181,6 +182,7 @@ pub(crate) async fn snapshots(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReclaimParams {
     /// Unused for at least this many days (default 90).
+    #[param(minimum = 1, maximum = 3650, default = 90)]
     days: Option<i64>,
     /// As it stood on this day (YYYY-MM-DD); default today.
     as_of: Option<NaiveDate>,

@@ -28,6 +28,10 @@ pub enum ApiError {
     Store(#[from] tally_store::StoreError),
     #[error("{0}")]
     Internal(String),
+    /// Any other refusal with its status (405, 408, 415, …); its code is the status's
+    /// reason in snake case (`method_not_allowed`).
+    #[error("{1}")]
+    Status(StatusCode, String),
 }
 
 impl ApiError {
@@ -51,7 +55,28 @@ impl ApiError {
                 }
             },
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Status(status, _) => (*status, status_code_name(*status)),
         }
+    }
+}
+
+/// The machine-readable code for a status no variant names.
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
     }
 }
 
@@ -105,31 +130,6 @@ impl From<tally_service::ServiceError> for ApiError {
 impl From<tally_core::ValidationError> for ApiError {
     fn from(e: tally_core::ValidationError) -> Self {
         ApiError::BadRequest(e.to_string())
-    }
-}
-
-/// `Json<T>` whose rejections are [`ApiError`]s: 413 for an oversized body, 400 with serde's
-/// message (which names the field and position) for anything malformed.
-pub struct JsonBody<T>(pub T);
-
-impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(format!(
-                    "{}; send smaller batches",
-                    rejection.body_text()
-                )))
-            }
-            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
-        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 mod compliance_api;
 pub mod config;
 mod error;
+mod extract;
 mod openapi;
 mod org_api;
 pub mod rate_limit;

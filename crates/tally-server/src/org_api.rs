@@ -1,7 +1,7 @@
 //! The organisation tree over HTTP: its nodes, the rules that place devices and users on them,
 //! and placing one device or user by hand.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use tally_api::Placement;
@@ -11,7 +11,8 @@ use tally_service::org;
 use tally_store::OrgTarget;
 
 use crate::auth::Operator;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::{JsonBody, Path};
 use crate::{ApiError, AppState};
 
 #[utoipa::path(get, path = "/api/v1/org-nodes", tag = "organisation", security(("bearer" = [])),

@@ -1,6 +1,6 @@
 //! Read-only views of what agents reported: devices, users, files, raw usage records and runs.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use crate::admin_api::PageParams;
 use crate::auth::Operator;
 use crate::error::ErrorBody;
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState};
 
 /// Most raw records one runs request stitches; narrow with `since`, `rule` or `device_id`.
@@ -78,8 +79,10 @@ pub(crate) struct UsageParams {
     device_id: Option<i64>,
     /// Records: ids greater than this. Runs: the number of runs to skip.
     #[serde(default)]
+    #[param(default = 0)]
     after: i64,
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many records or runs.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
 

@@ -1,6 +1,6 @@
 //! Reports over HTTP: the catalogue, and any report in any format, built by the service.
 
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,6 +9,7 @@ use tally_report::{Format, ReportError, ReportInfo};
 
 use crate::auth::Operator;
 use crate::error::ErrorBody;
+use crate::extract::{Path as UrlPath, Query};
 use crate::{ApiError, AppState};
 
 impl From<ReportError> for ApiError {

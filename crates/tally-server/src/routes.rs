@@ -13,8 +13,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, org_api, read_api, reports_api, tasks_api, users_api,
-    ApiError, AppState,
+    admin_api, agent_api, compliance_api, extract, org_api, read_api, reports_api, tasks_api,
+    users_api, ApiError, AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -103,11 +103,15 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/files", get(read_api::files))
         .route("/api/v1/usage", get(read_api::usage))
         .route("/api/v1/runs", get(read_api::runs))
+        .fallback(extract::not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
+        // Outside the timeout and the body limit, so their refusals are rewritten too.
+        .layer(axum::middleware::map_response(extract::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,6 +1,6 @@
 //! Maintenance tasks (state, schedule, run now) and the usage summaries they make.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
@@ -10,7 +10,8 @@ use tally_core::tasks::{Task, TaskState};
 use utoipa::IntoParams;
 
 use crate::auth::Operator;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
 
 async fn view(state: &AppState, task: TaskState) -> Result<TaskView, ApiError> {

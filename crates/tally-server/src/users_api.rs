@@ -7,7 +7,8 @@ use tally_api::{ForgetUser, ForgottenUser, ResolvePseudonym, ResolvedPseudonym};
 use tally_service::users;
 
 use crate::auth::Operator;
-use crate::error::{ErrorBody, JsonBody};
+use crate::error::ErrorBody;
+use crate::extract::JsonBody;
 use crate::{ApiError, AppState};
 
 #[utoipa::path(post, path = "/api/v1/users/forget", tag = "inventory", security(("bearer" = [])),

@@ -13,6 +13,7 @@ each_backend!(async
     reports_are_served_in_every_format_from_the_summaries,
     bad_report_requests_are_refused_with_the_reason,
     the_write_reports_task_writes_dated_files_and_ages_old_folders,
+    csv_reports_neutralise_formulas_and_json_reports_keep_them,
 );
 
 async fn fetch(server: &TestServer, path: &str) -> (u16, String, Vec<u8>) {
@@ -169,4 +170,51 @@ async fn the_write_reports_task_writes_dated_files_and_ages_old_folders(backend:
         .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+/// Issue 15, F5: a host name and an account a spreadsheet would run as formulas leave the CSV
+/// reports as text (a leading `'`), while the JSON report keeps them exact.
+async fn csv_reports_neutralise_formulas_and_json_reports_keep_them(backend: Backend) {
+    let server = start_with_code_rule(backend).await;
+    let host = r#"=HYPERLINK("http://evil.example/h","host")"#;
+    let account = "@SUM(1+1)*cmd|' /C calc'!A0";
+    let (creds, _) = server.enroll(host).await;
+    let run = record(
+        "f1",
+        account,
+        0,
+        "2026-01-31T22:40:00Z",
+        "2026-01-31T23:20:00Z",
+    );
+    upload(&server, &creds, "f1", vec![run]).await;
+    summarise(&server).await;
+    for (report, value) in [("program-computers", host), ("program-users", account)] {
+        let path = format!("/api/v1/reports/{report}?program=Code&from=2026-01&to=2026-01");
+        let (status, _, csv) = fetch(&server, &format!("{path}&format=csv")).await;
+        assert_eq!(status, 200);
+        let cells: Vec<String> = csv::Reader::from_reader(csv.as_slice())
+            .records()
+            .flat_map(|r| r.unwrap().iter().map(String::from).collect::<Vec<_>>())
+            .collect();
+        assert!(cells.contains(&format!("'{value}")), "{report}: {cells:?}");
+        assert!(
+            !cells.iter().any(|c| c.starts_with(['=', '@'])),
+            "{cells:?}"
+        );
+
+        let (status, json) = server
+            .get(&format!("{path}&format=json"), &server.auditor)
+            .await;
+        assert_eq!(status, 200, "{json}");
+        let exact = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| match row {
+                Value::Object(cells) => cells.values().any(|c| c == value),
+                Value::Array(cells) => cells.iter().any(|c| c == value),
+                _ => false,
+            });
+        assert!(exact, "{report}: {json}");
+    }
 }

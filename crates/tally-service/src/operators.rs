@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use tally_api::{CreateEnrollmentToken, CreateToken};
-use tally_core::agents::{Agent, EnrollmentToken, NewAgent};
+use tally_core::agents::{Agent, EnrollmentToken, NewAgent, ENROLLMENT_TOKEN_DEFAULT_DAYS};
 use tally_core::{AuditEntry, Device, OperatorToken};
 use tally_store::NewEnrollmentToken;
 
@@ -44,8 +44,9 @@ pub async fn revoke_token(service: &Service, actor: &str, id: i64) -> Result<()>
     })
 }
 
-/// Creates an enrolment token (for this site unless the request names another) whose secret
-/// hashes to `hash`, as `actor`.
+/// Creates an enrolment token (for this site unless the request names another, expiring
+/// [`ENROLLMENT_TOKEN_DEFAULT_DAYS`] from now unless it names a time) whose secret hashes to
+/// `hash`, as `actor`.
 pub async fn create_enrollment_token(
     service: &Service,
     actor: &str,
@@ -71,10 +72,12 @@ pub async fn create_enrollment_token(
             at.to_rfc3339()
         )));
     }
+    let now = Utc::now();
+    let default_expiry = || now + chrono::Duration::days(ENROLLMENT_TOKEN_DEFAULT_DAYS);
     let new = NewEnrollmentToken {
         site_code,
         name: req.name,
-        expires_at: req.expires_at,
+        expires_at: Some(req.expires_at.unwrap_or_else(default_expiry)),
         max_uses: req.max_uses,
     };
     let audit = |info: &EnrollmentToken| {
@@ -82,7 +85,7 @@ pub async fn create_enrollment_token(
         entry(actor, "enrollment_token.create", target, info)
     };
     Ok(store
-        .create_enrollment_token(&new, hash, Utc::now(), Some(&audit))
+        .create_enrollment_token(&new, hash, now, Some(&audit))
         .await?)
 }
 

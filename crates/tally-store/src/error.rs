@@ -42,7 +42,7 @@ pub enum StoreError {
         "stored value {value:?} in {column} is not valid; the database was changed outside tally"
     )]
     Corrupt { column: &'static str, value: String },
-    #[error("could not create the data directory {path}: {source}")]
+    #[error("could not create the data directory or database file {path}: {source}")]
     DataDir {
         path: String,
         source: std::io::Error,

@@ -273,7 +273,7 @@ pub enum EnrollmentCmd {
         /// Site the agents join [default: the server's site].
         #[arg(long)]
         site: Option<String>,
-        /// Refuse enrolments from this time on (RFC 3339).
+        /// Refuse enrolments from this time on (RFC 3339) [default: 7 days from now].
         #[arg(long)]
         expires: Option<String>,
         /// Refuse enrolments after this many.
@@ -315,6 +315,9 @@ pub async fn enrollment(api: &ApiArgs, cmd: EnrollmentCmd) -> Result<()> {
                 max_uses,
             };
             let created = client.create_enrollment_token(&req).await?;
+            if let Some(at) = created.info.expires_at {
+                eprintln!("accepts enrolments until {at} (choose with --expires)");
+            }
             Ok(print(&[created], columns, api.format)?)
         }
         EnrollmentCmd::Revoke { id } => {

@@ -1,6 +1,7 @@
 //! `tally export`: the stored estate written back in the formats `tally import` reads, one
 //! file per kind, so that an estate can be checked, edited and loaded elsewhere. Rows are
 //! read a page at a time and streamed to the file; each file appears whole or not at all.
+//! CSV cells are neutralised for spreadsheets (see `tally_core::escape`); JSON is exact.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -112,21 +113,39 @@ fn spinner(kind: Kind) -> ProgressBar {
 
 /// A CSV file with a header row, or a JSON array with one object per line.
 enum Writer {
-    Csv(Box<csv::Writer<BufWriter<File>>>),
-    Json { out: BufWriter<File>, first: bool },
+    Csv {
+        out: Box<csv::Writer<BufWriter<File>>>,
+        first: bool,
+    },
+    Json {
+        out: BufWriter<File>,
+        first: bool,
+    },
 }
 
 impl Writer {
     fn new(out: BufWriter<File>, format: Format) -> Self {
         match format {
-            Format::Csv => Writer::Csv(Box::new(csv::Writer::from_writer(out))),
+            Format::Csv => Writer::Csv {
+                out: Box::new(csv::Writer::from_writer(out)),
+                first: true,
+            },
             Format::Json => Writer::Json { out, first: true },
         }
     }
 
     fn row(&mut self, row: &AnyRow) -> Result<()> {
         match self {
-            Writer::Csv(csv) => csv.serialize(row)?,
+            Writer::Csv { out, first } => {
+                for record in csv_records(row, *first)? {
+                    out.write_record(
+                        record
+                            .iter()
+                            .map(|c| tally_core::escape::csv_cell(c).into_owned()),
+                    )?;
+                }
+                *first = false;
+            }
             Writer::Json { out, first } => {
                 out.write_all(if *first { b"[\n" } else { b",\n" })?;
                 serde_json::to_writer(&mut *out, row)?;
@@ -138,7 +157,7 @@ impl Writer {
 
     fn finish(self) -> Result<()> {
         let mut out = match self {
-            Writer::Csv(csv) => csv.into_inner().map_err(|e| e.into_error())?,
+            Writer::Csv { out, .. } => out.into_inner().map_err(|e| e.into_error())?,
             Writer::Json { mut out, first } => {
                 out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
                 out
@@ -149,4 +168,22 @@ impl Writer {
         file.sync_all()?;
         Ok(())
     }
+}
+
+/// The CSV records of one row as csv's serde support writes them (the header first when
+/// `header`), read back as text so that every cell can go through
+/// [`tally_core::escape::csv_cell`] before it is written: a host name `=HYPERLINK(…)` leaves
+/// as `'=HYPERLINK(…)`, while `-12.50` stays a number. JSON export writes values exact.
+fn csv_records(row: &AnyRow, header: bool) -> Result<Vec<csv::StringRecord>> {
+    let mut scratch = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    scratch.serialize(row)?;
+    let text = scratch.into_inner().map_err(|e| e.into_error())?;
+    let records = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_slice())
+        .into_records()
+        .collect::<Result<_, _>>()?;
+    Ok(records)
 }

@@ -130,7 +130,7 @@ fn report(errors: &[ImportError]) -> Result<()> {
         return Ok(());
     }
     for e in errors.iter().take(SHOWN_ERRORS) {
-        eprintln!("{e}");
+        eprintln!("{}", tally_core::escape::controls(&e.to_string()));
     }
     if errors.len() > SHOWN_ERRORS {
         eprintln!("… and {} more", errors.len() - SHOWN_ERRORS);

@@ -368,7 +368,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A refusal can quote stored or imported text: shown, never sent to the terminal.
+            eprintln!("error: {}", tally_core::escape::controls(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

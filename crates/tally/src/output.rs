@@ -1,9 +1,15 @@
 //! Printing API rows: aligned tables for people, JSON and CSV for scripts.
+//!
+//! What the server answers is stored text from agents and imports, untrusted: every table
+//! cell goes through [`tally_core::escape::controls`] (an agent version of `ESC[2J` prints as
+//! `\u{1b}[2J` instead of clearing the screen) and every CSV cell through
+//! [`tally_core::escape::csv_cell`] (also no spreadsheet formulas). JSON is printed exact.
 
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::Value;
+use tally_core::escape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -54,11 +60,20 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// A value as a table shows it: text without its quotes, controls escaped.
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => escape::controls(s).into_owned(),
+        other => escape::controls(&other.to_string()).into_owned(),
+    }
+}
+
+/// A value as a CSV cell: text neutralised for spreadsheets, numbers as they are.
+fn csv_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => escape::csv_cell(s).into_owned(),
+        other => cell(other),
     }
 }
 
@@ -95,6 +110,7 @@ fn write_table(out: &mut impl Write, rows: &[Value], columns: &[&str]) -> std::i
     Ok(())
 }
 
+/// Quotes a (neutralised) cell for the CSV syntax.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -112,14 +128,14 @@ fn write_csv(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
         out,
         "{}",
         keys.iter()
-            .map(|k| csv_field(k))
+            .map(|k| csv_field(&escape::csv_cell(k)))
             .collect::<Vec<_>>()
             .join(",")
     )?;
     for row in rows {
         let fields: Vec<String> = keys
             .iter()
-            .map(|k| csv_field(&cell(&row[k.as_str()])))
+            .map(|k| csv_field(&csv_value(&row[k.as_str()])))
             .collect();
         writeln!(out, "{}", fields.join(","))?;
     }
@@ -148,6 +164,26 @@ mod tests {
         assert_eq!(
             String::from_utf8(c).unwrap(),
             "a,b\nx,1\n\"longer, with \"\"quotes\"\"\",\n"
+        );
+    }
+
+    #[test]
+    fn tables_escape_controls_and_csv_neutralises_formulas() {
+        let rows = vec![
+            json!({"v": "\u{1b}[2Jx", "n": -3}),
+            json!({"v": "=1+1", "n": 4}),
+        ];
+        let mut t = Vec::new();
+        write_table(&mut t, &rows, &["v", "n"]).unwrap();
+        let t = String::from_utf8(t).unwrap();
+        assert!(!t.contains('\u{1b}'), "{t}");
+        // Widths count the escaped text, so the columns stay aligned.
+        assert_eq!(t.lines().nth(1).unwrap(), "\\u{1b}[2Jx  -3");
+        let mut c = Vec::new();
+        write_csv(&mut c, &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(c).unwrap(),
+            "n,v\n-3,\\u{1b}[2Jx\n4,'=1+1\n"
         );
     }
 }

@@ -26,6 +26,8 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[path = "../queries/mod.rs"]
 mod queries;
 
+mod private;
+
 /// Tally's storage in a SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -45,19 +47,16 @@ impl SqliteStore {
 
     /// Opens the file without migrating, for tests that build an older schema first.
     pub async fn open_unmigrated(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+        private::create(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode survives process crashes; a power cut can lose the last
-            // commits but never corrupts the file.
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: in WAL mode every commit syncs the WAL before it returns, so an ingest
+            // batch acknowledged to an agent (which then deletes it from its spool) survives a
+            // power cut. NORMAL would survive only a crash of the process. BENCHMARKS.md has
+            // the cost.
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
