@@ -1,6 +1,7 @@
 //! The OpenAPI document, assembled from the handlers' annotations.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
@@ -25,7 +26,7 @@ use crate::{
         compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::add_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::snapshots, compliance_api::reclaim,
         org_api::nodes, org_api::rules, org_api::add_rule, org_api::delete_rule, org_api::place_device, org_api::place_user,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &EveryRefusal),
 )]
 struct ApiDoc;
 
@@ -53,6 +54,63 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The refusals any operation can meet before its handler runs, stated on every operation so
+/// the document describes every answer the server gives: a malformed path, query or body
+/// (400), a body over `max_body_bytes` (413), a request over `request_timeout_secs` (408), and,
+/// for operations that take credentials, a spent request budget (429).
+struct EveryRefusal;
+
+impl Modify for EveryRefusal {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let limited = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut refusals = vec![
+                    (
+                        "400",
+                        "Malformed path, query or body; the message says which part and why",
+                    ),
+                    ("408", "The request took longer than request_timeout_secs"),
+                ];
+                if operation.request_body.is_some() {
+                    refusals.push(("413", "The body is larger than max_body_bytes"));
+                }
+                if limited {
+                    refusals.push((
+                        "429",
+                        "Over this credential's request budget; Retry-After says when to retry",
+                    ));
+                }
+                for (status, description) in refusals {
+                    let responses = &mut operation.responses.responses;
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
+        }
+    }
+}
+
+/// A response whose body is the [`ErrorBody`](tally_api::ErrorBody).
+fn error_response(description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build()
+        .into()
 }
 
 pub(crate) fn openapi_value() -> serde_json::Value {
