@@ -98,7 +98,10 @@ fn a_full_spool_merges_then_drops_the_oldest_and_tells_the_server_how_many() {
             .unwrap()
             .success());
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The last run's end is spooled at the agent's next one-second cycle; the server comes
+    // back only after that (with room for a loaded machine's late cycle), so the upload finds
+    // every run whole rather than the last one still running.
+    std::thread::sleep(Duration::from_millis(2500));
     let (back, _) = server(&dir.path().join("server"), port);
     site.server = Some(back);
 
