@@ -13,6 +13,7 @@ use serde_json::json;
 each_backend!(async
     summaries_follow_hours_months_offsets_and_late_uploads,
     task_schedules_are_validated_and_only_admins_change_or_run_them,
+    a_late_record_for_an_hour_past_the_ageing_cut_off_is_added_once,
 );
 
 /// Hourly rows by hour: (users, devices, usage minutes, peak runs, peak users).
@@ -221,4 +222,37 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend
     );
     running.unwrap().release().await.unwrap();
     assert_eq!(server.run_task("delete_aged_usage").await.0, 200);
+}
+
+/// An hour before the ageing task's cut-off may have lost its raw records, so a late record's
+/// share is added to the stored row rather than recomputed: once, and a re-run adds nothing.
+async fn a_late_record_for_an_hour_past_the_ageing_cut_off_is_added_once(backend: Backend) {
+    let server = start_with_code_rule(backend).await;
+    let (west, _) = server.enroll("west").await;
+    let r1 = record(
+        "a1",
+        "ann",
+        0,
+        "2026-01-31T22:00:00Z",
+        "2026-01-31T22:20:00Z",
+    );
+    upload(&server, &west, "w1", vec![r1]).await;
+    summarise(&server).await;
+    assert_eq!(hours(&server).await[0].3, 20);
+    // The ageing task has run: hours more than its age (5 days) before it are past the cut-off.
+    let (status, body) = server.run_task("delete_aged_usage").await;
+    assert_eq!(status, 200, "{body}");
+
+    let r2 = record(
+        "b1",
+        "bob",
+        0,
+        "2026-01-31T22:30:00Z",
+        "2026-01-31T22:40:00Z",
+    );
+    upload(&server, &west, "w2", vec![r2]).await;
+    summarise(&server).await;
+    assert_eq!(hours(&server).await[0].3, 30, "20 stored + 10 late minutes");
+    summarise(&server).await;
+    assert_eq!(hours(&server).await[0].3, 30, "a re-run adds nothing");
 }

@@ -66,8 +66,8 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
                 .map(|created| (created.len() as i64, current.watermark))
         }
     };
-    // The monthly task moved its watermark itself, with its rows; re-read it.
-    if task == Task::SummarizeMonthlyUsage {
+    // The summary tasks moved their watermarks themselves, with their rows; re-read them.
+    if matches!(task, Task::SummarizeMonthlyUsage | Task::SummarizeFileUsage) {
         current.watermark = task_state(store, task).await?.watermark;
     }
     current.last_run_at = Some(Utc::now());

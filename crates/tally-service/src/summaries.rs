@@ -96,41 +96,91 @@ async fn window(store: &dyn Store, now: DateTime<Utc>) -> Result<summary::Window
 }
 
 /// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
-/// a day at a time. Returns the rows written.
+/// a day at a time. Hours whose raw records may be gone already (before the ageing task's
+/// cut-off) cannot be recomputed: the new records' share is added to their stored rows instead,
+/// all in one transaction with the watermark, so a run killed half-way and run again adds it
+/// exactly once. Returns the rows written.
 async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
     let (store, file_rules, window) = (pages.store, pages.file_rules, pages.window);
+    let released_before = released_before(store).await?;
     let mut touched: BTreeSet<(DateTime<Utc>, i64)> = BTreeSet::new();
+    let mut late = Late::default();
     while let Some((page, rules_of_file)) = pages.next().await? {
         for r in &page {
+            let mut is_late = false;
             for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
-                touched.extend(summary::hours_of(r, &window).into_iter().map(|h| (h, rule)));
+                for hour in summary::hours_of(r, &window) {
+                    if hour < released_before {
+                        late.keys.insert((hour, rule));
+                        is_late = true;
+                    } else {
+                        touched.insert((hour, rule));
+                    }
+                }
+            }
+            if is_late {
+                late.records.push(r.clone());
             }
         }
     }
-    let mut by_day: BTreeMap<chrono::NaiveDate, Vec<(DateTime<Utc>, i64)>> = BTreeMap::new();
-    for (hour, rule) in touched {
-        by_day
-            .entry(hour.date_naive())
-            .or_default()
-            .push((hour, rule));
-    }
-    let released_before = released_before(store).await?;
     let mut written = 0;
-    for (day, keys) in by_day {
-        let from = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    for (from, keys) in by_day(touched) {
         let records = store
             .usage_overlapping(from, from + chrono::Duration::days(1))
             .await?;
         let rules_of_file = file_rules.of_records(store, &records).await?;
-        let mut rows = hours_of_day(&keys, &records, &rules_of_file, from);
-        if from < released_before {
-            rows = merge_with_released(store, rows, released_before).await?;
-        }
+        let rows = hours_of_day(&keys, &records, &rules_of_file, from);
         let keys: Vec<(i64, DateTime<Utc>)> = keys.iter().map(|&(h, r)| (r, h)).collect();
         store.replace_file_usage_hours(&keys, &rows).await?;
         written += rows.len() as i64;
     }
-    Ok(written)
+    let rows = late.rows(store, file_rules, released_before).await?;
+    let keys: Vec<(i64, DateTime<Utc>)> = rows.iter().map(|h| (h.rule_id, h.hour)).collect();
+    store
+        .replace_file_usage_hours_moving(&keys, &rows, pages.range)
+        .await?;
+    Ok(written + rows.len() as i64)
+}
+
+/// New records that touch hours before the ageing task's cut-off, and those hours.
+#[derive(Default)]
+struct Late {
+    keys: BTreeSet<(DateTime<Utc>, i64)>,
+    records: Vec<UsageRecord>,
+}
+
+impl Late {
+    /// The stored rows of the late hours with the new records' share added.
+    async fn rows(
+        &self,
+        store: &dyn Store,
+        file_rules: &FileRules,
+        released_before: DateTime<Utc>,
+    ) -> Result<Vec<FileUsageHour>> {
+        if self.keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules_of_file = file_rules.of_records(store, &self.records).await?;
+        let mut rows = Vec::new();
+        for (from, keys) in by_day(self.keys.clone()) {
+            rows.extend(hours_of_day(&keys, &self.records, &rules_of_file, from));
+        }
+        merge_with_released(store, rows, released_before).await
+    }
+}
+
+/// `keys` (hour, rule) grouped by the day they fall on, each day by its midnight.
+fn by_day(
+    keys: BTreeSet<(DateTime<Utc>, i64)>,
+) -> BTreeMap<DateTime<Utc>, Vec<(DateTime<Utc>, i64)>> {
+    let mut days: BTreeMap<DateTime<Utc>, Vec<(DateTime<Utc>, i64)>> = BTreeMap::new();
+    for (hour, rule) in keys {
+        let midnight = hour.date_naive().and_hms_opt(0, 0, 0).expect("midnight");
+        days.entry(midnight.and_utc())
+            .or_default()
+            .push((hour, rule));
+    }
+    days
 }
 
 /// Before this time raw records may have been deleted (released) by the ageing task.

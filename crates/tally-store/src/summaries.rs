@@ -16,6 +16,15 @@ pub trait SummaryStore: Send + Sync {
         keys: &[(i64, DateTime<Utc>)],
         rows: &[FileUsageHour],
     ) -> Result<()>;
+    /// [`Self::replace_file_usage_hours`] and the hourly task's watermark moved from `from` to
+    /// `to`, in one transaction; a conflict, storing nothing, when the watermark is no longer
+    /// `from`. For rows merged into stored ones, which must be written exactly once.
+    async fn replace_file_usage_hours_moving(
+        &self,
+        keys: &[(i64, DateTime<Utc>)],
+        rows: &[FileUsageHour],
+        watermark: (i64, i64),
+    ) -> Result<()>;
     async fn file_usage_hours(
         &self,
         rule_id: Option<i64>,

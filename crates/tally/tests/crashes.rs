@@ -417,15 +417,12 @@ fn kill_9_during_summarisation_converges_on_the_next_run() {
     kill_9_during_summarisation(3);
 }
 
-/// Known fault (not fixed here; reported): as above, with records older than
-/// `delete_aged_usage`'s age (late uploads of an agent that was away for a week). The hourly
-/// task treats every hour before "its last run minus the age" as released and adds a re-run's
-/// recomputation to the stored row (`merge_with_released` in tally-service's summaries), so
-/// the hours a killed run already wrote are counted twice: `usage_ms` doubles. Run it with
-/// `cargo test -p tally --test crashes -- --ignored`; remove the `ignore` once fixed.
+/// As above, with records older than `delete_aged_usage`'s age (late uploads of an agent that
+/// was away for a week): their hours may have lost raw records already, so the new records'
+/// share is added to the stored rows — once, in the transaction that moves the watermark, so a
+/// killed run adds nothing and the re-run adds it exactly once (it used to double `usage_ms`).
 #[test]
-#[ignore = "known fault: a re-run after a killed hourly summarisation double-counts hours older than delete_aged_usage's age"]
-fn known_fault_kill_9_during_summarisation_of_old_records_double_counts() {
+fn kill_9_during_summarisation_of_old_records_converges_too() {
     kill_9_during_summarisation(8);
 }
 

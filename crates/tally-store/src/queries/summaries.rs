@@ -10,6 +10,82 @@ use super::{Db, DbStore};
 use crate::rows;
 use crate::Result;
 
+/// Replaces the hourly rows of `keys` with `rows`, in `tx`.
+async fn replace_hours(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    keys: &[(i64, DateTime<Utc>)],
+    rows: &[tally_core::summary::FileUsageHour],
+) -> Result<()> {
+    for chunk in keys.chunks(rows::INSERT_CHUNK) {
+        let mut delete = sqlx::QueryBuilder::<Db>::new(
+            "DELETE FROM file_usage_hourly WHERE (rule_id, hour) IN (",
+        );
+        let mut list = delete.separated(", ");
+        for (rule, hour) in chunk {
+            list.push("(")
+                .push_bind_unseparated(*rule)
+                .push_unseparated(", ")
+                .push_bind_unseparated(to_micros(*hour))
+                .push_unseparated(")");
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+    }
+    for chunk in rows.chunks(rows::INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO file_usage_hourly (rule_id, hour, distinct_users, distinct_devices,
+             distinct_ts_users, usage_ms, peak_concurrent_runs, peak_concurrent_users) ",
+        );
+        insert.push_values(chunk, |mut row, h| {
+            row.push_bind(h.rule_id)
+                .push_bind(to_micros(h.hour))
+                .push_bind(h.distinct_users)
+                .push_bind(h.distinct_devices)
+                .push_bind(h.distinct_ts_users)
+                .push_bind(h.usage_ms)
+                .push_bind(h.peak_concurrent_runs)
+                .push_bind(h.peak_concurrent_users);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Moves `task`'s watermark from `from` to `to` in `tx`; a conflict when it is no longer
+/// `from` (another replica summarised meanwhile), so the caller's rows are not stored twice.
+async fn move_watermark(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    task: tally_core::tasks::Task,
+    from: i64,
+    to: i64,
+) -> Result<()> {
+    let defaults = task.defaults();
+    sqlx::query(
+        "INSERT INTO maintenance_tasks (name, enabled, every_secs, watermark)
+         VALUES ($1, $2, $3, 0) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(task.name())
+    .bind(defaults.enabled)
+    .bind(defaults.every_secs)
+    .execute(&mut **tx)
+    .await?;
+    let moved = sqlx::query(
+        "UPDATE maintenance_tasks SET watermark = $1 WHERE name = $2 AND watermark = $3",
+    )
+    .bind(to)
+    .bind(task.name())
+    .bind(from)
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(crate::StoreError::Conflict(format!(
+            "{} moved on meanwhile (another server ran it); run the task again",
+            task.name()
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl crate::SummaryStore for DbStore {
     async fn replace_file_usage_hours(
@@ -18,38 +94,21 @@ impl crate::SummaryStore for DbStore {
         rows: &[tally_core::summary::FileUsageHour],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in keys.chunks(rows::INSERT_CHUNK) {
-            let mut delete = sqlx::QueryBuilder::<Db>::new(
-                "DELETE FROM file_usage_hourly WHERE (rule_id, hour) IN (",
-            );
-            let mut list = delete.separated(", ");
-            for (rule, hour) in chunk {
-                list.push("(")
-                    .push_bind_unseparated(*rule)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(to_micros(*hour))
-                    .push_unseparated(")");
-            }
-            delete.push(")");
-            delete.build().execute(&mut *tx).await?;
-        }
-        for chunk in rows.chunks(rows::INSERT_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::<Db>::new(
-                "INSERT INTO file_usage_hourly (rule_id, hour, distinct_users, distinct_devices,
-                 distinct_ts_users, usage_ms, peak_concurrent_runs, peak_concurrent_users) ",
-            );
-            insert.push_values(chunk, |mut row, h| {
-                row.push_bind(h.rule_id)
-                    .push_bind(to_micros(h.hour))
-                    .push_bind(h.distinct_users)
-                    .push_bind(h.distinct_devices)
-                    .push_bind(h.distinct_ts_users)
-                    .push_bind(h.usage_ms)
-                    .push_bind(h.peak_concurrent_runs)
-                    .push_bind(h.peak_concurrent_users);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        replace_hours(&mut tx, keys, rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_file_usage_hours_moving(
+        &self,
+        keys: &[(i64, DateTime<Utc>)],
+        rows: &[tally_core::summary::FileUsageHour],
+        (from, to): (i64, i64),
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let task = tally_core::tasks::Task::SummarizeFileUsage;
+        move_watermark(&mut tx, task, from, to).await?;
+        replace_hours(&mut tx, keys, rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -83,29 +142,7 @@ impl crate::SummaryStore for DbStore {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let task = tally_core::tasks::Task::SummarizeMonthlyUsage;
-        let defaults = task.defaults();
-        sqlx::query(
-            "INSERT INTO maintenance_tasks (name, enabled, every_secs, watermark)
-             VALUES ($1, $2, $3, 0) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(task.name())
-        .bind(defaults.enabled)
-        .bind(defaults.every_secs)
-        .execute(&mut *tx)
-        .await?;
-        let moved = sqlx::query(
-            "UPDATE maintenance_tasks SET watermark = $1 WHERE name = $2 AND watermark = $3",
-        )
-        .bind(to)
-        .bind(task.name())
-        .bind(from)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            return Err(crate::StoreError::Conflict(
-                "the monthly summary moved on meanwhile (another server summarised); run the task again".into(),
-            ));
-        }
+        move_watermark(&mut tx, task, from, to).await?;
         for chunk in rows.chunks(rows::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO monthly_usage (rule_id, device_id, user_id, month, runs, usage_ms, last_used) ",
