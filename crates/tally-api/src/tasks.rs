@@ -23,7 +23,11 @@ pub struct TaskView {
 #[serde(deny_unknown_fields)]
 pub struct TaskChange {
     pub enabled: Option<bool>,
+    /// At least a minute.
+    #[schema(minimum = 60)]
     pub every_secs: Option<i64>,
+    /// The task's own range (e.g. 2–255 for delete_aged_usage); at most 3,650.
+    #[schema(minimum = 1, maximum = 3650)]
     pub age_days: Option<i32>,
 }
 

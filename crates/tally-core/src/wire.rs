@@ -183,6 +183,7 @@ pub mod v1 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct UsageBatch {
+        #[schema(min_length = 1, max_length = 128)]
         pub batch_id: String,
         /// The device the agent believes it is. Optional, since credentials already say it;
         /// when sent it must be the agent's own, or the batch is refused.

@@ -184,6 +184,21 @@ async fn with_pseudonyms_no_plain_name_is_stored_and_one_can_be_resolved(backend
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // A name stored in plain before the site pseudonymised is erased too.
+    let old = server
+        .store
+        .upsert_user("earlier.plainname", None)
+        .await
+        .unwrap();
+    let forget = json!({"account": "earlier.plainname"});
+    let (status, body) = server
+        .post("/api/v1/users/forget", Some(&server.admin), forget)
+        .await;
+    assert_eq!(
+        (status, body["user_id"].as_i64()),
+        (200, Some(old)),
+        "{body}"
+    );
 }
 
 /// Reads every file of the SQLite database (the main file, its WAL and shared memory) for the

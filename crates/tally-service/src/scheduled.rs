@@ -29,7 +29,10 @@ pub(crate) async fn write_scheduled(
         ));
     };
     let day_dir = root.join(now.date_naive().to_string());
-    std::fs::create_dir_all(&day_dir).map_err(|e| io_error(&day_dir, e))?;
+    // Reports name people and their use of programs: owner-only, like the database.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&day_dir)
+        .map_err(|e| io_error(&day_dir, e))?;
     let mut written = 0;
     for scheduled in &service.reports.scheduled {
         let built = crate::reports::make(service, scheduled.name, &[], now).await?;

@@ -13,10 +13,13 @@ use crate::{Result, Service, ServiceError};
 /// its usage stays, attributed to that anonymous user, so licenses per user still count it.
 pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<Forgotten> {
     limits::check_name("account", account, limits::MAX_NAME)?;
-    let stored = match service.pseudonyms() {
-        Some(p) => p.account(account),
-        None => account.to_string(),
-    };
+    // On a pseudonymising site the person is stored under their pseudonym, and in plain if they
+    // were stored before the setting was on: both are erased.
+    let mut stored = vec![account.to_string()];
+    if let Some(p) = service.pseudonyms() {
+        stored.insert(0, p.account(account));
+        stored.dedup();
+    }
     let audit = |f: &Forgotten| {
         let target = match f.user_id {
             Some(id) => format!("user:{id}"),
@@ -24,7 +27,15 @@ pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<For
         };
         entry(actor, "user.forget", target, f)
     };
-    let forgotten = service.store().forget_user(&stored, Some(&audit)).await?;
+    let mut forgotten = Forgotten {
+        user_id: None,
+        local_accounts: 0,
+    };
+    for name in &stored {
+        let found = service.store().forget_user(name, Some(&audit)).await?;
+        forgotten.user_id = forgotten.user_id.or(found.user_id);
+        forgotten.local_accounts += found.local_accounts;
+    }
     if !forgotten.anything() {
         return Err(ServiceError::NotFound(format!(
             "no user or local account {account:?}; see tally users"
