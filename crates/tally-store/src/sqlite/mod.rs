@@ -150,3 +150,31 @@ fn session(application_id: i64, text: &str) -> Result<UsageSession> {
         end_time: time(end)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    /// "Acknowledged" means durable: every connection of the pool syncs the WAL at each commit
+    /// (`synchronous = FULL`, 2), not only at checkpoints (NORMAL, 1).
+    #[tokio::test]
+    async fn every_connection_syncs_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(level, 2, "synchronous = FULL");
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            held.push(conn);
+        }
+    }
+}
