@@ -96,6 +96,23 @@ impl Pseudonyms {
         text.starts_with(PREFIX) && self.open(domain, text).is_ok()
     }
 
+    /// An import's account and full names replaced by their pseudonyms: users, the accounts of
+    /// usage sessions, and licenses assigned to a user.
+    pub fn import_batch(&self, batch: &mut tally_core::import::Batch) {
+        for (_, user) in &mut batch.users {
+            user.account = self.account(&user.account);
+            user.full_name = user.full_name.as_deref().map(|n| self.full_name(n));
+        }
+        for (_, session) in &mut batch.sessions {
+            session.account = self.account(&session.account).into();
+        }
+        for (_, license) in &mut batch.licenses {
+            if license.assignment_type == tally_core::AssignmentType::User {
+                license.assigned_to = license.assigned_to.as_deref().map(|a| self.account(a));
+            }
+        }
+    }
+
     /// The account behind a pseudonym.
     pub fn resolve_account(&self, pseudonym: &str) -> Result<String, ResolveError> {
         self.open(ACCOUNT, pseudonym)

@@ -33,6 +33,13 @@ pub struct ImportArgs {
     /// Check the files against the database and report problems; load nothing.
     #[arg(long)]
     check: bool,
+    /// Store account and full names as pseudonyms, as a server with the same setting does
+    /// (docs/privacy.md).
+    #[arg(long, env = "TALLY_PSEUDONYMIZE_USERS")]
+    pseudonymize_users: bool,
+    /// The site's pseudonym key file [default: pseudonym.key in the data directory].
+    #[arg(long, env = "TALLY_PSEUDONYM_KEY_FILE")]
+    pseudonym_key_file: Option<PathBuf>,
 }
 
 /// The database `tally import` and `tally export` work on directly.
@@ -64,10 +71,20 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         read_file(path, &mut reading)?;
     }
     let Reading {
-        batch, mut errors, ..
+        mut batch,
+        mut errors,
+        ..
     } = reading;
     let store = args.database.open().await?;
     ensure_site(store.as_ref(), &site, !args.check).await?;
+    // Before the checks, so the rows refer to users as the database holds them.
+    if args.pseudonymize_users {
+        let key = match &args.pseudonym_key_file {
+            Some(path) => path.clone(),
+            None => args.database.data_dir.join("pseudonym.key"),
+        };
+        crate::serve::pseudonym_key(&key)?.import_batch(&mut batch);
+    }
     if errors.is_empty() {
         errors =
             tally_core::import::validate(&batch, &store.import_known().await?, chrono::Utc::now());

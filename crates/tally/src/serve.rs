@@ -193,7 +193,7 @@ fn print_banner(url: &str, token: Option<&str>, config: &Config, backend: &str) 
 }
 
 /// The site's pseudonym key from `path`, made (32 random bytes, hex, owner-only) when missing.
-fn pseudonym_key(path: &std::path::Path) -> Result<Pseudonyms> {
+pub(crate) fn pseudonym_key(path: &std::path::Path) -> Result<Pseudonyms> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if !path.exists() {

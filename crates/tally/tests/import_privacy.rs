@@ -1,0 +1,64 @@
+//! `tally import --pseudonymize-users` stores account and full names as the site's pseudonyms,
+//! as a server with the setting does for its agents: no plain name reaches the database files.
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn a_pseudonymising_import_leaves_no_plain_name_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = [
+        ("devices.csv", "host_name\npc1\n"),
+        (
+            "users.csv",
+            "account,full_name\nzelda.importname,Zelda Importface\n",
+        ),
+        ("applications.csv", "name,metric\nChat,concurrent_users\n"),
+        (
+            "usage_sessions.csv",
+            "application,host_name,account,start,end\n\
+             Chat,pc1,zelda.importname,2026-03-02T09:00:00Z,2026-03-02T10:00:00Z\n",
+        ),
+    ]
+    .iter()
+    .map(|(name, text)| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    })
+    .collect();
+    let data = dir.path().join("tally-data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("import")
+        .args(&files)
+        .args(["--data-dir", data.to_str().unwrap(), "--pseudonymize-users"])
+        .env_remove("TALLY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tally.db")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        read += bytes.len();
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        for plain in ["importname", "importface"] {
+            assert!(
+                !text.contains(plain),
+                "{plain:?} found in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(read > 0, "the database files were read");
+    let key = std::fs::metadata(data.join("pseudonym.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
