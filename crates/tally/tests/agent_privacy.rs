@@ -98,26 +98,6 @@ fn with_pseudonyms_an_agents_report_leaves_no_plain_name_in_the_database() {
     agent.kill().unwrap();
     agent.wait().unwrap();
 
-    let data = dir.path().join("server");
-    let mut read = 0;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        let file = path.file_name().unwrap().to_string_lossy().to_string();
-        if !file.starts_with("tally.db") {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        read += bytes.len();
-        let text = String::from_utf8_lossy(&bytes);
-        for plain in [name.as_str(), "Quintessa", "Plainface"] {
-            assert!(
-                !text.contains(plain),
-                "{plain:?} found in {}",
-                path.display()
-            );
-        }
-    }
-    assert!(read > 0, "the database files were read");
-    let key = std::fs::metadata(data.join("pseudonym.key")).unwrap();
-    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    let plain = [name.as_str(), "Quintessa", "Plainface"];
+    common::assert_names_pseudonymised_in(&dir.path().join("server"), &plain);
 }

@@ -1,7 +1,7 @@
 //! `tally import --pseudonymize-users` stores account and full names as the site's pseudonyms,
 //! as a server with the setting does for its agents: no plain name reaches the database files.
 
-use std::os::unix::fs::PermissionsExt;
+mod common;
 
 #[test]
 fn a_pseudonymising_import_leaves_no_plain_name_in_the_database() {
@@ -36,29 +36,5 @@ fn a_pseudonymising_import_leaves_no_plain_name_in_the_database() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let mut read = 0;
-    for entry in std::fs::read_dir(&data).unwrap() {
-        let path = entry.unwrap().path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("tally.db")
-        {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        read += bytes.len();
-        let text = String::from_utf8_lossy(&bytes).to_lowercase();
-        for plain in ["importname", "importface"] {
-            assert!(
-                !text.contains(plain),
-                "{plain:?} found in {}",
-                path.display()
-            );
-        }
-    }
-    assert!(read > 0, "the database files were read");
-    let key = std::fs::metadata(data.join("pseudonym.key")).unwrap();
-    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    common::assert_names_pseudonymised_in(&data, &["importname", "importface"]);
 }

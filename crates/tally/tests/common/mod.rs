@@ -379,3 +379,36 @@ pub fn assert_continuous(group: &[serde_json::Value]) {
     }
     assert_eq!(group.last().unwrap()["still_running"], false, "{group:#?}");
 }
+
+/// Reads every file of the SQLite database in `data` (`tally.db` and its `-wal`/`-shm`) and
+/// asserts none holds any of `names`, in any case; then that the pseudonym key beside it is
+/// owner-only.
+pub fn assert_names_pseudonymised_in(data: &Path, names: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut read = 0;
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tally.db")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        read += bytes.len();
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        for name in names {
+            let name = name.to_lowercase();
+            assert!(
+                !text.contains(&name),
+                "{name:?} found in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(read > 0, "the database files were read");
+    let key = std::fs::metadata(data.join("pseudonym.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
