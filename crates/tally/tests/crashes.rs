@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,28 +34,15 @@ impl Server {
 
     /// Starts (or restarts) the server; a database that has tokens prints none.
     fn start_on(dir: &Path, backend: &Backend, port: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-            .args(backend.db_args())
-            .current_dir(dir)
-            .env_remove("TALLY_DATABASE_URL")
-            .env_remove("TALLY_DATA_DIR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut token = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(t) = line.strip_prefix("Admin token (shown once, keep it): ") {
-                token = Some(t.to_string());
-            }
-            if line.starts_with("Stop with") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let (child, lines) = common::spawn_lines(
+            Command::new(env!("CARGO_BIN_EXE_tally"))
+                .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+                .args(backend.db_args())
+                .current_dir(dir)
+                .env_remove("TALLY_DATABASE_URL")
+                .env_remove("TALLY_DATA_DIR"),
+        );
+        let token = common::banner_token(lines);
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -184,7 +184,7 @@ pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
 
 /// [`server`] with more flags.
 pub fn server_with(data: &Path, port: u16, flags: &[&str]) -> (Child, Option<String>) {
-    let (child, mut lines) = spawn_lines(
+    let (child, lines) = spawn_lines(
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([
                 "server",
@@ -195,6 +195,12 @@ pub fn server_with(data: &Path, port: u16, flags: &[&str]) -> (Child, Option<Str
             .arg(data)
             .args(flags),
     );
+    (child, banner_token(lines))
+}
+
+/// Reads `tally server`'s banner up to "Stop with", keeps draining its output (so the server
+/// never blocks on a full pipe) and returns the bootstrap token, if it printed one.
+pub fn banner_token(mut lines: Lines<BufReader<ChildStdout>>) -> Option<String> {
     let mut token = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -206,7 +212,7 @@ pub fn server_with(data: &Path, port: u16, flags: &[&str]) -> (Child, Option<Str
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    (child, token)
+    token
 }
 
 /// Stops a child the way a service manager does (SIGTERM) and waits for it.
