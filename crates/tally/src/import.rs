@@ -83,7 +83,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
             Some(path) => path.clone(),
             None => args.database.data_dir.join("pseudonym.key"),
         };
-        crate::serve::pseudonym_key(&key)?.import_batch(&mut batch);
+        crate::pseudonyms::load_or_create(&key)?.import_batch(&mut batch);
     }
     if errors.is_empty() {
         errors =

@@ -10,6 +10,7 @@ mod import;
 mod licensing;
 mod org;
 mod output;
+mod pseudonyms;
 mod report;
 mod serve;
 mod tasks;

@@ -5,7 +5,6 @@ use chrono::Utc;
 use tally_core::{Role, Site};
 use tally_server::config::{LogFormat, Transport};
 use tally_server::{auth, AppState, Config, ConfigFile, ReportOutput};
-use tally_service::privacy::Pseudonyms;
 use tally_service::Service;
 use tally_store::prelude::*;
 
@@ -62,7 +61,7 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         scheduled: config.scheduled_reports.clone(),
     });
     if let Some(path) = &config.pseudonym_key_file {
-        service = service.with_pseudonyms(pseudonym_key(path)?);
+        service = service.with_pseudonyms(crate::pseudonyms::load_or_create(path)?);
         tracing::info!(key = %path.display(), "account and full names are stored as pseudonyms");
     }
     let state = AppState::with_service(service);
@@ -192,50 +191,9 @@ fn print_banner(url: &str, token: Option<&str>, config: &Config, backend: &str) 
     println!("Stop with Ctrl-C.");
 }
 
-/// The site's pseudonym key from `path`, made (32 random bytes, hex, owner-only) when missing.
-pub(crate) fn pseudonym_key(path: &std::path::Path) -> Result<Pseudonyms> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if !path.exists() {
-        let mut key = [0u8; tally_service::privacy::KEY_BYTES];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("creating the pseudonym key {}", path.display()))?;
-        writeln!(file, "{}", hex::encode(key))?;
-        file.sync_all()?;
-        tracing::warn!(key = %path.display(), "created a new pseudonym key: back it up; without it no pseudonym can be resolved, and a new key gives everyone new pseudonyms");
-    }
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading the pseudonym key {}", path.display()))?;
-    Pseudonyms::from_file_bytes(&bytes).with_context(|| {
-        format!(
-            "{} is not a pseudonym key: it must hold 32 bytes or their 64 hex digits",
-            path.display()
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{pseudonym_key, redact};
-
-    #[test]
-    fn a_pseudonym_key_is_made_owner_only_once_and_then_reused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pseudonym.key");
-        let first = pseudonym_key(&path).unwrap().account("ann");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(pseudonym_key(&path).unwrap().account("ann"), first);
-        std::fs::write(&path, "short").unwrap();
-        let e = pseudonym_key(&path).err().unwrap().to_string();
-        assert!(e.contains("not a pseudonym key"), "{e}");
-    }
+    use super::redact;
 
     #[test]
     fn passwords_never_reach_the_banner() {
