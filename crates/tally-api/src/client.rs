@@ -81,8 +81,9 @@ impl Client {
                 fields.error,
                 fields.message.unwrap_or(text),
             )),
-            Err(e) if e.is_data() => Err(api_error(status, None, text)),
-            Err(source) => Err(ClientError::NotJson { status, source }),
+            // Not the JSON error contract (a proxy's page, a plain-text refusal): the
+            // server's own words are still the best explanation.
+            Err(_) => Err(api_error(status, None, cut(text))),
         }
     }
 
@@ -191,6 +192,17 @@ impl Client {
             progress(body.len() as u64, total);
         }
         Ok(body)
+    }
+}
+
+/// Server text longer than this is cut where it is quoted in an error (a proxy's HTML page).
+const MAX_QUOTED: usize = 1000;
+
+/// `text` cut to [`MAX_QUOTED`] characters, saying so when it is.
+fn cut(text: String) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{} …", &text[..end]),
+        None => text,
     }
 }
 

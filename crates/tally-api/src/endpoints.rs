@@ -13,12 +13,13 @@ use tally_core::rules::RuleSpec;
 use tally_core::runs::Run;
 use tally_core::summary::FileUsageHour;
 use tally_core::AppRecord;
-use tally_core::{Device, License, MeteringRule, OperatorToken, OrgNode, UsageRecord, User};
+use tally_core::{Device, MeteringRule, OperatorToken, UsageRecord, User};
 
 use crate::client::{urlencode, NO_BODY};
 use crate::{
-    AppPosition, Client, ClientError, CreateEnrollmentToken, CreateToken, CreatedToken, MonthlyRow,
-    Placement, Reclaimable, TaskChange, TaskView, TrendPoint, WhoAmI,
+    AppPosition, Client, ClientError, CreateEnrollmentToken, CreateToken, CreatedToken, Expiring,
+    LicensePatch, LicenseSaved, LicenseView, MonthlyRow, OrgNodeView, Placement, Reclaimable,
+    TaskChange, TaskView, TrendPoint, WhoAmI,
 };
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -202,12 +203,26 @@ impl Client {
         self.delete(&format!("/api/v1/applications/{id}")).await
     }
 
-    pub async fn licenses(&self) -> Result<Vec<License>> {
+    pub async fn licenses(&self) -> Result<Vec<LicenseView>> {
         self.get("/api/v1/licenses").await
     }
 
-    pub async fn add_license(&self, row: &LicenseRow) -> Result<License> {
+    /// Adds a license; the answer carries the checks' warnings.
+    pub async fn add_license(&self, row: &LicenseRow) -> Result<LicenseSaved> {
         self.post("/api/v1/licenses", row).await
+    }
+
+    /// Changes a license's terms; the answer carries the checks' warnings.
+    pub async fn edit_license(&self, id: i64, patch: &LicensePatch) -> Result<LicenseSaved> {
+        let path = format!("/api/v1/licenses/{id}");
+        self.call(Method::PATCH, &path, Some(patch)).await
+    }
+
+    /// Licenses whose validity or maintenance ends within `days` days from today.
+    pub async fn expiring_licenses(&self, days: &str) -> Result<Vec<Expiring>> {
+        let params = [("days", Some(days))];
+        self.get(&with_query("/api/v1/licenses/expiring", &params))
+            .await
     }
 
     pub async fn delete_license(&self, id: i64) -> Result<()> {
@@ -245,7 +260,7 @@ impl Client {
 
 /// The organisation tree.
 impl Client {
-    pub async fn org_nodes(&self) -> Result<Vec<OrgNode>> {
+    pub async fn org_nodes(&self) -> Result<Vec<OrgNodeView>> {
         self.get("/api/v1/org-nodes").await
     }
 

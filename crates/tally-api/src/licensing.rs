@@ -1,10 +1,12 @@
 //! Licensing views: compliance positions, their daily trend, installations to reclaim, and
 //! placing devices and users on the organisation tree.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tally_core::compliance::{Money, Position};
 use tally_core::history::Snapshot;
+use tally_core::licenses::{AssignmentType, Ends, License, Metric};
+use tally_core::OrgNode;
 use utoipa::ToSchema;
 
 /// One application's position, with its name.
@@ -52,4 +54,95 @@ pub struct TrendPoint {
 #[serde(deny_unknown_fields)]
 pub struct Placement {
     pub org_node: Option<String>,
+}
+
+/// A license as people read it: the stored license (ids kept), its application's name, what it
+/// is assigned to by name, and a label to tell it apart by, since licenses have no name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LicenseView {
+    #[serde(flatten)]
+    pub license: License,
+    /// The application's name.
+    pub application: String,
+    /// The org node, computer (host name) or user (account) it is assigned to; `None` for a
+    /// license on the whole organisation.
+    pub assigned_to_name: Option<String>,
+    /// `#3 Office, 10 installations`.
+    pub label: String,
+}
+
+/// A license as added or changed, with what the checks warn about: units that can never be
+/// used, a currency other than its application's other licenses'. Plain sentences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LicenseSaved {
+    #[serde(flatten)]
+    pub license: LicenseView,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// New terms for a license; a field left out keeps its value. Changing `assignment_type`
+/// without `assigned_to` assigns it to nothing (for an organisation license: the whole
+/// organisation). An empty text clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LicensePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1000000000)]
+    pub quantity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_type: Option<AssignmentType>,
+    /// The org node's name, the computer's host name or the user's account, by type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub assigned_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_until: Option<NaiveDate>,
+    /// Price of one unit as a decimal, e.g. `129.90`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub unit_cost: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub vendor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
+    pub order_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
+    pub notes: Option<String>,
+}
+
+/// A license's validity or maintenance that ends soon (`GET /api/v1/licenses/expiring`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Expiring {
+    pub license_id: i64,
+    /// `#3 Office, 10 installations`.
+    pub label: String,
+    pub application: String,
+    /// What ends: `validity` (the license stops counting) or `maintenance`.
+    pub ends: Ends,
+    /// The last day it is valid, or under maintenance.
+    pub ends_on: NaiveDate,
+    /// Days from the day asked about to `ends_on` (0: it ends that day).
+    pub days_left: i64,
+}
+
+/// An org node with its parent's name (the id is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrgNodeView {
+    #[serde(flatten)]
+    pub node: OrgNode,
+    pub parent_name: Option<String>,
 }

@@ -5,9 +5,11 @@
 
 mod check;
 mod outcome;
+mod warn;
 
 pub use check::validate;
 pub use outcome::ImportOutcome;
+pub use warn::warnings;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -391,6 +393,12 @@ pub struct Known {
     /// Application names with their metric.
     pub applications: std::collections::HashMap<String, Metric>,
     pub rules: HashSet<String>,
+    /// Each stored org node's parent, by name (nodes without a parent are left out), so a
+    /// file cannot close a cycle through nodes already stored.
+    pub org_parents: std::collections::HashMap<String, String>,
+    /// The currencies of each application's stored licenses, by application name, for the
+    /// warning about a license in another currency.
+    pub license_currencies: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// Parses a decimal price into minor units (two decimals): `129.9` → 12990.

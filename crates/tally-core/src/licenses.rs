@@ -31,7 +31,8 @@ pub enum Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignmentType {
-    /// An organisation node and everything below it.
+    /// An organisation node and everything below it (also read as `organisation`).
+    #[serde(alias = "organisation")]
     Organization,
     /// That organisation node alone.
     Site,
@@ -126,8 +127,12 @@ impl AssignmentType {
         }
     }
 
+    /// The type named `s`; the British `organisation` is `organization`.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
+        match s {
+            "organisation" => Some(AssignmentType::Organization),
+            s => Self::ALL.into_iter().find(|a| a.as_str() == s),
+        }
     }
 }
 
@@ -241,6 +246,41 @@ pub struct License {
     pub created_at: DateTime<Utc>,
 }
 
+impl License {
+    /// How people tell licenses apart, since they have no name: `#3 Office, 10 installations`.
+    pub fn label(&self, application: &str) -> String {
+        format!(
+            "#{} {application}, {} {}",
+            self.id,
+            self.quantity,
+            self.metric.as_str()
+        )
+    }
+}
+
+/// What of a license comes to an end: the right to use it, or its maintenance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ends {
+    /// `valid_until`: after that day the license no longer counts.
+    Validity,
+    /// `maintenance_until`: after that day updates and support stop.
+    Maintenance,
+}
+
+/// What of `license` ends on a day from `from` to `until` (both included), with that day:
+/// its last valid day, its last day of maintenance.
+pub fn endings(license: &License, from: NaiveDate, until: NaiveDate) -> Vec<(Ends, NaiveDate)> {
+    [
+        (Ends::Validity, license.valid_until),
+        (Ends::Maintenance, license.maintenance_until),
+    ]
+    .into_iter()
+    .filter_map(|(what, day)| Some((what, day?)))
+    .filter(|(_, day)| (from..=until).contains(day))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +303,42 @@ mod tests {
         for m in Metric::ALL {
             assert_eq!(Metric::parse(m.as_str()), Some(m));
         }
+        assert_eq!(AssignmentType::parse("organisation"), Some(A::Organization));
+        let british: AssignmentType = serde_json::from_str("\"organisation\"").unwrap();
+        assert_eq!(british, A::Organization);
+    }
+
+    #[test]
+    fn endings_within_the_window_are_named() {
+        let day = |d: &str| d.parse::<NaiveDate>().unwrap();
+        let license = License {
+            id: 3,
+            application_id: 1,
+            metric: Metric::Installations,
+            quantity: 10,
+            assignment_type: AssignmentType::Organization,
+            assigned_to: None,
+            purchase_date: None,
+            valid_from: None,
+            valid_until: Some(day("2026-09-30")),
+            maintenance_until: Some(day("2026-06-30")),
+            unit_cost_minor: None,
+            currency: None,
+            vendor: None,
+            order_reference: None,
+            notes: None,
+            created_at: DateTime::UNIX_EPOCH,
+        };
+        assert_eq!(license.label("Office"), "#3 Office, 10 installations");
+        assert_eq!(
+            endings(&license, day("2026-06-01"), day("2026-08-30")),
+            [(Ends::Maintenance, day("2026-06-30"))]
+        );
+        assert_eq!(
+            endings(&license, day("2026-06-30"), day("2026-09-30")).len(),
+            2,
+            "both ends of the window count"
+        );
+        assert!(endings(&license, day("2026-07-01"), day("2026-09-29")).is_empty());
     }
 }

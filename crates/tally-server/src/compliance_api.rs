@@ -8,9 +8,8 @@ use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
-use tally_api::TrendPoint;
+use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView, TrendPoint};
 use tally_core::import::{ApplicationRow, LicenseRow};
-use tally_core::License;
 use tally_store::AppRecord;
 use utoipa::IntoParams;
 
@@ -30,12 +29,38 @@ pub(crate) async fn applications(
 }
 
 #[utoipa::path(get, path = "/api/v1/licenses", tag = "licensing", security(("bearer" = [])),
-    responses((status = 200, body = Vec<License>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "The licenses there are now, by id, with their application's and target's names", body = Vec<LicenseView>),
+        (status = 401, body = ErrorBody)))]
 pub(crate) async fn licenses(
     _op: Operator,
     State(state): State<AppState>,
-) -> Result<Json<Vec<License>>, ApiError> {
-    Ok(Json(state.store.licenses().await?))
+) -> Result<Json<Vec<LicenseView>>, ApiError> {
+    Ok(Json(licensing::licenses(state.store.as_ref()).await?))
+}
+
+/// How far ahead to look for licenses ending.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExpiringParams {
+    /// Ending within this many days from today, today included (default 90).
+    #[param(minimum = 0, maximum = 3660, default = 90)]
+    days: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/licenses/expiring", tag = "licensing", security(("bearer" = [])),
+    params(ExpiringParams),
+    responses((status = 200, description = "Validity and maintenance ending within the days, soonest first", body = Vec<Expiring>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn expiring(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<ExpiringParams>,
+) -> Result<Json<Vec<Expiring>>, ApiError> {
+    let today = Utc::now().date_naive();
+    let days = p.days.unwrap_or(90);
+    Ok(Json(
+        licensing::expiring(state.store.as_ref(), today, days).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
@@ -54,7 +79,7 @@ pub(crate) async fn put_application(
 
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "licensing", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted with its recognition rules, sessions and snapshots"),
+    responses((status = 204, description = "Removed: current lists leave it out; positions on earlier days, its recognition rules, sessions and snapshots keep it"),
         (status = 400, description = "It still has licenses", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_application(
@@ -63,28 +88,44 @@ pub(crate) async fn delete_application(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    licensing::delete_application(state.store.as_ref(), op.name(), id).await?;
+    licensing::delete_application(state.store.as_ref(), op.name(), id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/licenses", tag = "licensing", security(("bearer" = [])),
     request_body = LicenseRow,
-    responses((status = 201, description = "Added", body = License),
+    responses((status = 201, description = "Added; `warnings` says what of it cannot be used (units that never can, a quantity of 0, a currency other than its application's other licenses')", body = LicenseSaved),
         (status = 400, description = "A metric the application does not accept, an assignment the metric does not allow, an unknown target; the message names the allowed values", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn add_license(
     op: Operator,
     State(state): State<AppState>,
     JsonBody(row): JsonBody<LicenseRow>,
-) -> Result<(StatusCode, Json<License>), ApiError> {
+) -> Result<(StatusCode, Json<LicenseSaved>), ApiError> {
     op.require_admin()?;
     let license = licensing::add_license(&state.service, op.name(), &row, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(license)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/licenses/{id}", tag = "licensing", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = LicensePatch,
+    responses((status = 200, description = "Changed, with the same checks and warnings as adding", body = LicenseSaved),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn edit_license(
+    op: Operator,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(patch): JsonBody<LicensePatch>,
+) -> Result<Json<LicenseSaved>, ApiError> {
+    op.require_admin()?;
+    let saved = licensing::edit_license(&state.service, op.name(), id, &patch).await?;
+    Ok(Json(saved))
+}
+
 #[utoipa::path(delete, path = "/api/v1/licenses/{id}", tag = "licensing", security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+    responses((status = 204, description = "Removed: it no longer counts from now on; positions on earlier days still count it"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_license(
     op: Operator,
@@ -92,7 +133,7 @@ pub(crate) async fn delete_license(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     op.require_admin()?;
-    licensing::delete_license(state.store.as_ref(), op.name(), id).await?;
+    licensing::delete_license(state.store.as_ref(), op.name(), id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,9 +182,10 @@ pub(crate) async fn snapshots(
     State(state): State<AppState>,
     Query(p): Query<SnapshotParams>,
 ) -> Result<Json<Vec<TrendPoint>>, ApiError> {
+    // Removed applications keep their snapshots, so their names are read too.
     let names: HashMap<i64, String> = state
         .store
-        .applications()
+        .applications_on(chrono::DateTime::UNIX_EPOCH.date_naive())
         .await?
         .into_iter()
         .map(|a| (a.application.id, a.application.name))

@@ -60,8 +60,44 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(e) => Err(rejected(e.status(), e.body_text())),
+            Err(e) => {
+                let text = query_refused(parts.uri.query().unwrap_or_default(), &e.body_text());
+                Err(rejected(e.status(), text))
+            }
         }
+    }
+}
+
+/// What chrono says of a date it cannot read.
+const DATE_ERRORS: [&str; 5] = [
+    "input is out of range",
+    "input contains invalid characters",
+    "premature end of input",
+    "trailing input",
+    "input is not enough for unique date and time",
+];
+
+/// Parameter values longer than this are cut where a refusal quotes them.
+const MAX_QUOTED_VALUE: usize = 100;
+
+/// A refused query parameter as a sentence naming it and the value given (`as_of: 2026-13-45
+/// is not a date (YYYY-MM-DD)`), from axum's "Failed to deserialize query string: as_of: input
+/// is out of range".
+fn query_refused(query: &str, text: &str) -> String {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let Some((field, why)) = detail.split_once(": ") else {
+        return detail.to_string();
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let Some((_, value)) = pairs.iter().find(|(name, _)| name == field) else {
+        return detail.to_string();
+    };
+    let value: String = value.chars().take(MAX_QUOTED_VALUE).collect();
+    match DATE_ERRORS.contains(&why) {
+        true => format!("{field}: {value} is not a date (YYYY-MM-DD)"),
+        false => format!("{field}: {value} is not accepted: {why}"),
     }
 }
 
@@ -183,5 +219,20 @@ mod tests {
         assert!(!with("text/plain"));
         assert!(!with("application/jsonx"));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn refused_parameters_are_named_with_their_value() {
+        let axum = "Failed to deserialize query string: as_of: input is out of range";
+        assert_eq!(
+            query_refused("app=Office&as_of=2026-13-45", axum),
+            "as_of: 2026-13-45 is not a date (YYYY-MM-DD)"
+        );
+        let days = "Failed to deserialize query string: days: invalid digit found in string";
+        assert_eq!(
+            query_refused("days=ten", days),
+            "days: ten is not accepted: invalid digit found in string"
+        );
+        assert_eq!(query_refused("", "something else"), "something else");
     }
 }

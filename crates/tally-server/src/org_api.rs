@@ -4,9 +4,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use tally_api::Placement;
+use tally_api::{OrgNodeView, Placement};
 use tally_core::org::{OrgRule, OrgRuleSpec};
-use tally_core::OrgNode;
 use tally_service::org;
 use tally_store::OrgTarget;
 
@@ -16,12 +15,13 @@ use crate::extract::{JsonBody, Path};
 use crate::{ApiError, AppState};
 
 #[utoipa::path(get, path = "/api/v1/org-nodes", tag = "organisation", security(("bearer" = [])),
-    responses((status = 200, body = Vec<OrgNode>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Every node with its parent's name", body = Vec<OrgNodeView>),
+        (status = 401, body = ErrorBody)))]
 pub(crate) async fn nodes(
     _op: Operator,
     State(state): State<AppState>,
-) -> Result<Json<Vec<OrgNode>>, ApiError> {
-    Ok(Json(state.store.org_nodes().await?))
+) -> Result<Json<Vec<OrgNodeView>>, ApiError> {
+    Ok(Json(org::nodes(state.store.as_ref()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/org-rules", tag = "organisation", security(("bearer" = [])),

@@ -72,9 +72,10 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             "/api/v1/licenses",
             get(compliance_api::licenses).post(compliance_api::add_license),
         )
+        .route("/api/v1/licenses/expiring", get(compliance_api::expiring))
         .route(
             "/api/v1/licenses/{id}",
-            delete(compliance_api::delete_license),
+            delete(compliance_api::delete_license).patch(compliance_api::edit_license),
         )
         .route("/api/v1/compliance", get(compliance_api::compliance))
         .route(

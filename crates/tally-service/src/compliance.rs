@@ -20,11 +20,11 @@ pub async fn compute(
     as_of: NaiveDate,
     only: Option<&str>,
 ) -> Result<Vec<AppPosition>> {
-    let apps = applications(store, only).await?;
+    let apps = applications(store, as_of, only).await?;
     let estate = estate(store, as_of).await?;
     let installed = Installed::read(store, &apps, as_of).await?;
     let sessions = sessions(store, &apps, as_of).await?;
-    let licenses = licenses_by_application(store).await?;
+    let licenses = licenses_by_application(store, as_of).await?;
     let mut customs: HashMap<i64, Vec<CustomValue>> = HashMap::new();
     for (app, org_node, quantity) in store.custom_values().await? {
         customs
@@ -55,9 +55,14 @@ pub async fn compute(
     Ok(positions)
 }
 
-/// Every application, or only the one named `only` (any case).
-pub(crate) async fn applications(store: &dyn Store, only: Option<&str>) -> Result<Vec<AppRecord>> {
-    let mut apps = store.applications().await?;
+/// Every application there was on `as_of` (removed ones included until their removal), or
+/// only the one named `only` (any case).
+pub(crate) async fn applications(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    only: Option<&str>,
+) -> Result<Vec<AppRecord>> {
+    let mut apps = store.applications_on(as_of).await?;
     if let Some(name) = only {
         apps.retain(|a| a.application.name.eq_ignore_ascii_case(name));
         if apps.is_empty() {
@@ -69,12 +74,14 @@ pub(crate) async fn applications(store: &dyn Store, only: Option<&str>) -> Resul
     Ok(apps)
 }
 
-/// Every license, by application.
+/// Every license there was on `as_of` (removed ones included until their removal), by
+/// application.
 pub(crate) async fn licenses_by_application(
     store: &dyn Store,
+    as_of: NaiveDate,
 ) -> Result<HashMap<i64, Vec<License>>> {
     let mut licenses: HashMap<i64, Vec<License>> = HashMap::new();
-    for l in store.licenses().await? {
+    for l in store.licenses_on(as_of).await? {
         licenses.entry(l.application_id).or_default().push(l);
     }
     Ok(licenses)

@@ -2,11 +2,25 @@
 //! nodes, and placing one by hand. Each change is stored with its audit entry in one
 //! transaction.
 
-use tally_api::Placement;
+use tally_api::{OrgNodeView, Placement};
 use tally_core::org::{OrgRule, OrgRuleSpec, OrgTarget};
 
 use crate::audit::{entry, found};
 use crate::{Result, Service, ServiceError};
+
+/// Every org node with its parent's name.
+pub async fn nodes(store: &dyn tally_store::Store) -> Result<Vec<OrgNodeView>> {
+    let nodes = store.org_nodes().await?;
+    let names: std::collections::HashMap<i64, String> =
+        nodes.iter().map(|n| (n.id, n.name.clone())).collect();
+    Ok(nodes
+        .into_iter()
+        .map(|node| OrgNodeView {
+            parent_name: node.parent.and_then(|p| names.get(&p).cloned()),
+            node,
+        })
+        .collect())
+}
 
 /// The id of the node called `name`, or why there is none.
 async fn node_id(service: &Service, name: &str) -> Result<i64> {

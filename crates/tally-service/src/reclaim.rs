@@ -49,7 +49,7 @@ pub struct ReclaimList {
 
 /// The installations nobody used since `query.unused_since`.
 pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimList> {
-    let apps = applications(store, query.application.as_deref()).await?;
+    let apps = applications(store, query.as_of, query.application.as_deref()).await?;
     let estate = estate(store, query.as_of).await?;
     let hosts: HashMap<i64, String> = store
         .compliance_devices()
@@ -59,7 +59,7 @@ pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimL
         .collect();
     let installed = Installed::read(store, &apps, query.as_of).await?;
     let last_use = last_use(store, &apps).await?;
-    let licenses = licenses_by_application(store).await?;
+    let licenses = licenses_by_application(store, query.as_of).await?;
     let end = end_of(query.as_of);
     let mut list = ReclaimList {
         idle: Vec::new(),

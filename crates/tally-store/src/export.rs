@@ -153,7 +153,7 @@ impl ExportRow for SessionExport {
              s.start_time, s.end_time
          FROM usage_sessions s JOIN applications a ON a.id = s.application_id
              JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
-         WHERE s.id > $1 ORDER BY s.id LIMIT $2";
+         WHERE s.id > $1 AND a.removed_at IS NULL ORDER BY s.id LIMIT $2";
 
     fn id(&self) -> i64 {
         self.id
@@ -201,7 +201,7 @@ impl ExportRow for LicenseExport {
              LEFT JOIN devices d ON d.id = l.assigned_to
              LEFT JOIN users u ON u.id = l.assigned_to
              LEFT JOIN org_nodes o ON o.id = l.assigned_to
-         WHERE l.id > $1 ORDER BY l.id LIMIT $2";
+         WHERE l.id > $1 AND l.removed_at IS NULL ORDER BY l.id LIMIT $2";
 
     fn id(&self) -> i64 {
         self.id
@@ -241,7 +241,7 @@ impl ExportRow for CustomValueExport {
     const SQL: &'static str = "SELECT c.id, a.name AS application, o.name AS org_node, c.quantity
          FROM custom_values c JOIN applications a ON a.id = c.application_id
              LEFT JOIN org_nodes o ON o.id = c.org_node
-         WHERE c.id > $1 ORDER BY c.id LIMIT $2";
+         WHERE c.id > $1 AND a.removed_at IS NULL ORDER BY c.id LIMIT $2";
 
     fn id(&self) -> i64 {
         self.id

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use tally_core::import::LicenseRow;
 use tally_core::licenses::License;
 use tally_core::org::OrgRule;
 use tally_core::sessions::{RunSession, UsageSession};
@@ -22,11 +23,32 @@ pub use tally_core::org::OrgTarget;
 pub(crate) const INSTALLED_ON: &str = "(installed_at IS NULL OR installed_at < $1) \
      AND (removed_at IS NULL OR removed_at >= $1)";
 
+/// The end of `day` (midnight after it): what existed then is what a position on `day` reads.
+pub(crate) fn end_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + chrono::Duration::days(1)
+}
+
 #[async_trait]
 pub trait Licensing: Send + Sync {
     async fn org_nodes(&self) -> Result<Vec<OrgNode>>;
+    /// The applications there are now (not removed).
     async fn applications(&self) -> Result<Vec<AppRecord>>;
+    /// The applications there were at the end of `day`: those there now and those removed
+    /// since, for a position on that day.
+    async fn applications_on(&self, day: NaiveDate) -> Result<Vec<AppRecord>>;
+    /// The licenses there are now (not removed).
     async fn licenses(&self) -> Result<Vec<License>>;
+    /// The licenses there were at the end of `day`: those there now and those removed since.
+    async fn licenses_on(&self, day: NaiveDate) -> Result<Vec<License>>;
+    /// The name of what each license there is now is assigned to (org node, host name or
+    /// account, by its assignment type), by license id; licenses on the whole organisation
+    /// are left out.
+    async fn license_assignees(&self) -> Result<std::collections::HashMap<i64, String>>;
+    /// Replaces the terms of the license `id` (not removed) with `row`'s; its application
+    /// stays. The caller has checked the row (`tally_core::import::validate`). False when
+    /// there is no such license.
+    async fn update_license(&self, id: i64, row: &LicenseRow, audit: AuditNote<'_>)
+        -> Result<bool>;
     /// Every device, for compliance.
     async fn compliance_devices(&self) -> Result<Vec<Device>>;
     /// Every user, for compliance.
@@ -54,10 +76,22 @@ pub trait Licensing: Send + Sync {
         application_id: Option<i64>,
         from: NaiveDate,
     ) -> Result<Vec<Snapshot>>;
-    /// Deletes an application with its recognition rules, sessions, licenses and snapshots;
-    /// false when there is none.
-    async fn delete_application(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
-    async fn delete_license(&self, id: i64, audit: AuditNote<'_>) -> Result<bool>;
+    /// Marks an application removed at `at`: current lists leave it out, positions on earlier
+    /// days keep it, and its recognition rules, sessions and snapshots stay. False when there
+    /// is no such application not removed already.
+    async fn delete_application(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: AuditNote<'_>,
+    ) -> Result<bool>;
+    /// Marks a license removed at `at`, as [`Licensing::delete_application`] does.
+    async fn delete_license(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: AuditNote<'_>,
+    ) -> Result<bool>;
     /// Adds sessions derived from the agent's runs; a run already stored for the application
     /// grows to cover both. Returns the sessions written.
     async fn put_run_sessions(&self, sessions: &[RunSession]) -> Result<u64>;

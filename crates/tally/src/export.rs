@@ -48,7 +48,7 @@ fn parse_kind(text: &str) -> Result<Kind, String> {
 }
 
 pub async fn export(args: ExportArgs) -> Result<()> {
-    let store = args.database.open().await?;
+    let store = args.database.open(false).await?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create the directory {}", args.out.display()))?;
     let kinds = match args.kinds.is_empty() {

@@ -33,6 +33,10 @@ pub struct ImportArgs {
     /// Check the files against the database and report problems; load nothing.
     #[arg(long)]
     check: bool,
+    /// Make a new database when there is none at --data-dir (or the SQLite --database-url),
+    /// instead of refusing: a database no server reads is usually a wrong directory.
+    #[arg(long)]
+    create: bool,
     /// Store account and full names as pseudonyms, as a server with the same setting does
     /// (docs/privacy.md).
     #[arg(long, env = "TALLY_PSEUDONYMIZE_USERS")]
@@ -53,14 +57,43 @@ pub struct Database {
 }
 
 impl Database {
-    pub async fn open(&self) -> Result<std::sync::Arc<dyn tally_store::Store>> {
-        let url = self
-            .database_url
+    /// The database's URL: --database-url, or the SQLite file in --data-dir.
+    pub fn url(&self) -> String {
+        self.database_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tally.db").display()));
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tally.db").display()))
+    }
+
+    /// Opens the database; a SQLite file that does not exist is refused unless `create`, since
+    /// one made here would be read by no server.
+    pub async fn open(&self, create: bool) -> Result<std::sync::Arc<dyn tally_store::Store>> {
+        let url = self.url();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = Path::new(path.split('?').next().unwrap_or(path));
+            if !create && !path.exists() {
+                bail!(
+                    "there is no database at {}: run this where tally up keeps its data, or pass                      --data-dir or --database-url (TALLY_DATA_DIR, TALLY_DATABASE_URL);                      tally import --create makes a new one",
+                    path.display()
+                );
+            }
+        }
         tally_store::open(&url)
             .await
-            .with_context(|| format!("cannot open the database {url}"))
+            .with_context(|| format!("cannot open the database {}", shown_url(&url)))
+    }
+}
+
+/// A database URL as printed: without the password a PostgreSQL URL may carry.
+pub fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if !scheme.starts_with("sqlite") => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -75,7 +108,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         mut errors,
         ..
     } = reading;
-    let store = args.database.open().await?;
+    let store = args.database.open(args.create).await?;
     ensure_site(store.as_ref(), &site, !args.check).await?;
     // Before the checks, so the rows refer to users as the database holds them.
     if args.pseudonymize_users {
@@ -85,13 +118,20 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         };
         crate::pseudonyms::load_or_create(&key)?.import_batch(&mut batch);
     }
+    let known = store.import_known().await?;
     if errors.is_empty() {
-        errors =
-            tally_core::import::validate(&batch, &store.import_known().await?, chrono::Utc::now());
+        errors = tally_core::import::validate(&batch, &known, chrono::Utc::now());
     }
     report(&errors)?;
+    let warnings = tally_core::import::warnings(&batch, &known);
+    for w in &warnings {
+        eprintln!("warning: {}", tally_core::escape::controls(&w.to_string()));
+    }
     if args.check {
-        eprintln!("{} rows checked; nothing loaded (--check)", total(&batch));
+        eprintln!(
+            "{} checked; nothing loaded (--check)",
+            counted(total(&batch), "row", "rows")
+        );
         return Ok(());
     }
     let bar = bar(total(&batch), "loading");
@@ -101,8 +141,40 @@ pub async fn import(args: ImportArgs) -> Result<()> {
         .await;
     bar.finish_and_clear();
     let outcome = outcome.context("the import failed and nothing was loaded")?;
-    println!("{}", serde_json::to_string_pretty(&outcome)?);
+    println!(
+        "{} into {}",
+        loaded(&outcome),
+        shown_url(&args.database.url())
+    );
     Ok(())
+}
+
+/// `3 devices`, `1 device`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What an import wrote, as a sentence: `Imported 3 devices, 1 license and 2 users`.
+fn loaded(o: &tally_core::import::ImportOutcome) -> String {
+    let parts: Vec<String> = [
+        (o.org_nodes, "org node", "org nodes"),
+        (o.devices, "device", "devices"),
+        (o.users, "user", "users"),
+        (o.applications, "application", "applications"),
+        (o.installations, "installation", "installations"),
+        (o.sessions, "usage session", "usage sessions"),
+        (o.licenses, "license", "licenses"),
+        (o.custom_values, "custom value", "custom values"),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| counted(n, one, many))
+    .collect();
+    match parts.split_last() {
+        None => "Imported nothing (the files hold no rows)".to_string(),
+        Some((last, [])) => format!("Imported {last}"),
+        Some((last, rest)) => format!("Imported {} and {last}", rest.join(", ")),
+    }
 }
 
 /// New devices need their site. A database no server has started on yet gets it (named as
@@ -153,8 +225,8 @@ fn report(errors: &[ImportError]) -> Result<()> {
         eprintln!("… and {} more", errors.len() - SHOWN_ERRORS);
     }
     bail!(
-        "{} problems found; nothing was loaded. Fix the rows named above and run the import again",
-        errors.len()
+        "{} found; nothing was loaded. Fix the rows named above and run the import again",
+        counted(errors.len() as u64, "problem", "problems")
     )
 }
 
@@ -281,7 +353,8 @@ impl Source<'_> {
                 Ok(r) => r,
                 Err(e) => {
                     let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                    self.fail(line, "-", e.to_string());
+                    let (field, message) = unequal(&headers, &e);
+                    self.fail(line, &field, message);
                     continue;
                 }
             };
@@ -289,11 +362,9 @@ impl Source<'_> {
             match record.deserialize::<T>(Some(&headers)) {
                 Ok(row) => self.keep(line, row, into),
                 Err(e) => {
-                    let (mut field, message) = csv_error(&headers, &e);
-                    if field == "-" {
-                        field = refused_column::<T>(&headers, &record, &message).unwrap_or(field);
+                    for (field, message) in csv_problems::<T>(&headers, &record, &e) {
+                        self.fail(line, &field, message);
                     }
-                    self.fail(line, &field, message);
                 }
             }
         }
@@ -342,7 +413,11 @@ impl<'de, T: DeserializeOwned + Row> serde::de::Visitor<'de> for EachObject<'_, 
             line += 1;
             match json_row::<T>(entries) {
                 Ok(row) => self.source.keep(line, row, self.into),
-                Err((field, message)) => self.source.fail(line, &field, message),
+                Err(problems) => {
+                    for (field, message) in problems {
+                        self.source.fail(line, &field, message);
+                    }
+                }
             }
         }
         Ok(())
@@ -378,25 +453,141 @@ impl<'de> serde::Deserialize<'de> for Entries {
     }
 }
 
-/// The row an object's members make, or the field at fault and why: a duplicate key, or the
-/// member serde could not read (named by its path, e.g. `installed_on`).
+/// A field at fault and why.
+type Problem = (String, String);
+
+/// The row an object's members make, or every field at fault and why: a duplicate key, each
+/// member serde cannot read (named by its path, e.g. `installed_on`), each missing field.
 fn json_row<T: DeserializeOwned>(
     entries: Vec<(String, serde_json::Value)>,
-) -> std::result::Result<T, (String, String)> {
+) -> std::result::Result<T, Vec<Problem>> {
     let mut object = serde_json::Map::new();
     for (key, value) in entries {
         if object.contains_key(&key) {
-            return Err((key, "appears twice in this object".into()));
+            return Err(vec![(key, "appears twice in this object".into())]);
         }
         object.insert(key, value);
     }
-    serde_path_to_error::deserialize(serde_json::Value::Object(object)).map_err(|e| {
-        let field = match e.path().to_string() {
-            path if path == "." => "-".to_string(),
-            path => path,
+    let read = |object: serde_json::Map<String, serde_json::Value>| {
+        serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(object)).map_err(|e| {
+            let path = e.path().to_string();
+            (path, e.into_inner().to_string())
+        })
+    };
+    let whole = match read(object.clone()) {
+        Ok(row) => return Ok(row),
+        Err(e) => e,
+    };
+    // Each member alone: its own problem, if any, besides the others' absence.
+    let alone: Vec<(String, Option<String>)> = object
+        .iter()
+        .map(|(key, value)| {
+            let problem = read([(key.clone(), value.clone())].into_iter().collect()).err();
+            (key.clone(), problem.map(|(_, message)| message))
+        })
+        .collect();
+    // The members without a problem together: what is missing.
+    object.retain(|key, _| alone.iter().any(|(k, p)| k == key && fine_alone(p)));
+    let rest = read(object).err().map(|(_, message)| message);
+    Err(problems(alone, rest, whole))
+}
+
+/// Every field's problem: each field's own when read alone (`alone`: field, problem), the
+/// field missing when the fields without a problem are read together (`rest`'s message; serde
+/// names the first missing one only), and else the whole row's first problem (`whole`).
+fn problems(
+    alone: Vec<(String, Option<String>)>,
+    rest: Option<String>,
+    whole: Problem,
+) -> Vec<Problem> {
+    let mut found: Vec<Problem> = alone
+        .iter()
+        .cloned()
+        .filter_map(|(field, problem)| Some((field, problem?)))
+        .filter(|(_, message)| missing_field(message).is_none())
+        .collect();
+    let missing = rest.as_deref().and_then(missing_field);
+    // A field present with a problem of its own is not missing as well.
+    if let Some(missing) = missing.filter(|m| alone.iter().all(|(field, _)| field != m)) {
+        found.push((
+            missing.to_string(),
+            "is required; add this column or member".into(),
+        ));
+    }
+    if found.is_empty() {
+        let (field, message) = whole;
+        let field = match field.as_str() {
+            "" | "." | "-" => "row".to_string(),
+            _ => field,
         };
-        (field, e.into_inner().to_string())
-    })
+        found.push((field, message));
+    }
+    found
+}
+
+/// Whether a field read alone had no problem of its own (only other fields missing).
+fn fine_alone(problem: &Option<String>) -> bool {
+    problem
+        .as_deref()
+        .is_none_or(|p| missing_field(p).is_some())
+}
+
+/// The field serde's "missing field `x`" names.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// Every problem of a CSV row its type refused, each named by its column: csv names the column
+/// of a number it cannot parse but not of a value the row's type refuses (a bad date), nor
+/// what is missing, so each cell is read alone as well.
+fn csv_problems<T: DeserializeOwned>(
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+    e: &csv::Error,
+) -> Vec<Problem> {
+    let read = |pairs: &[(&str, &str)]| {
+        let head: csv::StringRecord = pairs.iter().map(|(h, _)| *h).collect();
+        let cells: csv::StringRecord = pairs.iter().map(|(_, v)| *v).collect();
+        let problem = cells.deserialize::<T>(Some(&head)).err();
+        problem.map(|e| csv_error(&head, &e).1)
+    };
+    let pairs: Vec<(&str, &str)> = headers.iter().zip(record.iter()).collect();
+    let alone: Vec<(String, Option<String>)> = pairs
+        .iter()
+        .map(|&pair| (pair.0.to_string(), read(&[pair])))
+        .collect();
+    let good: Vec<(&str, &str)> = pairs
+        .iter()
+        .zip(&alone)
+        .filter(|(_, (_, problem))| fine_alone(problem))
+        .map(|(pair, _)| *pair)
+        .collect();
+    problems(alone, read(&good), csv_error(headers, e))
+}
+
+/// A row with more or fewer cells than the header names, by the columns it lacks.
+fn unequal(headers: &csv::StringRecord, e: &csv::Error) -> Problem {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { len, .. } if (*len as usize) < headers.len() => {
+            let missing: Vec<&str> = headers.iter().skip(*len as usize).collect();
+            (
+                missing[0].to_string(),
+                format!(
+                    "the row has {len} of the header's {} columns; missing: {}",
+                    headers.len(),
+                    missing.join(", ")
+                ),
+            )
+        }
+        csv::ErrorKind::UnequalLengths { len, .. } => (
+            "row".to_string(),
+            format!(
+                "the row has {len} cells but the header names {} columns",
+                headers.len()
+            ),
+        ),
+        _ => ("row".to_string(), e.to_string()),
+    }
 }
 
 fn csv_error(headers: &csv::StringRecord, e: &csv::Error) -> (String, String) {
@@ -410,23 +601,4 @@ fn csv_error(headers: &csv::StringRecord, e: &csv::Error) -> (String, String) {
         }
         _ => ("-".to_string(), e.to_string()),
     }
-}
-
-/// The column a row's value was refused in when csv cannot say: csv names the column of a
-/// number it cannot parse, but not of a value the row's type refuses (a bad date). It reads
-/// columns in order and checks for missing ones only at the end, so the shortest prefix of
-/// the row that fails with the same message ends with that column. Only refused rows pay.
-fn refused_column<T: DeserializeOwned>(
-    headers: &csv::StringRecord,
-    record: &csv::StringRecord,
-    message: &str,
-) -> Option<String> {
-    (1..=record.len().min(headers.len())).find_map(|k| {
-        let head: csv::StringRecord = headers.iter().take(k).collect();
-        let row: csv::StringRecord = record.iter().take(k).collect();
-        match row.deserialize::<T>(Some(&head)) {
-            Err(e) if csv_error(&head, &e).1 == message => headers.get(k - 1).map(str::to_string),
-            _ => None,
-        }
-    })
 }

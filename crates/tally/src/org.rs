@@ -3,15 +3,16 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use tally_api::Placement;
-use tally_core::org::OrgRuleSpec;
+use tally_api::{OrgNodeView, Placement};
+use tally_core::escape::controls;
+use tally_core::org::{OrgRule, OrgRuleSpec};
 
 use crate::admin::ApiArgs;
-use crate::output::print;
+use crate::output::print_lines;
 
 #[derive(Subcommand, Debug)]
 pub enum OrgCmd {
-    /// The org nodes with their parents (loaded with tally import).
+    /// The org nodes with their parents by name (loaded with tally import).
     Nodes,
     /// The placement rules, oldest first: the order they are tried in.
     Rules,
@@ -34,12 +35,12 @@ pub enum OrgCmd {
     /// Place one device or user on a node by hand (`--node` omitted: take it off its node,
     /// so that the rules apply again).
     Place {
-        /// The device's id (see tally devices).
+        /// The device's host name or id (see tally devices).
         #[arg(long, conflicts_with = "user", required_unless_present = "user")]
-        device: Option<i64>,
-        /// The user's id (see tally users).
+        device: Option<String>,
+        /// The user's account or id (see tally users).
         #[arg(long)]
-        user: Option<i64>,
+        user: Option<String>,
         #[arg(long)]
         node: Option<String>,
     },
@@ -50,9 +51,15 @@ pub async fn org(api: &ApiArgs, cmd: OrgCmd) -> Result<()> {
     match cmd {
         OrgCmd::Nodes => {
             let nodes = client.org_nodes().await?;
-            Ok(print(&nodes, &["id", "name", "parent"], api.format)?)
+            let line = |n: &OrgNodeView| serde_json::json!({"id": n.node.id, "name": n.node.name, "parent": n.parent_name});
+            Ok(print_lines(
+                &nodes,
+                &["id", "name", "parent"],
+                api.format,
+                line,
+            )?)
         }
-        OrgCmd::Rules => Ok(print(&client.org_rules().await?, RULE_COLUMNS, api.format)?),
+        OrgCmd::Rules => print_rules(api, &client, &client.org_rules().await?).await,
         OrgCmd::AddRule {
             node,
             site,
@@ -66,7 +73,7 @@ pub async fn org(api: &ApiArgs, cmd: OrgCmd) -> Result<()> {
                 account,
             };
             let rule = client.add_org_rule(&spec).await?;
-            Ok(print(&[rule], RULE_COLUMNS, api.format)?)
+            print_rules(api, &client, &[rule]).await
         }
         OrgCmd::RemoveRule { id } => {
             client.delete_org_rule(id).await?;
@@ -77,15 +84,60 @@ pub async fn org(api: &ApiArgs, cmd: OrgCmd) -> Result<()> {
             let placement = Placement {
                 org_node: node.clone(),
             };
-            match (device, user) {
-                (Some(id), _) => client.place_device(id, &placement).await?,
-                (None, Some(id)) => client.place_user(id, &placement).await?,
-                (None, None) => anyhow::bail!("give --device ID or --user ID"),
-            }
-            eprintln!("placed on {}", node.as_deref().unwrap_or("no node"));
+            let placed = match (device, user) {
+                (Some(device), _) => {
+                    let devices = client.devices().await?;
+                    let found = by_name_or_id(&devices, &device, |d| (&d.host_name, d.id));
+                    let Some(d) = found else {
+                        anyhow::bail!("no device {:?}; see tally devices", controls(&device));
+                    };
+                    client.place_device(d.id, &placement).await?;
+                    d.host_name.clone()
+                }
+                (None, Some(user)) => {
+                    let users = client.users().await?;
+                    let Some(u) = by_name_or_id(&users, &user, |u| (&u.account, u.id)) else {
+                        anyhow::bail!("no user {:?}; see tally users", controls(&user));
+                    };
+                    client.place_user(u.id, &placement).await?;
+                    u.account.clone()
+                }
+                (None, None) => anyhow::bail!("give --device HOST or --user ACCOUNT"),
+            };
+            let node = node.as_deref().unwrap_or("no node (the rules apply again)");
+            eprintln!("placed {} on {}", controls(&placed), controls(node));
             Ok(())
         }
     }
 }
 
 const RULE_COLUMNS: &[&str] = &["id", "org_node", "site", "host_name", "account"];
+
+/// The row named `wanted` (its name exactly, else any case), or else the one whose id it is.
+fn by_name_or_id<'a, T>(
+    rows: &'a [T],
+    wanted: &str,
+    key: impl Fn(&T) -> (&String, i64),
+) -> Option<&'a T> {
+    let named = |exact: bool| {
+        rows.iter().find(|r| match exact {
+            true => key(r).0 == wanted,
+            false => key(r).0.eq_ignore_ascii_case(wanted),
+        })
+    };
+    let id: Option<i64> = wanted.parse().ok();
+    named(true)
+        .or_else(|| named(false))
+        .or_else(|| rows.iter().find(|r| Some(key(r).1) == id))
+}
+
+/// Rules as the table shows them: the node by name.
+async fn print_rules(api: &ApiArgs, client: &tally_api::Client, rules: &[OrgRule]) -> Result<()> {
+    let nodes = client.org_nodes().await?;
+    let line = |r: &OrgRule| {
+        let node = nodes.iter().find(|n| n.node.id == r.org_node);
+        serde_json::json!({"id": r.id, "org_node": node.map(|n| &n.node.name),
+            "site": r.site, "host_name": r.host_name, "account": r.account})
+    };
+    Ok(print_lines(rules, RULE_COLUMNS, api.format, line)?)
+}

@@ -60,6 +60,27 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// Money as a table shows it: minor units (cents) as a decimal with thousands separators and
+/// the currency, `money_text(15176000, "EUR")` → `151,760.00 EUR`, so amounts line up and read
+/// at a glance. An empty currency leaves the figure bare.
+pub fn money_text(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let whole = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let figure = format!("{sign}{grouped}.{:02}", abs % 100);
+    match currency.trim() {
+        "" => figure,
+        currency => format!("{figure} {currency}"),
+    }
+}
+
 /// A value as a table shows it: text without its quotes, controls escaped.
 fn cell(v: &Value) -> String {
     match v {
@@ -146,6 +167,17 @@ fn write_csv(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn money_has_thousands_separators_and_its_currency() {
+        assert_eq!(money_text(44_900, "EUR"), "449.00 EUR");
+        assert_eq!(money_text(15_176_000, "EUR"), "151,760.00 EUR");
+        assert_eq!(money_text(123_456_789_012, "USD"), "1,234,567,890.12 USD");
+        assert_eq!(money_text(5, "EUR"), "0.05 EUR");
+        assert_eq!(money_text(-100_050, "EUR"), "-1,000.50 EUR");
+        assert_eq!(money_text(i64::MIN, ""), "-92,233,720,368,547,758.08");
+        assert_eq!(money_text(99_999, ""), "999.99");
+    }
 
     #[test]
     fn tables_align_and_csv_quotes() {

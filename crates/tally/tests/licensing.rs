@@ -13,6 +13,9 @@ each_backend!(
     an_imported_estate_shows_its_compliance_and_bad_files_load_nothing,
     applications_and_licenses_are_added_and_removed_with_the_seed_checks,
     org_rules_place_devices_nobody_placed_and_licenses_follow,
+    licenses_are_named_edited_warned_about_and_expire,
+    removed_licenses_and_applications_stay_in_past_positions,
+    imports_check_the_stored_tree_name_every_field_and_say_where_data_went,
 );
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -82,10 +85,13 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (outcome["devices"].as_i64(), outcome["licenses"].as_i64()),
-        (Some(3), Some(3))
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(
+            "Imported 2 org nodes, 3 devices, 2 users, 2 applications, 3 installations, \
+             2 usage sessions and 3 licenses into "
+        ),
+        "{said}"
     );
 
     // Office: pc3 is retired, so 2 installations; pc1 is covered by the Sales license, pc2
@@ -222,7 +228,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         stderr.contains("late-usage_sessions.json:2: start: "),
         "{stderr}"
     );
-    assert!(stderr.contains("1 problems found"), "{stderr}");
+    assert!(stderr.contains("error: 1 problem found;"), "{stderr}");
     for (name, text) in [
         ("object-devices.json", r#"{"host_name": "pc7"}"#),
         ("cut-devices.json", r#"[{"host_name": "pc7"}, {"host_na"#),
@@ -308,7 +314,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
     let fresh = dir.join("fresh-data");
     let fresh_db = backend.fresh_like();
     let load = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("import")
+        .args(["import", "--create"])
         .args(&files)
         .args(["--data-dir", fresh.to_str().unwrap()])
         .args(fresh_db.db_args())
@@ -551,7 +557,13 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
         .unwrap()
         .is_empty());
     let again = run(&["apps", "remove", &app_id]);
-    assert!(stderr(&again).contains("404"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains(&format!(
+            "no application named \"{app_id}\"; see tally apps"
+        )),
+        "{}",
+        stderr(&again)
+    );
     let audit: serde_json::Value = reqwest::blocking::Client::new()
         .get(format!("{}/api/v1/audit", server.url))
         .bearer_auth(&admin)
@@ -727,4 +739,591 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
         (Some(3), Some(1))
     );
     assert!(server.stop().success());
+}
+
+/// A small estate for the license verbs: HQ with Sales below it, pc1 and ann there, Office
+/// (installations) and Chat (users).
+fn small_estate(dir: &Path, backend: &Backend) {
+    let files = vec![
+        write(dir, "org_nodes.csv", "name,parent\nHQ,\nSales,HQ\n"),
+        write(
+            dir,
+            "devices.csv",
+            "host_name,org_node\npc1,Sales\npc2,HQ\n",
+        ),
+        write(dir, "users.csv", "account,org_node\nann,Sales\n"),
+        write(
+            dir,
+            "applications.csv",
+            "name,metric,software\nOffice,installations,office*\nChat,users,\n",
+        ),
+        write(
+            dir,
+            "installations.csv",
+            "host_name,software\npc1,office\npc2,office\n",
+        ),
+    ];
+    let out = import(dir, backend, &files, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up_on(dir.path(), &backend);
+    small_estate(dir.path(), &backend);
+    let admin = server.token.clone();
+    let run = |args: &[&str]| tally(&server, &admin, args);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let today = chrono::Utc::now().date_naive();
+    let in_days = |n: i64| (today + chrono::Duration::days(n)).to_string();
+
+    // Allowed values are offered, not typed; the British spelling is read; a negative
+    // quantity reaches the server's refusal instead of being taken for a flag.
+    let help = text(&run(&["licenses", "add", "--help"]).stdout);
+    assert!(!help.contains("datacenter"), "{help}");
+    assert!(
+        help.contains("[possible values: organization, site, computer, user]"),
+        "{help}"
+    );
+    assert!(
+        help.contains("installations, custom_compare_values"),
+        "{help}"
+    );
+    assert!(!help.contains("no_license_required"), "{help}");
+    assert!(
+        help.contains("How many units of the metric were bought"),
+        "{help}"
+    );
+    assert!(help.contains("The first day it counts"), "{help}");
+    let typo = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Office",
+        "--metric",
+        "installations",
+        "--quantity",
+        "1",
+        "--assignment",
+        "datacenter",
+    ]);
+    assert!(
+        text(&typo.stderr).contains("invalid value 'datacenter' for '--assignment"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let negative = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Office",
+        "--metric",
+        "installations",
+        "--quantity",
+        "-2",
+        "--assignment",
+        "organisation",
+    ]);
+    assert!(!negative.status.success());
+    assert!(
+        text(&negative.stderr).contains("quantity: must not be negative"),
+        "{}",
+        text(&negative.stderr)
+    );
+
+    // Quantities that cannot be used are accepted with a warning the user sees.
+    let two_for_one = run(&[
+        "licenses",
+        "add",
+        "--app",
+        "Office",
+        "--metric",
+        "installations",
+        "--quantity",
+        "2",
+        "--assignment",
+        "computer",
+        "--to",
+        "pc1",
+        "--unit-cost",
+        "1449",
+        "--currency",
+        "EUR",
+        "--valid-until",
+        &in_days(30),
+        "--maintenance-until",
+        &in_days(10),
+    ]);
+    assert!(
+        two_for_one.status.success(),
+        "{}",
+        text(&two_for_one.stderr)
+    );
+    assert!(
+        text(&two_for_one.stderr).contains(
+            "warning: this installations license is assigned to computer \"pc1\" and covers the \
+             one installation on that computer: 1 of its 2 units can be used, 1 never"
+        ),
+        "{}",
+        text(&two_for_one.stderr)
+    );
+    let none = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "add",
+            "--app",
+            "Office",
+            "--metric",
+            "installations",
+            "--quantity",
+            "0",
+            "--assignment",
+            "organisation",
+            "--to",
+            "HQ",
+            "--valid-until",
+            &in_days(200),
+        ],
+    );
+    assert_eq!(none[0]["assignment_type"], "organization");
+    assert_eq!(none[0]["assigned_to_name"], "HQ");
+    assert!(
+        none[0]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("quantity 0 covers nothing"),
+        "{none}"
+    );
+    // Over HTTP the answer carries the warnings too: here a currency unlike the others'.
+    let usd: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/licenses", server.url))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"application": "Office", "metric": "installations",
+            "quantity": 5, "assignment_type": "organization", "unit_cost": "10",
+            "currency": "USD"}),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        usd["warnings"],
+        serde_json::json!([
+            "USD differs from the currency of \"Office\"'s other licenses (EUR): costs in \
+             different currencies are shown apart and never added together"
+        ])
+    );
+    assert_eq!(
+        usd["label"],
+        format!("#{} Office, 5 installations", usd["id"])
+    );
+
+    // Names, not ids: the application, what it is assigned to, money with its currency.
+    let table = text(&run(&["licenses"]).stdout);
+    assert!(!table.contains("APPLICATION_ID"), "{table}");
+    assert!(
+        table.starts_with(
+            "ID  APPLICATION  METRIC         QUANTITY  ASSIGNED_TO         UNIT_COST     \
+             VALID_FROM  VALID_UNTIL  MAINTENANCE_UNTIL"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("computer pc1"), "{table}");
+    assert!(table.contains("1,449.00 EUR"), "{table}");
+    assert!(table.contains("organization HQ"), "{table}");
+    assert!(table.contains("whole organisation"), "{table}");
+    assert!(table.contains(&in_days(30)), "{table}");
+    let nodes = text(&run(&["org", "nodes"]).stdout);
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "Sales", "HQ"]),
+        "{nodes}"
+    );
+    let placed = run(&["org", "place", "--device", "PC1", "--node", "HQ"]);
+    assert!(
+        text(&placed.stderr).contains("placed pc1 on HQ"),
+        "{}",
+        text(&placed.stderr)
+    );
+    run(&["org", "add-rule", "--node", "Sales", "--host-name", "pc*"]);
+    let rules = text(&run(&["org", "rules"]).stdout);
+    assert!(
+        rules.lines().nth(1).unwrap().contains("Sales"),
+        "the node by name: {rules}"
+    );
+
+    // Editing runs the same checks and warnings as adding.
+    let id = usd["id"].to_string();
+    let edited = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "edit",
+            &id,
+            "--quantity",
+            "7",
+            "--currency",
+            "EUR",
+            "--valid-until",
+            &in_days(60),
+        ],
+    );
+    assert_eq!(
+        (
+            edited[0]["quantity"].as_i64(),
+            edited[0]["currency"].as_str()
+        ),
+        (Some(7), Some("EUR"))
+    );
+    assert_eq!(edited[0]["warnings"], serde_json::json!([]));
+    assert_eq!(
+        edited[0]["unit_cost_minor"], 1000,
+        "what was not given stays"
+    );
+    let wrong = run(&["licenses", "edit", &id, "--metric", "users"]);
+    assert!(
+        text(&wrong.stderr)
+            .contains("an application measured in installations accepts licenses of"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let moved = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "edit",
+            &id,
+            "--assignment",
+            "computer",
+            "--to",
+            "pc2",
+            "--quantity",
+            "3",
+        ],
+    );
+    assert_eq!(moved[0]["assigned_to_name"], "pc2");
+    assert!(moved[0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("1 of its 3 units"));
+    let missing = run(&["licenses", "edit", "999", "--quantity", "1"]);
+    assert!(
+        text(&missing.stderr).contains("404"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // What ends within 90 days, soonest first: pc1's maintenance, then its validity, then
+    // the edited license; the HQ license ends in 200 days.
+    let ending = tally_json(&server, &admin, &["licenses", "expiring", "--days", "90"]);
+    let seen: Vec<(String, String, i64)> = ending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["ends"].as_str().unwrap().to_string(),
+                e["ends_on"].as_str().unwrap().to_string(),
+                e["days_left"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("maintenance".to_string(), in_days(10), 10),
+            ("validity".to_string(), in_days(30), 30),
+            ("validity".to_string(), in_days(60), 60),
+        ]
+    );
+    let table = text(&run(&["licenses", "expiring"]).stdout);
+    assert!(table.starts_with("ENDS_ON"), "{table}");
+    assert!(table.contains("#1 Office, 2 installations"), "{table}");
+    let refused = run(&["licenses", "expiring", "--days", "-1"]);
+    assert!(
+        text(&refused.stderr).contains("days: give 0 to 3660"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // A date the server cannot read is named as such, in the server's words.
+    let bad_day = run(&["compliance", "--as-of", "2026-13-45"]);
+    assert!(
+        text(&bad_day.stderr)
+            .contains("400 Bad Request: as_of: 2026-13-45 is not a date (YYYY-MM-DD)"),
+        "{}",
+        text(&bad_day.stderr)
+    );
+    let actions = audit_actions(&server);
+    assert!(actions.contains(&"license.edit".to_string()), "{actions:?}");
+    assert!(server.stop().success());
+}
+
+/// The audit log's actions, oldest first.
+fn audit_actions(server: &common::Running) -> Vec<String> {
+    let audit: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/audit", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn removed_licenses_and_applications_stay_in_past_positions(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = up_on(dir.path(), &backend);
+    small_estate(dir.path(), &backend);
+    let admin = server.token.clone();
+    let run = |args: &[&str]| tally(&server, &admin, args);
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
+    let owned = |app: &str, day: Option<&str>| {
+        let mut args = vec!["compliance", "--app", app];
+        args.extend(day.map(|d| ["--as-of", d]).into_iter().flatten());
+        tally_json(&server, &admin, &args)[0]["owned"]
+            .as_i64()
+            .unwrap()
+    };
+    let license = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "add",
+            "--app",
+            "Office",
+            "--metric",
+            "installations",
+            "--quantity",
+            "2",
+            "--assignment",
+            "organization",
+        ],
+    );
+    let chat = tally_json(
+        &server,
+        &admin,
+        &[
+            "licenses",
+            "add",
+            "--app",
+            "Chat",
+            "--metric",
+            "users",
+            "--quantity",
+            "4",
+            "--assignment",
+            "organization",
+        ],
+    );
+    assert_eq!(
+        (owned("Office", None), owned("Office", Some(&yesterday))),
+        (2, 2)
+    );
+    run_task(&server, "snapshot_compliance");
+
+    // Removed today: gone from today's position and lists, still in yesterday's.
+    assert!(run(&["licenses", "remove", &license[0]["id"].to_string()])
+        .status
+        .success());
+    assert_eq!(owned("Office", None), 0);
+    assert_eq!(
+        owned("Office", Some(&yesterday)),
+        2,
+        "yesterday it was owned"
+    );
+    let listed = tally_json(&server, &admin, &["licenses"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // An application removed by name keeps its past positions and its snapshots.
+    assert!(run(&["licenses", "remove", &chat[0]["id"].to_string()])
+        .status
+        .success());
+    let removed = run(&["apps", "remove", "chat"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let apps = tally_json(&server, &admin, &["apps"]);
+    assert_eq!(strings(&apps, "name"), ["Office"]);
+    assert_eq!(owned("Chat", Some(&yesterday)), 4);
+    let today = run(&["compliance", "--app", "Chat"]);
+    assert!(
+        String::from_utf8_lossy(&today.stderr).contains("no application named \"Chat\""),
+        "{}",
+        String::from_utf8_lossy(&today.stderr)
+    );
+    let trend = tally_json(&server, &admin, &["compliance", "--trend", "--app", "Chat"]);
+    assert_eq!(trend[0]["application"], "Chat", "{trend}");
+    assert_eq!(trend[0]["owned"], 4, "{trend}");
+    let unknown = run(&["apps", "remove", "Nothing"]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no application named \"Nothing\""),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let actions = audit_actions(&server);
+    assert!(actions.contains(&"application.delete".to_string()));
+    // Added again, it is the same application back.
+    tally_json(
+        &server,
+        &admin,
+        &["apps", "add", "Chat", "--metric", "users"],
+    );
+    assert_eq!(
+        strings(&tally_json(&server, &admin, &["apps"]), "name"),
+        ["Chat", "Office"]
+    );
+    assert!(server.stop().success());
+}
+
+fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    // Nothing here yet: no new database nobody reads unless asked for.
+    let nodes = write(
+        dir.path(),
+        "org_nodes.csv",
+        "name,parent\nHQ,\nSales,HQ\nEast,Sales\n",
+    );
+    if matches!(backend, Backend::Sqlite) {
+        let refused = import(dir.path(), &backend, &[nodes.clone()], &[]);
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused).contains("there is no database at "),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("--create"),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(
+            !dir.path().join("tally-data").exists(),
+            "nothing was created"
+        );
+    }
+    let made = import(dir.path(), &backend, &[nodes], &["--create"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let said = String::from_utf8_lossy(&made.stdout).to_string();
+    let whereto = match &backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}",
+            dir.path().join("tally-data").join("tally.db").display()
+        ),
+        Backend::Postgres(db) => db.url.clone(),
+    };
+    assert_eq!(said.trim(), format!("Imported 3 org nodes into {whereto}"));
+
+    // A parent cycle through the stored tree is refused, by --check as by the import.
+    let cycle = write(dir.path(), "cycle-org_nodes.csv", "name,parent\nHQ,East\n");
+    for extra in [&["--check"][..], &[]] {
+        let out = import(dir.path(), &backend, &[cycle.clone()], extra);
+        assert!(!out.status.success(), "{extra:?}");
+        assert!(
+            stderr(&out).contains(
+                "cycle-org_nodes.csv:2: parent: the parents form a cycle; a node cannot be below itself"
+            ),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("error: 1 problem found;"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // Every field's problem is named, each by its field, in CSV and in JSON.
+    let devices = write(
+        dir.path(),
+        "devices.csv",
+        "host_name,status,sockets,cores\npc1,broken,two,4\npc2,active,1\n",
+    );
+    let out = import(dir.path(), &backend, &[devices], &[]);
+    let said = stderr(&out);
+    assert!(
+        said.contains("devices.csv:2: status: unknown variant `broken`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("devices.csv:2: sockets: invalid digit found in string"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "devices.csv:3: cores: the row has 3 of the header's 4 columns; missing: cores"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("error: 3 problems found;"), "{said}");
+    assert!(!said.contains(": -: "), "{said}");
+    let json = write(
+        dir.path(),
+        "users.json",
+        r#"[{"full_name": "Ann", "status": "gone", "service_account": "no"}]"#,
+    );
+    let said = stderr(&import(dir.path(), &backend, &[json], &[]));
+    assert!(
+        said.contains("users.json:1: status: unknown variant `gone`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("users.json:1: service_account: invalid type"),
+        "{said}"
+    );
+    assert!(
+        said.contains("users.json:1: account: is required"),
+        "{said}"
+    );
+    assert!(!said.contains(": -: "), "{said}");
+
+    // Licenses that cannot be used in full load with a warning per row.
+    let files = vec![
+        write(
+            dir.path(),
+            "applications.csv",
+            "name,metric\nOffice,installations\n",
+        ),
+        write(
+            dir.path(),
+            "licenses.csv",
+            "application,metric,quantity,assignment_type,assigned_to\n\
+             Office,installations,0,organisation,HQ\nOffice,installations,3,organization,\n",
+        ),
+    ];
+    let out = import(dir.path(), &backend, &files, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("warning: ")
+            && stderr(&out).contains("licenses.csv:2: quantity: quantity 0 covers nothing"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("licenses.csv:3"), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("Imported 1 application and 2 licenses into "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

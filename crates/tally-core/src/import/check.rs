@@ -146,7 +146,7 @@ fn check_org_nodes(c: &mut Check, rows: &Rows<OrgNodeRow>) {
             }
         }
     }
-    if let Some(origin) = cycle(rows) {
+    if let Some(origin) = cycle(rows, &c.known.org_parents) {
         c.fail(
             &origin,
             "parent",
@@ -155,16 +155,24 @@ fn check_org_nodes(c: &mut Check, rows: &Rows<OrgNodeRow>) {
     }
 }
 
-/// The first row whose chain of parents (within the batch) comes back to it.
-fn cycle(rows: &Rows<OrgNodeRow>) -> Option<Origin> {
-    let parent: std::collections::HashMap<&str, &str> = rows
+/// The first row whose chain of parents comes back to it, through the rows and the nodes
+/// already `stored` (name → parent name; a row replaces its stored node's parent).
+fn cycle(
+    rows: &Rows<OrgNodeRow>,
+    stored: &std::collections::HashMap<String, String>,
+) -> Option<Origin> {
+    let mut parent: std::collections::HashMap<&str, Option<&str>> = stored
         .iter()
-        .filter_map(|(_, r)| Some((r.name.as_str(), r.parent.as_deref()?)))
+        .map(|(node, parent)| (node.as_str(), Some(parent.as_str())))
         .collect();
+    for (_, r) in rows {
+        let up = r.parent.as_deref().filter(|p| !p.is_empty());
+        parent.insert(r.name.as_str(), up);
+    }
     rows.iter().find_map(|(origin, row)| {
         let mut at = row.name.as_str();
-        for _ in 0..=rows.len() {
-            at = parent.get(at)?;
+        for _ in 0..=parent.len() {
+            at = (*parent.get(at)?)?;
             if at == row.name {
                 return Some(origin.clone());
             }

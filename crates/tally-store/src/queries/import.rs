@@ -220,7 +220,7 @@ async fn import_applications(
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (name) DO UPDATE SET publisher = excluded.publisher,
                  metric = excluded.metric, period_days = excluded.period_days,
-                 total_user_metric = excluded.total_user_metric
+                 total_user_metric = excluded.total_user_metric, removed_at = NULL
              RETURNING id",
         )
         .bind(&r.name)
@@ -437,14 +437,33 @@ impl crate::Importing for DbStore {
                 Ok::<_, sqlx::Error>(rows.into_iter().map(|(n,)| n).collect())
             }
         };
-        let apps: Vec<(String, String)> = sqlx::query_as("SELECT name, metric FROM applications")
-            .fetch_all(&self.pool)
-            .await?;
+        let apps: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, metric FROM applications WHERE removed_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let currencies: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT a.name, l.currency FROM licenses l
+                 JOIN applications a ON a.id = l.application_id
+             WHERE l.removed_at IS NULL AND l.currency IS NOT NULL AND l.currency <> ''",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let parents: Vec<(String, String)> = sqlx::query_as(
+            "SELECT c.name, p.name FROM org_nodes c JOIN org_nodes p ON p.id = c.parent",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut license_currencies = std::collections::HashMap::<_, Vec<_>>::new();
+        for (app, currency) in currencies {
+            license_currencies.entry(app).or_default().push(currency);
+        }
         Ok(tally_core::import::Known {
             org_nodes: names("SELECT name FROM org_nodes").await?,
             host_names: names("SELECT DISTINCT host_name FROM devices").await?,
             accounts: names("SELECT account FROM users").await?,
             rules: names("SELECT name FROM metering_rules").await?,
+            license_currencies,
+            org_parents: parents.into_iter().collect(),
             applications: apps
                 .into_iter()
                 .filter_map(|(n, m)| Some((n, tally_core::Metric::parse(&m)?)))

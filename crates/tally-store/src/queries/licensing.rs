@@ -3,12 +3,101 @@
 //! backend's.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tally_core::to_micros;
 
 use super::{Db, DbStore};
 use crate::rows;
 use crate::Result;
+
+/// Marks the row `id` of `table` removed at `at`, with its audit entry; false when there is no
+/// such row not removed already. The row stays for positions on earlier days.
+async fn remove_by_id(
+    store: &DbStore,
+    table: &str,
+    (id, at): (i64, DateTime<Utc>),
+    audit: crate::AuditNote<'_>,
+) -> Result<bool> {
+    let sql = format!("UPDATE {table} SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL");
+    let query = sqlx::query(&sql).bind(to_micros(at)).bind(id);
+    super::change_one(store, query, audit).await
+}
+
+/// The id of the org node, computer or user a license row names (by its assignment type), or
+/// none for a license on the whole organisation. The caller has checked the name exists.
+async fn license_target(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    row: &tally_core::import::LicenseRow,
+) -> Result<Option<i64>> {
+    let Some(name) = row.assigned_to.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let sql = match row.assignment_type {
+        tally_core::AssignmentType::Computer => "SELECT MIN(id) FROM devices WHERE host_name = $1",
+        tally_core::AssignmentType::User => "SELECT MIN(id) FROM users WHERE account = $1",
+        _ => "SELECT MIN(id) FROM org_nodes WHERE name = $1",
+    };
+    let id: Option<i64> = sqlx::query_scalar(sql)
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+    id.map(Some).ok_or_else(|| {
+        crate::StoreError::Conflict(format!(
+            "no {} named {name:?}",
+            row.assignment_type.as_str()
+        ))
+    })
+}
+
+impl DbStore {
+    /// Applications whose row matches `filter` (with `$1` bound to `at` when given), with their
+    /// recognition rules, by name.
+    async fn applications_where(
+        &self,
+        filter: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<tally_core::AppRecord>> {
+        let rules: Vec<rows::RecognitionColumns> = sqlx::query_as(
+            "SELECT application_id, software, publisher, version, metering_rule
+             FROM recognition_rules ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_app: std::collections::HashMap<i64, Vec<tally_core::Recognition>> =
+            Default::default();
+        for r in rules {
+            let r = tally_core::Recognition::from(r);
+            by_app.entry(r.application_id).or_default().push(r);
+        }
+        let sql = format!(
+            "SELECT id, name, publisher, metric, period_days, total_user_metric
+             FROM applications WHERE {filter} ORDER BY name"
+        );
+        let mut query = sqlx::query_as::<_, rows::ApplicationColumns>(&sql);
+        if let Some(at) = at {
+            query = query.bind(to_micros(at));
+        }
+        let apps = query.fetch_all(&self.pool).await?;
+        apps.into_iter()
+            .map(|a| a.into_record(&mut by_app))
+            .collect()
+    }
+
+    /// Licenses whose row matches `filter` (with `$1` bound to `at` when given), by id.
+    async fn licenses_where(
+        &self,
+        filter: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<tally_core::License>> {
+        let sql = format!("SELECT * FROM licenses WHERE {filter} ORDER BY id");
+        let mut query = sqlx::query_as::<_, rows::LicenseColumns>(&sql);
+        if let Some(at) = at {
+            query = query.bind(to_micros(at));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
 
 #[async_trait]
 impl crate::Licensing for DbStore {
@@ -24,34 +113,82 @@ impl crate::Licensing for DbStore {
     }
 
     async fn applications(&self) -> Result<Vec<tally_core::AppRecord>> {
-        let rules: Vec<rows::RecognitionColumns> = sqlx::query_as(
-            "SELECT application_id, software, publisher, version, metering_rule
-             FROM recognition_rules ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_app: std::collections::HashMap<i64, Vec<tally_core::Recognition>> =
-            Default::default();
-        for r in rules {
-            let r = tally_core::Recognition::from(r);
-            by_app.entry(r.application_id).or_default().push(r);
-        }
-        let apps: Vec<rows::ApplicationColumns> = sqlx::query_as(
-            "SELECT id, name, publisher, metric, period_days, total_user_metric
-             FROM applications ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        apps.into_iter()
-            .map(|a| a.into_record(&mut by_app))
-            .collect()
+        self.applications_where("removed_at IS NULL", None).await
+    }
+
+    async fn applications_on(&self, day: NaiveDate) -> Result<Vec<tally_core::AppRecord>> {
+        let end = crate::licensing::end_of(day);
+        self.applications_where("(removed_at IS NULL OR removed_at >= $1)", Some(end))
+            .await
     }
 
     async fn licenses(&self) -> Result<Vec<tally_core::License>> {
-        let rows: Vec<rows::LicenseColumns> = sqlx::query_as("SELECT * FROM licenses ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        self.licenses_where("removed_at IS NULL", None).await
+    }
+
+    async fn licenses_on(&self, day: NaiveDate) -> Result<Vec<tally_core::License>> {
+        let end = crate::licensing::end_of(day);
+        self.licenses_where("(removed_at IS NULL OR removed_at >= $1)", Some(end))
+            .await
+    }
+
+    async fn license_assignees(&self) -> Result<std::collections::HashMap<i64, String>> {
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT l.id, CASE l.assignment_type WHEN 'computer' THEN d.host_name
+                     WHEN 'user' THEN u.account ELSE o.name END
+             FROM licenses l LEFT JOIN devices d ON d.id = l.assigned_to
+                 LEFT JOIN users u ON u.id = l.assigned_to
+                 LEFT JOIN org_nodes o ON o.id = l.assigned_to
+             WHERE l.removed_at IS NULL AND l.assigned_to IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, name)| Some((id, name?)))
+            .collect())
+    }
+
+    async fn update_license(
+        &self,
+        id: i64,
+        row: &tally_core::import::LicenseRow,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        let target = license_target(&mut tx, row).await?;
+        let changed = sqlx::query(
+            "UPDATE licenses SET metric = $1, quantity = $2, assignment_type = $3,
+                 assigned_to = $4, purchase_date = $5, valid_from = $6, valid_until = $7,
+                 maintenance_until = $8, unit_cost_minor = $9, currency = $10, vendor = $11,
+                 order_reference = $12, notes = $13
+             WHERE id = $14 AND removed_at IS NULL",
+        )
+        .bind(row.metric.as_str())
+        .bind(row.quantity)
+        .bind(row.assignment_type.as_str())
+        .bind(target)
+        .bind(row.purchase_date)
+        .bind(row.valid_from)
+        .bind(row.valid_until)
+        .bind(row.maintenance_until)
+        .bind(
+            row.unit_cost
+                .as_deref()
+                .and_then(tally_core::import::parse_cost),
+        )
+        .bind(&row.currency)
+        .bind(&row.vendor)
+        .bind(&row.order_reference)
+        .bind(&row.notes)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        super::audit::commit_with(tx, audit).await?;
+        Ok(true)
     }
 
     async fn compliance_devices(&self) -> Result<Vec<tally_core::Device>> {
@@ -169,8 +306,13 @@ impl crate::Licensing for DbStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn delete_application(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
-        super::delete_by_id(self, "applications", id, audit).await
+    async fn delete_application(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        remove_by_id(self, "applications", (id, at), audit).await
     }
 
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
@@ -264,7 +406,12 @@ impl crate::Licensing for DbStore {
         super::change_one(self, sqlx::query(sql).bind(node).bind(id), audit).await
     }
 
-    async fn delete_license(&self, id: i64, audit: crate::AuditNote<'_>) -> Result<bool> {
-        super::delete_by_id(self, "licenses", id, audit).await
+    async fn delete_license(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        audit: crate::AuditNote<'_>,
+    ) -> Result<bool> {
+        remove_by_id(self, "licenses", (id, at), audit).await
     }
 }
