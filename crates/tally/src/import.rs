@@ -72,7 +72,9 @@ impl Database {
             let path = Path::new(path.split('?').next().unwrap_or(path));
             if !create && !path.exists() {
                 bail!(
-                    "there is no database at {}: run this where tally up keeps its data, or pass                      --data-dir or --database-url (TALLY_DATA_DIR, TALLY_DATABASE_URL);                      tally import --create makes a new one",
+                    "there is no database at {}: run this where tally up keeps its data, or pass \
+                     --data-dir or --database-url (TALLY_DATA_DIR, TALLY_DATABASE_URL); \
+                     tally import --create makes a new one",
                     path.display()
                 );
             }

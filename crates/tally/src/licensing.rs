@@ -212,10 +212,13 @@ pub struct Terms {
     /// The price's currency, e.g. EUR.
     #[arg(long)]
     currency: Option<String>,
+    /// Whom it was bought from.
     #[arg(long)]
     vendor: Option<String>,
+    /// The purchase order or contract it was bought under.
     #[arg(long)]
     order_reference: Option<String>,
+    /// Anything else worth keeping with it.
     #[arg(long)]
     notes: Option<String>,
 }
