@@ -12,9 +12,9 @@ mod tasks;
 pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
-pub use licensing::{AppPosition, Placement, Reclaimable, TrendPoint};
+pub use licensing::{AppPosition, NoUsageData, Placement, ReclaimReport, Reclaimable, TrendPoint};
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
     ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
-pub use tasks::{MonthlyRow, TaskChange, TaskView};
+pub use tasks::{FileUsageRow, MonthlyRow, TaskChange, TaskView};

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tally_core::escape;
@@ -58,6 +59,17 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &value)?;
     writeln!(out)
+}
+
+/// A time as a table shows it: to the second, in UTC (`2026-03-20 14:05:09 UTC`).
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A length of time in units that fit (`40 s`, `45 min`, `24 h`, `3 h 05 min`), as the
+/// reports print it.
+pub fn duration_text(ms: i64) -> String {
+    tally_report::model::duration_text(ms)
 }
 
 /// A value as a table shows it: text without its quotes, controls escaped.
@@ -146,6 +158,17 @@ fn write_csv(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn times_to_the_second_and_durations_in_units_that_fit() {
+        let t = DateTime::parse_from_rfc3339("2026-03-20T14:05:09.123456789Z").unwrap();
+        assert_eq!(time_text(t.to_utc()), "2026-03-20 14:05:09 UTC");
+        assert_eq!(duration_text(40_000), "40 s");
+        assert_eq!(duration_text(45 * 60_000), "45 min");
+        assert_eq!(duration_text(24 * 3_600_000), "24 h");
+        assert_eq!(duration_text(3 * 3_600_000 + 5 * 60_000), "3 h 05 min");
+        assert_eq!(duration_text(1250 * 3_600_000), "1,250 h");
+    }
 
     #[test]
     fn tables_align_and_csv_quotes() {
