@@ -11,15 +11,14 @@ use tally_core::inventory::DeviceInventory;
 use tally_core::org::{OrgRule, OrgRuleSpec};
 use tally_core::rules::RuleSpec;
 use tally_core::runs::Run;
-use tally_core::summary::FileUsageHour;
 use tally_core::AppRecord;
 use tally_core::{Device, MeteringRule, OperatorToken, UsageRecord, User};
 
 use crate::client::{urlencode, NO_BODY};
 use crate::{
     AppPosition, Client, ClientError, CreateEnrollmentToken, CreateToken, CreatedToken, Expiring,
-    LicensePatch, LicenseSaved, LicenseView, MonthlyRow, OrgNodeView, Placement, Reclaimable,
-    TaskChange, TaskView, TrendPoint, WhoAmI,
+    FileUsageRow, LicensePatch, LicenseSaved, LicenseView, MonthlyRow, OrgNodeView, Placement,
+    ReclaimReport, TaskChange, TaskView, TrendPoint, WhoAmI,
 };
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -250,10 +249,20 @@ impl Client {
             .await
     }
 
-    /// Installations unused for `days` before `as_of` (default today), most costly first.
-    pub async fn reclaim(&self, days: u32, as_of: Option<&str>) -> Result<Vec<Reclaimable>> {
+    /// Installations unused for `days` before `as_of` (default today), most costly first, of
+    /// one application or all; and the applications whose use Tally cannot know.
+    pub async fn reclaim(
+        &self,
+        days: u32,
+        as_of: Option<&str>,
+        app: Option<&str>,
+    ) -> Result<ReclaimReport> {
         let days = days.to_string();
-        let params = [("days", Some(days.as_str())), ("as_of", as_of)];
+        let params = [
+            ("days", Some(days.as_str())),
+            ("as_of", as_of),
+            ("app", app),
+        ];
         self.get(&with_query("/api/v1/reclaim", &params)).await
     }
 }
@@ -304,7 +313,7 @@ impl Client {
         self.call(Method::POST, &path, NO_BODY).await
     }
 
-    pub async fn file_usage(&self, filter: &SummaryFilter) -> Result<Vec<FileUsageHour>> {
+    pub async fn file_usage(&self, filter: &SummaryFilter) -> Result<Vec<FileUsageRow>> {
         self.get(&filter.path("/api/v1/summaries/file-usage")).await
     }
 

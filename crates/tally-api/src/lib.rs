@@ -13,11 +13,11 @@ pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use licensing::{
-    AppPosition, Expiring, LicensePatch, LicenseSaved, LicenseView, OrgNodeView, Placement,
-    Reclaimable, TrendPoint,
+    AppPosition, Expiring, LicensePatch, LicenseSaved, LicenseView, NoUsageData, OrgNodeView,
+    Placement, ReclaimReport, Reclaimable, TrendPoint,
 };
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
     ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
-pub use tasks::{MonthlyRow, TaskChange, TaskView};
+pub use tasks::{FileUsageRow, MonthlyRow, TaskChange, TaskView};

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tally_core::summary::{MonthKey, MonthlyUsage};
+use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage};
 use tally_core::tasks::TaskState;
 use utoipa::ToSchema;
 
@@ -31,12 +31,20 @@ pub struct TaskChange {
     pub age_days: Option<i32>,
 }
 
-/// One monthly summary row.
+/// One monthly summary row, with the names people read beside the ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MonthlyRow {
     pub rule_id: i64,
+    /// The rule's name.
+    #[serde(default)]
+    pub rule: String,
     pub device_id: i64,
+    #[serde(default)]
+    pub host_name: String,
     pub user_id: i64,
+    /// The user's account (a pseudonym where names are pseudonymised).
+    #[serde(default)]
+    pub account: String,
     /// `yyyymm` on the client's calendar.
     pub month: i32,
     pub runs: i64,
@@ -48,12 +56,24 @@ impl From<(MonthKey, MonthlyUsage)> for MonthlyRow {
     fn from((k, u): (MonthKey, MonthlyUsage)) -> Self {
         Self {
             rule_id: k.rule_id,
+            rule: String::new(),
             device_id: k.device_id,
+            host_name: String::new(),
             user_id: k.user_id,
+            account: String::new(),
             month: k.month,
             runs: u.runs,
             usage_ms: u.usage_ms,
             last_used: u.last_used,
         }
     }
+}
+
+/// One hourly summary row with its rule's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileUsageRow {
+    /// The rule's name.
+    pub rule: String,
+    #[serde(flatten)]
+    pub hour: FileUsageHour,
 }

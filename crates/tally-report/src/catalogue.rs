@@ -150,7 +150,7 @@ pub const CATALOGUE: &[ReportDef] = &[
         kind: ReportKind::Reclaim,
         name: "reclaim",
         title: "Installed but unused (reclaim list)",
-        description: "Installations of licensed applications not used since a date, with their last use and the license cost they tie up.",
+        description: "Installations whose use is known (metered or imported) and that were not used for a number of days, with their last use, the license each would free and the cost it ties up; then the applications whose use is unknown (no usage data), counted, never as unused. The same list as tally reclaim.",
         params: &[
             ParamDef {
                 name: "application",
@@ -159,10 +159,16 @@ pub const CATALOGUE: &[ReportDef] = &[
                 help: "only this application",
             },
             ParamDef {
-                name: "since",
+                name: "days",
+                kind: ParamKind::Integer { min: 1, max: 3650 },
+                default: DefaultValue::Integer(90),
+                help: "unused for at least this many days before the end of as-of",
+            },
+            ParamDef {
+                name: "as-of",
                 kind: ParamKind::Date,
-                default: DefaultValue::DaysAgo(90),
-                help: "unused since this day (YYYY-MM-DD)",
+                default: DefaultValue::DaysAgo(0),
+                help: "installations and device statuses as they stood at the end of this day (YYYY-MM-DD)",
             },
         ],
     },

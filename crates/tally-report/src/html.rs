@@ -121,18 +121,23 @@ fn bars_svg(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
     for (i, (label, value)) in bars.iter().enumerate() {
         let y = i as f64 * ROW + 2.0;
         let w = (value / max * WIDTH).max(1.0);
+        let shown = esc(&crate::model::chart_value(*value, unit));
         let _ = writeln!(
             svg,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
              <rect x=\"{LABEL}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"#3182ce\">\
-             <title>{}: {value:.2} {}</title></rect>\
-             <text x=\"{}\" y=\"{}\">{value:.2}</text>",
+             <title>{}: {shown} {}</title></rect>\
+             <text x=\"{}\" y=\"{}\">{shown}</text>",
             LABEL - 6.0,
             y + 13.0,
             esc(label),
             ROW - 6.0,
             esc(label),
-            esc(unit),
+            if unit == "hours" {
+                String::new()
+            } else {
+                esc(unit)
+            },
             LABEL + w + 4.0,
             y + 13.0,
         );

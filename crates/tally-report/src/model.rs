@@ -59,9 +59,54 @@ impl Column {
 pub enum Cell {
     Text(String),
     Int(i64),
-    /// Already rounded to two decimals (hours and the like).
+    /// Already rounded to two decimals.
     Num(f64),
+    /// A length of time in milliseconds, shown in units that fit (`45 min`, `3 h 05 min`) by
+    /// every format, JSON included, so that they agree.
+    #[serde(serialize_with = "duration_cell")]
+    Duration(i64),
     Empty,
+}
+
+fn duration_cell<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&duration_text(*ms))
+}
+
+/// A length of time in units that fit: `40 s`, `45 min`, `24 h`, `3 h 05 min`, `1,250 h`.
+pub fn duration_text(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (hours, minutes) = (secs / 3600, secs % 3600 / 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{secs} s"),
+        (0, m) => format!("{m} min"),
+        (h, 0) if h < 100 => format!("{h} h"),
+        (h, m) if h < 100 => format!("{h} h {m:02} min"),
+        (h, _) => format!("{} h", thousands(h)),
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::from(if n < 0 { "-" } else { "" });
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A chart's value as text: hours as a duration, whole numbers (counts) without decimals.
+pub fn chart_value(value: f64, unit: &str) -> String {
+    if unit == "hours" {
+        duration_text((value * 3_600_000.0).round() as i64)
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        thousands(value as i64)
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 impl Cell {
@@ -70,8 +115,9 @@ impl Cell {
         Cell::Num((value * 100.0).round() / 100.0)
     }
 
+    /// A duration, shown in units that fit ([`duration_text`]).
     pub fn hours(ms: i64) -> Self {
-        Cell::num(ms as f64 / 3_600_000.0)
+        Cell::Duration(ms)
     }
 
     pub fn text(value: impl Into<String>) -> Self {
@@ -88,6 +134,7 @@ impl Cell {
             Cell::Text(s) => s.clone(),
             Cell::Int(n) => n.to_string(),
             Cell::Num(x) => format!("{x:.2}"),
+            Cell::Duration(ms) => duration_text(*ms),
             Cell::Empty => String::new(),
         }
     }
@@ -96,6 +143,7 @@ impl Cell {
         match self {
             Cell::Int(n) => Some(*n as f64),
             Cell::Num(x) => Some(*x),
+            Cell::Duration(ms) => Some(*ms as f64 / 3_600_000.0),
             _ => None,
         }
     }

@@ -147,7 +147,7 @@ fn intro(c: &mut Canvas, report: &Report, mut y: f32) -> io::Result<f32> {
 
 fn draw_chart(c: &mut Canvas, chart: &Chart, top: f32) -> io::Result<()> {
     match chart {
-        Chart::Bars { title, bars, .. } => {
+        Chart::Bars { title, unit, bars } => {
             c.left_text(MARGIN, top - 12.0, BOLD, 10.0, title)?;
             let max = bars
                 .iter()
@@ -165,7 +165,7 @@ fn draw_chart(c: &mut Canvas, chart: &Chart, top: f32) -> io::Result<()> {
                 c.rectangle(MARGIN + label_w, y, w, 9.0)?;
                 c.fill()?;
                 c.set_fill_color(Color::gray(0))?;
-                let text = format!("{value:.2}");
+                let text = crate::model::chart_value(*value, unit);
                 c.left_text(MARGIN + label_w + w + 4.0, y + 2.0, REGULAR, 8.0, &text)?;
             }
         }

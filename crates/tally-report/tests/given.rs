@@ -52,3 +52,47 @@ fn a_given_report_renders_the_same_cells_in_every_text_format() {
     let pdf = tally_report::render(&report, Format::Pdf).unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
 }
+
+/// Durations under an hour printed `0.00` hours (40 minutes as `0.67` at best) and counts in
+/// charts as `3.00`: now minutes and whole numbers, in every format.
+#[test]
+fn durations_show_minutes_and_counts_show_no_decimals() {
+    let mut report = given();
+    report
+        .columns
+        .push(Column::number("time_used", "Time used"));
+    for (row, ms) in report
+        .rows
+        .iter_mut()
+        .zip([40 * 60_000, 3 * 3_600_000 + 5 * 60_000])
+    {
+        row.push(Cell::hours(ms));
+    }
+    report.chart = Some(Chart::Bars {
+        title: "Unused installations".into(),
+        unit: "installations".into(),
+        bars: vec![("Gimp".into(), 3.0), ("Vim".into(), 1250.0)],
+    });
+    let csv = String::from_utf8(tally_report::render(&report, Format::Csv).unwrap()).unwrap();
+    assert!(
+        csv.contains(",40 min\n") && csv.contains(",3 h 05 min\n"),
+        "{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&tally_report::render(&report, Format::Json).unwrap()).unwrap();
+    assert_eq!(json["rows"][0]["time_used"], "40 min");
+    let html = String::from_utf8(tally_report::render(&report, Format::Html).unwrap()).unwrap();
+    assert!(
+        html.contains(">3</text>") && html.contains(">1,250</text>"),
+        "{html}"
+    );
+    assert!(!html.contains("3.00"), "{html}");
+    let hours = Chart::Bars {
+        title: "Hours".into(),
+        unit: "hours".into(),
+        bars: vec![("Code".into(), 0.75)],
+    };
+    report.chart = Some(hours);
+    let html = String::from_utf8(tally_report::render(&report, Format::Html).unwrap()).unwrap();
+    assert!(html.contains(">45 min</text>"), "{html}");
+}

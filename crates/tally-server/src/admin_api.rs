@@ -149,7 +149,8 @@ pub(crate) async fn get_rule(
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules", security(("bearer" = [])),
     request_body = RuleSpec,
     responses((status = 201, body = MeteringRule), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "Another rule of the site has the name (any case)", body = ErrorBody)))]
 pub(crate) async fn create_rule(
     op: Operator,
     State(state): State<AppState>,
@@ -163,7 +164,8 @@ pub(crate) async fn create_rule(
 #[utoipa::path(put, path = "/api/v1/rules/{id}", tag = "rules", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = RuleSpec,
     responses((status = 200, body = MeteringRule), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Another rule of the site has the name (any case)", body = ErrorBody)))]
 pub(crate) async fn update_rule(
     op: Operator,
     State(state): State<AppState>,

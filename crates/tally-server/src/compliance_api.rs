@@ -17,7 +17,7 @@ use crate::auth::Operator;
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
-use tally_service::{licensing, AppPosition, ReclaimQuery, Reclaimable};
+use tally_service::{licensing, AppPosition, ReclaimQuery, ReclaimReport};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -228,23 +228,31 @@ pub(crate) struct ReclaimParams {
     days: Option<i64>,
     /// As it stood on this day (YYYY-MM-DD); default today.
     as_of: Option<NaiveDate>,
+    /// Only this application (its name, any case).
+    app: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
     params(ReclaimParams),
-    responses((status = 200, description = "Installations not used for the given days, most costly first", body = Vec<Reclaimable>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Installations whose use is known and that were not used for the given days, most costly first, with the license each would free; and, apart, the applications whose use Tally cannot know (never counted as unused)", body = ReclaimReport),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn reclaim(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<ReclaimParams>,
-) -> Result<Json<Vec<Reclaimable>>, ApiError> {
+) -> Result<Json<ReclaimReport>, ApiError> {
     let days = p.days.unwrap_or(90);
     if !(1..=3650).contains(&days) {
         return Err(ApiError::BadRequest("days: between 1 and 3650".into()));
     }
+    if let Some(app) = &p.app {
+        tally_core::limits::check_name("app", app, tally_core::limits::MAX_NAME)?;
+    }
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let query = ReclaimQuery::days(as_of, days);
+    let query = ReclaimQuery {
+        application: p.app,
+        ..ReclaimQuery::days(as_of, days)
+    };
     let list = tally_service::reclaim::reclaim(state.store.as_ref(), &query).await?;
-    Ok(Json(list.idle))
+    Ok(Json(list))
 }

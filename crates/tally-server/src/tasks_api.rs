@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
-use tally_api::{MonthlyRow, TaskChange, TaskView};
-use tally_core::summary::FileUsageHour;
+use tally_api::{FileUsageRow, MonthlyRow, TaskChange, TaskView};
 use tally_core::tasks::{Task, TaskState};
+use tally_service::summary_views;
 use utoipa::IntoParams;
 
 use crate::auth::Operator;
@@ -126,25 +126,23 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 
 #[utoipa::path(get, path = "/api/v1/summaries/file-usage", tag = "summaries", security(("bearer" = [])),
     params(SummaryParams),
-    responses((status = 200, description = "Per rule and UTC hour", body = Vec<FileUsageHour>),
+    responses((status = 200, description = "Per rule (id and name) and UTC hour", body = Vec<FileUsageRow>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn file_usage(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<SummaryParams>,
-) -> Result<Json<Vec<FileUsageHour>>, ApiError> {
+) -> Result<Json<Vec<FileUsageRow>>, ApiError> {
     let (from, to) = p.days(Duration::days(30))?;
     let rule = p.rule_id(&state).await?;
-    let rows = state
-        .store
-        .file_usage_hours(rule, midnight(from), midnight(to) + Duration::days(1))
-        .await?;
+    let (from, to) = (midnight(from), midnight(to) + Duration::days(1));
+    let rows = summary_views::file_usage(state.store.as_ref(), rule, from, to).await?;
     Ok(Json(rows))
 }
 
 #[utoipa::path(get, path = "/api/v1/summaries/monthly", tag = "summaries", security(("bearer" = [])),
     params(SummaryParams),
-    responses((status = 200, description = "Per rule, device, user and month", body = Vec<MonthlyRow>),
+    responses((status = 200, description = "Per rule, device, user (ids and names) and month", body = Vec<MonthlyRow>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn monthly(
     _op: Operator,
@@ -157,6 +155,6 @@ pub(crate) async fn monthly(
         tally_core::summary::month_of(from),
         tally_core::summary::month_of(to),
     );
-    let rows = state.store.monthly_usage(rule, months).await?;
-    Ok(Json(rows.into_iter().map(Into::into).collect()))
+    let rows = summary_views::monthly(state.store.as_ref(), rule, months).await?;
+    Ok(Json(rows))
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 each_backend!(async
     tokens_roles_and_revocation,
     rules_are_validated_edited_and_audited,
+    rule_names_are_unique_per_site_in_any_case,
     usage_filters_and_paging,
     every_served_route_is_in_the_openapi_document_with_its_errors,
 );
@@ -126,6 +127,44 @@ async fn rules_are_validated_edited_and_audited(backend: Backend) {
     assert_eq!(actions, ["rule.create", "rule.update", "rule.delete"]);
     assert_eq!(log[0]["actor"], "admin");
     assert_eq!(log[0]["target"], format!("rule:{id}"));
+}
+
+/// `rules add --name Snoozer` twice made two rules one name finds (and `rules disable Snoozer`
+/// then acted on one of them): a taken name, in any case, is refused with 409 naming the rule
+/// that has it, on create and on rename, and nothing is stored.
+async fn rule_names_are_unique_per_site_in_any_case(backend: Backend) {
+    let s = start(backend).await;
+    let snoozer = json!({"name": "Snoozer", "file_name": "snooze"});
+    let (status, first) = s.post("/api/v1/rules", Some(&s.admin), snoozer).await;
+    assert_eq!(status, 201, "{first}");
+    let again = json!({"name": "SNOOZER", "file_name": "snooze2"});
+    let (status, body) = s.post("/api/v1/rules", Some(&s.admin), again).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["message"].as_str().unwrap();
+    let id = first["id"].as_i64().unwrap();
+    assert!(
+        message.contains(&format!("rule {id} (\"Snoozer\"")) && message.contains("unique"),
+        "{message}"
+    );
+    let (_, rules) = s.get("/api/v1/rules", &s.auditor).await;
+    assert_eq!(strings(&rules, "name"), ["Snoozer"], "nothing stored");
+
+    // Renaming another rule to the name is refused too; keeping one's own name is not.
+    let other = json!({"name": "Other", "file_name": "other"});
+    let (status, other) = s.post("/api/v1/rules", Some(&s.admin), other).await;
+    assert_eq!(status, 201);
+    let path = format!("/api/v1/rules/{}", other["id"]);
+    let renamed = json!({"name": "snoozer", "file_name": "other"});
+    let (status, body) = s
+        .call(Method::PUT, &path, Some(&s.admin), Some(renamed))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let path = format!("/api/v1/rules/{id}");
+    let same = json!({"name": "Snoozer", "file_name": "snooze", "enabled": false});
+    let (status, body) = s.call(Method::PUT, &path, Some(&s.admin), Some(same)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, rules) = s.get("/api/v1/rules", &s.auditor).await;
+    assert_eq!(strings(&rules, "name"), ["Snoozer", "Other"]);
 }
 
 async fn usage_filters_and_paging(backend: Backend) {

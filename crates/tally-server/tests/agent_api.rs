@@ -343,10 +343,18 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> Value {
 
 async fn inventory_feeds_automatic_rules(backend: Backend) {
     let s = start(backend).await;
-    // Ten devices: vim everywhere, gimp on one (10 %), emacs on none beyond the threshold.
+    // Ten devices: vim everywhere, gimp on one (10 %), emacs on none beyond the threshold;
+    // and on every one the noise old code made rules of: base utilities (`[`, `ls`), a Perl
+    // library's aliases (`GET`), a versioned LLVM test tool (`FileCheck-14`), a shell.
     for i in 0..10 {
         let (creds, _) = s.enroll(&format!("pc{i}")).await;
-        let mut packages: Vec<(&str, &[&str])> = vec![("vim", &["vim", "vimdiff"])];
+        let mut packages: Vec<(&str, &[&str])> = vec![
+            ("vim", &["vim", "vimdiff"]),
+            ("coreutils", &["[", "ls", "sleep"]),
+            ("libwww-perl", &["GET", "HEAD", "lwp-request"]),
+            ("llvm-14-tools", &["FileCheck-14"]),
+            ("bash", &["bash"]),
+        ];
         if i == 0 {
             packages.push(("gimp", &["gimp"]));
         }
@@ -401,8 +409,10 @@ async fn inventory_feeds_automatic_rules(backend: Backend) {
     assert_eq!(
         names,
         ["vim", "gimp"],
-        "vimdiff already has a rule; gimp is on exactly 10 %"
+        "vimdiff already has a rule; gimp is on exactly 10 %; no base utility, library alias, \
+         versioned tool or shell"
     );
+    assert_eq!(strings(&created, "name"), ["vim (vim)", "gimp (gimp)"]);
     assert!(created
         .as_array()
         .unwrap()

@@ -83,9 +83,10 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
         .unwrap();
 
     // West ran it an hour ago (through the rule); east never did.
-    let (status, idle) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
-    assert_eq!(status, 200, "{idle}");
-    let hosts = strings(&idle, "host_name");
+    let (status, list) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
+    assert_eq!(status, 200, "{list}");
+    let idle = &list["idle"];
+    let hosts = strings(idle, "host_name");
     assert_eq!(hosts, ["east"]);
     assert_eq!(
         idle[0]["cost"],
@@ -216,11 +217,12 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
         .get("/api/v1/compliance?app=Editor", &server.auditor)
         .await;
     assert_eq!(today[0]["required"], 1);
-    let (_, idle) = server
+    // Nothing meters Editor: its installations on 5 March (pc1's only) are "no usage data".
+    let (_, list) = server
         .get("/api/v1/reclaim?days=30&as_of=2026-03-05", &server.auditor)
         .await;
-    let hosts = strings(&idle, "host_name");
-    assert_eq!(hosts, ["pc1"], "{idle}");
+    assert_eq!(list["idle"], serde_json::json!([]), "{list}");
+    assert_eq!(list["no_usage_data"][0]["installations"], 1, "{list}");
 }
 
 /// Runs the `record_usage_sessions` task and returns how many sessions it wrote.

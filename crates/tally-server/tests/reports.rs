@@ -85,8 +85,8 @@ async fn reports_are_served_in_every_format_from_the_summaries(backend: Backend)
     assert_eq!(
         rows,
         [
-            ["Code", "2026-01", "3", "1", "1", "1.33"],
-            ["Code", "2026-02", "1", "2", "2", "0.67"],
+            ["Code", "2026-01", "3", "1", "1", "1 h 20 min"],
+            ["Code", "2026-02", "1", "2", "2", "40 min"],
         ]
     );
 

@@ -20,6 +20,7 @@ pub mod reports;
 pub mod rules;
 mod scheduled;
 mod summaries;
+pub mod summary_views;
 pub mod users;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use tally_store::{BatchOutcome, Store};
 pub use compliance::AppPosition;
 pub use error::{Result, ServiceError};
 pub use file_rules::FileRules;
-pub use reclaim::{ReclaimList, ReclaimQuery, Reclaimable};
+pub use reclaim::{NoUsageData, ReclaimList, ReclaimQuery, ReclaimReport, Reclaimable};
 pub use scheduled::ReportOutput;
 
 /// Concurrent usage-batch writes per server.

@@ -57,7 +57,6 @@ pub async fn build(
         store,
         def,
         params,
-        now,
         rules: store.rules().await?,
     };
     match def.kind {
@@ -83,7 +82,6 @@ struct Ctx<'a> {
     store: &'a dyn Store,
     def: &'a ReportDef,
     params: &'a Params,
-    now: DateTime<Utc>,
     rules: Vec<MeteringRule>,
 }
 
@@ -91,14 +89,31 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
 }
 
-/// `12990` EUR → `129.90 EUR`, as `tally reclaim` prints it.
-fn money(m: &Money) -> Cell {
-    Cell::text(format!(
-        "{}.{:02} {}",
-        m.minor / 100,
-        m.minor % 100,
-        m.currency
-    ))
+/// `1234590` EUR → `12,345.90 EUR`, as `tally reclaim` prints it.
+pub fn money_text(m: &Money) -> String {
+    let whole = tally_report::model::thousands(m.minor.abs() / 100);
+    let sign = if m.minor < 0 { "-" } else { "" };
+    format!("{sign}{whole}.{:02} {}", m.minor.abs() % 100, m.currency)
+}
+
+/// One idle installation as the reclaim report's row.
+fn idle_row(r: &crate::Reclaimable) -> Vec<Cell> {
+    vec![
+        Cell::text(&r.application),
+        Cell::text(&r.host_name),
+        Cell::text(&r.package),
+        Cell::text(&r.version),
+        r.last_used
+            .map(Cell::time)
+            .unwrap_or_else(|| Cell::text("never")),
+        r.days_unused.map(Cell::Int).unwrap_or(Cell::Empty),
+        Cell::Int(r.units),
+        r.cost
+            .as_ref()
+            .map(|c| Cell::text(money_text(c)))
+            .unwrap_or(Cell::Empty),
+        r.license.clone().map(Cell::Text).unwrap_or(Cell::Empty),
+    ]
 }
 
 fn month_label(month: i32) -> String {
@@ -174,6 +189,13 @@ impl Ctx<'_> {
             .into_iter()
             .max_by_key(|&(id, ms)| (ms, std::cmp::Reverse(id)))
             .and_then(|(id, _)| self.rules.iter().find(|r| r.id == id));
+        let chosen = match most {
+            Some(rule) => format!("{} (the most used in the period)", rule.spec.name),
+            None => "none (no metered program was used in the period)".into(),
+        };
+        if let Some(param) = report.params.iter_mut().find(|(n, _)| n == "program") {
+            param.1 = chosen;
+        }
         match most {
             Some(rule) => {
                 report.notes.push(format!(
@@ -210,7 +232,7 @@ impl Ctx<'_> {
             Column::number("runs", "Runs"),
             Column::number("users", "Users"),
             Column::number("computers", "Computers"),
-            Column::number("hours", "Hours"),
+            Column::number("time_used", "Time used"),
         ];
         let mut totals: Vec<_> = self
             .store
@@ -246,7 +268,7 @@ impl Ctx<'_> {
                 Column::text("user", "User"),
                 Column::text("full_name", "Full name"),
                 Column::number("runs", "Runs"),
-                Column::number("hours", "Hours"),
+                Column::number("time_used", "Time used"),
                 Column::number("computers", "Computers"),
                 Column::text("last_used", "Last used (UTC)"),
             ],
@@ -254,7 +276,7 @@ impl Ctx<'_> {
                 Column::text("computer", "Computer"),
                 Column::text("fqdn", "FQDN"),
                 Column::number("runs", "Runs"),
-                Column::number("hours", "Hours"),
+                Column::number("time_used", "Time used"),
                 Column::number("users", "Users"),
                 Column::text("last_used", "Last used (UTC)"),
             ],
@@ -281,50 +303,72 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The one reclaim list (see [`crate::reclaim`]) as of the report's day, unused since
-    /// `since`.
+    /// The one reclaim list (see [`crate::reclaim`]), as `tally reclaim --days D --as-of A`
+    /// gives it: the idle installations whose use is known, then one row per application whose
+    /// use is unknown ("no usage data": counted, no cost claimed).
     async fn reclaim(&self, report: &mut Report) -> Result<()> {
         report.columns = vec![
-            Column::text("computer", "Computer"),
             Column::text("program", "Application"),
+            Column::text("computer", "Computer"),
             Column::text("package", "Package"),
             Column::text("version", "Version"),
             Column::text("last_used", "Last used (UTC)"),
             Column::number("days_unused", "Days unused"),
             Column::number("units", "Units"),
             Column::text("cost", "Cost tied up"),
+            Column::text("license", "License it frees"),
         ];
-        let since = midnight(self.params.date("since"));
         let query = ReclaimQuery {
-            as_of: self.now.date_naive(),
-            unused_since: since,
             application: self.params.application().map(String::from),
+            ..ReclaimQuery::days(self.params.date("as-of"), self.params.integer("days"))
         };
         let list = reclaim(self.store, &query).await?;
         let mut unused_per_application: BTreeMap<String, f64> = BTreeMap::new();
-        for r in list.idle {
+        let mut costs: BTreeMap<String, i64> = BTreeMap::new();
+        for r in &list.idle {
             *unused_per_application
                 .entry(r.application.clone())
                 .or_default() += 1.0;
+            if let Some(c) = &r.cost {
+                *costs.entry(c.currency.clone()).or_default() += c.minor;
+            }
+            report.rows.push(idle_row(r));
+        }
+        let cost_text: Vec<String> = costs
+            .into_iter()
+            .map(|(currency, minor)| money_text(&Money { minor, currency }))
+            .collect();
+        report.notes.push(format!(
+            "{} of {} installations whose use is known have not run since {}{}.",
+            list.idle.len(),
+            list.known_installations,
+            list.unused_since.format("%Y-%m-%d %H:%M UTC"),
+            match cost_text.is_empty() {
+                true => String::new(),
+                false => format!(", tying up {}", cost_text.join(" and ")),
+            }
+        ));
+        if !list.no_usage_data.is_empty() {
+            let count: i64 = list.no_usage_data.iter().map(|n| n.installations).sum();
+            report.notes.push(format!(
+                "No usage data: {count} installations of {} applications whose use Tally cannot \
+                 know are listed last, counted, never as unused and with no cost claimed.",
+                list.no_usage_data.len()
+            ));
+        }
+        for n in &list.no_usage_data {
             report.rows.push(vec![
-                Cell::text(r.host_name),
-                Cell::text(r.application),
-                Cell::text(r.package),
-                Cell::text(r.version),
-                r.last_used
-                    .map(Cell::time)
-                    .unwrap_or_else(|| Cell::text("never")),
-                r.days_unused.map(Cell::Int).unwrap_or(Cell::Empty),
-                Cell::Int(r.units),
-                r.cost.as_ref().map(money).unwrap_or(Cell::Empty),
+                Cell::text(&n.application),
+                Cell::text(format!("{} installations", n.installations)),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::text("no usage data"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::text(&n.reason),
             ]);
         }
-        report.notes.push(format!(
-            "{} of {} installations of licensed applications have not run since {}.",
-            report.rows.len(),
-            list.installations,
-            since.date_naive()
-        ));
         let bars_of = unused_per_application.into_iter().collect();
         report.chart = bars("Unused installations", "installations", bars_of);
         Ok(())
@@ -354,13 +398,16 @@ impl Ctx<'_> {
                 grid[day][local.hour() as usize] += h.usage_ms;
             }
         }
+        // Whole minutes: an hour's cell is rarely more than a few hours, and 24 of them fit a
+        // page only as short numbers.
         for (day, cells) in DAYS.iter().zip(&grid) {
             let mut row = vec![Cell::text(*day)];
-            row.extend(cells.iter().map(|&ms| Cell::hours(ms)));
+            row.extend(cells.iter().map(|&ms| Cell::Int((ms + 30_000) / 60_000)));
             report.rows.push(row);
         }
+        report.notes.push("Minutes of use in each hour.".into());
         report.chart = Some(Chart::HeatMap {
-            title: "Hours of use by day of week and hour".into(),
+            title: "Minutes of use by day of week and hour".into(),
             rows: DAYS.iter().map(|d| d.to_string()).collect(),
             columns: hours,
             values: report
@@ -419,10 +466,10 @@ impl Ctx<'_> {
         report.columns = vec![
             Column::text("task", "Task"),
             Column::text("enabled", "Enabled"),
-            Column::number("every_hours", "Every (hours)"),
+            Column::number("every_hours", "Every"),
             Column::number("age_days", "Age (days)"),
             Column::text("last_run", "Last run (UTC)"),
-            Column::number("duration_ms", "Duration (ms)"),
+            Column::number("duration_hours", "Duration"),
             Column::number("rows", "Rows"),
             Column::number("watermark", "Watermark"),
             Column::number("pending", "Pending records"),
@@ -442,12 +489,14 @@ impl Ctx<'_> {
             report.rows.push(vec![
                 Cell::text(&t.name),
                 Cell::text(if t.enabled { "yes" } else { "no" }),
-                Cell::num(t.every_secs as f64 / 3600.0),
+                Cell::Duration(t.every_secs.saturating_mul(1000)),
                 int(t.age_days.map(i64::from)),
                 t.last_run_at
                     .map(Cell::time)
                     .unwrap_or_else(|| Cell::text("never")),
-                int(t.last_duration_ms),
+                t.last_duration_ms
+                    .map(Cell::Duration)
+                    .unwrap_or(Cell::Empty),
                 int(t.last_rows),
                 Cell::Int(t.watermark),
                 pending,

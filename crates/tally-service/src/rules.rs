@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use tally_core::rules::RuleSpec;
-use tally_core::{MeteringRule, RuleOrigin};
+use tally_core::{MeteringRule, RuleOrigin, SiteCode};
 
 use crate::audit::{entry, found, rule_entry};
 use crate::{Result, Service, ServiceError};
@@ -11,9 +11,38 @@ fn no_rule(id: i64) -> String {
     format!("no rule {id}; see tally rules list")
 }
 
+/// Refuses `name` when another rule of `site` (not `except`) has it, in any case: `tally rules
+/// disable NAME` and the reports find a rule by its name, so a name must say which rule. The
+/// unique index of migration 14 backs this up against two requests at once.
+pub async fn name_free(
+    service: &Service,
+    site: &SiteCode,
+    name: &str,
+    except: Option<i64>,
+) -> Result<()> {
+    let rules = service.store().rules().await?;
+    let taken = rules
+        .iter()
+        .find(|r| r.site_code == *site && Some(r.id) != except && same_name(&r.spec.name, name));
+    match taken {
+        None => Ok(()),
+        Some(r) => Err(ServiceError::Conflict(format!(
+            "rule {} ({:?}, metering {:?}) already has the name {name:?}: rule names are unique \
+             per site (any case); choose another name, or change that rule with tally rules edit {}",
+            r.id, r.spec.name, r.spec.file_name, r.id
+        ))),
+    }
+}
+
+/// Rule names compare in any case.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 /// Creates a rule for this site, as `actor`.
 pub async fn create(service: &Service, actor: &str, spec: &RuleSpec) -> Result<MeteringRule> {
     spec.validate()?;
+    name_free(service, service.site(), &spec.name, None).await?;
     let audit = rule_entry(actor, "rule.create");
     let (site, at) = (service.site(), Utc::now());
     Ok(service
@@ -30,8 +59,13 @@ pub async fn update(
     spec: &RuleSpec,
 ) -> Result<MeteringRule> {
     spec.validate()?;
-    let audit = rule_entry(actor, "rule.update");
     let store = service.store();
+    let old = store
+        .rule(id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(no_rule(id)))?;
+    name_free(service, &old.site_code, &spec.name, Some(id)).await?;
+    let audit = rule_entry(actor, "rule.update");
     store
         .update_rule(id, spec, Utc::now(), Some(&audit))
         .await?

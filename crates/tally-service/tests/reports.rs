@@ -384,10 +384,10 @@ async fn figures_match_hand_computed_values() {
     assert_eq!(
         rows_of(&monthly),
         strs(&[
-            &["Gimp", "2025-11", "1", "1", "1", "2.00"],
-            &["Vim", "2026-02", "2", "1", "1", "1.25"],
-            &["Gimp", "2026-03", "1", "1", "1", "1.00"],
-            &["Vim", "2026-03", "4", "1", "2", "3.50"],
+            &["Gimp", "2025-11", "1", "1", "1", "2 h"],
+            &["Vim", "2026-02", "2", "1", "1", "1 h 15 min"],
+            &["Gimp", "2026-03", "1", "1", "1", "1 h"],
+            &["Vim", "2026-03", "4", "1", "2", "3 h 30 min"],
         ])
     );
     let only_march = report(s, "monthly-usage", &[("from", "2026-03")]).await;
@@ -402,8 +402,22 @@ async fn figures_match_hand_computed_values() {
     assert_eq!(
         rows_of(&users),
         strs(&[
-            &["alice", "Alice Smith", "4", "3.50", "2", "2026-03-18 10:00"],
-            &["bob", "Bob Jones", "2", "1.25", "1", "2026-02-10 16:00"],
+            &[
+                "alice",
+                "Alice Smith",
+                "4",
+                "3 h 30 min",
+                "2",
+                "2026-03-18 10:00"
+            ],
+            &[
+                "bob",
+                "Bob Jones",
+                "2",
+                "1 h 15 min",
+                "1",
+                "2026-02-10 16:00"
+            ],
         ])
     );
     let computers = report(s, "program-computers", &[("program", "GIMP")]).await;
@@ -414,7 +428,7 @@ async fn figures_match_hand_computed_values() {
                 "pc3",
                 "pc3.contoso.test",
                 "1",
-                "2.00",
+                "2 h",
                 "1",
                 "2025-11-05 10:00"
             ],
@@ -422,67 +436,72 @@ async fn figures_match_hand_computed_values() {
                 "pc1",
                 "pc1.contoso.test",
                 "1",
-                "1.00",
+                "1 h",
                 "1",
                 "2026-03-19 08:00"
             ],
         ])
     );
 
-    // The reclaim list is the API's (one definition): per application, with the units and
-    // cost each idle installation ties up, the most costly first.
+    // The reclaim list is the API's (one definition): per application, with the units, cost
+    // and license each idle installation ties up, the most costly first. Every application
+    // names its rule and every computer is metered: no "no usage data" rows.
     let reclaim = report(s, "reclaim", &[]).await;
     assert_eq!(
         rows_of(&reclaim),
         strs(&[
             &[
-                "pc3",
                 "Gimp",
+                "pc3",
                 "gimp",
                 "2.1",
                 "2025-11-05 10:00",
                 "135",
                 "1",
-                "20.00 EUR"
+                "20.00 EUR",
+                "#1: 1 × installations",
             ],
-            &["pc3", "Emacs", "emacs", "2.1", "never", "", "1", ""],
-            &["pc3", "Vim", "vim", "2.1", "never", "", "1", ""],
+            &["Emacs", "pc3", "emacs", "2.1", "never", "", "1", "", ""],
+            &["Vim", "pc3", "vim", "2.1", "never", "", "1", "", ""],
         ])
     );
-    assert!(
-        reclaim.notes[0].starts_with("3 of 6 installations"),
-        "{:?}",
-        reclaim.notes
+    assert_eq!(
+        reclaim.notes,
+        [
+            "3 of 6 installations whose use is known have not run since 2025-12-21 00:00 UTC, \
+             tying up 20.00 EUR."
+        ]
     );
-    let recent = report(
-        s,
-        "reclaim",
-        &[("application", "vim"), ("since", "2026-03-10")],
-    )
-    .await;
-    let hosts: Vec<_> = rows_of(&recent).into_iter().map(|r| r[0].clone()).collect();
+    let recent = report(s, "reclaim", &[("application", "vim"), ("days", "10")]).await;
+    let hosts: Vec<_> = rows_of(&recent).into_iter().map(|r| r[1].clone()).collect();
     assert_eq!(hosts, ["pc2", "pc3"], "pc2 last ran vim on 2 March");
+    let days = |r: &tally_report::Report| r.params.iter().find(|p| p.0 == "days").cloned();
+    assert_eq!(days(&recent), Some(("days".into(), "10".into())));
 
+    // Minutes in each hour: a quarter of an hour is 15, not 0.25 (or 0.00) hours.
     let heat = report(s, "heat-map", &[]).await;
     let cell = |r: &tally_report::Report, day: usize, hour: usize| r.rows[day][hour + 1].display();
-    assert_eq!(cell(&heat, 0, 9), "1.50", "Monday 09:00");
-    assert_eq!(cell(&heat, 0, 10), "0.50");
-    assert_eq!(cell(&heat, 1, 9), "1.00", "Tuesday 09:00");
-    assert_eq!(cell(&heat, 4, 23), "0.25", "Friday 23:00");
+    assert_eq!(cell(&heat, 0, 9), "90", "Monday 09:00");
+    assert_eq!(cell(&heat, 0, 10), "30");
+    assert_eq!(cell(&heat, 1, 9), "60", "Tuesday 09:00");
+    assert_eq!(cell(&heat, 4, 23), "15", "Friday 23:00");
     let total: f64 = heat
         .rows
         .iter()
         .flat_map(|r| &r[1..])
         .filter_map(|c| c.as_f64())
         .sum();
-    assert_eq!(total, 3.25);
+    assert_eq!(total, 195.0);
     let shifted = report(s, "heat-map", &[("utc-offset", "2")]).await;
-    assert_eq!(cell(&shifted, 0, 11), "1.50");
+    assert_eq!(cell(&shifted, 0, 11), "90");
     assert_eq!(
         cell(&shifted, 5, 1),
-        "0.25",
+        "15",
         "Friday 23:00 UTC is Saturday 01:00 at UTC+2"
     );
+    // The parameter line names the program the default chose.
+    let program = heat.params.iter().find(|p| p.0 == "program").unwrap();
+    assert_eq!(program.1, "Vim (the most used in the period)");
 
     let peaks = report(s, "concurrency", &[]).await;
     assert_eq!(
@@ -576,7 +595,8 @@ async fn bad_parameters_are_refused_with_what_to_write() {
     assert!(err(make("monthly-usage", "from", "2026-13").await).contains("write YYYY-MM"));
     assert!(err(make("monthly-usage", "from", "2027-01").await).contains("after to"));
     assert!(err(make("heat-map", "utc-offset", "20").await).contains("from -12 to 14"));
-    assert!(err(make("reclaim", "since", "yesterday").await).contains("YYYY-MM-DD"));
+    assert!(err(make("reclaim", "as-of", "yesterday").await).contains("YYYY-MM-DD"));
+    assert!(err(make("reclaim", "days", "0").await).contains("from 1 to 3650"));
     let unknown = err(make("program-users", "program", "word").await);
     assert!(
         unknown.contains("the rules are Vim, Gimp, Emacs"),

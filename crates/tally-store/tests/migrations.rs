@@ -117,6 +117,7 @@ mod sqlite {
         let store = SqliteStore::open(&db.path()).await.unwrap();
         assert_kept(&before, &snapshot(store.pool(), &SQLITE).await);
         upgrade::assert_works(&store, store.pool(), latest(migrator)).await;
+        upgrade::assert_rule_names_unique(&store).await;
     }
 
     #[tokio::test]
@@ -211,6 +212,7 @@ mod postgres {
         let store = PgStore::open(&db.url).await.unwrap();
         assert_kept(&before, &snapshot(store.pool(), &POSTGRES).await);
         upgrade::assert_works(&store, store.pool(), latest(migrator)).await;
+        upgrade::assert_rule_names_unique(&store).await;
         store.close().await;
     }
 

@@ -11,7 +11,7 @@ use tally_core::autorules::AutoRuleSettings;
 use tally_core::rules::RuleSpec;
 use tally_core::{MeteringRule, UsageRecord};
 
-use crate::output::{print, print_value, Format};
+use crate::output::{print, print_lines, print_value, Format};
 
 /// Where the server is and how to reach it.
 #[derive(Args, Debug, Clone)]
@@ -244,15 +244,48 @@ pub enum TokensCmd {
     Revoke { id: i64 },
 }
 
+/// An operator token as the table shows it: times to the second; the secret only when it was
+/// just created (never stored, so a list has none to show).
+#[derive(Serialize)]
+struct TokenLine<'a> {
+    id: i64,
+    name: &'a str,
+    role: tally_core::Role,
+    created: String,
+    revoked: Option<String>,
+    token: Option<&'a str>,
+}
+
+impl<'a> TokenLine<'a> {
+    fn of(t: &'a tally_core::OperatorToken, token: Option<&'a str>) -> Self {
+        TokenLine {
+            id: t.id,
+            name: &t.name,
+            role: t.role,
+            created: crate::output::time_text(t.created_at),
+            revoked: t.revoked_at.map(crate::output::time_text),
+            token,
+        }
+    }
+}
+
 pub async fn tokens(api: &ApiArgs, cmd: TokensCmd) -> Result<()> {
     let client = api.client()?;
-    let columns = &["id", "name", "role", "created_at", "revoked_at", "token"];
     match cmd {
-        TokensCmd::List => Ok(print(&client.tokens().await?, columns, api.format)?),
+        TokensCmd::List => {
+            let columns = &["id", "name", "role", "created", "revoked"];
+            let rows = client.tokens().await?;
+            Ok(print_lines(&rows, columns, api.format, |t| {
+                TokenLine::of(t, None)
+            })?)
+        }
         TokensCmd::Create { name, role } => {
             let role = typed("role", &role)?;
             let created = client.create_token(&CreateToken { name, role }).await?;
-            Ok(print(&[created], columns, api.format)?)
+            let columns = &["id", "name", "role", "created", "token"];
+            Ok(print_lines(&[created], columns, api.format, |c| {
+                TokenLine::of(&c.info, Some(&c.token))
+            })?)
         }
         TokensCmd::Revoke { id } => {
             client.revoke_token(id).await?;

@@ -1,11 +1,11 @@
 //! `tally apps`, `tally licenses` and `tally compliance`: the licensing read side, over the API.
 
 use anyhow::{bail, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use tally_api::{AppPosition, LicensePatch, LicenseView, Reclaimable};
+use tally_api::{AppPosition, LicensePatch, LicenseView};
 use tally_core::compliance::{Money, Status};
 use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_core::licenses::{AssignmentType, Metric};
@@ -436,41 +436,4 @@ pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Res
 fn money_text(cost: &Money) -> String {
     let (minor, currency) = (cost.minor, &cost.currency);
     format!("{}.{:02} {currency}", minor / 100, minor % 100)
-}
-
-/// An idle installation as the table shows it, its cost as text.
-#[derive(Serialize)]
-struct ReclaimLine<'a> {
-    application: &'a str,
-    host_name: &'a str,
-    last_used: Option<DateTime<Utc>>,
-    days_unused: Option<i64>,
-    units: i64,
-    cost: Option<String>,
-}
-
-impl<'a> From<&'a Reclaimable> for ReclaimLine<'a> {
-    fn from(r: &'a Reclaimable) -> Self {
-        ReclaimLine {
-            application: &r.application,
-            host_name: &r.host_name,
-            last_used: r.last_used,
-            days_unused: r.days_unused,
-            units: r.units,
-            cost: r.cost.as_ref().map(money_text),
-        }
-    }
-}
-
-pub async fn reclaim(api: &ApiArgs, days: u32, as_of: Option<&str>) -> Result<()> {
-    let rows = api.client()?.reclaim(days, as_of).await?;
-    let columns = [
-        "application",
-        "host_name",
-        "last_used",
-        "days_unused",
-        "units",
-        "cost",
-    ];
-    Ok(print_lines(&rows, &columns, api.format, ReclaimLine::from)?)
 }

@@ -11,6 +11,7 @@ mod licensing;
 mod org;
 mod output;
 mod pseudonyms;
+mod reclaim;
 mod report;
 mod serve;
 mod tasks;
@@ -138,16 +139,13 @@ enum Command {
         #[arg(long, requires = "trend")]
         since: Option<String>,
     },
-    /// Installations not used for a while, with the license cost they tie up.
+    /// Installations whose use is known and that were not used for a while, with the license
+    /// each would free and the cost it ties up; then the applications whose use is unknown.
     Reclaim {
         #[command(flatten)]
         api: admin::ApiArgs,
-        /// Unused for at least this many days.
-        #[arg(long, default_value_t = 90)]
-        days: u32,
-        /// As it stood on this day (YYYY-MM-DD); default today.
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        args: reclaim::ReclaimArgs,
     },
     /// Users seen running metered programs.
     Users {
@@ -300,8 +298,27 @@ impl ServerArgs {
     }
 }
 
+/// A verb that prints ends quietly when its reader goes away (`tally openapi | head`), as Unix
+/// tools do: the default action of SIGPIPE, instead of Rust's ignored SIGPIPE and a panic in
+/// the first `println!` after the pipe closed. The servers and the agent keep SIGPIPE ignored:
+/// for them a closed connection is an error to handle, never the end of the process.
+fn quiet_on_closed_pipe(command: &Command) {
+    if matches!(
+        command,
+        Command::Up(_) | Command::Server(_) | Command::Agent(_)
+    ) {
+        return;
+    }
+    // SAFETY: called first in main, before any thread exists; it changes only what the
+    // process does on SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    quiet_on_closed_pipe(&cli.command);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -323,9 +340,7 @@ fn main() -> std::process::ExitCode {
             Command::Export(args) => export::export(args).await,
             Command::Apps { api, cmd } => licensing::apps(&api, cmd).await,
             Command::Org { api, cmd } => org::org(&api, cmd).await,
-            Command::Reclaim { api, days, as_of } => {
-                licensing::reclaim(&api, days, as_of.as_deref()).await
-            }
+            Command::Reclaim { api, args } => reclaim::reclaim(&api, args).await,
             Command::Licenses { api, cmd } => licensing::licenses(&api, cmd).await,
             Command::Compliance {
                 api,
@@ -361,8 +376,9 @@ fn main() -> std::process::ExitCode {
                 tally_agent::run(config, tally_server::shutdown_signal()).await
             }
             Command::Openapi => {
-                println!("{}", tally_server::openapi_json());
-                Ok(())
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                Ok(writeln!(out, "{}", tally_server::openapi_json())?)
             }
         }
     });

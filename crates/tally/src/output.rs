@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tally_core::escape;
@@ -66,19 +67,24 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
 pub fn money_text(minor: i64, currency: &str) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    let whole = (abs / 100).to_string();
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let figure = format!("{sign}{grouped}.{:02}", abs % 100);
+    // `abs / 100` is at most `i64::MAX / 100`, so it fits back into an i64.
+    let whole = tally_report::model::thousands((abs / 100) as i64);
+    let figure = format!("{sign}{whole}.{:02}", abs % 100);
     match currency.trim() {
         "" => figure,
         currency => format!("{figure} {currency}"),
     }
+}
+
+/// A time as a table shows it: to the second, in UTC (`2026-03-20 14:05:09 UTC`).
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A length of time in units that fit (`40 s`, `45 min`, `24 h`, `3 h 05 min`), as the
+/// reports print it.
+pub fn duration_text(ms: i64) -> String {
+    tally_report::model::duration_text(ms)
 }
 
 /// A value as a table shows it: text without its quotes, controls escaped.
@@ -177,6 +183,17 @@ mod tests {
         assert_eq!(money_text(-100_050, "EUR"), "-1,000.50 EUR");
         assert_eq!(money_text(i64::MIN, ""), "-92,233,720,368,547,758.08");
         assert_eq!(money_text(99_999, ""), "999.99");
+    }
+
+    #[test]
+    fn times_to_the_second_and_durations_in_units_that_fit() {
+        let t = DateTime::parse_from_rfc3339("2026-03-20T14:05:09.123456789Z").unwrap();
+        assert_eq!(time_text(t.to_utc()), "2026-03-20 14:05:09 UTC");
+        assert_eq!(duration_text(40_000), "40 s");
+        assert_eq!(duration_text(45 * 60_000), "45 min");
+        assert_eq!(duration_text(24 * 3_600_000), "24 h");
+        assert_eq!(duration_text(3 * 3_600_000 + 5 * 60_000), "3 h 05 min");
+        assert_eq!(duration_text(1250 * 3_600_000), "1,250 h");
     }
 
     #[test]

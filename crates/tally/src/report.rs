@@ -68,17 +68,31 @@ pub async fn report(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The format asked for: `--format`, else the extension of `--out`, else PDF. An `--out` whose
+/// extension is no report format (`x.docx`), or names another format than `--format`, is
+/// refused: a file must hold what its name says.
 fn output_format(args: &ReportArgs) -> Result<Format> {
-    if let Some(f) = &args.format {
-        return Ok(f.parse()?);
+    let given: Option<Format> = args.format.as_deref().map(str::parse).transpose()?;
+    let out = args.out.as_ref().filter(|o| o.as_os_str() != "-");
+    let extension = out.and_then(|o| o.extension()).map(|e| e.to_string_lossy());
+    let Some(extension) = extension else {
+        return Ok(given.unwrap_or(Format::Pdf));
+    };
+    let from_out: Format =
+        extension.to_ascii_lowercase().parse().map_err(|_| {
+            anyhow::anyhow!(
+            "--out {}: .{extension} is not a report format; name the file .pdf, .html, .csv or \
+             .json (or give --format and a file name with that extension)",
+            args.out.as_ref().map(|o| o.display().to_string()).unwrap_or_default()
+        )
+        })?;
+    match given {
+        Some(f) if f != from_out => bail!(
+            "--format {} but --out names a .{extension} file; make them agree",
+            f.extension()
+        ),
+        _ => Ok(from_out),
     }
-    let from_out = args
-        .out
-        .as_ref()
-        .and_then(|o| o.extension())
-        .and_then(|e| e.to_str())
-        .and_then(|e| e.parse().ok());
-    Ok(from_out.unwrap_or(Format::Pdf))
 }
 
 /// A spinner while the server builds the report, then a byte count as it arrives; nothing

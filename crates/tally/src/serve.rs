@@ -1,5 +1,7 @@
 //! Starting a server: configuration, logging, storage, the local site, and the first token.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result};
 use chrono::Utc;
 use tally_core::{Role, Site};
@@ -12,7 +14,9 @@ use crate::ServerArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The newcomer's path: always mints an admin token and prints how to use it.
+    /// The newcomer's path: mints an admin token at the first start, keeps it in the data
+    /// directory's `admin-token` file (mode 0600) and, on later starts, points there instead
+    /// of minting another.
     Up,
     /// Production: mints a token only when the database has none yet.
     Server,
@@ -53,8 +57,11 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", listener.local_addr()?);
-    let token = first_token(store.as_ref(), mode).await?;
-    print_banner(&url, token.as_deref(), &config, store.backend());
+    let token = match mode {
+        Mode::Up => Some(up_token(store.as_ref(), &config.data_dir).await?),
+        Mode::Server => first_token(store.as_ref()).await?.map(AdminToken::New),
+    };
+    print_banner(&url, token.as_ref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
     let mut service = Service::new(store, config.site_code.clone()).with_reports(ReportOutput {
         dir: Some(config.data_dir.join("reports")),
@@ -128,17 +135,65 @@ async fn ensure_site(store: &dyn Store, config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn first_token(store: &dyn Store, mode: Mode) -> Result<Option<String>> {
-    let name = match mode {
-        Mode::Up => format!("up-{}", Utc::now().format("%Y%m%dT%H%M%S")),
-        Mode::Server if store.operator_tokens().await?.is_empty() => "bootstrap".to_string(),
-        Mode::Server => return Ok(None),
-    };
+/// The admin token the banner shows.
+enum AdminToken {
+    /// Minted now: printed once (and, by `tally up`, kept in this file).
+    New(String),
+    NewInFile(String, PathBuf),
+    /// `tally up` restarted: the token of an earlier start, still valid, is in this file.
+    Kept(PathBuf),
+}
+
+/// `tally server` mints a token only when the database has none yet.
+async fn first_token(store: &dyn Store) -> Result<Option<String>> {
+    if !store.operator_tokens().await?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(mint(store, "bootstrap").await?))
+}
+
+async fn mint(store: &dyn Store, name: &str) -> Result<String> {
     let (token, hash) = auth::generate_token();
     store
-        .create_operator_token(&name, Role::Admin, &hash, Utc::now(), None)
+        .create_operator_token(name, Role::Admin, &hash, Utc::now(), None)
         .await?;
-    Ok(Some(token))
+    Ok(token)
+}
+
+/// `tally up` keeps its admin token in `DATA_DIR/admin-token`: a restart reuses it while the
+/// database still accepts it (not revoked, the same database), so starts do not pile up
+/// tokens; otherwise (first start, file deleted, another database) it mints one and writes the
+/// file, readable by its owner only.
+async fn up_token(store: &dyn Store, data_dir: &Path) -> Result<AdminToken> {
+    let file = std::path::absolute(data_dir.join("admin-token"))?;
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let stored = store
+            .operator_token_by_hash(&auth::hash_token(text.trim()))
+            .await?;
+        if stored.is_some_and(|t| t.revoked_at.is_none()) {
+            return Ok(AdminToken::Kept(file));
+        }
+    }
+    let token = mint(store, &format!("up-{}", Utc::now().format("%Y%m%dT%H%M%S"))).await?;
+    write_private(&file, &token)
+        .with_context(|| format!("cannot keep the admin token in {}", file.display()))?;
+    Ok(AdminToken::NewInFile(token, file))
+}
+
+/// Writes `text` to a file only its owner can read (0600 from its creation).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{text}")
 }
 
 /// `tally up` meters this machine: an in-process agent, enrolled once with a single-use token,
@@ -177,16 +232,32 @@ async fn start_local_agent(store: &dyn Store, config: &Config, url: &str) -> Res
     Ok(())
 }
 
-fn print_banner(url: &str, token: Option<&str>, config: &Config, backend: &str) {
+fn print_banner(url: &str, token: Option<&AdminToken>, config: &Config, backend: &str) {
     println!("Tally is running at {url}");
     println!(
         "  site {} ({backend} at {})",
         config.site_code,
         redact(&config.database_url)
     );
-    if let Some(token) = token {
-        println!("Admin token (shown once, keep it): {token}");
-        println!("  export TALLY_URL={url} TALLY_TOKEN={token}");
+    match token {
+        Some(AdminToken::New(token)) => {
+            println!("Admin token (shown once, keep it): {token}");
+            println!("  export TALLY_URL={url} TALLY_TOKEN={token}");
+        }
+        Some(AdminToken::NewInFile(token, file)) => {
+            println!("Admin token (shown once, keep it): {token}");
+            println!("  also kept in {} (readable by you only)", file.display());
+            println!("  export TALLY_URL={url} TALLY_TOKEN={token}");
+        }
+        Some(AdminToken::Kept(file)) => {
+            println!("Admin token: in {}", file.display());
+            println!("  the one made at the first start; tally tokens create --name NAME --role admin makes another");
+            println!(
+                "  export TALLY_URL={url} TALLY_TOKEN=$(cat {})",
+                file.display()
+            );
+        }
+        None => {}
     }
     println!("Stop with Ctrl-C.");
 }

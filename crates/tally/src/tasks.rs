@@ -2,10 +2,11 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use tally_api::{SummaryFilter, TaskChange};
+use serde::Serialize;
+use tally_api::{FileUsageRow, MonthlyRow, SummaryFilter, TaskChange, TaskView};
 
 use crate::admin::ApiArgs;
-use crate::output::print;
+use crate::output::{duration_text, print_lines, time_text};
 
 #[derive(Subcommand, Debug)]
 pub enum TasksCmd {
@@ -32,15 +33,49 @@ pub enum TasksCmd {
 const TASK_COLUMNS: &[&str] = &[
     "name",
     "enabled",
-    "every_secs",
+    "every",
     "age_days",
-    "last_run_at",
-    "last_duration_ms",
+    "last_run",
+    "took",
     "last_rows",
     "watermark",
     "pending_records",
     "last_error",
 ];
+
+/// A task as the table shows it: its interval and last run's length in units that fit (the
+/// unit `tasks set --every-hours` takes reads back as hours), times to the second.
+#[derive(Serialize)]
+struct TaskLine<'a> {
+    name: &'a str,
+    enabled: bool,
+    every: String,
+    age_days: Option<i32>,
+    last_run: Option<String>,
+    took: Option<String>,
+    last_rows: Option<i64>,
+    watermark: i64,
+    pending_records: Option<i64>,
+    last_error: Option<&'a str>,
+}
+
+impl<'a> From<&'a TaskView> for TaskLine<'a> {
+    fn from(v: &'a TaskView) -> Self {
+        let t = &v.state;
+        TaskLine {
+            name: &t.name,
+            enabled: t.enabled,
+            every: duration_text(t.every_secs.saturating_mul(1000)),
+            age_days: t.age_days,
+            last_run: t.last_run_at.map(time_text),
+            took: t.last_duration_ms.map(duration_text),
+            last_rows: t.last_rows,
+            watermark: t.watermark,
+            pending_records: v.pending_records,
+            last_error: t.last_error.as_deref(),
+        }
+    }
+}
 
 pub async fn tasks(api: &ApiArgs, cmd: Option<TasksCmd>) -> Result<()> {
     let client = api.client()?;
@@ -73,7 +108,12 @@ pub async fn tasks(api: &ApiArgs, cmd: Option<TasksCmd>) -> Result<()> {
             vec![client.change_task(&name, &change).await?]
         }
     };
-    Ok(print(&rows, TASK_COLUMNS, api.format)?)
+    Ok(print_lines(
+        &rows,
+        TASK_COLUMNS,
+        api.format,
+        TaskLine::from,
+    )?)
 }
 
 #[derive(Subcommand, Debug)]
@@ -97,6 +137,62 @@ pub struct SummaryArgs {
     to: Option<String>,
 }
 
+/// A monthly summary row as the table shows it: names, the month as `YYYY-MM`, the usage in
+/// units that fit.
+#[derive(Serialize)]
+struct MonthlyLine<'a> {
+    rule: &'a str,
+    month: String,
+    host_name: &'a str,
+    account: &'a str,
+    runs: i64,
+    usage: String,
+    last_used: String,
+}
+
+impl<'a> From<&'a MonthlyRow> for MonthlyLine<'a> {
+    fn from(r: &'a MonthlyRow) -> Self {
+        MonthlyLine {
+            rule: &r.rule,
+            month: format!("{}-{:02}", r.month / 100, r.month % 100),
+            host_name: &r.host_name,
+            account: &r.account,
+            runs: r.runs,
+            usage: duration_text(r.usage_ms),
+            last_used: time_text(r.last_used),
+        }
+    }
+}
+
+/// An hourly summary row as the table shows it.
+#[derive(Serialize)]
+struct HourLine<'a> {
+    rule: &'a str,
+    hour: String,
+    users: i64,
+    devices: i64,
+    remote_users: i64,
+    usage: String,
+    peak_runs: i64,
+    peak_users: i64,
+}
+
+impl<'a> From<&'a FileUsageRow> for HourLine<'a> {
+    fn from(r: &'a FileUsageRow) -> Self {
+        let h = &r.hour;
+        HourLine {
+            rule: &r.rule,
+            hour: h.hour.format("%Y-%m-%d %H:00 UTC").to_string(),
+            users: h.distinct_users,
+            devices: h.distinct_devices,
+            remote_users: h.distinct_ts_users,
+            usage: duration_text(h.usage_ms),
+            peak_runs: h.peak_concurrent_runs,
+            peak_users: h.peak_concurrent_users,
+        }
+    }
+}
+
 pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
     let client = api.client()?;
     let filter = |a: SummaryArgs| SummaryFilter {
@@ -107,30 +203,30 @@ pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
     match cmd {
         SummariesCmd::FileUsage(a) => {
             let columns = &[
-                "rule_id",
+                "rule",
                 "hour",
-                "distinct_users",
-                "distinct_devices",
-                "distinct_ts_users",
-                "usage_ms",
-                "peak_concurrent_runs",
-                "peak_concurrent_users",
+                "users",
+                "devices",
+                "remote_users",
+                "usage",
+                "peak_runs",
+                "peak_users",
             ];
             let rows = client.file_usage(&filter(a)).await?;
-            Ok(print(&rows, columns, api.format)?)
+            Ok(print_lines(&rows, columns, api.format, HourLine::from)?)
         }
         SummariesCmd::Monthly(a) => {
             let columns = &[
-                "rule_id",
+                "rule",
                 "month",
-                "device_id",
-                "user_id",
+                "host_name",
+                "account",
                 "runs",
-                "usage_ms",
+                "usage",
                 "last_used",
             ];
             let rows = client.monthly(&filter(a)).await?;
-            Ok(print(&rows, columns, api.format)?)
+            Ok(print_lines(&rows, columns, api.format, MonthlyLine::from)?)
         }
     }
 }

@@ -4,7 +4,9 @@
 mod common;
 
 use common::json::strings;
-use common::{run_task, server_on, tally, tally_at, tally_json, up_on, wait_for, Backend};
+use common::{
+    poll_until, run_task, server_on, tally, tally_at, tally_json, up_on, wait_for, Backend,
+};
 use serde_json::json;
 
 each_backend!(
@@ -16,6 +18,26 @@ each_backend!(
 );
 
 /// Enrols an agent over the API and uploads one finished run of `code` by alice.
+/// `tally openapi | head` and `tally report list | head`: the reader goes away before the
+/// verb has printed; it ends quietly (SIGPIPE's default, as Unix tools do), not with a panic.
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["openapi"][..], &["report", "list"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.is_empty(), "tally {args:?}: {err}");
+        assert_eq!(out.status.signal(), Some(13), "tally {args:?}: SIGPIPE");
+    }
+}
+
 fn upload_a_run(url: &str, admin: &str) {
     let http = reqwest::blocking::Client::new();
     let token: serde_json::Value = http
@@ -86,7 +108,60 @@ fn a_rule_made_with_the_cli_shows_its_run_in_tally_usage(backend: Backend) {
     );
     assert_eq!(added[0]["name"], "Editor");
     assert_eq!(added[0]["apply_to_child_sites"], true);
+    // A second rule of that name, in any case, is refused with the rule that has it.
+    let again = ["rules", "add", "--name", "EDITOR", "--file-name", "other"];
+    let out = tally(&server, &t, &again);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("409") && err.contains("already has the name") && err.contains("\"Editor\""),
+        "{err}"
+    );
+    assert_eq!(
+        tally_json(&server, &t, &["rules", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     upload_a_run(&server.url, &t);
+    // The monthly summary by name: the rule, the computer and the user, the usage in minutes
+    // (not RULE_ID, DEVICE_ID, USER_ID and USAGE_MS).
+    run_task(&server, "summarize_monthly_usage");
+    let monthly = tally(
+        &server,
+        &t,
+        &["summaries", "monthly", "--from", "2026-01-01"],
+    );
+    let text = String::from_utf8_lossy(&monthly.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("RULE") && header.contains("HOST_NAME") && header.contains("ACCOUNT"),
+        "{text}"
+    );
+    assert!(
+        !header.contains("_ID") && !header.contains("USAGE_MS"),
+        "{text}"
+    );
+    let row = lines.next().unwrap_or_default();
+    for cell in ["Editor", "laptop-1", "alice", "20 min"] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    let json = tally_json(
+        &server,
+        &t,
+        &["summaries", "monthly", "--from", "2026-01-01"],
+    );
+    assert_eq!(
+        (&json[0]["rule"], &json[0]["host_name"], &json[0]["account"]),
+        (
+            &serde_json::json!("Editor"),
+            &serde_json::json!("laptop-1"),
+            &serde_json::json!("alice")
+        )
+    );
+    assert!(json[0]["rule_id"].is_i64(), "JSON keeps the ids: {json}");
 
     let runs = tally_json(
         &server,
@@ -189,6 +264,20 @@ fn tokens_and_errors_through_the_cli(backend: Backend) {
     );
     let listed = tally_json(&server, &auditor, &["tokens", "list"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
+    // The table has no TOKEN column (a list has no secret to show) and times to the second.
+    let table = tally(&server, &auditor, &["tokens", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "NAME", "ROLE", "CREATED", "REVOKED"],
+        "{text}"
+    );
+    let created_at = text.lines().nth(1).unwrap();
+    assert!(
+        created_at.contains(" UTC") && !created_at.contains('.'),
+        "{created_at}"
+    );
     let out = tally(&server, "tally_nope", &["devices"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     server.stop();
@@ -234,6 +323,27 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks(backend: Backend) {
         (set[0]["age_days"].as_i64(), set[0]["every_secs"].as_i64()),
         (Some(30), Some(43200))
     );
+    // The table reads back in the unit --every-hours takes, times to the second.
+    let table = tally(&server, &server.token, &["tasks"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("EVERY") && !header.contains("EVERY_SECS"),
+        "{text}"
+    );
+    let aged = text
+        .lines()
+        .find(|l| l.starts_with("delete_aged_usage"))
+        .unwrap();
+    assert!(aged.contains(" 12 h "), "{aged}");
+    let monthly = text
+        .lines()
+        .find(|l| l.starts_with("summarize_monthly_usage"))
+        .unwrap();
+    assert!(
+        monthly.contains(" UTC") && !monthly.contains('.'),
+        "{monthly}"
+    );
     let refused = tally(
         &server,
         &server.token,
@@ -243,6 +353,58 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks(backend: Backend) {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("between 2 and 255"));
     let hours = tally_json(&server, &server.token, &["summaries", "file-usage"]);
     assert!(hours.as_array().unwrap().is_empty());
+
+    // Real data: `tally up`'s own agent reports this machine's packages. On one computer every
+    // program is on 100 % of them; the automatic rules made from that are real programs only
+    // (old code made `[ (coreutils)`, `GET (libwww-perl)`, `FileCheck-14 (…)` and the like).
+    poll_until(
+        || tally_json(&server, &server.token, &["devices"]),
+        |d| {
+            d.as_array()
+                .is_some_and(|a| a.iter().any(|d| !d["os"].is_null()))
+        },
+    );
+    // The daily `generate_auto_rules` may have run first (a task never run runs at once).
+    tally(
+        &server,
+        &server.token,
+        &["rules", "auto", "--percent", "100"],
+    );
+    let all = tally_json(&server, &server.token, &["rules", "list"]);
+    let rules: Vec<&serde_json::Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["origin"] == "automatic")
+        .collect();
+    assert!(
+        !rules.is_empty(),
+        "this machine's packages hold some programs"
+    );
+    assert!(rules.len() <= 100, "bounded");
+    for rule in rules {
+        let (file, package) = (
+            rule["file_name"].as_str().unwrap(),
+            rule["product_name"].as_str().unwrap(),
+        );
+        assert_eq!(rule["enabled"], false, "{rule}");
+        assert!(
+            file.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+                && file.chars().any(|c| c.is_ascii_lowercase()),
+            "not a program name: {rule}"
+        );
+        let versioned = file
+            .rsplit_once('-')
+            .is_some_and(|(_, v)| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        assert!(!versioned, "a versioned alias: {rule}");
+        let library = package.starts_with("lib") && !package.starts_with("libreoffice");
+        assert!(
+            !["coreutils", "util-linux", "bash", "dash"].contains(&package) && !library,
+            "a base-system or library tool: {rule}"
+        );
+    }
     assert!(server.stop().success());
 }
 
@@ -261,8 +423,10 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
         .iter()
         .find(|r| r["name"] == "reclaim")
         .expect("the reclaim list is in the catalogue");
-    assert_eq!(reclaim["params"][1]["name"], "since");
-    assert_eq!(reclaim["params"][1]["default"], "90 days ago");
+    // The same parameters as tally reclaim: the same list.
+    assert_eq!(reclaim["params"][1]["name"], "days");
+    assert_eq!(reclaim["params"][1]["default"], "90");
+    assert_eq!(reclaim["params"][2]["name"], "as-of");
 
     let dir = tempfile::tempdir().unwrap();
     let server = up_on(dir.path(), &backend);
@@ -308,7 +472,41 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
         &["report", "reclaim", "--format", "csv", "--out", "-"],
     );
     assert!(csv.status.success());
-    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("computer,program,package"));
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("program,computer,package"));
+    // A file named .docx would not hold what its name says: refused, nothing written.
+    let docx = dir.path().join("tasks.docx");
+    let out = tally(
+        &server,
+        &server.token,
+        &["report", "tasks", "--out", docx.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(".docx is not a report format"),
+        "{err}"
+    );
+    assert!(!docx.exists());
+    let out = tally(
+        &server,
+        &server.token,
+        &[
+            "report",
+            "tasks",
+            "--format",
+            "csv",
+            "--out",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "--format csv into a .pdf file");
+    let html = dir.path().join("tasks.HTML");
+    let out = tally(
+        &server,
+        &server.token,
+        &["report", "tasks", "--out", html.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "the format comes from the extension");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<html"));
 
     // The scheduler writes today's reports into the data directory on its first round.
     let today = dir

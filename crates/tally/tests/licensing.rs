@@ -137,17 +137,31 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         (Some(0), Some("over_licensed"))
     );
 
-    // Nobody ran Office (no sessions, no metering rule): both relevant installations are
-    // idle and each ties up one installation license at 99.50 EUR; retired pc3 is not listed.
-    let idle = tally_json(
-        &server,
-        &server.token,
-        &["reclaim", "--days", "30", "--as-of", "2026-03-20"],
+    // Nothing meters Office (no sessions, no metering rule names it): its two relevant
+    // installations are "no usage data", never unused and with no cost claimed (old code
+    // listed both as never used at 99.50 EUR each); retired pc3 is in neither part.
+    let args = ["reclaim", "--days", "30", "--as-of", "2026-03-20"];
+    let list = tally_json(&server, &server.token, &args);
+    let idle_apps = strings(&list["idle"], "application");
+    assert!(!idle_apps.contains(&"Office"), "{list}");
+    let office = list["no_usage_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["application"] == "Office")
+        .unwrap_or_else(|| panic!("Office has no usage data: {list}"));
+    assert_eq!(office["installations"], 2, "{list}");
+    // The table shows both parts, the second under its own heading.
+    let out = tally(&server, &server.token, &args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(
+        table.contains("installations whose use is known have not run since")
+            && table.contains("No usage data (not counted as unused, no cost claimed):"),
+        "{table}"
     );
-    let hosts = strings(&idle, "host_name");
-    assert_eq!(hosts, ["pc1", "pc2"]);
-    assert_eq!(idle[0]["cost"]["minor"], 9950);
-    assert_eq!(idle[0]["last_used"], serde_json::Value::Null);
+    let office_line = table.lines().find(|l| l.starts_with("Office")).unwrap();
+    assert!(office_line.contains("nothing meters it"), "{table}");
     let snapshot = run_task(&server, "snapshot_compliance");
     assert_eq!(snapshot[0]["last_rows"], 2, "one row per application");
     // Today's figures, kept for the trend: Chat's user license is unused today.
@@ -1205,7 +1219,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
         "name,parent\nHQ,\nSales,HQ\nEast,Sales\n",
     );
     if matches!(backend, Backend::Sqlite) {
-        let refused = import(dir.path(), &backend, &[nodes.clone()], &[]);
+        let refused = import(dir.path(), &backend, std::slice::from_ref(&nodes), &[]);
         assert!(!refused.status.success());
         assert!(
             stderr(&refused).contains("there is no database at "),
@@ -1237,7 +1251,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
     // A parent cycle through the stored tree is refused, by --check as by the import.
     let cycle = write(dir.path(), "cycle-org_nodes.csv", "name,parent\nHQ,East\n");
     for extra in [&["--check"][..], &[]] {
-        let out = import(dir.path(), &backend, &[cycle.clone()], extra);
+        let out = import(dir.path(), &backend, std::slice::from_ref(&cycle), extra);
         assert!(!out.status.success(), "{extra:?}");
         assert!(
             stderr(&out).contains(

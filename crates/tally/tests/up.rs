@@ -72,12 +72,24 @@ fn up_serves_health_and_a_working_admin_token_and_reuses_its_data(backend: Backe
     let old_token = first.token.clone();
     assert!(first.stop().success(), "SIGTERM stops tally cleanly");
 
+    // The first start kept its token in the data directory, readable by its owner only.
+    let token_file = dir.path().join("tally-data/admin-token");
+    let kept = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(kept.trim(), old_token);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+
+    // A restart mints nothing: its banner points at the file (the harness reads the token
+    // from there), and the database holds the one token of the first start.
     let second = up_on(dir.path(), &backend);
-    assert_ne!(second.token, old_token, "each start prints a fresh token");
-    let (status, _) = get(&format!("{}/api/v1/whoami", second.url), Some(&old_token));
+    assert_eq!(second.token, old_token, "a restart reuses the first token");
+    let (status, tokens) = get(&format!("{}/api/v1/tokens", second.url), Some(&old_token));
+    assert_eq!(status, 200);
     assert_eq!(
-        status, 200,
-        "the first run's token is still in the reused database"
+        tokens.as_array().unwrap().len(),
+        1,
+        "no token minted on restart: {tokens}"
     );
     let (_, sites) = get(&format!("{}/api/v1/sites", second.url), Some(&second.token));
     assert_eq!(sites.as_array().unwrap().len(), 1);

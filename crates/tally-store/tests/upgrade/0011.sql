@@ -1,8 +1,7 @@
--- A database as schema 11 (history) left it, loaded by tests/migrations.rs before it upgrades
--- to the newest schema. Migration 14 adds removed_at to applications and licenses, so they
--- hold rows here, with what they hang on. One
--- text for both backends: no ids written (PostgreSQL's identities stay in step), times as
--- RFC 3339 text, booleans left to their defaults. The next fixture starts as a copy of this.
+-- A database as schema 11 (history) left it. Kept as the fixture the upgrades of releases with
+-- schema 12 to 14 were written against; tests/migrations.rs loads the fixture of the version
+-- before the newest (0013.sql). One text for both backends: no ids written (PostgreSQL's
+-- identities stay in step), times as RFC 3339 text, booleans left to their defaults.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
@@ -31,3 +30,15 @@ INSERT INTO licenses (application_id, metric, quantity, assignment_type, assigne
         valid_until, unit_cost_minor, currency, created_at)
     SELECT id, 'installations', 10, 'organization', NULL, '2027-01-01', 44900, 'EUR',
         '2026-01-06T08:00:00+00:00' FROM applications WHERE name = 'Office';
+INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
+        language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
+    VALUES ('S01', 'Snoozer', 'snooze', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
+        '2026-01-01T00:00:00+00:00');
+INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
+        language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
+    VALUES ('S01', 'Editor', 'code', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
+        '2026-01-01T00:00:00+00:00');
+INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
+        language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
+    VALUES ('S01', 'SNOOZER', 'snooze2', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
+        '2026-01-02T00:00:00+00:00');

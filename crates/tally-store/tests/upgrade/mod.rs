@@ -124,7 +124,7 @@ impl Fixture {
         let from = previous(migrator);
         let sql = Self::text(catalogue.backend, from);
         pool.script(&sql).await;
-        let before = snapshot(pool, catalogue).await;
+        let mut before = snapshot(pool, catalogue).await;
         let newest = migrator.iter().find(|m| m.version == latest(migrator));
         for table in tables_changed(&newest.unwrap().sql) {
             if let Some(held) = before.get(&table) {
@@ -134,6 +134,9 @@ impl Fixture {
                      migration changes: add some (docs/storage.md)"
                 );
             }
+        }
+        for rewrite in REWRITTEN.iter().filter(|r| r.from == from) {
+            rewrite.apply(&mut before);
         }
         before
     }
@@ -152,6 +155,45 @@ impl Fixture {
                      fixture (docs/storage.md)"
                 )
             })
+    }
+}
+
+/// A value the upgrade from schema `from` changes on purpose: in `table`, the fixture's row whose
+/// `key` column holds `key_value` holds `value` in `column` afterwards. Every other value must
+/// stay as it was.
+pub struct Rewrite {
+    from: i64,
+    table: &'static str,
+    key: &'static str,
+    key_value: &'static str,
+    column: &'static str,
+    value: &'static str,
+}
+
+/// Migration 14 makes rule names unique per site: the later of the two "Snoozer" rules (any
+/// case) of fixture 0013 is renamed.
+pub const REWRITTEN: &[Rewrite] = &[Rewrite {
+    from: 13,
+    table: "metering_rules",
+    key: "file_name",
+    key_value: "snooze2",
+    column: "name",
+    value: "SNOOZER (2)",
+}];
+
+impl Rewrite {
+    /// Changes the expected snapshot as the migration changes the database.
+    fn apply(&self, snapshot: &mut Snapshot) {
+        let table = snapshot.get_mut(self.table).expect("the rewritten table");
+        let at = |name: &str| table.columns.iter().position(|c| c == name).unwrap();
+        let (key, column) = (at(self.key), at(self.column));
+        let row = table
+            .rows
+            .iter_mut()
+            .find(|r| r[key].as_deref() == Some(self.key_value))
+            .expect("the fixture holds the rewritten row");
+        row[column] = Some(self.value.to_string());
+        table.rows.sort();
     }
 }
 
@@ -251,5 +293,34 @@ pub async fn assert_works(store: &dyn Store, pool: &impl Db, newest: i64) {
         removed[0][0].as_deref(),
         Some("1"),
         "Chat is kept as history"
+    );
+}
+
+/// Migration 14 on fixture 0013: of the two rules named "Snoozer" in any case, the later is
+/// "SNOOZER (2)" now, and the database itself refuses a second rule of a site's name.
+pub async fn assert_rule_names_unique(store: &dyn Store) {
+    use tally_core::rules::{RuleOrigin, RuleSpec};
+    let mut names: Vec<String> = store
+        .rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Editor", "SNOOZER (2)", "Snoozer"]);
+    let spec = RuleSpec {
+        file_name: "other".into(),
+        ..RuleSpec::named("EDITOR")
+    };
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    let at = chrono::Utc::now();
+    let refused = store
+        .create_rule(&site, RuleOrigin::Manual, &spec, at, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, tally_store::StoreError::Conflict(_)),
+        "{refused}"
     );
 }

@@ -97,6 +97,10 @@ fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
         if let Some(t) = line.strip_prefix("Admin token (shown once, keep it): ") {
             token = Some(t.to_string());
         }
+        // `tally up` restarted: the first start's token, from the file it names.
+        if let Some(file) = line.strip_prefix("Admin token: in ") {
+            token = Some(std::fs::read_to_string(file).unwrap().trim().to_string());
+        }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});

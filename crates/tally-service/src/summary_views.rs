@@ -1,0 +1,84 @@
+//! The summary tables as people read them: each row's rule, computer and user by name beside
+//! the ids (`tally summaries`, `/api/v1/summaries/*`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tally_api::{FileUsageRow, MonthlyRow};
+use tally_store::Store;
+
+use crate::Result;
+
+/// Rule, host and account names by id.
+struct Names {
+    rules: HashMap<i64, String>,
+    hosts: HashMap<i64, String>,
+    accounts: HashMap<i64, String>,
+}
+
+impl Names {
+    async fn rules(store: &dyn Store) -> Result<HashMap<i64, String>> {
+        Ok(store
+            .rules()
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.spec.name))
+            .collect())
+    }
+
+    async fn read(store: &dyn Store) -> Result<Self> {
+        let hosts = store.compliance_devices().await?;
+        let users = store.compliance_users().await?;
+        Ok(Self {
+            rules: Self::rules(store).await?,
+            hosts: hosts.into_iter().map(|d| (d.id, d.host_name)).collect(),
+            accounts: users.into_iter().map(|u| (u.id, u.account)).collect(),
+        })
+    }
+}
+
+/// `rule 7` when a rule was deleted since (its rows go with it, but a row read meanwhile).
+fn name_of(names: &HashMap<i64, String>, what: &str, id: i64) -> String {
+    names
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("{what} {id}"))
+}
+
+/// The monthly rows of `rule` (or every rule) in `months` (`yyyymm`, inclusive), named.
+pub async fn monthly(
+    store: &dyn Store,
+    rule: Option<i64>,
+    months: (i32, i32),
+) -> Result<Vec<MonthlyRow>> {
+    let names = Names::read(store).await?;
+    let rows = store.monthly_usage(rule, months).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut row = MonthlyRow::from(row);
+            row.rule = name_of(&names.rules, "rule", row.rule_id);
+            row.host_name = name_of(&names.hosts, "device", row.device_id);
+            row.account = name_of(&names.accounts, "user", row.user_id);
+            row
+        })
+        .collect())
+}
+
+/// The hourly rows of `rule` (or every rule) in `[from, to)`, named.
+pub async fn file_usage(
+    store: &dyn Store,
+    rule: Option<i64>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<FileUsageRow>> {
+    let rules = Names::rules(store).await?;
+    let rows = store.file_usage_hours(rule, from, to).await?;
+    Ok(rows
+        .into_iter()
+        .map(|hour| FileUsageRow {
+            rule: name_of(&rules, "rule", hour.rule_id),
+            hour,
+        })
+        .collect())
+}
