@@ -12,7 +12,10 @@ mod tasks;
 pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
-pub use licensing::{AppPosition, Placement, Reclaimable, TrendPoint};
+pub use licensing::{
+    AppDetail, AppPosition, ConsumerCounts, ConsumerLine, ConsumerPage, LicenseLine, NodeLine,
+    Placement, ReasonCount, Reclaimable, TrendPoint,
+};
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
     ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,

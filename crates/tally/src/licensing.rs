@@ -4,10 +4,9 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde::Serialize;
-use tally_api::{AppPosition, Reclaimable};
-use tally_core::compliance::{Money, Status};
+use tally_api::Reclaimable;
+use tally_core::compliance::Money;
 use tally_core::import::{ApplicationRow, LicenseRow};
-use tally_core::licenses::Metric;
 
 use crate::admin::{typed, typed_opt, ApiArgs};
 use crate::output::{print, print_lines};
@@ -191,57 +190,6 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
     Ok(print(&rows, &columns, api.format)?)
 }
 
-/// A position as the table shows it, its shortfall's cost as text.
-#[derive(Serialize)]
-struct PositionLine<'a> {
-    application: &'a str,
-    metric: Metric,
-    required: i64,
-    owned: i64,
-    covered: i64,
-    shortfall: i64,
-    surplus: i64,
-    status: Status,
-    shortfall_cost: Option<String>,
-}
-
-impl<'a> From<&'a AppPosition> for PositionLine<'a> {
-    fn from(r: &'a AppPosition) -> Self {
-        PositionLine {
-            application: &r.application,
-            metric: r.position.metric,
-            required: r.position.required,
-            owned: r.position.owned,
-            covered: r.position.covered,
-            shortfall: r.position.shortfall,
-            surplus: r.position.surplus,
-            status: r.position.status.clone(),
-            shortfall_cost: r.position.shortfall_cost.as_ref().map(money_text),
-        }
-    }
-}
-
-pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -> Result<()> {
-    let rows = api.client()?.compliance(app, as_of).await?;
-    let columns = [
-        "application",
-        "metric",
-        "required",
-        "owned",
-        "covered",
-        "shortfall",
-        "surplus",
-        "status",
-        "shortfall_cost",
-    ];
-    Ok(print_lines(
-        &rows,
-        &columns,
-        api.format,
-        PositionLine::from,
-    )?)
-}
-
 /// The daily snapshots, oldest first, for watching a position move.
 pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Result<()> {
     let rows = api.client()?.snapshots(app, since).await?;
@@ -260,8 +208,7 @@ pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Res
 
 /// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.
 fn money_text(cost: &Money) -> String {
-    let (minor, currency) = (cost.minor, &cost.currency);
-    format!("{}.{:02} {currency}", minor / 100, minor % 100)
+    crate::output::money(cost)
 }
 
 /// An idle installation as the table shows it, its cost as text.

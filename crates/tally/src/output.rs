@@ -60,6 +60,33 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
     writeln!(out)
 }
 
+/// Money for people: `215000` EUR → `2,150.00 EUR` (thousands separated, two decimals).
+pub fn money(m: &tally_core::compliance::Money) -> String {
+    format!("{} {}", amount(m.minor, true), m.currency)
+}
+
+/// Minor units as a decimal amount, `-1234567` → `-12,345.67` (`grouped`) or `-12345.67`
+/// (for CSV, which spreadsheets read as a number).
+pub fn amount(minor: i64, grouped: bool) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let (units, cents) = (minor.unsigned_abs() / 100, minor.unsigned_abs() % 100);
+    let digits = units.to_string();
+    let units = match grouped {
+        false => digits,
+        true => {
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        }
+    };
+    format!("{sign}{units}.{cents:02}")
+}
+
 /// A value as a table shows it: text without its quotes, controls escaped.
 fn cell(v: &Value) -> String {
     match v {
@@ -146,6 +173,18 @@ fn write_csv(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn money_is_grouped_in_thousands_with_its_currency() {
+        let m = |minor| tally_core::compliance::Money {
+            minor,
+            currency: "EUR".into(),
+        };
+        assert_eq!(money(&m(215_000)), "2,150.00 EUR");
+        assert_eq!(money(&m(5)), "0.05 EUR");
+        assert_eq!(money(&m(-123_456_789)), "-1,234,567.89 EUR");
+        assert_eq!(amount(123_456_789, false), "1234567.89");
+    }
 
     #[test]
     fn tables_align_and_csv_quotes() {
