@@ -16,9 +16,9 @@ use tally_core::{Device, MeteringRule, OperatorToken, UsageRecord, User};
 
 use crate::client::{urlencode, NO_BODY};
 use crate::{
-    AppPosition, Client, ClientError, CreateEnrollmentToken, CreateToken, CreatedToken, Expiring,
-    FileUsageRow, LicensePatch, LicenseSaved, LicenseView, MonthlyRow, OrgNodeView, Placement,
-    ReclaimReport, TaskChange, TaskView, TrendPoint, WhoAmI,
+    AppDetail, AppPosition, Client, ClientError, CreateEnrollmentToken, CreateToken, CreatedToken,
+    Expiring, FileUsageRow, LicensePatch, LicenseSaved, LicenseView, MonthlyRow, OrgNodeView,
+    Placement, ReclaimReport, TaskChange, TaskView, TrendPoint, WhoAmI,
 };
 
 type Result<T> = std::result::Result<T, ClientError>;
@@ -236,6 +236,25 @@ impl Client {
     ) -> Result<Vec<AppPosition>> {
         let params = [("app", app), ("as_of", as_of)];
         self.get(&with_query("/api/v1/compliance", &params)).await
+    }
+
+    /// One application's position in detail: per node, per license, and a page of its
+    /// uncovered and excluded consumers by name.
+    pub async fn compliance_detail(
+        &self,
+        app: &str,
+        as_of: Option<&str>,
+        page: (i64, i64),
+    ) -> Result<AppDetail> {
+        let (limit, offset) = (page.0.to_string(), page.1.to_string());
+        let params = [
+            ("app", Some(app)),
+            ("as_of", as_of),
+            ("limit", Some(limit.as_str())),
+            ("offset", Some(offset.as_str())),
+        ];
+        self.get(&with_query("/api/v1/compliance/detail", &params))
+            .await
     }
 
     /// The daily snapshots from `from` (default 90 days ago), oldest first.

@@ -13,8 +13,9 @@ pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use licensing::{
-    AppPosition, Expiring, LicensePatch, LicenseSaved, LicenseView, NoUsageData, OrgNodeView,
-    Placement, ReclaimReport, Reclaimable, TrendPoint,
+    AppDetail, AppPosition, ConsumerCounts, ConsumerLine, ConsumerPage, Expiring, LicenseLine,
+    LicensePatch, LicenseSaved, LicenseView, NoUsageData, NodeLine, OrgNodeView, Placement,
+    ReasonCount, ReclaimReport, Reclaimable, TrendPoint,
 };
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,

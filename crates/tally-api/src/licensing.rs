@@ -3,19 +3,137 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use tally_core::compliance::{Money, Position};
+use tally_core::compliance::{Consumer, LicenseNote, Money, Status};
 use tally_core::history::Snapshot;
 use tally_core::licenses::{AssignmentType, Ends, License, Metric};
 use tally_core::OrgNode;
 use utoipa::ToSchema;
 
-/// One application's position, with its name.
+/// One application's position, summarised: its figures, what was left out and why, which
+/// licenses did not count and why, and how many consumers are uncovered. Its size does not
+/// grow with the estate: the consumers themselves are in [`AppDetail`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AppPosition {
     pub application: String,
     pub publisher: String,
+    pub application_id: i64,
+    pub metric: Metric,
+    pub as_of: NaiveDate,
+    /// The metering period usage was read from, for usage-based metrics.
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Demand in the application's metric.
+    pub required: i64,
+    /// What the licenses cover plus what licenses of the application's metric leave unused;
+    /// for CAL and "no license required", the registered quantity valid on the day.
+    pub owned: i64,
+    pub covered: i64,
+    pub shortfall: i64,
+    /// Unused licenses of the application's metric.
+    pub surplus: i64,
+    pub status: Status,
+    /// The shortfall at the unit cost of the newest license of the application's metric.
+    pub shortfall_cost: Option<Money>,
+    /// The surplus at each idle license's own unit cost, one sum per currency.
+    pub surplus_value: Vec<Money>,
+    /// Consumers the licenses leave wholly or partly uncovered.
+    pub uncovered: ConsumerCounts,
+    /// Devices and users left out of the demand, counted per reason.
+    pub excluded: Vec<ReasonCount>,
+    /// Licenses that count nothing on the day, or sit idle beside a shortfall, counted per
+    /// reason.
+    pub license_notes: Vec<ReasonCount>,
+    /// All of the above in one line for people, e.g. `3 uncovered devices; 1 license
+    /// expired`; empty when there is nothing to explain.
+    pub reason: String,
+}
+
+/// Devices, users and custom compare values, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsumerCounts {
+    pub devices: i64,
+    pub users: i64,
+    pub custom_values: i64,
+}
+
+/// A reason and how many it applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReasonCount {
+    /// The reason in full.
+    pub reason: String,
+    /// In a word or two.
+    pub short: String,
+    pub count: i64,
+}
+
+/// One application's position in detail (`GET /api/v1/compliance/detail`): the summary, the
+/// demand per org node, every license with its use, and the uncovered and excluded consumers
+/// by name, a page at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppDetail {
     #[serde(flatten)]
-    pub position: Position,
+    pub position: AppPosition,
+    pub by_node: Vec<NodeLine>,
+    pub licenses: Vec<LicenseLine>,
+    pub uncovered_consumers: ConsumerPage,
+    pub excluded_consumers: ConsumerPage,
+}
+
+/// Demand and cover on one org node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeLine {
+    /// `None`: devices and users placed on no node.
+    pub org_node: Option<i64>,
+    /// The node's name, `(no node)` for none.
+    pub org_node_name: String,
+    pub required: i64,
+    pub covered: i64,
+}
+
+/// One license of the application and how it was used on the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LicenseLine {
+    pub license_id: i64,
+    /// For people: metric, quantity, assignment and its target's name, e.g. `installations
+    /// × 50, organization Sales`.
+    pub label: String,
+    pub metric: Metric,
+    pub quantity: i64,
+    pub assignment_type: AssignmentType,
+    pub assigned_to: Option<i64>,
+    /// The org node's, computer's or user's name it is assigned to.
+    pub assigned_to_name: Option<String>,
+    /// Valid on the as-of day.
+    pub valid: bool,
+    /// Units of the license's own metric consumed.
+    pub used: i64,
+    /// Units left unused.
+    pub idle: i64,
+    pub note: Option<LicenseNote>,
+    /// The note for people.
+    pub reason: Option<String>,
+    pub unit_cost: Option<Money>,
+}
+
+/// A page of consumers, `total` in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsumerPage {
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub items: Vec<ConsumerLine>,
+}
+
+/// A device, user or custom value, by name, with what it misses or why it was left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsumerLine {
+    pub consumer: Consumer,
+    /// Host name, account, or `custom value N`.
+    pub name: String,
+    pub org_node_name: Option<String>,
+    /// Units of the application's metric left uncovered (uncovered consumers).
+    pub missing: Option<i64>,
+    /// Why it was left out (excluded consumers).
+    pub reason: Option<String>,
 }
 
 /// An installation whose program has not run since the cut-off (`tally_service::reclaim`, the

@@ -19,6 +19,7 @@ pub enum ReportKind {
     HeatMap,
     Concurrency,
     Tasks,
+    EffectiveLicensePosition,
 }
 
 /// What a parameter holds.
@@ -198,6 +199,26 @@ pub const CATALOGUE: &[ReportDef] = &[
         title: "Concurrent usage",
         description: "The peak of concurrent runs and of concurrent users of each program, per day and per month.",
         params: &[ANY_PROGRAM, FROM_DAY, TO_DAY],
+    },
+    ReportDef {
+        kind: ReportKind::EffectiveLicensePosition,
+        name: "elp",
+        title: "Effective License Position",
+        description: "Per application: metric, required, owned, covered, shortfall with its cost, surplus with its value and the reasons; totals per currency; licenses and maintenance ending soon.",
+        params: &[
+            ParamDef {
+                name: "as-of",
+                kind: ParamKind::Date,
+                default: DefaultValue::DaysAgo(0),
+                help: "the position as it stood at the end of this day (YYYY-MM-DD)",
+            },
+            ParamDef {
+                name: "days",
+                kind: ParamKind::Integer { min: 1, max: 3650 },
+                default: DefaultValue::Integer(90),
+                help: "list licenses and maintenance ending within this many days of as-of",
+            },
+        ],
     },
     ReportDef {
         kind: ReportKind::Tasks,

@@ -17,6 +17,7 @@ use crate::auth::Operator;
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
+use tally_service::compliance::AppDetail;
 use tally_service::{licensing, AppPosition, ReclaimQuery, ReclaimReport};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
@@ -150,7 +151,7 @@ pub(crate) struct ComplianceParams {
 
 #[utoipa::path(get, path = "/api/v1/compliance", tag = "licensing", security(("bearer" = [])),
     params(ComplianceParams),
-    responses((status = 200, description = "Each application's position", body = Vec<AppPosition>),
+    responses((status = 200, description = "Each application's position, summarised: figures, counts and reasons; the consumers are listed by /api/v1/compliance/detail", body = Vec<AppPosition>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn compliance(
     _op: Operator,
@@ -161,6 +162,38 @@ pub(crate) async fn compliance(
     let positions =
         tally_service::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
     Ok(Json(positions))
+}
+
+/// Which application's position to detail, and which page of its consumers.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DetailParams {
+    /// The application (by name, any case).
+    app: String,
+    /// The position as it stood on this day (YYYY-MM-DD); default today.
+    as_of: Option<NaiveDate>,
+    /// Uncovered and excluded consumers listed at most (each list).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<i64>,
+    /// Consumers skipped first (each list).
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/compliance/detail", tag = "licensing", security(("bearer" = [])),
+    params(DetailParams),
+    responses((status = 200, description = "One application's position: per org node and per license by name, and a page of its uncovered and excluded devices and users by name", body = AppDetail),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn compliance_detail(
+    _op: Operator,
+    State(state): State<AppState>,
+    Query(p): Query<DetailParams>,
+) -> Result<Json<AppDetail>, ApiError> {
+    let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
+    let page = (p.limit.unwrap_or(100), p.offset.unwrap_or(0));
+    let detail =
+        tally_service::compliance::detail(state.store.as_ref(), as_of, &p.app, page).await?;
+    Ok(Json(detail))
 }
 
 /// Which snapshots to read.

@@ -23,7 +23,7 @@ use crate::{
         read_api::devices, read_api::device_inventory,
         tasks_api::list, tasks_api::change, tasks_api::run, tasks_api::file_usage, tasks_api::monthly, read_api::users, users_api::forget, users_api::resolve, read_api::files, read_api::usage, read_api::runs,
         reports_api::catalogue, reports_api::report,
-        compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::expiring, compliance_api::add_license, compliance_api::edit_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::snapshots, compliance_api::reclaim,
+        compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::expiring, compliance_api::add_license, compliance_api::edit_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::compliance_detail, compliance_api::snapshots, compliance_api::reclaim,
         org_api::nodes, org_api::rules, org_api::add_rule, org_api::delete_rule, org_api::place_device, org_api::place_user,
     ),
     modifiers(&BearerAuth, &EveryRefusal),

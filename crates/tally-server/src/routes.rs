@@ -79,6 +79,10 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         )
         .route("/api/v1/compliance", get(compliance_api::compliance))
         .route(
+            "/api/v1/compliance/detail",
+            get(compliance_api::compliance_detail),
+        )
+        .route(
             "/api/v1/compliance/snapshots",
             get(compliance_api::snapshots),
         )

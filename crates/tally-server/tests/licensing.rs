@@ -13,6 +13,7 @@ each_backend!(async
     metered_usage_keeps_an_installation_off_the_reclaim_list,
     a_past_day_counts_that_days_installations_and_statuses,
     the_agents_runs_count_for_the_user_and_concurrent_metrics,
+    the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time,
 );
 
 fn at(line: usize) -> Origin {
@@ -202,7 +203,9 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
             let path = format!("/api/v1/compliance?app=Editor&as_of=2026-03-{d:02}");
             let (status, p) = server.get(&path, &server.auditor).await;
             assert_eq!(status, 200, "{p}");
-            let excluded = p[0]["excluded"].as_array().map_or(0, Vec::len);
+            let excluded: i64 = p[0]["excluded"]
+                .as_array()
+                .map_or(0, |x| x.iter().map(|r| r["count"].as_i64().unwrap()).sum());
             (p[0]["required"].as_i64().unwrap(), excluded)
         }
     };
@@ -310,4 +313,171 @@ async fn the_agents_runs_count_for_the_user_and_concurrent_metrics(backend: Back
         .iter()
         .any(|s| s.start_time.to_rfc3339() == t(9, 10)));
     assert_eq!(position("Code%20peak").await, 2);
+}
+
+/// Four devices on no node, one in Berlin, one retired; an organisation license of 2 on the
+/// root (HQ) and a site license of 3 on Berlin. The root's license covers two unplaced
+/// devices (the whole organisation, placed or not); Berlin's covers its one device and idles
+/// two while two unplaced devices stay uncovered, and says why. The summary counts; the
+/// detail names, a page at a time.
+async fn the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time(backend: Backend) {
+    use tally_core::import::{DeviceRow, OrgNodeRow};
+    let server = start(backend).await;
+    let site = tally_core::SiteCode::parse("S01").unwrap();
+    let device = |host: &str, node: Option<&str>, status| DeviceRow {
+        host_name: host.into(),
+        org_node: node.map(String::from),
+        status: Some(status),
+        ..DeviceRow::default()
+    };
+    let active = tally_core::DeviceStatus::Active;
+    let hosts = ["a1", "a2", "a3", "a4", "b1", "old"];
+    let license = |quantity, to, node: &str, cost: &str| LicenseRow {
+        assigned_to: Some(node.into()),
+        unit_cost: Some(cost.into()),
+        currency: Some("EUR".into()),
+        ..LicenseRow::new("Editor", Metric::Installations, quantity, to)
+    };
+    let batch = Batch {
+        org_nodes: vec![
+            (
+                at(2),
+                OrgNodeRow {
+                    name: "HQ".into(),
+                    parent: None,
+                },
+            ),
+            (
+                at(3),
+                OrgNodeRow {
+                    name: "Berlin".into(),
+                    parent: Some("HQ".into()),
+                },
+            ),
+        ],
+        devices: vec![
+            (at(2), device("a1", None, active)),
+            (at(3), device("a2", None, active)),
+            (at(4), device("a3", None, active)),
+            (at(5), device("a4", None, active)),
+            (at(6), device("b1", Some("Berlin"), active)),
+            (
+                at(7),
+                device("old", None, tally_core::DeviceStatus::Retired),
+            ),
+        ],
+        applications: vec![(
+            at(2),
+            ApplicationRow {
+                name: "Editor".into(),
+                publisher: "Acme".into(),
+                metric: Metric::Installations,
+                period_days: None,
+                total_user_metric: None,
+                software: Some("editor".into()),
+                software_publisher: None,
+                software_version: None,
+                metering_rule: None,
+            },
+        )],
+        installations: hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let row = InstallationRow {
+                    host_name: (*h).into(),
+                    software: "editor".into(),
+                    version: "2".into(),
+                    publisher: "Acme".into(),
+                    installed_on: None,
+                };
+                (at(i + 2), row)
+            })
+            .collect(),
+        licenses: vec![
+            (at(2), license(2, AssignmentType::Organization, "HQ", "100")),
+            (at(3), license(3, AssignmentType::Site, "Berlin", "10")),
+        ],
+        ..Default::default()
+    };
+    let known = server.store.import_known().await.unwrap();
+    let problems = tally_core::import::validate(&batch, &known, chrono::Utc::now());
+    assert!(problems.is_empty(), "{problems:?}");
+    server
+        .store
+        .import(&batch, &site, chrono::Utc::now(), &|_| {}, None)
+        .await
+        .unwrap();
+
+    let (status, positions) = server.get("/api/v1/compliance", &server.auditor).await;
+    assert_eq!(status, 200, "{positions}");
+    let p = &positions[0];
+    let figures = ["required", "covered", "shortfall", "surplus"].map(|k| p[k].as_i64());
+    assert_eq!(figures, [Some(5), Some(3), Some(2), Some(2)], "{p}");
+    // Counts, not lists: the summary's size does not grow with the estate.
+    assert_eq!(
+        p["uncovered"],
+        serde_json::json!({"devices": 2, "users": 0, "custom_values": 0})
+    );
+    assert!(p.get("uncovered_consumers").is_none(), "{p}");
+    assert_eq!(p["excluded"][0]["short"], "retired");
+    assert_eq!(p["excluded"][0]["count"], 1);
+    assert_eq!(
+        p["surplus_value"],
+        serde_json::json!([{"minor": 2000, "currency": "EUR"}]),
+        "Berlin's 2 idle units at 10.00 EUR"
+    );
+    assert_eq!(
+        p["reason"],
+        "2 uncovered devices; 1 license idle, uncovered demand outside its assignment; \
+         1 excluded (retired)"
+    );
+
+    let detail = |query: &str| {
+        let server = &server;
+        let path = format!("/api/v1/compliance/detail?{query}");
+        async move { server.get(&path, &server.auditor).await }
+    };
+    let (status, d) = detail("app=editor&limit=1&offset=1").await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["required"], 5, "the detail carries the summary");
+    let page = &d["uncovered_consumers"];
+    assert_eq!(
+        (page["total"].as_i64(), page["limit"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(page["items"][0]["name"], "a4", "{page}");
+    assert_eq!(page["items"][0]["org_node_name"], "(no node)");
+    assert_eq!(page["items"][0]["missing"], 1);
+    assert_eq!(d["excluded_consumers"]["total"], 1);
+    let berlin = d["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["assigned_to_name"] == "Berlin")
+        .unwrap();
+    assert_eq!(berlin["label"], "installations × 3, site Berlin");
+    assert_eq!(
+        (berlin["used"].as_i64(), berlin["idle"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(
+        berlin["reason"],
+        "covers only devices on node Berlin; 2 uncovered devices are on no org node"
+    );
+    assert_eq!(berlin["note"]["kind"], "out_of_scope");
+    let nodes = strings(&d["by_node"], "org_node_name");
+    assert_eq!(nodes, ["(no node)", "Berlin"], "{}", d["by_node"]);
+
+    for bad in [
+        "app=editor&limit=0",
+        "app=editor&limit=1001",
+        "app=editor&offset=-1",
+        "limit=5",
+    ] {
+        let (status, body) = detail(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = detail("app=Nope").await;
+    assert_eq!(status, 404);
 }

@@ -4,27 +4,130 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-pub use tally_api::AppPosition;
+pub use tally_api::{AppDetail, AppPosition};
 use tally_core::compliance::{
-    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Session, UserFacts,
+    self, AppFacts, CustomValue, DeviceFacts, Estate, Installation, OrgTree, Position, Session,
+    UserFacts,
 };
 use tally_core::{org, DeviceStatus, License, UserStatus};
 use tally_store::prelude::*;
 use tally_store::AppRecord;
 
+use crate::compliance_text::{detail_of, summary, Names};
 use crate::{Result, ServiceError};
 
-/// Every application's position on `as_of` (or only the one named `only`).
+/// Every application's position on `as_of` (or only the one named `only`), summarised: the
+/// figures, counts and reasons, without per-consumer lists (see [`detail`]).
 pub async fn compute(
     store: &dyn Store,
     as_of: NaiveDate,
     only: Option<&str>,
 ) -> Result<Vec<AppPosition>> {
-    let apps = applications(store, as_of, only).await?;
-    let estate = estate(store, as_of).await?;
-    let installed = Installed::read(store, &apps, as_of).await?;
-    let sessions = sessions(store, &apps, as_of).await?;
-    let licenses = licenses_by_application(store, as_of).await?;
+    Ok(compute_named(store, as_of, only).await?.0)
+}
+
+/// [`compute`], with the names of the estate's devices, users and org nodes.
+pub(crate) async fn compute_named(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    only: Option<&str>,
+) -> Result<(Vec<AppPosition>, Names)> {
+    let computed = Computed::read(store, as_of, only).await?;
+    let summaries = computed
+        .apps
+        .iter()
+        .zip(&computed.positions)
+        .map(|(a, p)| summary(&a.application, p))
+        .collect();
+    Ok((summaries, computed.names))
+}
+
+/// The most consumers one detail page lists.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Application `app`'s position on `as_of` in detail: per node and per license by name, and
+/// `limit` uncovered and excluded consumers from `offset` on.
+pub async fn detail(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    app: &str,
+    (limit, offset): (i64, i64),
+) -> Result<AppDetail> {
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ServiceError::Invalid(format!(
+            "limit: between 1 and {MAX_PAGE}, not {limit}"
+        )));
+    }
+    if !(0..=i64::from(i32::MAX)).contains(&offset) {
+        return Err(ServiceError::Invalid(format!(
+            "offset: 0 or more (at most {}), not {offset}",
+            i32::MAX
+        )));
+    }
+    let computed = Computed::read(store, as_of, Some(app)).await?;
+    let (record, position) = computed
+        .apps
+        .iter()
+        .zip(&computed.positions)
+        .next()
+        .ok_or_else(|| ServiceError::NotFound(format!("no application named {app:?}")))?;
+    let id = record.application.id;
+    let licenses = computed.licenses.get(&id).map(Vec::as_slice);
+    let customs = computed.customs.get(&id).map(Vec::as_slice);
+    Ok(detail_of(
+        &record.application,
+        position,
+        (licenses.unwrap_or_default(), customs.unwrap_or_default()),
+        (&computed.estate, &computed.names),
+        (limit, offset),
+    ))
+}
+
+/// Every position the engine computed, with what the summary and the detail name.
+struct Computed {
+    apps: Vec<AppRecord>,
+    positions: Vec<Position>,
+    estate: Estate,
+    names: Names,
+    licenses: HashMap<i64, Vec<License>>,
+    customs: HashMap<i64, Vec<CustomValue>>,
+}
+
+/// How many reads of one kind run at once: the work is spread over the store's connections
+/// (SQLite reads each on its own thread, PostgreSQL in its own backend), and the estate, the
+/// installations and the sessions are read side by side.
+const READERS: usize = 4;
+
+impl Computed {
+    async fn read(store: &dyn Store, as_of: NaiveDate, only: Option<&str>) -> Result<Self> {
+        let apps = applications(store, as_of, only).await?;
+        let ((estate, names), installed, sessions, licenses, customs) = tokio::try_join!(
+            estate_named(store, as_of),
+            Installed::read(store, &apps, as_of),
+            sessions(store, &apps, as_of),
+            licenses_by_application(store, as_of),
+            custom_values(store),
+        )?;
+        let positions = positions(
+            &apps,
+            &estate,
+            (&installed, &sessions),
+            (&licenses, &customs),
+            as_of,
+        );
+        Ok(Self {
+            apps,
+            positions,
+            estate,
+            names,
+            licenses,
+            customs,
+        })
+    }
+}
+
+/// Every application's custom compare values.
+async fn custom_values(store: &dyn Store) -> Result<HashMap<i64, Vec<CustomValue>>> {
     let mut customs: HashMap<i64, Vec<CustomValue>> = HashMap::new();
     for (app, org_node, quantity) in store.custom_values().await? {
         customs
@@ -32,27 +135,97 @@ pub async fn compute(
             .or_default()
             .push(CustomValue { org_node, quantity });
     }
-    let positions = apps
-        .iter()
-        .map(|a| {
-            let id = a.application.id;
-            let installations = installed.of(id);
-            let facts = AppFacts {
-                application: &a.application,
-                total_user_metric: a.total_user_metric,
-                installations: &installations,
-                sessions: sessions.get(&id).map(Vec::as_slice).unwrap_or_default(),
-                custom_values: customs.get(&id).map(Vec::as_slice).unwrap_or_default(),
-                licenses: licenses.get(&id).map(Vec::as_slice).unwrap_or_default(),
-            };
-            AppPosition {
-                application: a.application.name.clone(),
-                publisher: a.application.publisher.clone(),
-                position: compliance::position(&estate, &facts, as_of),
+    Ok(customs)
+}
+
+/// Rows of one kind by application id.
+type ByApp<T> = HashMap<i64, Vec<T>>;
+
+/// The engine over every application, the applications split among the machine's cores (the
+/// engine is pure and each position independent).
+fn positions(
+    apps: &[AppRecord],
+    estate: &Estate,
+    (installed, sessions): (&Installed, &HashMap<i64, Vec<Session>>),
+    (licenses, customs): (&ByApp<License>, &ByApp<CustomValue>),
+    as_of: NaiveDate,
+) -> Vec<Position> {
+    let one = |a: &AppRecord| {
+        let id = a.application.id;
+        let installations = installed.of(id);
+        let facts = AppFacts {
+            application: &a.application,
+            total_user_metric: a.total_user_metric,
+            installations: &installations,
+            sessions: sessions.get(&id).map(Vec::as_slice).unwrap_or_default(),
+            custom_values: customs.get(&id).map(Vec::as_slice).unwrap_or_default(),
+            licenses: licenses.get(&id).map(Vec::as_slice).unwrap_or_default(),
+        };
+        compliance::position(estate, &facts, as_of)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || apps.len() < 2 {
+        return apps.iter().map(one).collect();
+    }
+    let chunk = apps.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = apps
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("the engine does not panic"))
+            .collect()
+    })
+}
+
+/// Runs `read` over `items` with at most [`READERS`] at once, results in the items' order.
+async fn read_spread<'a, T: Sync, R, F, Fut>(items: &'a [T], read: F) -> Result<Vec<R>>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<R>>,
+{
+    let chunk = items.len().div_ceil(READERS).max(1);
+    let mut parts = items.chunks(chunk).map(|part| {
+        let read = &read;
+        async move {
+            let mut out = Vec::with_capacity(part.len());
+            for item in part {
+                out.push(read(item).await?);
             }
-        })
-        .collect();
-    Ok(positions)
+            Ok::<_, ServiceError>(out)
+        }
+    });
+    let empty = || async { Ok::<Vec<R>, ServiceError>(Vec::new()) };
+    let (a, b, c, d) = (parts.next(), parts.next(), parts.next(), parts.next());
+    let (a, b, c, d) = tokio::try_join!(
+        async {
+            match a {
+                Some(f) => f.await,
+                None => empty().await,
+            }
+        },
+        async {
+            match b {
+                Some(f) => f.await,
+                None => empty().await,
+            }
+        },
+        async {
+            match c {
+                Some(f) => f.await,
+                None => empty().await,
+            }
+        },
+        async {
+            match d {
+                Some(f) => f.await,
+                None => empty().await,
+            }
+        },
+    )?;
+    Ok([a, b, c, d].into_iter().flatten().collect())
 }
 
 /// Every application there was on `as_of` (removed ones included until their removal), or
@@ -91,50 +264,55 @@ pub(crate) async fn licenses_by_application(
 /// `as_of`, on the node set for them or else the one the org rules give. Unknown processor
 /// counts count as one.
 pub(crate) async fn estate(store: &dyn Store, as_of: NaiveDate) -> Result<Estate> {
-    let org = OrgTree::new(&store.org_nodes().await?);
+    Ok(estate_named(store, as_of).await?.0)
+}
+
+/// [`estate`], with the names of its devices, users and org nodes.
+async fn estate_named(store: &dyn Store, as_of: NaiveDate) -> Result<(Estate, Names)> {
+    let nodes = store.org_nodes().await?;
+    let org = OrgTree::new(&nodes);
+    let mut names = Names {
+        nodes: nodes.into_iter().map(|n| (n.id, n.name)).collect(),
+        ..Names::default()
+    };
     let rules = store.org_rules().await?;
     let (device_was, user_was) = statuses_then(store, as_of).await?;
-    let devices = store
-        .compliance_devices()
-        .await?
-        .into_iter()
-        .map(|d| {
-            let facts = DeviceFacts {
-                id: d.id,
-                org_node: org::device_node(d.org_node, d.site_code.as_str(), &d.host_name, &rules),
-                status: device_was
-                    .get(&d.id)
-                    .map_or(Some(d.status), |s| DeviceStatus::parse(s))
-                    .unwrap_or(DeviceStatus::Active),
-                processors: i64::from(d.sockets.unwrap_or(1).max(1)),
-                cores: i64::from(d.cores.unwrap_or(1).max(1)),
-                pvu_per_core: pvu_per_core(&d),
-            };
-            (d.id, facts)
-        })
-        .collect();
-    let users = store
-        .compliance_users()
-        .await?
-        .into_iter()
-        .map(|u| {
-            let facts = UserFacts {
-                id: u.id,
-                org_node: org::user_node(u.org_node, &u.account, &rules),
-                status: user_was
-                    .get(&u.id)
-                    .map_or(Some(u.status), |s| UserStatus::parse(s))
-                    .unwrap_or(UserStatus::Active),
-                service_account: u.service_account,
-            };
-            (u.id, facts)
-        })
-        .collect();
-    Ok(Estate {
+    let mut devices = HashMap::new();
+    for d in store.compliance_devices().await? {
+        let facts = DeviceFacts {
+            id: d.id,
+            org_node: org::device_node(d.org_node, d.site_code.as_str(), &d.host_name, &rules),
+            status: device_was
+                .get(&d.id)
+                .map_or(Some(d.status), |s| DeviceStatus::parse(s))
+                .unwrap_or(DeviceStatus::Active),
+            processors: i64::from(d.sockets.unwrap_or(1).max(1)),
+            cores: i64::from(d.cores.unwrap_or(1).max(1)),
+            pvu_per_core: pvu_per_core(&d),
+        };
+        devices.insert(d.id, facts);
+        names.devices.insert(d.id, d.host_name);
+    }
+    let mut users = HashMap::new();
+    for u in store.compliance_users().await? {
+        let facts = UserFacts {
+            id: u.id,
+            org_node: org::user_node(u.org_node, &u.account, &rules),
+            status: user_was
+                .get(&u.id)
+                .map_or(Some(u.status), |s| UserStatus::parse(s))
+                .unwrap_or(UserStatus::Active),
+            service_account: u.service_account,
+        };
+        users.insert(u.id, facts);
+        names.users.insert(u.id, u.account);
+    }
+    let estate = Estate {
         org,
         devices,
         users,
-    })
+    };
+    Ok((estate, names))
 }
 
 /// The end of `as_of`: positions are as they stood when the day was over.
@@ -177,27 +355,34 @@ pub(crate) struct Installed {
 }
 
 impl Installed {
-    /// Each distinct title installed at the end of `as_of` is matched once; then its devices
-    /// are read.
+    /// Each distinct title installed at the end of `as_of` is matched once; then the devices
+    /// of the titles some application recognises are read, several titles at once.
     pub async fn read(store: &dyn Store, apps: &[AppRecord], as_of: NaiveDate) -> Result<Self> {
         let on = end_of(as_of);
+        let titles: Vec<((String, String, String), Vec<i64>)> = store
+            .software_titles(on)
+            .await?
+            .into_iter()
+            .filter_map(|t| {
+                let matching = recognising(apps, (&t.0, &t.1, &t.2));
+                (!matching.is_empty()).then_some((t, matching))
+            })
+            .collect();
+        let devices = read_spread(&titles, |(t, _)| async move {
+            Ok(store.devices_with((&t.0, &t.1, &t.2), on).await?)
+        })
+        .await?;
         let mut installed = Installed {
-            titles: Vec::new(),
+            titles: Vec::with_capacity(titles.len()),
             by_app: HashMap::new(),
         };
-        for (name, publisher, version) in store.software_titles(on).await? {
-            let title = (name.as_str(), publisher.as_str(), version.as_str());
-            let matching = recognising(apps, title);
-            if matching.is_empty() {
-                continue;
-            }
-            let devices = store.devices_with(title, on).await?;
+        for ((title, matching), devices) in titles.into_iter().zip(devices) {
             let at = installed.titles.len();
             for app in matching {
                 let pairs = devices.iter().map(|&device| (device, at));
                 installed.by_app.entry(app).or_default().extend(pairs);
             }
-            installed.titles.push((name, publisher, version));
+            installed.titles.push(title);
         }
         Ok(installed)
     }
@@ -242,8 +427,7 @@ async fn sessions(
         .iter()
         .filter(|a| compliance::counts_usage(a.application.metric))
         .collect();
-    let mut by_app: HashMap<i64, Vec<Session>> = HashMap::new();
-    for app in counting {
+    let read = read_spread(&counting, |app| async move {
         let period = compliance::metering_period(app.application.metering_period, as_of);
         let sessions = store.sessions(app.application.id, period).await?;
         let sessions = sessions.into_iter().map(|s| Session {
@@ -252,9 +436,10 @@ async fn sessions(
             start: s.start_time,
             end: s.end_time,
         });
-        by_app.insert(app.application.id, sessions.collect());
-    }
-    Ok(by_app)
+        Ok((app.application.id, sessions.collect::<Vec<_>>()))
+    })
+    .await?;
+    Ok(read.into_iter().collect())
 }
 
 /// Today's snapshot rows from computed positions.
@@ -262,18 +447,18 @@ pub fn snapshot_rows(day: NaiveDate, positions: &[AppPosition]) -> Vec<tally_sto
     positions
         .iter()
         .map(|p| {
-            let status = serde_json::to_value(&p.position.status)
+            let status = serde_json::to_value(&p.status)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
             tally_store::Snapshot {
                 day,
-                application_id: p.position.application_id,
-                required: p.position.required,
-                owned: p.position.owned,
-                covered: p.position.covered,
-                shortfall: p.position.shortfall,
-                surplus: p.position.surplus,
+                application_id: p.application_id,
+                required: p.required,
+                owned: p.owned,
+                covered: p.covered,
+                shortfall: p.shortfall,
+                surplus: p.surplus,
                 status,
             }
         })

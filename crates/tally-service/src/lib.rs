@@ -7,6 +7,7 @@
 mod audit;
 pub mod autorules;
 pub mod compliance;
+mod compliance_text;
 mod error;
 pub mod file_rules;
 pub mod ingest;
@@ -16,6 +17,7 @@ pub mod operators;
 pub mod org;
 pub mod privacy;
 pub mod reclaim;
+mod report_elp;
 pub mod reports;
 pub mod rules;
 mod scheduled;

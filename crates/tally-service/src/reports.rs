@@ -67,6 +67,9 @@ pub async fn build(
         ReportKind::HeatMap => ctx.heat_map(&mut report).await?,
         ReportKind::Concurrency => ctx.concurrency(&mut report).await?,
         ReportKind::Tasks => ctx.tasks(&mut report).await?,
+        ReportKind::EffectiveLicensePosition => {
+            crate::report_elp::build(store, params, &mut report).await?
+        }
     }
     Ok(report)
 }

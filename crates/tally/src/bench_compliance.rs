@@ -32,6 +32,11 @@ pub struct ComplianceBenchArgs {
     sessions: usize,
     #[arg(long, default_value_t = 500)]
     apps: usize,
+    /// Also write each application's required quantity here (CSV: application, metric,
+    /// required), for an independent computation to compare against
+    /// (`crates/tally/benches/compliance_duckdb.py`).
+    #[arg(long)]
+    required_out: Option<std::path::PathBuf>,
 }
 
 /// The day positions are computed for; sessions spread over the 90 days before it.
@@ -99,13 +104,53 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
         peak_rss_mb(),
         positions.len()
     );
-    let under = positions
-        .iter()
-        .filter(|p| p.position.shortfall > 0)
-        .count();
-    let required: i64 = positions.iter().map(|p| p.position.required).sum();
+    let under = positions.iter().filter(|p| p.shortfall > 0).count();
+    let required: i64 = positions.iter().map(|p| p.required).sum();
     println!("                  {under} under-licensed; {required} units required in all");
+    over_the_api(store.clone(), site).await?;
+    if let Some(path) = &args.required_out {
+        let mut out = csv::Writer::from_path(path)?;
+        out.write_record(["application", "metric", "required"])?;
+        for p in &positions {
+            let required = p.required.to_string();
+            out.write_record([p.application.as_str(), p.metric.as_str(), &required])?;
+        }
+        out.flush()?;
+        println!("required quantities written to {}", path.display());
+    }
     Ok(())
+}
+
+/// The position as `GET /api/v1/compliance` answers it from a real server in this process:
+/// the summary of every application (timed, with its size), then one application's detail
+/// page of 100 consumers.
+async fn over_the_api(store: std::sync::Arc<dyn Store>, site: tally_core::SiteCode) -> Result<()> {
+    let server = crate::bench_agent::BenchServer::serve(store, site).await?;
+    let day = as_of().to_string();
+    let started = Instant::now();
+    let positions = server.api.compliance(None, Some(&day)).await?;
+    let took = started.elapsed().as_secs_f64();
+    let size = serde_json::to_vec(&positions)?.len();
+    println!(
+        "over the API    : {took:>8.1} s, {:.1} kB summary for {} applications",
+        size as f64 / 1000.0,
+        positions.len()
+    );
+    if let Some(app) = positions.iter().max_by_key(|p| p.shortfall) {
+        let started = Instant::now();
+        let detail = server
+            .api
+            .compliance_detail(&app.application, Some(&day), (100, 0))
+            .await?;
+        println!(
+            "one detail page : {:>8.1} s, {} ({} uncovered, 100 listed), {:.1} kB",
+            started.elapsed().as_secs_f64(),
+            app.application,
+            detail.uncovered_consumers.total,
+            serde_json::to_vec(&detail)?.len() as f64 / 1000.0
+        );
+    }
+    server.stop().await
 }
 
 /// What the computation has to read, read and dropped: the floor it cannot go below. Every

@@ -5,8 +5,7 @@ use chrono::NaiveDate;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use tally_api::{AppPosition, LicensePatch, LicenseView};
-use tally_core::compliance::{Money, Status};
+use tally_api::{LicensePatch, LicenseView};
 use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_core::licenses::{AssignmentType, Metric};
 
@@ -365,57 +364,6 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
     }
 }
 
-/// A position as the table shows it, its shortfall's cost as text.
-#[derive(Serialize)]
-struct PositionLine<'a> {
-    application: &'a str,
-    metric: Metric,
-    required: i64,
-    owned: i64,
-    covered: i64,
-    shortfall: i64,
-    surplus: i64,
-    status: Status,
-    shortfall_cost: Option<String>,
-}
-
-impl<'a> From<&'a AppPosition> for PositionLine<'a> {
-    fn from(r: &'a AppPosition) -> Self {
-        PositionLine {
-            application: &r.application,
-            metric: r.position.metric,
-            required: r.position.required,
-            owned: r.position.owned,
-            covered: r.position.covered,
-            shortfall: r.position.shortfall,
-            surplus: r.position.surplus,
-            status: r.position.status.clone(),
-            shortfall_cost: r.position.shortfall_cost.as_ref().map(money_text),
-        }
-    }
-}
-
-pub async fn compliance(api: &ApiArgs, app: Option<&str>, as_of: Option<&str>) -> Result<()> {
-    let rows = api.client()?.compliance(app, as_of).await?;
-    let columns = [
-        "application",
-        "metric",
-        "required",
-        "owned",
-        "covered",
-        "shortfall",
-        "surplus",
-        "status",
-        "shortfall_cost",
-    ];
-    Ok(print_lines(
-        &rows,
-        &columns,
-        api.format,
-        PositionLine::from,
-    )?)
-}
-
 /// The daily snapshots, oldest first, for watching a position move.
 pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Result<()> {
     let rows = api.client()?.snapshots(app, since).await?;
@@ -430,10 +378,4 @@ pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Res
         "status",
     ];
     Ok(print(&rows, &columns, api.format)?)
-}
-
-/// `{"minor": 12990, "currency": "EUR"}` → `"129.90 EUR"` for the table.
-fn money_text(cost: &Money) -> String {
-    let (minor, currency) = (cost.minor, &cost.currency);
-    format!("{}.{:02} {currency}", minor / 100, minor % 100)
 }

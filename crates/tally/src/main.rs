@@ -5,6 +5,7 @@ mod bench;
 mod bench_agent;
 mod bench_compliance;
 mod bench_summary;
+mod compliance;
 mod export;
 mod import;
 mod licensing;
@@ -122,13 +123,29 @@ enum Command {
         #[command(subcommand)]
         cmd: org::OrgCmd,
     },
-    /// Each application's license position: required, owned, covered, shortfall, surplus.
+    /// Each application's license position: required, owned, covered, shortfall, surplus,
+    /// the money they stand for and why; `--app NAME` for one application in detail.
+    #[command(
+        after_help = "Exit status: 0, or 2 with --fail-on under when any application \
+        is under-licensed (the position is printed first); 1 on any other error."
+    )]
     Compliance {
         #[command(flatten)]
         api: admin::ApiArgs,
-        /// Only this application.
+        /// Only this application, in detail: demand per org node, each license with its used
+        /// and idle units, and the uncovered and excluded devices and users by name.
         #[arg(long)]
         app: Option<String>,
+        /// With --app: list at most this many uncovered (and excluded) consumers.
+        #[arg(long, default_value_t = 50, requires = "app", value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+        /// With --app: skip this many consumers first (the next page).
+        #[arg(long, default_value_t = 0, requires = "app", value_parser = clap::value_parser!(i64).range(0..=2_147_483_647))]
+        offset: i64,
+        /// Exit with status 2 when any application is under-licensed (for scripts and
+        /// schedulers); the position is printed first.
+        #[arg(long, value_enum, conflicts_with = "trend")]
+        fail_on: Option<compliance::FailOn>,
         /// The position as it stood on this day (YYYY-MM-DD); default today.
         #[arg(long, conflicts_with = "trend")]
         as_of: Option<String>,
@@ -347,8 +364,19 @@ fn main() -> std::process::ExitCode {
                 app,
                 as_of,
                 trend: false,
+                fail_on,
+                limit,
+                offset,
                 ..
-            } => licensing::compliance(&api, app.as_deref(), as_of.as_deref()).await,
+            } => {
+                let ask = compliance::Ask {
+                    app: app.as_deref(),
+                    as_of: as_of.as_deref(),
+                    fail_on,
+                    page: (limit, offset),
+                };
+                compliance::compliance(&api, ask).await
+            }
             Command::Compliance {
                 api, app, since, ..
             } => licensing::trend(&api, app.as_deref(), since.as_deref()).await,
@@ -387,7 +415,10 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // A refusal can quote stored or imported text: shown, never sent to the terminal.
             eprintln!("error: {}", tally_core::escape::controls(&format!("{e:#}")));
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<compliance::UnderLicensed>() {
+                Some(_) => std::process::ExitCode::from(compliance::UNDER_LICENSED_EXIT),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

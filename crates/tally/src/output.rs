@@ -65,15 +65,29 @@ pub fn print_value<T: Serialize>(value: &T) -> std::io::Result<()> {
 /// the currency, `money_text(15176000, "EUR")` → `151,760.00 EUR`, so amounts line up and read
 /// at a glance. An empty currency leaves the figure bare.
 pub fn money_text(minor: i64, currency: &str) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    // `abs / 100` is at most `i64::MAX / 100`, so it fits back into an i64.
-    let whole = tally_report::model::thousands((abs / 100) as i64);
-    let figure = format!("{sign}{whole}.{:02}", abs % 100);
+    let figure = amount(minor, true);
     match currency.trim() {
         "" => figure,
         currency => format!("{figure} {currency}"),
     }
+}
+
+/// Money for people: `215000` EUR → `2,150.00 EUR`.
+pub fn money(m: &tally_core::compliance::Money) -> String {
+    money_text(m.minor, &m.currency)
+}
+
+/// Minor units as a decimal amount, `-1234567` → `-12,345.67` (`grouped`) or `-12345.67`
+/// (for CSV, which spreadsheets read as a number).
+pub fn amount(minor: i64, grouped: bool) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let (units, cents) = (minor.unsigned_abs() / 100, minor.unsigned_abs() % 100);
+    let units = match grouped {
+        // `units` is at most `i64::MAX / 100`, so it fits back into an i64.
+        true => tally_report::model::thousands(units as i64),
+        false => units.to_string(),
+    };
+    format!("{sign}{units}.{cents:02}")
 }
 
 /// A time as a table shows it: to the second, in UTC (`2026-03-20 14:05:09 UTC`).
@@ -194,6 +208,18 @@ mod tests {
         assert_eq!(duration_text(24 * 3_600_000), "24 h");
         assert_eq!(duration_text(3 * 3_600_000 + 5 * 60_000), "3 h 05 min");
         assert_eq!(duration_text(1250 * 3_600_000), "1,250 h");
+    }
+
+    #[test]
+    fn money_is_grouped_in_thousands_with_its_currency() {
+        let m = |minor| tally_core::compliance::Money {
+            minor,
+            currency: "EUR".into(),
+        };
+        assert_eq!(money(&m(215_000)), "2,150.00 EUR");
+        assert_eq!(money(&m(5)), "0.05 EUR");
+        assert_eq!(money(&m(-123_456_789)), "-1,234,567.89 EUR");
+        assert_eq!(amount(123_456_789, false), "1234567.89");
     }
 
     #[test]

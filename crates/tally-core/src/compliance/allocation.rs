@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use super::{
-    device_measure, saturating_sum, unused, AppFacts, Estate, LicenseUse, NodeFigures, Pooled,
-    Uncovered, Unit,
+    device_measure, saturating_sum, unused, AppFacts, Estate, LicenseNote, LicenseUse, NodeFigures,
+    Pooled, Uncovered, Unit,
 };
 use crate::licenses::{AssignmentType, License, Metric};
 
@@ -35,10 +35,12 @@ pub(super) fn eligible(estate: &Estate, license: &License, unit: &Unit) -> bool 
         AssignmentType::Computer => unit.device.is_some() && unit.device == target,
         AssignmentType::User => unit.user.is_some() && unit.user == target,
         AssignmentType::Site => unit.node.is_some() && unit.node == target,
+        // A license on the root of the tree is the whole organisation's: it covers demand
+        // placed on no node too (freshly enrolled devices, a value for the whole company).
         AssignmentType::Organization => match (target, unit.node) {
             (None, _) => true,
             (Some(top), Some(node)) => estate.org.within(node, top),
-            (Some(_), None) => false,
+            (Some(top), None) => estate.org.is_root(top),
         },
     }
 }
@@ -54,10 +56,17 @@ pub(super) fn allocate(
     let mut order: Vec<&License> = facts.licenses.iter().collect();
     order.sort_by_key(|l| priority(estate, l));
     let mut uses = Vec::new();
-    for license in order {
+    for license in &order {
+        let license = *license;
         let mut usage = unused(license, as_of);
-        let counts =
-            usage.valid && accepted.contains(&license.metric) && license.metric != Metric::Cal;
+        if usage.valid && !accepted.contains(&license.metric) {
+            usage.note = Some(LicenseNote::MetricNotAccepted {
+                application_metric: app_metric,
+            });
+        } else if usage.valid && license.metric == Metric::Cal {
+            usage.note = Some(LicenseNote::RegistrationOnly);
+        }
+        let counts = usage.note.is_none();
         let mut capacity = if counts { license.quantity } else { 0 };
         for unit in units.iter_mut().filter(|u| u.left > 0) {
             if capacity == 0 {
@@ -75,8 +84,34 @@ pub(super) fn allocate(
         };
         uses.push(usage);
     }
+    for (usage, license) in uses.iter_mut().zip(&order) {
+        if usage.note.is_none() && usage.used < usage.quantity {
+            usage.note = idle_note(estate, license, units);
+        }
+    }
     uses.sort_by_key(|u| u.license_id);
     uses
+}
+
+/// Why a counting license's idle units did not cover demand that stayed uncovered: none of
+/// it is within the license's assignment, or it converts whole devices only. `None` when
+/// nothing is uncovered.
+fn idle_note(estate: &Estate, license: &License, units: &[Unit]) -> Option<LicenseNote> {
+    let uncovered: Vec<&Unit> = units.iter().filter(|u| u.left > 0).collect();
+    if uncovered.is_empty() {
+        return None;
+    }
+    let eligible = uncovered
+        .iter()
+        .filter(|u| eligible(estate, license, u))
+        .count() as i64;
+    Some(match eligible {
+        0 => LicenseNote::OutOfScope {
+            uncovered: uncovered.len() as i64,
+            on_no_node: uncovered.iter().filter(|u| u.node.is_none()).count() as i64,
+        },
+        eligible => LicenseNote::WholeDevicesOnly { eligible },
+    })
 }
 
 /// Covers what `capacity` of a `license_metric` license can of `unit`; returns the license
@@ -151,9 +186,14 @@ pub(super) fn allocate_pool(
         .into_iter()
         .map(|l| {
             let mut usage = unused(l, as_of);
-            if usage.valid && l.metric == facts.application.metric {
+            let metric = facts.application.metric;
+            if usage.valid && l.metric == metric {
                 usage.used = l.quantity.min(left);
                 left -= usage.used;
+            } else if usage.valid {
+                usage.note = Some(LicenseNote::MetricNotAccepted {
+                    application_metric: metric,
+                });
             }
             usage
         })

@@ -25,8 +25,10 @@ use crate::org::OrgNode;
 use crate::user::UserStatus;
 
 mod allocation;
+mod notes;
 
 use allocation::{allocate, allocate_pool, pooled_totals, unit_totals};
+pub use notes::{surplus_value, validity_note, LicenseNote};
 
 /// Which users the users metric counts: the application's "total user metric" setting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -100,6 +102,11 @@ impl OrgTree {
     }
 
     /// Steps from the root: a root is 0.
+    /// Whether `node` is a stored node without a parent: the whole organisation.
+    pub fn is_root(&self, node: i64) -> bool {
+        self.parent.get(&node) == Some(&None)
+    }
+
     pub fn depth(&self, node: i64) -> usize {
         self.ancestors(node).count() - 1
     }
@@ -186,6 +193,9 @@ pub struct Uncovered {
 pub struct Excluded {
     pub consumer: Consumer,
     pub reason: String,
+    /// The reason in a word or two, for counting exclusions together ("retired",
+    /// "service account").
+    pub short: String,
 }
 
 /// Demand and cover on one org node (`None`: devices and users on no node).
@@ -206,6 +216,9 @@ pub struct LicenseUse {
     pub valid: bool,
     /// Units of the license's own metric consumed.
     pub used: i64,
+    /// Why the license counts nothing, or why its idle units cannot cover the application's
+    /// uncovered demand; `None` when it counts and nothing it could cover is left uncovered.
+    pub note: Option<LicenseNote>,
 }
 
 /// The compliance position of one application on one date.
@@ -218,7 +231,8 @@ pub struct Position {
     pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Demand in the application's metric.
     pub required: i64,
-    /// What the licenses cover plus what licenses of the application's metric leave unused.
+    /// What the licenses cover plus what licenses of the application's metric leave unused;
+    /// for CAL and "no license required", the registered quantity valid on the day.
     pub owned: i64,
     pub covered: i64,
     pub shortfall: i64,
@@ -227,6 +241,9 @@ pub struct Position {
     pub status: Status,
     /// The shortfall at the unit cost of the newest license of the application's metric.
     pub shortfall_cost: Option<Money>,
+    /// The unused licenses of the application's metric at their own unit cost, one sum per
+    /// currency (licenses without a price are not in it).
+    pub surplus_value: Vec<Money>,
     pub uncovered: Vec<Uncovered>,
     pub excluded: Vec<Excluded>,
     pub by_node: Vec<NodeFigures>,
@@ -250,9 +267,7 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 /// Whether a license counts on `as_of`: owned by then (a license bought later did not exist on
 /// the day an auditor asks about) and within its validity.
 pub fn license_valid(license: &License, as_of: NaiveDate) -> bool {
-    license.purchase_date.is_none_or(|bought| bought <= as_of)
-        && license.valid_from.is_none_or(|from| from <= as_of)
-        && license.valid_until.is_none_or(|until| as_of <= until)
+    validity_note(license, as_of).is_none()
 }
 
 /// One unit of demand: who, where, and how much of the application's metric it needs.
@@ -298,6 +313,12 @@ pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position
         false => 0,
     };
     let shortfall = required.saturating_sub(covered);
+    let owned = match calculated(app.metric) {
+        true => covered.saturating_add(surplus),
+        // Seed 002: a CAL "is only a registration of the number of licenses": owned is the
+        // registered quantity, though nothing is computed against it.
+        false => saturating_sum(licenses.iter().filter(|u| u.valid).map(|u| u.quantity)),
+    };
     let status = match (calculated(app.metric), shortfall, surplus) {
         (false, _, _) => Status::NotCalculated,
         (true, s, _) if s > 0 => Status::UnderLicensed,
@@ -310,12 +331,16 @@ pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position
         as_of,
         period,
         required,
-        owned: covered.saturating_add(surplus),
+        owned,
         covered,
         shortfall,
         surplus,
         status,
         shortfall_cost: shortfall_cost(facts.licenses, app.metric, shortfall),
+        surplus_value: match calculated(app.metric) {
+            true => surplus_value(facts.licenses, &licenses, app.metric),
+            false => Vec::new(),
+        },
         uncovered,
         excluded,
         by_node,
@@ -345,12 +370,14 @@ fn uses_period(metric: Metric) -> bool {
 }
 
 fn unused(license: &License, as_of: NaiveDate) -> LicenseUse {
+    let note = validity_note(license, as_of);
     LicenseUse {
         license_id: license.id,
         metric: license.metric,
         quantity: license.quantity,
-        valid: license_valid(license, as_of),
+        valid: note.is_none(),
         used: 0,
+        note,
     }
 }
 
@@ -391,22 +418,37 @@ fn demand(
     }
 }
 
-fn device_reason(device: &DeviceFacts) -> Option<String> {
+/// Why a device makes no demand: the full reason and its short form.
+fn device_reason(device: &DeviceFacts) -> Option<(String, String)> {
+    let status = device.status.as_str();
     (!device.status.relevant_for_compliance()).then(|| {
-        format!(
-            "device status {} is not relevant for license compliance",
-            device.status.as_str()
+        (
+            format!("device status {status} is not relevant for license compliance"),
+            status.to_string(),
         )
     })
 }
 
-fn user_reason(user: &UserFacts) -> Option<String> {
+/// Why a user makes no demand: the full reason and its short form.
+fn user_reason(user: &UserFacts) -> Option<(String, String)> {
     if user.service_account {
-        Some("a service account, not a person".into())
+        Some((
+            "a service account, not a person".into(),
+            "service account".into(),
+        ))
     } else if !user.status.relevant_for_compliance() {
-        Some(format!("user status {}", user.status.as_str()))
+        let status = user.status.as_str();
+        Some((format!("user status {status}"), status.to_string()))
     } else {
         None
+    }
+}
+
+fn excluded_for(consumer: Consumer, (reason, short): (String, String)) -> Excluded {
+    Excluded {
+        consumer,
+        reason,
+        short,
     }
 }
 
@@ -437,16 +479,16 @@ fn installed_units(estate: &Estate, facts: &AppFacts, excluded: &mut Vec<Exclude
         }
         let consumer = Consumer::Device(device.id);
         if let Some(reason) = device_reason(device) {
-            excluded.push(Excluded { consumer, reason });
+            excluded.push(excluded_for(consumer, reason));
             continue;
         }
         let Some(need) = device_measure(device, facts.application.metric) else {
             let reason = "no PVU rating: its processor is not in the PVU table; \
                           set pvu_per_core on the device";
-            excluded.push(Excluded {
+            excluded.push(excluded_for(
                 consumer,
-                reason: reason.into(),
-            });
+                (reason.into(), "no PVU rating".into()),
+            ));
             continue;
         };
         units.push(Unit {
@@ -478,7 +520,7 @@ fn user_units(
     for user in ids.iter().filter_map(|id| estate.users.get(id)) {
         let consumer = Consumer::User(user.id);
         match user_reason(user) {
-            Some(reason) => excluded.push(Excluded { consumer, reason }),
+            Some(reason) => excluded.push(excluded_for(consumer, reason)),
             None => units.push(Unit {
                 consumer,
                 node: user.org_node,
@@ -498,7 +540,7 @@ fn device_units(estate: &Estate, sessions: &[&Session], excluded: &mut Vec<Exclu
     for device in ids.iter().filter_map(|id| estate.devices.get(id)) {
         let consumer = Consumer::Device(device.id);
         match device_reason(device) {
-            Some(reason) => excluded.push(Excluded { consumer, reason }),
+            Some(reason) => excluded.push(excluded_for(consumer, reason)),
             None => units.push(Unit {
                 consumer,
                 node: device.org_node,
@@ -538,7 +580,7 @@ fn concurrent(
     excluded: &mut Vec<Excluded>,
 ) -> Pooled {
     let by_user = facts.application.metric == Metric::ConcurrentUsers;
-    let mut reasons: BTreeMap<Consumer, String> = BTreeMap::new();
+    let mut reasons: BTreeMap<Consumer, (String, String)> = BTreeMap::new();
     // hour -> consumer -> their org node
     let mut hours: HashMap<DateTime<Utc>, HashMap<Consumer, Option<i64>>> = HashMap::new();
     for s in sessions {
@@ -563,7 +605,7 @@ fn concurrent(
     excluded.extend(
         reasons
             .into_iter()
-            .map(|(consumer, reason)| Excluded { consumer, reason }),
+            .map(|(consumer, reason)| excluded_for(consumer, reason)),
     );
     let required = hours.values().map(|c| c.len() as i64).max().unwrap_or(0);
     let mut node_peaks: BTreeMap<Option<i64>, i64> = BTreeMap::new();
