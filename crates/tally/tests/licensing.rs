@@ -1205,7 +1205,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
         "name,parent\nHQ,\nSales,HQ\nEast,Sales\n",
     );
     if matches!(backend, Backend::Sqlite) {
-        let refused = import(dir.path(), &backend, &[nodes.clone()], &[]);
+        let refused = import(dir.path(), &backend, std::slice::from_ref(&nodes), &[]);
         assert!(!refused.status.success());
         assert!(
             stderr(&refused).contains("there is no database at "),
@@ -1237,7 +1237,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
     // A parent cycle through the stored tree is refused, by --check as by the import.
     let cycle = write(dir.path(), "cycle-org_nodes.csv", "name,parent\nHQ,East\n");
     for extra in [&["--check"][..], &[]] {
-        let out = import(dir.path(), &backend, &[cycle.clone()], extra);
+        let out = import(dir.path(), &backend, std::slice::from_ref(&cycle), extra);
         assert!(!out.status.success(), "{extra:?}");
         assert!(
             stderr(&out).contains(
