@@ -308,7 +308,7 @@ fn kill_9_during_import_stores_all_or_nothing() {
     std::fs::create_dir_all(dir.path().join("tally-data")).unwrap();
     let import = || {
         Command::new(env!("CARGO_BIN_EXE_tally"))
-            .arg("import")
+            .args(["import", "--create"])
             .arg(&csv)
             .current_dir(dir.path())
             .env_remove("TALLY_DATABASE_URL")

@@ -16,7 +16,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 /// Runs `tally import FILES` on a fresh SQLite database in `dir`.
 fn import(dir: &Path, files: &[String]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("import")
+        .args(["import", "--create"])
         .args(files)
         .args(["--data-dir", dir.join("tally-data").to_str().unwrap()])
         .env_remove("TALLY_DATABASE_URL")

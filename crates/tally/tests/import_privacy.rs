@@ -28,7 +28,7 @@ fn a_pseudonymising_import_leaves_no_plain_name_in_the_database() {
     .collect();
     let data = dir.path().join("tally-data");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("import")
+        .args(["import", "--create"])
         .args(&files)
         .args(["--data-dir", data.to_str().unwrap(), "--pseudonymize-users"])
         .env_remove("TALLY_DATABASE_URL")
