@@ -194,7 +194,7 @@ pub fn propose(
         .filter(|s| {
             s.devices as f64 * 100.0 >= settings.min_percent_of_devices * total_devices as f64
         })
-        .filter(|s| is_program(&s.file_name, &s.package) && !taken(*s))
+        .filter(|s| is_program(&s.file_name, &s.package) && !taken(s))
         .collect();
     candidates.sort_by(|a, b| {
         b.devices

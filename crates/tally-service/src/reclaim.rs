@@ -91,10 +91,7 @@ pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimL
             }
             let (units, newest_cost) = compliance::tied_up(device, metric, owned);
             let license = freed_license(device, metric, owned, query.as_of);
-            let cost = match license.and_then(|l| price(l, units)) {
-                Some(cost) => Some(cost),
-                None => newest_cost,
-            };
+            let cost = license.and_then(|l| price(l, units)).or(newest_cost);
             let (package, _, version) = &installed.titles[title];
             list.idle.push(Reclaimable {
                 application: app.application.name.clone(),
@@ -126,7 +123,7 @@ pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimL
         })
         .collect();
     list.no_usage_data
-        .sort_by(|a, b| b.installations.cmp(&a.installations));
+        .sort_by_key(|n| std::cmp::Reverse(n.installations));
     Ok(list)
 }
 
