@@ -72,14 +72,14 @@ fn duration_cell<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&duration_text(*ms))
 }
 
-/// A length of time in units that fit: `40 s`, `45 min`, `24 h`, `3 h 05 min`, `1,250 h`.
+/// A length of time in units that fit: `40 s`, `45 min`, `3 h 05 min`, `24 h 00 min`, `1,250 h`
+/// (whole hours keep their minutes: a PDF reader runs a lone `2 h` together as `2h`).
 pub fn duration_text(ms: i64) -> String {
     let secs = ms.max(0) / 1000;
     let (hours, minutes) = (secs / 3600, secs % 3600 / 60);
     match (hours, minutes) {
         (0, 0) => format!("{secs} s"),
         (0, m) => format!("{m} min"),
-        (h, 0) if h < 100 => format!("{h} h"),
         (h, m) if h < 100 => format!("{h} h {m:02} min"),
         (h, _) => format!("{} h", thousands(h)),
     }

@@ -25,14 +25,24 @@ async fn healthz_reports_the_database(backend: Backend) {
         body["database"], server.backend,
         "the server runs on the backend asked for"
     );
-    // Migrated to the newest schema this binary ships: one migration per file, per backend.
+    // Migrated to the newest schema this binary ships: the highest migration number, per
+    // backend (numbers may skip while branches each add one).
     let shipped = std::fs::read_dir(format!(
         "{}/../tally-store/migrations/{}",
         env!("CARGO_MANIFEST_DIR"),
         server.backend
     ))
     .unwrap()
-    .count();
+    .filter_map(|f| {
+        f.unwrap()
+            .file_name()
+            .to_str()?
+            .get(..4)?
+            .parse::<i64>()
+            .ok()
+    })
+    .max()
+    .unwrap();
     assert_eq!(body["schema_version"], shipped);
 }
 

@@ -91,10 +91,7 @@ pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimL
             }
             let (units, newest_cost) = compliance::tied_up(device, metric, owned);
             let license = freed_license(device, metric, owned, query.as_of);
-            let cost = match license.and_then(|l| price(l, units)) {
-                Some(cost) => Some(cost),
-                None => newest_cost,
-            };
+            let cost = license.and_then(|l| price(l, units)).or(newest_cost);
             let (package, _, version) = &installed.titles[title];
             list.idle.push(Reclaimable {
                 application: app.application.name.clone(),

@@ -384,9 +384,9 @@ async fn figures_match_hand_computed_values() {
     assert_eq!(
         rows_of(&monthly),
         strs(&[
-            &["Gimp", "2025-11", "1", "1", "1", "2 h"],
+            &["Gimp", "2025-11", "1", "1", "1", "2 h 00 min"],
             &["Vim", "2026-02", "2", "1", "1", "1 h 15 min"],
-            &["Gimp", "2026-03", "1", "1", "1", "1 h"],
+            &["Gimp", "2026-03", "1", "1", "1", "1 h 00 min"],
             &["Vim", "2026-03", "4", "1", "2", "3 h 30 min"],
         ])
     );
@@ -428,7 +428,7 @@ async fn figures_match_hand_computed_values() {
                 "pc3",
                 "pc3.contoso.test",
                 "1",
-                "2 h",
+                "2 h 00 min",
                 "1",
                 "2025-11-05 10:00"
             ],
@@ -436,7 +436,7 @@ async fn figures_match_hand_computed_values() {
                 "pc1",
                 "pc1.contoso.test",
                 "1",
-                "1 h",
+                "1 h 00 min",
                 "1",
                 "2026-03-19 08:00"
             ],

@@ -95,7 +95,7 @@ pub fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// A length of time in units that fit (`40 s`, `45 min`, `24 h`, `3 h 05 min`), as the
+/// A length of time in units that fit (`40 s`, `45 min`, `3 h 05 min`), as the
 /// reports print it.
 pub fn duration_text(ms: i64) -> String {
     tally_report::model::duration_text(ms)
@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(time_text(t.to_utc()), "2026-03-20 14:05:09 UTC");
         assert_eq!(duration_text(40_000), "40 s");
         assert_eq!(duration_text(45 * 60_000), "45 min");
-        assert_eq!(duration_text(24 * 3_600_000), "24 h");
+        assert_eq!(duration_text(24 * 3_600_000), "24 h 00 min");
         assert_eq!(duration_text(3 * 3_600_000 + 5 * 60_000), "3 h 05 min");
         assert_eq!(duration_text(1250 * 3_600_000), "1,250 h");
     }
