@@ -16,6 +16,21 @@ each_backend!(async
     the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time,
 );
 
+/// Acme's Editor, licensed per installation, recognised by the package `editor`.
+fn editor() -> ApplicationRow {
+    ApplicationRow {
+        name: "Editor".into(),
+        publisher: "Acme".into(),
+        metric: Metric::Installations,
+        period_days: None,
+        total_user_metric: None,
+        software: Some("editor".into()),
+        software_publisher: None,
+        software_version: None,
+        metering_rule: None,
+    }
+}
+
 fn at(line: usize) -> Origin {
     Origin {
         file: "t".into(),
@@ -162,20 +177,7 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
                 ..UserRow::default()
             },
         )],
-        applications: vec![(
-            at(2),
-            ApplicationRow {
-                name: "Editor".into(),
-                publisher: "Acme".into(),
-                metric: Metric::Installations,
-                period_days: None,
-                total_user_metric: None,
-                software: Some("editor".into()),
-                software_publisher: None,
-                software_version: None,
-                metering_rule: None,
-            },
-        )],
+        applications: vec![(at(2), editor())],
         installations: vec![
             (at(2), install("pc1", None)),
             (at(3), install("pc2", Some(day(10)))),
@@ -366,20 +368,7 @@ async fn the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time(b
                 device("old", None, tally_core::DeviceStatus::Retired),
             ),
         ],
-        applications: vec![(
-            at(2),
-            ApplicationRow {
-                name: "Editor".into(),
-                publisher: "Acme".into(),
-                metric: Metric::Installations,
-                period_days: None,
-                total_user_metric: None,
-                software: Some("editor".into()),
-                software_publisher: None,
-                software_version: None,
-                metering_rule: None,
-            },
-        )],
+        applications: vec![(at(2), editor())],
         installations: hosts
             .iter()
             .enumerate()

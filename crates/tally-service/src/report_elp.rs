@@ -58,10 +58,9 @@ pub(crate) async fn build(store: &dyn Store, params: &Params, report: &mut Repor
         .filter(|p| p.status == Status::UnderLicensed)
         .count();
     report.notes.push(format!(
-        "Position at the end of {as_of}: {} of {} under-licensed. Money: shortfall at the \
-         newest license's unit cost, surplus at each idle license's own.",
-        plural(under as i64, "application", "applications"),
-        positions.len()
+        "Position at the end of {as_of}: {under} of {} under-licensed. Money: shortfall at \
+         the newest license's unit cost, surplus at each idle license's own.",
+        plural(positions.len() as i64, "application", "applications")
     ));
     let apps: Vec<(i64, String)> = positions
         .iter()

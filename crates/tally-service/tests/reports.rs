@@ -608,3 +608,168 @@ async fn bad_parameters_are_refused_with_what_to_write() {
         Err(ReportError::UnknownFormat(_))
     ));
 }
+
+/// The Effective License Position on 20 March: Gimp (pc1, pc3) has its 1 license at 20.00
+/// EUR and a second of 2 at 30.00 USD valid until 30 April with maintenance until 10 May, so
+/// both are covered and 1 unit idles, worth 30.00 USD; Vim (3 computers) and Emacs (1) have
+/// no license. The PDF read back with `pdftotext` holds the JSON's figures, the totals and the
+/// licenses ending within 90 days; the CSV is flat with one header.
+#[tokio::test]
+async fn the_effective_license_position_holds_the_same_figures_in_every_format() {
+    let db = seeded().await;
+    let second: LicenseRow = serde_json::from_value(serde_json::json!({
+        "application": "Gimp", "metric": "installations", "quantity": 2,
+        "assignment_type": "organization", "unit_cost": "30", "currency": "USD",
+        "valid_until": "2026-04-30", "maintenance_until": "2026-05-10",
+    }))
+    .unwrap();
+    let batch = Batch {
+        licenses: vec![(
+            Origin {
+                file: "more".into(),
+                line: 2,
+            },
+            second,
+        )],
+        ..Default::default()
+    };
+    db.store
+        .import(&batch, &site(), t(2026, 3, 2, 0), &|_| {}, None)
+        .await
+        .unwrap();
+    let built = report(
+        &db.service,
+        "elp",
+        &[("as-of", "2026-03-20"), ("days", "90")],
+    )
+    .await;
+    let expected = strs(&[
+        &[
+            "Emacs",
+            "installations",
+            "1",
+            "0",
+            "0",
+            "1",
+            "",
+            "0",
+            "",
+            "",
+            "under-licensed",
+            "1 uncovered device",
+        ],
+        &[
+            "Gimp",
+            "installations",
+            "2",
+            "3",
+            "2",
+            "0",
+            "",
+            "1",
+            "30.00",
+            "USD",
+            "over-licensed",
+            "",
+        ],
+        &[
+            "Vim",
+            "installations",
+            "3",
+            "0",
+            "0",
+            "3",
+            "",
+            "0",
+            "",
+            "",
+            "under-licensed",
+            "3 uncovered devices",
+        ],
+        &[
+            "Total (USD)",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "0.00",
+            "",
+            "30.00",
+            "USD",
+            "",
+            "",
+        ],
+    ]);
+    assert_eq!(rows_of(&built), expected);
+    let json: Value =
+        serde_json::from_slice(&tally_report::render(&built, Format::Json).unwrap()).unwrap();
+    assert_eq!(json_rows(&json), expected);
+    assert_eq!(json["site"], "Contoso HQ");
+    let notes: Vec<&str> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        notes[1..],
+        [
+            "Ending within 90 days of 2026-03-20 (2 entries):",
+            "- Gimp, license 2 (installations × 2, whole organisation): license valid until 2026-04-30",
+            "- Gimp, license 2 (installations × 2, whole organisation): maintenance until 2026-05-10",
+        ]
+    );
+    assert!(
+        notes[0].contains("2 of 3 applications under-licensed"),
+        "{}",
+        notes[0]
+    );
+
+    let csv = tally_report::render(&built, Format::Csv).unwrap();
+    let text = String::from_utf8(csv.clone()).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "application,metric,required,owned,covered,shortfall,shortfall_cost,surplus,surplus_value,currency,status,reason"
+    );
+    let mut reader = csv::Reader::from_reader(csv.as_slice());
+    let csv_rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(csv_rows, expected);
+
+    let (info, pdf) = pdf_text(&tally_report::render(&built, Format::Pdf).unwrap());
+    assert!(info.contains("Effective License Position"), "{info}");
+    assert!(pdf.contains("Contoso HQ"), "{pdf}");
+    assert!(
+        pdf.contains("as-of") && pdf.contains("days"),
+        "the parameters: {pdf}"
+    );
+    for row in &expected {
+        assert!(has_row(&pdf, row), "PDF lacks {row:?}:\n{pdf}");
+    }
+    for note in &notes {
+        assert!(pdf.contains(note), "PDF lacks the note {note:?}:\n{pdf}");
+    }
+    // On 1 May the second license has expired: Gimp is 1 short, priced at the newest
+    // license's 30.00 USD, and the reason says which license stopped counting.
+    let may = report(&db.service, "elp", &[("as-of", "2026-05-01")]).await;
+    assert_eq!(
+        rows_of(&may)[1],
+        strs(&[&[
+            "Gimp",
+            "installations",
+            "2",
+            "1",
+            "1",
+            "1",
+            "30.00",
+            "0",
+            "",
+            "USD",
+            "under-licensed",
+            "1 uncovered device; 1 license expired",
+        ]])[0]
+    );
+}

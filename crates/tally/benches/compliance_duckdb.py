@@ -53,12 +53,24 @@ def dump(db: str, out: str) -> None:
             subprocess.run(["sqlite3", "-csv", "-header", db, query], stdout=f, check=True)
 
 
+# Times are stored as RFC 3339 text; the computation works in microseconds since 1970.
+TIMES = {"installed": ("installed_at", "removed_at"), "sessions": ("start_time", "end_time")}
+
+
 def load(con, out: str) -> None:
     for table in TABLES:
         path = os.path.join(out, f"{table}.csv")
-        con.execute(
-            f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', header=true, all_varchar=false)"
+        times = TIMES.get(table, ())
+        columns = ", ".join(
+            f"epoch_us(CAST(nullif(CAST({c} AS VARCHAR), '') AS TIMESTAMPTZ)) AS {c}" for c in times
         )
+        select = f"* EXCLUDE ({', '.join(times)}), {columns}" if times else "*"
+        # Names, publishers and versions stay text ("1.0" is not a number here).
+        text = ", all_varchar=true" if table in ("installed", "recognition") else ""
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT {select} FROM read_csv('{path}', header=true{text})"
+        )
+    con.execute("UPDATE installed SET name = coalesce(name, ''), publisher = coalesce(publisher, ''), version = coalesce(version, '')")
 
 
 SQL = """
@@ -76,14 +88,14 @@ relevant_devices AS (
     FROM devices WHERE status IN ('active', 'in_repair')
 ),
 people AS (
-    SELECT id FROM users WHERE status = 'active' AND NOT service_account
+    SELECT id FROM users WHERE status = 'active' AND NOT CAST(service_account AS BOOLEAN)
 ),
 patterns AS (
-    SELECT application_id,
+    SELECT CAST(application_id AS BIGINT) AS application_id,
            replace(replace(replace(replace(lower(software), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_') AS sw,
-           replace(replace(replace(replace(lower(publisher), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_') AS pub,
-           replace(replace(replace(replace(lower(version), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_') AS ver
-    FROM recognition WHERE software <> ''
+           replace(replace(replace(replace(lower(coalesce(publisher, '')), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_') AS pub,
+           replace(replace(replace(replace(lower(coalesce(version, '')), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_') AS ver
+    FROM recognition WHERE coalesce(software, '') <> ''
 ),
 titles AS (
     SELECT DISTINCT name, publisher, version FROM installed
@@ -98,7 +110,7 @@ app_titles AS (
      AND (p.ver = '' OR lower(t.version) LIKE p.ver ESCAPE '\\')
 ),
 app_devices AS (
-    SELECT DISTINCT a.application_id, i.device_id
+    SELECT DISTINCT a.application_id, CAST(i.device_id AS BIGINT) AS device_id
     FROM app_titles a JOIN installed i USING (name, publisher, version)
     WHERE (i.installed_at IS NULL OR i.installed_at < $day_end)
       AND (i.removed_at IS NULL OR i.removed_at >= $day_end)

@@ -287,11 +287,12 @@ fn print_detail(d: &AppDetail) -> std::io::Result<()> {
         println!("why: {}", controls(&p.reason));
     }
     println!("\nDemand per org node");
-    print(
-        &d.by_node,
-        &["org_node_name", "required", "covered"],
-        Format::Table,
-    )?;
+    let nodes: Vec<_> = d
+        .by_node
+        .iter()
+        .map(|n| serde_json::json!({"org_node": n.org_node_name, "required": n.required, "covered": n.covered}))
+        .collect();
+    print(&nodes, &["org_node", "required", "covered"], Format::Table)?;
     println!("\nLicenses");
     let licenses: Vec<_> = d
         .licenses
