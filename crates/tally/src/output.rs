@@ -7,9 +7,44 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tally_core::escape;
+
+/// A time as tables show it: RFC 3339 to the second, in UTC (`2026-11-30T14:05:09Z`); the
+/// nanoseconds the server stores mean nothing to a person reading a table.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A duration in milliseconds in units that fit: `850 ms`, `42 s`, `3 min 05 s`, `1 h 05 min`,
+/// `1,234 h 00 min` (hours are what licences are counted in, so no days).
+pub fn duration_text(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    let secs = ms / 1000;
+    let text = match secs {
+        0 => format!("{ms} ms"),
+        1..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", thousands(secs / 3600), (secs % 3600) / 60),
+    };
+    format!("{sign}{text}")
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -146,6 +181,26 @@ fn write_csv(out: &mut impl Write, rows: &[Value]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn durations_use_units_that_fit() {
+        assert_eq!(duration_text(0), "0 ms");
+        assert_eq!(duration_text(850), "850 ms");
+        assert_eq!(duration_text(42_000), "42 s");
+        assert_eq!(duration_text(42_999), "42 s");
+        assert_eq!(duration_text(185_000), "3 min 05 s");
+        assert_eq!(duration_text(3_900_000), "1 h 05 min");
+        assert_eq!(duration_text(1_234 * 3_600_000), "1,234 h 00 min");
+        assert_eq!(duration_text(-42_000), "-42 s");
+    }
+
+    #[test]
+    fn times_print_to_the_second_in_utc() {
+        let t = DateTime::parse_from_rfc3339("2026-11-30T15:05:09.123456789+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(time_text(t), "2026-11-30T14:05:09Z");
+    }
 
     #[test]
     fn tables_align_and_csv_quotes() {
