@@ -7,6 +7,7 @@
 mod audit;
 pub mod autorules;
 pub mod compliance;
+pub mod devices;
 mod error;
 pub mod file_rules;
 pub mod ingest;

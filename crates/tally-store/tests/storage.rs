@@ -412,6 +412,7 @@ fn new_agent(id: &str) -> NewAgent {
         fqdn: None,
         os: Some("Linux".into()),
         serial: None,
+        machine_id: None,
     }
 }
 
@@ -599,6 +600,7 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> tally_core::wire::v1::
             memory_bytes: Some(1 << 34),
             is_virtual: true,
             serial: None,
+            machine_id: None,
         },
         software: packages
             .iter()
