@@ -346,6 +346,16 @@ async fn usage_queries_filter_and_page(store: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(store.usage_records(&since).await.unwrap().len(), 5);
+    let by_user = |user_id| UsageQuery {
+        user_id: Some(user_id),
+        ..Default::default()
+    };
+    assert_eq!(store.usage_records(&by_user(u)).await.unwrap().len(), 25);
+    assert!(store
+        .usage_records(&by_user(u + 1))
+        .await
+        .unwrap()
+        .is_empty());
     let none = UsageQuery {
         file_ids: Some(vec![]),
         ..Default::default()

@@ -1,7 +1,9 @@
 -- A database as schema 11 (history) left it, loaded by tests/migrations.rs before it upgrades
 -- to the newest schema. Migration 12 adds machine identity to devices and a classification
 -- with its reason to users, derived from local accounts, so those hold rows here (root a
--- service account on pc1, alice a person). One
+-- service account on pc1, alice a person). The upgrade makes users that inventories classify
+-- as service accounts service accounts, a change of value, so no such user is here;
+-- tests/migrations.rs checks that upgrade on its own. One
 -- text for both backends: no ids written (PostgreSQL's identities stay in step), times as
 -- RFC 3339 text, booleans left to their defaults. The next fixture starts as a copy of this.
 
@@ -24,7 +26,6 @@ INSERT INTO installed_software (device_id, name, version, publisher)
     SELECT id, 'Office', '15.0', 'Microsoft' FROM devices WHERE host_name = 'pc2';
 INSERT INTO software_executables (device_id, file_name, package)
     SELECT id, 'winword', 'Office' FROM devices WHERE host_name = 'pc1';
-INSERT INTO users (account) VALUES ('root');
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account, reason)
     SELECT id, 'root', 0, 'root', '/bin/bash', TRUE, 'system uid' FROM devices WHERE host_name = 'pc1';
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account)
