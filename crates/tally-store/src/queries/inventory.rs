@@ -79,7 +79,8 @@ pub(super) const ACCOUNT_REASON: &str = "CASE WHEN la.service_account
      || ', from inventory of ' || d.host_name";
 
 /// Gives the users named like the device's local accounts the inventory's classification
-/// (seed 003: service accounts are not licensable), keeping an administrator's choice.
+/// (seed 003: service accounts are not licensable), keeping an administrator's choice, and
+/// the account's full name where the user has none.
 async fn classify_users(tx: &mut sqlx::Transaction<'_, Db>, device_id: i64) -> Result<()> {
     let sql = format!(
         "UPDATE users SET
@@ -87,7 +88,9 @@ async fn classify_users(tx: &mut sqlx::Transaction<'_, Db>, device_id: i64) -> R
                  WHERE la.device_id = $1 AND la.name = users.account),
              service_account_reason = (SELECT {ACCOUNT_REASON}
                  FROM local_accounts la JOIN devices d ON d.id = la.device_id
-                 WHERE la.device_id = $1 AND la.name = users.account)
+                 WHERE la.device_id = $1 AND la.name = users.account),
+             full_name = COALESCE(full_name, (SELECT la.full_name FROM local_accounts la
+                 WHERE la.device_id = $1 AND la.name = users.account))
          WHERE account IN (SELECT name FROM local_accounts WHERE device_id = $1)"
     );
     sqlx::query(&sql).bind(device_id).execute(&mut **tx).await?;
