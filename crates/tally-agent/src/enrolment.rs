@@ -72,7 +72,9 @@ async fn enroll(api: &Api, state_dir: &Path, token: &str) -> Result<Credentials>
                     .find_map(|l| l.strip_prefix("PRETTY_NAME="))
                     .map(|v| v.trim_matches('"').to_string())
             }),
-        serial: None,
+        // What finds this machine's device again when it enrols anew (docs/agent.md).
+        serial: crate::inventory::dmi_serial(),
+        machine_id: crate::inventory::machine_id(),
     };
     let enrolled = api.enroll(&request).await.context("cannot enrol")?;
     let creds = Credentials {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use tally_core::device::real_serial;
 use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory, LocalAccount};
 
 /// Directories whose files are programs a user runs.
@@ -29,12 +30,14 @@ pub fn collect() -> Inventory {
     software.dedup_by(|a, b| a.name == b.name);
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let login_defs = fs::read_to_string("/etc/login.defs").unwrap_or_default();
+    // Readable by root only; without it the password-change criterion is not applied.
+    let shadow = fs::read_to_string("/etc/shadow").unwrap_or_default();
     let mut inventory = Inventory {
         hash: String::new(),
         os: os(),
         hardware: hardware(),
         software,
-        accounts: accounts(&passwd, uid_range(&login_defs)),
+        accounts: accounts(&passwd, &shadow, uid_range(&login_defs)),
     };
     let left_out = inventory.drop_invalid();
     if left_out > 0 {
@@ -79,7 +82,25 @@ fn hardware() -> Hardware {
         || is_virtual_vendor(&dmi("sys_vendor").unwrap_or_default())
         || is_virtual_vendor(&dmi("product_name").unwrap_or_default());
     hw.serial = dmi("product_serial").and_then(|s| real_serial(&s));
+    hw.machine_id = machine_id();
     hw
+}
+
+/// `/etc/machine-id` (or systemd's older D-Bus copy): it stays with an installation across
+/// agent reinstalls, so the server finds the device again when the agent enrols anew.
+pub fn machine_id() -> Option<String> {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+}
+
+/// The DMI product serial (readable by root), placeholders dropped.
+pub fn dmi_serial() -> Option<String> {
+    fs::read_to_string("/sys/class/dmi/id/product_serial")
+        .ok()
+        .and_then(|s| real_serial(&s))
 }
 
 /// CPU model, sockets (distinct physical ids), cores (distinct physical/core id pairs) and
@@ -127,22 +148,6 @@ fn is_virtual_vendor(value: &str) -> bool {
     ];
     let v = value.to_lowercase();
     VENDORS.iter().any(|known| v.contains(known))
-}
-
-/// A DMI serial, unless it is one of the placeholders firmware ships with.
-fn real_serial(raw: &str) -> Option<String> {
-    let s = raw.trim();
-    let placeholder = s.is_empty()
-        || s.chars().all(|c| c == '0' || c == ' ')
-        || [
-            "to be filled by o.e.m.",
-            "not specified",
-            "none",
-            "default string",
-            "system serial number",
-        ]
-        .contains(&s.to_lowercase().as_str());
-    (!placeholder).then(|| s.to_string())
 }
 
 /// Installed packages from dpkg's status database, each with the programs it ships (from
@@ -258,11 +263,29 @@ pub fn uid_range(login_defs: &str) -> (u32, u32) {
     )
 }
 
-/// Local accounts from `/etc/passwd`, classified as seed 003 does for directory accounts: an
-/// account is a service account when it cannot log in (its shell is `nologin`, `false` or
-/// empty), when its uid is outside the range for people, or when it names no person (the
-/// GECOS full name is empty).
-pub fn accounts(passwd: &str, (uid_min, uid_max): (u32, u32)) -> Vec<LocalAccount> {
+/// Accounts whose password its user cannot change: in `/etc/shadow`, a minimum age above the
+/// maximum age (what `passwd -n 99999 -x 0` sets), Linux's form of Active Directory's "user
+/// cannot change password".
+fn cannot_change_password(shadow: &str) -> BTreeSet<&str> {
+    shadow
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let min: u64 = f.get(3)?.parse().ok()?;
+            let max: u64 = f.get(4)?.parse().ok()?;
+            (min > max).then_some(f[0])
+        })
+        .collect()
+}
+
+/// Local accounts from `/etc/passwd`, classified as seed 003 does for directory accounts
+/// (service users are those that cannot change their password or have no person's name),
+/// with what Linux adds: an account is a service account when its uid is outside the range
+/// for people (root, nobody, daemons), when it cannot log in (its shell is `nologin`, `false`
+/// or empty), when its user cannot change its password (`/etc/shadow`), or when it names no
+/// person (the GECOS full name is empty). The reason says which.
+pub fn accounts(passwd: &str, shadow: &str, (uid_min, uid_max): (u32, u32)) -> Vec<LocalAccount> {
+    let fixed_password = cannot_change_password(shadow);
     passwd
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -281,12 +304,14 @@ pub fn accounts(passwd: &str, (uid_min, uid_max): (u32, u32)) -> Vec<LocalAccoun
                 || shell.ends_with("/nologin")
                 || shell.ends_with("/false")
                 || shell.ends_with("/sync");
-            let reason = if no_login {
-                Some("no login shell")
-            } else if !(uid_min..=uid_max).contains(&uid) {
-                Some("system uid")
+            let reason = if !(uid_min..=uid_max).contains(&uid) {
+                Some(format!("uid {uid} (system account)"))
+            } else if no_login {
+                Some(format!("no login shell ({shell})"))
+            } else if fixed_password.contains(name.as_str()) {
+                Some("user cannot change password".to_string())
             } else if full_name.is_none() {
-                Some("no person's name")
+                Some("no person's name".to_string())
             } else {
                 None
             };
@@ -296,7 +321,7 @@ pub fn accounts(passwd: &str, (uid_min, uid_max): (u32, u32)) -> Vec<LocalAccoun
                 full_name,
                 shell,
                 service_account: reason.is_some(),
-                reason: reason.map(str::to_string),
+                reason,
             })
         })
         .collect()
@@ -356,8 +381,11 @@ mod tests {
                       www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n\
                       ann:x:1000:1000:Ann Smith,,,:/home/ann:/bin/bash\n\
                       build:x:1001:1001::/home/build:/bin/bash\n\
-                      backup:x:1002:1002:Backup:/:/bin/false\n";
-        let got: Vec<(String, bool, Option<String>)> = accounts(passwd, (1000, 60000))
+                      backup:x:1002:1002:Backup:/:/bin/false\n\
+                      kiosk:x:1003:1003:Kiosk Screen:/home/kiosk:/bin/bash\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        let shadow = "kiosk:$6$x:19000:99999:0:7:::\nann:$6$y:19000:0:99999:7:::\n";
+        let got: Vec<(String, bool, Option<String>)> = accounts(passwd, shadow, (1000, 60000))
             .into_iter()
             .map(|a| (a.name, a.service_account, a.reason))
             .collect();
@@ -365,11 +393,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("root".into(), true, reason("system uid")),
-                ("www-data".into(), true, reason("no login shell")),
+                ("root".into(), true, reason("uid 0 (system account)")),
+                ("www-data".into(), true, reason("uid 33 (system account)")),
                 ("ann".into(), false, None),
                 ("build".into(), true, reason("no person's name")),
-                ("backup".into(), true, reason("no login shell")),
+                ("backup".into(), true, reason("no login shell (/bin/false)")),
+                ("kiosk".into(), true, reason("user cannot change password")),
+                ("nobody".into(), true, reason("uid 65534 (system account)")),
             ]
         );
         assert_eq!(uid_range("UID_MIN\t500\nUID_MAX  2000\n"), (500, 2000));

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::autorules::AutoRuleSettings;
+use tally_core::device::MergedDevices;
 use tally_core::file::StoredFile;
 use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_core::inventory::DeviceInventory;
@@ -12,7 +13,7 @@ use tally_core::org::{OrgRule, OrgRuleSpec};
 use tally_core::rules::RuleSpec;
 use tally_core::runs::Run;
 use tally_core::AppRecord;
-use tally_core::{Device, MeteringRule, OperatorToken, UsageRecord, User};
+use tally_core::{Device, DeviceStatus, MeteringRule, OperatorToken, UsageRecord, User};
 
 use crate::client::{urlencode, NO_BODY};
 use crate::{
@@ -31,6 +32,7 @@ pub struct UsageFilter {
     /// Only usage ending on or after this date (`YYYY-MM-DD`) or RFC 3339 time.
     pub since: Option<String>,
     pub device_id: Option<i64>,
+    pub user_id: Option<i64>,
     /// At most this many rows (1 to 1000).
     pub limit: u32,
     /// The next page: records after the one with this id; runs after this many.
@@ -136,6 +138,33 @@ impl Client {
         self.get(&format!("/api/v1/devices/{id}/inventory")).await
     }
 
+    /// Sets a device's status (admin); audit-logged.
+    pub async fn set_device_status(&self, id: i64, status: DeviceStatus) -> Result<Device> {
+        let body = crate::SetDeviceStatus { status };
+        let path = format!("/api/v1/devices/{id}/status");
+        self.call(Method::PUT, &path, Some(&body)).await
+    }
+
+    /// Merges device `from` into `into` (admin); audit-logged.
+    pub async fn merge_devices(&self, from: i64, into: i64) -> Result<MergedDevices> {
+        let body = crate::MergeDevices { into };
+        self.post(&format!("/api/v1/devices/{from}/merge"), &body)
+            .await
+    }
+
+    /// Sets or clears an administrator's classification of an account (admin); audit-logged.
+    pub async fn set_service_account(
+        &self,
+        account: &str,
+        service_account: crate::ServiceAccountChoice,
+    ) -> Result<User> {
+        let body = crate::SetServiceAccount {
+            account: account.to_string(),
+            service_account,
+        };
+        self.post("/api/v1/users/service-account", &body).await
+    }
+
     /// Every user, all pages.
     pub async fn users(&self) -> Result<Vec<User>> {
         self.get_all("/api/v1/users").await
@@ -175,12 +204,14 @@ impl UsageFilter {
     fn path(&self, path: &str) -> String {
         let limit = self.limit.to_string();
         let device = self.device_id.map(|d| d.to_string());
+        let user = self.user_id.map(|u| u.to_string());
         let after = self.after.map(|a| a.to_string());
         let params = [
             ("limit", Some(limit.as_str())),
             ("rule", self.rule.as_deref()),
             ("since", self.since.as_deref()),
             ("device_id", device.as_deref()),
+            ("user_id", user.as_deref()),
             ("after", after.as_deref()),
         ];
         with_query(path, &params)

@@ -5,6 +5,7 @@
 mod client;
 mod endpoints;
 mod error;
+mod identity;
 mod licensing;
 mod operators;
 mod tasks;
@@ -12,6 +13,7 @@ mod tasks;
 pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
+pub use identity::{MergeDevices, ServiceAccountChoice, SetDeviceStatus, SetServiceAccount};
 pub use licensing::{
     AppDetail, AppPosition, ConsumerCounts, ConsumerLine, ConsumerPage, Expiring, LicenseLine,
     LicensePatch, LicenseSaved, LicenseView, NoUsageData, NodeLine, OrgNodeView, Placement,

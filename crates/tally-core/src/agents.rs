@@ -62,4 +62,7 @@ pub struct NewAgent {
     pub fqdn: Option<String>,
     pub os: Option<String>,
     pub serial: Option<String>,
+    /// `/etc/machine-id`: with `serial`, finds the device of a machine enrolling again
+    /// ([`crate::device::same_machine`]).
+    pub machine_id: Option<String>,
 }

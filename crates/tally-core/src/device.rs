@@ -59,6 +59,9 @@ pub struct Device {
     pub os: Option<String>,
     /// DMI serial number where readable; identifies a machine across re-installs.
     pub serial: Option<String>,
+    /// `/etc/machine-id` as the agent reported it; identifies an installation across agent
+    /// reinstalls and re-enrolments.
+    pub machine_id: Option<String>,
     pub cpu_model: Option<String>,
     pub sockets: Option<i32>,
     pub cores: Option<i32>,
@@ -80,4 +83,210 @@ pub struct NewDevice {
     pub fqdn: Option<String>,
     pub os: Option<String>,
     pub serial: Option<String>,
+}
+
+/// What merging one device into another moved: the device merged from is gone afterwards,
+/// everything it held belongs to the device merged into.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MergedDevices {
+    pub from_id: i64,
+    pub from_host_name: String,
+    pub into_id: i64,
+    pub into_host_name: String,
+    /// Raw usage records moved (a record the other device already holds is dropped).
+    pub usage_records: u64,
+    /// Usage sessions moved.
+    pub usage_sessions: u64,
+    /// Installed-software rows (current and history) moved.
+    pub installations: u64,
+    /// Agents now reporting for the device merged into.
+    pub agents: u64,
+    /// Computer-assigned licenses now assigned to the device merged into.
+    pub licenses: u64,
+}
+
+/// A DMI serial, unless it is one of the placeholders firmware ships with (empty, all zeros,
+/// "To Be Filled By O.E.M.", "Not Specified", "System Serial Number", …): a placeholder is
+/// shared by many machines, so it never identifies one.
+pub fn real_serial(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    let placeholder = s.is_empty()
+        || s.chars().all(|c| c == '0' || c == ' ' || c == '-')
+        || [
+            "to be filled by o.e.m.",
+            "to be filled by oem",
+            "not specified",
+            "not applicable",
+            "none",
+            "n/a",
+            "default string",
+            "system serial number",
+            "0123456789",
+            "123456789",
+        ]
+        .contains(&s.to_lowercase().as_str());
+    (!placeholder).then(|| s.to_string())
+}
+
+/// What an enrolling agent says identifies its machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineIdentity {
+    /// `/etc/machine-id`.
+    pub machine_id: Option<String>,
+    /// The DMI product serial, placeholders already dropped ([`real_serial`]).
+    pub serial: Option<String>,
+}
+
+impl MachineIdentity {
+    /// Drops empty machine-ids and placeholder serials, which identify nothing.
+    pub fn new(machine_id: Option<&str>, serial: Option<&str>) -> Self {
+        let machine_id = machine_id
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && !m.chars().all(|c| c == '0'))
+            .map(str::to_string);
+        Self {
+            machine_id,
+            serial: serial.and_then(real_serial),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.machine_id.is_none() && self.serial.is_none()
+    }
+}
+
+/// Why an enrolment reuses a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameMachine {
+    /// The same `/etc/machine-id` (and no conflicting serial): an agent reinstalled or
+    /// re-enrolled on the same installation.
+    MachineId,
+    /// The same real DMI serial: the machine was re-imaged (a new machine-id).
+    Serial,
+}
+
+/// Whether `device` is the machine `enrolling` describes. The rule (docs/agent.md): the same
+/// machine-id is the same machine unless both carry real serials that differ (a VM cloned
+/// from an image that kept its machine-id); otherwise the same real serial is the same
+/// machine, whatever the machine-ids. A host name alone never is.
+pub fn same_machine(device: &Device, enrolling: &MachineIdentity) -> Option<SameMachine> {
+    let stored = MachineIdentity::new(device.machine_id.as_deref(), device.serial.as_deref());
+    let serials_differ =
+        matches!((&stored.serial, &enrolling.serial), (Some(a), Some(b)) if a != b);
+    if stored.machine_id.is_some() && stored.machine_id == enrolling.machine_id && !serials_differ {
+        return Some(SameMachine::MachineId);
+    }
+    if stored.serial.is_some() && stored.serial == enrolling.serial {
+        return Some(SameMachine::Serial);
+    }
+    None
+}
+
+/// The device an enrolment reuses among `candidates` (devices sharing its machine-id or
+/// serial): a machine-id match before a serial match, the oldest device first.
+pub fn matching_device<'a>(
+    candidates: &'a [Device],
+    enrolling: &MachineIdentity,
+) -> Option<(&'a Device, SameMachine)> {
+    let mut found: Vec<(&Device, SameMachine)> = candidates
+        .iter()
+        .filter_map(|d| same_machine(d, enrolling).map(|m| (d, m)))
+        .collect();
+    found.sort_by_key(|(d, m)| (*m != SameMachine::MachineId, d.id));
+    found.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: i64, machine_id: Option<&str>, serial: Option<&str>) -> Device {
+        Device {
+            id,
+            site_code: SiteCode::parse("S01").unwrap(),
+            host_name: "vm".into(),
+            fqdn: None,
+            os: None,
+            serial: serial.map(str::to_string),
+            machine_id: machine_id.map(str::to_string),
+            cpu_model: None,
+            sockets: None,
+            cores: None,
+            threads: None,
+            memory_bytes: None,
+            pvu_per_core: None,
+            is_virtual: false,
+            status: DeviceStatus::Active,
+            org_node: None,
+            last_seen: None,
+        }
+    }
+
+    #[test]
+    fn placeholders_are_not_serials() {
+        for p in [
+            "",
+            "  ",
+            "0",
+            "000000",
+            "To Be Filled By O.E.M.",
+            "Not Specified",
+            "System Serial Number",
+            "Default string",
+        ] {
+            assert_eq!(real_serial(p), None, "{p:?}");
+        }
+        assert_eq!(real_serial(" PF2ABCDE \n").as_deref(), Some("PF2ABCDE"));
+    }
+
+    #[test]
+    fn a_machine_is_found_by_machine_id_then_serial_never_by_name() {
+        let by_id = MachineIdentity::new(Some("abc"), None);
+        assert_eq!(
+            same_machine(&device(1, Some("abc"), None), &by_id),
+            Some(SameMachine::MachineId)
+        );
+        assert_eq!(same_machine(&device(1, Some("other"), None), &by_id), None);
+        assert_eq!(
+            same_machine(&device(1, None, None), &by_id),
+            None,
+            "a host name alone is never enough"
+        );
+        // Re-imaged: a new machine-id, the same serial.
+        let reimaged = MachineIdentity::new(Some("new"), Some("SN1"));
+        assert_eq!(
+            same_machine(&device(1, Some("old"), Some("SN1")), &reimaged),
+            Some(SameMachine::Serial)
+        );
+        // A clone that kept its image's machine-id but has its own serial is another machine.
+        let clone = MachineIdentity::new(Some("abc"), Some("SN2"));
+        assert_eq!(
+            same_machine(&device(1, Some("abc"), Some("SN1")), &clone),
+            None
+        );
+        // Placeholder serials match nothing.
+        let placeholder = MachineIdentity::new(None, Some("To Be Filled By O.E.M."));
+        assert!(placeholder.is_empty());
+        assert_eq!(
+            same_machine(
+                &device(1, None, Some("To Be Filled By O.E.M.")),
+                &placeholder
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn machine_id_matches_come_first_then_the_oldest() {
+        let devices = [
+            device(3, None, Some("SN1")),
+            device(5, Some("abc"), None),
+            device(4, Some("abc"), None),
+        ];
+        let found = matching_device(&devices, &MachineIdentity::new(Some("abc"), Some("SN1")));
+        assert_eq!(
+            found.map(|(d, m)| (d.id, m)),
+            Some((4, SameMachine::MachineId))
+        );
+    }
 }

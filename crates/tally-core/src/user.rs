@@ -51,6 +51,12 @@ pub struct User {
     /// A technical account that never needs a license (seed 003: no person's name, a service
     /// login); only natural persons create user demand.
     pub service_account: bool,
+    /// Why `service_account` is what it is, when known: the inventory's or import's reason
+    /// ("uid 0 (system account), from inventory of pc1"), or the administrator's choice.
+    pub service_account_reason: Option<String>,
+    /// The administrator's choice (`tally users set ACCOUNT --service-account yes|no`), which
+    /// wins over inventory and import and survives both; absent when Tally decides.
+    pub service_account_set_by_admin: Option<bool>,
     pub status: UserStatus,
     pub org_node: Option<i64>,
 }

@@ -31,6 +31,11 @@ pub mod v1 {
         #[serde(default)]
         #[schema(max_length = 255)]
         pub serial: Option<String>,
+        /// `/etc/machine-id`: with `serial`, how a re-enrolling machine finds its device
+        /// (`tally_core::device::same_machine`).
+        #[serde(default)]
+        #[schema(max_length = 255)]
+        pub machine_id: Option<String>,
     }
 
     impl EnrollRequest {
@@ -45,7 +50,8 @@ pub mod v1 {
             if let Some(os) = &self.os {
                 check_text("os", os, MAX_TEXT)?;
             }
-            check_opt_name("serial", self.serial.as_deref(), MAX_NAME)
+            check_opt_name("serial", self.serial.as_deref(), MAX_NAME)?;
+            check_opt_name("machine_id", self.machine_id.as_deref(), MAX_NAME)
         }
     }
 
@@ -284,6 +290,10 @@ pub mod v1 {
         #[serde(default)]
         #[schema(max_length = 255)]
         pub serial: Option<String>,
+        /// `/etc/machine-id`, kept on the device so a later enrolment finds it.
+        #[serde(default)]
+        #[schema(max_length = 255)]
+        pub machine_id: Option<String>,
     }
 
     impl Hardware {
@@ -291,6 +301,7 @@ pub mod v1 {
         pub fn validate(&self) -> Result<(), ValidationError> {
             check_opt_name("hardware.cpu_model", self.cpu_model.as_deref(), MAX_NAME)?;
             check_opt_name("hardware.serial", self.serial.as_deref(), MAX_NAME)?;
+            check_opt_name("hardware.machine_id", self.machine_id.as_deref(), MAX_NAME)?;
             for (field, value) in [
                 ("hardware.sockets", self.sockets),
                 ("hardware.cores", self.cores),
@@ -342,8 +353,8 @@ pub mod v1 {
         #[schema(max_length = 4096)]
         pub shell: String,
         pub service_account: bool,
-        /// Why it counts as a service account: "no login shell", "system uid" or "no
-        /// person's name".
+        /// Why it counts as a service account, e.g. "uid 0 (system account)", "no login shell
+        /// (/usr/sbin/nologin)", "user cannot change password" or "no person's name".
         #[serde(default)]
         #[schema(max_length = 255)]
         pub reason: Option<String>,

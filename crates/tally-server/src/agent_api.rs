@@ -95,6 +95,7 @@ pub(crate) async fn enroll(
         fqdn: req.fqdn,
         os: req.os,
         serial: req.serial,
+        machine_id: req.machine_id,
     };
     let token_hash = hash_token(&req.enrollment_token);
     let enrolled = operators::enroll_agent(&state.service, &token_hash, &new).await?;

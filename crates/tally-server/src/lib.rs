@@ -10,6 +10,7 @@ mod compliance_api;
 pub mod config;
 mod error;
 mod extract;
+mod identity_api;
 mod openapi;
 mod org_api;
 pub mod rate_limit;

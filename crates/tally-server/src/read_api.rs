@@ -76,7 +76,10 @@ pub(crate) struct UsageParams {
     rule: Option<String>,
     /// Only records ending at or after this date (`YYYY-MM-DD`, UTC) or RFC 3339 time.
     since: Option<String>,
+    /// Only this device (its id; `tally usage --device` resolves a host name).
     device_id: Option<i64>,
+    /// Only this user (its id; `tally usage --user` resolves an account).
+    user_id: Option<i64>,
     /// Records: ids greater than this. Runs: the number of runs to skip.
     #[serde(default)]
     #[param(default = 0)]
@@ -104,6 +107,7 @@ impl UsageParams {
         let page = PageParams::new(self.after, self.limit).page()?;
         Ok(UsageQuery {
             device_id: self.device_id,
+            user_id: self.user_id,
             file_ids: match &self.rule {
                 Some(name) => {
                     let store = state.store.as_ref();
@@ -155,7 +159,7 @@ pub(crate) async fn runs(
         records.extend(batch);
         if records.len() > MAX_RECORDS_PER_RUNS_QUERY {
             return Err(ApiError::BadRequest(format!(
-                "more than {MAX_RECORDS_PER_RUNS_QUERY} records match; narrow with since, rule or device_id"
+                "more than {MAX_RECORDS_PER_RUNS_QUERY} records match; narrow with since, rule, device_id or user_id"
             )));
         }
     }

@@ -13,8 +13,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, extract, org_api, read_api, reports_api, tasks_api,
-    users_api, ApiError, AppState,
+    admin_api, agent_api, compliance_api, extract, identity_api, org_api, read_api, reports_api,
+    tasks_api, users_api, ApiError, AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -95,6 +95,18 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             get(read_api::device_inventory),
         )
         .route("/api/v1/users", get(read_api::users))
+        .route(
+            "/api/v1/devices/{id}/status",
+            put(identity_api::set_device_status),
+        )
+        .route(
+            "/api/v1/devices/{id}/merge",
+            post(identity_api::merge_devices),
+        )
+        .route(
+            "/api/v1/users/service-account",
+            post(identity_api::set_service_account),
+        )
         .route("/api/v1/users/forget", post(users_api::forget))
         .route("/api/v1/users/resolve", post(users_api::resolve))
         .route("/api/v1/org-nodes", get(org_api::nodes))

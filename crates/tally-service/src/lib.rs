@@ -8,6 +8,7 @@ mod audit;
 pub mod autorules;
 pub mod compliance;
 mod compliance_text;
+pub mod devices;
 mod error;
 pub mod file_rules;
 pub mod ingest;

@@ -2,7 +2,8 @@
 //! that pseudonymises) resolving one pseudonym for an admin who must know who it is. Both are
 //! audit-logged, and neither audit entry holds the plain name.
 
-use tally_core::limits;
+use tally_api::ServiceAccountChoice;
+use tally_core::{limits, User};
 use tally_store::Forgotten;
 
 use crate::audit::entry;
@@ -42,6 +43,45 @@ pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<For
         )));
     }
     Ok(forgotten)
+}
+
+/// Sets (`yes`/`no`) or clears (`auto`) the administrator's classification of `account` as a
+/// service account, as `actor`. It wins over inventory and import, and survives both.
+pub async fn set_service_account(
+    service: &Service,
+    actor: &str,
+    account: &str,
+    choice: ServiceAccountChoice,
+) -> Result<User> {
+    limits::check_name("account", account, limits::MAX_NAME)?;
+    // On a pseudonymising site the account is stored under its pseudonym (or in plain, if it
+    // was stored before the setting was on); the name as listed is accepted too.
+    let mut stored = vec![account.to_string()];
+    if let Some(p) = service.pseudonyms() {
+        stored.insert(0, p.account(account));
+        stored.dedup();
+    }
+    let audit = |u: &User| {
+        let detail = serde_json::json!({ "service_account": choice });
+        entry(
+            actor,
+            "user.service_account",
+            format!("user:{}", u.id),
+            detail,
+        )
+    };
+    for name in &stored {
+        let store = service.store();
+        let set = store
+            .set_service_account(name, choice.override_value(), Some(&audit))
+            .await?;
+        if let Some(user) = set {
+            return Ok(user);
+        }
+    }
+    Err(ServiceError::NotFound(format!(
+        "no user {account:?}; see tally users (users appear with their first usage)"
+    )))
 }
 
 /// The account behind `pseudonym`, for `actor`; written to the audit log before it is told.

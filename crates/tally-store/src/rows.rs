@@ -21,10 +21,11 @@ use crate::{Result, StoreError};
 /// Rows per multi-row INSERT: 14 parameters each stays under SQLite's 32,766-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 1000;
 
-/// Creates a device; shared by direct creation and enrolment.
+/// Creates a device; shared by direct creation and enrolment (which gives a machine-id, $7).
 pub(crate) const INSERT_DEVICE: &str =
-    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen)
-     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING *";
+    "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at, last_seen,
+         machine_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING *";
 
 fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
     SiteCode::parse(&value).map_err(|_| StoreError::Corrupt { column, value })
@@ -64,6 +65,7 @@ pub(crate) struct DeviceColumns {
     fqdn: Option<String>,
     os: Option<String>,
     serial: Option<String>,
+    machine_id: Option<String>,
     cpu_model: Option<String>,
     sockets: Option<i32>,
     cores: Option<i32>,
@@ -85,6 +87,7 @@ impl DeviceColumns {
             fqdn: self.fqdn,
             os: self.os,
             serial: self.serial,
+            machine_id: self.machine_id,
             cpu_model: self.cpu_model,
             sockets: self.sockets,
             cores: self.cores,
@@ -105,6 +108,8 @@ pub(crate) struct UserColumns {
     account: String,
     full_name: Option<String>,
     service_account: bool,
+    service_account_reason: Option<String>,
+    service_account_override: Option<bool>,
     status: String,
     org_node: Option<i64>,
 }
@@ -116,6 +121,8 @@ impl UserColumns {
             account: self.account,
             full_name: self.full_name,
             service_account: self.service_account,
+            service_account_reason: self.service_account_reason,
+            service_account_set_by_admin: self.service_account_override,
             status: parsed("users.status", self.status, UserStatus::parse)?,
             org_node: self.org_node,
         })

@@ -12,6 +12,7 @@ use crate::{Page, Result};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageQuery {
     pub device_id: Option<i64>,
+    pub user_id: Option<i64>,
     pub file_ids: Option<Vec<i64>>,
     pub since: Option<DateTime<Utc>>,
     pub page: Page,

@@ -120,6 +120,41 @@ mod sqlite {
         upgrade::assert_rule_names_unique(&store).await;
     }
 
+    /// Users that inventories already classified as service accounts (root on pc1) become
+    /// service accounts with the upgrade, with the inventory's reason; people stay people.
+    #[tokio::test]
+    async fn the_upgrade_classifies_system_accounts_from_inventories() {
+        let db = SqliteDb::new();
+        let migrator = SqliteStore::migrator();
+        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
+        // Schema 11, the one before migration 12 classified users.
+        old.migrate_with(&migrator_up_to(migrator, 11))
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO sites (code, name) VALUES ('S01', 'Main')",
+            "INSERT INTO devices (site_code, host_name, created_at)
+                 VALUES ('S01', 'pc1', '2026-01-05T08:00:00+00:00')",
+            "INSERT INTO local_accounts (device_id, name, uid, shell, service_account, reason)
+                 SELECT id, 'root', 0, '/bin/bash', 1, 'system uid' FROM devices",
+            "INSERT INTO local_accounts (device_id, name, uid, shell, service_account)
+                 SELECT id, 'alice', 1000, '/bin/bash', 0 FROM devices",
+            "INSERT INTO users (account) VALUES ('root'), ('alice')",
+        ] {
+            sqlx::query(sql).execute(old.pool()).await.unwrap();
+        }
+        old.pool().close().await;
+        let store = SqliteStore::open(&db.path()).await.unwrap();
+        let users = store.users(tally_store::Page::default()).await.unwrap();
+        let of = |account: &str| users.iter().find(|u| u.account == account).unwrap();
+        assert!(of("root").service_account);
+        assert_eq!(
+            of("root").service_account_reason.as_deref(),
+            Some("system uid, from inventory of pc1")
+        );
+        assert!(!of("alice").service_account);
+    }
+
     #[tokio::test]
     async fn refuses_a_newer_database() {
         let db = SqliteDb::new();

@@ -346,6 +346,16 @@ async fn usage_queries_filter_and_page(store: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(store.usage_records(&since).await.unwrap().len(), 5);
+    let by_user = |user_id| UsageQuery {
+        user_id: Some(user_id),
+        ..Default::default()
+    };
+    assert_eq!(store.usage_records(&by_user(u)).await.unwrap().len(), 25);
+    assert!(store
+        .usage_records(&by_user(u + 1))
+        .await
+        .unwrap()
+        .is_empty());
     let none = UsageQuery {
         file_ids: Some(vec![]),
         ..Default::default()
@@ -412,6 +422,7 @@ fn new_agent(id: &str) -> NewAgent {
         fqdn: None,
         os: Some("Linux".into()),
         serial: None,
+        machine_id: None,
     }
 }
 
@@ -599,6 +610,7 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> tally_core::wire::v1::
             memory_bytes: Some(1 << 34),
             is_virtual: true,
             serial: None,
+            machine_id: None,
         },
         software: packages
             .iter()

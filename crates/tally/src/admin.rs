@@ -6,12 +6,14 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Serialize;
+use serde_json::{json, Value};
 use tally_api::{Client, CreateEnrollmentToken, CreateToken, UsageFilter};
 use tally_core::autorules::AutoRuleSettings;
+use tally_core::escape;
 use tally_core::rules::RuleSpec;
-use tally_core::{MeteringRule, UsageRecord};
+use tally_core::{Device, DeviceStatus, MeteringRule, RuleIndex, UsageRecord, User};
 
-use crate::output::{print, print_lines, print_value, Format};
+use crate::output::{duration_text, print, print_lines, print_value, time_text, Format};
 
 /// Where the server is and how to reach it.
 #[derive(Args, Debug, Clone)]
@@ -361,22 +363,127 @@ pub async fn enrollment(api: &ApiArgs, cmd: EnrollmentCmd) -> Result<()> {
     }
 }
 
-pub async fn devices(api: &ApiArgs, inventory: Option<i64>) -> Result<()> {
+/// `tally devices` lists; its verbs change one device. Devices are named by host name or id.
+#[derive(Subcommand, Debug)]
+pub enum DevicesCmd {
+    /// Every device (the default).
+    List,
+    /// Set a device's status: active, in_repair (both count for licensing), in_stock or
+    /// retired (neither counts). Audit-logged; positions on earlier days keep the old status.
+    SetStatus { device: String, status: String },
+    /// Retire a device: it no longer counts for licensing (set-status DEVICE retired).
+    Retire { device: String },
+    /// Merge two records of one machine: FROM's usage, inventory and its history,
+    /// installations, agents and computer-assigned licenses move to INTO; FROM is deleted.
+    /// INTO keeps its status and placement (or takes FROM's placement if it has none).
+    Merge { from: String, into: String },
+}
+
+/// A device as tables show it: names, the org node by name, times to the second.
+fn device_line(d: &Device, nodes: &HashMap<i64, String>) -> Value {
+    json!({
+        "host": d.host_name, "status": d.status.as_str(),
+        "org_node": d.org_node.map(|n| nodes.get(&n).cloned().unwrap_or_else(|| format!("node {n}"))),
+        "os": d.os, "sockets": d.sockets, "cores": d.cores,
+        "serial": d.serial, "machine_id": d.machine_id.as_deref().map(short_id),
+        "last_seen": d.last_seen.map(time_text), "id": d.id,
+    })
+}
+
+/// The first 8 characters of a machine-id: enough to tell machines apart in a table.
+fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+const DEVICE_COLUMNS: &[&str] = &[
+    "host",
+    "status",
+    "org_node",
+    "os",
+    "sockets",
+    "cores",
+    "serial",
+    "machine_id",
+    "last_seen",
+    "id",
+];
+
+/// Org node names by id, for rows that carry a node id.
+async fn node_names(client: &Client) -> Result<HashMap<i64, String>> {
+    let nodes = client.org_nodes().await?;
+    Ok(nodes
+        .into_iter()
+        .map(|n| (n.node.id, n.node.name))
+        .collect())
+}
+
+pub async fn devices(
+    api: &ApiArgs,
+    inventory: Option<String>,
+    cmd: Option<DevicesCmd>,
+) -> Result<()> {
     let client = api.client()?;
-    let Some(id) = inventory else {
-        let rows = client.devices().await?;
-        let columns = &[
-            "id",
-            "host_name",
-            "site_code",
-            "os",
-            "sockets",
-            "cores",
-            "status",
-            "last_seen",
-        ];
-        return Ok(print(&rows, columns, api.format)?);
+    if let Some(key) = inventory {
+        return device_inventory(api, &client, &key).await;
+    }
+    let nodes = node_names(&client).await?;
+    let changed = match cmd.unwrap_or(DevicesCmd::List) {
+        DevicesCmd::List => {
+            let rows = client.devices().await?;
+            let line = |d: &Device| device_line(d, &nodes);
+            return Ok(print_lines(&rows, DEVICE_COLUMNS, api.format, line)?);
+        }
+        DevicesCmd::SetStatus { device, status } => {
+            let status = typed("status", &status)?;
+            let id = device_id(&client, &device).await?;
+            client.set_device_status(id, status).await?
+        }
+        DevicesCmd::Retire { device } => {
+            let id = device_id(&client, &device).await?;
+            client.set_device_status(id, DeviceStatus::Retired).await?
+        }
+        DevicesCmd::Merge { from, into } => return merge_devices(api, &client, &from, &into).await,
     };
+    eprintln!(
+        "{} is now {}",
+        escape::controls(&changed.host_name),
+        changed.status.as_str()
+    );
+    let line = |d: &Device| device_line(d, &nodes);
+    Ok(print_lines(&[changed], DEVICE_COLUMNS, api.format, line)?)
+}
+
+async fn merge_devices(api: &ApiArgs, client: &Client, from: &str, into: &str) -> Result<()> {
+    let from = device_id(client, from).await?;
+    let into = device_id(client, into).await?;
+    let merged = client.merge_devices(from, into).await?;
+    if api.format == Format::Json {
+        return Ok(print_value(&merged)?);
+    }
+    eprintln!(
+        "merged device {} ({}) into {} ({}); {} is gone",
+        merged.from_id,
+        escape::controls(&merged.from_host_name),
+        merged.into_id,
+        escape::controls(&merged.into_host_name),
+        merged.from_id
+    );
+    let moved = [
+        ("usage records", merged.usage_records),
+        ("usage sessions", merged.usage_sessions),
+        ("installations", merged.installations),
+        ("agents", merged.agents),
+        ("computer licenses", merged.licenses),
+    ];
+    let rows: Vec<Value> = moved
+        .iter()
+        .map(|(what, n)| json!({"moved": what, "count": n}))
+        .collect();
+    Ok(print(&rows, &["moved", "count"], api.format)?)
+}
+
+async fn device_inventory(api: &ApiArgs, client: &Client, key: &str) -> Result<()> {
+    let id = device_id(client, key).await?;
     let inventory = client.device_inventory(id).await?;
     if api.format == Format::Json {
         return Ok(print_value(&inventory)?);
@@ -391,24 +498,68 @@ pub async fn devices(api: &ApiArgs, inventory: Option<i64>) -> Result<()> {
     Ok(print(&inventory.accounts, columns, api.format)?)
 }
 
-pub async fn agents(api: &ApiArgs) -> Result<()> {
-    let rows = api.client()?.agents().await?;
-    let columns = &[
-        "id",
-        "device_id",
-        "last_heartbeat",
-        "agent_version",
-        "dropped_records",
-        "revoked_at",
-    ];
-    Ok(print(&rows, columns, api.format)?)
+/// An enrolled agent with its device's host name, for people to read.
+#[derive(Serialize)]
+struct AgentView<'a> {
+    #[serde(flatten)]
+    agent: &'a tally_core::agents::Agent,
+    host_name: Option<String>,
 }
 
-/// `tally users` lists; its verbs erase one person or resolve one pseudonym.
+pub async fn agents(api: &ApiArgs) -> Result<()> {
+    let client = api.client()?;
+    let rows = client.agents().await?;
+    let hosts: HashMap<i64, String> = client
+        .devices()
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.host_name))
+        .collect();
+    let views: Vec<AgentView> = rows
+        .iter()
+        .map(|agent| AgentView {
+            agent,
+            host_name: hosts.get(&agent.device_id).cloned(),
+        })
+        .collect();
+    let columns = &[
+        "host",
+        "agent",
+        "version",
+        "enrolled",
+        "last_heartbeat",
+        "dropped_records",
+        "revoked",
+    ];
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(time_text).unwrap_or_default();
+    print_lines(&views, columns, api.format, |v| {
+        json!({
+            "host": v.host_name.clone().unwrap_or_else(|| format!("device {}", v.agent.device_id)),
+            "agent": v.agent.id,
+            "version": v.agent.agent_version,
+            "enrolled": time_text(v.agent.enrolled_at),
+            "last_heartbeat": when(v.agent.last_heartbeat),
+            "dropped_records": v.agent.dropped_records,
+            "revoked": when(v.agent.revoked_at),
+        })
+    })?;
+    Ok(())
+}
+
+/// `tally users` lists; its verbs classify one account, erase one person or resolve one
+/// pseudonym.
 #[derive(Subcommand, Debug)]
 pub enum UsersCmd {
-    /// Every user (the default).
+    /// Every user (the default), with whether it is a service account and why.
     List,
+    /// Decide whether an account is a service account (never licensable): yes or no win over
+    /// inventory and import and survive new inventories; auto hands the decision back.
+    /// Audit-logged.
+    Set {
+        account: String,
+        #[arg(long, value_parser = ["yes", "no", "auto"])]
+        service_account: String,
+    },
     /// Erase one person: the account becomes forgotten-ID without a full name, its local
     /// accounts leave every inventory; its usage is kept for compliance. Audit-logged.
     Forget { account: String },
@@ -416,13 +567,55 @@ pub enum UsersCmd {
     Resolve { pseudonym: String },
 }
 
+/// Why a user is or is not a service account, in words.
+fn service_account_why(u: &User) -> String {
+    let reason = u.service_account_reason.as_deref();
+    match (u.service_account_set_by_admin, reason) {
+        (Some(_), Some(r)) => format!("set by admin (Tally said: {r})"),
+        (Some(_), None) => "set by admin".to_string(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => "no inventory or import says; counted as a person".to_string(),
+    }
+}
+
+const USER_COLUMNS: &[&str] = &[
+    "account",
+    "full_name",
+    "service_account",
+    "why",
+    "status",
+    "org_node",
+    "id",
+];
+
+fn user_line(u: &User, nodes: &HashMap<i64, String>) -> Value {
+    json!({
+        "account": u.account, "full_name": u.full_name,
+        "service_account": if u.service_account { "yes" } else { "no" },
+        "why": service_account_why(u), "status": u.status.as_str(),
+        "org_node": u.org_node.map(|n| nodes.get(&n).cloned().unwrap_or_else(|| format!("node {n}"))),
+        "id": u.id,
+    })
+}
+
 pub async fn users(api: &ApiArgs, cmd: Option<UsersCmd>) -> Result<()> {
     let client = api.client()?;
     match cmd.unwrap_or(UsersCmd::List) {
         UsersCmd::List => {
             let rows = client.users().await?;
-            let columns = &["id", "account", "full_name", "service_account", "status"];
-            Ok(print(&rows, columns, api.format)?)
+            let nodes = node_names(&client).await?;
+            let line = |u: &User| user_line(u, &nodes);
+            Ok(print_lines(&rows, USER_COLUMNS, api.format, line)?)
+        }
+        UsersCmd::Set {
+            account,
+            service_account,
+        } => {
+            let choice = typed("service_account", &service_account)?;
+            let user = client.set_service_account(&account, choice).await?;
+            let nodes = node_names(&client).await?;
+            let line = |u: &User| user_line(u, &nodes);
+            Ok(print_lines(&[user], USER_COLUMNS, api.format, line)?)
         }
         UsersCmd::Forget { account } => {
             let forgotten = client.forget_user(&account).await?;
@@ -447,20 +640,60 @@ pub struct UsageArgs {
     /// Only usage ending on or after this date (YYYY-MM-DD) or time (RFC 3339).
     #[arg(long)]
     since: Option<String>,
-    /// Only this device (id).
+    /// Only this device: its host name or id (see tally devices).
     #[arg(long)]
-    device: Option<i64>,
+    device: Option<String>,
+    /// Only this user: its account or id (see tally users).
+    #[arg(long)]
+    user: Option<String>,
     /// At most this many rows.
     #[arg(long, default_value_t = 100)]
     limit: u32,
 }
 
-/// A usage record or run with the names of its program, user and host, for people to read.
+/// The id of the one device with this host name (case-insensitive) or id.
+pub async fn device_id(client: &Client, key: &str) -> Result<i64> {
+    let devices = client.devices().await?;
+    let by_id = key.parse::<i64>().ok();
+    let found: Vec<&Device> = devices
+        .iter()
+        .filter(|d| Some(d.id) == by_id || d.host_name.eq_ignore_ascii_case(key))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.id),
+        [] => bail!("no device with host name or id {key:?}; see tally devices"),
+        many => {
+            let ids: Vec<String> = many.iter().map(|d| d.id.to_string()).collect();
+            bail!(
+                "{} devices are named {key:?} (ids {}); give the id, or merge them with \
+                 tally devices merge FROM INTO",
+                many.len(),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+/// The id of the user with this account (case-insensitive) or id.
+async fn user_id(client: &Client, key: &str) -> Result<i64> {
+    let users = client.users().await?;
+    let by_id = key.parse::<i64>().ok();
+    users
+        .iter()
+        .find(|u| u.account.eq_ignore_ascii_case(key))
+        .or_else(|| users.iter().find(|u| Some(u.id) == by_id))
+        .map(|u| u.id)
+        .ok_or_else(|| anyhow!("no user with account or id {key:?}; see tally users"))
+}
+
+/// A usage record or run with the names of its program, rules, user and host, for people to
+/// read; JSON and CSV keep the ids next to them.
 #[derive(Serialize)]
 struct Named<'a, T> {
     #[serde(flatten)]
     row: &'a T,
     program: Option<String>,
+    rules: String,
     user: Option<String>,
     host: Option<String>,
 }
@@ -482,12 +715,21 @@ impl UsageIds for tally_core::runs::Run {
     }
 }
 
-/// Adds `program`, `user` and `host` names to rows that carry only ids.
+/// Adds program, rule, user and host names to rows that carry only ids.
 async fn with_names<'a, T: UsageIds>(client: &Client, rows: &'a [T]) -> Result<Vec<Named<'a, T>>> {
     fn index<T>(rows: Vec<T>, name: impl Fn(T) -> (i64, String)) -> HashMap<i64, String> {
         rows.into_iter().map(name).collect()
     }
-    let files = index(client.files().await?, |f| {
+    let rules = RuleIndex::new(client.rules().await?);
+    let files = client.files().await?;
+    let rule_names = index(files.clone(), |f| {
+        let names: Vec<&str> = rules
+            .matching(&f.info)
+            .map(|r| r.spec.name.as_str())
+            .collect();
+        (f.id, names.join(", "))
+    });
+    let files = index(files, |f| {
         let name = format!("{} {}", f.info.file_name, f.info.version);
         (f.id, name.trim().to_string())
     });
@@ -500,6 +742,7 @@ async fn with_names<'a, T: UsageIds>(client: &Client, rows: &'a [T]) -> Result<V
             Named {
                 row,
                 program: files.get(&file).cloned(),
+                rules: rule_names.get(&file).cloned().unwrap_or_default(),
                 user: users.get(&user).cloned(),
                 host: hosts.get(&device).cloned(),
             }
@@ -508,53 +751,65 @@ async fn with_names<'a, T: UsageIds>(client: &Client, rows: &'a [T]) -> Result<V
     Ok(named)
 }
 
-/// Prints usage rows; the table names each row's program, user and host.
-async fn print_usage<T: UsageIds + Serialize>(
-    client: &Client,
-    rows: &[T],
-    columns: &[&str],
-    format: Format,
-) -> Result<()> {
-    if format == Format::Table {
-        return Ok(print(&with_names(client, rows).await?, columns, format)?);
-    }
-    Ok(print(rows, columns, format)?)
-}
-
 pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
     let client = api.client()?;
+    let device_id = match &args.device {
+        Some(key) => Some(device_id(&client, key).await?),
+        None => None,
+    };
+    let user_id = match &args.user {
+        Some(key) => Some(user_id(&client, key).await?),
+        None => None,
+    };
     let filter = UsageFilter {
         rule: args.rule,
         since: args.since,
-        device_id: args.device,
+        device_id,
+        user_id,
         limit: args.limit.clamp(1, 1000),
         after: None,
     };
     if args.runs {
-        let columns = &[
-            "program",
-            "user",
-            "host",
-            "start_time",
-            "end_time",
-            "usage_seconds",
-            "still_running",
-            "records",
-        ];
         let runs = client.runs(&filter).await?;
-        return print_usage(&client, &runs, columns, api.format).await;
+        let named = with_names(&client, &runs).await?;
+        let columns = &[
+            "program", "rules", "user", "host", "start", "end", "used", "state", "records",
+        ];
+        return Ok(print_lines(&named, columns, api.format, |n| {
+            let r = n.row;
+            json!({
+                "program": n.program, "rules": n.rules, "user": n.user, "host": n.host,
+                "start": time_text(r.start_time), "end": time_text(r.end_time),
+                "used": duration_text(r.usage_seconds.saturating_mul(1000)),
+                "state": if r.still_running { "running" } else { "ended" },
+                "records": r.records,
+            })
+        })?);
     }
-    let columns = &[
-        "meter_data_id",
-        "program",
-        "user",
-        "host",
-        "start_time",
-        "end_time",
-        "started",
-        "still_running",
-        "time_serial",
-    ];
     let records = client.usage(&filter).await?;
-    print_usage(&client, &records, columns, api.format).await
+    let named = with_names(&client, &records).await?;
+    let columns = &[
+        "id", "program", "rules", "user", "host", "start", "end", "length", "flags",
+    ];
+    Ok(print_lines(&named, columns, api.format, |n| {
+        let r = n.row;
+        let flags = [
+            (r.started, "started"),
+            (r.still_running, "still running"),
+            (r.start_not_captured, "start not captured"),
+            (r.end_not_captured, "end not captured"),
+            (r.in_ts_session, "remote session"),
+        ];
+        let flags: Vec<&str> = flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect();
+        json!({
+            "id": r.id, "program": n.program, "rules": n.rules, "user": n.user, "host": n.host,
+            "start": time_text(r.start_time), "end": time_text(r.end_time),
+            "length": duration_text((r.end_time - r.start_time).num_milliseconds()),
+            "flags": flags.join(", "),
+        })
+    })?)
 }

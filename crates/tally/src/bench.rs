@@ -133,6 +133,7 @@ async fn storage_ceiling(
             fqdn: None,
             os: None,
             serial: None,
+            machine_id: None,
         };
         let (_, device) = store
             .enroll_agent("bench-ceiling", &agent, Utc::now(), None)
@@ -194,6 +195,7 @@ async fn http_ingest(
             fqdn: None,
             os: None,
             serial: None,
+            machine_id: None,
         };
         let e: EnrollResponse = http
             .post(format!("{url}/api/v1/agent/enroll"))

@@ -68,13 +68,16 @@ enum Command {
         #[command(subcommand)]
         cmd: admin::EnrollmentCmd,
     },
-    /// Devices known to the server; with --inventory ID, one device's software and accounts.
+    /// Devices known to the server; with --inventory HOST, one device's software and
+    /// accounts; verbs to set a status, retire or merge devices.
     Devices {
         #[command(flatten)]
         api: admin::ApiArgs,
         /// Show this device's installed software (with its programs) and local accounts.
-        #[arg(long, value_name = "ID")]
-        inventory: Option<i64>,
+        #[arg(long, value_name = "HOST")]
+        inventory: Option<String>,
+        #[command(subcommand)]
+        cmd: Option<admin::DevicesCmd>,
     },
     /// Site maintenance tasks: list (default), run NAME, set NAME.
     Tasks {
@@ -347,7 +350,11 @@ fn main() -> std::process::ExitCode {
             Command::Rules { api, cmd } => admin::rules(&api, cmd).await,
             Command::Tokens { api, cmd } => admin::tokens(&api, cmd).await,
             Command::Enrollment { api, cmd } => admin::enrollment(&api, cmd).await,
-            Command::Devices { api, inventory } => admin::devices(&api, inventory).await,
+            Command::Devices {
+                api,
+                inventory,
+                cmd,
+            } => admin::devices(&api, inventory, cmd).await,
             Command::Agents { api } => admin::agents(&api).await,
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,

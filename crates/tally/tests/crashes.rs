@@ -163,6 +163,7 @@ fn enrol(server: &Server, token: &str, n: usize) -> Vec<String> {
                 fqdn: None,
                 os: None,
                 serial: None,
+                machine_id: None,
             };
             let e: EnrollResponse = http
                 .post(format!("{}/api/v1/agent/enroll", server.url))

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tally_core::to_micros;
 
-use super::DbStore;
+use super::{Db, DbStore};
 
 /// An agent's columns. `dropped_records` is read through a cast so that a row a sum already
 /// overflowed into a REAL (SQLite, before the sum saturated) reads as `i64::MAX` rather than
@@ -16,6 +16,63 @@ const AGENT_COLUMNS: &str =
      CAST(dropped_records AS BIGINT) AS dropped_records, revoked_at";
 use crate::rows;
 use crate::Result;
+
+/// The device of the machine an agent enrols from, if Tally knows it: devices sharing its
+/// machine-id or real serial, judged by [`tally_core::device::matching_device`].
+async fn machine_device(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    agent: &tally_core::agents::NewAgent,
+) -> Result<Option<i64>> {
+    use tally_core::device::{matching_device, MachineIdentity};
+    let identity = MachineIdentity::new(agent.machine_id.as_deref(), agent.serial.as_deref());
+    if identity.is_empty() {
+        return Ok(None);
+    }
+    let candidates = sqlx::query_as::<_, rows::DeviceColumns>(
+        "SELECT * FROM devices WHERE machine_id = $1 OR serial = $2 ORDER BY id",
+    )
+    .bind(&identity.machine_id)
+    .bind(&identity.serial)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| r.into_device())
+    .collect::<Result<Vec<_>>>()?;
+    Ok(matching_device(&candidates, &identity).map(|(d, _)| d.id))
+}
+
+/// Gives a known machine's device to a new enrolment: the agents enrolled for it before are
+/// revoked (their credentials are superseded; a copy still running is refused and stops
+/// uploading, so nothing is counted twice), and the device takes what the agent says now.
+async fn reenrol_device(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    device: i64,
+    site: &str,
+    agent: &tally_core::agents::NewAgent,
+    at: DateTime<Utc>,
+) -> Result<rows::DeviceColumns> {
+    sqlx::query("UPDATE agents SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(device)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_as::<_, rows::DeviceColumns>(
+        "UPDATE devices SET site_code = $1, host_name = $2, fqdn = COALESCE($3, fqdn),
+             os = COALESCE($4, os), serial = COALESCE($5, serial),
+             machine_id = COALESCE($6, machine_id), last_seen = $7
+         WHERE id = $8 RETURNING *",
+    )
+    .bind(site)
+    .bind(&agent.host_name)
+    .bind(&agent.fqdn)
+    .bind(&agent.os)
+    .bind(&agent.serial)
+    .bind(&agent.machine_id)
+    .bind(at)
+    .bind(device)
+    .fetch_one(&mut **tx)
+    .await?)
+}
 
 #[async_trait]
 impl crate::AgentStore for DbStore {
@@ -146,16 +203,22 @@ impl crate::AgentStore for DbStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(site) = site else { return Ok(None) };
-        let device = sqlx::query_as::<_, rows::DeviceColumns>(rows::INSERT_DEVICE)
-            .bind(&site)
-            .bind(&agent.host_name)
-            .bind(&agent.fqdn)
-            .bind(&agent.os)
-            .bind(&agent.serial)
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await?
-            .into_device()?;
+        let device = match machine_device(&mut tx, agent).await? {
+            Some(id) => reenrol_device(&mut tx, id, &site, agent, at).await?,
+            None => {
+                sqlx::query_as::<_, rows::DeviceColumns>(rows::INSERT_DEVICE)
+                    .bind(&site)
+                    .bind(&agent.host_name)
+                    .bind(&agent.fqdn)
+                    .bind(&agent.os)
+                    .bind(&agent.serial)
+                    .bind(at)
+                    .bind(&agent.machine_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        }
+        .into_device()?;
         let (stored, _) = sqlx::query_as::<_, rows::AgentColumns>(
             "INSERT INTO agents (id, device_id, secret_hash, enrolled_at)
              VALUES ($1, $2, $3, $4) RETURNING *",

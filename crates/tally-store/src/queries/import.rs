@@ -182,19 +182,34 @@ async fn import_users(
     record_status_changes(tx, "user", &changes, at).await?;
     for chunk in rows.chunks(crate::import::CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO users (account, full_name, status, service_account, org_node) ",
+            "INSERT INTO users (account, full_name, status, service_account,
+                 service_account_derived, service_account_reason, org_node) ",
         );
         insert.push_values(chunk, |mut b, (_, r)| {
+            // A row without the column keeps what inventory or an earlier import said.
+            let reason = r.service_account.map(|s| match s {
+                true => "service account, from import",
+                false => "a person's account, from import",
+            });
             b.push_bind(&r.account)
                 .push_bind(&r.full_name)
                 .push_bind(r.status.unwrap_or(tally_core::UserStatus::Active).as_str())
                 .push_bind(r.service_account.unwrap_or(false))
+                .push_bind(r.service_account.unwrap_or(false))
+                .push_bind(reason)
                 .push_bind(r.org_node.as_deref().and_then(|n| nodes.get(n).copied()));
         });
         insert.push(
             " ON CONFLICT (account) DO UPDATE SET
                  full_name = COALESCE(excluded.full_name, users.full_name),
-                 status = excluded.status, service_account = excluded.service_account,
+                 status = excluded.status,
+                 service_account_derived = CASE WHEN excluded.service_account_reason IS NULL
+                     THEN users.service_account_derived ELSE excluded.service_account_derived END,
+                 service_account_reason = COALESCE(excluded.service_account_reason,
+                     users.service_account_reason),
+                 service_account = COALESCE(users.service_account_override,
+                     CASE WHEN excluded.service_account_reason IS NULL
+                     THEN users.service_account_derived ELSE excluded.service_account_derived END),
                  org_node = COALESCE(excluded.org_node, users.org_node)",
         );
         insert.build().execute(&mut **tx).await?;

@@ -72,6 +72,39 @@ async fn replace_installed(
     Ok(())
 }
 
+/// The classification a local account gives the user of the same name, with its reason:
+/// the agent's reason (or "a person's account"), from the inventory of its device.
+pub(super) const ACCOUNT_REASON: &str = "CASE WHEN la.service_account
+         THEN COALESCE(la.reason, 'service account') ELSE 'a person''s account' END
+     || ', from inventory of ' || d.host_name";
+
+/// Gives the users named like the device's local accounts the inventory's classification
+/// (seed 003: service accounts are not licensable), keeping an administrator's choice, and
+/// the account's full name where the user has none.
+async fn classify_users(tx: &mut sqlx::Transaction<'_, Db>, device_id: i64) -> Result<()> {
+    let sql = format!(
+        "UPDATE users SET
+             service_account_derived = (SELECT la.service_account FROM local_accounts la
+                 WHERE la.device_id = $1 AND la.name = users.account),
+             service_account_reason = (SELECT {ACCOUNT_REASON}
+                 FROM local_accounts la JOIN devices d ON d.id = la.device_id
+                 WHERE la.device_id = $1 AND la.name = users.account),
+             full_name = COALESCE(full_name, (SELECT la.full_name FROM local_accounts la
+                 WHERE la.device_id = $1 AND la.name = users.account))
+         WHERE account IN (SELECT name FROM local_accounts WHERE device_id = $1)"
+    );
+    sqlx::query(&sql).bind(device_id).execute(&mut **tx).await?;
+    sqlx::query(
+        "UPDATE users SET service_account =
+             COALESCE(service_account_override, service_account_derived)
+         WHERE account IN (SELECT name FROM local_accounts WHERE device_id = $1)",
+    )
+    .bind(device_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl crate::InventoryStore for DbStore {
     async fn put_inventory(
@@ -98,7 +131,7 @@ impl crate::InventoryStore for DbStore {
                 "UPDATE devices SET last_seen = $1, inventory_hash = $2,
                      os = COALESCE($3, os), cpu_model = $4, sockets = $5, cores = $6,
                      threads = $7, is_virtual = $8, serial = COALESCE($9, serial),
-                     memory_bytes = $11
+                     memory_bytes = $11, machine_id = COALESCE($12, machine_id)
                  WHERE id = $10",
             )
             .bind(at)
@@ -112,6 +145,7 @@ impl crate::InventoryStore for DbStore {
             .bind(&hw.serial)
             .bind(device_id)
             .bind(hw.memory_bytes)
+            .bind(&hw.machine_id)
         };
         update.execute(&mut *tx).await?;
         if unchanged {
@@ -162,6 +196,7 @@ impl crate::InventoryStore for DbStore {
             insert.push(" ON CONFLICT DO NOTHING");
             insert.build().execute(&mut *tx).await?;
         }
+        classify_users(&mut tx, device_id).await?;
         tx.commit().await?;
         Ok(true)
     }

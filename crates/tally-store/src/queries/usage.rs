@@ -86,6 +86,9 @@ impl crate::UsageStore for DbStore {
         if let Some(device) = query.device_id {
             sql.push(" AND device_id = ").push_bind(device);
         }
+        if let Some(user) = query.user_id {
+            sql.push(" AND user_id = ").push_bind(user);
+        }
         if let Some(since) = query.since {
             sql.push(" AND end_time >= ").push_bind(to_micros(since));
         }

@@ -45,3 +45,7 @@ INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file
         language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
     VALUES ('S01', 'SNOOZER', 'snooze2', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
         '2026-01-02T00:00:00+00:00');
+INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account, reason)
+    SELECT id, 'root', 0, 'root', '/bin/bash', TRUE, 'system uid' FROM devices WHERE host_name = 'pc1';
+INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account)
+    SELECT id, 'alice', 1000, 'Alice Liddell', '/bin/bash', FALSE FROM devices WHERE host_name = 'pc1';
