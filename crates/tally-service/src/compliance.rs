@@ -83,6 +83,9 @@ pub async fn detail(
     ))
 }
 
+/// Rows of one kind per application id.
+type ByApp<T> = HashMap<i64, Vec<T>>;
+
 /// Every position the engine computed, with what the summary and the detail name.
 struct Computed {
     apps: Vec<AppRecord>,
@@ -143,8 +146,8 @@ async fn custom_values(store: &dyn Store) -> Result<HashMap<i64, Vec<CustomValue
 fn positions(
     apps: &[AppRecord],
     estate: &Estate,
-    (installed, sessions): (&Installed, &HashMap<i64, Vec<Session>>),
-    (licenses, customs): (&HashMap<i64, Vec<License>>, &HashMap<i64, Vec<CustomValue>>),
+    (installed, sessions): (&Installed, &ByApp<Session>),
+    (licenses, customs): (&ByApp<License>, &ByApp<CustomValue>),
     as_of: NaiveDate,
 ) -> Vec<Position> {
     let one = |a: &AppRecord| {
