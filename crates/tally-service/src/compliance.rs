@@ -83,6 +83,9 @@ pub async fn detail(
     ))
 }
 
+/// Rows of one kind per application id.
+type ByApp<T> = HashMap<i64, Vec<T>>;
+
 /// Every position the engine computed, with what the summary and the detail name.
 struct Computed {
     apps: Vec<AppRecord>,
@@ -138,15 +141,12 @@ async fn custom_values(store: &dyn Store) -> Result<HashMap<i64, Vec<CustomValue
     Ok(customs)
 }
 
-/// Rows of one kind by application id.
-type ByApp<T> = HashMap<i64, Vec<T>>;
-
 /// The engine over every application, the applications split among the machine's cores (the
 /// engine is pure and each position independent).
 fn positions(
     apps: &[AppRecord],
     estate: &Estate,
-    (installed, sessions): (&Installed, &HashMap<i64, Vec<Session>>),
+    (installed, sessions): (&Installed, &ByApp<Session>),
     (licenses, customs): (&ByApp<License>, &ByApp<CustomValue>),
     as_of: NaiveDate,
 ) -> Vec<Position> {

@@ -157,9 +157,11 @@ fn the_position_is_explained_by_name_and_fails_on_under(backend: Backend) {
         &["compliance", "--app", "office", day[0], day[1]],
     );
     assert_eq!(json["uncovered_consumers"]["items"][0]["name"], "pc4");
-    assert!(json["uncovered_consumers"]["items"][0]["consumer"]["id"]
-        .as_i64()
-        .is_some());
+    assert_eq!(
+        json["uncovered_consumers"]["items"][0]["consumer"]["kind"], "device",
+        "JSON keeps the ids beside the names"
+    );
+    assert!(json["uncovered_consumers"]["items"][0]["consumer"]["id"].is_i64());
 
     // --fail-on under: the position is printed, then status 2 naming what is short.
     let (code, out, err) = run(&["compliance", day[0], day[1], "--fail-on", "under"]);

@@ -133,7 +133,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         &["compliance", "--app", "chat", "--as-of", "2026-02-20"],
     );
     assert_eq!(
-        (feb[0]["required"].as_i64(), feb[0]["status"].as_str()),
+        (feb["required"].as_i64(), feb["status"].as_str()),
         (Some(0), Some("over_licensed"))
     );
 
@@ -538,7 +538,7 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
         (Some(app_id), Some(1250))
     );
     let position = tally_json(&server, &admin, &["compliance", "--app", "Office"]);
-    assert_eq!(position[0]["owned"], 10);
+    assert_eq!(position["owned"], 10);
 
     // An auditor reads but does not change.
     let auditor = tally_json(
@@ -643,8 +643,8 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
             &["compliance", "--app", "Office", "--as-of", "2026-03-20"],
         );
         (
-            p[0]["covered"].as_i64().unwrap(),
-            p[0]["shortfall"].as_i64().unwrap(),
+            p["covered"].as_i64().unwrap(),
+            p["shortfall"].as_i64().unwrap(),
         )
     };
     // Nobody placed the London machines: only the HQ license (1) covers anything.
@@ -749,7 +749,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
     );
     let p = tally_json(&server, &admin, &["compliance", "--app", "Seats"]);
     assert_eq!(
-        (p[0]["required"].as_i64(), p[0]["shortfall"].as_i64()),
+        (p["required"].as_i64(), p["shortfall"].as_i64()),
         (Some(3), Some(1))
     );
     assert!(server.stop().success());
