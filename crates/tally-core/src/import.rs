@@ -512,6 +512,47 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_through_stored_nodes_is_refused() {
+        let known = Known {
+            org_nodes: ["HQ".to_string(), "Sales".to_string(), "East".to_string()].into(),
+            org_parents: [
+                ("Sales".to_string(), "HQ".to_string()),
+                ("East".to_string(), "Sales".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let node = |name: &str, parent: Option<&str>| OrgNodeRow {
+            name: name.into(),
+            parent: parent.map(Into::into),
+        };
+        let closing = Batch {
+            org_nodes: vec![(at(2), node("HQ", Some("East")))],
+            ..Default::default()
+        };
+        let errors: Vec<String> = validate(&closing, &known, now())
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            ["x.csv:2: parent: the parents form a cycle; a node cannot be below itself"]
+        );
+        // Moving East under HQ and HQ under a new root is no cycle: the file's parents
+        // replace the stored ones.
+        let moving = Batch {
+            org_nodes: vec![
+                (at(2), node("Root", None)),
+                (at(3), node("HQ", Some("Root"))),
+                (at(4), node("Sales", Some("East"))),
+                (at(5), node("East", Some("HQ"))),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(validate(&moving, &known, now()), vec![]);
+    }
+
+    #[test]
     fn prices_are_written_back_as_read() {
         for minor in [0, 5, 500, 12_990, 1_000_001] {
             assert_eq!(parse_cost(&format_cost(minor)), Some(minor), "{minor}");

@@ -755,6 +755,18 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
     assert!(server.stop().success());
 }
 
+/// `licenses add` of (application, metric, quantity, assignment), then `more` options.
+fn add_license<'a>(
+    license: (&'a str, &'a str, &'a str, &'a str),
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let (app, metric, quantity, assignment) = license;
+    let mut args = vec!["licenses", "add", "--app", app, "--metric", metric];
+    args.extend(["--quantity", quantity, "--assignment", assignment]);
+    args.extend(more);
+    args
+}
+
 /// A small estate for the license verbs: HQ with Sales below it, pc1 and ann there, Office
 /// (installations) and Chat (users).
 fn small_estate(dir: &Path, backend: &Backend) {
@@ -813,35 +825,19 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
         "{help}"
     );
     assert!(help.contains("The first day it counts"), "{help}");
-    let typo = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Office",
-        "--metric",
-        "installations",
-        "--quantity",
-        "1",
-        "--assignment",
-        "datacenter",
-    ]);
+    let typo = run(&add_license(
+        ("Office", "installations", "1", "datacenter"),
+        &[],
+    ));
     assert!(
         text(&typo.stderr).contains("invalid value 'datacenter' for '--assignment"),
         "{}",
         text(&typo.stderr)
     );
-    let negative = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Office",
-        "--metric",
-        "installations",
-        "--quantity",
-        "-2",
-        "--assignment",
-        "organisation",
-    ]);
+    let negative = run(&add_license(
+        ("Office", "installations", "-2", "organisation"),
+        &[],
+    ));
     assert!(!negative.status.success());
     assert!(
         text(&negative.stderr).contains("quantity: must not be negative"),
@@ -850,28 +846,21 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
     );
 
     // Quantities that cannot be used are accepted with a warning the user sees.
-    let two_for_one = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Office",
-        "--metric",
-        "installations",
-        "--quantity",
-        "2",
-        "--assignment",
-        "computer",
-        "--to",
-        "pc1",
-        "--unit-cost",
-        "1449",
-        "--currency",
-        "EUR",
-        "--valid-until",
-        &in_days(30),
-        "--maintenance-until",
-        &in_days(10),
-    ]);
+    let two_for_one = run(&add_license(
+        ("Office", "installations", "2", "computer"),
+        &[
+            "--to",
+            "pc1",
+            "--unit-cost",
+            "1449",
+            "--currency",
+            "EUR",
+            "--valid-until",
+            &in_days(30),
+            "--maintenance-until",
+            &in_days(10),
+        ],
+    ));
     assert!(
         two_for_one.status.success(),
         "{}",
@@ -888,22 +877,10 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
     let none = tally_json(
         &server,
         &admin,
-        &[
-            "licenses",
-            "add",
-            "--app",
-            "Office",
-            "--metric",
-            "installations",
-            "--quantity",
-            "0",
-            "--assignment",
-            "organisation",
-            "--to",
-            "HQ",
-            "--valid-until",
-            &in_days(200),
-        ],
+        &add_license(
+            ("Office", "installations", "0", "organisation"),
+            &["--to", "HQ", "--valid-until", &in_days(200)],
+        ),
     );
     assert_eq!(none[0]["assignment_type"], "organization");
     assert_eq!(none[0]["assigned_to_name"], "HQ");
@@ -1117,34 +1094,12 @@ fn removed_licenses_and_applications_stay_in_past_positions(backend: Backend) {
     let license = tally_json(
         &server,
         &admin,
-        &[
-            "licenses",
-            "add",
-            "--app",
-            "Office",
-            "--metric",
-            "installations",
-            "--quantity",
-            "2",
-            "--assignment",
-            "organization",
-        ],
+        &add_license(("Office", "installations", "2", "organization"), &[]),
     );
     let chat = tally_json(
         &server,
         &admin,
-        &[
-            "licenses",
-            "add",
-            "--app",
-            "Chat",
-            "--metric",
-            "users",
-            "--quantity",
-            "4",
-            "--assignment",
-            "organization",
-        ],
+        &add_license(("Chat", "users", "4", "organization"), &[]),
     );
     assert_eq!(
         (owned("Office", None), owned("Office", Some(&yesterday))),

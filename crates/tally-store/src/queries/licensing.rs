@@ -10,19 +10,6 @@ use super::{Db, DbStore};
 use crate::rows;
 use crate::Result;
 
-/// Marks the row `id` of `table` removed at `at`, with its audit entry; false when there is no
-/// such row not removed already. The row stays for positions on earlier days.
-async fn remove_by_id(
-    store: &DbStore,
-    table: &str,
-    (id, at): (i64, DateTime<Utc>),
-    audit: crate::AuditNote<'_>,
-) -> Result<bool> {
-    let sql = format!("UPDATE {table} SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL");
-    let query = sqlx::query(&sql).bind(to_micros(at)).bind(id);
-    super::change_one(store, query, audit).await
-}
-
 /// The id of the org node, computer or user a license row names (by its assignment type), or
 /// none for a license on the whole organisation. The caller has checked the name exists.
 async fn license_target(
@@ -312,7 +299,7 @@ impl crate::Licensing for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditNote<'_>,
     ) -> Result<bool> {
-        remove_by_id(self, "applications", (id, at), audit).await
+        super::stamp_by_id(self, ("applications", "removed_at"), (id, at), audit).await
     }
 
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
@@ -412,6 +399,6 @@ impl crate::Licensing for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditNote<'_>,
     ) -> Result<bool> {
-        remove_by_id(self, "licenses", (id, at), audit).await
+        super::stamp_by_id(self, ("licenses", "removed_at"), (id, at), audit).await
     }
 }

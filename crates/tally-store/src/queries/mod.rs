@@ -51,10 +51,21 @@ async fn delete_by_id(
 async fn revoke_by_id(
     store: &DbStore,
     table: &str,
+    row: (i64, DateTime<Utc>),
+    audit: crate::AuditNote<'_>,
+) -> Result<bool> {
+    stamp_by_id(store, (table, "revoked_at"), row, audit).await
+}
+
+/// Sets the time `column` of the row `id` of `table` to `at`, with its audit entry, when it is
+/// not set yet; false when there is no such row not stamped already. The row stays.
+async fn stamp_by_id(
+    store: &DbStore,
+    (table, column): (&str, &str),
     (id, at): (i64, DateTime<Utc>),
     audit: crate::AuditNote<'_>,
 ) -> Result<bool> {
-    let sql = format!("UPDATE {table} SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
+    let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} IS NULL");
     let query = sqlx::query(&sql).bind(tally_core::to_micros(at)).bind(id);
     change_one(store, query, audit).await
 }
