@@ -69,6 +69,7 @@ async fn reports_are_served_in_every_format_from_the_summaries(backend: Backend)
             "reclaim",
             "heat-map",
             "concurrency",
+            "elp",
             "tasks"
         ]
     );

@@ -142,6 +142,9 @@ async fn measure(
     // Let enrolment, the policy and the first inventory settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let pid = agent.id();
+    // Both watchers' agents run on this machine, so they enrol into one device (one machine
+    // keeps its device); only runs that end after this run's start are this watcher's.
+    let measured_from = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let (cpu_before, wall_before) = (cpu_ticks(pid)?, Instant::now());
     let run = format!("{:.3}", args.run_ms as f64 / 1000.0);
     let program = program.to_path_buf();
@@ -161,6 +164,7 @@ async fn measure(
     loop {
         let filter = UsageFilter {
             rule: Some("BenchProg".into()),
+            since: Some(measured_from.clone()),
             device_id: Some(device_id),
             limit: 1000,
             after: Some(captured as i64),

@@ -45,9 +45,9 @@ fn agent_post(url: &str, creds: &str, path: &str, body: Value) {
         .bearer_auth(creds)
         .json(&body)
         .send()
-        .unwrap()
-        .status();
-    assert_eq!(status, 200, "{path}");
+        .unwrap();
+    let (status, body) = (status.status(), status.text().unwrap());
+    assert_eq!(status, 200, "{path}: {body}");
 }
 
 /// A finished run of `code` by `account`, 65 minutes long.
@@ -164,7 +164,7 @@ fn devices_users_agents_and_usage_by_name_through_the_cli(backend: Backend) {
         "code 1.95.0",
         "Code",
         "vm",
-        "2026-06-01T08:00:00Z",
+        "2026-06-01 08:00:00 UTC",
         "1 h 05 min",
         "ended",
     ] {

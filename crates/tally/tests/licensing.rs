@@ -1087,7 +1087,8 @@ fn removed_licenses_and_applications_stay_in_past_positions(backend: Backend) {
     let owned = |app: &str, day: Option<&str>| {
         let mut args = vec!["compliance", "--app", app];
         args.extend(day.map(|d| ["--as-of", d]).into_iter().flatten());
-        tally_json(&server, &admin, &args)[0]["owned"]
+        // `--app` prints the application's detail, its figures at the top level.
+        tally_json(&server, &admin, &args)["owned"]
             .as_i64()
             .unwrap()
     };
