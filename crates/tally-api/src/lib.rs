@@ -15,9 +15,9 @@ pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use identity::{MergeDevices, ServiceAccountChoice, SetDeviceStatus, SetServiceAccount};
 pub use licensing::{
-    AppDetail, AppPosition, ConsumerCounts, ConsumerLine, ConsumerPage, Expiring, LicenseLine,
-    LicensePatch, LicenseSaved, LicenseView, NoUsageData, NodeLine, OrgNodeView, Placement,
-    ReasonCount, ReclaimReport, Reclaimable, TrendPoint,
+    money_totals, AppDetail, AppPosition, ConsumerCounts, ConsumerLine, ConsumerPage, Expiring,
+    LicenseLine, LicensePatch, LicenseSaved, LicenseView, NoUsageData, NodeLine, OrgNodeView,
+    Placement, ReasonCount, ReclaimReport, Reclaimable, TrendPoint,
 };
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,

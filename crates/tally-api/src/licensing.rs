@@ -9,6 +9,24 @@ use tally_core::licenses::{AssignmentType, Ends, License, Metric};
 use tally_core::OrgNode;
 use utoipa::ToSchema;
 
+/// Shortfall cost and surplus value of `positions` summed per currency, as (cost, value):
+/// money of different currencies is never added. The CLI's totals line and the ELP report's
+/// total lines both read this.
+pub fn money_totals(positions: &[AppPosition]) -> std::collections::BTreeMap<String, (i64, i64)> {
+    let mut totals = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for p in positions {
+        if let Some(cost) = &p.shortfall_cost {
+            let t = totals.entry(cost.currency.clone()).or_default();
+            t.0 = t.0.saturating_add(cost.minor);
+        }
+        for value in &p.surplus_value {
+            let t = totals.entry(value.currency.clone()).or_default();
+            t.1 = t.1.saturating_add(value.minor);
+        }
+    }
+    totals
+}
+
 /// One application's position, summarised: its figures, what was left out and why, which
 /// licenses did not count and why, and how many consumers are uncovered. Its size does not
 /// grow with the estate: the consumers themselves are in [`AppDetail`].

@@ -85,6 +85,14 @@ pub fn duration_text(ms: i64) -> String {
     }
 }
 
+/// `n` and the noun, plural when `n` is not one: `3 devices`, `1 license`.
+pub fn plural(n: i64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();

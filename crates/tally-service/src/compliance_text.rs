@@ -94,13 +94,7 @@ fn counted<'a>(reasons: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<ReasonC
     list
 }
 
-/// `n` and the noun, plural when `n` is not one: `3 devices`, `1 license`.
-pub(crate) fn plural(n: i64, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
-    }
-}
+pub(crate) use tally_report::model::plural;
 
 /// Every reason of the position in one line: uncovered consumers, licenses that did not
 /// count (or idle beside a shortfall), exclusions; for the pooled metrics the peak.

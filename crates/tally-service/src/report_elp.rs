@@ -6,7 +6,7 @@
 
 use chrono::{Duration, NaiveDate};
 use tally_api::AppPosition;
-use tally_core::compliance::{Money, Status};
+use tally_core::compliance::Status;
 use tally_core::License;
 use tally_report::catalogue::Params;
 use tally_report::{Cell, Column, Report};
@@ -37,7 +37,7 @@ pub(crate) async fn build(store: &dyn Store, params: &Params, report: &mut Repor
     for p in &positions {
         report.rows.extend(rows_of(p));
     }
-    for (currency, (cost, value)) in totals(&positions) {
+    for (currency, (cost, value)) in tally_api::money_totals(&positions) {
         report.rows.push(vec![
             Cell::text(format!("Total ({currency})")),
             Cell::Empty,
@@ -128,28 +128,6 @@ fn rows_of(p: &AppPosition) -> Vec<Vec<Cell>> {
         rows.push(row);
     }
     rows
-}
-
-/// Shortfall cost and surplus value per currency.
-fn totals(positions: &[AppPosition]) -> std::collections::BTreeMap<String, (i64, i64)> {
-    let mut totals = std::collections::BTreeMap::<String, (i64, i64)>::new();
-    let add =
-        |totals: &mut std::collections::BTreeMap<String, (i64, i64)>, m: &Money, cost: bool| {
-            let t = totals.entry(m.currency.clone()).or_default();
-            match cost {
-                true => t.0 = t.0.saturating_add(m.minor),
-                false => t.1 = t.1.saturating_add(m.minor),
-            }
-        };
-    for p in positions {
-        if let Some(m) = &p.shortfall_cost {
-            add(&mut totals, m, true);
-        }
-        for m in &p.surplus_value {
-            add(&mut totals, m, false);
-        }
-    }
-    totals
 }
 
 /// One note per license whose validity or maintenance ends within `days` after `as_of`

@@ -2,8 +2,6 @@
 //! totals row, or one application's in detail (`--app`), by name; `--fail-on under` for
 //! scripts and schedulers.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use serde::Serialize;
 use tally_api::{AppDetail, AppPosition};
@@ -82,18 +80,11 @@ fn fail_on(fail_on: Option<FailOn>, positions: &[AppPosition]) -> Result<()> {
         .collect();
     match (fail_on, under.is_empty()) {
         (Some(FailOn::Under), false) => Err(UnderLicensed(
-            plural(under.len(), "application", "applications"),
+            tally_report::model::plural(under.len() as i64, "application", "applications"),
             under.join(", "),
         )
         .into()),
         _ => Ok(()),
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
     }
 }
 
@@ -145,7 +136,7 @@ fn print_table(rows: &[AppPosition]) -> std::io::Result<()> {
             reason: &p.reason,
         })
         .collect();
-    let totals = totals(rows);
+    let totals = tally_api::money_totals(rows);
     for (currency, (short, idle)) in &totals {
         lines.push(Line {
             application: "TOTAL",
@@ -181,23 +172,6 @@ fn print_table(rows: &[AppPosition]) -> std::io::Result<()> {
         "reason",
     ];
     print(&lines, &columns, Format::Table)
-}
-
-/// Shortfall cost and surplus value summed per currency (money of different currencies is
-/// never added).
-fn totals(rows: &[AppPosition]) -> BTreeMap<String, (i64, i64)> {
-    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for p in rows {
-        if let Some(cost) = &p.shortfall_cost {
-            let t = totals.entry(cost.currency.clone()).or_default();
-            t.0 = t.0.saturating_add(cost.minor);
-        }
-        for value in &p.surplus_value {
-            let t = totals.entry(value.currency.clone()).or_default();
-            t.1 = t.1.saturating_add(value.minor);
-        }
-    }
-    totals
 }
 
 /// A position as one flat CSV row: money as an amount and a currency column, no JSON.
