@@ -434,6 +434,33 @@ fn devices_in_a_rolling_30_days_against_the_calendar_month() {
 }
 
 #[test]
+fn each_org_node_peaks_in_its_own_hour_under_a_concurrent_metric() {
+    // Sales: users 1 and 2 at 09:00, user 1 alone at 10:00. Berlin: user 3 alone at 09:00,
+    // users 3 and 4 at 10:00. The estate peaks at 3 (09:00 and 10:00), Sales at 2 (09:00),
+    // Berlin at 2 (10:00): each node's own peak, in whichever hour it falls.
+    let people = vec![
+        user(1, SALES),
+        user(2, SALES),
+        user(3, BERLIN),
+        user(4, BERLIN),
+    ];
+    let e = estate(vec![device(1, SALES, 4)], people);
+    let sessions = [
+        session(1, 1, at(2, 9, 0), at(2, 9, 30)),
+        session(1, 2, at(2, 9, 10), at(2, 9, 20)),
+        session(1, 1, at(2, 10, 0), at(2, 10, 30)),
+        session(1, 3, at(2, 9, 40), at(2, 9, 50)),
+        session(1, 3, at(2, 10, 5), at(2, 10, 15)),
+        session(1, 4, at(2, 10, 20), at(2, 10, 25)),
+    ];
+    let a = app(Metric::ConcurrentUsers);
+    let p = position(&e, &facts(&a, &[], &sessions, &[]), as_of());
+    assert_eq!(p.required, 3);
+    let nodes: Vec<_> = p.by_node.iter().map(|n| (n.org_node, n.required)).collect();
+    assert_eq!(nodes, [(Some(SALES), 2), (Some(BERLIN), 2)]);
+}
+
+#[test]
 fn concurrent_users_peak_in_a_clock_hour_with_a_session_straddling_the_boundary() {
     // Sessions: A 09:50–10:10 (in both hours), B 10:05–10:20, C 10:30–10:40, D 09:00–09:10.
     // 09:00–10:00: A and D = 2. 10:00–11:00: A, B and C = 3. Peak 3 (never three at one

@@ -608,17 +608,7 @@ fn concurrent(
             .map(|(consumer, reason)| excluded_for(consumer, reason)),
     );
     let required = hours.values().map(|c| c.len() as i64).max().unwrap_or(0);
-    let mut node_peaks: BTreeMap<Option<i64>, i64> = BTreeMap::new();
-    let nodes: HashSet<Option<i64>> = hours.values().flat_map(|c| c.values().copied()).collect();
-    for node in nodes {
-        let peak = hours
-            .values()
-            .map(|c| c.values().filter(|n| **n == node).count() as i64)
-            .max()
-            .unwrap_or(0);
-        node_peaks.insert(node, peak);
-    }
-    let by_node = node_peaks
+    let by_node = node_peaks(&hours)
         .into_iter()
         .map(|(org_node, required)| NodeFigures {
             org_node,
@@ -627,6 +617,27 @@ fn concurrent(
         })
         .collect();
     Pooled { required, by_node }
+}
+
+/// Per org node, the most of its own consumers in any one hour: each hour's consumers are
+/// counted per node in one pass, so the work grows with the (hour, consumer) pairs, not with
+/// their product with the number of nodes.
+fn node_peaks(
+    hours: &HashMap<DateTime<Utc>, HashMap<Consumer, Option<i64>>>,
+) -> BTreeMap<Option<i64>, i64> {
+    let mut peaks: BTreeMap<Option<i64>, i64> = BTreeMap::new();
+    let mut in_hour: HashMap<Option<i64>, i64> = HashMap::new();
+    for consumers in hours.values() {
+        in_hour.clear();
+        for node in consumers.values() {
+            *in_hour.entry(*node).or_default() += 1;
+        }
+        for (node, count) in &in_hour {
+            let peak = peaks.entry(*node).or_default();
+            *peak = (*peak).max(*count);
+        }
+    }
+    peaks
 }
 
 /// The clock hours of the metering period `[from, to)` a session touches. The session is
