@@ -11,8 +11,12 @@ use tally_core::import::{ApplicationRow, Batch, Known, LicenseRow, Origin};
 use tally_core::License;
 use tally_store::{AppRecord, AuditOf, ImportOutcome, Store};
 
-use crate::audit::entry;
+use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
+
+fn no_license(id: i64) -> String {
+    format!("no license {id}; see tally licenses")
+}
 
 /// Runs the import checks on a one-row batch against `known`; the refusal names each field at
 /// fault.
@@ -179,7 +183,7 @@ pub async fn edit_license(
         .await?
         .into_iter()
         .find(|l| l.license.id == id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no license {id}; see tally licenses")))?;
+        .ok_or_else(|| ServiceError::NotFound(no_license(id)))?;
     let row = patched(&current, patch);
     let mut known = store.import_known().await?;
     // The license's own currency is not one of its application's other licenses'.
@@ -200,12 +204,8 @@ pub async fn edit_license(
     checked(&known, &batch)?;
     let warnings = warnings(&known, &batch);
     let audit = entry(actor, "license.edit", format!("license:{id}"), patch);
-    match store.update_license(id, &row, Some(&audit)).await? {
-        true => saved(store, id, warnings).await,
-        false => Err(ServiceError::NotFound(format!(
-            "no license {id}; see tally licenses"
-        ))),
-    }
+    (store.update_license(id, &row, Some(&audit)).await).or_missing(|| no_license(id))?;
+    saved(store, id, warnings).await
 }
 
 /// The license's terms as an import row, with `patch` applied. A new assignment type without
@@ -295,12 +295,8 @@ pub async fn delete_application(
         )));
     }
     let audit = entry(actor, "application.delete", format!("application:{id}"), ());
-    match store.delete_application(id, now, Some(&audit)).await? {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no application {id}; see tally apps"
-        ))),
-    }
+    (store.delete_application(id, now, Some(&audit)).await)
+        .or_missing(|| format!("no application {id}; see tally apps"))
 }
 
 /// Removes a license, as `actor`: it no longer counts from `now` on, and positions on earlier
@@ -312,10 +308,5 @@ pub async fn delete_license(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let audit = entry(actor, "license.delete", format!("license:{id}"), ());
-    match store.delete_license(id, now, Some(&audit)).await? {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no license {id}; see tally licenses"
-        ))),
-    }
+    (store.delete_license(id, now, Some(&audit)).await).or_missing(|| no_license(id))
 }
