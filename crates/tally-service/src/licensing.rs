@@ -9,7 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView};
 use tally_core::import::{ApplicationRow, Batch, Known, LicenseRow, Origin};
 use tally_core::License;
-use tally_store::{AppRecord, AuditOf, ImportOutcome, Store};
+use serde::Serialize;
+use tally_store::{AppRecord, ImportOutcome, Store};
 
 use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
@@ -48,20 +49,23 @@ fn request() -> Origin {
     }
 }
 
-/// Checks and imports a one-row batch, with the audit entry `audit` makes of its outcome;
-/// returns the outcome and the checks' warnings.
-async fn import_one(
+/// Checks and imports a one-row batch as `actor`, audited as `action` on the target `target`
+/// makes of the outcome (the batch holds one row, so the outcome holds its one id), with `row`
+/// as the detail; returns the outcome and the checks' warnings.
+async fn import_one<R: Serialize + Sync>(
     service: &Service,
     batch: Batch,
     now: DateTime<Utc>,
-    audit: AuditOf<'_, ImportOutcome>,
+    (actor, action): (&str, &str),
+    (row, target): (&R, fn(&ImportOutcome) -> String),
 ) -> Result<(ImportOutcome, Vec<String>)> {
     let store = service.store();
     let known = store.import_known().await?;
     checked(&known, &batch)?;
     let warnings = warnings(&known, &batch);
+    let audit = |outcome: &ImportOutcome| entry(actor, action, target(outcome), row);
     let outcome = store
-        .import(&batch, service.site(), now, &|_| {}, audit)
+        .import(&batch, service.site(), now, &|_| {}, Some(&audit))
         .await?;
     Ok((outcome, warnings))
 }
@@ -73,17 +77,13 @@ pub async fn put_application(
     row: &ApplicationRow,
     now: DateTime<Utc>,
 ) -> Result<AppRecord> {
-    let applications = vec![(request(), row.clone())];
     let batch = Batch {
-        applications,
+        applications: vec![(request(), row.clone())],
         ..Default::default()
     };
-    // The batch holds one application, so the outcome holds its one id.
-    let audit = |outcome: &ImportOutcome| {
-        let target = format!("application:{}", outcome.application_ids[0]);
-        entry(actor, "application.put", target, row)
-    };
-    import_one(service, batch, now, Some(&audit)).await?;
+    let target = |o: &ImportOutcome| format!("application:{}", o.application_ids[0]);
+    let audit = (actor, "application.put");
+    import_one(service, batch, now, audit, (row, target)).await?;
     service
         .store()
         .applications()
@@ -103,17 +103,13 @@ pub async fn add_license(
     row: &LicenseRow,
     now: DateTime<Utc>,
 ) -> Result<LicenseSaved> {
-    let licenses = vec![(request(), row.clone())];
     let batch = Batch {
-        licenses,
+        licenses: vec![(request(), row.clone())],
         ..Default::default()
     };
-    // The batch holds one license, so the outcome holds its one id.
-    let audit = |outcome: &ImportOutcome| {
-        let target = format!("license:{}", outcome.license_ids[0]);
-        entry(actor, "license.add", target, row)
-    };
-    let (outcome, warnings) = import_one(service, batch, now, Some(&audit)).await?;
+    let target = |o: &ImportOutcome| format!("license:{}", o.license_ids[0]);
+    let audit = (actor, "license.add");
+    let (outcome, warnings) = import_one(service, batch, now, audit, (row, target)).await?;
     let id = outcome.license_ids.first().copied().unwrap_or_default();
     saved(service.store(), id, warnings).await
 }

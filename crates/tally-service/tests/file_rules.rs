@@ -94,26 +94,7 @@ each_backend!(async
 
 async fn mapping_follows_rules_and_files(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = tally_store::open(&backend.url(&dir.path().join("t.db")))
-        .await
-        .unwrap();
-    store
-        .put_site(&Site {
-            code: site(),
-            name: "Main".into(),
-            alias: None,
-            parent: None,
-        })
-        .await
-        .unwrap();
-    let device = NewDevice {
-        site_code: site(),
-        host_name: "pc1".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
-    let pc = store.create_device(&device, t(1, 0)).await.unwrap().id;
+    let (store, service, pc) = estate(&backend, dir.path()).await;
     let vim = store
         .create_rule(
             &site(),
@@ -124,7 +105,6 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
         )
         .await
         .unwrap();
-    let service = Service::new(store.clone(), site());
     let upload = |service, batch, records| upload(service, pc, batch, records);
     upload(
         &service,
