@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView};
 use tally_core::import::{ApplicationRow, Batch, Known, LicenseRow, Origin};
 use tally_core::License;
-use serde::Serialize;
 use tally_store::{AppRecord, ImportOutcome, Store};
 
 use crate::audit::{entry, OrMissing};

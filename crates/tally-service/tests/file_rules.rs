@@ -95,16 +95,7 @@ each_backend!(async
 async fn mapping_follows_rules_and_files(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (store, service, pc) = estate(&backend, dir.path()).await;
-    let vim = store
-        .create_rule(
-            &site(),
-            RuleOrigin::Manual,
-            &spec("Vim", "vim"),
-            t(1, 0),
-            None,
-        )
-        .await
-        .unwrap();
+    let vim = add_rule(store.as_ref(), "Vim", "vim").await;
     let upload = |service, batch, records| upload(service, pc, batch, records);
     upload(
         &service,
@@ -116,18 +107,9 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
 
     // A rule added and a rule edited, on the same service: emacs is metered now, and Vim
     // meters nvim instead of vim.
+    add_rule(store.as_ref(), "Emacs", "emacs").await;
     store
-        .create_rule(
-            &site(),
-            RuleOrigin::Manual,
-            &spec("Emacs", "emacs"),
-            t(3, 0),
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .update_rule(vim.id, &spec("Vim", "nvim"), t(3, 0), None)
+        .update_rule(vim, &spec("Vim", "nvim"), t(3, 0), None)
         .await
         .unwrap()
         .unwrap();
