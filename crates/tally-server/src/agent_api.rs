@@ -12,12 +12,11 @@ use chrono::Utc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tally_core::agents::Agent;
-use tally_core::policy::rules_for_site;
 use tally_core::wire::v1::{
     EnrollRequest, EnrollResponse, Heartbeat, Inventory, Policy, UsageAck, UsageBatch,
     MAX_BATCH_RECORDS,
 };
-use tally_service::operators;
+use tally_service::{agents, operators};
 use tally_store::NewAgent;
 
 use crate::auth::hash_token;
@@ -25,12 +24,6 @@ use crate::error::ErrorBody;
 use crate::extract::JsonBody;
 use crate::rate_limit::Caller;
 use crate::{ApiError, AppState};
-
-/// Reporting cadence sent to agents: Configuration Manager reports every 7 days; Tally wants
-/// near-real-time figures, so 15 minutes.
-pub const REPORT_INTERVAL_SECS: u64 = 15 * 60;
-pub const INVENTORY_INTERVAL_SECS: u64 = 24 * 60 * 60;
-pub const HEARTBEAT_INTERVAL_SECS: u64 = 5 * 60;
 
 /// The agent making a request, from `Authorization: Bearer <agent_id>.<secret>`.
 pub struct AgentAuth(pub Agent);
@@ -53,17 +46,9 @@ impl FromRequestParts<AppState> for AgentAuth {
         let (id, secret) = credentials
             .split_once('.')
             .ok_or_else(|| unauthorized("malformed agent credentials"))?;
-        let (agent, secret_hash) = state
-            .store
-            .agent(id)
+        let agent = agents::authenticate(&state.service, id, &hash_token(secret))
             .await?
-            .ok_or_else(|| unauthorized("unknown agent"))?;
-        if secret_hash != hash_token(secret) {
-            return Err(unauthorized("wrong agent secret"));
-        }
-        if agent.revoked_at.is_some() {
-            return Err(unauthorized("this agent has been revoked"));
-        }
+            .map_err(|refused| unauthorized(&refused.to_string()))?;
         state.rate_limits.check(Caller::Agent(id))?;
         Ok(AgentAuth(agent))
     }
@@ -125,21 +110,7 @@ pub(crate) async fn policy(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let device = state.store.device(agent.device_id).await?.ok_or_else(|| {
-        ApiError::NotFound("the agent's device no longer exists; re-enrol".into())
-    })?;
-    let sites = state.store.sites().await?;
-    let rules = state.store.rules().await?;
-    let policy = Policy {
-        site_code: device.site_code.to_string(),
-        rules: rules_for_site(&device.site_code, &sites, &rules)
-            .into_iter()
-            .cloned()
-            .collect(),
-        report_interval_secs: REPORT_INTERVAL_SECS,
-        inventory_interval_secs: INVENTORY_INTERVAL_SECS,
-        heartbeat_interval_secs: HEARTBEAT_INTERVAL_SECS,
-    };
+    let policy: Policy = agents::policy(&state.service, &agent).await?;
     let body = serde_json::to_vec(&policy).expect("policy serialises");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
     let unchanged = headers
@@ -188,24 +159,7 @@ pub(crate) async fn upload_usage(
             batch.records.len()
         )));
     }
-    let now = Utc::now();
-    batch
-        .validate(now)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let outcome = state
-        .service
-        .store_usage(agent.device_id, &batch.batch_id, &batch.records, now)
-        .await?;
-    if batch.dropped > 0 && !outcome.replayed {
-        tracing::warn!(agent = %agent.id, dropped = batch.dropped, "agent reports records dropped from a full spool");
-        let version = agent.agent_version.as_deref().unwrap_or("");
-        // Validation bounds it far below i64::MAX; the store adds with saturation.
-        let dropped = i64::try_from(batch.dropped).unwrap_or(i64::MAX);
-        state
-            .store
-            .agent_heartbeat(&agent.id, version, dropped, now)
-            .await?;
-    }
+    let outcome = agents::upload_usage(&state.service, &agent, &batch, Utc::now()).await?;
     Ok(Json(UsageAck {
         batch_id: batch.batch_id,
         stored: outcome.stored,
@@ -226,10 +180,7 @@ pub(crate) async fn heartbeat(
     JsonBody(beat): JsonBody<Heartbeat>,
 ) -> Result<StatusCode, ApiError> {
     beat.validate()?;
-    state
-        .store
-        .agent_heartbeat(&agent.id, &beat.agent_version, 0, Utc::now())
-        .await?;
+    agents::heartbeat(&state.service, &agent, &beat.agent_version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

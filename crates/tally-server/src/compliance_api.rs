@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
-use std::collections::HashMap;
 use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView, TrendPoint};
 use tally_core::import::{ApplicationRow, LicenseRow};
 use tally_store::AppRecord;
@@ -18,7 +17,7 @@ use crate::error::ErrorBody;
 use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
 use tally_service::compliance::AppDetail;
-use tally_service::{licensing, AppPosition, ReclaimQuery, ReclaimReport};
+use tally_service::{licensing, trends, AppPosition, ReclaimQuery, ReclaimReport};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -215,40 +214,8 @@ pub(crate) async fn snapshots(
     State(state): State<AppState>,
     Query(p): Query<SnapshotParams>,
 ) -> Result<Json<Vec<TrendPoint>>, ApiError> {
-    // Removed applications keep their snapshots, so their names are read too.
-    let names: HashMap<i64, String> = state
-        .store
-        .applications_on(chrono::DateTime::UNIX_EPOCH.date_naive())
-        .await?
-        .into_iter()
-        .map(|a| (a.application.id, a.application.name))
-        .collect();
-    let app = match &p.app {
-        None => None,
-        Some(name) => Some(
-            names
-                .iter()
-                .find(|(_, n)| n.eq_ignore_ascii_case(name))
-                .map(|(&id, _)| id)
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!("no application named {name:?}; see tally apps"))
-                })?,
-        ),
-    };
-    let from = p
-        .from
-        .unwrap_or_else(|| Utc::now().date_naive() - chrono::Duration::days(90));
-    let points = state.store.snapshots(app, from).await?;
-    let points = points
-        .into_iter()
-        .map(|snapshot| TrendPoint {
-            application: names
-                .get(&snapshot.application_id)
-                .cloned()
-                .unwrap_or_default(),
-            snapshot,
-        })
-        .collect();
+    let today = Utc::now().date_naive();
+    let points = trends::snapshots(state.store.as_ref(), p.app.as_deref(), p.from, today).await?;
     Ok(Json(points))
 }
 

@@ -5,9 +5,11 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use tally_core::file::StoredFile;
-use tally_core::runs::{stitch_runs, Run};
+use tally_core::runs::Run;
 use tally_core::{Device, UsageRecord, User};
-use tally_store::{DeviceInventory, Page, UsageQuery};
+use tally_service::devices;
+use tally_service::usage_reads::{self, UsageFilter};
+use tally_store::{DeviceInventory, Page};
 use utoipa::IntoParams;
 
 use crate::admin_api::PageParams;
@@ -15,9 +17,6 @@ use crate::auth::Operator;
 use crate::error::ErrorBody;
 use crate::extract::{Path, Query};
 use crate::{ApiError, AppState};
-
-/// Most raw records one runs request stitches; narrow with `since`, `rule` or `device_id`.
-const MAX_RECORDS_PER_RUNS_QUERY: usize = 200_000;
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "inventory", security(("bearer" = [])),
     params(PageParams),
@@ -38,12 +37,7 @@ pub(crate) async fn device_inventory(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<DeviceInventory>, ApiError> {
-    if state.store.device(id).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "no device {id}; list devices with GET /api/v1/devices"
-        )));
-    }
-    Ok(Json(state.store.device_inventory(id).await?))
+    Ok(Json(devices::inventory(&state.service, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "inventory", security(("bearer" = [])),
@@ -103,21 +97,17 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 impl UsageParams {
-    async fn query(&self, state: &AppState) -> Result<UsageQuery, ApiError> {
-        let page = PageParams::new(self.after, self.limit).page()?;
-        Ok(UsageQuery {
+    fn filter(&self) -> Result<UsageFilter, ApiError> {
+        Ok(UsageFilter {
+            rule: self.rule.clone(),
+            since: self.since.as_deref().map(parse_since).transpose()?,
             device_id: self.device_id,
             user_id: self.user_id,
-            file_ids: match &self.rule {
-                Some(name) => {
-                    let store = state.store.as_ref();
-                    Some(tally_service::file_rules::files_metered_by(store, name).await?)
-                }
-                None => None,
-            },
-            since: self.since.as_deref().map(parse_since).transpose()?,
-            page,
         })
+    }
+
+    fn page(&self) -> Result<Page, ApiError> {
+        PageParams::new(self.after, self.limit).page()
     }
 }
 
@@ -130,8 +120,10 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     Query(p): Query<UsageParams>,
 ) -> Result<Json<Vec<UsageRecord>>, ApiError> {
-    let query = p.query(&state).await?;
-    Ok(Json(state.store.usage_records(&query).await?))
+    let (page, filter) = (p.page()?, p.filter()?);
+    Ok(Json(
+        usage_reads::records(&state.service, &filter, page).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "usage", security(("bearer" = [])),
@@ -143,30 +135,8 @@ pub(crate) async fn runs(
     State(state): State<AppState>,
     Query(p): Query<UsageParams>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
-    // Runs need every record of an instance, so read all matching records, then page runs.
-    let mut query = p.query(&state).await?;
-    let limit = query.page.limit as usize;
-    let skip = query.page.after.max(0) as usize;
-    query.page = Page {
-        after: 0,
-        limit: 1000,
-    };
-    let mut records = Vec::new();
-    loop {
-        let batch = state.store.usage_records(&query).await?;
-        let Some(last) = batch.last() else { break };
-        query.page.after = last.id;
-        records.extend(batch);
-        if records.len() > MAX_RECORDS_PER_RUNS_QUERY {
-            return Err(ApiError::BadRequest(format!(
-                "more than {MAX_RECORDS_PER_RUNS_QUERY} records match; narrow with since, rule, device_id or user_id"
-            )));
-        }
-    }
-    let runs = stitch_runs(&records)
-        .into_iter()
-        .skip(skip)
-        .take(limit)
-        .collect();
+    let (page, filter) = (p.page()?, p.filter()?);
+    let skip = page.after.max(0) as usize;
+    let runs = usage_reads::runs(&state.service, &filter, skip, page.limit as usize).await?;
     Ok(Json(runs))
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use tally_api::{FileUsageRow, MonthlyRow, TaskChange, TaskView};
 use tally_core::tasks::{Task, TaskState};
-use tally_service::summary_views;
+use tally_service::{rules, summary_views};
 use utoipa::IntoParams;
 
 use crate::auth::Operator;
@@ -100,14 +100,7 @@ impl SummaryParams {
         let Some(name) = &self.rule else {
             return Ok(None);
         };
-        let rules = state.store.rules().await?;
-        rules
-            .iter()
-            .find(|r| r.spec.name.eq_ignore_ascii_case(name))
-            .map(|r| Some(r.id))
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("no rule named {name:?}; see tally rules list"))
-            })
+        Ok(Some(rules::named(&state.service, name).await?.id))
     }
 
     fn days(&self, default_back: Duration) -> Result<(NaiveDate, NaiveDate), ApiError> {

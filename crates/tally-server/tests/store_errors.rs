@@ -5,15 +5,24 @@
 //! The clashes come from another operator's change landing between a handler's checks and its
 //! write (on PostgreSQL, typically through another replica). A trigger on the server's database
 //! makes that other change at exactly that moment, so the race is the same every run.
+//!
+//! A row that is not there answers 404 naming what is missing, whether the store says so by an
+//! empty answer (no row with that id) or by its `NotFound` error (the row went between the
+//! store's read and its write).
 
 mod common;
 
 use common::{start, Backend, TestServer};
+use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
+use tally_core::device::NewDevice;
 use tally_core::import::{Batch, OrgNodeRow, Origin};
+use tally_core::DeviceStatus;
 
 each_backend!(async
+    a_device_deleted_while_its_status_changes_is_not_found_by_name,
+    changes_to_rows_that_are_not_there_are_not_found_by_name,
     a_license_for_an_application_deleted_meanwhile_is_a_conflict,
     an_org_rule_for_a_node_removed_meanwhile_is_a_conflict,
     placing_a_device_on_a_node_removed_meanwhile_is_a_conflict,
@@ -106,7 +115,7 @@ async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict(backend: Bac
     delete_first(&server, "UPDATE OF org_node ON devices", doomed).await;
     let (status, body) = server
         .call(
-            reqwest::Method::PUT,
+            Method::PUT,
             &format!("/api/v1/devices/{device}/org-node"),
             Some(&server.admin),
             Some(json!({"org_node": "Paris"})),
@@ -116,4 +125,130 @@ async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict(backend: Bac
     assert_eq!(body["error"], "conflict");
     let stored = server.store.device(device).await.unwrap().unwrap();
     assert_eq!(stored.org_node, None);
+}
+
+async fn a_device_deleted_while_its_status_changes_is_not_found_by_name(backend: Backend) {
+    let server = start(backend).await;
+    let new = NewDevice {
+        site_code: tally_core::SiteCode::parse("S01").unwrap(),
+        host_name: "pc1".into(),
+        fqdn: None,
+        os: None,
+        serial: None,
+    };
+    let device = server.store.create_device(&new, chrono::Utc::now()).await;
+    let id = device.unwrap().id;
+    // The store reads the old status, notes it in status_changes, then updates the row: the
+    // device goes in between, so the store's update finds no row (its NotFound error).
+    let doomed = "devices WHERE id = NEW.subject_id";
+    delete_first(&server, "INSERT ON status_changes", doomed).await;
+    let path = format!("/api/v1/devices/{id}/status");
+    let retire = Some(json!({"status": "retired"}));
+    let (status, body) = server
+        .call(Method::PUT, &path, Some(&server.admin), retire)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "not_found");
+    let message = body["message"].as_str().unwrap();
+    assert_eq!(message, format!("no device {id}; see tally devices"));
+    // The change and the deletion went back together; no entry was written.
+    let stored = server.store.device(id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeviceStatus::Active);
+    let (_, audit) = server.get("/api/v1/audit", &server.admin).await;
+    assert!(!audit.to_string().contains("device.status"), "{audit}");
+}
+
+async fn changes_to_rows_that_are_not_there_are_not_found_by_name(backend: Backend) {
+    let server = start(backend).await;
+    let (_, audit_before) = server.get("/api/v1/audit", &server.admin).await;
+    let rule = json!({"name": "Vim", "file_name": "vim"});
+    let none = json!({"org_node": null});
+    let calls = [
+        (
+            Method::PUT,
+            "/api/v1/rules/9999",
+            Some(rule),
+            "no rule 9999",
+        ),
+        (Method::DELETE, "/api/v1/rules/9999", None, "no rule 9999"),
+        (
+            Method::PATCH,
+            "/api/v1/licenses/9999",
+            Some(json!({})),
+            "no license 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/licenses/9999",
+            None,
+            "no license 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/applications/9999",
+            None,
+            "no application 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/org-rules/9999",
+            None,
+            "no org rule 9999",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/devices/9999/org-node",
+            Some(none.clone()),
+            "no device 9999",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/users/9999/org-node",
+            Some(none),
+            "no user 9999",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/devices/9999/status",
+            Some(json!({"status": "retired"})),
+            "no device 9999",
+        ),
+        (
+            Method::GET,
+            "/api/v1/devices/9999/inventory",
+            None,
+            "no device 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/tokens/9999",
+            None,
+            "no live token with id 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/enrollment-tokens/9999",
+            None,
+            "no live enrolment token with id 9999",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/agents/ag_gone",
+            None,
+            "no live agent ag_gone",
+        ),
+    ];
+    for (method, path, body, missing) in calls {
+        let call = format!("{method} {path}");
+        let (status, answer) = server.call(method, path, Some(&server.admin), body).await;
+        assert_eq!(status, 404, "{call}: {answer}");
+        assert_eq!(answer["error"], "not_found", "{call}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.starts_with(missing), "{call}: {message}");
+    }
+    let (_, audit_after) = server.get("/api/v1/audit", &server.admin).await;
+    assert_eq!(
+        audit_after, audit_before,
+        "a change that found no row writes no entry"
+    );
 }

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use serde::Serialize;
 use tally_core::{AuditEntry, MeteringRule};
+use tally_store::{ErrorKind, StoreError};
 
 use crate::{Result, ServiceError};
 
@@ -32,11 +33,33 @@ pub(crate) fn rule_entry<'a>(
     move |rule| entry(actor, action, format!("rule:{}", rule.id), &rule.spec)
 }
 
-/// Done when the change found its row (and so stored its entry); otherwise not found, in the
-/// words `missing` gives.
-pub(crate) fn found(done: bool, missing: impl FnOnce() -> String) -> Result<()> {
-    match done {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(missing())),
+/// A change's "not there", in one place: the store says so by an empty answer (`None`,
+/// `false`: no row with that id), or by [`tally_store::StoreError::NotFound`] when the row went
+/// between the store's read and its write (another operator, another replica). Either way the
+/// caller gets one NotFound in the words `missing` gives, never the store's generic wording.
+pub(crate) trait OrMissing<T> {
+    fn or_missing(self, missing: impl FnOnce() -> String) -> Result<T>;
+}
+
+fn store_missing(e: StoreError, missing: impl FnOnce() -> String) -> ServiceError {
+    match e.kind() {
+        ErrorKind::NotFound => ServiceError::NotFound(missing()),
+        _ => e.into(),
+    }
+}
+
+impl<T> OrMissing<T> for std::result::Result<Option<T>, StoreError> {
+    fn or_missing(self, missing: impl FnOnce() -> String) -> Result<T> {
+        match self {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(ServiceError::NotFound(missing())),
+            Err(e) => Err(store_missing(e, missing)),
+        }
+    }
+}
+
+impl OrMissing<()> for std::result::Result<bool, StoreError> {
+    fn or_missing(self, missing: impl FnOnce() -> String) -> Result<()> {
+        self.map(|done| done.then_some(())).or_missing(missing)
     }
 }

@@ -4,12 +4,13 @@
 use chrono::Utc;
 use tally_core::device::MergedDevices;
 use tally_core::{Device, DeviceStatus};
+use tally_store::DeviceInventory;
 
-use crate::audit::entry;
+use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
 
-fn no_device(id: i64) -> ServiceError {
-    ServiceError::NotFound(format!("no device {id}; see tally devices"))
+fn no_device(id: i64) -> String {
+    format!("no device {id}; see tally devices")
 }
 
 /// Sets device `id`'s status, as `actor`; the status before is kept so that positions on
@@ -25,10 +26,10 @@ pub async fn set_status(
         entry(actor, "device.status", format!("device:{}", d.id), detail)
     };
     let store = service.store();
-    let device = store
+    (store
         .set_device_status(id, status, Utc::now(), Some(&audit))
-        .await?;
-    device.ok_or_else(|| no_device(id))
+        .await)
+        .or_missing(|| no_device(id))
 }
 
 /// Merges device `from` into `into`, as `actor`: two records of one machine (enrolled twice
@@ -45,9 +46,21 @@ pub async fn merge(service: &Service, actor: &str, from: i64, into: i64) -> Resu
     let merged = store
         .merge_devices(from, into, Utc::now(), Some(&audit))
         .await?;
+    // The store says only that one of the two is missing; the answer names which.
     match merged {
         Some(m) => Ok(m),
-        None if store.device(from).await?.is_none() => Err(no_device(from)),
-        None => Err(no_device(into)),
+        None if store.device(from).await?.is_none() => Err(ServiceError::NotFound(no_device(from))),
+        None => Err(ServiceError::NotFound(no_device(into))),
     }
+}
+
+/// What device `id` has installed and its local accounts; a device that does not exist is
+/// not found (the store answers an empty inventory for it).
+pub async fn inventory(service: &Service, id: i64) -> Result<DeviceInventory> {
+    let store = service.store();
+    store
+        .device(id)
+        .await
+        .or_missing(|| format!("no device {id}; list devices with GET /api/v1/devices"))?;
+    Ok(store.device_inventory(id).await?)
 }

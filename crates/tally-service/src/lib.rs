@@ -4,6 +4,7 @@
 //! ingest and the report datasets live here once, so no caller goes through HTTP handlers or
 //! copies them. Errors are [`ServiceError`]s, never HTTP statuses.
 
+pub mod agents;
 mod audit;
 pub mod autorules;
 pub mod compliance;
@@ -24,6 +25,8 @@ pub mod rules;
 mod scheduled;
 mod summaries;
 pub mod summary_views;
+pub mod trends;
+pub mod usage_reads;
 pub mod users;
 
 use std::sync::Arc;

@@ -6,13 +6,18 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView};
 use tally_core::import::{ApplicationRow, Batch, Known, LicenseRow, Origin};
 use tally_core::License;
-use tally_store::{AppRecord, AuditOf, ImportOutcome, Store};
+use tally_store::{AppRecord, ImportOutcome, Store};
 
-use crate::audit::entry;
+use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
+
+fn no_license(id: i64) -> String {
+    format!("no license {id}; see tally licenses")
+}
 
 /// Runs the import checks on a one-row batch against `known`; the refusal names each field at
 /// fault.
@@ -44,20 +49,23 @@ fn request() -> Origin {
     }
 }
 
-/// Checks and imports a one-row batch, with the audit entry `audit` makes of its outcome;
-/// returns the outcome and the checks' warnings.
-async fn import_one(
+/// Checks and imports a one-row batch as `actor`, audited as `action` on the target `target`
+/// makes of the outcome (the batch holds one row, so the outcome holds its one id), with `row`
+/// as the detail; returns the outcome and the checks' warnings.
+async fn import_one<R: Serialize + Sync>(
     service: &Service,
     batch: Batch,
     now: DateTime<Utc>,
-    audit: AuditOf<'_, ImportOutcome>,
+    (actor, action): (&str, &str),
+    (row, target): (&R, fn(&ImportOutcome) -> String),
 ) -> Result<(ImportOutcome, Vec<String>)> {
     let store = service.store();
     let known = store.import_known().await?;
     checked(&known, &batch)?;
     let warnings = warnings(&known, &batch);
+    let audit = |outcome: &ImportOutcome| entry(actor, action, target(outcome), row);
     let outcome = store
-        .import(&batch, service.site(), now, &|_| {}, audit)
+        .import(&batch, service.site(), now, &|_| {}, Some(&audit))
         .await?;
     Ok((outcome, warnings))
 }
@@ -69,17 +77,13 @@ pub async fn put_application(
     row: &ApplicationRow,
     now: DateTime<Utc>,
 ) -> Result<AppRecord> {
-    let applications = vec![(request(), row.clone())];
     let batch = Batch {
-        applications,
+        applications: vec![(request(), row.clone())],
         ..Default::default()
     };
-    // The batch holds one application, so the outcome holds its one id.
-    let audit = |outcome: &ImportOutcome| {
-        let target = format!("application:{}", outcome.application_ids[0]);
-        entry(actor, "application.put", target, row)
-    };
-    import_one(service, batch, now, Some(&audit)).await?;
+    let target = |o: &ImportOutcome| format!("application:{}", o.application_ids[0]);
+    let audit = (actor, "application.put");
+    import_one(service, batch, now, audit, (row, target)).await?;
     service
         .store()
         .applications()
@@ -99,17 +103,13 @@ pub async fn add_license(
     row: &LicenseRow,
     now: DateTime<Utc>,
 ) -> Result<LicenseSaved> {
-    let licenses = vec![(request(), row.clone())];
     let batch = Batch {
-        licenses,
+        licenses: vec![(request(), row.clone())],
         ..Default::default()
     };
-    // The batch holds one license, so the outcome holds its one id.
-    let audit = |outcome: &ImportOutcome| {
-        let target = format!("license:{}", outcome.license_ids[0]);
-        entry(actor, "license.add", target, row)
-    };
-    let (outcome, warnings) = import_one(service, batch, now, Some(&audit)).await?;
+    let target = |o: &ImportOutcome| format!("license:{}", o.license_ids[0]);
+    let audit = (actor, "license.add");
+    let (outcome, warnings) = import_one(service, batch, now, audit, (row, target)).await?;
     let id = outcome.license_ids.first().copied().unwrap_or_default();
     saved(service.store(), id, warnings).await
 }
@@ -179,7 +179,7 @@ pub async fn edit_license(
         .await?
         .into_iter()
         .find(|l| l.license.id == id)
-        .ok_or_else(|| ServiceError::NotFound(format!("no license {id}; see tally licenses")))?;
+        .ok_or_else(|| ServiceError::NotFound(no_license(id)))?;
     let row = patched(&current, patch);
     let mut known = store.import_known().await?;
     // The license's own currency is not one of its application's other licenses'.
@@ -200,12 +200,8 @@ pub async fn edit_license(
     checked(&known, &batch)?;
     let warnings = warnings(&known, &batch);
     let audit = entry(actor, "license.edit", format!("license:{id}"), patch);
-    match store.update_license(id, &row, Some(&audit)).await? {
-        true => saved(store, id, warnings).await,
-        false => Err(ServiceError::NotFound(format!(
-            "no license {id}; see tally licenses"
-        ))),
-    }
+    (store.update_license(id, &row, Some(&audit)).await).or_missing(|| no_license(id))?;
+    saved(store, id, warnings).await
 }
 
 /// The license's terms as an import row, with `patch` applied. A new assignment type without
@@ -295,12 +291,8 @@ pub async fn delete_application(
         )));
     }
     let audit = entry(actor, "application.delete", format!("application:{id}"), ());
-    match store.delete_application(id, now, Some(&audit)).await? {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no application {id}; see tally apps"
-        ))),
-    }
+    (store.delete_application(id, now, Some(&audit)).await)
+        .or_missing(|| format!("no application {id}; see tally apps"))
 }
 
 /// Removes a license, as `actor`: it no longer counts from `now` on, and positions on earlier
@@ -312,10 +304,5 @@ pub async fn delete_license(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let audit = entry(actor, "license.delete", format!("license:{id}"), ());
-    match store.delete_license(id, now, Some(&audit)).await? {
-        true => Ok(()),
-        false => Err(ServiceError::NotFound(format!(
-            "no license {id}; see tally licenses"
-        ))),
-    }
+    (store.delete_license(id, now, Some(&audit)).await).or_missing(|| no_license(id))
 }

@@ -9,7 +9,7 @@ use tally_store::NewEnrollmentToken;
 
 use tally_core::limits::{check_name, MAX_NAME};
 
-use crate::audit::{entry, found};
+use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
 
 /// Creates an operator token whose secret hashes to `hash`, as `actor`.
@@ -36,12 +36,10 @@ pub async fn create_token(
 pub async fn revoke_token(service: &Service, actor: &str, id: i64) -> Result<()> {
     let audit = entry(actor, "token.revoke", format!("token:{id}"), ());
     let store = service.store();
-    let done = store
+    (store
         .revoke_operator_token(id, Utc::now(), Some(&audit))
-        .await?;
-    found(done, || {
-        format!("no live token with id {id}; see tally tokens list")
-    })
+        .await)
+        .or_missing(|| format!("no live token with id {id}; see tally tokens list"))
 }
 
 /// Creates an enrolment token (for this site unless the request names another, expiring
@@ -94,21 +92,20 @@ pub async fn revoke_enrollment_token(service: &Service, actor: &str, id: i64) ->
     let target = format!("enrollment_token:{id}");
     let audit = entry(actor, "enrollment_token.revoke", target, ());
     let store = service.store();
-    let done = store
+    (store
         .revoke_enrollment_token(id, Utc::now(), Some(&audit))
-        .await?;
-    found(done, || format!("no live enrolment token with id {id}"))
+        .await)
+        .or_missing(|| format!("no live enrolment token with id {id}"))
 }
 
 /// Revokes the live agent `id`, as `actor`: its next call is refused.
 pub async fn revoke_agent(service: &Service, actor: &str, id: &str) -> Result<()> {
     let audit = entry(actor, "agent.revoke", format!("agent:{id}"), ());
-    let done = (service.store())
+    (service
+        .store()
         .revoke_agent(id, Utc::now(), Some(&audit))
-        .await?;
-    found(done, || {
-        format!("no live agent {id}; see GET /api/v1/agents")
-    })
+        .await)
+        .or_missing(|| format!("no live agent {id}; see GET /api/v1/agents"))
 }
 
 /// Enrols an agent with the enrolment token whose secret hashes to `token_hash`: one use of the

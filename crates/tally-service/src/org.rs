@@ -5,7 +5,7 @@
 use tally_api::{OrgNodeView, Placement};
 use tally_core::org::{OrgRule, OrgRuleSpec, OrgTarget};
 
-use crate::audit::{entry, found};
+use crate::audit::{entry, OrMissing};
 use crate::{Result, Service, ServiceError};
 
 /// Every org node with its parent's name.
@@ -57,8 +57,8 @@ pub async fn add_rule(service: &Service, actor: &str, spec: &OrgRuleSpec) -> Res
 /// Deletes placement rule `id`, as `actor`.
 pub async fn delete_rule(service: &Service, actor: &str, id: i64) -> Result<()> {
     let audit = entry(actor, "org_rule.delete", format!("org_rule:{id}"), ());
-    let done = service.store().delete_org_rule(id, Some(&audit)).await?;
-    found(done, || format!("no org rule {id}; see tally org rules"))
+    (service.store().delete_org_rule(id, Some(&audit)).await)
+        .or_missing(|| format!("no org rule {id}; see tally org rules"))
 }
 
 /// Places a device or user on the node `placement` names, or takes it off its node, as
@@ -79,8 +79,9 @@ pub async fn place(
     };
     let action = format!("{what}.place");
     let audit = entry(actor, &action, format!("{what}:{id}"), placement);
-    let done = (service.store())
+    (service
+        .store()
         .set_org_node(target, node, Some(&audit))
-        .await?;
-    found(done, || format!("no {what} {id}; see tally {what}s"))
+        .await)
+        .or_missing(|| format!("no {what} {id}; see tally {what}s"))
 }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use tally_core::rules::RuleSpec;
 use tally_core::{MeteringRule, RuleOrigin, SiteCode};
 
-use crate::audit::{entry, found, rule_entry};
+use crate::audit::{entry, rule_entry, OrMissing};
 use crate::{Result, Service, ServiceError};
 
 fn no_rule(id: i64) -> String {
@@ -60,21 +60,27 @@ pub async fn update(
 ) -> Result<MeteringRule> {
     spec.validate()?;
     let store = service.store();
-    let old = store
-        .rule(id)
-        .await?
-        .ok_or_else(|| ServiceError::NotFound(no_rule(id)))?;
+    // The rule's site, whose other rules its new name must not clash with.
+    let old = store.rule(id).await.or_missing(|| no_rule(id))?;
     name_free(service, &old.site_code, &spec.name, Some(id)).await?;
     let audit = rule_entry(actor, "rule.update");
-    store
-        .update_rule(id, spec, Utc::now(), Some(&audit))
-        .await?
-        .ok_or_else(|| ServiceError::NotFound(no_rule(id)))
+    (store.update_rule(id, spec, Utc::now(), Some(&audit)).await).or_missing(|| no_rule(id))
 }
 
 /// Deletes rule `id`, as `actor`.
 pub async fn delete(service: &Service, actor: &str, id: i64) -> Result<()> {
     let audit = entry(actor, "rule.delete", format!("rule:{id}"), ());
-    let done = service.store().delete_rule(id, Some(&audit)).await?;
-    found(done, || no_rule(id))
+    (service.store().delete_rule(id, Some(&audit)).await).or_missing(|| no_rule(id))
+}
+
+/// The first rule (by id) called `name`, in any ASCII case: how the summary reads name a
+/// rule.
+pub async fn named(service: &Service, name: &str) -> Result<MeteringRule> {
+    let rules = service.store().rules().await?;
+    rules
+        .into_iter()
+        .find(|r| r.spec.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!("no rule named {name:?}; see tally rules list"))
+        })
 }

@@ -9,18 +9,24 @@ use tally_store::Forgotten;
 use crate::audit::entry;
 use crate::{Result, Service, ServiceError};
 
-/// Erases `account` (as the endpoint or an import named it, or its pseudonym): the user
-/// becomes `forgotten-ID` without a full name, its local accounts leave every inventory, and
-/// its usage stays, attributed to that anonymous user, so licenses per user still count it.
-pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<Forgotten> {
+/// The names `account` may be stored under, checked: on a pseudonymising site its pseudonym
+/// first, and the plain name, under which it was stored if it came before the setting was on.
+fn stored_names(service: &Service, account: &str) -> Result<Vec<String>> {
     limits::check_name("account", account, limits::MAX_NAME)?;
-    // On a pseudonymising site the person is stored under their pseudonym, and in plain if they
-    // were stored before the setting was on: both are erased.
     let mut stored = vec![account.to_string()];
     if let Some(p) = service.pseudonyms() {
         stored.insert(0, p.account(account));
         stored.dedup();
     }
+    Ok(stored)
+}
+
+/// Erases `account` (as the endpoint or an import named it, or its pseudonym): the user
+/// becomes `forgotten-ID` without a full name, its local accounts leave every inventory, and
+/// its usage stays, attributed to that anonymous user, so licenses per user still count it.
+pub async fn forget(service: &Service, actor: &str, account: &str) -> Result<Forgotten> {
+    // Both names the person may be stored under are erased.
+    let stored = stored_names(service, account)?;
     let audit = |f: &Forgotten| {
         let target = match f.user_id {
             Some(id) => format!("user:{id}"),
@@ -53,14 +59,8 @@ pub async fn set_service_account(
     account: &str,
     choice: ServiceAccountChoice,
 ) -> Result<User> {
-    limits::check_name("account", account, limits::MAX_NAME)?;
-    // On a pseudonymising site the account is stored under its pseudonym (or in plain, if it
-    // was stored before the setting was on); the name as listed is accepted too.
-    let mut stored = vec![account.to_string()];
-    if let Some(p) = service.pseudonyms() {
-        stored.insert(0, p.account(account));
-        stored.dedup();
-    }
+    // The name as listed is accepted too, when it is the pseudonym.
+    let stored = stored_names(service, account)?;
     let audit = |u: &User| {
         let detail = serde_json::json!({ "service_account": choice });
         entry(

@@ -1,7 +1,8 @@
 //! The file → rule mapping follows the rules and the files as they change, without a restart:
 //! a rule added or edited, a file first stored through ingest, and a file stored by another
 //! replica (another `Service` on the same database) all reach the monthly summary, on SQLite
-//! and on PostgreSQL.
+//! and on PostgreSQL. A rule change matches again only the files carrying that rule's names,
+//! and the usage read's `rule=` answers from the mapping what a scan of every file gives.
 
 #[path = "../../tally-store/tests/common/pgdb.rs"]
 mod common;
@@ -16,8 +17,10 @@ use tally_core::rules::{RuleOrigin, RuleSpec};
 use tally_core::tasks::Task;
 use tally_core::wire::v1::UsageRecordV1;
 use tally_core::{Site, SiteCode};
-use tally_service::Service;
-use tally_store::Store;
+use tally_service::file_rules::MappingWork;
+use tally_service::usage_reads::{self, UsageFilter};
+use tally_service::{Service, ServiceError};
+use tally_store::{Page, Store};
 
 fn site() -> SiteCode {
     SiteCode::parse("S01").unwrap()
@@ -83,41 +86,16 @@ fn expect(pairs: &[(&str, i64)]) -> HashMap<String, i64> {
     pairs.iter().map(|(n, r)| (n.to_string(), *r)).collect()
 }
 
-each_backend!(async mapping_follows_rules_and_files);
+each_backend!(async
+    mapping_follows_rules_and_files,
+    a_rule_change_rematches_only_that_rules_files,
+    usage_by_rule_answers_as_a_scan_of_every_file_does,
+);
 
 async fn mapping_follows_rules_and_files(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = tally_store::open(&backend.url(&dir.path().join("t.db")))
-        .await
-        .unwrap();
-    store
-        .put_site(&Site {
-            code: site(),
-            name: "Main".into(),
-            alias: None,
-            parent: None,
-        })
-        .await
-        .unwrap();
-    let device = NewDevice {
-        site_code: site(),
-        host_name: "pc1".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
-    let pc = store.create_device(&device, t(1, 0)).await.unwrap().id;
-    let vim = store
-        .create_rule(
-            &site(),
-            RuleOrigin::Manual,
-            &spec("Vim", "vim"),
-            t(1, 0),
-            None,
-        )
-        .await
-        .unwrap();
-    let service = Service::new(store.clone(), site());
+    let (store, service, pc) = estate(&backend, dir.path()).await;
+    let vim = add_rule(store.as_ref(), "Vim", "vim").await;
     let upload = |service, batch, records| upload(service, pc, batch, records);
     upload(
         &service,
@@ -129,18 +107,9 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
 
     // A rule added and a rule edited, on the same service: emacs is metered now, and Vim
     // meters nvim instead of vim.
+    add_rule(store.as_ref(), "Emacs", "emacs").await;
     store
-        .create_rule(
-            &site(),
-            RuleOrigin::Manual,
-            &spec("Emacs", "emacs"),
-            t(3, 0),
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .update_rule(vim.id, &spec("Vim", "nvim"), t(3, 0), None)
+        .update_rule(vim, &spec("Vim", "nvim"), t(3, 0), None)
         .await
         .unwrap()
         .unwrap();
@@ -169,5 +138,201 @@ async fn mapping_follows_rules_and_files(backend: Backend) {
     assert_eq!(
         runs_per_rule(&service).await,
         expect(&[("Vim", 3), ("Emacs", 2)])
+    );
+}
+
+/// A store with site S01 and one device; the service over it and the device's id.
+async fn estate(backend: &Backend, dir: &std::path::Path) -> (Arc<dyn Store>, Service, i64) {
+    let store: Arc<dyn Store> = tally_store::open(&backend.url(&dir.join("t.db")))
+        .await
+        .unwrap();
+    let main = Site {
+        code: site(),
+        name: "Main".into(),
+        alias: None,
+        parent: None,
+    };
+    store.put_site(&main).await.unwrap();
+    let device = NewDevice {
+        site_code: site(),
+        host_name: "pc1".into(),
+        fqdn: None,
+        os: None,
+        serial: None,
+    };
+    let pc = store.create_device(&device, t(1, 0)).await.unwrap().id;
+    (store.clone(), Service::new(store, site()), pc)
+}
+
+async fn add_rule(store: &dyn Store, name: &str, file: &str) -> i64 {
+    let rule = spec(name, file);
+    let site = site();
+    let created = store.create_rule(&site, RuleOrigin::Manual, &rule, t(1, 0), None);
+    created.await.unwrap().id
+}
+
+/// Uploads one run of each `(file, version)`, and of 20 programs no rule names.
+async fn runs_of(service: &Service, device: i64, batch: &str, files: &[(&str, &str)]) {
+    let mut records: Vec<UsageRecordV1> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (file, version))| run(&format!("{batch}-{i}"), file, version, 2))
+        .collect();
+    for i in 0..20 {
+        records.push(run(
+            &format!("{batch}-tool{i}"),
+            &format!("tool{i}"),
+            "1",
+            2,
+        ));
+    }
+    upload(service, device, batch, records).await;
+}
+
+/// The ids of the stored files rule `name` meters, by reading every file: what the mapping
+/// must answer.
+async fn scanned(store: &dyn Store, name: &str) -> Vec<i64> {
+    let rules = store.rules().await.unwrap();
+    let rule = rules.iter().find(|r| r.spec.name == name).unwrap();
+    let files = store
+        .files(Page {
+            after: 0,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    assert!(files.len() < 1000, "one page holds every file");
+    let metered = files.iter().filter(|f| rule.spec.matches(&f.info));
+    metered.map(|f| f.id).collect()
+}
+
+/// The files of the records `/api/v1/usage?rule=RULE` answers, by record id.
+async fn records_of(service: &Service, rule: &str) -> Vec<i64> {
+    let filter = UsageFilter {
+        rule: Some(rule.into()),
+        ..Default::default()
+    };
+    let page = Page {
+        after: 0,
+        limit: 1000,
+    };
+    let records = usage_reads::records(service, &filter, page).await.unwrap();
+    records.iter().map(|r| r.file_id).collect()
+}
+
+async fn mapped(service: &Service, name: &str) -> Vec<i64> {
+    let rules = service.file_rules();
+    rules.files_metered_by(service.store(), name).await.unwrap()
+}
+
+async fn a_rule_change_rematches_only_that_rules_files(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, service, pc) = estate(&backend, dir.path()).await;
+    let vim = add_rule(store.as_ref(), "Vim", "vim").await;
+    add_rule(store.as_ref(), "Emacs", "emacs").await;
+    let files = [
+        ("vim", "9.0"),
+        ("vim", "9.1"),
+        ("nvim", "0.9"),
+        ("emacs", "29"),
+    ];
+    runs_of(&service, pc, "b1", &files).await;
+    let rules = service.file_rules();
+    rules.refresh(store.as_ref()).await.unwrap();
+    let built = MappingWork {
+        full_builds: 1,
+        files_rematched: 0,
+    };
+    assert_eq!(rules.work(), built);
+    rules.refresh(store.as_ref()).await.unwrap();
+    assert_eq!(rules.work(), built, "unchanged rules cost nothing");
+
+    // Edited as another replica would (straight in the store): only the one nvim file is
+    // matched again, not the 24 files stored.
+    let nvim = spec("Vim", "nvim");
+    store.update_rule(vim, &nvim, t(3, 0), None).await.unwrap();
+    rules.refresh(store.as_ref()).await.unwrap();
+    let after_edit = MappingWork {
+        full_builds: 1,
+        files_rematched: 1,
+    };
+    assert_eq!(rules.work(), after_edit);
+    assert_eq!(
+        mapped(&service, "Vim").await,
+        scanned(store.as_ref(), "Vim").await
+    );
+    assert_eq!(mapped(&service, "Vim").await.len(), 1);
+
+    // Disabled: the same rule edited again, its one file matched again (a disabled rule's
+    // past usage is still summarised).
+    let off = RuleSpec {
+        enabled: false,
+        ..nvim
+    };
+    store.update_rule(vim, &off, t(4, 0), None).await.unwrap();
+    // A rule added naming two stored files (vim 9.0 and 9.1): those two only.
+    add_rule(store.as_ref(), "Old vim", "vim").await;
+    rules.refresh(store.as_ref()).await.unwrap();
+    assert_eq!(rules.work().files_rematched, 1 + 1 + 2);
+    assert_eq!(mapped(&service, "Old vim").await.len(), 2);
+
+    // Removed: its files lose it, nothing is matched.
+    let emacs = store.rules().await.unwrap();
+    let emacs = emacs.iter().find(|r| r.spec.name == "Emacs").unwrap().id;
+    store.delete_rule(emacs, None).await.unwrap();
+    let missing = rules.files_metered_by(store.as_ref(), "Emacs").await;
+    assert!(
+        matches!(missing, Err(ServiceError::NotFound(_))),
+        "{missing:?}"
+    );
+    assert_eq!(rules.work().files_rematched, 4);
+    assert_eq!(rules.work().full_builds, 1);
+    assert_eq!(
+        runs_per_rule(&service).await,
+        expect(&[("Vim", 1), ("Old vim", 2)]),
+        "the summaries read the same mapping"
+    );
+}
+
+async fn usage_by_rule_answers_as_a_scan_of_every_file_does(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, service, pc) = estate(&backend, dir.path()).await;
+    let vim = add_rule(store.as_ref(), "Vim", "vim").await;
+    add_rule(store.as_ref(), "Emacs", "emacs").await;
+    runs_of(&service, pc, "b1", &[("vim", "9.0"), ("emacs", "29")]).await;
+    let by_rule = |rule: &str| UsageFilter {
+        rule: Some(rule.into()),
+        ..Default::default()
+    };
+    let page = Page {
+        after: 0,
+        limit: 1000,
+    };
+    assert_eq!(
+        records_of(&service, "vim").await,
+        scanned(store.as_ref(), "Vim").await
+    );
+
+    // Another replica stores a file this service never saw, and a rule is edited there: the
+    // rule= read still answers what a scan of every file gives.
+    let replica = Service::new(store.clone(), site());
+    runs_of(&replica, pc, "b2", &[("vim", "9.1"), ("emacs", "30")]).await;
+    let both = RuleSpec {
+        original_file_name: "emacs".into(),
+        ..spec("Vim", "vim")
+    };
+    store.update_rule(vim, &both, t(3, 0), None).await.unwrap();
+    for rule in ["Vim", "Emacs"] {
+        let want = scanned(store.as_ref(), rule).await;
+        assert_eq!(mapped(&service, rule).await, want, "{rule}");
+        let mut files = records_of(&service, rule).await;
+        files.sort_unstable();
+        assert_eq!(files, want, "{rule}: one record per file");
+    }
+    assert_eq!(mapped(&service, "Vim").await.len(), 4);
+    let unknown = usage_reads::records(&service, &by_rule("nano"), page).await;
+    assert!(
+        matches!(unknown, Err(ServiceError::NotFound(_))),
+        "{unknown:?}"
     );
 }
