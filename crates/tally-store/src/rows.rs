@@ -1,7 +1,8 @@
 //! Row shapes as both backends return them (`…Columns`, private to the store), and their
 //! conversion into domain values: each table's columns become its tally-core type here and
 //! nowhere else. `FromRow` derives are generic over the row type, so one struct serves SQLite
-//! and PostgreSQL.
+//! and PostgreSQL. Usage records have no mirror struct: [`UsageColumns`] reads their columns
+//! straight into tally-core's one usage model.
 
 mod licensing;
 mod summaries;
@@ -14,7 +15,9 @@ use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::file::{FileInfo, StoredFile};
 use tally_core::operators::{AuditEntry, OperatorToken, Role};
 use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
-use tally_core::{Device, DeviceStatus, Site, SiteCode, UsageRecord, User, UserStatus};
+use tally_core::{
+    Device, DeviceStatus, NewUsageRecord, Site, SiteCode, UsageRecord, User, UserStatus,
+};
 
 use crate::{Result, StoreError};
 
@@ -59,7 +62,7 @@ impl SiteColumns {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct DeviceColumns {
-    id: i64,
+    pub(crate) id: i64,
     site_code: String,
     host_name: String,
     fqdn: Option<String>,
@@ -104,7 +107,7 @@ impl DeviceColumns {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserColumns {
-    id: i64,
+    pub(crate) id: i64,
     account: String,
     full_name: Option<String>,
     service_account: bool,
@@ -195,46 +198,42 @@ impl RuleColumns {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct UsageColumns {
-    id: i64,
-    meter_data_id: String,
-    device_id: i64,
-    file_id: i64,
-    user_id: i64,
-    start_time: DateTime<Utc>,
-    start_time_offset: i32,
-    end_time: DateTime<Utc>,
-    end_time_offset: i32,
-    started: bool,
-    still_running: bool,
-    start_not_captured: bool,
-    end_not_captured: bool,
-    in_ts_session: bool,
-    time_serial: i64,
-    released: bool,
-}
+/// A `usage_records` row as tally-core's [`UsageRecord`], read column by column: the record's
+/// fields are declared once, in tally-core, and this is the one place a row becomes one.
+pub(crate) struct UsageColumns(pub UsageRecord);
 
-impl UsageColumns {
-    pub fn into_record(self) -> UsageRecord {
-        UsageRecord {
-            id: self.id,
-            meter_data_id: self.meter_data_id,
-            device_id: self.device_id,
-            file_id: self.file_id,
-            user_id: self.user_id,
-            start_time: self.start_time,
-            start_time_offset: self.start_time_offset,
-            end_time: self.end_time,
-            end_time_offset: self.end_time_offset,
-            started: self.started,
-            still_running: self.still_running,
-            start_not_captured: self.start_not_captured,
-            end_not_captured: self.end_not_captured,
-            in_ts_session: self.in_ts_session,
-            time_serial: self.time_serial,
-            released: self.released,
-        }
+impl<'r, R> sqlx::FromRow<'r, R> for UsageColumns
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        let record = NewUsageRecord {
+            meter_data_id: row.try_get("meter_data_id")?,
+            device_id: row.try_get("device_id")?,
+            file_id: row.try_get("file_id")?,
+            user_id: row.try_get("user_id")?,
+            start_time: row.try_get("start_time")?,
+            start_time_offset: row.try_get("start_time_offset")?,
+            end_time: row.try_get("end_time")?,
+            end_time_offset: row.try_get("end_time_offset")?,
+            started: row.try_get("started")?,
+            still_running: row.try_get("still_running")?,
+            start_not_captured: row.try_get("start_not_captured")?,
+            end_not_captured: row.try_get("end_not_captured")?,
+            in_ts_session: row.try_get("in_ts_session")?,
+        };
+        Ok(Self(UsageRecord {
+            id: row.try_get("id")?,
+            record,
+            time_serial: row.try_get("time_serial")?,
+            released: row.try_get("released")?,
+        }))
     }
 }
 
@@ -432,7 +431,7 @@ impl From<TaskColumns> for tally_core::tasks::TaskState {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LicenseColumns {
-    id: i64,
+    pub(crate) id: i64,
     application_id: i64,
     metric: String,
     quantity: i64,

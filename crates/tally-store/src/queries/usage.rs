@@ -109,7 +109,7 @@ impl crate::UsageStore for DbStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|r| r.into_record())
+            .map(|r| r.0)
             .collect())
     }
 
@@ -188,7 +188,7 @@ impl crate::UsageStore for DbStore {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|r| r.into_record())
+        .map(|r| r.0)
         .collect())
     }
 
@@ -214,7 +214,7 @@ impl crate::UsageStore for DbStore {
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|r| r.into_record())
+        .map(|r| r.0)
         .collect())
     }
 
