@@ -132,6 +132,24 @@ pub struct ApplicationRow {
     pub metering_rule: Option<String>,
 }
 
+impl ApplicationRow {
+    /// `name`, licensed by `metric`, with nothing more known yet (no publisher, period,
+    /// recognition or rule): set what is known with `ApplicationRow { .., ..ApplicationRow::new(…) }`.
+    pub fn new(name: impl Into<String>, metric: Metric) -> Self {
+        Self {
+            name: name.into(),
+            publisher: String::new(),
+            metric,
+            period_days: None,
+            total_user_metric: None,
+            software: None,
+            software_publisher: None,
+            software_version: None,
+            metering_rule: None,
+        }
+    }
+}
+
 /// Installations and sessions are the bulk of a large import (millions of rows naming the same
 /// few thousand devices, packages and applications), so their names are shared through a
 /// [`Pool`] rather than each row owning copies.

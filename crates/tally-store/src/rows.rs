@@ -1,7 +1,7 @@
 //! Row shapes as both backends return them (`…Columns`, private to the store), and their
 //! conversion into domain values: each table's columns become its tally-core type here and
 //! nowhere else. `FromRow` derives are generic over the row type, so one struct serves SQLite
-//! and PostgreSQL. Usage records have no mirror struct: [`UsageColumns`] reads their columns
+//! and PostgreSQL. Usage records have no mirror struct: `queries/usage.rs` reads their columns
 //! straight into tally-core's one usage model.
 
 mod licensing;
@@ -15,9 +15,7 @@ use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::file::{FileInfo, StoredFile};
 use tally_core::operators::{AuditEntry, OperatorToken, Role};
 use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
-use tally_core::{
-    Device, DeviceStatus, NewUsageRecord, Site, SiteCode, UsageRecord, User, UserStatus,
-};
+use tally_core::{Device, DeviceStatus, Site, SiteCode, User, UserStatus};
 
 use crate::{Result, StoreError};
 
@@ -195,45 +193,6 @@ impl RuleColumns {
             origin: parsed("metering_rules.origin", self.origin, RuleOrigin::parse)?,
             updated_at: self.updated_at,
         })
-    }
-}
-
-/// A `usage_records` row as tally-core's [`UsageRecord`], read column by column: the record's
-/// fields are declared once, in tally-core, and this is the one place a row becomes one.
-pub(crate) struct UsageColumns(pub UsageRecord);
-
-impl<'r, R> sqlx::FromRow<'r, R> for UsageColumns
-where
-    R: sqlx::Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> sqlx::Result<Self> {
-        let record = NewUsageRecord {
-            meter_data_id: row.try_get("meter_data_id")?,
-            device_id: row.try_get("device_id")?,
-            file_id: row.try_get("file_id")?,
-            user_id: row.try_get("user_id")?,
-            start_time: row.try_get("start_time")?,
-            start_time_offset: row.try_get("start_time_offset")?,
-            end_time: row.try_get("end_time")?,
-            end_time_offset: row.try_get("end_time_offset")?,
-            started: row.try_get("started")?,
-            still_running: row.try_get("still_running")?,
-            start_not_captured: row.try_get("start_not_captured")?,
-            end_not_captured: row.try_get("end_not_captured")?,
-            in_ts_session: row.try_get("in_ts_session")?,
-        };
-        Ok(Self(UsageRecord {
-            id: row.try_get("id")?,
-            record,
-            time_serial: row.try_get("time_serial")?,
-            released: row.try_get("released")?,
-        }))
     }
 }
 

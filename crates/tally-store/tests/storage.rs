@@ -934,15 +934,10 @@ fn estate_batch() -> tally_core::import::Batch {
     b.applications = vec![(
         origin(2),
         ApplicationRow {
-            name: "Office".into(),
             publisher: "Contoso".into(),
-            metric: Metric::Installations,
             period_days: Some(30),
-            total_user_metric: None,
             software: Some("office*".into()),
-            software_publisher: None,
-            software_version: None,
-            metering_rule: None,
+            ..ApplicationRow::new("Office", Metric::Installations)
         },
     )];
     b.installations = vec![(
@@ -1160,17 +1155,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
             file: "applications.csv".into(),
             line: 2,
         },
-        tally_core::import::ApplicationRow {
-            name: "Seats".into(),
-            publisher: String::new(),
-            metric: tally_core::Metric::CustomCompareValues,
-            period_days: None,
-            total_user_metric: None,
-            software: None,
-            software_publisher: None,
-            software_version: None,
-            metering_rule: None,
-        },
+        tally_core::import::ApplicationRow::new("Seats", tally_core::Metric::CustomCompareValues),
     ));
     custom.custom_values = vec![seats(Some("HQ"), 4), seats(None, 2)];
     store
