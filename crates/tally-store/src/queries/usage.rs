@@ -41,6 +41,11 @@ impl<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> for UsageColumns {
     }
 }
 
+/// The records of the rows a query read.
+fn records(rows: Vec<UsageColumns>) -> Vec<UsageRecord> {
+    rows.into_iter().map(|r| r.0).collect()
+}
+
 /// Inserts records under one new `TimeSerial` inside the caller's transaction.
 async fn insert_records(
     tx: &mut sqlx::Transaction<'_, Db>,
@@ -138,10 +143,8 @@ impl crate::UsageStore for DbStore {
         Ok(sql
             .build_query_as::<UsageColumns>()
             .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.0)
-            .collect())
+            .await
+            .map(records)?)
     }
 
     async fn insert_usage_batch(
@@ -217,10 +220,8 @@ impl crate::UsageStore for DbStore {
         .bind(page_id)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.0)
-        .collect())
+        .await
+        .map(records)?)
     }
 
     async fn usage_overlapping(
@@ -243,10 +244,8 @@ impl crate::UsageStore for DbStore {
         .bind(to_micros(to))
         .bind(to_micros(latest_end))
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.0)
-        .collect())
+        .await
+        .map(records)?)
     }
 
     async fn usage_pending(&self, watermark: i64) -> Result<i64> {
