@@ -335,6 +335,14 @@ pub fn parse_cost(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::licenses::AssignmentType;
+
+    /// What the checks say about `batch`, one message a problem.
+    fn errors(batch: &Batch, known: &Known) -> Vec<String> {
+        validate(batch, known, now())
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
     use chrono::TimeZone;
 
     /// The clock the checks run at.
@@ -415,10 +423,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let errors: Vec<String> = validate(&batch, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&batch, &known);
         assert_eq!(
             errors,
             [
@@ -449,10 +454,7 @@ mod tests {
             org_nodes: vec![(at(2), node("HQ", Some("East")))],
             ..Default::default()
         };
-        let errors: Vec<String> = validate(&closing, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&closing, &known);
         assert_eq!(
             errors,
             ["x.csv:2: parent: the parents form a cycle; a node cannot be below itself"]
@@ -529,10 +531,7 @@ mod tests {
         known
             .applications
             .insert("Office".into(), Metric::Installations);
-        let errors: Vec<String> = validate(&batch, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&batch, &known);
         assert_eq!(
             errors,
             [
