@@ -3,12 +3,5 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tally_core::import::{validate, Known};
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&kind, json)) = data.split_first() else {
-        return;
-    };
-    let batch = tally_fuzz::read(tally_fuzz::kind(kind), json, true);
-    let _ = validate(&batch, &Known::default(), tally_fuzz::now());
-});
+fuzz_target!(|data: &[u8]| tally_fuzz::read_and_check(data, true));

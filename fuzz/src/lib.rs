@@ -17,6 +17,16 @@ pub fn kind(byte: u8) -> Kind {
     Kind::ALL[byte as usize % Kind::ALL.len()]
 }
 
+/// What both import targets run on one input: its first byte picks the kind, the rest is read
+/// as one file of that kind (JSON or CSV) and the batch checked, which must never panic.
+pub fn read_and_check(data: &[u8], json: bool) {
+    let Some((&byte, file)) = data.split_first() else {
+        return;
+    };
+    let batch = read(kind(byte), file, json);
+    let _ = tally_core::import::validate(&batch, &tally_core::import::Known::default(), now());
+}
+
 /// Reads `data` as one import file of `kind` (CSV or JSON) into a batch, as `tally import`
 /// does: rows that cannot be read are skipped (the importer reports them), names are shared
 /// through a pool.

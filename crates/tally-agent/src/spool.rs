@@ -37,6 +37,8 @@ pub struct Spool {
 
 mod faults;
 
+pub use faults::set_aside_copies;
+
 /// Why the spool could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {

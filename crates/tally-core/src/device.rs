@@ -75,6 +75,47 @@ pub struct Device {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// A computer as `tally import` reads it and `tally export` writes it: by name (its host name,
+/// its org node's name), with only what an administrator maintains; the agent's facts and the
+/// ids stay out of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRow {
+    pub host_name: String,
+    #[serde(default)]
+    pub org_node: Option<String>,
+    #[serde(default)]
+    pub status: Option<DeviceStatus>,
+    #[serde(default)]
+    pub sockets: Option<i32>,
+    #[serde(default)]
+    pub cores: Option<i32>,
+    #[serde(default)]
+    pub pvu_per_core: Option<i32>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+impl DeviceRow {
+    /// The row exported for `device`, whose org node is named `org_node`: the one place a
+    /// stored device becomes its file shape (the name is the store's to look up, so this is
+    /// not a `From`).
+    pub fn exported(device: Device, org_node: Option<String>) -> Self {
+        Self {
+            host_name: device.host_name,
+            org_node,
+            status: Some(device.status),
+            sockets: device.sockets,
+            cores: device.cores,
+            pvu_per_core: device.pvu_per_core,
+            os: device.os,
+            serial: device.serial,
+        }
+    }
+}
+
 /// What is needed to create or refresh a device; the store assigns `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewDevice {

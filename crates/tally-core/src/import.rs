@@ -10,6 +10,11 @@ mod warn;
 pub use check::validate;
 pub use outcome::ImportOutcome;
 pub use warn::warnings;
+// The file shapes of devices, users and licenses live beside their domain types, which they
+// are exported from.
+pub use crate::device::DeviceRow;
+pub use crate::licenses::LicenseRow;
+pub use crate::user::UserRow;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,8 +23,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::compliance::TotalUserMetric;
-use crate::licenses::{AssignmentType, Metric};
-use crate::{DeviceStatus, UserStatus};
+use crate::licenses::Metric;
 
 /// The kinds of file, in the order they are loaded (each may refer to the ones before it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,40 +101,6 @@ pub struct OrgNodeRow {
     pub parent: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceRow {
-    pub host_name: String,
-    #[serde(default)]
-    pub org_node: Option<String>,
-    #[serde(default)]
-    pub status: Option<DeviceStatus>,
-    #[serde(default)]
-    pub sockets: Option<i32>,
-    #[serde(default)]
-    pub cores: Option<i32>,
-    #[serde(default)]
-    pub pvu_per_core: Option<i32>,
-    #[serde(default)]
-    pub os: Option<String>,
-    #[serde(default)]
-    pub serial: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserRow {
-    pub account: String,
-    #[serde(default)]
-    pub full_name: Option<String>,
-    #[serde(default)]
-    pub status: Option<UserStatus>,
-    #[serde(default)]
-    pub service_account: Option<bool>,
-    #[serde(default)]
-    pub org_node: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationRow {
@@ -162,6 +132,24 @@ pub struct ApplicationRow {
     pub metering_rule: Option<String>,
 }
 
+impl ApplicationRow {
+    /// `name`, licensed by `metric`, with nothing more known yet (no publisher, period,
+    /// recognition or rule): set what is known with `ApplicationRow { .., ..ApplicationRow::new(…) }`.
+    pub fn new(name: impl Into<String>, metric: Metric) -> Self {
+        Self {
+            name: name.into(),
+            publisher: String::new(),
+            metric,
+            period_days: None,
+            total_user_metric: None,
+            software: None,
+            software_publisher: None,
+            software_version: None,
+            metering_rule: None,
+        }
+    }
+}
+
 /// Installations and sessions are the bulk of a large import (millions of rows naming the same
 /// few thousand devices, packages and applications), so their names are shared through a
 /// [`Pool`] rather than each row owning copies.
@@ -187,76 +175,6 @@ pub struct SessionRow {
     pub account: Arc<str>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LicenseRow {
-    #[schema(min_length = 1, max_length = 255)]
-    pub application: String,
-    pub metric: Metric,
-    /// At most `tally_core::limits::MAX_QUANTITY`.
-    #[schema(minimum = 0, maximum = 1000000000)]
-    pub quantity: i64,
-    pub assignment_type: AssignmentType,
-    /// The org node's name, the computer's host name or the user's account, by type; empty
-    /// for an organisation license on the whole organisation.
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    pub assigned_to: Option<String>,
-    #[serde(default)]
-    pub purchase_date: Option<NaiveDate>,
-    #[serde(default)]
-    pub valid_from: Option<NaiveDate>,
-    #[serde(default)]
-    pub valid_until: Option<NaiveDate>,
-    #[serde(default)]
-    pub maintenance_until: Option<NaiveDate>,
-    /// Price of one unit as a decimal, e.g. `129.90`.
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    pub unit_cost: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    pub currency: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    pub vendor: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 255)]
-    pub order_reference: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 4096)]
-    pub notes: Option<String>,
-}
-
-impl LicenseRow {
-    /// `quantity` units of `application` by `metric`, assigned by `assignment_type`, with
-    /// nothing more known yet (no target, dates, cost or references): set what is known with
-    /// `LicenseRow { .., ..LicenseRow::new(…) }`.
-    pub fn new(
-        application: impl Into<String>,
-        metric: Metric,
-        quantity: i64,
-        assignment_type: AssignmentType,
-    ) -> Self {
-        Self {
-            application: application.into(),
-            metric,
-            quantity,
-            assignment_type,
-            assigned_to: None,
-            purchase_date: None,
-            valid_from: None,
-            valid_until: None,
-            maintenance_until: None,
-            unit_cost: None,
-            currency: None,
-            vendor: None,
-            order_reference: None,
-            notes: None,
-        }
-    }
 }
 
 /// One row of any kind, as `tally export` reads it back.
@@ -416,6 +334,15 @@ pub fn parse_cost(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::licenses::AssignmentType;
+
+    /// What the checks say about `batch`, one message a problem.
+    fn errors(batch: &Batch, known: &Known) -> Vec<String> {
+        validate(batch, known, now())
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
     use chrono::TimeZone;
 
     /// The clock the checks run at.
@@ -496,10 +423,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let errors: Vec<String> = validate(&batch, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&batch, &known);
         assert_eq!(
             errors,
             [
@@ -530,10 +454,7 @@ mod tests {
             org_nodes: vec![(at(2), node("HQ", Some("East")))],
             ..Default::default()
         };
-        let errors: Vec<String> = validate(&closing, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&closing, &known);
         assert_eq!(
             errors,
             ["x.csv:2: parent: the parents form a cycle; a node cannot be below itself"]
@@ -610,10 +531,7 @@ mod tests {
         known
             .applications
             .insert("Office".into(), Metric::Installations);
-        let errors: Vec<String> = validate(&batch, &known, now())
-            .iter()
-            .map(|e| e.to_string())
-            .collect();
+        let errors = errors(&batch, &known);
         assert_eq!(
             errors,
             [

@@ -258,6 +258,98 @@ impl License {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseRow {
+    #[schema(min_length = 1, max_length = 255)]
+    pub application: String,
+    pub metric: Metric,
+    /// At most `tally_core::limits::MAX_QUANTITY`.
+    #[schema(minimum = 0, maximum = 1000000000)]
+    pub quantity: i64,
+    pub assignment_type: AssignmentType,
+    /// The org node's name, the computer's host name or the user's account, by type; empty
+    /// for an organisation license on the whole organisation.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub assigned_to: Option<String>,
+    #[serde(default)]
+    pub purchase_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub valid_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+    #[serde(default)]
+    pub maintenance_until: Option<NaiveDate>,
+    /// Price of one unit as a decimal, e.g. `129.90`.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub unit_cost: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub vendor: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub order_reference: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub notes: Option<String>,
+}
+
+impl LicenseRow {
+    /// The row exported for `license`, of the application named `application`, assigned to
+    /// the org node, host or account named `assigned_to`: the one place a stored license
+    /// becomes its file shape (names for ids, the cost as a decimal).
+    pub fn exported(license: License, application: String, assigned_to: Option<String>) -> Self {
+        Self {
+            application,
+            metric: license.metric,
+            quantity: license.quantity,
+            assignment_type: license.assignment_type,
+            assigned_to,
+            purchase_date: license.purchase_date,
+            valid_from: license.valid_from,
+            valid_until: license.valid_until,
+            maintenance_until: license.maintenance_until,
+            unit_cost: license.unit_cost_minor.map(crate::import::format_cost),
+            currency: license.currency,
+            vendor: license.vendor,
+            order_reference: license.order_reference,
+            notes: license.notes,
+        }
+    }
+
+    /// `quantity` units of `application` by `metric`, assigned by `assignment_type`, with
+    /// nothing more known yet (no target, dates, cost or references): set what is known with
+    /// `LicenseRow { .., ..LicenseRow::new(…) }`.
+    pub fn new(
+        application: impl Into<String>,
+        metric: Metric,
+        quantity: i64,
+        assignment_type: AssignmentType,
+    ) -> Self {
+        Self {
+            application: application.into(),
+            metric,
+            quantity,
+            assignment_type,
+            assigned_to: None,
+            purchase_date: None,
+            valid_from: None,
+            valid_until: None,
+            maintenance_until: None,
+            unit_cost: None,
+            currency: None,
+            vendor: None,
+            order_reference: None,
+            notes: None,
+        }
+    }
+}
+
 /// What of a license comes to an end: the right to use it, or its maintenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

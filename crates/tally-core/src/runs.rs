@@ -106,11 +106,11 @@ mod tests {
         started: bool,
         running: bool,
     ) -> UsageRecord {
-        UsageRecord {
+        crate::usage::test_stored(crate::NewUsageRecord {
             started,
             still_running: running,
             ..crate::usage::test_record(id, s, e)
-        }
+        })
     }
 
     #[test]

@@ -78,14 +78,14 @@ mod tests {
     }
 
     fn record(id: &str, file: i64, (from, to): ((u32, u32), (u32, u32))) -> UsageRecord {
-        UsageRecord {
+        crate::usage::test_stored(crate::NewUsageRecord {
             device_id: 7,
             file_id: file,
             user_id: 9,
             start_time_offset: 60,
             end_time_offset: 60,
             ..crate::usage::test_record(id, at(from.0, from.1), at(to.0, to.1))
-        }
+        })
     }
 
     #[test]

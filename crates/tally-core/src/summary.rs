@@ -377,11 +377,11 @@ mod tests {
     }
 
     fn rec(id: &str, user: i64, start: DateTime<Utc>, end: DateTime<Utc>) -> UsageRecord {
-        UsageRecord {
+        crate::usage::test_stored(crate::NewUsageRecord {
             file_id: 7,
             user_id: user,
             ..crate::usage::test_record(id, start, end)
-        }
+        })
     }
 
     #[test]
@@ -405,8 +405,8 @@ mod tests {
         let a = rec("a", 1, at(5, 9, 0), at(5, 9, 30));
         let b = rec("b", 1, at(5, 9, 10), at(5, 9, 40));
         let mut c = rec("c", 2, at(5, 9, 30), at(5, 9, 50));
-        c.device_id = 2;
-        c.in_ts_session = true;
+        c.record.device_id = 2;
+        c.record.in_ts_session = true;
         let h = file_usage_hour(3, at(5, 9, 0), &[&a, &b, &c]).unwrap();
         assert_eq!(
             (h.distinct_users, h.distinct_devices, h.distinct_ts_users),
@@ -421,7 +421,7 @@ mod tests {
     fn one_runs_cycle_records_are_one_run_for_the_peak() {
         let first = rec("a", 1, at(5, 9, 0), at(5, 9, 15));
         let mut second = rec("a", 1, at(5, 9, 15), at(5, 9, 30));
-        second.started = false;
+        second.record.started = false;
         let h = file_usage_hour(3, at(5, 9, 0), &[&first, &second]).unwrap();
         assert_eq!((h.peak_concurrent_runs, h.usage_ms), (1, 30 * 60_000));
         let months = monthly(&[first, second], &HashMap::from([(7, vec![3])]), &W);
@@ -445,8 +445,8 @@ mod tests {
         assert_eq!(by_month, [(202601, 1, 3_600_000), (202602, 0, 3_600_000)]);
         // The same instant from a client at UTC+2 is already February: all of it.
         let mut east = utc.clone();
-        east.start_time_offset = 120;
-        east.end_time_offset = 120;
+        east.record.start_time_offset = 120;
+        east.record.end_time_offset = 120;
         let split = monthly_of(&[3], &east, &W);
         assert_eq!(split.len(), 1);
         assert_eq!(

@@ -6,16 +6,17 @@ use utoipa::ToSchema;
 
 use crate::ValidationError;
 
-/// A stored usage record, with every property of `SMS_MeterData`.
+/// One report on one running program instance, with its device, file and user resolved to ids:
+/// every property of `SMS_MeterData` but the three only the server knows (row id, `TimeSerial`,
+/// `Released`). This is what an agent reported and what the store writes; the wire record
+/// becomes one in one place, [`crate::wire::v1::UsageRecordV1::to_record`].
 ///
 /// A program that runs across several reporting cycles produces several records with the same
 /// `meter_data_id`; their periods are consecutive and do not overlap. The full run is found
 /// from the earliest `start_time` where `started` and the latest `end_time` where not
 /// `still_running`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct UsageRecord {
-    /// Tally's row id, for paging through records; not part of `SMS_MeterData`.
-    pub id: i64,
+pub struct NewUsageRecord {
     /// `MeterDataID`: unique id of one running instance of a program on one computer; every
     /// report on that instance carries the same id.
     pub meter_data_id: String,
@@ -46,6 +47,17 @@ pub struct UsageRecord {
     /// `InTSSession`: the program ran in a remote session (terminal server, RDP, SSH) rather than
     /// at the console.
     pub in_ts_session: bool,
+}
+
+/// A stored usage record, with every property of `SMS_MeterData`: the record as reported
+/// (`NewUsageRecord`, its fields inline in this object) and what the server gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsageRecord {
+    /// Tally's row id, for paging through records; not part of `SMS_MeterData`.
+    pub id: i64,
+    /// The record as reported.
+    #[serde(flatten)]
+    pub record: NewUsageRecord,
     /// `TimeSerial`: a rough ordering of when the server processed the record; records with a
     /// smaller value were processed earlier. Not unique: one ingest batch shares one value.
     pub time_serial: i64,
@@ -54,24 +66,16 @@ pub struct UsageRecord {
     pub released: bool,
 }
 
-/// A usage record ready to store: the agent's report with its device, file and user resolved
-/// to ids. The store gives it its id and `TimeSerial`; the wire record becomes one through
-/// [`crate::wire::v1::UsageRecordV1::to_record`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewUsageRecord {
-    pub meter_data_id: String,
-    pub device_id: i64,
-    pub file_id: i64,
-    pub user_id: i64,
-    pub start_time: DateTime<Utc>,
-    pub start_time_offset: i32,
-    pub end_time: DateTime<Utc>,
-    pub end_time_offset: i32,
-    pub started: bool,
-    pub still_running: bool,
-    pub start_not_captured: bool,
-    pub end_not_captured: bool,
-    pub in_ts_session: bool,
+/// One model, not two copies of thirteen fields: a stored record holds the reported one whole,
+/// so a field added to the report is added once. Through `Deref` readers still write
+/// `r.start_time`; `#[serde(flatten)]` keeps the JSON one flat object with the same keys in the
+/// same order as before.
+impl std::ops::Deref for UsageRecord {
+    type Target = NewUsageRecord;
+
+    fn deref(&self) -> &NewUsageRecord {
+        &self.record
+    }
 }
 
 /// What an insert of usage records did.
@@ -102,9 +106,8 @@ pub(crate) fn test_record(
     meter_data_id: &str,
     start_time: DateTime<Utc>,
     end_time: DateTime<Utc>,
-) -> UsageRecord {
-    UsageRecord {
-        id: 0,
+) -> NewUsageRecord {
+    NewUsageRecord {
         meter_data_id: meter_data_id.into(),
         device_id: 1,
         file_id: 2,
@@ -118,6 +121,16 @@ pub(crate) fn test_record(
         start_not_captured: false,
         end_not_captured: false,
         in_ts_session: false,
+    }
+}
+
+/// `record` as stored with id 0, `TimeSerial` 1, not released: what unit tests of the
+/// summaries and sessions read.
+#[cfg(test)]
+pub(crate) fn test_stored(record: NewUsageRecord) -> UsageRecord {
+    UsageRecord {
+        id: 0,
+        record,
         time_serial: 1,
         released: false,
     }
@@ -149,6 +162,42 @@ pub fn check_period(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// The API's and the CLI's JSON did not change when the stored record came to hold the
+    /// reported one: one flat object, every `SMS_MeterData` key in the order it always had.
+    #[test]
+    fn a_stored_record_is_one_flat_object_and_reads_back() {
+        let a = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let stored = test_stored(test_record("m1", a, a));
+        let text = serde_json::to_string(&stored).unwrap();
+        let keys = [
+            "id",
+            "meter_data_id",
+            "device_id",
+            "file_id",
+            "user_id",
+            "start_time",
+            "start_time_offset",
+            "end_time",
+            "end_time_offset",
+            "started",
+            "still_running",
+            "start_not_captured",
+            "end_not_captured",
+            "in_ts_session",
+            "time_serial",
+            "released",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).expect(k))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), keys.len(), "{text}");
+        let back: UsageRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, stored);
+    }
 
     #[test]
     fn periods_must_be_ordered_and_flags_consistent() {

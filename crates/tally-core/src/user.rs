@@ -60,3 +60,33 @@ pub struct User {
     pub status: UserStatus,
     pub org_node: Option<i64>,
 }
+
+/// An account as `tally import` reads it and `tally export` writes it: by name, with its org
+/// node's name rather than its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRow {
+    pub account: String,
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<UserStatus>,
+    #[serde(default)]
+    pub service_account: Option<bool>,
+    #[serde(default)]
+    pub org_node: Option<String>,
+}
+
+impl UserRow {
+    /// The row exported for `user`, whose org node is named `org_node`: the one place a stored
+    /// user becomes its file shape. Only the flag is exported, not its reason or who set it.
+    pub fn exported(user: User, org_node: Option<String>) -> Self {
+        Self {
+            account: user.account,
+            full_name: user.full_name,
+            status: Some(user.status),
+            service_account: Some(user.service_account),
+            org_node,
+        }
+    }
+}

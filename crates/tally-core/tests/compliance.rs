@@ -100,6 +100,10 @@ fn license(
 }
 
 /// A license assigned to one computer.
+fn for_organization(id: i64, metric: Metric, quantity: i64) -> License {
+    license(id, metric, quantity, AssignmentType::Organization, None)
+}
+
 fn for_computer(id: i64, metric: Metric, quantity: i64, device: i64) -> License {
     license(id, metric, quantity, AssignmentType::Computer, Some(device))
 }
@@ -184,13 +188,7 @@ fn a_computer_license_is_consumed_before_the_organisation_pool() {
     let a = app(Metric::Installations);
     let installs = installed(&[1, 2]);
     let licenses = [
-        license(
-            1,
-            Metric::Installations,
-            1,
-            AssignmentType::Organization,
-            None,
-        ),
+        for_organization(1, Metric::Installations, 1),
         for_computer(2, Metric::Installations, 1, 1),
     ];
     let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
@@ -315,13 +313,7 @@ fn pvu_is_cores_times_the_value_per_core() {
     let e = estate(vec![device(1, SALES, 4), d2], vec![]);
     let a = app(Metric::Pvu);
     let installs = installed(&[1, 2]);
-    let licenses = [license(
-        1,
-        Metric::Pvu,
-        400,
-        AssignmentType::Organization,
-        None,
-    )];
+    let licenses = [for_organization(1, Metric::Pvu, 400)];
     let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
     assert_eq!((p.required, p.covered, p.shortfall), (480, 400, 80));
     assert_eq!(p.uncovered[0].consumer, Consumer::Device(2));
@@ -413,13 +405,7 @@ fn devices_in_a_rolling_30_days_against_the_calendar_month() {
         session(2, 1, at(5, 9, 0), at(5, 10, 0)),
     ];
     let mut a = app(Metric::Devices);
-    let licenses = [license(
-        1,
-        Metric::Devices,
-        1,
-        AssignmentType::Organization,
-        None,
-    )];
+    let licenses = [for_organization(1, Metric::Devices, 1)];
     let march10 = date(2026, 3, 10);
     let p = position(&e, &facts(&a, &[], &sessions, &licenses), march10);
     assert_eq!((p.required, p.covered), (1, 1));
@@ -478,13 +464,7 @@ fn concurrent_users_peak_in_a_clock_hour_with_a_session_straddling_the_boundary(
         session(2, 5, at(2, 10, 0), at(2, 10, 59)),
     ];
     let a = app(Metric::ConcurrentUsers);
-    let licenses = [license(
-        1,
-        Metric::ConcurrentUsers,
-        2,
-        AssignmentType::Organization,
-        None,
-    )];
+    let licenses = [for_organization(1, Metric::ConcurrentUsers, 2)];
     let p = position(&e, &facts(&a, &[], &sessions, &licenses), as_of());
     assert_eq!((p.required, p.covered, p.shortfall), (3, 2, 1));
     assert_eq!(p.excluded.len(), 1);
@@ -500,13 +480,7 @@ fn concurrent_users_peak_in_a_clock_hour_with_a_session_straddling_the_boundary(
     // Concurrent devices, same sessions: 09:00 devices 1 and 2; 10:00 devices 1 and 2 (the
     // service account's session still puts device 2 in use, but C already did): peak 2.
     let a = app(Metric::ConcurrentDevices);
-    let licenses = [license(
-        1,
-        Metric::ConcurrentDevices,
-        3,
-        AssignmentType::Organization,
-        None,
-    )];
+    let licenses = [for_organization(1, Metric::ConcurrentDevices, 3)];
     let p = position(&e, &facts(&a, &[], &sessions, &licenses), as_of());
     assert_eq!(
         (p.required, p.covered, p.surplus, p.status),
@@ -559,13 +533,7 @@ fn custom_compare_values_on_nodes_are_covered_from_the_subtree() {
 fn cal_and_no_license_required_are_listed_not_calculated() {
     let e = estate(vec![device(1, SALES, 4)], vec![]);
     let installs = installed(&[1]);
-    let licenses = [license(
-        1,
-        Metric::Cal,
-        25,
-        AssignmentType::Organization,
-        None,
-    )];
+    let licenses = [for_organization(1, Metric::Cal, 25)];
     for metric in [Metric::Cal, Metric::NoLicenseRequired] {
         let a = app(metric);
         let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
@@ -719,29 +687,11 @@ fn licenses_that_do_not_count_say_why() {
     // and a processors license on a PVU application (PVU accepts only PVU licenses).
     let e = estate(vec![device(1, SALES, 4)], vec![]);
     let installs = installed(&[1]);
-    let mut expired = license(
-        1,
-        Metric::Installations,
-        1,
-        AssignmentType::Organization,
-        None,
-    );
+    let mut expired = for_organization(1, Metric::Installations, 1);
     expired.valid_until = Some(date(2026, 3, 1));
-    let mut future = license(
-        2,
-        Metric::Installations,
-        1,
-        AssignmentType::Organization,
-        None,
-    );
+    let mut future = for_organization(2, Metric::Installations, 1);
     future.valid_from = Some(date(2026, 4, 1));
-    let mut later = license(
-        3,
-        Metric::Installations,
-        1,
-        AssignmentType::Organization,
-        None,
-    );
+    let mut later = for_organization(3, Metric::Installations, 1);
     later.purchase_date = Some(date(2026, 3, 25));
     let a = app(Metric::Installations);
     let licenses = [expired, future, later];
@@ -779,13 +729,7 @@ fn an_expired_license_covers_nothing_on_the_as_of_date() {
     let e = estate(vec![device(1, SALES, 4)], vec![]);
     let a = app(Metric::Installations);
     let installs = installed(&[1]);
-    let mut l = license(
-        1,
-        Metric::Installations,
-        1,
-        AssignmentType::Organization,
-        None,
-    );
+    let mut l = for_organization(1, Metric::Installations, 1);
     l.valid_until = Some(date(2026, 3, 1));
     let licenses = [l];
     let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
@@ -800,13 +744,7 @@ fn a_license_bought_after_the_as_of_date_was_not_owned_then() {
     let e = estate(vec![device(1, SALES, 4)], vec![]);
     let a = app(Metric::Installations);
     let installs = installed(&[1]);
-    let mut l = license(
-        1,
-        Metric::Installations,
-        1,
-        AssignmentType::Organization,
-        None,
-    );
+    let mut l = for_organization(1, Metric::Installations, 1);
     l.purchase_date = Some(date(2026, 3, 15));
     let licenses = [l];
     let p = position(&e, &facts(&a, &installs, &[], &licenses), date(2026, 3, 10));
@@ -1035,18 +973,7 @@ fn license_quantities_add_up_without_wrapping() {
     let a = app(Metric::Pvu);
     let p = position(
         &e,
-        &facts(
-            &a,
-            &installs,
-            &[],
-            &[license(
-                1,
-                Metric::Pvu,
-                1,
-                AssignmentType::Organization,
-                None,
-            )],
-        ),
+        &facts(&a, &installs, &[], &[for_organization(1, Metric::Pvu, 1)]),
         as_of(),
     );
     assert_eq!(p.required, i64::MAX);

@@ -2,13 +2,14 @@
 //! at a time in id order so that millions of installations never sit in memory at once.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use tally_core::import::{
     AnyRow, CustomValueRow, DeviceRow, InstallationRow, Kind, LicenseRow, OrgNodeRow, SessionRow,
     UserRow,
 };
 
-use crate::{Result, StoreError};
+use crate::rows::{DeviceColumns, LicenseColumns, UserColumns};
+use crate::Result;
 
 /// A page of rows and the cursor that continues after it (`None`: that was the last page).
 pub type ExportPage = (Vec<AnyRow>, Option<i64>);
@@ -28,19 +29,11 @@ pub(crate) fn next_cursor(ids: &[i64], limit: i64) -> Option<i64> {
     }
 }
 
-pub(crate) fn corrupt(column: &'static str, value: &str) -> StoreError {
-    StoreError::Corrupt {
-        column,
-        value: value.to_owned(),
-    }
-}
-
-/// One exported row as stored: its id (the paging cursor) and the import row it becomes.
+/// One exported row as stored, which becomes its id (the paging cursor) and its import row.
 pub(crate) trait ExportRow {
     /// The query reading a page: `$1` is the cursor, `$2` the page's length.
     const SQL: &'static str;
-    fn id(&self) -> i64;
-    fn into_row(self) -> Result<AnyRow>;
+    fn into_row(self) -> Result<(i64, AnyRow)>;
 }
 
 #[derive(sqlx::FromRow)]
@@ -55,86 +48,54 @@ impl ExportRow for OrgNodeExport {
          LEFT JOIN org_nodes p ON p.id = n.parent
          WHERE n.id > $1 ORDER BY n.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
+    fn into_row(self) -> Result<(i64, AnyRow)> {
         let (name, parent) = (self.name, self.parent);
-        Ok(AnyRow::OrgNode(OrgNodeRow { name, parent }))
+        Ok((self.id, AnyRow::OrgNode(OrgNodeRow { name, parent })))
     }
 }
 
+/// A device as exported: the stored device with its org node's name.
 #[derive(sqlx::FromRow)]
 pub(crate) struct DeviceExport {
-    id: i64,
-    host_name: String,
-    org_node: Option<String>,
-    status: String,
-    sockets: Option<i32>,
-    cores: Option<i32>,
-    pvu_per_core: Option<i32>,
-    os: Option<String>,
-    serial: Option<String>,
+    #[sqlx(flatten)]
+    device: DeviceColumns,
+    org_node_name: Option<String>,
 }
 
 impl ExportRow for DeviceExport {
-    const SQL: &'static str =
-        "SELECT d.id, d.host_name, o.name AS org_node, d.status, d.sockets, d.cores,
-             d.pvu_per_core, d.os, d.serial
+    const SQL: &'static str = "SELECT d.*, o.name AS org_node_name
          FROM devices d LEFT JOIN org_nodes o ON o.id = d.org_node
          WHERE d.id > $1 ORDER BY d.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
-        let status = tally_core::DeviceStatus::parse(&self.status)
-            .ok_or_else(|| corrupt("devices.status", &self.status))?;
-        Ok(AnyRow::Device(DeviceRow {
-            host_name: self.host_name,
-            org_node: self.org_node,
-            status: Some(status),
-            sockets: self.sockets,
-            cores: self.cores,
-            pvu_per_core: self.pvu_per_core,
-            os: self.os,
-            serial: self.serial,
-        }))
+    fn into_row(self) -> Result<(i64, AnyRow)> {
+        let device = self.device.into_device()?;
+        let id = device.id;
+        Ok((
+            id,
+            AnyRow::Device(DeviceRow::exported(device, self.org_node_name)),
+        ))
     }
 }
 
+/// A user as exported: the stored user with its org node's name.
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserExport {
-    id: i64,
-    account: String,
-    full_name: Option<String>,
-    status: String,
-    service_account: bool,
-    org_node: Option<String>,
+    #[sqlx(flatten)]
+    user: UserColumns,
+    org_node_name: Option<String>,
 }
 
 impl ExportRow for UserExport {
-    const SQL: &'static str =
-        "SELECT u.id, u.account, u.full_name, u.status, u.service_account, o.name AS org_node
+    const SQL: &'static str = "SELECT u.*, o.name AS org_node_name
          FROM users u LEFT JOIN org_nodes o ON o.id = u.org_node
          WHERE u.id > $1 ORDER BY u.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
-        let status = tally_core::UserStatus::parse(&self.status)
-            .ok_or_else(|| corrupt("users.status", &self.status))?;
-        Ok(AnyRow::User(UserRow {
-            account: self.account,
-            full_name: self.full_name,
-            status: Some(status),
-            service_account: Some(self.service_account),
-            org_node: self.org_node,
-        }))
+    fn into_row(self) -> Result<(i64, AnyRow)> {
+        let user = self.user.into_user()?;
+        Ok((
+            user.id,
+            AnyRow::User(UserRow::exported(user, self.org_node_name)),
+        ))
     }
 }
 
@@ -155,77 +116,43 @@ impl ExportRow for SessionExport {
              JOIN devices d ON d.id = s.device_id JOIN users u ON u.id = s.user_id
          WHERE s.id > $1 AND a.removed_at IS NULL ORDER BY s.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
-        Ok(AnyRow::Session(SessionRow {
+    fn into_row(self) -> Result<(i64, AnyRow)> {
+        let row = SessionRow {
             application: self.application.into(),
             host_name: self.host_name.into(),
             account: self.account.into(),
             start: self.start_time,
             end: self.end_time,
-        }))
+        };
+        Ok((self.id, AnyRow::Session(row)))
     }
 }
 
-/// A license as exported: names instead of ids, the cost as a decimal.
+/// A license as exported: the stored license with the names of its application and of what
+/// it is assigned to.
 #[derive(sqlx::FromRow)]
 pub(crate) struct LicenseExport {
-    id: i64,
+    #[sqlx(flatten)]
+    license: LicenseColumns,
     application: String,
-    metric: String,
-    quantity: i64,
-    assignment_type: String,
-    assigned_to: Option<String>,
-    purchase_date: Option<NaiveDate>,
-    valid_from: Option<NaiveDate>,
-    valid_until: Option<NaiveDate>,
-    maintenance_until: Option<NaiveDate>,
-    unit_cost_minor: Option<i64>,
-    currency: Option<String>,
-    vendor: Option<String>,
-    order_reference: Option<String>,
-    notes: Option<String>,
+    assigned_name: Option<String>,
 }
 
 impl ExportRow for LicenseExport {
-    const SQL: &'static str =
-        "SELECT l.id, a.name AS application, l.metric, l.quantity, l.assignment_type,
+    const SQL: &'static str = "SELECT l.*, a.name AS application,
              CASE l.assignment_type WHEN 'computer' THEN d.host_name
-                 WHEN 'user' THEN u.account ELSE o.name END AS assigned_to,
-             l.purchase_date, l.valid_from, l.valid_until, l.maintenance_until,
-             l.unit_cost_minor, l.currency, l.vendor, l.order_reference, l.notes
+                 WHEN 'user' THEN u.account ELSE o.name END AS assigned_name
          FROM licenses l JOIN applications a ON a.id = l.application_id
              LEFT JOIN devices d ON d.id = l.assigned_to
              LEFT JOIN users u ON u.id = l.assigned_to
              LEFT JOIN org_nodes o ON o.id = l.assigned_to
          WHERE l.id > $1 AND l.removed_at IS NULL ORDER BY l.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
-        Ok(AnyRow::License(LicenseRow {
-            application: self.application,
-            metric: tally_core::Metric::parse(&self.metric)
-                .ok_or_else(|| corrupt("licenses.metric", &self.metric))?,
-            quantity: self.quantity,
-            assignment_type: tally_core::AssignmentType::parse(&self.assignment_type)
-                .ok_or_else(|| corrupt("licenses.assignment_type", &self.assignment_type))?,
-            assigned_to: self.assigned_to,
-            purchase_date: self.purchase_date,
-            valid_from: self.valid_from,
-            valid_until: self.valid_until,
-            maintenance_until: self.maintenance_until,
-            unit_cost: self.unit_cost_minor.map(tally_core::import::format_cost),
-            currency: self.currency,
-            vendor: self.vendor,
-            order_reference: self.order_reference,
-            notes: self.notes,
-        }))
+    fn into_row(self) -> Result<(i64, AnyRow)> {
+        let license = tally_core::License::try_from(self.license)?;
+        let id = license.id;
+        let row = LicenseRow::exported(license, self.application, self.assigned_name);
+        Ok((id, AnyRow::License(row)))
     }
 }
 
@@ -243,16 +170,13 @@ impl ExportRow for CustomValueExport {
              LEFT JOIN org_nodes o ON o.id = c.org_node
          WHERE c.id > $1 AND a.removed_at IS NULL ORDER BY c.id LIMIT $2";
 
-    fn id(&self) -> i64 {
-        self.id
-    }
-
-    fn into_row(self) -> Result<AnyRow> {
-        Ok(AnyRow::CustomValue(CustomValueRow {
+    fn into_row(self) -> Result<(i64, AnyRow)> {
+        let row = CustomValueRow {
             application: self.application,
             org_node: self.org_node,
             quantity: self.quantity,
-        }))
+        };
+        Ok((self.id, AnyRow::CustomValue(row)))
     }
 }
 

@@ -95,43 +95,23 @@ pub trait StoreInfo: Send + Sync {
     async fn schema_version(&self) -> Result<SchemaVersion>;
 }
 
-/// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
-/// business rules: they store and return domain values and enforce uniqueness.
-pub trait Store:
-    StoreInfo
-    + SiteStore
-    + RuleStore
-    + UsageStore
-    + AgentStore
-    + InventoryStore
-    + SummaryStore
-    + Licensing
-    + Importing
-    + Exporting
-    + AuditStore
-    + Send
-    + Sync
-    + 'static
-{
+/// Declares [`Store`] and implements it for every type with all its traits, so the list of
+/// aggregates is written once.
+macro_rules! union_of {
+    ($(#[$doc:meta])* $name:ident = $($part:ident)+) => {
+        $(#[$doc])*
+        pub trait $name: $($part +)+ Send + Sync + 'static {}
+
+        impl<T> $name for T where T: $($part +)+ Send + Sync + 'static {}
+    };
 }
 
-impl<T> Store for T where
-    T: StoreInfo
-        + SiteStore
-        + RuleStore
-        + UsageStore
-        + AgentStore
-        + InventoryStore
-        + SummaryStore
-        + Licensing
-        + Importing
-        + Exporting
-        + AuditStore
-        + Send
-        + Sync
-        + 'static
-{
-}
+union_of!(
+    /// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
+    /// business rules: they store and return domain values and enforce uniqueness.
+    Store = StoreInfo SiteStore RuleStore UsageStore AgentStore InventoryStore SummaryStore
+        Licensing Importing Exporting AuditStore
+);
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
 /// Migrations are applied; a database newer than this binary is refused.

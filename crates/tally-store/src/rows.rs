@@ -1,7 +1,8 @@
 //! Row shapes as both backends return them (`…Columns`, private to the store), and their
 //! conversion into domain values: each table's columns become its tally-core type here and
 //! nowhere else. `FromRow` derives are generic over the row type, so one struct serves SQLite
-//! and PostgreSQL.
+//! and PostgreSQL. Usage records have no mirror struct: `queries/usage.rs` reads their columns
+//! straight into tally-core's one usage model.
 
 mod licensing;
 mod summaries;
@@ -14,7 +15,7 @@ use tally_core::agents::{Agent, EnrollmentToken};
 use tally_core::file::{FileInfo, StoredFile};
 use tally_core::operators::{AuditEntry, OperatorToken, Role};
 use tally_core::rules::{MeteringRule, RuleOrigin, RuleSpec};
-use tally_core::{Device, DeviceStatus, Site, SiteCode, UsageRecord, User, UserStatus};
+use tally_core::{Device, DeviceStatus, Site, SiteCode, User, UserStatus};
 
 use crate::{Result, StoreError};
 
@@ -59,7 +60,7 @@ impl SiteColumns {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct DeviceColumns {
-    id: i64,
+    pub(crate) id: i64,
     site_code: String,
     host_name: String,
     fqdn: Option<String>,
@@ -104,7 +105,7 @@ impl DeviceColumns {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserColumns {
-    id: i64,
+    pub(crate) id: i64,
     account: String,
     full_name: Option<String>,
     service_account: bool,
@@ -192,49 +193,6 @@ impl RuleColumns {
             origin: parsed("metering_rules.origin", self.origin, RuleOrigin::parse)?,
             updated_at: self.updated_at,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct UsageColumns {
-    id: i64,
-    meter_data_id: String,
-    device_id: i64,
-    file_id: i64,
-    user_id: i64,
-    start_time: DateTime<Utc>,
-    start_time_offset: i32,
-    end_time: DateTime<Utc>,
-    end_time_offset: i32,
-    started: bool,
-    still_running: bool,
-    start_not_captured: bool,
-    end_not_captured: bool,
-    in_ts_session: bool,
-    time_serial: i64,
-    released: bool,
-}
-
-impl UsageColumns {
-    pub fn into_record(self) -> UsageRecord {
-        UsageRecord {
-            id: self.id,
-            meter_data_id: self.meter_data_id,
-            device_id: self.device_id,
-            file_id: self.file_id,
-            user_id: self.user_id,
-            start_time: self.start_time,
-            start_time_offset: self.start_time_offset,
-            end_time: self.end_time,
-            end_time_offset: self.end_time_offset,
-            started: self.started,
-            still_running: self.still_running,
-            start_not_captured: self.start_not_captured,
-            end_not_captured: self.end_not_captured,
-            in_ts_session: self.in_ts_session,
-            time_serial: self.time_serial,
-            released: self.released,
-        }
     }
 }
 
@@ -432,7 +390,7 @@ impl From<TaskColumns> for tally_core::tasks::TaskState {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LicenseColumns {
-    id: i64,
+    pub(crate) id: i64,
     application_id: i64,
     metric: String,
     quantity: i64,

@@ -80,6 +80,14 @@ const FUTURE_MIGRATION: &str = "INSERT INTO _sqlx_migrations
 mod sqlite {
     use super::*;
 
+    /// The database file migrated only up to schema `version`, where an upgrade starts.
+    async fn at_version(db: &SqliteDb, version: i64) -> SqliteStore {
+        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
+        let migrator = migrator_up_to(SqliteStore::migrator(), version);
+        old.migrate_with(&migrator).await.unwrap();
+        old
+    }
+
     #[tokio::test]
     async fn from_empty_database() {
         let db = SqliteDb::new();
@@ -91,10 +99,7 @@ mod sqlite {
     #[tokio::test]
     async fn from_the_first_schema_version() {
         let db = SqliteDb::new();
-        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
-        old.migrate_with(&migrator_up_to(SqliteStore::migrator(), FIRST))
-            .await
-            .unwrap();
+        let old = at_version(&db, FIRST).await;
         assert_eq!(old.schema_version().await.unwrap().database, FIRST);
         for sql in FIRST_DATA {
             sqlx::query(sql).execute(old.pool()).await.unwrap();
@@ -108,10 +113,7 @@ mod sqlite {
     async fn from_previous_schema_version() {
         let db = SqliteDb::new();
         let migrator = SqliteStore::migrator();
-        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
-        old.migrate_with(&migrator_up_to(migrator, previous(migrator)))
-            .await
-            .unwrap();
+        let old = at_version(&db, previous(migrator)).await;
         let before = Fixture::load(old.pool(), &SQLITE, migrator).await;
         old.pool().close().await;
         let store = SqliteStore::open(&db.path()).await.unwrap();
@@ -125,12 +127,8 @@ mod sqlite {
     #[tokio::test]
     async fn the_upgrade_classifies_system_accounts_from_inventories() {
         let db = SqliteDb::new();
-        let migrator = SqliteStore::migrator();
-        let old = SqliteStore::open_unmigrated(&db.path()).await.unwrap();
         // Schema 11, the one before migration 12 classified users.
-        old.migrate_with(&migrator_up_to(migrator, 11))
-            .await
-            .unwrap();
+        let old = at_version(&db, 11).await;
         for sql in [
             "INSERT INTO sites (code, name) VALUES ('S01', 'Main')",
             "INSERT INTO devices (site_code, host_name, created_at)
@@ -201,6 +199,14 @@ mod sqlite {
 mod postgres {
     use super::*;
 
+    /// The database at `url` migrated only up to schema `version`, where an upgrade starts.
+    async fn at_version(url: &str, version: i64) -> PgStore {
+        let old = PgStore::open_unmigrated(url).await.unwrap();
+        let migrator = migrator_up_to(PgStore::migrator(), version);
+        old.migrate_with(&migrator).await.unwrap();
+        old
+    }
+
     #[tokio::test]
     async fn from_empty_database() {
         let Some(db) = PgDb::create().await else {
@@ -219,10 +225,7 @@ mod postgres {
         let Some(db) = PgDb::create().await else {
             return;
         };
-        let old = PgStore::open_unmigrated(&db.url).await.unwrap();
-        old.migrate_with(&migrator_up_to(PgStore::migrator(), FIRST))
-            .await
-            .unwrap();
+        let old = at_version(&db.url, FIRST).await;
         for sql in FIRST_DATA {
             sqlx::query(sql).execute(old.pool()).await.unwrap();
         }
@@ -238,10 +241,7 @@ mod postgres {
             return;
         };
         let migrator = PgStore::migrator();
-        let old = PgStore::open_unmigrated(&db.url).await.unwrap();
-        old.migrate_with(&migrator_up_to(migrator, previous(migrator)))
-            .await
-            .unwrap();
+        let old = at_version(&db.url, previous(migrator)).await;
         let before = Fixture::load(old.pool(), &POSTGRES, migrator).await;
         old.close().await;
         let store = PgStore::open(&db.url).await.unwrap();

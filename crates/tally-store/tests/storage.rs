@@ -376,7 +376,7 @@ async fn usage_queries_filter_and_page(store: &dyn Store) {
             break;
         }
         page.after = got.last().unwrap().id;
-        seen.extend(got.into_iter().map(|r| r.meter_data_id));
+        seen.extend(got.into_iter().map(|r| r.record.meter_data_id));
     }
     seen.sort();
     seen.dedup();
@@ -426,6 +426,14 @@ fn new_agent(id: &str) -> NewAgent {
     }
 }
 
+/// Whether the token hashed `hash` enrols the agent `agent` at `when`.
+async fn enrolls(store: &dyn Store, hash: &str, agent: &str, when: DateTime<Utc>) -> bool {
+    let enrolled = store
+        .enroll_agent(hash, &new_agent(agent), when, None)
+        .await;
+    enrolled.unwrap().is_some()
+}
+
 async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
     fixture(store).await;
     let limited = NewEnrollmentToken {
@@ -447,24 +455,9 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
     assert_eq!(agent.device_id, device.id);
     assert_eq!(device.site_code, code("S01"));
     assert_eq!(device.host_name, "host-a1");
-    assert!(store
-        .enroll_agent("h2", &new_agent("a2"), at(9, 1), None)
-        .await
-        .unwrap()
-        .is_some());
-    assert!(
-        store
-            .enroll_agent("h2", &new_agent("a3"), at(9, 2), None)
-            .await
-            .unwrap()
-            .is_none(),
-        "used up"
-    );
-    assert!(store
-        .enroll_agent("nope", &new_agent("a4"), at(9, 2), None)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(enrolls(store, "h2", "a2", at(9, 1)).await);
+    assert!(!enrolls(store, "h2", "a3", at(9, 2)).await, "used up");
+    assert!(!enrolls(store, "nope", "a4", at(9, 2)).await);
 
     let expiring = NewEnrollmentToken {
         max_uses: None,
@@ -475,14 +468,7 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
         .create_enrollment_token(&expiring, "hx", at(8, 0), None)
         .await
         .unwrap();
-    assert!(
-        store
-            .enroll_agent("hx", &new_agent("a5"), at(12, 0), None)
-            .await
-            .unwrap()
-            .is_none(),
-        "expired"
-    );
+    assert!(!enrolls(store, "hx", "a5", at(12, 0)).await, "expired");
     let open = NewEnrollmentToken {
         expires_at: None,
         name: "open".into(),
@@ -496,14 +482,7 @@ async fn enrollment_takes_one_use_of_a_live_token(store: &dyn Store) {
         .revoke_enrollment_token(t.id, at(9, 0), None)
         .await
         .unwrap());
-    assert!(
-        store
-            .enroll_agent("ho", &new_agent("a6"), at(9, 5), None)
-            .await
-            .unwrap()
-            .is_none(),
-        "revoked"
-    );
+    assert!(!enrolls(store, "ho", "a6", at(9, 5)).await, "revoked");
     let tokens = store.enrollment_tokens().await.unwrap();
     assert_eq!(tokens.iter().map(|t| t.uses).collect::<Vec<_>>(), [2, 0, 0]);
     assert_eq!(store.agents().await.unwrap().len(), 2);
@@ -955,15 +934,10 @@ fn estate_batch() -> tally_core::import::Batch {
     b.applications = vec![(
         origin(2),
         ApplicationRow {
-            name: "Office".into(),
             publisher: "Contoso".into(),
-            metric: Metric::Installations,
             period_days: Some(30),
-            total_user_metric: None,
             software: Some("office*".into()),
-            software_publisher: None,
-            software_version: None,
-            metering_rule: None,
+            ..ApplicationRow::new("Office", Metric::Installations)
         },
     )];
     b.installations = vec![(
@@ -1181,17 +1155,7 @@ async fn an_export_loads_into_another_database_and_exports_the_same(store: &dyn 
             file: "applications.csv".into(),
             line: 2,
         },
-        tally_core::import::ApplicationRow {
-            name: "Seats".into(),
-            publisher: String::new(),
-            metric: tally_core::Metric::CustomCompareValues,
-            period_days: None,
-            total_user_metric: None,
-            software: None,
-            software_publisher: None,
-            software_version: None,
-            metering_rule: None,
-        },
+        tally_core::import::ApplicationRow::new("Seats", tally_core::Metric::CustomCompareValues),
     ));
     custom.custom_values = vec![seats(Some("HQ"), 4), seats(None, 2)];
     store

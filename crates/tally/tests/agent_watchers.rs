@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{wait_for, Site};
+use common::{assert_ok, wait_for, Site};
 
 fn time(v: &serde_json::Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()
@@ -116,11 +116,7 @@ fn without_netlink_the_agent_polls_proc_and_still_meters() {
             .env("TALLY_TOKEN", &token)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let name = format!("tally-polled-{}", std::process::id());

@@ -5,7 +5,8 @@ mod common;
 
 use common::json::strings;
 use common::{
-    poll_until, run_task, server_on, tally, tally_at, tally_json, up_on, wait_for, Backend,
+    assert_ok, poll_until, run_task, server_on, tally, tally_at, tally_json, up_on, wait_for,
+    Backend,
 };
 use serde_json::json;
 
@@ -61,15 +62,7 @@ fn upload_a_run(url: &str, admin: &str) {
         agent["agent_secret"].as_str().unwrap()
     );
     let record = |start: &str, end: &str, started: bool, running: bool| {
-        json!({
-            "meter_data_id": "run-1",
-            "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
-                     "product_name": "Code", "publisher": "Microsoft", "language": 65535},
-            "user": {"account": "alice"},
-            "start_time": start, "start_time_offset": 0, "end_time": end, "end_time_offset": 0,
-            "started": started, "still_running": running,
-            "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
-        })
+        common::code_record("run-1", "alice", (start, end), (started, running))
     };
     let batch = json!({"batch_id": "b1", "records": [
         record("2026-06-01T08:00:00Z", "2026-06-01T08:15:00Z", true, true),
@@ -430,11 +423,7 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
         &server.token,
         &["report", "tasks", "--out", pdf.to_str().unwrap()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = std::process::Command::new("pdftotext")
         .arg(&pdf)
         .arg("-")

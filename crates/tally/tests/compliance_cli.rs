@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{server_on, tally, tally_json, Backend};
+use common::{assert_ok, server_on, tally, tally_json, Backend};
 
 each_backend!(the_position_is_explained_by_name_and_fails_on_under);
 
@@ -57,11 +57,7 @@ fn load(dir: &Path, backend: &Backend) {
         .args(backend.db_args())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }
 
 fn the_position_is_explained_by_name_and_fails_on_under(backend: Backend) {

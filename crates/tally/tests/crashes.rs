@@ -775,16 +775,7 @@ fn agent_with_a_corrupt_spool_moves_it_aside_and_meters_on() {
     }
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(instances(&site, "Damaged"), 2, "it meters on:\n{text}");
-    let aside: Vec<PathBuf> = std::fs::read_dir(&state)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("spool.db.corrupt-")
-                && !name.ends_with("-wal")
-                && !name.ends_with("-shm")
-        })
-        .collect();
+    let aside = tally_agent::spool::set_aside_copies(&state.join("spool.db"));
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes, "kept as it was");
     let name = aside[0].file_name().unwrap().to_string_lossy().into_owned();

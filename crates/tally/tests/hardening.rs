@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{server_on, spawn_lines, tally, wait_for, Backend, Running};
+use common::{assert_ok, server_on, spawn_lines, tally, wait_for, Backend, Running};
 
 each_backend!(enrolment_tokens_expire_after_a_week_unless_told);
 
@@ -72,11 +72,7 @@ fn enrolment_tokens_expire_after_a_week_unless_told(backend: Backend) {
         ];
         all.extend(args);
         let out = tally(&server, &server.token, &all);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let time = |v: &serde_json::Value| v.as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
         let expires = time(&made[0]["expires_at"]);

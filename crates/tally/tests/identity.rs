@@ -52,16 +52,8 @@ fn agent_post(url: &str, creds: &str, path: &str, body: Value) {
 
 /// A finished run of `code` by `account`, 65 minutes long.
 fn run(id: &str, account: &str) -> Value {
-    json!({
-        "meter_data_id": id,
-        "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
-                 "product_name": "Code", "publisher": "Microsoft", "language": 65535},
-        "user": {"account": account},
-        "start_time": "2026-06-01T08:00:00.123456Z", "start_time_offset": 0,
-        "end_time": "2026-06-01T09:05:00.123456Z", "end_time_offset": 0,
-        "started": true, "still_running": false,
-        "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
-    })
+    let period = ("2026-06-01T08:00:00.123456Z", "2026-06-01T09:05:00.123456Z");
+    common::code_record(id, account, period, (true, false))
 }
 
 fn text(out: &std::process::Output) -> (bool, String, String) {

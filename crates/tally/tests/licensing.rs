@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::json::strings;
-use common::{run_task, tally, tally_json, up_on, Backend};
+use common::{assert_ok, assert_stderr_has, run_task, tally, tally_json, up_on, Backend};
 
 each_backend!(
     an_imported_estate_shows_its_compliance_and_bad_files_load_nothing,
@@ -80,11 +80,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         ),
     ];
     let out = import(dir.path(), &backend, &files, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.starts_with(
@@ -101,12 +97,14 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         &server.token,
         &["compliance", "--as-of", "2026-03-20"],
     );
-    let office = &positions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["application"] == "Office")
-        .unwrap();
+    let position = |app: &str| {
+        let all = positions.as_array().unwrap();
+        all.iter()
+            .find(|p| p["application"] == app)
+            .unwrap()
+            .clone()
+    };
+    let office = position("Office");
     assert_eq!(
         (office["required"].as_i64(), office["covered"].as_i64()),
         (Some(2), Some(2))
@@ -116,12 +114,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         office["excluded"][0]["reason"],
         "device status retired is not relevant for license compliance"
     );
-    let chat = &positions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["application"] == "Chat")
-        .unwrap();
+    let chat = position("Chat");
     assert_eq!(
         (chat["required"].as_i64(), chat["covered"].as_i64()),
         (Some(1), Some(1))
@@ -281,11 +274,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
             .args(backend.db_args())
             .output()
             .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        assert_ok(&run);
         out
     };
     let csv = export("csv");
@@ -318,11 +307,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
     .map(|k| csv.join(format!("{k}.csv")).display().to_string())
     .collect();
     let check = import(dir, backend, &files, &["--check"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_ok(&check);
 
     // Loaded into a database no server has started on, it exports byte for byte the same.
     let fresh = dir.join("fresh-data");
@@ -334,11 +319,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
         .args(fresh_db.db_args())
         .output()
         .unwrap();
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    assert_ok(&load);
     let again = dir.join("export-again");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .args([
@@ -351,11 +332,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
         .args(fresh_db.db_args())
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     for file in &files {
         let name = Path::new(file).file_name().unwrap();
         assert_eq!(
@@ -365,11 +342,9 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
         );
     }
     let elsewhere = import(dir, backend, &files[..1], &["--site-code", "XYZ"]);
-    assert!(
-        String::from_utf8_lossy(&elsewhere.stderr)
-            .contains("site XYZ is not in this database; pass --site-code with one of: S01"),
-        "{}",
-        String::from_utf8_lossy(&elsewhere.stderr)
+    assert_stderr_has(
+        &elsewhere,
+        "site XYZ is not in this database; pass --site-code with one of: S01",
     );
 
     let json = export("json");
@@ -455,16 +430,8 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
         "organization",
     ]);
     assert!(!wrong_metric.status.success());
-    assert!(
-        stderr(&wrong_metric).contains("400"),
-        "{}",
-        stderr(&wrong_metric)
-    );
-    assert!(
-        stderr(&wrong_metric).contains("installations"),
-        "{}",
-        stderr(&wrong_metric)
-    );
+    assert_stderr_has(&wrong_metric, "400");
+    assert_stderr_has(&wrong_metric, "installations");
     let wrong_assignment = run(&[
         "licenses",
         "add",
@@ -495,11 +462,7 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
         "--assignment",
         "organization",
     ]);
-    assert!(
-        stderr(&unknown_app).contains("Nope"),
-        "{}",
-        stderr(&unknown_app)
-    );
+    assert_stderr_has(&unknown_app, "Nope");
     assert!(
         tally_json(&server, &admin, &["licenses"])
             .as_array()
@@ -557,11 +520,7 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
     // An application with licenses stays until they are removed.
     let app_id = app_id.to_string();
     let refused = run(&["apps", "remove", &app_id]);
-    assert!(
-        stderr(&refused).contains("still has licenses"),
-        "{}",
-        stderr(&refused)
-    );
+    assert_stderr_has(&refused, "still has licenses");
     assert!(run(&["licenses", "remove", &license[0]["id"].to_string()])
         .status
         .success());
@@ -631,11 +590,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
         ),
     ];
     let out = import(dir.path(), &backend, &files, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let covered = || {
         let p = tally_json(
             &server,
@@ -682,11 +637,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
         &admin,
         &["org", "place", "--device", &id, "--node", "HQ"],
     );
-    assert!(
-        placed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&placed.stderr)
-    );
+    assert_ok(&placed);
     assert_eq!(covered(), (2, 1));
 
     // Bad rules and unknown nodes are refused with what to do.
@@ -704,21 +655,13 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
             "a*",
         ],
     );
-    assert!(
-        String::from_utf8_lossy(&both.stderr).contains("make two rules"),
-        "{}",
-        String::from_utf8_lossy(&both.stderr)
-    );
+    assert_stderr_has(&both, "make two rules");
     let nowhere = tally(
         &server,
         &admin,
         &["org", "add-rule", "--node", "Mars", "--site", "S01"],
     );
-    assert!(
-        String::from_utf8_lossy(&nowhere.stderr).contains("no org node named \"Mars\""),
-        "{}",
-        String::from_utf8_lossy(&nowhere.stderr)
-    );
+    assert_stderr_has(&nowhere, "no org node named \"Mars\"");
     let remove = tally(
         &server,
         &admin,
@@ -742,11 +685,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
         ),
     ];
     let out = import(dir.path(), &backend, &seats, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let p = tally_json(&server, &admin, &["compliance", "--app", "Seats"]);
     assert_eq!(
         (p["required"].as_i64(), p["shortfall"].as_i64()),
@@ -790,11 +729,7 @@ fn small_estate(dir: &Path, backend: &Backend) {
         ),
     ];
     let out = import(dir, backend, &files, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }
 
 fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
@@ -829,21 +764,13 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
         ("Office", "installations", "1", "datacenter"),
         &[],
     ));
-    assert!(
-        text(&typo.stderr).contains("invalid value 'datacenter' for '--assignment"),
-        "{}",
-        text(&typo.stderr)
-    );
+    assert_stderr_has(&typo, "invalid value 'datacenter' for '--assignment");
     let negative = run(&add_license(
         ("Office", "installations", "-2", "organisation"),
         &[],
     ));
     assert!(!negative.status.success());
-    assert!(
-        text(&negative.stderr).contains("quantity: must not be negative"),
-        "{}",
-        text(&negative.stderr)
-    );
+    assert_stderr_has(&negative, "quantity: must not be negative");
 
     // Quantities that cannot be used are accepted with a warning the user sees.
     let two_for_one = run(&add_license(
@@ -861,11 +788,7 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
             &in_days(10),
         ],
     ));
-    assert!(
-        two_for_one.status.success(),
-        "{}",
-        text(&two_for_one.stderr)
-    );
+    assert_ok(&two_for_one);
     assert!(
         text(&two_for_one.stderr).contains(
             "warning: this installations license is assigned to computer \"pc1\" and covers the \
@@ -939,11 +862,7 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
         "{nodes}"
     );
     let placed = run(&["org", "place", "--device", "PC1", "--node", "HQ"]);
-    assert!(
-        text(&placed.stderr).contains("placed pc1 on HQ"),
-        "{}",
-        text(&placed.stderr)
-    );
+    assert_stderr_has(&placed, "placed pc1 on HQ");
     run(&["org", "add-rule", "--node", "Sales", "--host-name", "pc*"]);
     let rules = text(&run(&["org", "rules"]).stdout);
     assert!(
@@ -1008,11 +927,7 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
         .unwrap()
         .contains("1 of its 3 units"));
     let missing = run(&["licenses", "edit", "999", "--quantity", "1"]);
-    assert!(
-        text(&missing.stderr).contains("404"),
-        "{}",
-        text(&missing.stderr)
-    );
+    assert_stderr_has(&missing, "404");
 
     // What ends within 90 days, soonest first: pc1's maintenance, then its validity, then
     // the edited license; the HQ license ends in 200 days.
@@ -1041,11 +956,7 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
     assert!(table.starts_with("ENDS_ON"), "{table}");
     assert!(table.contains("#1 Office, 2 installations"), "{table}");
     let refused = run(&["licenses", "expiring", "--days", "-1"]);
-    assert!(
-        text(&refused.stderr).contains("days: give 0 to 3660"),
-        "{}",
-        text(&refused.stderr)
-    );
+    assert_stderr_has(&refused, "days: give 0 to 3660");
 
     // A date the server cannot read is named as such, in the server's words.
     let bad_day = run(&["compliance", "--as-of", "2026-13-45"]);
@@ -1126,29 +1037,17 @@ fn removed_licenses_and_applications_stay_in_past_positions(backend: Backend) {
         .status
         .success());
     let removed = run(&["apps", "remove", "chat"]);
-    assert!(
-        removed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&removed.stderr)
-    );
+    assert_ok(&removed);
     let apps = tally_json(&server, &admin, &["apps"]);
     assert_eq!(strings(&apps, "name"), ["Office"]);
     assert_eq!(owned("Chat", Some(&yesterday)), 4);
     let today = run(&["compliance", "--app", "Chat"]);
-    assert!(
-        String::from_utf8_lossy(&today.stderr).contains("no application named \"Chat\""),
-        "{}",
-        String::from_utf8_lossy(&today.stderr)
-    );
+    assert_stderr_has(&today, "no application named \"Chat\"");
     let trend = tally_json(&server, &admin, &["compliance", "--trend", "--app", "Chat"]);
     assert_eq!(trend[0]["application"], "Chat", "{trend}");
     assert_eq!(trend[0]["owned"], 4, "{trend}");
     let unknown = run(&["apps", "remove", "Nothing"]);
-    assert!(
-        String::from_utf8_lossy(&unknown.stderr).contains("no application named \"Nothing\""),
-        "{}",
-        String::from_utf8_lossy(&unknown.stderr)
-    );
+    assert_stderr_has(&unknown, "no application named \"Nothing\"");
     let actions = audit_actions(&server);
     assert!(actions.contains(&"application.delete".to_string()));
     // Added again, it is the same application back.
@@ -1177,23 +1076,15 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
     if matches!(backend, Backend::Sqlite) {
         let refused = import(dir.path(), &backend, std::slice::from_ref(&nodes), &[]);
         assert!(!refused.status.success());
-        assert!(
-            stderr(&refused).contains("there is no database at "),
-            "{}",
-            stderr(&refused)
-        );
-        assert!(
-            stderr(&refused).contains("--create"),
-            "{}",
-            stderr(&refused)
-        );
+        assert_stderr_has(&refused, "there is no database at ");
+        assert_stderr_has(&refused, "--create");
         assert!(
             !dir.path().join("tally-data").exists(),
             "nothing was created"
         );
     }
     let made = import(dir.path(), &backend, &[nodes], &["--create"]);
-    assert!(made.status.success(), "{}", stderr(&made));
+    assert_ok(&made);
     let said = String::from_utf8_lossy(&made.stdout).to_string();
     let whereto = match &backend {
         Backend::Sqlite => format!(
@@ -1216,11 +1107,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
             "{}",
             stderr(&out)
         );
-        assert!(
-            stderr(&out).contains("error: 1 problem found;"),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_has(&out, "error: 1 problem found;");
     }
 
     // Every field's problem is named, each by its field, in CSV and in JSON.
@@ -1282,7 +1169,7 @@ fn imports_check_the_stored_tree_name_every_field_and_say_where_data_went(backen
         ),
     ];
     let out = import(dir.path(), &backend, &files, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ok(&out);
     assert!(
         stderr(&out).starts_with("warning: ")
             && stderr(&out).contains("licenses.csv:2: quantity: quantity 0 covers nothing"),

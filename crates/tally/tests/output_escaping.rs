@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{server_on, tally, tally_json, Backend, Running};
+use common::{assert_ok, server_on, tally, tally_json, Backend, Running};
 use serde_json::{json, Value};
 
 each_backend!(
@@ -53,16 +53,8 @@ fn agent_reports(server: &Running, host: &str, version: &str, account: &str) {
     );
     let beat = json!({"agent_version": version, "sent_at": "2026-06-01T08:00:00Z"});
     post("/api/v1/agent/heartbeat", &creds, beat);
-    let record = json!({
-        "meter_data_id": "run-1",
-        "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
-                 "product_name": "Code", "publisher": "Microsoft", "language": 65535},
-        "user": {"account": account},
-        "start_time": "2026-06-01T08:00:00Z", "start_time_offset": 0,
-        "end_time": "2026-06-01T08:20:00Z", "end_time_offset": 0,
-        "started": true, "still_running": false,
-        "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
-    });
+    let period = ("2026-06-01T08:00:00Z", "2026-06-01T08:20:00Z");
+    let record = common::code_record("run-1", account, period, (true, false));
     let batch = json!({"batch_id": "b1", "records": [record]});
     post("/api/v1/agent/usage", &creds, batch);
 }
@@ -200,11 +192,7 @@ fn export(dir: &Path, backend: &Backend, kind: &str, format: &str) -> String {
         .args(backend.db_args())
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     std::fs::read_to_string(out.join(format!("{kind}.{format}"))).unwrap()
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{spawn_lines, up_on, Backend};
+use common::{assert_ok, spawn_lines, up_on, Backend};
 
 each_backend!(
     up_serves_health_and_a_working_admin_token_and_reuses_its_data,
@@ -224,11 +224,7 @@ fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     let untrusted = run(&[]);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        trusted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trusted.stderr)
-    );
+    assert_ok(&trusted);
     assert!(
         !untrusted.status.success(),
         "the server's certificate is verified"

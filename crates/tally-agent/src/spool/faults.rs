@@ -183,6 +183,25 @@ fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
     Ok(aside)
 }
 
+/// The copies of the spool at `path` that were set aside (not their WAL or shared memory),
+/// for whoever inspects a damaged spool: the naming of [`set_aside`], read back in one place.
+pub fn set_aside_copies(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.corrupt-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix) && !name.ends_with("-wal") && !name.ends_with("-shm")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
@@ -257,7 +276,7 @@ mod tests {
         let spool = Spool::open_or_set_aside(&path, 100).await.unwrap();
         spool.push(&[record("a")], None).await.unwrap();
         assert_eq!(spool.len().await.unwrap(), 1);
-        let aside = aside(dir.path());
+        let aside = set_aside_copies(&path);
         assert_eq!(std::fs::read(&aside[0]).unwrap(), vec![0xA5u8; 16384]);
     }
 
@@ -283,7 +302,7 @@ mod tests {
 
         let spool = Spool::open_or_set_aside(&path, 100).await.unwrap();
         assert_eq!(spool.len().await.unwrap(), 0);
-        assert_eq!(aside(dir.path()).len(), 1);
+        assert_eq!(set_aside_copies(&path).len(), 1);
         spool.push(&[record("a")], None).await.unwrap();
         let batch = spool.peek(10).await.unwrap().unwrap();
         assert!(
@@ -305,20 +324,6 @@ mod tests {
             .unwrap();
         let spool = Spool::open_or_set_aside(&path, 10).await.unwrap();
         assert_eq!(spool.len().await.unwrap(), 1);
-        assert!(aside(dir.path()).is_empty());
-    }
-
-    /// The spool files moved aside in `dir` (not their WAL or shared memory).
-    fn aside(dir: &Path) -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                name.starts_with("spool.db.corrupt-")
-                    && !name.ends_with("-wal")
-                    && !name.ends_with("-shm")
-            })
-            .collect()
+        assert!(set_aside_copies(&path).is_empty());
     }
 }

@@ -22,8 +22,8 @@ where
         .bind(limit)
         .fetch_all(&store.pool)
         .await?;
-    let ids: Vec<i64> = rows.iter().map(T::id).collect();
-    let rows = rows.into_iter().map(T::into_row).collect::<Result<_>>()?;
+    let rows: Vec<(i64, _)> = rows.into_iter().map(T::into_row).collect::<Result<_>>()?;
+    let (ids, rows): (Vec<i64>, _) = rows.into_iter().unzip();
     Ok((rows, next_cursor(&ids, limit)))
 }
 

@@ -4,11 +4,47 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tally_core::to_micros;
+use tally_core::{to_micros, NewUsageRecord, UsageRecord};
 
 use super::{Db, DbStore};
 use crate::rows;
 use crate::Result;
+
+/// A `usage_records` row as tally-core's `UsageRecord`, read column by column: the record's
+/// fields are declared once, in tally-core, and this is the one place a row becomes one.
+struct UsageColumns(UsageRecord);
+
+impl<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> for UsageColumns {
+    fn from_row(row: &'r <Db as sqlx::Database>::Row) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        let record = NewUsageRecord {
+            meter_data_id: row.try_get("meter_data_id")?,
+            device_id: row.try_get("device_id")?,
+            file_id: row.try_get("file_id")?,
+            user_id: row.try_get("user_id")?,
+            start_time: row.try_get("start_time")?,
+            start_time_offset: row.try_get("start_time_offset")?,
+            end_time: row.try_get("end_time")?,
+            end_time_offset: row.try_get("end_time_offset")?,
+            started: row.try_get("started")?,
+            still_running: row.try_get("still_running")?,
+            start_not_captured: row.try_get("start_not_captured")?,
+            end_not_captured: row.try_get("end_not_captured")?,
+            in_ts_session: row.try_get("in_ts_session")?,
+        };
+        Ok(Self(UsageRecord {
+            id: row.try_get("id")?,
+            record,
+            time_serial: row.try_get("time_serial")?,
+            released: row.try_get("released")?,
+        }))
+    }
+}
+
+/// The records of the rows a query read.
+fn records(rows: Vec<UsageColumns>) -> Vec<UsageRecord> {
+    rows.into_iter().map(|r| r.0).collect()
+}
 
 /// Inserts records under one new `TimeSerial` inside the caller's transaction.
 async fn insert_records(
@@ -105,12 +141,10 @@ impl crate::UsageStore for DbStore {
         }
         sql.push(" ORDER BY id LIMIT ").push_bind(query.page.limit);
         Ok(sql
-            .build_query_as::<rows::UsageColumns>()
+            .build_query_as::<UsageColumns>()
             .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.into_record())
-            .collect())
+            .await
+            .map(records)?)
     }
 
     async fn insert_usage_batch(
@@ -175,7 +209,7 @@ impl crate::UsageStore for DbStore {
         // One lower bound, so the planner starts the index range at the page, not at
         // the watermark (which would make reading every record quadratic).
         let lowest = page_serial.max(after_serial + 1);
-        Ok(sqlx::query_as::<_, rows::UsageColumns>(
+        Ok(sqlx::query_as::<_, UsageColumns>(
             "SELECT * FROM usage_records
              WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
              ORDER BY time_serial, id LIMIT $5",
@@ -186,10 +220,8 @@ impl crate::UsageStore for DbStore {
         .bind(page_id)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_record())
-        .collect())
+        .await
+        .map(records)?)
     }
 
     async fn usage_overlapping(
@@ -204,7 +236,7 @@ impl crate::UsageStore for DbStore {
         // A record overlapping [from, to) ends before `to` plus the longest period: the
         // end-time index then reads only the records near the window.
         let latest_end = to + chrono::Duration::milliseconds(longest);
-        Ok(sqlx::query_as::<_, rows::UsageColumns>(
+        Ok(sqlx::query_as::<_, UsageColumns>(
             "SELECT * FROM usage_records
              WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
         )
@@ -212,10 +244,8 @@ impl crate::UsageStore for DbStore {
         .bind(to_micros(to))
         .bind(to_micros(latest_end))
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_record())
-        .collect())
+        .await
+        .map(records)?)
     }
 
     async fn usage_pending(&self, watermark: i64) -> Result<i64> {

@@ -111,6 +111,42 @@ fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
     }
 }
 
+/// One usage record of `code` (VS Code 1.95.0) by `account`, as an agent uploads it: over
+/// `(start, end)` (RFC 3339, UTC), with the flags `(started, still_running)`.
+pub fn code_record(
+    id: &str,
+    account: &str,
+    (start, end): (&str, &str),
+    (started, still_running): (bool, bool),
+) -> serde_json::Value {
+    serde_json::json!({
+        "meter_data_id": id,
+        "file": {"file_name": "code", "original_file_name": "code", "version": "1.95.0",
+                 "product_name": "Code", "publisher": "Microsoft", "language": 65535},
+        "user": {"account": account},
+        "start_time": start, "start_time_offset": 0, "end_time": end, "end_time_offset": 0,
+        "started": started, "still_running": still_running,
+        "start_not_captured": false, "end_not_captured": false, "in_ts_session": false
+    })
+}
+
+/// Asserts that a command succeeded; its standard error is the message when it did not.
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a command's standard error says `text`, showing all of it when not.
+#[track_caller]
+pub fn assert_stderr_has(out: &Output, text: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(text), "{stderr}");
+}
+
 /// Spawns `cmd` with its standard output piped (its errors dropped) and returns the child
 /// with the lines it prints, to read a banner from.
 pub fn spawn_lines(cmd: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
