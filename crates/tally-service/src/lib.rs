@@ -25,6 +25,7 @@ mod scheduled;
 mod summaries;
 pub mod summary_views;
 pub mod users;
+pub mod web_sessions;
 
 use std::sync::Arc;
 
