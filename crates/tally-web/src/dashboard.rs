@@ -16,7 +16,7 @@ use crate::session::Signed;
 use crate::{WebError, WebState};
 
 /// Installations unused this many days count as reclaimable on the dashboard.
-const IDLE_DAYS: i64 = 90;
+const IDLE_DAYS: i64 = crate::reclaim::DEFAULT_DAYS;
 /// Licenses and maintenance ending within this many days are "expiring soon".
 const EXPIRING_DAYS: i64 = 90;
 /// The expiring licenses listed by name on the dashboard; the rest are a link away.
@@ -33,7 +33,7 @@ fn tile(label: &str, value: String, href: &str, class: &str) -> Markup {
 }
 
 /// Sums of money per currency.
-fn totals<'m>(items: impl IntoIterator<Item = &'m Money>) -> Vec<Money> {
+pub fn totals<'m>(items: impl IntoIterator<Item = &'m Money>) -> Vec<Money> {
     let mut sums = BTreeMap::<String, i64>::new();
     for m in items {
         let sum = sums.entry(m.currency.clone()).or_default();
@@ -66,7 +66,7 @@ pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<
             (tile("in idle licenses", monies(&surplus),
                 "/applications?status=over_licensed&sort=surplus&dir=desc", "warn"))
             (tile(&format!("reclaim would free ({} installations unused {IDLE_DAYS} days)", idle.idle.len()),
-                monies(&freed), "/applications?sort=surplus&dir=desc", "muted"))
+                monies(&freed), &format!("/reclaim?days={IDLE_DAYS}"), "muted"))
             (tile(&format!("license and maintenance ends in the next {EXPIRING_DAYS} days"),
                 expiring.len().to_string(), &format!("/licenses?expiring={EXPIRING_DAYS}"), "muted"))
         }

@@ -14,10 +14,11 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 
 /// The main sections, for the navigation: (path, title).
-const SECTIONS: [(&str, &str); 3] = [
+const SECTIONS: [(&str, &str); 4] = [
     ("/", "Dashboard"),
     ("/applications", "Applications"),
     ("/licenses", "Licenses"),
+    ("/reclaim", "Reclaim"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -13,6 +13,7 @@ mod forms;
 mod layout;
 mod license_form;
 mod licenses;
+mod reclaim;
 mod session;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: WebState) -> Router {
             get(licenses::edit_form).post(licenses::edit),
         )
         .route("/licenses/{id}/remove", post(licenses::remove))
+        .route("/reclaim", get(reclaim::page))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

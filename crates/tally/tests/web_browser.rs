@@ -220,6 +220,11 @@ async fn admin_journey(b: &Browser, server: &Running) {
     b.shot("dashboard").await;
 
     // Each figure is a link to the list behind it.
+    b.click("a.tile[href='/reclaim?days=90']").await;
+    let idle = b.text("#reclaim tbody").await;
+    assert!(idle.contains("pc1") && idle.contains("99.50 EUR"), "{idle}");
+    b.shot("reclaim").await;
+    b.c().back().await.unwrap();
     b.click("a.tile[href='/applications?status=under_licensed']")
         .await;
     let rows = b.text("#applications tbody").await;

@@ -19,9 +19,12 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 /// Imports the estate every console test reads: Office on pc1 and pc2 (pc3 is retired) with
-/// one license for Sales, so Office is one installation short; Chat, measured in users.
+/// one license for Sales, so Office is one installation short, last used on pc1 200 days ago;
+/// Chat, measured in users.
 pub fn import_estate(dir: &Path, backend: &Backend) {
-    let soon = (chrono::Utc::now().date_naive() + chrono::Duration::days(20)).to_string();
+    let today = chrono::Utc::now().date_naive();
+    let soon = (today + chrono::Duration::days(20)).to_string();
+    let long_ago = today - chrono::Duration::days(200);
     let files = vec![
         write(dir, "org_nodes.csv", "name,parent\nSales,HQ\nHQ,\n"),
         write(
@@ -40,6 +43,14 @@ pub fn import_estate(dir: &Path, backend: &Backend) {
             dir,
             "installations.csv",
             "host_name,software,version\npc1,office-suite,16\npc2,office-suite,16\npc3,office-suite,16\n",
+        ),
+        write(
+            dir,
+            "usage_sessions.csv",
+            &format!(
+                "application,host_name,account,start,end\n\
+                 Office,pc1,ann,{long_ago}T09:00:00Z,{long_ago}T10:00:00Z\n"
+            ),
         ),
         write(
             dir,
