@@ -53,6 +53,16 @@ const RULES: &[(&str, &str, &str)] = &[
     ("tally-api", "tally-service", "the API types hold no logic"),
     ("tally-api", "sqlx", "the API types hold no storage"),
     (
+        "tally-web",
+        "sqlx",
+        "the console's pages use the service, never SQL",
+    ),
+    (
+        "tally-web",
+        "tally-server",
+        "the server mounts the console, not the other way round",
+    ),
+    (
         "tally-agent",
         "tally-store",
         "the agent never talks to the site database",
