@@ -320,3 +320,48 @@ fn cookies_are_secure_over_https() {
         "{session_cookie}"
     );
 }
+
+/// `tally up`, as a newcomer runs it, serves the console at its URL too.
+#[test]
+fn tally_up_serves_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = common::up_on(dir.path(), &Backend::Sqlite);
+    let (http, url) = (client(), running.url.clone());
+    assert_eq!(
+        http.get(format!("{url}/")).send().unwrap().headers()["location"],
+        "/sign-in"
+    );
+    let page = http.get(format!("{url}/sign-in")).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("Sign in to Tally"));
+    let session = value(&sign_in(&http, &url, &running.token));
+    let dashboard = get(&http, &url, &session, "/").text().unwrap();
+    assert!(
+        dashboard.contains("applications under-licensed"),
+        "{dashboard}"
+    );
+
+    // Names are data, never markup: an application named like a script is shown as text.
+    let hostile = "<script>alert(1)</script> & \"Co\"";
+    let added = http
+        .post(format!("{url}/api/v1/applications"))
+        .bearer_auth(&running.token)
+        .json(&serde_json::json!({"name": hostile, "publisher": "<b>Acme</b>", "metric": "installations"}))
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let list = get(&http, &url, &session, "/applications").text().unwrap();
+    assert!(
+        !list.contains("<script>alert") && !list.contains("<b>Acme"),
+        "{list}"
+    );
+    assert!(
+        list.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;"),
+        "{list}"
+    );
+    assert!(
+        list.contains("/applications/%3Cscript%3Ealert%281%29"),
+        "named in the URL, encoded"
+    );
+    assert!(running.stop().success());
+}
