@@ -67,10 +67,12 @@ impl AppState {
     }
 }
 
-/// The complete router, with logging, body-size limit and request timeout applied.
+/// The complete router, with logging, body-size limit and request timeout applied: the API,
+/// and the web console at `/` (its pages keep their own limits and answer in HTML).
 pub fn router(mut state: AppState, limits: &config::Limits) -> axum::Router {
     state.rate_limits = Arc::new(rate_limit::RateLimits::new(limits));
-    routes::router(state, limits)
+    let web = tally_web::router(tally_web::WebState::new(state.service.clone()));
+    routes::router(state, limits).merge(web)
 }
 
 /// Serves plain HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.
@@ -91,7 +93,8 @@ pub async fn serve_tls(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    transport::serve_connections(listener, router(state, limits), Some(tls), shutdown).await
+    let app = router(state, limits).layer(axum::Extension(tally_web::Https));
+    transport::serve_connections(listener, app, Some(tls), shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM, whichever comes first.

@@ -28,6 +28,7 @@ pub mod summary_views;
 pub mod trends;
 pub mod usage_reads;
 pub mod users;
+pub mod web_sessions;
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Tally's storage: one trait per aggregate (sites and devices, rules, usage, agents and
-//! tokens, inventory, summaries and tasks, licensing, import, export, audit), with [`Store`]
+//! tokens, inventory, summaries and tasks, licensing, import, export, audit, web console sessions), with [`Store`]
 //! their union, implemented on SQLite (embedded, the default) and on PostgreSQL (large sites,
 //! several stateless server replicas). `use tally_store::prelude::*` brings every trait in.
 //!
@@ -31,6 +31,7 @@ mod sqlite;
 mod summaries;
 mod task_lock;
 mod usage;
+mod web_sessions;
 
 use async_trait::async_trait;
 
@@ -49,6 +50,7 @@ pub use sqlite::SqliteStore;
 pub use summaries::SummaryStore;
 pub use task_lock::TaskLock;
 pub use usage::{UsageQuery, UsageStore};
+pub use web_sessions::{WebSession, WebSessionStore};
 
 // Domain types the store reads and writes, defined in tally-core; re-exported here so callers
 // that name them next to the store need one import.
@@ -65,7 +67,7 @@ pub use tally_core::usage::{BatchOutcome, InsertOutcome, NewUsageRecord};
 pub mod prelude {
     pub use crate::{
         AgentStore, AuditStore, Exporting, Importing, InventoryStore, Licensing, RuleStore,
-        SiteStore, Store, StoreInfo, SummaryStore, UsageStore,
+        SiteStore, Store, StoreInfo, SummaryStore, UsageStore, WebSessionStore,
     };
 }
 
@@ -110,7 +112,7 @@ union_of!(
     /// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
     /// business rules: they store and return domain values and enforce uniqueness.
     Store = StoreInfo SiteStore RuleStore UsageStore AgentStore InventoryStore SummaryStore
-        Licensing Importing Exporting AuditStore
+        Licensing Importing Exporting AuditStore WebSessionStore
 );
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

@@ -54,6 +54,16 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the API types hold no logic",
     ),
     (
+        "tally-web",
+        "sqlx",
+        "the console's pages use the service, never SQL",
+    ),
+    (
+        "tally-web",
+        "tally-server",
+        "the server mounts the console, not the other way round",
+    ),
+    (
         "tally-agent",
         &["tally-store"],
         "the agent never talks to the site database",

@@ -19,6 +19,7 @@ mod rules;
 mod sites;
 mod summaries;
 mod usage;
+mod web_sessions;
 
 /// Runs `query`, an update or delete of one row, and commits it with `audit` when it found its
 /// row; false (and nothing written) when it did not.

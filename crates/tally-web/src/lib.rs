@@ -1,0 +1,87 @@
+//! Tally's web console: server-side rendered pages for the people who buy, audit and reclaim
+//! licenses, served by the same binary as the API (`tally-server` mounts [`router`] at `/`).
+//! Pages are rendered with maud, which escapes every value it interpolates, and call the
+//! service layer (`tally-service`) for every figure and every change, so the console and the
+//! API cannot disagree. Sign-in opens a server-side session (see `tally_service::web_sessions`);
+//! every form carries a CSRF token checked on every POST, and the auditor role is refused every
+//! change by the server whatever a page shows.
+
+mod apps;
+mod dashboard;
+mod error;
+mod forms;
+mod layout;
+mod license_form;
+mod licenses;
+mod reclaim;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tally_service::web_sessions::SessionPolicy;
+use tally_service::Service;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::WebError;
+
+/// Marks requests that came over HTTPS: the server inserts it as a request extension on its
+/// TLS listener, and session cookies are then sent `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https;
+
+/// What the pages share: the service and how long sessions live.
+#[derive(Clone)]
+pub struct WebState {
+    pub service: Arc<Service>,
+    pub sessions: SessionPolicy,
+}
+
+impl WebState {
+    pub fn new(service: Arc<Service>) -> Self {
+        Self {
+            service,
+            sessions: SessionPolicy::default(),
+        }
+    }
+}
+
+/// The largest form the console accepts: its biggest form (a license) is well under 8 KiB.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// How long a page may take before the browser is told so.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The console's routes, to be merged beside the API's.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route(
+            "/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/sign-out", post(session::sign_out))
+        .route("/applications", get(apps::list))
+        .route("/applications/{name}", get(apps::detail))
+        .route("/licenses", get(licenses::list).post(licenses::add))
+        .route("/licenses/new", get(licenses::new_form))
+        .route(
+            "/licenses/{id}",
+            get(licenses::edit_form).post(licenses::edit),
+        )
+        .route("/licenses/{id}/remove", post(licenses::remove))
+        .route("/reclaim", get(reclaim::page))
+        .route("/static/console.css", get(layout::stylesheet))
+        .route("/static/console.js", get(layout::script))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            PAGE_TIMEOUT,
+        ))
+        .layer(axum::middleware::map_response(layout::security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

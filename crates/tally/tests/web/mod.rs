@@ -1,0 +1,175 @@
+//! What the web console tests share: a small estate imported into a real `tally server`, and
+//! plain HTTP calls that keep cookies by hand so each attribute can be checked.
+
+// Each test file uses part of these.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{COOKIE, SET_COOKIE};
+
+use crate::common::{tally_json, Backend, Running};
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Imports the estate every console test reads: Office on pc1 and pc2 (pc3 is retired) with
+/// one license for Sales, so Office is one installation short, last used on pc1 200 days ago;
+/// Chat, measured in users.
+pub fn import_estate(dir: &Path, backend: &Backend) {
+    let today = chrono::Utc::now().date_naive();
+    let soon = (today + chrono::Duration::days(20)).to_string();
+    let long_ago = today - chrono::Duration::days(200);
+    let files = vec![
+        write(dir, "org_nodes.csv", "name,parent\nSales,HQ\nHQ,\n"),
+        write(
+            dir,
+            "devices.csv",
+            "host_name,org_node,status,sockets,cores\npc1,Sales,active,1,4\npc2,HQ,active,1,4\npc3,HQ,retired,1,4\n",
+        ),
+        write(dir, "users.csv", "account,full_name,service_account\nann,Ann Smith,false\n"),
+        write(
+            dir,
+            "applications.json",
+            r#"[{"name": "Office", "publisher": "Contoso", "metric": "installations", "software": "office*"},
+                {"name": "Chat", "metric": "users"}]"#,
+        ),
+        write(
+            dir,
+            "installations.csv",
+            "host_name,software,version\npc1,office-suite,16\npc2,office-suite,16\npc3,office-suite,16\n",
+        ),
+        write(
+            dir,
+            "usage_sessions.csv",
+            &format!(
+                "application,host_name,account,start,end\n\
+                 Office,pc1,ann,{long_ago}T09:00:00Z,{long_ago}T10:00:00Z\n"
+            ),
+        ),
+        write(
+            dir,
+            "licenses.csv",
+            &format!(
+                "application,metric,quantity,assignment_type,assigned_to,unit_cost,currency,maintenance_until\n\
+                 Office,installations,1,organization,Sales,99.50,EUR,{soon}\n"
+            ),
+        ),
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("import")
+        .args(&files)
+        .args(["--data-dir", dir.join("tally-data").to_str().unwrap()])
+        .args(backend.db_args())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new auditor token, made by the admin.
+pub fn auditor_token(server: &Running) -> String {
+    let created = tally_json(
+        server,
+        &server.token,
+        &[
+            "tokens",
+            "create",
+            "--name",
+            "ada-auditor",
+            "--role",
+            "auditor",
+        ],
+    );
+    created[0]["token"].as_str().unwrap().to_string()
+}
+
+/// A client that follows no redirect, so each answer is seen as sent.
+pub fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` header of `response` for cookie `name`.
+pub fn set_cookie(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", response.headers()))
+}
+
+/// The value a `Set-Cookie` header sets.
+pub fn value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_string()
+}
+
+/// The value of the hidden `csrf` field in a page.
+pub fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a CSRF field");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Signs in with `token` through the form; the session cookie's `Set-Cookie` header.
+pub fn sign_in(http: &Client, url: &str, token: &str) -> String {
+    let form = http.get(format!("{url}/sign-in")).send().unwrap();
+    let nonce = value(&set_cookie(&form, "tally_signin"));
+    let csrf = csrf_of(&form.text().unwrap());
+    let signed = http
+        .post(format!("{url}/sign-in"))
+        .header(COOKIE, format!("tally_signin={nonce}"))
+        .form(&[("token", token), ("csrf", &csrf)])
+        .send()
+        .unwrap();
+    assert_eq!(signed.status(), 303, "signed in and sent on");
+    assert_eq!(signed.headers()["location"], "/");
+    set_cookie(&signed, "tally_session")
+}
+
+/// GET `path` with the session cookie.
+pub fn get(http: &Client, url: &str, session: &str, path: &str) -> Response {
+    http.get(format!("{url}{path}"))
+        .header(COOKIE, format!("tally_session={session}"))
+        .send()
+        .unwrap()
+}
+
+/// POST `form` to `path` with the session cookie.
+pub fn post(
+    http: &Client,
+    url: &str,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Response {
+    http.post(format!("{url}{path}"))
+        .header(COOKIE, format!("tally_session={session}"))
+        .form(form)
+        .send()
+        .unwrap()
+}
+
+/// The licenses the API lists now.
+pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
+    tally_json(server, &server.token, &["licenses"])
+        .as_array()
+        .unwrap()
+        .clone()
+}

@@ -1,0 +1,367 @@
+//! The web console over plain HTTP, without a browser, against a real `tally server`: the
+//! session and sign-in cookies' attributes (and `Secure` over HTTPS), sign-out and revocation
+//! ending a session, the CSRF token required on every POST, the auditor refused every change
+//! whatever it sends, bounded fields, and every change and sign-in in the audit log under the
+//! operator's name. On SQLite and on PostgreSQL.
+
+mod common;
+mod web;
+
+use std::process::Command;
+
+use common::{server_on, spawn_lines, tally, tally_json, Backend, Running};
+use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE};
+use web::{auditor_token, client, csrf_of, get, licenses, post, set_cookie, sign_in, value};
+
+each_backend!(
+    sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end,
+    every_post_needs_the_csrf_token_and_the_auditor_changes_nothing,
+);
+
+/// The audit log's entries, as the admin reads them from the API.
+fn audit(server: &Running) -> Vec<serde_json::Value> {
+    let log: serde_json::Value = client()
+        .get(format!("{}/api/v1/audit?limit=1000", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    log.as_array().unwrap().clone()
+}
+
+/// The admin token's operator name.
+fn admin_name(server: &Running) -> String {
+    let me: serde_json::Value = client()
+        .get(format!("{}/api/v1/whoami", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    me["name"].as_str().unwrap().to_string()
+}
+
+fn sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+
+    let away = http.get(format!("{url}/applications")).send().unwrap();
+    assert_eq!(away.status(), 303, "no session: sent to sign in");
+    assert_eq!(away.headers()["location"], "/sign-in");
+
+    let form = http.get(format!("{url}/sign-in")).send().unwrap();
+    let form_cookie = set_cookie(&form, "tally_signin");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(form_cookie.contains(attribute), "{form_cookie}");
+    }
+    assert!(!form_cookie.contains("Secure"), "plain HTTP: {form_cookie}");
+    let csrf = csrf_of(&form.text().unwrap());
+
+    // The sign-in form is refused without its own cookie, and a wrong token is said so.
+    let forged = http
+        .post(format!("{url}/sign-in"))
+        .form(&[("token", server.token.as_str()), ("csrf", &csrf)])
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let nonce = value(&form_cookie);
+    let wrong = http
+        .post(format!("{url}/sign-in"))
+        .header(COOKIE, format!("tally_signin={nonce}"))
+        .form(&[("token", "tally_0000"), ("csrf", &csrf)])
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().unwrap().contains("unknown or revoked token"));
+
+    let session_cookie = sign_in(&http, &url, &server.token);
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(!session_cookie.contains("Secure"), "{session_cookie}");
+    let session = value(&session_cookie);
+    let page = get(&http, &url, &session, "/");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let policy = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    let page = page.text().unwrap();
+    let admin = admin_name(&server);
+    assert!(page.contains(&admin), "the page names who is signed in");
+
+    // Sign-out needs the session's CSRF token too, then ends the session for good.
+    let refused = post(&http, &url, &session, "/sign-out", &[]);
+    assert_eq!(refused.status(), 403);
+    let out = post(
+        &http,
+        &url,
+        &session,
+        "/sign-out",
+        &[("csrf", &csrf_of(&page))],
+    );
+    assert_eq!(out.status(), 303);
+    assert!(set_cookie(&out, "tally_session").contains("Max-Age=0"));
+    assert_eq!(get(&http, &url, &session, "/").status(), 303, "signed out");
+    let actions: Vec<(String, String)> = audit(&server)
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("web.sign_in".into(), admin.clone())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("web.sign_out".into(), admin)),
+        "{actions:?}"
+    );
+
+    // Revoking the operator's token ends its sessions at once.
+    let auditor = auditor_token(&server);
+    let session = value(&sign_in(&http, &url, &auditor));
+    assert_eq!(get(&http, &url, &session, "/licenses").status(), 200);
+    let tokens = tally_json(&server, &server.token, &["tokens", "list"]);
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ada-auditor")
+        .unwrap()["id"]
+        .to_string();
+    let revoked = tally(&server, &server.token, &["tokens", "revoke", &id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert_eq!(get(&http, &url, &session, "/licenses").status(), 303);
+}
+
+/// A license for Office on HQ, as the form sends it, with `csrf`.
+fn office_license(csrf: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("csrf", csrf.to_string()),
+        ("application", "Office".into()),
+        ("metric", "installations".into()),
+        ("quantity", "1".into()),
+        ("assignment_type", "organization".into()),
+        ("assigned_to", "HQ".into()),
+        ("unit_cost", "99.50".into()),
+        ("currency", "EUR".into()),
+    ]
+}
+
+fn send(server: &Running, session: &str, path: &str, form: &[(&str, String)]) -> (u16, String) {
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = post(&client(), &server.url, session, path, &pairs);
+    (answer.status().as_u16(), answer.text().unwrap())
+}
+
+fn every_post_needs_the_csrf_token_and_the_auditor_changes_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let page = get(&http, &url, &admin, "/licenses").text().unwrap();
+    let csrf = csrf_of(&page);
+    assert!(page.contains("Add a license") && page.contains("/remove"));
+
+    // Without the token, or with another, nothing is added.
+    let (status, body) = send(&server, &admin, "/licenses", &office_license("")[1..]);
+    assert_eq!(status, 403);
+    assert!(body.contains("CSRF token is missing or wrong"), "{body}");
+    let (status, _) = send(
+        &server,
+        &admin,
+        "/licenses",
+        &office_license(&"0".repeat(64)),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(licenses(&server).len(), 1);
+
+    // An over-long field is the form's own error; a huge body is refused before parsing.
+    let mut long = office_license(&csrf);
+    long.push(("vendor", "v".repeat(300)));
+    let (status, body) = send(&server, &admin, "/licenses", &long);
+    assert_eq!(status, 422);
+    assert!(body.contains("at most 255 characters"), "{body}");
+    let mut huge = office_license(&csrf);
+    huge.push(("notes", "n".repeat(70_000)));
+    assert_eq!(send(&server, &admin, "/licenses", &huge).0, 413);
+    assert_eq!(licenses(&server).len(), 1);
+
+    let added = post(
+        &http,
+        &url,
+        &admin,
+        "/licenses",
+        &office_license(&csrf)
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(added.status(), 303);
+    assert_eq!(added.headers()["location"], "/applications/Office");
+    let now = licenses(&server);
+    assert_eq!(now.len(), 2);
+    let admin_name = admin_name(&server);
+    let entry = audit(&server)
+        .into_iter()
+        .find(|e| e["action"] == "license.add")
+        .unwrap();
+    assert_eq!(
+        entry["actor"],
+        admin_name.as_str(),
+        "the change is the operator's"
+    );
+
+    // The auditor is shown no control that changes anything, and is refused each change.
+    let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
+    let page = get(&http, &url, &auditor, "/licenses").text().unwrap();
+    assert!(
+        !page.contains("Add a license") && !page.contains("/remove"),
+        "{page}"
+    );
+    let id = now[0]["id"].to_string();
+    let terms = get(&http, &url, &auditor, &format!("/licenses/{id}"))
+        .text()
+        .unwrap();
+    assert!(!terms.contains("Save license") && terms.contains("license-terms"));
+    assert_eq!(get(&http, &url, &auditor, "/licenses/new").status(), 403);
+    let csrf = csrf_of(&page);
+    let (status, body) = send(&server, &auditor, "/licenses", &office_license(&csrf));
+    assert_eq!(status, 403);
+    assert!(body.contains("read-only"), "{body}");
+    let removal = [("csrf", csrf.clone())];
+    assert_eq!(
+        send(
+            &server,
+            &auditor,
+            &format!("/licenses/{id}/remove"),
+            &removal
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        send(
+            &server,
+            &auditor,
+            &format!("/licenses/{id}"),
+            &office_license(&csrf)
+        )
+        .0,
+        403
+    );
+    assert_eq!(licenses(&server), now, "the auditor changed nothing");
+}
+
+/// Over HTTPS both cookies are `Secure` as well.
+#[test]
+fn cookies_are_secure_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let (mut child, mut lines) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "cert.pem",
+                "--tls-key",
+                "key.pem",
+            ])
+            .current_dir(dir.path()),
+    );
+    let url = lines.next().unwrap().unwrap();
+    let url = url
+        .strip_prefix("Tally is running at ")
+        .unwrap()
+        .to_string();
+    let token = lines
+        .find_map(|l| {
+            l.unwrap()
+                .strip_prefix("Admin token (shown once, keep it): ")
+                .map(str::to_string)
+        })
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let ca = reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http.get(format!("{url}/sign-in")).send().unwrap();
+    let form_cookie = set_cookie(&form, "tally_signin");
+    let session_cookie = sign_in(&http, &url, &token);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(url.starts_with("https://"));
+    assert!(form_cookie.ends_with("; Secure"), "{form_cookie}");
+    assert!(
+        session_cookie.contains("HttpOnly") && session_cookie.ends_with("; Secure"),
+        "{session_cookie}"
+    );
+}
+
+/// `tally up`, as a newcomer runs it, serves the console at its URL too.
+#[test]
+fn tally_up_serves_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = common::up_on(dir.path(), &Backend::Sqlite);
+    let (http, url) = (client(), running.url.clone());
+    assert_eq!(
+        http.get(format!("{url}/")).send().unwrap().headers()["location"],
+        "/sign-in"
+    );
+    let page = http.get(format!("{url}/sign-in")).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("Sign in to Tally"));
+    let session = value(&sign_in(&http, &url, &running.token));
+    let dashboard = get(&http, &url, &session, "/").text().unwrap();
+    assert!(
+        dashboard.contains("applications under-licensed"),
+        "{dashboard}"
+    );
+
+    // Names are data, never markup: an application named like a script is shown as text.
+    let hostile = "<script>alert(1)</script> & \"Co\"";
+    let added = http
+        .post(format!("{url}/api/v1/applications"))
+        .bearer_auth(&running.token)
+        .json(&serde_json::json!({"name": hostile, "publisher": "<b>Acme</b>", "metric": "installations"}))
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let list = get(&http, &url, &session, "/applications").text().unwrap();
+    assert!(
+        !list.contains("<script>alert") && !list.contains("<b>Acme"),
+        "{list}"
+    );
+    assert!(
+        list.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;"),
+        "{list}"
+    );
+    assert!(
+        list.contains("/applications/%3Cscript%3Ealert%281%29"),
+        "named in the URL, encoded"
+    );
+    assert!(running.stop().success());
+}
