@@ -66,10 +66,15 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
                 .map(|created| (created.len() as i64, current.watermark))
         }
     };
-    // The summary tasks moved their watermarks themselves, with their rows; re-read them.
+    // The summary tasks moved their watermarks themselves, with their rows; re-read them. An
+    // operator may have changed the task's settings (`tally tasks set`) while it ran: keep
+    // theirs, the run only records its outcome.
+    let now = task_state(store, task).await?;
     if matches!(task, Task::SummarizeMonthlyUsage | Task::SummarizeFileUsage) {
-        current.watermark = task_state(store, task).await?.watermark;
+        current.watermark = now.watermark;
     }
+    (current.enabled, current.every_secs, current.age_days) =
+        (now.enabled, now.every_secs, now.age_days);
     current.last_run_at = Some(Utc::now());
     current.last_duration_ms = Some(started.elapsed().as_millis() as i64);
     match outcome {

@@ -55,12 +55,12 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "tally-web",
-        "sqlx",
+        &["sqlx"],
         "the console's pages use the service, never SQL",
     ),
     (
         "tally-web",
-        "tally-server",
+        &["tally-server"],
         "the server mounts the console, not the other way round",
     ),
     (
