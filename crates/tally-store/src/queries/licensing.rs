@@ -236,6 +236,14 @@ impl crate::Licensing for DbStore {
         .await?)
     }
 
+    async fn positions_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'positions'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>> {
         Ok(sqlx::query_as(
             "SELECT application_id, device_id, MAX(end_time) FROM usage_sessions

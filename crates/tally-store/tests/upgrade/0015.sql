@@ -1,10 +1,9 @@
--- A database as schema 13 (removed_at on applications and licenses) left it, loaded by
--- tests/migrations.rs before it upgrades to the newest schema. Migration 14 makes metering rule
--- names unique per site (any case), so metering_rules holds two rules of one name here: the
--- later one is renamed (see REWRITTEN in mod.rs); applications and licenses hold rows with what
--- they hang on. One text for both backends: no ids written (PostgreSQL's identities stay in
--- step), times as RFC 3339 text, booleans left to their defaults. The next fixture starts as a
--- copy of this.
+-- A database as schema 15 (the web console's sessions) left it, loaded by tests/migrations.rs
+-- before it upgrades to the newest schema. Migration 16 adds the license position's generation
+-- counter and its triggers and changes no existing row, so this is schema 14's fixture with a
+-- signed-in console session: the upgrade must keep it. One text for both backends: no ids
+-- written (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
+-- defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
@@ -43,9 +42,15 @@ INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file
         '2026-01-01T00:00:00+00:00');
 INSERT INTO metering_rules (site_code, name, file_name, original_file_name, file_version,
         language, product_name, comment, apply_to_child_sites, enabled, origin, updated_at)
-    VALUES ('S01', 'SNOOZER', 'snooze2', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
+    VALUES ('S01', 'SNOOZER (2)', 'snooze2', '', '*', 65535, '', '', TRUE, TRUE, 'manual',
         '2026-01-02T00:00:00+00:00');
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account, reason)
     SELECT id, 'root', 0, 'root', '/bin/bash', TRUE, 'system uid' FROM devices WHERE host_name = 'pc1';
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account)
     SELECT id, 'alice', 1000, 'Alice Liddell', '/bin/bash', FALSE FROM devices WHERE host_name = 'pc1';
+
+INSERT INTO operator_tokens (name, role, token_hash, created_at)
+    VALUES ('console', 'admin', 'c0ffee', '2026-11-30T08:00:00+00:00');
+INSERT INTO web_sessions (id_hash, operator_token_id, created_at, last_seen_at)
+    SELECT 'f00d', id, '2026-11-30T09:00:00+00:00', '2026-11-30T09:05:00+00:00'
+    FROM operator_tokens ORDER BY id LIMIT 1;
