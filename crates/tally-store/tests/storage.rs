@@ -57,12 +57,7 @@ fn file(name: &str, version: &str) -> FileInfo {
 /// A site, a device, a user and a file to hang usage records on.
 async fn fixture(store: &dyn Store) -> (i64, i64, i64) {
     store
-        .put_site(&Site {
-            code: code("S01"),
-            name: "Main".into(),
-            alias: None,
-            parent: None,
-        })
+        .put_site(&Site::central(code("S01"), "Main"))
         .await
         .unwrap();
     let device = store
