@@ -251,6 +251,6 @@ pub(crate) async fn reclaim(
         application: p.app,
         ..ReclaimQuery::days(as_of, days)
     };
-    let list = tally_service::reclaim::reclaim(state.store.as_ref(), &query).await?;
+    let list = state.service.reclaim(&query).await?;
     Ok(Json(list))
 }

@@ -157,7 +157,7 @@ impl Computed {
     }
 }
 
-fn no_application(name: &str) -> ServiceError {
+pub(crate) fn no_application(name: &str) -> ServiceError {
     ServiceError::NotFound(format!("no application named {name:?}; see tally apps"))
 }
 

@@ -11,14 +11,16 @@
 //! time; requests that arrive meanwhile wait for it and share its answer instead of starting
 //! their own, which also bounds the work a burst of requests can cause.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use tally_api::{AppDetail, AppPosition};
-use tally_store::Store;
+use tally_store::{Generations, Store};
 
 use crate::compliance::{check_page, Computed};
+use crate::reclaim::{ReclaimInputs, ReclaimList, ReclaimQuery};
 use crate::Result;
 
 /// How many days' positions are kept: today's and one other (an `as of` being browsed). Each
@@ -26,49 +28,92 @@ use crate::Result;
 /// the data the position reads — so the count stays small.
 const DAYS_KEPT: usize = 2;
 
-/// Positions computed, by day, each with the data generation it was read at.
+/// License positions and reclaim inputs computed, by day, each with the data generations it
+/// was read at.
 #[derive(Default)]
 pub struct Positions {
-    kept: tokio::sync::Mutex<Vec<Kept>>,
+    positions: Keeper<Computed>,
+    reclaim: Keeper<ReclaimInputs>,
+}
+
+/// One kind of thing computed from the store, kept per day with the generation it was read at.
+struct Keeper<T> {
+    kept: tokio::sync::Mutex<Vec<Kept<T>>>,
     computed: AtomicU64,
 }
 
-struct Kept {
-    as_of: NaiveDate,
-    generation: i64,
-    positions: Arc<Computed>,
+impl<T> Default for Keeper<T> {
+    fn default() -> Self {
+        Self {
+            kept: tokio::sync::Mutex::default(),
+            computed: AtomicU64::new(0),
+        }
+    }
 }
 
-impl Positions {
-    /// Every application's positions on `as_of`: the kept ones if the data has not changed
-    /// since they were computed, else computed now and kept.
-    pub(crate) async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
+struct Kept<T> {
+    as_of: NaiveDate,
+    generation: Generations,
+    value: Arc<T>,
+}
+
+impl<T> Keeper<T> {
+    /// The value for `as_of`: the kept one if the generations `which` picks have not moved
+    /// since it was computed, else `compute`d now and kept.
+    async fn on<F, Fut>(
+        &self,
+        store: &dyn Store,
+        as_of: NaiveDate,
+        which: fn(Generations) -> Generations,
+        compute: F,
+    ) -> Result<Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let mut kept = self.kept.lock().await;
-        let generation = store.positions_generation().await?;
+        let generation = which(store.generations().await?);
         if let Some(k) = kept
             .iter()
             .find(|k| k.as_of == as_of && k.generation == generation)
         {
-            return Ok(k.positions.clone());
+            return Ok(k.value.clone());
         }
-        let positions = Arc::new(Computed::read(store, as_of, None).await?);
+        let value = Arc::new(compute().await?);
         self.computed.fetch_add(1, Ordering::Relaxed);
         kept.retain(|k| k.as_of != as_of);
-        kept.insert(
-            0,
-            Kept {
-                as_of,
-                generation,
-                positions: positions.clone(),
-            },
-        );
+        let fresh = Kept {
+            as_of,
+            generation,
+            value: value.clone(),
+        };
+        kept.insert(0, fresh);
         kept.truncate(DAYS_KEPT);
-        Ok(positions)
+        Ok(value)
+    }
+}
+
+/// A position reads only what the `positions` generation follows.
+fn positions_only(g: Generations) -> Generations {
+    Generations { evidence: 0, ..g }
+}
+
+impl Positions {
+    async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
+        let compute = || Computed::read(store, as_of, None);
+        self.positions
+            .on(store, as_of, positions_only, compute)
+            .await
     }
 
     /// How many times positions were computed rather than served kept (for tests and logs).
     pub fn computations(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
+        self.positions.computed.load(Ordering::Relaxed)
+    }
+
+    /// How many times the reclaim list's inputs were read rather than served kept.
+    pub fn reclaim_reads(&self) -> u64 {
+        self.reclaim.computed.load(Ordering::Relaxed)
     }
 }
 
@@ -96,6 +141,16 @@ impl crate::Service {
         check_page(limit, offset)?;
         let computed = self.positions.on(self.store(), as_of).await?;
         computed.detail(app, (limit, offset))
+    }
+
+    /// The reclaim list `query` asks for, as [`crate::reclaim::reclaim`] gives it, from inputs
+    /// kept while neither what a position reads nor the usage evidence has changed.
+    pub async fn reclaim(&self, query: &ReclaimQuery) -> Result<ReclaimList> {
+        let store = self.store();
+        let compute = || ReclaimInputs::read(store, query.as_of, None);
+        let keeper = &self.positions.reclaim;
+        let inputs = keeper.on(store, query.as_of, |g| g, compute).await?;
+        inputs.list(query)
     }
 
     /// The kept positions, for their counters.

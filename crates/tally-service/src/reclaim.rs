@@ -52,79 +52,137 @@ pub type ReclaimList = ReclaimReport;
 
 /// The installations nobody used since `query.unused_since`, and those whose use is unknown.
 pub async fn reclaim(store: &dyn Store, query: &ReclaimQuery) -> Result<ReclaimList> {
-    let apps = applications(store, query.as_of, query.application.as_deref()).await?;
-    let estate = estate(store, query.as_of).await?;
-    let hosts: HashMap<i64, String> = store
-        .compliance_devices()
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.host_name))
-        .collect();
-    let installed = Installed::read(store, &apps, query.as_of).await?;
-    let evidence = Evidence::read(store).await?;
-    let last_use = last_use(store, &apps, &evidence.rules).await?;
-    let licenses = licenses_by_application(store, query.as_of).await?;
-    let end = end_of(query.as_of);
-    let mut list = ReclaimReport {
-        as_of: query.as_of,
-        unused_since: query.unused_since,
-        idle: Vec::new(),
-        known_installations: 0,
-        no_usage_data: Vec::new(),
-    };
-    let mut unknown: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for app in &apps {
-        let id = app.application.id;
-        let metric = app.application.metric;
-        let owned = licenses.get(&id).map(Vec::as_slice).unwrap_or_default();
-        for (device, title) in relevant_installations(&installed, &estate, app) {
-            if let Some(reason) = evidence.unknown(app, device.id) {
-                *unknown
-                    .entry((app.application.name.clone(), reason))
-                    .or_default() += 1;
-                continue;
-            }
-            list.known_installations += 1;
-            let last = last_use.get(&(id, device.id)).copied();
-            if last.is_some_and(|t| t >= query.unused_since) {
-                continue;
-            }
-            let (units, newest_cost) = compliance::tied_up(device, metric, owned);
-            let license = freed_license(device, metric, owned, query.as_of);
-            let cost = license.and_then(|l| price(l, units)).or(newest_cost);
-            let (package, _, version) = &installed.titles[title];
-            list.idle.push(Reclaimable {
-                application: app.application.name.clone(),
-                device_id: device.id,
-                host_name: hosts.get(&device.id).cloned().unwrap_or_default(),
-                package: package.clone(),
-                version: version.clone(),
-                last_used: last,
-                days_unused: last.map(|t| (end - t).num_days()),
-                units,
-                cost,
-                license_id: license.map(|l| l.id),
-                license: license.map(license_label),
-            });
-        }
-    }
-    list.idle.sort_by(|a, b| {
-        let cost = |r: &Reclaimable| r.cost.as_ref().map_or(0, |c| c.minor);
-        cost(b)
-            .cmp(&cost(a))
-            .then_with(|| (&a.application, &a.host_name).cmp(&(&b.application, &b.host_name)))
-    });
-    list.no_usage_data = unknown
-        .into_iter()
-        .map(|((application, reason), installations)| NoUsageData {
-            application,
-            installations,
-            reason,
+    let only = query.application.as_deref();
+    let inputs = ReclaimInputs::read(store, query.as_of, only).await?;
+    inputs.list(query)
+}
+
+/// What the reclaim list on a day is computed from: everything but the cut-off and the
+/// application asked for, so one read serves every such query while the data stands (see
+/// `crate::positions`).
+pub(crate) struct ReclaimInputs {
+    apps: Vec<AppRecord>,
+    estate: Estate,
+    hosts: HashMap<i64, String>,
+    installed: Installed,
+    evidence: Evidence,
+    last_use: HashMap<(i64, i64), DateTime<Utc>>,
+    licenses: HashMap<i64, Vec<License>>,
+}
+
+impl ReclaimInputs {
+    /// Reads them for the applications there were on `as_of` (or only the one named `only`).
+    pub(crate) async fn read(
+        store: &dyn Store,
+        as_of: NaiveDate,
+        only: Option<&str>,
+    ) -> Result<Self> {
+        let apps = applications(store, as_of, only).await?;
+        let estate = estate(store, as_of).await?;
+        let hosts: HashMap<i64, String> = store
+            .compliance_devices()
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d.host_name))
+            .collect();
+        let installed = Installed::read(store, &apps, as_of).await?;
+        let last_sessions = store.last_sessions().await?;
+        let evidence = Evidence::read(store, &last_sessions).await?;
+        let last_use = last_use(store, last_sessions, &apps, &evidence.rules).await?;
+        let licenses = licenses_by_application(store, as_of).await?;
+        Ok(Self {
+            apps,
+            estate,
+            hosts,
+            installed,
+            evidence,
+            last_use,
+            licenses,
         })
-        .collect();
-    list.no_usage_data
-        .sort_by_key(|n| std::cmp::Reverse(n.installations));
-    Ok(list)
+    }
+
+    /// The reclaim list `query` asks for, from these inputs.
+    pub(crate) fn list(&self, query: &ReclaimQuery) -> Result<ReclaimList> {
+        let only = query.application.as_deref();
+        let apps: Vec<&AppRecord> = self
+            .apps
+            .iter()
+            .filter(|a| only.is_none_or(|n| a.application.name.eq_ignore_ascii_case(n)))
+            .collect();
+        if let (Some(name), true) = (only, apps.is_empty()) {
+            return Err(crate::compliance::no_application(name));
+        }
+        let Self {
+            estate,
+            hosts,
+            installed,
+            evidence,
+            last_use,
+            licenses,
+            ..
+        } = self;
+        let end = end_of(query.as_of);
+        let mut list = ReclaimReport {
+            as_of: query.as_of,
+            unused_since: query.unused_since,
+            idle: Vec::new(),
+            known_installations: 0,
+            no_usage_data: Vec::new(),
+        };
+        let mut unknown: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for app in apps {
+            let id = app.application.id;
+            let metric = app.application.metric;
+            let owned = licenses.get(&id).map(Vec::as_slice).unwrap_or_default();
+            for (device, title) in relevant_installations(installed, estate, app) {
+                if let Some(reason) = evidence.unknown(app, device.id) {
+                    *unknown
+                        .entry((app.application.name.clone(), reason))
+                        .or_default() += 1;
+                    continue;
+                }
+                list.known_installations += 1;
+                let last = last_use.get(&(id, device.id)).copied();
+                if last.is_some_and(|t| t >= query.unused_since) {
+                    continue;
+                }
+                let (units, newest_cost) = compliance::tied_up(device, metric, owned);
+                let license = freed_license(device, metric, owned, query.as_of);
+                let cost = license.and_then(|l| price(l, units)).or(newest_cost);
+                let (package, _, version) = &installed.titles[title];
+                list.idle.push(Reclaimable {
+                    application: app.application.name.clone(),
+                    device_id: device.id,
+                    host_name: hosts.get(&device.id).cloned().unwrap_or_default(),
+                    package: package.clone(),
+                    version: version.clone(),
+                    last_used: last,
+                    days_unused: last.map(|t| (end - t).num_days()),
+                    units,
+                    cost,
+                    license_id: license.map(|l| l.id),
+                    license: license.map(license_label),
+                });
+            }
+        }
+        list.idle.sort_by(|a, b| {
+            let cost = |r: &Reclaimable| r.cost.as_ref().map_or(0, |c| c.minor);
+            cost(b)
+                .cmp(&cost(a))
+                .then_with(|| (&a.application, &a.host_name).cmp(&(&b.application, &b.host_name)))
+        });
+        list.no_usage_data = unknown
+            .into_iter()
+            .map(|((application, reason), installations)| NoUsageData {
+                application,
+                installations,
+                reason,
+            })
+            .collect();
+        list.no_usage_data
+            .sort_by_key(|n| std::cmp::Reverse(n.installations));
+        Ok(list)
+    }
 }
 
 /// What tells Tally an application is used: sessions stored for it, and the metering rules
@@ -136,13 +194,8 @@ struct Evidence {
 }
 
 impl Evidence {
-    async fn read(store: &dyn Store) -> Result<Self> {
-        let with_sessions = store
-            .last_sessions()
-            .await?
-            .into_iter()
-            .map(|(app, _, _)| app)
-            .collect();
+    async fn read(store: &dyn Store, last_sessions: &[(i64, i64, DateTime<Utc>)]) -> Result<Self> {
+        let with_sessions = last_sessions.iter().map(|&(app, _, _)| app).collect();
         // Metered: an agent runs there, or some metering rule's usage came from there.
         let mut metered_devices: HashSet<i64> = store
             .agents()
@@ -283,6 +336,7 @@ fn relevant_installations<'a>(
 /// metering rules an application's recognition names.
 async fn last_use(
     store: &dyn Store,
+    last_sessions: Vec<(i64, i64, DateTime<Utc>)>,
     apps: &[AppRecord],
     rules: &[MeteringRule],
 ) -> Result<HashMap<(i64, i64), DateTime<Utc>>> {
@@ -291,7 +345,7 @@ async fn last_use(
         let entry = last.entry(key).or_insert(t);
         *entry = (*entry).max(t);
     };
-    for (app, device, t) in store.last_sessions().await? {
+    for (app, device, t) in last_sessions {
         seen((app, device), t);
     }
     for app in apps {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use common::Backend;
-use sqlx::Connection;
 use tally_api::Placement;
 use tally_core::import::{ApplicationRow, Batch, LicenseRow, OrgNodeRow, Origin};
 use tally_core::org::OrgTarget;
@@ -65,20 +64,6 @@ async fn estate(store: &dyn Store) -> (i64, i64) {
     (device, token.id)
 }
 
-/// Executes `sql` on the test's database, outside the store.
-async fn execute(backend: &Backend, url: &str, sql: &str) {
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-        Backend::Postgres(_) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-    }
-}
-
 /// Makes every insert into `audit_log` fail.
 async fn refuse_audit(backend: &Backend, url: &str) {
     let sql = match backend {
@@ -93,7 +78,7 @@ async fn refuse_audit(backend: &Backend, url: &str) {
                  FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
         }
     };
-    execute(backend, url, sql).await;
+    backend.execute(url, sql).await;
 }
 
 async fn allow_audit(backend: &Backend, url: &str) {
@@ -101,7 +86,7 @@ async fn allow_audit(backend: &Backend, url: &str) {
         Backend::Sqlite => "DROP TRIGGER refuse_audit",
         Backend::Postgres(_) => "DROP TRIGGER refuse_audit ON audit_log",
     };
-    execute(backend, url, sql).await;
+    backend.execute(url, sql).await;
 }
 
 /// The four changes, as `actor`; the error of each that failed, in order.

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use common::Backend;
-use sqlx::Connection;
 use tally_core::import::{Batch, LicenseRow, Origin};
+use tally_core::rules::RuleSpec;
 use tally_core::{DeviceStatus, Site, SiteCode};
-use tally_service::{compliance, devices, licensing, AppPosition, Service};
+use tally_service::reclaim::{reclaim, ReclaimQuery};
+use tally_service::{compliance, devices, licensing, rules, AppPosition, Service};
 use tally_store::{Page, Store};
 
 fn site() -> SiteCode {
@@ -55,20 +56,6 @@ async fn import(store: &dyn Store, rows: serde_json::Value) {
         .unwrap();
 }
 
-/// Executes `sql` on the test's database, outside the store and the service.
-async fn execute(backend: &Backend, url: &str, sql: &str) {
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-        Backend::Postgres(_) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        }
-    }
-}
-
 /// Editor's position, served by the service (kept or not), after checking it is the one a
 /// fresh computation gives.
 async fn editor(service: &Service) -> AppPosition {
@@ -78,7 +65,10 @@ async fn editor(service: &Service) -> AppPosition {
         .await
         .unwrap();
     assert_eq!(served, fresh, "the served position is the fresh one");
-    served.into_iter().find(|p| p.application == "Editor").unwrap()
+    served
+        .into_iter()
+        .find(|p| p.application == "Editor")
+        .unwrap()
 }
 
 async fn kept_positions_follow_every_change(backend: Backend) {
@@ -115,7 +105,7 @@ async fn kept_positions_follow_every_change(backend: Backend) {
 
     // A heartbeat writes a column no position reads.
     let seen = "UPDATE devices SET last_seen = '2026-12-01T10:00:00+00:00'";
-    execute(&backend, &url, seen).await;
+    backend.execute(&url, seen).await;
     editor(&service).await;
     assert_eq!(
         computed(),
@@ -152,12 +142,16 @@ async fn kept_positions_follow_every_change(backend: Backend) {
     assert_eq!((p.required, p.shortfall, computed()), (1, 0, 4));
 
     // The license's quantity is changed behind Tally's back: still seen.
-    execute(&backend, &url, "UPDATE licenses SET quantity = 3").await;
+    backend
+        .execute(&url, "UPDATE licenses SET quantity = 3")
+        .await;
     let p = editor(&service).await;
     assert_eq!((p.owned, p.surplus, computed()), (3, 2, 5));
 
     // The installation on pc1 is removed behind Tally's back: still seen.
-    execute(&backend, &url, "DELETE FROM installed_software").await;
+    backend
+        .execute(&url, "DELETE FROM installed_software")
+        .await;
     let p = editor(&service).await;
     assert_eq!((p.required, computed()), (0, 6));
 
@@ -180,4 +174,60 @@ async fn kept_positions_follow_every_change(backend: Backend) {
     assert_eq!(computed(), 7);
 }
 
-each_backend!(async kept_positions_follow_every_change);
+/// The reclaim list served by the service (kept inputs or not), after checking it is the one
+/// a fresh read gives; with how many times its inputs were read.
+async fn idle(service: &Service) -> (usize, usize, u64) {
+    let query = ReclaimQuery::days(Utc::now().date_naive(), 30);
+    let served = service.reclaim(&query).await.unwrap();
+    let fresh = reclaim(service.store(), &query).await.unwrap();
+    assert_eq!(served, fresh, "the served reclaim list is the fresh one");
+    let reads = service.kept_positions().reclaim_reads();
+    (served.idle.len(), served.no_usage_data.len(), reads)
+}
+
+async fn kept_reclaim_inputs_follow_the_usage_evidence(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.url(&dir.path().join("t.db"));
+    let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
+    let main = Site {
+        code: site(),
+        name: "Main".into(),
+        alias: None,
+        parent: None,
+    };
+    store.put_site(&main).await.unwrap();
+    let estate = serde_json::json!({
+        "applications": [{"name": "Editor", "publisher": "Acme", "metric": "installations",
+                          "software": "editor*", "metering_rule": "Editor"}],
+        "devices": [{"host_name": "pc1"}],
+        "installations": [{"host_name": "pc1", "software": "editor-pro", "version": "2"}],
+    });
+    import(store.as_ref(), estate).await;
+    let service = Service::new(store.clone(), site());
+
+    // No metering rule named Editor yet: its use cannot be known.
+    assert_eq!(idle(&service).await, (0, 1, 1));
+    assert_eq!(idle(&service).await, (0, 1, 1), "nothing changed: kept");
+
+    // A metering rule is evidence the reclaim list reads, though no position does.
+    let spec = RuleSpec {
+        file_name: "editor".into(),
+        ..RuleSpec::named("Editor")
+    };
+    rules::create(&service, "ann", &spec).await.unwrap();
+    let (_, _, reads) = idle(&service).await;
+    assert_eq!(reads, 2, "the rule made the inputs read again");
+    assert_eq!(service.kept_positions().computations(), 0);
+
+    // What a position reads moves the inputs too: pc1 retired leaves nothing to list.
+    let pc1 = store.devices(Page::default()).await.unwrap()[0].id;
+    devices::set_status(&service, "ann", pc1, DeviceStatus::Retired)
+        .await
+        .unwrap();
+    assert_eq!(idle(&service).await, (0, 0, 3));
+}
+
+each_backend!(
+    async kept_positions_follow_every_change,
+    kept_reclaim_inputs_follow_the_usage_evidence
+);

@@ -41,7 +41,7 @@ pub use error::{ErrorKind, StoreError};
 pub use export::Exporting;
 pub use import::{Importing, Progress};
 pub use inventory::InventoryStore;
-pub use licensing::Licensing;
+pub use licensing::{Generations, Licensing};
 pub use postgres::PgStore;
 pub use rules::RuleStore;
 pub use schema::{migrator_up_to, SchemaVersion};

@@ -28,6 +28,16 @@ pub(crate) fn end_of(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + chrono::Duration::days(1)
 }
 
+/// The data generations of [`Licensing::generations`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Generations {
+    /// Moves with every change to what a license position reads.
+    pub positions: i64,
+    /// Moves with every change to what the reclaim list reads besides: monthly usage
+    /// summaries, metering rules, agents' devices and revocations.
+    pub evidence: i64,
+}
+
 #[async_trait]
 pub trait Licensing: Send + Sync {
     async fn org_nodes(&self) -> Result<Vec<OrgNode>>;
@@ -67,10 +77,10 @@ pub trait Licensing: Send + Sync {
         period: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Vec<UsageSession>>;
     async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>>;
-    /// A number that changes whenever anything a license position reads changes (triggers
-    /// bump it inside the changing transaction; migration 16): a position computed after
-    /// reading it stays true until it moves.
-    async fn positions_generation(&self) -> Result<i64>;
+    /// Numbers that change whenever anything a license position (and the reclaim list)
+    /// reads changes (triggers bump them inside the changing transaction; migration 16): what
+    /// was computed after reading them stays true until they move.
+    async fn generations(&self) -> Result<Generations>;
     /// The end of the last session per application and device.
     async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>>;
     /// Replaces the day's snapshots.

@@ -8,8 +8,8 @@ use chrono::Utc;
 use maud::{html, Markup};
 use tally_core::compliance::{Money, Status};
 use tally_core::licenses::Ends;
-use tally_service::reclaim::{reclaim, ReclaimQuery};
 use tally_service::licensing;
+use tally_service::reclaim::ReclaimQuery;
 
 use crate::layout::{self, monies};
 use crate::session::Signed;
@@ -48,7 +48,10 @@ pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<
     let store = state.service.store();
     let today = Utc::now().date_naive();
     let positions = state.service.positions(today, None).await?;
-    let idle = reclaim(store, &ReclaimQuery::days(today, IDLE_DAYS)).await?;
+    let idle = state
+        .service
+        .reclaim(&ReclaimQuery::days(today, IDLE_DAYS))
+        .await?;
     let expiring = licensing::expiring(store, today, EXPIRING_DAYS).await?;
     let count = |s: Status| positions.iter().filter(|p| p.status == s).count();
     let shortfall = totals(positions.iter().filter_map(|p| p.shortfall_cost.as_ref()));

@@ -7,7 +7,7 @@ use axum::response::Html;
 use chrono::Utc;
 use maud::html;
 use serde::Deserialize;
-use tally_service::reclaim::{reclaim, ReclaimQuery};
+use tally_service::reclaim::ReclaimQuery;
 
 use crate::apps::{page_number, pager, query, PER_PAGE};
 use crate::layout::{self, app_href, monies};
@@ -46,7 +46,7 @@ pub async fn page(
         .map_err(|(f, why)| WebError::BadRequest(format!("{f}: {why}")))?;
     let mut asked = ReclaimQuery::days(Utc::now().date_naive(), days);
     asked.application = Some(q.application.trim().to_string()).filter(|a| !a.is_empty());
-    let list = reclaim(state.service.store(), &asked).await?;
+    let list = state.service.reclaim(&asked).await?;
     let page = page_number(&q.page);
     let days_text = days.to_string();
     let body = html! {

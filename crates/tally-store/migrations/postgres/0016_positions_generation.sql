@@ -1,9 +1,12 @@
 -- A generation counter for the license position (issue 16): every change to what a position
 -- reads bumps it inside the changing transaction, so a computed position can be kept until
 -- the data it was computed from changes (tally_service::positions). Heartbeats and other
--- columns no position reads (devices.last_seen, users.full_name, ...) leave it alone.
+-- columns no position reads (devices.last_seen, users.full_name, ...) leave it alone. The
+-- `evidence` counter does the same for what the reclaim list reads besides: the monthly usage
+-- summaries, the metering rules and which devices have a live agent.
 -- Statement-level triggers: one bump per statement, however many rows it writes.
 INSERT INTO counters (name, value) VALUES ('positions', 0);
+INSERT INTO counters (name, value) VALUES ('evidence', 0);
 CREATE FUNCTION bump_positions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE counters SET value = value + 1 WHERE name = 'positions';
@@ -36,3 +39,17 @@ CREATE TRIGGER users_positions AFTER INSERT OR DELETE OR TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION bump_positions();
 CREATE TRIGGER users_update_positions AFTER UPDATE OF account, service_account, service_account_derived, service_account_override, status, org_node ON users
     FOR EACH STATEMENT EXECUTE FUNCTION bump_positions();
+CREATE FUNCTION bump_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE counters SET value = value + 1 WHERE name = 'evidence';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER monthly_usage_evidence AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON monthly_usage
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_evidence();
+CREATE TRIGGER metering_rules_evidence AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON metering_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_evidence();
+CREATE TRIGGER agents_evidence AFTER INSERT OR DELETE OR TRUNCATE ON agents
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_evidence();
+CREATE TRIGGER agents_update_evidence AFTER UPDATE OF device_id, revoked_at ON agents
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_evidence();

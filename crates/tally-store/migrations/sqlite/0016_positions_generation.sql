@@ -1,8 +1,11 @@
 -- A generation counter for the license position (issue 16): every change to what a position
 -- reads bumps it inside the changing transaction, so a computed position can be kept until
 -- the data it was computed from changes (tally_service::positions). Heartbeats and other
--- columns no position reads (devices.last_seen, users.full_name, ...) leave it alone.
+-- columns no position reads (devices.last_seen, users.full_name, ...) leave it alone. The
+-- `evidence` counter does the same for what the reclaim list reads besides: the monthly usage
+-- summaries, the metering rules and which devices have a live agent.
 INSERT INTO counters (name, value) VALUES ('positions', 0);
+INSERT INTO counters (name, value) VALUES ('evidence', 0);
 CREATE TRIGGER applications_insert_positions AFTER INSERT ON applications
 BEGIN UPDATE counters SET value = value + 1 WHERE name = 'positions'; END;
 CREATE TRIGGER applications_update_positions AFTER UPDATE ON applications
@@ -69,3 +72,21 @@ CREATE TRIGGER users_delete_positions AFTER DELETE ON users
 BEGIN UPDATE counters SET value = value + 1 WHERE name = 'positions'; END;
 CREATE TRIGGER users_update_positions AFTER UPDATE OF account, service_account, service_account_derived, service_account_override, status, org_node ON users
 BEGIN UPDATE counters SET value = value + 1 WHERE name = 'positions'; END;
+CREATE TRIGGER monthly_usage_insert_evidence AFTER INSERT ON monthly_usage
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER monthly_usage_update_evidence AFTER UPDATE ON monthly_usage
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER monthly_usage_delete_evidence AFTER DELETE ON monthly_usage
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER metering_rules_insert_evidence AFTER INSERT ON metering_rules
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER metering_rules_update_evidence AFTER UPDATE ON metering_rules
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER metering_rules_delete_evidence AFTER DELETE ON metering_rules
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER agents_insert_evidence AFTER INSERT ON agents
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER agents_delete_evidence AFTER DELETE ON agents
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;
+CREATE TRIGGER agents_update_evidence AFTER UPDATE OF device_id, revoked_at ON agents
+BEGIN UPDATE counters SET value = value + 1 WHERE name = 'evidence'; END;

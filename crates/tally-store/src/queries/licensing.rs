@@ -233,12 +233,17 @@ impl crate::Licensing for DbStore {
         .await?)
     }
 
-    async fn positions_generation(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'positions'")
-                .fetch_one(&self.pool)
-                .await?,
+    async fn generations(&self) -> Result<crate::licensing::Generations> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, value FROM counters WHERE name IN ('positions', 'evidence')",
         )
+        .fetch_all(&self.pool)
+        .await?;
+        let of = |name: &str| rows.iter().find(|r| r.0 == name).map_or(0, |r| r.1);
+        Ok(crate::licensing::Generations {
+            positions: of("positions"),
+            evidence: of("evidence"),
+        })
     }
 
     async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>> {

@@ -132,6 +132,21 @@ impl Backend {
             Backend::Postgres(db) => db.url.clone(),
         }
     }
+
+    /// Executes `sql` (one or more statements) on the database at `url`, outside the store:
+    /// what a test does behind Tally's back.
+    pub async fn execute(&self, url: &str, sql: &str) {
+        match self {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            }
+            Backend::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
 }
 
 /// Declares each named test once per backend, as `sqlite::NAME` and `postgres::NAME`, calling
