@@ -19,6 +19,7 @@ pub mod operators;
 pub mod org;
 pub mod privacy;
 pub mod reclaim;
+pub mod reclaim_campaign;
 mod report_elp;
 pub mod reports;
 pub mod rules;

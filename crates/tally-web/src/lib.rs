@@ -7,6 +7,7 @@
 //! change by the server whatever a page shows.
 
 mod apps;
+mod campaign;
 mod dashboard;
 mod error;
 mod forms;
@@ -74,6 +75,9 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/licenses/{id}/remove", post(licenses::remove))
         .route("/reclaim", get(reclaim::page))
+        .route("/reclaim.csv", get(reclaim::csv))
+        .route("/reclaim/propose", post(campaign::propose))
+        .route("/reclaim/items/{id}", post(campaign::advance))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

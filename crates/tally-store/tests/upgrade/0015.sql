@@ -1,8 +1,8 @@
--- A database as schema 14 (metering rule names unique per site, any case) left it, loaded by
--- tests/migrations.rs before it upgrades to the newest schema. Migration 15 adds the web
--- console's sessions and changes no existing table, so this is schema 13's fixture as migration
--- 14 left it: the second rule named Snoozer is "SNOOZER (2)". One text for both backends: no ids
--- written (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
+-- A database as schema 15 (the web console's sessions) left it, loaded by tests/migrations.rs
+-- before it upgrades to the newest schema. Migration 16 adds the reclaim campaign's list and
+-- changes no existing table, so this is schema 14's fixture with an operator token, its audit
+-- entry and a web session of that token. One text for both backends: no ids written
+-- (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
 -- defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
@@ -48,3 +48,10 @@ INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_acco
     SELECT id, 'root', 0, 'root', '/bin/bash', TRUE, 'system uid' FROM devices WHERE host_name = 'pc1';
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account)
     SELECT id, 'alice', 1000, 'Alice Liddell', '/bin/bash', FALSE FROM devices WHERE host_name = 'pc1';
+INSERT INTO operator_tokens (name, role, token_hash, created_at)
+    VALUES ('ada', 'admin', 'f00d', '2026-01-05T08:00:00+00:00');
+INSERT INTO audit_log (at, actor, action, target, detail)
+    VALUES ('2026-01-05T08:05:00+00:00', 'ada', 'web.sign_in', 'token:1', 'null');
+INSERT INTO web_sessions (id_hash, operator_token_id, created_at, last_seen_at)
+    SELECT 'beef', id, '2026-01-05T08:05:00+00:00', '2026-01-05T08:20:00+00:00'
+    FROM operator_tokens WHERE name = 'ada';
