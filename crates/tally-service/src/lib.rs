@@ -9,6 +9,7 @@ mod audit;
 pub mod autorules;
 pub mod compliance;
 mod compliance_text;
+pub mod dashboard;
 pub mod devices;
 mod error;
 pub mod file_rules;

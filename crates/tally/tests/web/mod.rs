@@ -174,6 +174,9 @@ pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// The headless browser the console's browser tests drive.
+pub mod browser;
+
 /// The audit log's entries, as the admin reads them from the API.
 pub fn audit_log(server: &Running) -> Vec<serde_json::Value> {
     let log: serde_json::Value = client()
