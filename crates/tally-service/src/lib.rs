@@ -5,6 +5,7 @@
 //! copies them. Errors are [`ServiceError`]s, never HTTP statuses.
 
 pub mod agents;
+pub mod app_usage;
 mod audit;
 pub mod autorules;
 pub mod compliance;

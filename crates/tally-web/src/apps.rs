@@ -247,6 +247,7 @@ pub async fn detail(
         (figures(&d))
         (by_node(&d))
         (license_lines(&d))
+        (crate::app_usage::sections(&state, &name, as_of).await?)
         (consumers(&d))
         @let total = d.uncovered_consumers.total.max(d.excluded_consumers.total);
         (pager(page, usize::try_from(total).unwrap_or(0), |n| {

@@ -6,6 +6,7 @@
 //! every form carries a CSRF token checked on every POST, and the auditor role is refused every
 //! change by the server whatever a page shows.
 
+mod app_usage;
 mod apps;
 mod campaign;
 mod dashboard;

@@ -22,16 +22,22 @@ async fn wait_path(b: &Browser, path: &str) {
     assert_eq!(b.path().await, path);
 }
 
-/// Waits (up to 20 s) for the text of `css` to hold `needle`; the text.
+/// Waits (up to 20 s) for the text of `css` to hold `needle`; the text. Read by script, so a
+/// page being replaced meanwhile (after a form's POST and redirect) is only read again.
 async fn wait_text(b: &Browser, css: &str, needle: &str) -> String {
+    let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+    let mut last = String::new();
     for _ in 0..200 {
-        let text = b.text(css).await;
-        if text.contains(needle) {
-            return text;
+        let read = b.c().execute(script, vec![serde_json::json!(css)]).await;
+        if let Some(text) = read.ok().as_ref().and_then(|v| v.as_str()) {
+            if text.contains(needle) {
+                return text.to_string();
+            }
+            last = text.to_string();
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("{css} never held {needle:?}: {}", b.text(css).await)
+    panic!("{css} never held {needle:?}: {last}")
 }
 
 /// Takes today's compliance snapshot of the imported estate; the server's scheduler may be
@@ -66,6 +72,7 @@ fn the_reclaim_campaign_in_chromium() {
     runtime.block_on(async {
         let browser = Browser::start().await;
         dashboard(&browser, &server).await;
+        application_usage(&browser, &server).await;
         campaign(&browser, &server).await;
         auditor_view(&browser, &server, &auditor).await;
     });
@@ -96,6 +103,37 @@ async fn dashboard(b: &Browser, server: &Running) {
     b.click("#trend a.chart[href='/applications?status=under_licensed']")
         .await;
     wait_path(b, "/applications?status=under_licensed").await;
+}
+
+/// Office's page: an hour of use 200 days ago in the usage chart, its recognition rule, and
+/// the same page as of a day before that use, when the chart holds none.
+async fn application_usage(b: &Browser, server: &Running) {
+    let url = &server.url;
+    b.c()
+        .goto(&format!("{url}/applications/Office"))
+        .await
+        .unwrap();
+    assert!(b.text("#recognition").await.contains("office*"));
+    let used = (chrono::Utc::now() - chrono::Duration::days(200))
+        .format("%Y-%m")
+        .to_string();
+    let script = "return document.querySelector('#usage').textContent;";
+    let drawn = b.c().execute(script, vec![]).await.unwrap();
+    let drawn = drawn.as_str().unwrap().to_string();
+    assert!(drawn.contains("Hours of use by month"), "{drawn}");
+    assert!(
+        drawn.contains(&format!("{used}: 1 h 00 min")),
+        "one hour in {used}: {drawn}"
+    );
+    let scroll = "document.querySelector('#usage-heading').scrollIntoView();";
+    b.c().execute(scroll, vec![]).await.unwrap();
+    b.shot("w1-application-usage").await;
+    let before = chrono::Utc::now().date_naive() - chrono::Duration::days(201);
+    let past = format!("{url}/applications/Office?as_of={before}");
+    b.c().goto(&past).await.unwrap();
+    assert!(b.text("h1").await.ends_with(&format!("as of {before}")));
+    let drawn = b.c().execute(script, vec![]).await.unwrap();
+    assert!(!drawn.as_str().unwrap().contains("1 h"), "{drawn}");
 }
 
 async fn campaign(b: &Browser, server: &Running) {
