@@ -16,6 +16,7 @@ use web::{
 each_backend!(
     filters_are_urls_and_the_csv_is_the_filtered_list,
     the_campaign_needs_csrf_refuses_the_auditor_and_is_audited,
+    the_campaign_over_the_api,
 );
 
 fn page(server: &Running, session: &str, path: &str) -> (u16, String) {
@@ -228,4 +229,105 @@ fn the_campaign_needs_csrf_refuses_the_auditor_and_is_audited(backend: Backend) 
     let mut wanted = expected;
     wanted.sort();
     assert_eq!(logged, wanted);
+}
+
+/// A JSON call to the API with `token`: the status and the answer (`null` when empty).
+fn api(
+    server: &Running,
+    token: &str,
+    (method, path): (reqwest::Method, &str),
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut call = client()
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        call = call.json(&body);
+    }
+    let answer = call.send().unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// The same campaign through `/api/v1/reclaim/campaign`: proposed and stepped by the admin,
+/// refused to the auditor, with the totals per state.
+fn the_campaign_over_the_api(backend: Backend) {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let auditor = auditor_token(&server);
+    let (_, devices) = api(
+        &server,
+        &server.token,
+        (Method::GET, "/api/v1/devices"),
+        None,
+    );
+    let pc2 = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["host_name"] == "pc2")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let proposal = serde_json::json!({ "application": "Office", "device_id": pc2 });
+    let path = (Method::POST, "/api/v1/reclaim/campaign");
+    let (status, _) = api(&server, &auditor, path.clone(), Some(proposal.clone()));
+    assert_eq!(status, 403);
+    let odd = serde_json::json!({ "application": "Office", "device_id": pc2, "days": 0 });
+    assert_eq!(api(&server, &server.token, path.clone(), Some(odd)).0, 400);
+    let (status, item) = api(&server, &server.token, path.clone(), Some(proposal.clone()));
+    assert_eq!(status, 201, "{item}");
+    assert_eq!(
+        (item["state"].as_str(), item["host_name"].as_str()),
+        (Some("proposed"), Some("pc2"))
+    );
+    assert_eq!(api(&server, &server.token, path, Some(proposal)).0, 409);
+
+    let step = format!("/api/v1/reclaim/campaign/{}/step", item["id"]);
+    let from = |state: &str| Some(serde_json::json!({ "from": state }));
+    assert_eq!(
+        api(&server, &auditor, (Method::POST, &step), from("proposed")).0,
+        403
+    );
+    assert_eq!(
+        api(
+            &server,
+            &server.token,
+            (Method::POST, &step),
+            from("confirmed")
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        api(
+            &server,
+            &server.token,
+            (Method::POST, &step),
+            from("proposed")
+        )
+        .0,
+        204
+    );
+    let (status, camp) = api(
+        &server,
+        &auditor,
+        (Method::GET, "/api/v1/reclaim/campaign"),
+        None,
+    );
+    assert_eq!(status, 200, "the auditor reads the campaign");
+    let confirmed = &camp["totals"][1];
+    assert_eq!(confirmed["state"], "confirmed");
+    assert_eq!(confirmed["items"], 1);
+    assert_eq!(
+        confirmed["cost"],
+        serde_json::json!([{ "minor": 9950, "currency": "EUR" }])
+    );
+    assert_eq!(
+        camp["items"][0]["confirmed"]["by"],
+        camp["items"][0]["proposed"]["by"]
+    );
 }
