@@ -17,6 +17,7 @@ each_backend!(
     filters_are_urls_and_the_csv_is_the_filtered_list,
     the_campaign_needs_csrf_refuses_the_auditor_and_is_audited,
     the_campaign_over_the_api,
+    the_applications_list_is_searched_filtered_and_sorted_by_url,
 );
 
 fn page(server: &Running, session: &str, path: &str) -> (u16, String) {
@@ -330,4 +331,44 @@ fn the_campaign_over_the_api(backend: Backend) {
         camp["items"][0]["confirmed"]["by"],
         camp["items"][0]["proposed"]["by"]
     );
+}
+
+/// The applications list (issue 17 item 10): searched, filtered by status and metric, sorted
+/// and paged by query parameters on the server, an over-long parameter refused.
+fn the_applications_list_is_searched_filtered_and_sorted_by_url(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let admin = value(&sign_in(&client(), &server.url, &server.token));
+    let rows = |path: &str| {
+        let (status, body) = page(&server, &admin, path);
+        assert_eq!(status, 200, "{path}");
+        text_of(&body, "applications")
+    };
+    let both = rows("/applications?sort=name&dir=desc");
+    let (office, chat) = (both.find("Office").unwrap(), both.find("Chat").unwrap());
+    assert!(office < chat, "descending by name: {both}");
+    let both = rows("/applications?sort=name");
+    assert!(
+        both.find("Chat").unwrap() < both.find("Office").unwrap(),
+        "{both}"
+    );
+    let found = rows("/applications?q=CONTOSO");
+    assert!(
+        found.contains("Office") && !found.contains("Chat"),
+        "by publisher: {found}"
+    );
+    let users = rows("/applications?metric=users");
+    assert!(
+        users.contains("Chat") && !users.contains("Office"),
+        "{users}"
+    );
+    let short = rows("/applications?status=under_licensed&metric=installations");
+    assert!(short.contains("Office"), "{short}");
+    let none = rows("/applications?status=under_licensed&metric=users");
+    assert!(none.contains("No application matches."), "{none}");
+    let (_, second) = page(&server, &admin, "/applications?page=2");
+    assert!(text_of(&second, "applications").contains("No application matches."));
+    let long = format!("/applications?metric={}", "m".repeat(300));
+    assert_eq!(page(&server, &admin, &long).0, 400);
 }
