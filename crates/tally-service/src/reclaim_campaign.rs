@@ -217,4 +217,37 @@ mod tests {
         let sums = per_currency(&[money(100, "EUR"), money(250, "USD"), money(50, "EUR")]);
         assert_eq!(sums, [money(150, "EUR"), money(250, "USD")]);
     }
+
+    #[test]
+    fn the_csv_neutralises_formulas_and_keeps_the_currency_apart() {
+        let idle = crate::Reclaimable {
+            application: "=HYPERLINK(\"http://x\")".into(),
+            device_id: 1,
+            host_name: "@pc1".into(),
+            package: "+pkg".into(),
+            version: "-1".into(),
+            last_used: None,
+            days_unused: None,
+            units: 2,
+            cost: Some(Money {
+                minor: -150,
+                currency: "EUR".into(),
+            }),
+            license_id: None,
+            license: Some("#1: 2 × installations".into()),
+        };
+        let list = ReclaimList {
+            as_of: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            unused_since: chrono::DateTime::UNIX_EPOCH,
+            idle: vec![idle],
+            known_installations: 1,
+            no_usage_data: Vec::new(),
+        };
+        let text = String::from_utf8(idle_csv(&list).unwrap()).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "\"'=HYPERLINK(\"\"http://x\"\")\",'@pc1,'+pkg,-1,,,2,-1.50,EUR,#1: 2 × installations"
+        );
+    }
 }
