@@ -61,3 +61,16 @@ pub struct Site {
     pub alias: Option<String>,
     pub parent: Option<SiteCode>,
 }
+
+impl Site {
+    /// A central site (no parent) with no alias: what a server, an import or a test sets up
+    /// when it starts from an empty store.
+    pub fn central(code: SiteCode, name: impl Into<String>) -> Self {
+        Self {
+            code,
+            name: name.into(),
+            alias: None,
+            parent: None,
+        }
+    }
+}

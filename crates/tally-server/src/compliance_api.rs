@@ -158,8 +158,7 @@ pub(crate) async fn compliance(
     Query(p): Query<ComplianceParams>,
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let positions =
-        tally_service::compliance::compute(state.store.as_ref(), as_of, p.app.as_deref()).await?;
+    let positions = state.service.positions(as_of, p.app.as_deref()).await?;
     Ok(Json(positions))
 }
 
@@ -190,8 +189,7 @@ pub(crate) async fn compliance_detail(
 ) -> Result<Json<AppDetail>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let page = (p.limit.unwrap_or(100), p.offset.unwrap_or(0));
-    let detail =
-        tally_service::compliance::detail(state.store.as_ref(), as_of, &p.app, page).await?;
+    let detail = state.service.position_detail(as_of, &p.app, page).await?;
     Ok(Json(detail))
 }
 

@@ -18,30 +18,18 @@ each_backend!(async
 async fn tokens_roles_and_revocation(backend: Backend) {
     let s = start(backend).await;
     let (status, _) = s
-        .post(
-            "/api/v1/tokens",
-            Some(&s.auditor),
-            json!({"name": "x", "role": "admin"}),
-        )
+        .post_as_auditor("/api/v1/tokens", json!({"name": "x", "role": "admin"}))
         .await;
     assert_eq!(status, 403, "an auditor cannot create tokens");
     let (status, created) = s
-        .post(
-            "/api/v1/tokens",
-            Some(&s.admin),
-            json!({"name": "ci", "role": "auditor"}),
-        )
+        .post_as_admin("/api/v1/tokens", json!({"name": "ci", "role": "auditor"}))
         .await;
     assert_eq!(status, 201);
     let token = created["token"].as_str().unwrap().to_string();
     let (status, me) = s.get("/api/v1/whoami", &token).await;
     assert_eq!((status, me["name"].as_str()), (200, Some("ci")));
     let (status, body) = s
-        .post(
-            "/api/v1/tokens",
-            Some(&s.admin),
-            json!({"name": "x", "role": "root"}),
-        )
+        .post_as_admin("/api/v1/tokens", json!({"name": "x", "role": "root"}))
         .await;
     assert_eq!(status, 400, "{body}");
     let id = created["id"].as_i64().unwrap();
@@ -62,7 +50,7 @@ async fn tokens_roles_and_revocation(backend: Backend) {
 async fn rules_are_validated_edited_and_audited(backend: Backend) {
     let s = start(backend).await;
     let (status, body) = s
-        .post("/api/v1/rules", Some(&s.admin), json!({"name": "Nothing"}))
+        .post_as_admin("/api/v1/rules", json!({"name": "Nothing"}))
         .await;
     assert_eq!(status, 400);
     assert!(
@@ -70,21 +58,15 @@ async fn rules_are_validated_edited_and_audited(backend: Backend) {
         "{body}"
     );
     let (status, _) = s
-        .post(
-            "/api/v1/rules",
-            Some(&s.admin),
-            json!({"name": "Wild", "file_name": "co*"}),
-        )
+        .post_as_admin("/api/v1/rules", json!({"name": "Wild", "file_name": "co*"}))
         .await;
     assert_eq!(status, 400, "no wildcards in file names");
     let editor = json!({"name": "Editor", "file_name": "code", "file_version": "1.*", "product_name": "Code"});
     assert_eq!(
-        s.post("/api/v1/rules", Some(&s.auditor), editor.clone())
-            .await
-            .0,
+        s.post_as_auditor("/api/v1/rules", editor.clone()).await.0,
         403
     );
-    let (status, rule) = s.post("/api/v1/rules", Some(&s.admin), editor).await;
+    let (status, rule) = s.post_as_admin("/api/v1/rules", editor).await;
     assert_eq!(status, 201);
     assert_eq!(rule["site_code"], "S01");
     assert_eq!(rule["origin"], "manual");
@@ -135,10 +117,10 @@ async fn rules_are_validated_edited_and_audited(backend: Backend) {
 async fn rule_names_are_unique_per_site_in_any_case(backend: Backend) {
     let s = start(backend).await;
     let snoozer = json!({"name": "Snoozer", "file_name": "snooze"});
-    let (status, first) = s.post("/api/v1/rules", Some(&s.admin), snoozer).await;
+    let (status, first) = s.post_as_admin("/api/v1/rules", snoozer).await;
     assert_eq!(status, 201, "{first}");
     let again = json!({"name": "SNOOZER", "file_name": "snooze2"});
-    let (status, body) = s.post("/api/v1/rules", Some(&s.admin), again).await;
+    let (status, body) = s.post_as_admin("/api/v1/rules", again).await;
     assert_eq!(status, 409, "{body}");
     let message = body["message"].as_str().unwrap();
     let id = first["id"].as_i64().unwrap();
@@ -151,7 +133,7 @@ async fn rule_names_are_unique_per_site_in_any_case(backend: Backend) {
 
     // Renaming another rule to the name is refused too; keeping one's own name is not.
     let other = json!({"name": "Other", "file_name": "other"});
-    let (status, other) = s.post("/api/v1/rules", Some(&s.admin), other).await;
+    let (status, other) = s.post_as_admin("/api/v1/rules", other).await;
     assert_eq!(status, 201);
     let path = format!("/api/v1/rules/{}", other["id"]);
     let renamed = json!({"name": "snoozer", "file_name": "other"});

@@ -4,7 +4,7 @@
 mod common;
 
 use common::json::strings;
-use common::{start, Backend};
+use common::{agent_creds, start, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -59,9 +59,8 @@ fn three_cycles() -> Vec<Value> {
 async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out(backend: Backend) {
     let s = start(backend).await;
     let (status, token) = s
-        .post(
+        .post_as_admin(
             "/api/v1/enrollment-tokens",
-            Some(&s.admin),
             json!({"name": "one", "max_uses": 1}),
         )
         .await;
@@ -82,11 +81,7 @@ async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out(backend: Ba
         .await;
     assert_eq!(status, 400, "host_name missing");
 
-    let creds = format!(
-        "{}.{}",
-        first["agent_id"].as_str().unwrap(),
-        first["agent_secret"].as_str().unwrap()
-    );
+    let creds = agent_creds(&first);
     let beat = json!({"agent_version": "0.1.0", "sent_at": "2026-05-01T09:00:00Z"});
     let (status, _) = s
         .post("/api/v1/agent/heartbeat", Some(&creds), beat.clone())
@@ -106,7 +101,7 @@ async fn enrolment_tokens_limit_uses_and_revocation_locks_agents_out(backend: Ba
         401
     );
     assert_eq!(
-        s.post("/api/v1/agent/heartbeat", Some(&s.admin), beat.clone())
+        s.post_as_admin("/api/v1/agent/heartbeat", beat.clone())
             .await
             .0,
         401,
@@ -266,12 +261,9 @@ async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
     let s = start(backend).await;
     let (creds, _) = s.enroll("pc1").await;
     let rule = json!({"name": "Editor", "file_name": "code", "file_version": "1.*"});
-    assert_eq!(s.post("/api/v1/rules", Some(&s.admin), rule).await.0, 201);
+    assert_eq!(s.post_as_admin("/api/v1/rules", rule).await.0, 201);
     let disabled = json!({"name": "Off", "file_name": "vim", "enabled": false});
-    assert_eq!(
-        s.post("/api/v1/rules", Some(&s.admin), disabled).await.0,
-        201
-    );
+    assert_eq!(s.post_as_admin("/api/v1/rules", disabled).await.0, 201);
     let resp = s
         .client
         .get(format!("{}/api/v1/agent/policy", s.url))
@@ -300,10 +292,7 @@ async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
         .unwrap();
     assert_eq!(unchanged.status(), 304);
     let another = json!({"name": "Python", "original_file_name": "python3.11"});
-    assert_eq!(
-        s.post("/api/v1/rules", Some(&s.admin), another).await.0,
-        201
-    );
+    assert_eq!(s.post_as_admin("/api/v1/rules", another).await.0, 201);
     let changed = s
         .client
         .get(format!("{}/api/v1/agent/policy", s.url))
@@ -396,14 +385,10 @@ async fn inventory_feeds_automatic_rules(backend: Backend) {
         201
     );
     assert_eq!(
-        s.post("/api/v1/rules/auto", Some(&s.auditor), json!({}))
-            .await
-            .0,
+        s.post_as_auditor("/api/v1/rules/auto", json!({})).await.0,
         403
     );
-    let (status, created) = s
-        .post("/api/v1/rules/auto", Some(&s.admin), json!({}))
-        .await;
+    let (status, created) = s.post_as_admin("/api/v1/rules/auto", json!({})).await;
     assert_eq!(status, 200, "{created}");
     let names = strings(&created, "file_name");
     assert_eq!(
@@ -418,16 +403,13 @@ async fn inventory_feeds_automatic_rules(backend: Backend) {
         .unwrap()
         .iter()
         .all(|r| r["enabled"] == false && r["origin"] == "automatic"));
-    let (_, again) = s
-        .post("/api/v1/rules/auto", Some(&s.admin), json!({}))
-        .await;
+    let (_, again) = s.post_as_admin("/api/v1/rules/auto", json!({})).await;
     assert!(again.as_array().unwrap().is_empty(), "never a duplicate");
     let (_, devices) = s.get("/api/v1/devices", &s.admin).await;
     assert_eq!(devices[0]["cores"], 4);
     let (status, _) = s
-        .post(
+        .post_as_admin(
             "/api/v1/rules/auto",
-            Some(&s.admin),
             json!({"min_percent_of_devices": 150.0}),
         )
         .await;

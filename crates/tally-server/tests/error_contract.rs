@@ -171,9 +171,8 @@ async fn a_json_array_is_refused_where_an_object_is_required(backend: Backend) {
     assert_eq!(tokens.as_array().unwrap().len(), 2, "{tokens}");
     // The object form is still accepted.
     let (status, made) = server
-        .post(
+        .post_as_admin(
             "/api/v1/tokens",
-            Some(&server.admin),
             serde_json::json!({"name": "x", "role": "auditor"}),
         )
         .await;

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{record, start, start_with_code_rule, upload, Backend, TestServer};
+use common::json::strings;
+use common::{agent_creds, record, start, start_with_code_rule, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -18,11 +19,7 @@ each_backend!(async
 /// Enrols an agent as [`TestServer::enroll`] does, saying what identifies its machine.
 async fn enroll_as(server: &TestServer, host: &str, identity: Value) -> (u16, Value) {
     let (status, token) = server
-        .post(
-            "/api/v1/enrollment-tokens",
-            Some(&server.admin),
-            json!({"name": host}),
-        )
+        .post_as_admin("/api/v1/enrollment-tokens", json!({"name": host}))
         .await;
     assert_eq!(status, 201, "{token}");
     let mut body = json!({"enrollment_token": token["token"], "host_name": host});
@@ -30,14 +27,6 @@ async fn enroll_as(server: &TestServer, host: &str, identity: Value) -> (u16, Va
         body[k] = v.clone();
     }
     server.post("/api/v1/agent/enroll", None, body).await
-}
-
-fn creds(enrolled: &Value) -> String {
-    format!(
-        "{}.{}",
-        enrolled["agent_id"].as_str().unwrap(),
-        enrolled["agent_secret"].as_str().unwrap()
-    )
 }
 
 async fn devices(server: &TestServer) -> Vec<Value> {
@@ -68,8 +57,8 @@ async fn enrolling_again_from_the_same_machine_keeps_one_device(backend: Backend
     );
     assert_eq!(devices(&server).await.len(), 1);
     // The first agent's credentials are superseded: revoked, so a copy still running stops.
-    assert_eq!(heartbeat(&server, &creds(&first)).await, 401);
-    assert_eq!(heartbeat(&server, &creds(&second)).await, 204);
+    assert_eq!(heartbeat(&server, &agent_creds(&first)).await, 401);
+    assert_eq!(heartbeat(&server, &agent_creds(&second)).await, 204);
 
     // Re-imaged: a new machine-id, the same real serial.
     let serial = json!({"machine_id": "aaaa", "serial": "PF2XYZ01"});
@@ -103,7 +92,11 @@ async fn enrolling_again_from_the_same_machine_keeps_one_device(backend: Backend
     assert_eq!(status, 200);
     let inventory = json!({"hash": "h1", "hardware": {"machine_id": "0ld1d"}});
     let (status, body) = server
-        .post("/api/v1/agent/inventory", Some(&creds(&old)), inventory)
+        .post(
+            "/api/v1/agent/inventory",
+            Some(&agent_creds(&old)),
+            inventory,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, renewed) = enroll_as(&server, "old", json!({"machine_id": "0ld1d"})).await;
@@ -131,9 +124,7 @@ async fn devices_are_retired_and_merged_and_demand_no_longer_doubles(backend: Ba
     let server = start_with_code_rule(backend).await;
     let app = json!({"name": "Vim", "metric": "installations", "software": "vim",
                      "software_publisher": "*", "software_version": "*"});
-    let (status, body) = server
-        .post("/api/v1/applications", Some(&server.admin), app)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/applications", app).await;
     assert_eq!(status, 200, "{body}");
     // One machine enrolled twice by agents that said nothing about it (as before Tally
     // matched machines): two devices, each with the inventory and some usage.
@@ -233,12 +224,7 @@ async fn devices_are_retired_and_merged_and_demand_no_longer_doubles(backend: Ba
         .await;
     assert_eq!(status, 404);
     let (_, audit) = server.get("/api/v1/audit", &server.admin).await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["action"].as_str())
-        .collect();
+    let actions = strings(&audit, "action");
     assert!(actions.contains(&"device.merge"), "{actions:?}");
     assert!(actions.contains(&"device.status"), "{actions:?}");
 }
@@ -281,16 +267,14 @@ async fn users_required(server: &TestServer) -> i64 {
 async fn set_service_account(server: &TestServer, account: &str, choice: &str) -> (u16, Value) {
     let body = json!({"account": account, "service_account": choice});
     server
-        .post("/api/v1/users/service-account", Some(&server.admin), body)
+        .post_as_admin("/api/v1/users/service-account", body)
         .await
 }
 
 async fn system_accounts_are_not_licensable_users_unless_an_admin_says_so(backend: Backend) {
     let server = start_with_code_rule(backend).await;
     let app = json!({"name": "Code users", "metric": "users", "metering_rule": "Code"});
-    let (status, body) = server
-        .post("/api/v1/applications", Some(&server.admin), app)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/applications", app).await;
     assert_eq!(status, 200, "{body}");
     let (creds, _) = server.enroll("pc1").await;
     let now = chrono::Utc::now();

@@ -302,20 +302,18 @@ async fn a_record_since_1970_is_summarised_over_the_retention_only(backend: Back
 async fn license_quantities_are_bounded_and_stored_ones_never_wrap(backend: Backend) {
     let s = start(backend).await;
     let app = json!({"name": "Office", "metric": "installations"});
-    let (status, body) = s.post("/api/v1/applications", Some(&s.admin), app).await;
+    let (status, body) = s.post_as_admin("/api/v1/applications", app).await;
     assert_eq!(status, 200, "{body}");
     let license = |quantity: i64| {
         json!({"application": "Office", "metric": "installations", "quantity": quantity,
                "assignment_type": "organization"})
     };
     for quantity in [i64::MAX, MAX_QUANTITY + 1] {
-        let (status, body) = s
-            .post("/api/v1/licenses", Some(&s.admin), license(quantity))
-            .await;
+        let (status, body) = s.post_as_admin("/api/v1/licenses", license(quantity)).await;
         refused(status, &body, "quantity");
     }
     let (status, body) = s
-        .post("/api/v1/licenses", Some(&s.admin), license(MAX_QUANTITY))
+        .post_as_admin("/api/v1/licenses", license(MAX_QUANTITY))
         .await;
     assert_eq!(status, 201, "the limit itself is accepted: {body}");
     // Two licenses of i64::MAX stored before the limit (through the store, as the import did)
@@ -369,17 +367,13 @@ async fn names_are_bounded_in_length(backend: Backend) {
         .await;
     refused(status, &body, "agent_version");
     let rule = json!({"name": "r".repeat(1_000_000), "file_name": "vim"});
-    let (status, body) = s.post("/api/v1/rules", Some(&s.admin), rule).await;
+    let (status, body) = s.post_as_admin("/api/v1/rules", rule).await;
     refused(status, &body, "name");
     let app = json!({"name": long, "metric": "installations"});
-    let (status, body) = s.post("/api/v1/applications", Some(&s.admin), app).await;
+    let (status, body) = s.post_as_admin("/api/v1/applications", app).await;
     refused(status, &body, "name");
     let (status, token) = s
-        .post(
-            "/api/v1/enrollment-tokens",
-            Some(&s.admin),
-            json!({"name": "t"}),
-        )
+        .post_as_admin("/api/v1/enrollment-tokens", json!({"name": "t"}))
         .await;
     assert_eq!(status, 201);
     let enroll = json!({"enrollment_token": token["token"], "host_name": "h".repeat(300)});
@@ -419,7 +413,7 @@ async fn names_with_control_characters_are_refused(backend: Backend) {
     assert_eq!(status, 200);
     assert!(!agents.to_string().contains("PWN"), "{agents}");
     let rule = json!({"name": "bad\u{7}rule", "file_name": "vim"});
-    let (status, body) = s.post("/api/v1/rules", Some(&s.admin), rule).await;
+    let (status, body) = s.post_as_admin("/api/v1/rules", rule).await;
     refused(status, &body, "name");
 }
 
@@ -458,9 +452,8 @@ async fn an_enrolment_token_that_already_expired_is_refused(backend: Backend) {
     let s = start(backend).await;
     let past = Utc::now() - Duration::minutes(1);
     let (status, body) = s
-        .post(
+        .post_as_admin(
             "/api/v1/enrollment-tokens",
-            Some(&s.admin),
             json!({"name": "late", "expires_at": past}),
         )
         .await;
@@ -469,9 +462,8 @@ async fn an_enrolment_token_that_already_expired_is_refused(backend: Backend) {
     assert_eq!(tokens, json!([]), "nothing created");
     let future = Utc::now() + Duration::days(1);
     let (status, body) = s
-        .post(
+        .post_as_admin(
             "/api/v1/enrollment-tokens",
-            Some(&s.admin),
             json!({"name": "ok", "expires_at": future}),
         )
         .await;

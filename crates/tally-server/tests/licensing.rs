@@ -246,9 +246,7 @@ async fn the_agents_runs_count_for_the_user_and_concurrent_metrics(backend: Back
     let server = start_with_code_rule(backend).await;
     for (name, metric) in [("Code users", "users"), ("Code peak", "concurrent_users")] {
         let app = serde_json::json!({"name": name, "metric": metric, "metering_rule": "Code"});
-        let (status, body) = server
-            .post("/api/v1/applications", Some(&server.admin), app)
-            .await;
+        let (status, body) = server.post_as_admin("/api/v1/applications", app).await;
         assert_eq!(status, 200, "{body}");
     }
     let (west, _) = server.enroll("west").await;

@@ -82,15 +82,11 @@ async fn forgetting_a_person_erases_their_names_and_keeps_their_usage(backend: B
     let (_, before) = server.get("/api/v1/usage", &server.admin).await;
     let forget = json!({"account": ACCOUNT});
     let (status, body) = server
-        .post(
-            "/api/v1/users/forget",
-            Some(&server.auditor),
-            forget.clone(),
-        )
+        .post_as_auditor("/api/v1/users/forget", forget.clone())
         .await;
     assert_eq!(status, 403, "auditors change nothing: {body}");
     let (status, body) = server
-        .post("/api/v1/users/forget", Some(&server.admin), forget.clone())
+        .post_as_admin("/api/v1/users/forget", forget.clone())
         .await;
     assert_eq!(status, 200, "{body}");
     let id = body["user_id"].as_i64().expect("the user was found");
@@ -114,22 +110,14 @@ async fn forgetting_a_person_erases_their_names_and_keeps_their_usage(backend: B
         !audit.contains("zelda"),
         "the audit log keeps no name: {audit}"
     );
-    let (status, body) = server
-        .post("/api/v1/users/forget", Some(&server.admin), forget)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/users/forget", forget).await;
     assert_eq!(status, 404, "nothing left to forget: {body}");
 }
 
 async fn with_pseudonyms_no_plain_name_is_stored_and_one_can_be_resolved(backend: Backend) {
     let server = start_pseudonymising(backend, [42; 32]).await;
     let rule = json!({"name": "Code", "file_name": "code"});
-    assert_eq!(
-        server
-            .post("/api/v1/rules", Some(&server.admin), rule)
-            .await
-            .0,
-        201
-    );
+    assert_eq!(server.post_as_admin("/api/v1/rules", rule).await.0, 201);
     let device = reported(&server).await;
 
     let users = users(&server).await;
@@ -149,16 +137,10 @@ async fn with_pseudonyms_no_plain_name_is_stored_and_one_can_be_resolved(backend
 
     let resolve = json!({"pseudonym": pseudonym});
     let (status, _) = server
-        .post(
-            "/api/v1/users/resolve",
-            Some(&server.auditor),
-            resolve.clone(),
-        )
+        .post_as_auditor("/api/v1/users/resolve", resolve.clone())
         .await;
     assert_eq!(status, 403);
-    let (status, body) = server
-        .post("/api/v1/users/resolve", Some(&server.admin), resolve)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/users/resolve", resolve).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["account"], ACCOUNT);
     let audit = audit_text(&server).await;
@@ -167,21 +149,13 @@ async fn with_pseudonyms_no_plain_name_is_stored_and_one_can_be_resolved(backend
         "{audit}"
     );
     let (status, body) = server
-        .post(
-            "/api/v1/users/resolve",
-            Some(&server.admin),
-            json!({"pseudonym": "pseu-00"}),
-        )
+        .post_as_admin("/api/v1/users/resolve", json!({"pseudonym": "pseu-00"}))
         .await;
     assert_eq!(status, 400, "{body}");
 
     // Forgetting takes the plain name the person gives.
     let (status, body) = server
-        .post(
-            "/api/v1/users/forget",
-            Some(&server.admin),
-            json!({"account": ACCOUNT}),
-        )
+        .post_as_admin("/api/v1/users/forget", json!({"account": ACCOUNT}))
         .await;
     assert_eq!(status, 200, "{body}");
     // A name stored in plain before the site pseudonymised is erased too.
@@ -191,9 +165,7 @@ async fn with_pseudonyms_no_plain_name_is_stored_and_one_can_be_resolved(backend
         .await
         .unwrap();
     let forget = json!({"account": "earlier.plainname"});
-    let (status, body) = server
-        .post("/api/v1/users/forget", Some(&server.admin), forget)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/users/forget", forget).await;
     assert_eq!(
         (status, body["user_id"].as_i64()),
         (200, Some(old)),

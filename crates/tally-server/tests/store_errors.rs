@@ -72,17 +72,13 @@ async fn add_org_node(server: &TestServer, name: &str) {
 async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict(backend: Backend) {
     let server = start(backend).await;
     let app = json!({"name": "Chat", "metric": "installations"});
-    let (status, body) = server
-        .post("/api/v1/applications", Some(&server.admin), app)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/applications", app).await;
     assert_eq!(status, 200, "{body}");
     let doomed = "applications WHERE id = NEW.application_id";
     delete_first(&server, "INSERT ON licenses", doomed).await;
     let license = json!({"application": "Chat", "metric": "installations", "quantity": 5,
         "assignment_type": "organization"});
-    let (status, body) = server
-        .post("/api/v1/licenses", Some(&server.admin), license)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/licenses", license).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
     let message = body["message"].as_str().unwrap();
@@ -99,9 +95,7 @@ async fn an_org_rule_for_a_node_removed_meanwhile_is_a_conflict(backend: Backend
     let doomed = "org_nodes WHERE id = NEW.org_node";
     delete_first(&server, "INSERT ON org_rules", doomed).await;
     let rule = json!({"org_node": "Berlin", "host_name": "ber-*"});
-    let (status, body) = server
-        .post("/api/v1/org-rules", Some(&server.admin), rule)
-        .await;
+    let (status, body) = server.post_as_admin("/api/v1/org-rules", rule).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "conflict");
     assert!(server.store.org_rules().await.unwrap().is_empty());

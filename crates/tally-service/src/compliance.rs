@@ -33,12 +33,7 @@ pub(crate) async fn compute_named(
     only: Option<&str>,
 ) -> Result<(Vec<AppPosition>, Names)> {
     let computed = Computed::read(store, as_of, only).await?;
-    let summaries = computed
-        .apps
-        .iter()
-        .zip(&computed.positions)
-        .map(|(a, p)| summary(&a.application, p))
-        .collect();
+    let summaries = computed.summaries(None)?;
     Ok((summaries, computed.names))
 }
 
@@ -53,6 +48,14 @@ pub async fn detail(
     app: &str,
     (limit, offset): (i64, i64),
 ) -> Result<AppDetail> {
+    check_page(limit, offset)?;
+    Computed::read(store, as_of, Some(app))
+        .await?
+        .detail(app, (limit, offset))
+}
+
+/// The page bounds of [`detail`], checked before any reading.
+pub(crate) fn check_page(limit: i64, offset: i64) -> Result<()> {
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ServiceError::Invalid(format!(
             "limit: between 1 and {MAX_PAGE}, not {limit}"
@@ -64,30 +67,14 @@ pub async fn detail(
             i32::MAX
         )));
     }
-    let computed = Computed::read(store, as_of, Some(app)).await?;
-    let (record, position) = computed
-        .apps
-        .iter()
-        .zip(&computed.positions)
-        .next()
-        .ok_or_else(|| ServiceError::NotFound(format!("no application named {app:?}")))?;
-    let id = record.application.id;
-    let licenses = computed.licenses.get(&id).map(Vec::as_slice);
-    let customs = computed.customs.get(&id).map(Vec::as_slice);
-    Ok(detail_of(
-        &record.application,
-        position,
-        (licenses.unwrap_or_default(), customs.unwrap_or_default()),
-        (&computed.estate, &computed.names),
-        (limit, offset),
-    ))
+    Ok(())
 }
 
 /// Rows of one kind per application id.
 type ByApp<T> = HashMap<i64, Vec<T>>;
 
 /// Every position the engine computed, with what the summary and the detail name.
-struct Computed {
+pub(crate) struct Computed {
     apps: Vec<AppRecord>,
     positions: Vec<Position>,
     estate: Estate,
@@ -102,7 +89,12 @@ struct Computed {
 const READERS: usize = 4;
 
 impl Computed {
-    async fn read(store: &dyn Store, as_of: NaiveDate, only: Option<&str>) -> Result<Self> {
+    /// The positions of every application (or only the one named `only`) on `as_of`.
+    pub(crate) async fn read(
+        store: &dyn Store,
+        as_of: NaiveDate,
+        only: Option<&str>,
+    ) -> Result<Self> {
         let apps = applications(store, as_of, only).await?;
         let ((estate, names), installed, sessions, licenses, customs) = tokio::try_join!(
             estate_named(store, as_of),
@@ -127,6 +119,46 @@ impl Computed {
             customs,
         })
     }
+
+    /// The summaries of the positions, or of the one application named `only` (any case).
+    pub(crate) fn summaries(&self, only: Option<&str>) -> Result<Vec<AppPosition>> {
+        let named = |a: &AppRecord| only.is_none_or(|n| a.application.name.eq_ignore_ascii_case(n));
+        let summaries: Vec<AppPosition> = self
+            .apps
+            .iter()
+            .zip(&self.positions)
+            .filter(|(a, _)| named(a))
+            .map(|(a, p)| summary(&a.application, p))
+            .collect();
+        match only {
+            Some(name) if summaries.is_empty() => Err(no_application(name)),
+            _ => Ok(summaries),
+        }
+    }
+
+    /// The detail of the application named `app` (any case): a page of its consumers.
+    pub(crate) fn detail(&self, app: &str, page: (i64, i64)) -> Result<AppDetail> {
+        let (record, position) = self
+            .apps
+            .iter()
+            .zip(&self.positions)
+            .find(|(a, _)| a.application.name.eq_ignore_ascii_case(app))
+            .ok_or_else(|| no_application(app))?;
+        let id = record.application.id;
+        let licenses = self.licenses.get(&id).map(Vec::as_slice);
+        let customs = self.customs.get(&id).map(Vec::as_slice);
+        Ok(detail_of(
+            &record.application,
+            position,
+            (licenses.unwrap_or_default(), customs.unwrap_or_default()),
+            (&self.estate, &self.names),
+            page,
+        ))
+    }
+}
+
+fn no_application(name: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no application named {name:?}; see tally apps"))
 }
 
 /// Every application's custom compare values.
@@ -239,9 +271,7 @@ pub(crate) async fn applications(
     if let Some(name) = only {
         apps.retain(|a| a.application.name.eq_ignore_ascii_case(name));
         if apps.is_empty() {
-            return Err(ServiceError::NotFound(format!(
-                "no application named {name:?}; see tally apps"
-            )));
+            return Err(no_application(name));
         }
     }
     Ok(apps)

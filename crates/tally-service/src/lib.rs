@@ -19,6 +19,7 @@ pub mod licensing;
 pub mod maintenance;
 pub mod operators;
 pub mod org;
+pub mod positions;
 pub mod privacy;
 pub mod reclaim;
 pub mod reclaim_campaign;
@@ -64,6 +65,8 @@ pub struct Service {
     reports: ReportOutput,
     /// Set when the site pseudonymises account and full names as they enter.
     pseudonyms: Option<privacy::Pseudonyms>,
+    /// License positions computed, kept until the data they were read from changes.
+    positions: positions::Positions,
 }
 
 impl Service {
@@ -77,6 +80,7 @@ impl Service {
             file_rules,
             reports: ReportOutput::default(),
             pseudonyms: None,
+            positions: positions::Positions::default(),
         }
     }
 

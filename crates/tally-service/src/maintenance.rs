@@ -57,7 +57,7 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
                 .await
                 .map(|written| (written, current.watermark))
         }
-        Task::SnapshotCompliance => snapshot_compliance(store)
+        Task::SnapshotCompliance => snapshot_compliance(service)
             .await
             .map(|rows| (rows, current.watermark)),
         Task::GenerateAutoRules => {
@@ -173,9 +173,9 @@ pub async fn schedule(service: Arc<Service>, check: Duration) {
 }
 
 /// Today's compliance position of every application, kept per day for trends.
-async fn snapshot_compliance(store: &dyn Store) -> Result<i64> {
-    let today = Utc::now().date_naive();
-    let positions = crate::compliance::compute(store, today, None).await?;
+async fn snapshot_compliance(service: &Service) -> Result<i64> {
+    let (store, today) = (service.store(), Utc::now().date_naive());
+    let positions = service.positions(today, None).await?;
     let rows = crate::compliance::snapshot_rows(today, &positions);
     store.put_snapshots(today, &rows).await?;
     Ok(rows.len() as i64)

@@ -33,13 +33,10 @@ fn origin() -> Origin {
 /// A site with one org node, one application, one device and one live operator token;
 /// returns the device's and the token's ids.
 async fn estate(store: &dyn Store) -> (i64, i64) {
-    let main = Site {
-        code: site(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
-    store.put_site(&main).await.unwrap();
+    store
+        .put_site(&Site::central(site(), "Main"))
+        .await
+        .unwrap();
     let application: ApplicationRow = serde_json::from_value(serde_json::json!({
         "name": "Editor", "publisher": "Acme", "metric": "installations"
     }))

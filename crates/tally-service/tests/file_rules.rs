@@ -146,13 +146,10 @@ async fn estate(backend: &Backend, dir: &std::path::Path) -> (Arc<dyn Store>, Se
     let store: Arc<dyn Store> = tally_store::open(&backend.url(&dir.join("t.db")))
         .await
         .unwrap();
-    let main = Site {
-        code: site(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
-    store.put_site(&main).await.unwrap();
+    store
+        .put_site(&Site::central(site(), "Main"))
+        .await
+        .unwrap();
     let device = NewDevice {
         site_code: site(),
         host_name: "pc1".into(),

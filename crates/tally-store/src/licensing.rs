@@ -67,6 +67,10 @@ pub trait Licensing: Send + Sync {
         period: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Vec<UsageSession>>;
     async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>>;
+    /// A number that changes whenever anything a license position reads changes (triggers
+    /// bump it inside the changing transaction; migration 16): a position computed after
+    /// reading it stays true until it moves.
+    async fn positions_generation(&self) -> Result<i64>;
     /// The end of the last session per application and device.
     async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>>;
     /// Replaces the day's snapshots.

@@ -57,12 +57,7 @@ fn file(name: &str, version: &str) -> FileInfo {
 /// A site, a device, a user and a file to hang usage records on.
 async fn fixture(store: &dyn Store) -> (i64, i64, i64) {
     store
-        .put_site(&Site {
-            code: code("S01"),
-            name: "Main".into(),
-            alias: None,
-            parent: None,
-        })
+        .put_site(&Site::central(code("S01"), "Main"))
         .await
         .unwrap();
     let device = store
@@ -1538,7 +1533,9 @@ async fn postgres_replicas_run_a_task_one_at_a_time() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(freed.is_some(), "a dropped lock is freed with its session");
+    let freed = freed.expect("a dropped lock is freed with its session");
+    // Released before the pools close: a pool's close waits for its connections to return.
+    freed.release().await.unwrap();
     one.close().await;
     two.close().await;
 }

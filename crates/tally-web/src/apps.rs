@@ -8,7 +8,7 @@ use chrono::{NaiveDate, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 use tally_core::compliance::Consumer;
-use tally_service::compliance::{self, AppDetail, AppPosition};
+use tally_service::compliance::{AppDetail, AppPosition};
 
 use crate::layout::{self, app_href, encode, monies, status_class, status_text, words};
 use crate::session::Signed;
@@ -131,7 +131,7 @@ pub async fn list(
         .copied()
         .unwrap_or("name");
     let descending = q.dir == "desc";
-    let mut positions = compliance::compute(state.service.store(), as_of, None).await?;
+    let mut positions = state.service.positions(as_of, None).await?;
     let mut metrics: Vec<&'static str> = positions.iter().map(|p| p.metric.as_str()).collect();
     metrics.sort_unstable();
     metrics.dedup();
@@ -249,7 +249,10 @@ pub async fn detail(
     let page = page_number(&q.page);
     let offset = i64::try_from((page - 1) * PER_PAGE).unwrap_or(i64::MAX);
     let limit = PER_PAGE as i64;
-    let d = compliance::detail(state.service.store(), as_of, &name, (limit, offset)).await?;
+    let d = state
+        .service
+        .position_detail(as_of, &name, (limit, offset))
+        .await?;
     let body = html! {
         form.filters method="get" action=(app_href(&name, None)) {
             label for="as_of" { "As of" }

@@ -10,8 +10,8 @@ use tally_core::compliance::{Money, Status};
 use tally_core::licenses::Ends;
 use tally_report::Chart;
 use tally_service::dashboard::{agent_trouble, position_trend, AgentTrouble, DayFigures};
+use tally_service::licensing;
 use tally_service::reclaim::{reclaim, ReclaimQuery};
-use tally_service::{compliance, licensing};
 
 use crate::layout::{self, monies};
 use crate::session::Signed;
@@ -136,7 +136,7 @@ pub fn totals<'m>(items: impl IntoIterator<Item = &'m Money>) -> Vec<Money> {
 pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<String>, WebError> {
     let store = state.service.store();
     let today = Utc::now().date_naive();
-    let positions = compliance::compute(store, today, None).await?;
+    let positions = state.service.positions(today, None).await?;
     let idle = reclaim(store, &ReclaimQuery::days(today, IDLE_DAYS)).await?;
     let expiring = licensing::expiring(store, today, EXPIRING_DAYS).await?;
     let count = |s: Status| positions.iter().filter(|p| p.status == s).count();

@@ -247,12 +247,7 @@ pub async fn bench_store(
     let store = tally_store::open(url.unwrap_or(&fresh)).await?;
     let site = SiteCode::parse("BEN").expect("valid code");
     store
-        .put_site(&tally_core::Site {
-            code: site.clone(),
-            name: "Bench".into(),
-            alias: None,
-            parent: None,
-        })
+        .put_site(&tally_core::Site::central(site.clone(), "Bench"))
         .await?;
     Ok((store, site))
 }

@@ -122,8 +122,9 @@ pub async fn compliance(args: ComplianceBenchArgs) -> Result<()> {
 }
 
 /// The position as `GET /api/v1/compliance` answers it from a real server in this process:
-/// the summary of every application (timed, with its size), then one application's detail
-/// page of 100 consumers.
+/// the summary of every application (timed, with its size) computed by the server, then asked
+/// again with nothing changed (the server keeps positions until their data changes), then one
+/// application's detail page of 100 consumers from the kept positions.
 async fn over_the_api(store: std::sync::Arc<dyn Store>, site: tally_core::SiteCode) -> Result<()> {
     let server = crate::bench_agent::BenchServer::serve(store, site).await?;
     let day = as_of().to_string();
@@ -132,9 +133,19 @@ async fn over_the_api(store: std::sync::Arc<dyn Store>, site: tally_core::SiteCo
     let took = started.elapsed().as_secs_f64();
     let size = serde_json::to_vec(&positions)?.len();
     println!(
-        "over the API    : {took:>8.1} s, {:.1} kB summary for {} applications",
+        "over the API    : {took:>8.1} s, {:.1} kB summary for {} applications (computed)",
         size as f64 / 1000.0,
         positions.len()
+    );
+    let started = Instant::now();
+    let again = server.api.compliance(None, Some(&day)).await?;
+    anyhow::ensure!(
+        again == positions,
+        "the kept position differs from the computed one"
+    );
+    println!(
+        "asked again     : {:>8.3} s (kept: nothing changed since)",
+        started.elapsed().as_secs_f64()
     );
     if let Some(app) = positions.iter().max_by_key(|p| p.shortfall) {
         let started = Instant::now();
@@ -143,7 +154,7 @@ async fn over_the_api(store: std::sync::Arc<dyn Store>, site: tally_core::SiteCo
             .compliance_detail(&app.application, Some(&day), (100, 0))
             .await?;
         println!(
-            "one detail page : {:>8.1} s, {} ({} uncovered, 100 listed), {:.1} kB",
+            "one detail page : {:>8.3} s, {} ({} uncovered, 100 listed), {:.1} kB (kept)",
             started.elapsed().as_secs_f64(),
             app.application,
             detail.uncovered_consumers.total,

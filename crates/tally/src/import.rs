@@ -195,12 +195,10 @@ async fn ensure_site(store: &dyn tally_store::Store, code: &SiteCode, create: bo
         );
     }
     store
-        .put_site(&tally_core::Site {
-            code: code.clone(),
-            name: format!("Tally site {code}"),
-            alias: None,
-            parent: None,
-        })
+        .put_site(&tally_core::Site::central(
+            code.clone(),
+            format!("Tally site {code}"),
+        ))
         .await?;
     Ok(())
 }

@@ -123,12 +123,10 @@ fn redact(url: &str) -> String {
 async fn ensure_site(store: &dyn Store, config: &Config) -> Result<()> {
     if store.site(&config.site_code).await?.is_none() {
         store
-            .put_site(&Site {
-                code: config.site_code.clone(),
-                name: config.site_name.clone(),
-                alias: None,
-                parent: None,
-            })
+            .put_site(&Site::central(
+                config.site_code.clone(),
+                config.site_name.clone(),
+            ))
             .await?;
         tracing::info!(site = %config.site_code, "registered this site");
     }

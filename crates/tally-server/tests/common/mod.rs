@@ -67,12 +67,7 @@ async fn start_configured(
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&backend, dir.path()).await;
     store
-        .put_site(&Site {
-            code: SiteCode::parse("S01").unwrap(),
-            name: "Test".into(),
-            alias: None,
-            parent: None,
-        })
+        .put_site(&Site::central(SiteCode::parse("S01").unwrap(), "Test"))
         .await
         .unwrap();
     let mut tokens = Vec::new();
@@ -170,6 +165,16 @@ impl TestServer {
             .await
     }
 
+    /// Posts `body` with the admin's token: what most changes in the tests are.
+    pub async fn post_as_admin(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post(path, Some(&self.admin), body).await
+    }
+
+    /// Posts `body` with the auditor's token, which may read but not change.
+    pub async fn post_as_auditor(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post(path, Some(&self.auditor), body).await
+    }
+
     /// Runs the maintenance task `name` now, as an admin asks for it.
     pub async fn run_task(&self, name: &str) -> (u16, Value) {
         let path = format!("/api/v1/tasks/{name}/run");
@@ -185,11 +190,7 @@ impl TestServer {
     /// Creates an enrolment token and enrols an agent; returns its credentials and device id.
     pub async fn enroll(&self, host: &str) -> (String, i64) {
         let (status, token) = self
-            .post(
-                "/api/v1/enrollment-tokens",
-                Some(&self.admin),
-                serde_json::json!({"name": host}),
-            )
+            .post_as_admin("/api/v1/enrollment-tokens", json!({"name": host}))
             .await;
         assert_eq!(status, 201, "{token}");
         let (status, enrolled) = self
@@ -200,13 +201,20 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, 200, "{enrolled}");
-        let creds = format!(
-            "{}.{}",
-            enrolled["agent_id"].as_str().unwrap(),
-            enrolled["agent_secret"].as_str().unwrap()
-        );
-        (creds, enrolled["device_id"].as_i64().unwrap())
+        (
+            agent_creds(&enrolled),
+            enrolled["device_id"].as_i64().unwrap(),
+        )
     }
+}
+
+/// The bearer credential (`id.secret`) of the agent an enrolment answer describes.
+pub fn agent_creds(enrolled: &Value) -> String {
+    format!(
+        "{}.{}",
+        enrolled["agent_id"].as_str().unwrap(),
+        enrolled["agent_secret"].as_str().unwrap()
+    )
 }
 
 /// A usage record of the program `code` (rule file name `code`), as an agent uploads it.

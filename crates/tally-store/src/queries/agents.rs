@@ -102,14 +102,8 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn operator_tokens(&self) -> Result<Vec<tally_core::OperatorToken>> {
-        sqlx::query_as::<_, rows::TokenColumns>(
-            "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_token())
-        .collect()
+        let sql = "SELECT id, name, role, created_at, revoked_at FROM operator_tokens ORDER BY id";
+        super::all_rows(self, sql, rows::TokenColumns::into_token).await?
     }
 
     async fn operator_token_by_hash(
@@ -162,14 +156,8 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn enrollment_tokens(&self) -> Result<Vec<tally_core::agents::EnrollmentToken>> {
-        sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
-            "SELECT * FROM enrollment_tokens ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_token())
-        .collect()
+        let sql = "SELECT * FROM enrollment_tokens ORDER BY id";
+        super::all_rows(self, sql, rows::EnrollmentTokenColumns::into_token).await?
     }
 
     async fn revoke_enrollment_token(
@@ -246,14 +234,8 @@ impl crate::AgentStore for DbStore {
     }
 
     async fn agents(&self) -> Result<Vec<tally_core::agents::Agent>> {
-        Ok(sqlx::query_as::<_, rows::AgentColumns>(&format!(
-            "SELECT {AGENT_COLUMNS} FROM agents ORDER BY enrolled_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_agent().0)
-        .collect())
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY enrolled_at, id");
+        super::all_rows(self, &sql, |r: rows::AgentColumns| r.into_agent().0).await
     }
 
     async fn revoke_agent(

@@ -55,15 +55,6 @@ impl crate::AuditStore for DbStore {
     }
 
     async fn audit_log(&self, page: crate::Page) -> Result<Vec<(i64, tally_core::AuditEntry)>> {
-        Ok(sqlx::query_as::<_, rows::AuditColumns>(
-            "SELECT * FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after)
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_entry())
-        .collect())
+        super::page_of(self, "audit_log", page, rows::AuditColumns::into_entry).await
     }
 }

@@ -205,7 +205,7 @@ impl crate::InventoryStore for DbStore {
         &self,
         file_name: &str,
     ) -> Result<Vec<tally_core::inventory::Installation>> {
-        let rows: Vec<rows::InstallationColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::InstallationColumns>(
             "SELECT e.device_id, d.host_name, e.package, COALESCE(s.version, '') AS version,
                  e.file_name
              FROM software_executables e JOIN devices d ON d.id = e.device_id
@@ -215,10 +215,8 @@ impl crate::InventoryStore for DbStore {
              WHERE lower(e.file_name) = lower($1)
              ORDER BY d.host_name, e.device_id, e.package",
         )
-        .bind(file_name)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(file_name);
+        super::fetch_into(self, query).await
     }
 
     async fn device_inventory(

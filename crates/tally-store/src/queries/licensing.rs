@@ -179,17 +179,16 @@ impl crate::Licensing for DbStore {
     }
 
     async fn compliance_devices(&self) -> Result<Vec<tally_core::Device>> {
-        let rows: Vec<rows::DeviceColumns> = sqlx::query_as("SELECT * FROM devices")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|r| r.into_device()).collect()
+        super::all_rows(
+            self,
+            "SELECT * FROM devices",
+            rows::DeviceColumns::into_device,
+        )
+        .await?
     }
 
     async fn compliance_users(&self) -> Result<Vec<tally_core::User>> {
-        let rows: Vec<rows::UserColumns> = sqlx::query_as("SELECT * FROM users")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(|r| r.into_user()).collect()
+        super::all_rows(self, "SELECT * FROM users", rows::UserColumns::into_user).await?
     }
 
     async fn sessions(
@@ -218,14 +217,12 @@ impl crate::Licensing for DbStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<tally_core::history::StatusChange>> {
-        let rows: Vec<rows::StatusChangeColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::StatusChangeColumns>(
             "SELECT subject, subject_id, old_status FROM status_changes
              WHERE changed_at >= $1 ORDER BY changed_at",
         )
-        .bind(to_micros(since))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(to_micros(since));
+        super::fetch_into(self, query).await
     }
 
     async fn custom_values(&self) -> Result<Vec<(i64, Option<i64>, i64)>> {
@@ -234,6 +231,14 @@ impl crate::Licensing for DbStore {
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn positions_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'positions'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn last_sessions(&self) -> Result<Vec<(i64, i64, DateTime<Utc>)>> {
@@ -281,16 +286,14 @@ impl crate::Licensing for DbStore {
         application_id: Option<i64>,
         from: chrono::NaiveDate,
     ) -> Result<Vec<tally_core::history::Snapshot>> {
-        let rows: Vec<rows::SnapshotColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::SnapshotColumns>(
             "SELECT * FROM compliance_snapshots
              WHERE day >= $1 AND ($2 IS NULL OR application_id = $2)
              ORDER BY day, application_id",
         )
         .bind(from)
-        .bind(application_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(application_id);
+        super::fetch_into(self, query).await
     }
 
     async fn delete_application(

@@ -22,6 +22,51 @@ mod summaries;
 mod usage;
 mod web_sessions;
 
+/// Every row `sql` selects, read as `C` and converted by `convert`: the reads that list a whole
+/// table. `R` is what the caller collects into: `Vec<T>`, or `Result<Vec<T>>` where a stored
+/// value can fail to convert.
+async fn all_rows<C, T, R>(store: &DbStore, sql: &str, convert: impl FnMut(C) -> T) -> Result<R>
+where
+    C: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+    R: FromIterator<T>,
+{
+    let rows = sqlx::query_as::<_, C>(sql).fetch_all(&store.pool).await?;
+    Ok(rows.into_iter().map(convert).collect())
+}
+
+/// One page of `table` in id order (ids after `page.after`, at most `page.limit`), read and
+/// converted as [`all_rows`] does.
+async fn page_of<C, T, R>(
+    store: &DbStore,
+    table: &str,
+    page: crate::Page,
+    convert: impl FnMut(C) -> T,
+) -> Result<R>
+where
+    C: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin,
+    R: FromIterator<T>,
+{
+    let sql = format!("SELECT * FROM {table} WHERE id > $1 ORDER BY id LIMIT $2");
+    let rows = sqlx::query_as::<_, C>(&sql)
+        .bind(page.after)
+        .bind(page.limit)
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(rows.into_iter().map(convert).collect())
+}
+
+/// Every row `query` returns, as the domain type its row type converts into.
+async fn fetch_into<'q, C, T>(
+    store: &DbStore,
+    query: sqlx::query::QueryAs<'q, Db, C, <Db as sqlx::Database>::Arguments<'q>>,
+) -> Result<Vec<T>>
+where
+    C: for<'r> sqlx::FromRow<'r, <Db as sqlx::Database>::Row> + Send + Unpin + Into<T>,
+{
+    let rows = query.fetch_all(&store.pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 /// Runs `query`, an update or delete of one row, and commits it with `audit` when it found its
 /// row; false (and nothing written) when it did not.
 async fn change_one<'q>(

@@ -92,11 +92,7 @@ impl crate::RuleStore for DbStore {
     }
 
     async fn rules(&self) -> Result<Vec<tally_core::MeteringRule>> {
-        sqlx::query_as::<_, crate::rows::RuleColumns>("SELECT * FROM metering_rules ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.into_rule())
-            .collect()
+        let sql = "SELECT * FROM metering_rules ORDER BY id";
+        super::all_rows(self, sql, crate::rows::RuleColumns::into_rule).await?
     }
 }

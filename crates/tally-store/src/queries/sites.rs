@@ -157,12 +157,8 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn sites(&self) -> Result<Vec<tally_core::Site>> {
-        sqlx::query_as::<_, rows::SiteColumns>("SELECT * FROM sites ORDER BY code")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| r.into_site())
-            .collect()
+        let sql = "SELECT * FROM sites ORDER BY code";
+        super::all_rows(self, sql, rows::SiteColumns::into_site).await?
     }
 
     async fn create_device(
@@ -193,16 +189,7 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn devices(&self, page: crate::Page) -> Result<Vec<tally_core::Device>> {
-        sqlx::query_as::<_, rows::DeviceColumns>(
-            "SELECT * FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after)
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_device())
-        .collect()
+        super::page_of(self, "devices", page, rows::DeviceColumns::into_device).await?
     }
 
     async fn touch_device(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
@@ -244,16 +231,7 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn users(&self, page: crate::Page) -> Result<Vec<tally_core::User>> {
-        sqlx::query_as::<_, rows::UserColumns>(
-            "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after)
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_user())
-        .collect()
+        super::page_of(self, "users", page, rows::UserColumns::into_user).await?
     }
 
     async fn set_service_account(
@@ -391,15 +369,6 @@ impl crate::SiteStore for DbStore {
     }
 
     async fn files(&self, page: crate::Page) -> Result<Vec<tally_core::file::StoredFile>> {
-        Ok(sqlx::query_as::<_, rows::FileColumns>(
-            "SELECT * FROM files WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(page.after)
-        .bind(page.limit)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|r| r.into_file())
-        .collect())
+        super::page_of(self, "files", page, rows::FileColumns::into_file).await
     }
 }

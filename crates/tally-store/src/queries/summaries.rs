@@ -119,17 +119,15 @@ impl crate::SummaryStore for DbStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<tally_core::summary::FileUsageHour>> {
-        let rows: Vec<rows::HourColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::HourColumns>(
             "SELECT * FROM file_usage_hourly
              WHERE hour >= $1 AND hour < $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY hour, rule_id",
         )
         .bind(to_micros(from))
         .bind(to_micros(to))
-        .bind(rule_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(rule_id);
+        super::fetch_into(self, query).await
     }
 
     async fn add_monthly_usage(
@@ -179,17 +177,15 @@ impl crate::SummaryStore for DbStore {
             tally_core::summary::MonthlyUsage,
         )>,
     > {
-        let rows: Vec<rows::MonthColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::MonthColumns>(
             "SELECT * FROM monthly_usage
              WHERE month >= $1 AND month <= $2 AND ($3 IS NULL OR rule_id = $3)
              ORDER BY month, rule_id, device_id, user_id",
         )
         .bind(first)
         .bind(last)
-        .bind(rule_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(rule_id);
+        super::fetch_into(self, query).await
     }
 
     async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64> {
@@ -210,7 +206,7 @@ impl crate::SummaryStore for DbStore {
         &self,
         (first, last): (i32, i32),
     ) -> Result<Vec<tally_core::summary::RuleMonth>> {
-        let rows: Vec<rows::RuleMonthColumns> = sqlx::query_as(
+        let query = sqlx::query_as::<_, rows::RuleMonthColumns>(
             "SELECT rule_id, month, CAST(SUM(runs) AS BIGINT) AS runs,
                  COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT device_id) AS devices,
                  CAST(SUM(usage_ms) AS BIGINT) AS usage_ms
@@ -218,10 +214,8 @@ impl crate::SummaryStore for DbStore {
              GROUP BY rule_id, month ORDER BY month, rule_id",
         )
         .bind(first)
-        .bind(last)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        .bind(last);
+        super::fetch_into(self, query).await
     }
 
     async fn monthly_usage_by(
@@ -250,13 +244,11 @@ impl crate::SummaryStore for DbStore {
              GROUP BY m.device_id, d.host_name, d.fqdn ORDER BY usage_ms DESC, name"
             }
         };
-        let rows: Vec<rows::UsageByColumns> = sqlx::query_as(sql)
+        let query = sqlx::query_as::<_, rows::UsageByColumns>(sql)
             .bind(rule_id)
             .bind(first)
-            .bind(last)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+            .bind(last);
+        super::fetch_into(self, query).await
     }
 
     async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>> {

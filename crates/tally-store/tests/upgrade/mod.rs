@@ -171,7 +171,9 @@ pub struct Rewrite {
 }
 
 /// Migration 14 makes rule names unique per site: the later of the two "Snoozer" rules (any
-/// case) of fixture 0013 is renamed.
+/// case) of schema 13's rows is renamed. Applies only to an upgrade from schema 13, whose
+/// fixture is gone now that the tests upgrade from 14; kept as the pattern for the next
+/// migration that changes values on purpose.
 pub const REWRITTEN: &[Rewrite] = &[Rewrite {
     from: 13,
     table: "metering_rules",
@@ -296,8 +298,9 @@ pub async fn assert_works(store: &dyn Store, pool: &impl Db, newest: i64) {
     );
 }
 
-/// Migration 14 on fixture 0013: of the two rules named "Snoozer" in any case, the later is
-/// "SNOOZER (2)" now, and the database itself refuses a second rule of a site's name.
+/// Migration 14's outcome, carried by the newer fixtures: of the two rules named "Snoozer" in any
+/// case, the later is "SNOOZER (2)", and the database itself refuses a second rule of a site's
+/// name.
 pub async fn assert_rule_names_unique(store: &dyn Store) {
     use tally_core::rules::{RuleOrigin, RuleSpec};
     let mut names: Vec<String> = store

@@ -212,11 +212,7 @@ pub fn text_of(page: &str, id: &str) -> String {
     let end = at + page[at..].find(&format!("</{tag}>")).unwrap();
     let mut text = String::new();
     let mut in_tag = false;
-    for c in page[page[..at].len()..end]
-        .chars()
-        .skip_while(|c| *c != '>')
-        .skip(1)
-    {
+    for c in page[at..end].chars().skip_while(|c| *c != '>').skip(1) {
         match c {
             '<' => in_tag = true,
             '>' => in_tag = false,

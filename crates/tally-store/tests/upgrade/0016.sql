@@ -1,9 +1,9 @@
--- A database as schema 15 (the web console's sessions) left it, loaded by tests/migrations.rs
--- before it upgrades to the newest schema. Migration 16 adds the reclaim campaign's list and
--- changes no existing table, so this is schema 14's fixture with an operator token, its audit
--- entry and a web session of that token. One text for both backends: no ids written
--- (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
--- defaults. The next fixture starts as a copy of this.
+-- A database as schema 16 (the license position's generation counter and its triggers) left
+-- it, loaded by tests/migrations.rs before it upgrades to the newest schema. Migration 17 adds
+-- the reclaim campaign's list and changes no existing table, so this is schema 15's fixture
+-- as is (the triggers count its rows into the counter as they are loaded). One text for both
+-- backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
+-- booleans left to their defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
@@ -48,10 +48,9 @@ INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_acco
     SELECT id, 'root', 0, 'root', '/bin/bash', TRUE, 'system uid' FROM devices WHERE host_name = 'pc1';
 INSERT INTO local_accounts (device_id, name, uid, full_name, shell, service_account)
     SELECT id, 'alice', 1000, 'Alice Liddell', '/bin/bash', FALSE FROM devices WHERE host_name = 'pc1';
+
 INSERT INTO operator_tokens (name, role, token_hash, created_at)
-    VALUES ('ada', 'admin', 'f00d', '2026-01-05T08:00:00+00:00');
-INSERT INTO audit_log (at, actor, action, target, detail)
-    VALUES ('2026-01-05T08:05:00+00:00', 'ada', 'web.sign_in', 'token:1', 'null');
+    VALUES ('console', 'admin', 'c0ffee', '2026-11-30T08:00:00+00:00');
 INSERT INTO web_sessions (id_hash, operator_token_id, created_at, last_seen_at)
-    SELECT 'beef', id, '2026-01-05T08:05:00+00:00', '2026-01-05T08:20:00+00:00'
-    FROM operator_tokens WHERE name = 'ada';
+    SELECT 'f00d', id, '2026-11-30T09:00:00+00:00', '2026-11-30T09:05:00+00:00'
+    FROM operator_tokens ORDER BY id LIMIT 1;
