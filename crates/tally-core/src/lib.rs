@@ -20,6 +20,7 @@ pub mod operators;
 pub mod org;
 pub mod policy;
 pub mod pvu;
+pub mod reclaim;
 pub mod rule_index;
 pub mod rules;
 pub mod runs;

@@ -88,7 +88,9 @@ fn table(html: &mut String, report: &Report) {
     html.push_str("</tbody>\n</table>\n");
 }
 
-fn chart_svg(chart: &Chart) -> String {
+/// A chart as an inline SVG figure with its caption; every label in it is escaped. The web
+/// console shows the same charts.
+pub fn chart_svg(chart: &Chart) -> String {
     match chart {
         Chart::Bars { title, unit, bars } => bars_svg(title, unit, bars),
         Chart::HeatMap {

@@ -13,6 +13,7 @@ mod pdf;
 use std::str::FromStr;
 
 pub use catalogue::{find, ReportDef, ReportInfo, CATALOGUE};
+pub use html::chart_svg;
 pub use model::{Cell, Chart, Column, Report};
 
 /// Why a report could not be made; each message says what to change.

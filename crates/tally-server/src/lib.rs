@@ -15,6 +15,7 @@ mod openapi;
 mod org_api;
 pub mod rate_limit;
 mod read_api;
+mod reclaim_api;
 mod reports_api;
 mod routes;
 mod tasks_api;

@@ -13,8 +13,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, extract, identity_api, org_api, read_api, reports_api,
-    tasks_api, users_api, ApiError, AppState,
+    admin_api, agent_api, compliance_api, extract, identity_api, org_api, read_api, reclaim_api,
+    reports_api, tasks_api, users_api, ApiError, AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -87,6 +87,14 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             get(compliance_api::snapshots),
         )
         .route("/api/v1/reclaim", get(compliance_api::reclaim))
+        .route(
+            "/api/v1/reclaim/campaign",
+            get(reclaim_api::campaign).post(reclaim_api::propose),
+        )
+        .route(
+            "/api/v1/reclaim/campaign/{id}/step",
+            post(reclaim_api::step),
+        )
         .route("/api/v1/reports", get(reports_api::catalogue))
         .route("/api/v1/reports/{name}", get(reports_api::report))
         .route("/api/v1/devices", get(read_api::devices))

@@ -5,10 +5,12 @@
 //! copies them. Errors are [`ServiceError`]s, never HTTP statuses.
 
 pub mod agents;
+pub mod app_usage;
 mod audit;
 pub mod autorules;
 pub mod compliance;
 mod compliance_text;
+pub mod dashboard;
 pub mod devices;
 mod error;
 pub mod file_rules;
@@ -20,6 +22,7 @@ pub mod org;
 pub mod positions;
 pub mod privacy;
 pub mod reclaim;
+pub mod reclaim_campaign;
 mod report_elp;
 pub mod reports;
 pub mod rules;

@@ -22,6 +22,7 @@ pub mod licensing;
 // Each backend compiles the shared `queries/` files as its own modules, on purpose.
 #[allow(clippy::duplicate_mod)]
 mod postgres;
+mod reclaim;
 mod rows;
 mod rules;
 mod schema;
@@ -43,6 +44,7 @@ pub use import::{Importing, Progress};
 pub use inventory::InventoryStore;
 pub use licensing::{Generations, Licensing};
 pub use postgres::PgStore;
+pub use reclaim::ReclaimStore;
 pub use rules::RuleStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sites::{Forgotten, SiteStore};
@@ -66,8 +68,8 @@ pub use tally_core::usage::{BatchOutcome, InsertOutcome, NewUsageRecord};
 /// Every store trait, for callers: `use tally_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AgentStore, AuditStore, Exporting, Importing, InventoryStore, Licensing, RuleStore,
-        SiteStore, Store, StoreInfo, SummaryStore, UsageStore, WebSessionStore,
+        AgentStore, AuditStore, Exporting, Importing, InventoryStore, Licensing, ReclaimStore,
+        RuleStore, SiteStore, Store, StoreInfo, SummaryStore, UsageStore, WebSessionStore,
     };
 }
 
@@ -112,7 +114,7 @@ union_of!(
     /// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
     /// business rules: they store and return domain values and enforce uniqueness.
     Store = StoreInfo SiteStore RuleStore UsageStore AgentStore InventoryStore SummaryStore
-        Licensing Importing Exporting AuditStore WebSessionStore
+        Licensing Importing Exporting AuditStore WebSessionStore ReclaimStore
 );
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

@@ -62,6 +62,8 @@ pub fn pager(page: usize, total: usize, href: impl Fn(usize) -> String) -> Marku
 pub struct ListQuery {
     q: String,
     status: String,
+    /// Only applications measured in this metric (`installations`, `users`, …).
+    metric: String,
     sort: String,
     dir: String,
     page: String,
@@ -103,13 +105,13 @@ fn sort(positions: &mut [AppPosition], by: &str, descending: bool) {
     });
 }
 
-fn matches(p: &AppPosition, q: &str, status: &str) -> bool {
+fn matches(p: &AppPosition, q: &str, (status, metric): (&str, &str)) -> bool {
     let q = q.trim().to_lowercase();
     let found = q.is_empty()
         || p.application.to_lowercase().contains(&q)
         || p.publisher.to_lowercase().contains(&q);
     let wanted = status.is_empty() || status_text(&p.status).replace('-', "_") == status;
-    found && wanted
+    found && wanted && (metric.is_empty() || p.metric.as_str() == metric)
 }
 
 pub async fn list(
@@ -118,8 +120,9 @@ pub async fn list(
     Query(query_of): Query<ListQuery>,
 ) -> Result<Html<String>, WebError> {
     let q = &query_of;
-    if q.q.chars().count() > crate::forms::MAX_FIELD_CHARS {
-        return Err(WebError::BadRequest("q: at most 255 characters".into()));
+    for (field, value) in [("q", &q.q), ("metric", &q.metric)] {
+        crate::forms::bounded(field, value)
+            .map_err(|(f, why)| WebError::BadRequest(format!("{f}: {why}")))?;
     }
     let as_of = day(&q.as_of)?;
     let sort_by = SORTS
@@ -129,7 +132,10 @@ pub async fn list(
         .unwrap_or("name");
     let descending = q.dir == "desc";
     let mut positions = state.service.positions(as_of, None).await?;
-    positions.retain(|p| matches(p, &q.q, &q.status));
+    let mut metrics: Vec<&'static str> = positions.iter().map(|p| p.metric.as_str()).collect();
+    metrics.sort_unstable();
+    metrics.dedup();
+    positions.retain(|p| matches(p, &q.q, (&q.status, &q.metric)));
     sort(&mut positions, sort_by, descending);
     let page = page_number(&q.page);
     let total = positions.len();
@@ -143,6 +149,7 @@ pub async fn list(
         let params = [
             ("q", q.q.as_str()),
             ("status", &q.status),
+            ("metric", &q.metric),
             ("sort", sort),
             ("dir", dir),
             ("as_of", &q.as_of),
@@ -165,7 +172,7 @@ pub async fn list(
     };
     let past = (!q.as_of.is_empty()).then_some(as_of);
     let body = html! {
-        (filters(q))
+        (filters(q, &metrics))
         table #applications {
             thead { tr {
                 (header("name", "Application", "")) (header("metric", "Metric", ""))
@@ -193,7 +200,7 @@ pub async fn list(
 }
 
 /// The search, status and date filters; a GET form, so every view is a URL.
-fn filters(q: &ListQuery) -> Markup {
+fn filters(q: &ListQuery, metrics: &[&str]) -> Markup {
     let statuses = [
         ("", "any status"),
         ("under_licensed", "under-licensed"),
@@ -210,6 +217,11 @@ fn filters(q: &ListQuery) -> Markup {
                 @for (value, text) in statuses {
                     option value=(value) selected[q.status == value] { (text) }
                 }
+            }
+            label for="metric" { "Metric" }
+            select #metric name="metric" {
+                option value="" { "any metric" }
+                @for m in metrics { option value=(m) selected[q.metric == *m] { (words(m)) } }
             }
             label for="as_of" { "As of" }
             input #as_of type="date" name="as_of" value=(q.as_of);
@@ -250,6 +262,7 @@ pub async fn detail(
         (figures(&d))
         (by_node(&d))
         (license_lines(&d))
+        (crate::app_usage::sections(&state, &name, as_of).await?)
         (consumers(&d))
         @let total = d.uncovered_consumers.total.max(d.excluded_consumers.total);
         (pager(page, usize::try_from(total).unwrap_or(0), |n| {

@@ -6,7 +6,9 @@
 //! every form carries a CSRF token checked on every POST, and the auditor role is refused every
 //! change by the server whatever a page shows.
 
+mod app_usage;
 mod apps;
+mod campaign;
 mod dashboard;
 mod error;
 mod forms;
@@ -74,6 +76,9 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/licenses/{id}/remove", post(licenses::remove))
         .route("/reclaim", get(reclaim::page))
+        .route("/reclaim.csv", get(reclaim::csv))
+        .route("/reclaim/propose", post(campaign::propose))
+        .route("/reclaim/items/{id}", post(campaign::advance))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

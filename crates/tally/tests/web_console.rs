@@ -11,24 +11,15 @@ use std::process::Command;
 
 use common::{server_on, spawn_lines, tally, tally_json, Backend, Running};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE};
-use web::{auditor_token, client, csrf_of, get, licenses, post, set_cookie, sign_in, value};
+use web::{
+    audit_log as audit, auditor_token, client, csrf_of, get, licenses, post, set_cookie, sign_in,
+    value,
+};
 
 each_backend!(
     sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end,
     every_post_needs_the_csrf_token_and_the_auditor_changes_nothing,
 );
-
-/// The audit log's entries, as the admin reads them from the API.
-fn audit(server: &Running) -> Vec<serde_json::Value> {
-    let log: serde_json::Value = client()
-        .get(format!("{}/api/v1/audit?limit=1000", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    log.as_array().unwrap().clone()
-}
 
 /// The admin token's operator name.
 fn admin_name(server: &Running) -> String {

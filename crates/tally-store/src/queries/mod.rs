@@ -15,6 +15,7 @@ mod import;
 mod info;
 mod inventory;
 mod licensing;
+mod reclaim;
 mod rules;
 mod sites;
 mod summaries;

@@ -173,3 +173,52 @@ pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
         .unwrap()
         .clone()
 }
+
+/// The headless browser the console's browser tests drive.
+pub mod browser;
+
+/// The audit log's entries, as the admin reads them from the API.
+pub fn audit_log(server: &Running) -> Vec<serde_json::Value> {
+    let log: serde_json::Value = client()
+        .get(format!("{}/api/v1/audit?limit=1000", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    log.as_array().unwrap().clone()
+}
+
+/// The value of the first hidden field `name` in a page.
+pub fn field_of(page: &str, name: &str) -> String {
+    let start = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&start)
+        .unwrap_or_else(|| panic!("the page has a {name} field"));
+    let rest = &page[at + start.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// The text of the element with `id` in a page, tags stripped (for simple cells and rows).
+pub fn text_of(page: &str, id: &str) -> String {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element {id}"));
+    let open = page[..at].rfind('<').unwrap();
+    let tag: String = page[open + 1..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric())
+        .collect();
+    let end = at + page[at..].find(&format!("</{tag}>")).unwrap();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in page[at..end].chars().skip_while(|c| *c != '>').skip(1) {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}

@@ -1,9 +1,9 @@
--- A database as schema 15 (the web console's sessions) left it, loaded by tests/migrations.rs
--- before it upgrades to the newest schema. Migration 16 adds the license position's generation
--- counter and its triggers and changes no existing row, so this is schema 14's fixture with a
--- signed-in console session: the upgrade must keep it. One text for both backends: no ids
--- written (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
--- defaults. The next fixture starts as a copy of this.
+-- A database as schema 16 (the license position's generation counter and its triggers) left
+-- it, loaded by tests/migrations.rs before it upgrades to the newest schema. Migration 17 adds
+-- the reclaim campaign's list and changes no existing table, so this is schema 15's fixture
+-- as is (the triggers count its rows into the counter as they are loaded). One text for both
+-- backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
+-- booleans left to their defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
