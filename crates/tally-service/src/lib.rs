@@ -11,7 +11,9 @@ pub mod compliance;
 mod compliance_text;
 pub mod devices;
 mod error;
+pub mod export_files;
 pub mod file_rules;
+pub mod import_files;
 pub mod ingest;
 pub mod licensing;
 pub mod maintenance;
@@ -29,6 +31,7 @@ pub mod trends;
 pub mod usage_reads;
 pub mod users;
 pub mod web_sessions;
+pub mod written_reports;
 
 use std::sync::Arc;
 

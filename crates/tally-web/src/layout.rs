@@ -14,11 +14,17 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 
 /// The main sections, for the navigation: (path, title).
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 10] = [
     ("/", "Dashboard"),
     ("/applications", "Applications"),
     ("/licenses", "Licenses"),
     ("/reclaim", "Reclaim"),
+    ("/devices", "Devices"),
+    ("/users", "Users"),
+    ("/org", "Org tree"),
+    ("/import", "Import"),
+    ("/reports", "Reports"),
+    ("/admin", "Admin"),
 ];
 
 fn head(title: &str) -> Markup {

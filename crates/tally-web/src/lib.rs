@@ -10,10 +10,12 @@ mod apps;
 mod dashboard;
 mod error;
 mod forms;
+mod import;
 mod layout;
 mod license_form;
 mod licenses;
 mod reclaim;
+mod reports;
 mod session;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct Https;
 pub struct WebState {
     pub service: Arc<Service>,
     pub sessions: SessionPolicy,
+    /// Checked imports waiting to be loaded.
+    uploads: import::Pending,
 }
 
 impl WebState {
@@ -45,6 +49,7 @@ impl WebState {
         Self {
             service,
             sessions: SessionPolicy::default(),
+            uploads: import::Pending::default(),
         }
     }
 }
@@ -54,6 +59,21 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// How long a page may take before the browser is told so.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A file to download: `name` as the browser should save it, its type and bytes.
+fn download(name: &str, content_type: &str, bytes: Vec<u8>) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\'], "_")
+    );
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    (headers, bytes).into_response()
+}
 
 /// The console's routes, to be merged beside the API's.
 pub fn router(state: WebState) -> Router {
@@ -74,6 +94,18 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/licenses/{id}/remove", post(licenses::remove))
         .route("/reclaim", get(reclaim::page))
+        .route(
+            "/import",
+            get(import::page)
+                .post(import::check)
+                .layer(DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),
+        )
+        .route("/import/load", post(import::load))
+        .route("/export/{file}", get(import::export))
+        .route("/reports", get(reports::catalogue))
+        .route("/reports/{name}", get(reports::report))
+        .route("/reports/{name}/download", get(reports::download))
+        .route("/reports/written/{day}/{file}", get(reports::written))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
