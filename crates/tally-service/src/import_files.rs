@@ -109,18 +109,19 @@ pub async fn check(service: &Service, reading: &mut Reading) -> Result<Checked> 
 }
 
 /// Checks `reading` and, when it has no problem, loads it into the service's site in one
-/// transaction, audited as `import` by `actor`. Returns the checks' findings and what was
+/// transaction, audited as `action` (`import`, or what the caller did through it) by `actor`. Returns the checks' findings and what was
 /// loaded (`None` when there were problems and nothing was written).
 pub async fn load(
     service: &Service,
     actor: &str,
+    action: &str,
     mut reading: Reading,
 ) -> Result<(Checked, Option<ImportOutcome>)> {
     let checked = check(service, &mut reading).await?;
     if !checked.errors.is_empty() {
         return Ok((checked, None));
     }
-    let audit = |o: &ImportOutcome| entry(actor, "import", "import".to_string(), o);
+    let audit = |o: &ImportOutcome| entry(actor, action, "import".to_string(), o);
     let outcome = service
         .store()
         .import(

@@ -246,7 +246,8 @@ pub async fn load(
         )
     })?;
     let reading = read_files(&files);
-    let (checked, outcome) = import_files::load(&state.service, signed.name(), reading).await?;
+    let (checked, outcome) =
+        import_files::load(&state.service, signed.name(), "import", reading).await?;
     let Some(outcome) = outcome else {
         let body = html! {
             p.error role="alert" #import-refused { "The database changed since the check: " (counted(checked.errors.len(), "problem")) " found; nothing was written." }

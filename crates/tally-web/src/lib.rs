@@ -6,17 +6,22 @@
 //! every form carries a CSRF token checked on every POST, and the auditor role is refused every
 //! change by the server whatever a page shows.
 
+mod admin;
+mod admin_tasks;
 mod apps;
 mod dashboard;
+mod devices;
 mod error;
 mod forms;
 mod import;
 mod layout;
 mod license_form;
 mod licenses;
+mod org;
 mod reclaim;
 mod reports;
 mod session;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +111,37 @@ pub fn router(state: WebState) -> Router {
         .route("/reports/{name}", get(reports::report))
         .route("/reports/{name}/download", get(reports::download))
         .route("/reports/written/{day}/{file}", get(reports::written))
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}", get(devices::detail))
+        .route("/devices/{id}/status", post(devices::set_status))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::detail))
+        .route(
+            "/users/{id}/service-account",
+            post(users::set_service_account),
+        )
+        .route("/org", get(org::page))
+        .route("/org/move", post(org::move_node))
+        .route("/admin", get(admin::sites))
+        .route(
+            "/admin/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            "/admin/enrolment",
+            get(admin::enrolment).post(admin::create_enrolment),
+        )
+        .route(
+            "/admin/enrolment/{id}/revoke",
+            post(admin::revoke_enrolment),
+        )
+        .route("/admin/agents", get(admin::agents))
+        .route("/admin/agents/{id}/revoke", post(admin::revoke_agent))
+        .route("/admin/tasks", get(admin_tasks::tasks))
+        .route("/admin/tasks/{name}", post(admin_tasks::schedule))
+        .route("/admin/tasks/{name}/run", post(admin_tasks::run))
+        .route("/admin/audit", get(admin_tasks::audit))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
