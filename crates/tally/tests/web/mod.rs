@@ -173,3 +173,33 @@ pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
         .unwrap()
         .clone()
 }
+
+/// The headless browser the console's browser tests drive.
+pub mod browser;
+
+/// The host names of the devices the API lists now.
+pub fn host_names(server: &Running) -> Vec<String> {
+    let devices: serde_json::Value = client()
+        .get(format!("{}/api/v1/devices?limit=1000", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["host_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Writes `files` (name, text) into a new folder under `dir`; their paths.
+pub fn files(dir: &Path, folder: &str, files: &[(&str, &str)]) -> Vec<String> {
+    let at = dir.join(folder);
+    std::fs::create_dir_all(&at).unwrap();
+    files
+        .iter()
+        .map(|(name, text)| write(&at, name, text))
+        .collect()
+}
