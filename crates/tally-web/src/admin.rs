@@ -234,7 +234,7 @@ pub struct EnrolmentForm {
 }
 
 /// A whole number from `min` to `max`, or `None` when empty.
-fn number(field: &str, text: &str, min: i64, max: i64) -> Result<Option<i64>, WebError> {
+pub fn number(field: &str, text: &str, min: i64, max: i64) -> Result<Option<i64>, WebError> {
     match text.trim() {
         "" => Ok(None),
         t => t

@@ -13,7 +13,7 @@ use tally_core::AuditEntry;
 use tally_service::maintenance;
 use tally_store::Page;
 
-use crate::admin::{admin_page, button_form, when};
+use crate::admin::{admin_page, button_form, number, when};
 use crate::apps::{page_number, pager, query, PER_PAGE};
 use crate::forms::{csrf_input, MAX_FIELD_CHARS};
 use crate::session::Signed;
@@ -111,20 +111,6 @@ pub struct ScheduleForm {
     age_days: String,
 }
 
-fn whole(field: &str, text: &str, min: i64, max: i64) -> Result<Option<i64>, WebError> {
-    match text.trim() {
-        "" => Ok(None),
-        t => t
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .map(Some)
-            .ok_or_else(|| {
-                WebError::BadRequest(format!("{field}: a whole number from {min} to {max}"))
-            }),
-    }
-}
-
 pub async fn schedule(
     State(state): State<WebState>,
     signed: Signed,
@@ -141,8 +127,8 @@ pub async fn schedule(
     };
     let change = TaskChange {
         enabled,
-        every_secs: whole("every_minutes", &form.every_minutes, 1, 525_600)?.map(|m| m * 60),
-        age_days: whole("age_days", &form.age_days, 1, 3650)?.map(|d| d as i32),
+        every_secs: number("every_minutes", &form.every_minutes, 1, 525_600)?.map(|m| m * 60),
+        age_days: number("age_days", &form.age_days, 1, 3650)?.map(|d| d as i32),
     };
     maintenance::change(&state.service, task, &change, signed.name()).await?;
     Ok(Redirect::to(&format!("/admin/tasks#task-{}", task.name())).into_response())
@@ -210,7 +196,7 @@ pub async fn audit(
         after = *last;
         found.extend(rows.into_iter().filter(|(_, e)| q.keeps(e, from, to)));
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
     let page = page_number(&q.page);
     let shown = found.iter().skip((page - 1) * PER_PAGE).take(PER_PAGE);
     let body = html! {

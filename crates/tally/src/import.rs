@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_core::import::{Batch, ImportError};
+use tally_core::import::ImportError;
 use tally_core::SiteCode;
 use tally_service::import_files::Reading;
 
@@ -104,6 +104,7 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     for path in &args.files {
         read_file(path, &mut reading)?;
     }
+    let rows = reading.rows();
     let Reading {
         mut batch,
         mut errors,
@@ -131,11 +132,11 @@ pub async fn import(args: ImportArgs) -> Result<()> {
     if args.check {
         eprintln!(
             "{} checked; nothing loaded (--check)",
-            counted(total(&batch), "row", "rows")
+            counted(rows, "row", "rows")
         );
         return Ok(());
     }
-    let bar = bar(total(&batch), "loading");
+    let bar = bar(rows, "loading");
     let progress = |done: u64| bar.set_position(done);
     let outcome = store
         .import(&batch, &site, chrono::Utc::now(), &progress, None)
@@ -202,17 +203,6 @@ async fn ensure_site(store: &dyn tally_store::Store, code: &SiteCode, create: bo
         })
         .await?;
     Ok(())
-}
-
-fn total(b: &Batch) -> u64 {
-    (b.org_nodes.len()
-        + b.devices.len()
-        + b.users.len()
-        + b.applications.len()
-        + b.installations.len()
-        + b.sessions.len()
-        + b.licenses.len()
-        + b.custom_values.len()) as u64
 }
 
 fn report(errors: &[ImportError]) -> Result<()> {
