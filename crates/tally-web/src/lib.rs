@@ -20,6 +20,7 @@ mod licenses;
 mod org;
 mod reclaim;
 mod reports;
+mod rules;
 mod session;
 mod users;
 
@@ -120,6 +121,9 @@ pub fn router(state: WebState) -> Router {
             "/users/{id}/service-account",
             post(users::set_service_account),
         )
+        .route("/rules", get(rules::list).post(rules::add))
+        .route("/rules/{id}/enabled", post(rules::set_enabled))
+        .route("/programs", get(rules::programs))
         .route("/org", get(org::page))
         .route("/org/move", post(org::move_node))
         .route("/admin", get(admin::sites))

@@ -78,6 +78,11 @@ fn changes_offered(server: &Running) -> Vec<(String, Vec<(&'static str, &'static
         ),
         ("/org/move".into(), vec![("node", "Sales"), ("parent", "")]),
         ("/import/load".into(), vec![("upload", "0")]),
+        (
+            "/rules".into(),
+            vec![("name", "Editor"), ("file_name", "vim")],
+        ),
+        ("/rules/1/enabled".into(), vec![("enabled", "false")]),
     ]
 }
 
@@ -160,6 +165,39 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
         let (status, body) = send(&http, &server, &admin, path, Some(&admin_csrf), fields);
         assert_eq!(status, 303, "{path}: {body}");
     }
+    // A metering rule added, then switched off.
+    let added = post(
+        &http,
+        &url,
+        &admin,
+        "/rules",
+        &[
+            ("csrf", &admin_csrf),
+            ("name", "Editor"),
+            ("file_name", "vim"),
+        ],
+    );
+    assert_eq!(added.status(), 303);
+    let at = added.headers()["location"].to_str().unwrap().to_string();
+    let rule = at.strip_prefix("/rules#rule-").unwrap();
+    let off = format!("/rules/{rule}/enabled");
+    let (status, _) = send(
+        &http,
+        &server,
+        &admin,
+        &off,
+        Some(&admin_csrf),
+        &[("enabled", "false")],
+    );
+    assert_eq!(status, 303);
+    let rules = tally_json(&server, &server.token, &["rules", "list"]);
+    let editor = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Editor")
+        .unwrap();
+    assert_eq!(editor["enabled"], false, "{rules}");
     let devices = tally_json(&server, &server.token, &["devices"]);
     let pc1 = devices
         .as_array()
@@ -179,7 +217,9 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
             "task.change",
             "device.status",
             "user.service_account",
-            "org.move"
+            "org.move",
+            "rule.create",
+            "rule.update",
         ]
     );
     let tokens = tally_json(&server, &server.token, &["tokens", "list"]);

@@ -213,6 +213,24 @@ async fn estate(b: &Browser, server: &Running) {
     assert!(refused.starts_with("HQ cannot move"), "{refused}");
     b.shot("w2-org").await;
 
+    // A metering rule added through the form, then switched off.
+    b.c().goto(&format!("{url}/rules")).await.unwrap();
+    b.fill("#rule-form #name", "Editor").await;
+    b.fill("#rule-form #file_name", "vim").await;
+    b.click("#rule-form button").await;
+    let row = b.text("#rules tbody tr").await;
+    assert!(
+        row.contains("Editor") && row.contains("vim") && row.contains("on"),
+        "{row}"
+    );
+    b.click("#rules tbody form.inline button").await;
+    let row = b.text("#rules tbody tr").await;
+    assert!(row.contains("off") && row.contains("Switch on"), "{row}");
+    b.shot("w2-rules").await;
+    b.c().goto(&format!("{url}/programs")).await.unwrap();
+    b.text("#programs").await;
+    b.shot("w2-programs").await;
+
     b.c().goto(&format!("{url}/admin/tasks")).await.unwrap();
     let tasks = b.text("#tasks").await;
     assert!(
@@ -240,6 +258,7 @@ async fn auditor_view(b: &Browser, server: &Running, auditor: &str) {
         ("/admin/enrolment", "#enrolment-form"),
         ("/import", "#import-form"),
         ("/org", "#move-form"),
+        ("/rules", "#rule-form"),
         ("/devices", "form.inline"),
         ("/admin/tasks", "form.inline"),
     ] {
