@@ -56,11 +56,13 @@ pub async fn tasks(State(state): State<WebState>, signed: Signed) -> Result<Resp
                             (csrf_input(&signed.csrf()))
                             label.visually-hidden for={"every-" (t.name)} { "Every (minutes)" }
                             input id={"every-" (t.name)} name="every_minutes" type="number" min="1" max="525600" value=(t.every_secs / 60) title="every … minutes";
+                            " min "
                             label.visually-hidden for={"enabled-" (t.name)} { "On" }
                             select id={"enabled-" (t.name)} name="enabled" { option value="true" selected[t.enabled] { "on" } option value="false" selected[!t.enabled] { "off" } }
                             @if let Some(age) = t.age_days {
                                 label.visually-hidden for={"age-" (t.name)} { "Keeps (days)" }
                                 input id={"age-" (t.name)} name="age_days" type="number" min="1" max="3650" value=(age) title="keeps … days";
+                                " days "
                             }
                             button type="submit" { "Save" }
                         } }

@@ -228,6 +228,55 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
         "the admin's token exists"
     );
 
+    // An enrolment token: its secret shown once, a bad validity refused, then revoked.
+    let made = [("name", "lab"), ("days", "3"), ("max_uses", "5")];
+    let (status, body) = send(
+        &http,
+        &server,
+        &admin,
+        "/admin/enrolment",
+        Some(&admin_csrf),
+        &made,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains("id=\"secret\">tally_") && body.contains("for site S01"),
+        "{body}"
+    );
+    let never = [("name", "x"), ("days", "0")];
+    assert_eq!(
+        send(
+            &http,
+            &server,
+            &admin,
+            "/admin/enrolment",
+            Some(&admin_csrf),
+            &never
+        )
+        .0,
+        400
+    );
+    let listed = get(&http, &url, &admin, "/admin/enrolment").text().unwrap();
+    let revoke = listed
+        .split("action=\"/admin/enrolment/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let revoke = format!("/admin/enrolment/{revoke}");
+    assert_eq!(
+        send(&http, &server, &admin, &revoke, Some(&admin_csrf), &[]).0,
+        303
+    );
+    let last: Vec<String> = changes(&server)
+        .iter()
+        .rev()
+        .take(2)
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert_eq!(last, ["enrollment_token.revoke", "enrollment_token.create"]);
+
     // The audit log page filters by actor and action.
     let log = get(&http, &url, &auditor, "/admin/audit?action=device.status")
         .text()
@@ -360,6 +409,32 @@ fn uploads_are_bounded_and_checked_before_anything_is_written(backend: Backend) 
         400
     );
     assert_eq!(get(&http, &url, &admin, "/reports/nothing").status(), 404);
+    // The scheduled reports, written now by running their task, listed and downloaded; no
+    // path outside them is reachable.
+    let run = post(
+        &http,
+        &url,
+        &admin,
+        "/admin/tasks/write_reports/run",
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(run.status(), 303);
+    let catalogue = get(&http, &url, &admin, "/reports").text().unwrap();
+    let day = chrono::Utc::now().date_naive();
+    let written = format!("/reports/written/{day}/reclaim.csv");
+    assert!(catalogue.contains(&written), "{catalogue}");
+    let file = get(&http, &url, &admin, &written);
+    assert_eq!(file.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(file.text().unwrap().contains("pc1"));
+    for path in ["%2E%2E%2Ftally.db", "..%2F..%2Ftally.db", "tally.db"] {
+        let outside = get(
+            &http,
+            &url,
+            &admin,
+            &format!("/reports/written/{day}/{path}"),
+        );
+        assert_eq!(outside.status(), 404, "{path}");
+    }
     let refused = get(&http, &url, &admin, "/reports/reclaim?days=0&run=1")
         .text()
         .unwrap();
