@@ -72,6 +72,14 @@ pub fn cursor(after: &str) -> Result<i64, WebError> {
     }
 }
 
+/// A list's URL with its `filters`, starting after row `after`.
+pub fn list_href(path: &str, filters: &[(&str, &str)], after: Option<i64>) -> String {
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let mut pairs = filters.to_vec();
+    pairs.push(("after", &after));
+    format!("{path}{}", query(&pairs))
+}
+
 /// The links under a list: back to its first page, and on to the next when there is one.
 pub fn more(first: String, next: Option<String>) -> Markup {
     html! {
@@ -137,16 +145,8 @@ pub async fn list(
     let (devices, next) =
         filtered_page(|p| store.devices(p), |d| d.id, keep, cursor(&q.after)?).await?;
     let nodes = node_names(&state).await?;
-    let href = |after: Option<i64>| {
-        format!(
-            "/devices{}",
-            query(&[
-                ("q", &q.q),
-                ("status", &q.status),
-                ("after", &after.map(|a| a.to_string()).unwrap_or_default())
-            ])
-        )
-    };
+    let filters = [("q", q.q.as_str()), ("status", q.status.as_str())];
+    let href = |after: Option<i64>| list_href("/devices", &filters, after);
     let body = html! {
         form.filters method="get" action="/devices" role="search" {
             label for="q" { "Host name" } input #q type="search" name="q" value=(q.q) maxlength="255";

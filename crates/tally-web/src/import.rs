@@ -300,7 +300,7 @@ fn problems_table(id: &str, items: &[ImportError]) -> Markup {
             thead { tr { th { "File" } th.num { "Line" } th { "Field" } th { "Problem" } } }
             tbody {
                 @for e in items.iter().take(SHOWN_PROBLEMS) {
-                    tr { td { (e.origin.file) } td.num { (e.origin.line) } td { (e.field) } td { (e.message) } }
+                    tr { td { (e.origin.file) } td.num { @if e.origin.line > 0 { (e.origin.line) } @else { "—" } } td { (e.field) } td { (e.message) } }
                 }
             }
         }

@@ -11,9 +11,8 @@ use tally_api::ServiceAccountChoice;
 use tally_core::User;
 use tally_store::Page;
 
-use crate::apps::query;
 use crate::devices::{
-    cursor, filtered_page, more, node_names, recent_use, search_bound, use_table,
+    cursor, filtered_page, list_href, more, node_names, recent_use, search_bound, use_table,
 };
 use crate::forms::csrf_input;
 use crate::session::Signed;
@@ -59,16 +58,8 @@ pub async fn list(
     };
     let (users, next) =
         filtered_page(|p| store.users(p), |u| u.id, keep, cursor(&q.after)?).await?;
-    let href = |after: Option<i64>| {
-        format!(
-            "/users{}",
-            query(&[
-                ("q", &q.q),
-                ("kind", &q.kind),
-                ("after", &after.map(|a| a.to_string()).unwrap_or_default())
-            ])
-        )
-    };
+    let filters = [("q", q.q.as_str()), ("kind", q.kind.as_str())];
+    let href = |after: Option<i64>| list_href("/users", &filters, after);
     let body = html! {
         form.filters method="get" action="/users" role="search" {
             label for="q" { "Account or name" } input #q type="search" name="q" value=(q.q) maxlength="255";
@@ -125,7 +116,7 @@ async fn user(state: &WebState, id: &str) -> Result<User, WebError> {
     let missing = || WebError::NotFound("no such user; see the user list".into());
     let id: i64 = id.parse().map_err(|_| missing())?;
     let page = Page {
-        after: id - 1,
+        after: id.saturating_sub(1),
         limit: 1,
     };
     let found = state.service.store().users(page).await?;

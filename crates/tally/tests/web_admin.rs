@@ -380,6 +380,39 @@ fn uploads_are_bounded_and_checked_before_anything_is_written(backend: Backend) 
     let imported = changes(&server);
     assert_eq!(imported.last().unwrap().1, "import");
 
+    // Lists page on the server: 64 devices are 50, then the 14 after the last shown.
+    let many: String = (1..=60).map(|n| format!("h{n:02},HQ\n")).collect();
+    let (status, body) = upload(&[(
+        "devices.csv",
+        format!("host_name,org_node\n{many}").as_bytes(),
+    )]);
+    assert_eq!(status, 200, "{body}");
+    let id = body
+        .split("name=\"upload\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(load(&admin, &csrf, &id).0, 200);
+    let rows = |page: &str| page.matches("<tr><td><a href=\"/devices/").count();
+    let first = get(&http, &url, &admin, "/devices").text().unwrap();
+    assert_eq!(rows(&first), 50);
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(next.starts_with("/devices?after="), "{next}");
+    let second = get(&http, &url, &admin, next).text().unwrap();
+    assert_eq!(rows(&second), 14);
+    assert!(!second.contains("rel=\"next\""), "the last page");
+    let filtered = get(&http, &url, &admin, "/devices?q=h5").text().unwrap();
+    assert_eq!(rows(&filtered), 10, "h50 to h59");
+
     // The export carries the estate, spreadsheet-safe; reports download in the format asked.
     let export = get(&http, &url, &admin, "/export/devices.csv");
     assert_eq!(export.headers()["content-type"], "text/csv; charset=utf-8");
