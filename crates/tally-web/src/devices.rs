@@ -342,3 +342,20 @@ pub async fn detail(
     };
     Ok(layout::page(&signed, "/devices", &device.host_name, body).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_months_read_in_fitting_units() {
+        assert_eq!(hours(45 * 60_000), "45 min");
+        assert_eq!(hours(3 * 3_600_000 + 30 * 60_000), "3.5 h");
+        assert_eq!(month(202603), "2026-03");
+        assert_eq!(
+            list_href("/devices", &[("q", "pc 1"), ("status", "")], Some(7)),
+            "/devices?q=pc%201&after=7"
+        );
+        assert_eq!(list_href("/users", &[("kind", "")], None), "/users");
+    }
+}

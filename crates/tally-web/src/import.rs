@@ -39,18 +39,32 @@ struct PendingUpload {
     operator: String,
     files: Vec<File>,
     at: Instant,
+    /// The order uploads were kept in, so the oldest goes first even within one clock tick.
+    seq: u64,
+}
+
+#[derive(Default)]
+struct Kept {
+    uploads: HashMap<String, PendingUpload>,
+    next: u64,
 }
 
 /// Checked uploads waiting to be loaded, by a random id.
 #[derive(Clone, Default)]
-pub struct Pending(Arc<Mutex<HashMap<String, PendingUpload>>>);
+pub struct Pending(Arc<Mutex<Kept>>);
 
 impl Pending {
     fn keep(&self, operator: &str, files: Vec<File>) -> String {
-        let mut map = self.0.lock().expect("pending uploads");
+        let mut kept = self.0.lock().expect("pending uploads");
+        let seq = kept.next;
+        kept.next += 1;
+        let map = &mut kept.uploads;
         map.retain(|_, p| p.at.elapsed() < PENDING_FOR);
         while map.len() >= MAX_PENDING {
-            let oldest = map.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone());
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, p)| p.seq)
+                .map(|(k, _)| k.clone());
             map.remove(&oldest.expect("not empty"));
         }
         let id = crate::session::random_hex();
@@ -58,6 +72,7 @@ impl Pending {
             operator: operator.to_string(),
             files,
             at: Instant::now(),
+            seq,
         };
         map.insert(id.clone(), upload);
         id
@@ -65,7 +80,7 @@ impl Pending {
 
     /// The files kept under `id` for `operator`, taken out.
     fn take(&self, id: &str, operator: &str) -> Option<Vec<File>> {
-        let mut map = self.0.lock().expect("pending uploads");
+        let map = &mut self.0.lock().expect("pending uploads").uploads;
         let fresh = map
             .get(id)
             .is_some_and(|p| p.operator == operator && p.at.elapsed() < PENDING_FOR);
@@ -341,5 +356,43 @@ fn content_type(format: export_files::Format) -> &'static str {
     match format {
         export_files::Format::Csv => "text/csv; charset=utf-8",
         export_files::Format::Json => "application/json",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_keeps_its_base_name_only() {
+        assert_eq!(base_name(r"C:\files\devices.csv"), "devices.csv");
+        assert_eq!(base_name("../../etc/users.csv"), "users.csv");
+        assert_eq!(base_name("licenses.json"), "licenses.json");
+    }
+
+    #[test]
+    fn what_was_loaded_reads_as_a_sentence() {
+        let mut o = ImportOutcome::default();
+        assert_eq!(loaded(&o), "Imported nothing (the files hold no rows)");
+        o.devices = 3;
+        assert_eq!(loaded(&o), "Imported 3 devices");
+        o.licenses = 1;
+        o.users = 2;
+        assert_eq!(loaded(&o), "Imported 3 devices, 2 users and 1 license");
+    }
+
+    #[test]
+    fn a_checked_upload_is_taken_once_by_its_operator() {
+        let pending = Pending::default();
+        let id = pending.keep("ann", vec![("devices.csv".into(), b"host_name\n".to_vec())]);
+        assert!(pending.take(&id, "bob").is_none(), "another operator's");
+        assert_eq!(pending.take(&id, "ann").unwrap().len(), 1);
+        assert!(pending.take(&id, "ann").is_none(), "taken once");
+        let ids: Vec<String> = (0..6).map(|_| pending.keep("ann", Vec::new())).collect();
+        assert!(
+            pending.take(&ids[0], "ann").is_none(),
+            "the oldest made room"
+        );
+        assert!(pending.take(&ids[5], "ann").is_some());
     }
 }

@@ -270,3 +270,32 @@ pub async fn written(
         .unwrap_or("application/octet-stream");
     Ok(crate::download(&file, content_type, bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_fitting_units() {
+        assert_eq!(size(12), "12 bytes");
+        assert_eq!(size(340 * 1024), "340 KiB");
+        assert_eq!(size(1_258_291), "1.2 MiB");
+    }
+
+    #[test]
+    fn report_parameters_are_bounded() {
+        let long = vec![("days".to_string(), "9".repeat(300))];
+        assert!(params(&long).is_err());
+        let many: Vec<(String, String)> = (0..13).map(|i| (format!("p{i}"), "1".into())).collect();
+        assert!(params(&many).is_err());
+        let given = vec![
+            ("format".to_string(), "pdf".to_string()),
+            ("days".into(), " 90 ".into()),
+            ("application".into(), "".into()),
+        ];
+        assert_eq!(
+            params(&given).unwrap(),
+            vec![("days".to_string(), "90".to_string())]
+        );
+    }
+}
