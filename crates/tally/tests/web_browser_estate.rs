@@ -200,6 +200,23 @@ async fn estate(b: &Browser, server: &Running) {
     );
     b.shot("w2-device").await;
 
+    // On a tablet the same page fits its width: nothing scrolls sideways.
+    b.c().set_window_size(820, 1180).await.unwrap();
+    let wide: bool = b
+        .c()
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    b.shot("w2-device-tablet").await;
+    assert!(!wide, "the device page fits a tablet");
+    b.shot("w2-device-tablet").await;
+    b.c().set_window_size(1280, 900).await.unwrap();
+
     b.c().goto(&format!("{url}/users")).await.unwrap();
     assert!(b.text("#users").await.contains("Ann Smith"));
     b.shot("w2-users").await;
