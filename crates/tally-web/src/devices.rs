@@ -214,6 +214,26 @@ pub async fn set_status(
     Ok(Redirect::to(&format!("/devices/{}", device.id)).into_response())
 }
 
+/// Every period each package was installed, the removed ones marked.
+fn software(history: &[tally_core::inventory::SoftwarePeriod]) -> Markup {
+    let since = |at: Option<chrono::DateTime<Utc>>| {
+        at.map(|t| t.date_naive().to_string())
+            .unwrap_or_else(|| "before Tally knew".into())
+    };
+    html! {
+        table #software {
+            thead { tr { th { "Name" } th { "Version" } th { "Publisher" } th { "Installed" } th { "Removed" } } }
+            tbody {
+                @for s in history {
+                    tr.muted[s.removed_at.is_some()] { td { (s.name) } td { (s.version) } td { (s.publisher) }
+                        td { (since(s.installed_at)) } td { (s.removed_at.map(|t| t.date_naive().to_string()).unwrap_or_else(|| "still installed".into())) } }
+                }
+                @if history.is_empty() { tr { td colspan="5" { "No software known on this device." } } }
+            }
+        }
+    }
+}
+
 /// `16 GiB`.
 fn memory(bytes: Option<i64>) -> String {
     bytes
@@ -293,7 +313,7 @@ pub async fn detail(
         .device(id)
         .await?
         .ok_or_else(|| WebError::NotFound(format!("no device {id}; see the device list")))?;
-    let inventory = tally_service::devices::inventory(&state.service, id).await?;
+    let history = store.software_history(id).await?;
     let nodes = node_names(&state).await?;
     let apps: HashMap<i64, String> = store
         .applications()
@@ -321,14 +341,8 @@ pub async fn detail(
         p { a href="/devices" { "← All devices" } }
         @if signed.is_admin() { p { "Change the status: " (status_cell(&signed, &device)) } }
         h2 { "Hardware" } (hardware(&device, device.org_node.and_then(|n| nodes.get(&n))))
-        h2 { "Installed software" }
-        table #software {
-            thead { tr { th { "Name" } th { "Version" } th { "Publisher" } } }
-            tbody {
-                @for s in &inventory.software { tr { td { (s.name) } td { (s.version) } td { (s.publisher) } } }
-                @if inventory.software.is_empty() { tr { td colspan="3" { "No software known on this device." } } }
-            }
-        }
+        h2 { "Installed software, with its history" }
+        (software(&history))
         h2 { "Licensed applications last used here" }
         table #last-used {
             thead { tr { th { "Application" } th { "Last used" } } }

@@ -194,6 +194,11 @@ async fn estate(b: &Browser, server: &Running) {
         hardware.contains("Sales") && hardware.contains("active"),
         "{hardware}"
     );
+    let software = b.text("#software tbody").await;
+    assert!(
+        software.contains("office-suite 16") && software.contains("still installed"),
+        "{software}"
+    );
     assert!(
         b.text("#last-used").await.contains("Office"),
         "what was used here"
