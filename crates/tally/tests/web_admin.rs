@@ -17,6 +17,15 @@ each_backend!(
     uploads_are_bounded_and_checked_before_anything_is_written,
 );
 
+/// The text in `page` after `marker`, up to the next quote: an attribute's value.
+fn attribute_after(page: &str, marker: &str) -> String {
+    let rest = page
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {marker} in {page}"));
+    rest.split('"').next().unwrap().to_string()
+}
+
 /// The audit log's entries as (actor, action), sign-ins left out.
 fn changes(server: &Running) -> Vec<(String, String)> {
     let log: serde_json::Value = client()
@@ -257,13 +266,7 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
         400
     );
     let listed = get(&http, &url, &admin, "/admin/enrolment").text().unwrap();
-    let revoke = listed
-        .split("action=\"/admin/enrolment/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let revoke = attribute_after(&listed, "action=\"/admin/enrolment/");
     let revoke = format!("/admin/enrolment/{revoke}");
     assert_eq!(
         send(&http, &server, &admin, &revoke, Some(&admin_csrf), &[]).0,
@@ -350,14 +353,7 @@ fn uploads_are_bounded_and_checked_before_anything_is_written(backend: Backend) 
     let (status, body) = upload(&[("devices.csv", b"host_name,org_node\npc8,HQ\n")]);
     assert_eq!(status, 200, "{body}");
     assert!(!web::host_names(&server).contains(&"pc8".to_string()));
-    let id = body
-        .split("name=\"upload\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = attribute_after(&body, "name=\"upload\" value=\"");
     let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
     let auditor_csrf = csrf_of(&get(&http, &url, &auditor, "/import").text().unwrap());
     let load = |session: &str, csrf: &str, upload: &str| {
@@ -387,27 +383,14 @@ fn uploads_are_bounded_and_checked_before_anything_is_written(backend: Backend) 
         format!("host_name,org_node\n{many}").as_bytes(),
     )]);
     assert_eq!(status, 200, "{body}");
-    let id = body
-        .split("name=\"upload\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = attribute_after(&body, "name=\"upload\" value=\"");
     assert_eq!(load(&admin, &csrf, &id).0, 200);
     let rows = |page: &str| page.matches("<tr><td><a href=\"/devices/").count();
     let first = get(&http, &url, &admin, "/devices").text().unwrap();
     assert_eq!(rows(&first), 50);
-    let next = first
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let next = attribute_after(&first, "rel=\"next\" href=\"");
     assert!(next.starts_with("/devices?after="), "{next}");
-    let second = get(&http, &url, &admin, next).text().unwrap();
+    let second = get(&http, &url, &admin, &next).text().unwrap();
     assert_eq!(rows(&second), 14);
     assert!(!second.contains("rel=\"next\""), "the last page");
     let filtered = get(&http, &url, &admin, "/devices?q=h5").text().unwrap();
