@@ -1,6 +1,7 @@
 //! What inventory says a device has: installed packages with the executables they ship, and
 //! local accounts. The agent reports it (`wire::v1::Inventory`); these are the stored views.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,6 +18,17 @@ use crate::wire::v1::{InstalledSoftware, LocalAccount};
 pub struct DeviceInventory {
     pub software: Vec<InstalledSoftware>,
     pub accounts: Vec<LocalAccount>,
+}
+
+/// One period a package was installed on a device: from when Tally first saw it (or the date
+/// an import gave; `None`: before Tally knew) until its removal (`None`: still installed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftwarePeriod {
+    pub name: String,
+    pub version: String,
+    pub publisher: String,
+    pub installed_at: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 /// A package on a device that ships an executable of a given name.

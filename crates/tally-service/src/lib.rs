@@ -13,7 +13,9 @@ mod compliance_text;
 pub mod dashboard;
 pub mod devices;
 mod error;
+pub mod export_files;
 pub mod file_rules;
+pub mod import_files;
 pub mod ingest;
 pub mod licensing;
 pub mod maintenance;
@@ -33,6 +35,7 @@ pub mod trends;
 pub mod usage_reads;
 pub mod users;
 pub mod web_sessions;
+pub mod written_reports;
 
 use std::sync::Arc;
 

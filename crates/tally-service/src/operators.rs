@@ -129,3 +129,16 @@ pub async fn enroll_agent(
         .enroll_agent(token_hash, agent, now, Some(&audit))
         .await?)
 }
+
+/// What every operator and enrolment token starts with, so a leaked one is recognisable.
+pub const TOKEN_PREFIX: &str = "tally_";
+
+/// A new token (256 random bits) and the hash the store keeps of it; the token itself is shown
+/// once and never stored.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let hash = crate::web_sessions::secret_hash(&token);
+    (token, hash)
+}

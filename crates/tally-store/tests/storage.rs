@@ -1410,6 +1410,17 @@ async fn installations_and_statuses_keep_their_history(store: &dyn Store) {
     assert_eq!(with("vim", at(9, 30)).await, [d1], "vim kept its first day");
     let now = store.device_inventory(d1).await.unwrap();
     assert_eq!(now.software.len(), 2);
+    // A device's history holds every period: gimp's first, removed at 10:00, then its second.
+    let history = store.software_history(d1).await.unwrap();
+    let gimp: Vec<_> = history
+        .iter()
+        .filter(|p| p.name == "gimp")
+        .map(|p| (p.installed_at, p.removed_at))
+        .collect();
+    assert_eq!(
+        gimp,
+        [(Some(at(9, 0)), Some(at(10, 0))), (Some(at(11, 0)), None)]
+    );
     // A package listed twice (two architectures) is one installation.
     let twice = [("vim", &["vim"][..]), ("vim", &["vim"][..])];
     store

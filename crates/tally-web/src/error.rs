@@ -19,8 +19,17 @@ pub enum WebError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// An upload over its limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
+}
+
+impl From<tally_store::StoreError> for WebError {
+    fn from(e: tally_store::StoreError) -> Self {
+        WebError::Service(e.into())
+    }
 }
 
 impl WebError {
@@ -29,6 +38,7 @@ impl WebError {
             WebError::NotSignedIn => StatusCode::SEE_OTHER,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::NotFound(_) | WebError::Service(ServiceError::NotFound(_)) => {
                 StatusCode::NOT_FOUND
             }

@@ -14,11 +14,18 @@ const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
 
 /// The main sections, for the navigation: (path, title).
-const SECTIONS: [(&str, &str); 4] = [
+const SECTIONS: [(&str, &str); 11] = [
     ("/", "Dashboard"),
     ("/applications", "Applications"),
     ("/licenses", "Licenses"),
     ("/reclaim", "Reclaim"),
+    ("/devices", "Devices"),
+    ("/users", "Users"),
+    ("/rules", "Metering"),
+    ("/org", "Org tree"),
+    ("/import", "Import"),
+    ("/reports", "Reports"),
+    ("/admin", "Admin"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -6,17 +6,25 @@
 //! every form carries a CSRF token checked on every POST, and the auditor role is refused every
 //! change by the server whatever a page shows.
 
+mod admin;
+mod admin_tasks;
 mod app_usage;
 mod apps;
 mod campaign;
 mod dashboard;
+mod devices;
 mod error;
 mod forms;
+mod import;
 mod layout;
 mod license_form;
 mod licenses;
+mod org;
 mod reclaim;
+mod reports;
+mod rules;
 mod session;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +48,8 @@ pub struct Https;
 pub struct WebState {
     pub service: Arc<Service>,
     pub sessions: SessionPolicy,
+    /// Checked imports waiting to be loaded.
+    uploads: import::Pending,
 }
 
 impl WebState {
@@ -47,6 +57,7 @@ impl WebState {
         Self {
             service,
             sessions: SessionPolicy::default(),
+            uploads: import::Pending::default(),
         }
     }
 }
@@ -56,6 +67,21 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// How long a page may take before the browser is told so.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A file to download: `name` as the browser should save it, its type and bytes.
+fn download(name: &str, content_type: &str, bytes: Vec<u8>) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        name.replace(['"', '\\'], "_")
+    );
+    let headers = [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    (headers, bytes).into_response()
+}
 
 /// The console's routes, to be merged beside the API's.
 pub fn router(state: WebState) -> Router {
@@ -79,6 +105,52 @@ pub fn router(state: WebState) -> Router {
         .route("/reclaim.csv", get(reclaim::csv))
         .route("/reclaim/propose", post(campaign::propose))
         .route("/reclaim/items/{id}", post(campaign::advance))
+        .route(
+            "/import",
+            get(import::page)
+                .post(import::check)
+                .layer(DefaultBodyLimit::max(import::MAX_UPLOAD_BYTES)),
+        )
+        .route("/import/load", post(import::load))
+        .route("/export/{file}", get(import::export))
+        .route("/reports", get(reports::catalogue))
+        .route("/reports/{name}", get(reports::report))
+        .route("/reports/{name}/download", get(reports::download))
+        .route("/reports/written/{day}/{file}", get(reports::written))
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}", get(devices::detail))
+        .route("/devices/{id}/status", post(devices::set_status))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::detail))
+        .route(
+            "/users/{id}/service-account",
+            post(users::set_service_account),
+        )
+        .route("/rules", get(rules::list).post(rules::add))
+        .route("/rules/{id}/enabled", post(rules::set_enabled))
+        .route("/programs", get(rules::programs))
+        .route("/org", get(org::page))
+        .route("/org/move", post(org::move_node))
+        .route("/admin", get(admin::sites))
+        .route(
+            "/admin/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            "/admin/enrolment",
+            get(admin::enrolment).post(admin::create_enrolment),
+        )
+        .route(
+            "/admin/enrolment/{id}/revoke",
+            post(admin::revoke_enrolment),
+        )
+        .route("/admin/agents", get(admin::agents))
+        .route("/admin/agents/{id}/revoke", post(admin::revoke_agent))
+        .route("/admin/tasks", get(admin_tasks::tasks))
+        .route("/admin/tasks/{name}", post(admin_tasks::schedule))
+        .route("/admin/tasks/{name}/run", post(admin_tasks::run))
+        .route("/admin/audit", get(admin_tasks::audit))
         .route("/static/console.css", get(layout::stylesheet))
         .route("/static/console.js", get(layout::script))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

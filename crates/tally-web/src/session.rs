@@ -104,7 +104,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64, https: bool) -> HeaderValue
     HeaderValue::from_str(&text).expect("cookie values are hex")
 }
 
-fn random_hex() -> String {
+pub fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

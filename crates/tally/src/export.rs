@@ -4,17 +4,15 @@
 //! CSV cells are neutralised for spreadsheets (see `tally_core::escape`); JSON is exact.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use tally_core::import::{AnyRow, Kind};
+use tally_core::import::Kind;
+use tally_service::export_files;
 use tally_store::prelude::*;
-
-/// Rows read per query.
-const PAGE: i64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -72,27 +70,19 @@ async fn export_kind(store: &dyn Store, kind: Kind, format: Format, path: &Path)
     let partial = path.with_extension("partial");
     let file =
         File::create(&partial).with_context(|| format!("cannot write {}", partial.display()))?;
-    let mut writer = Writer::new(BufWriter::new(file), format);
     let spinner = spinner(kind);
-    let (mut after, mut count) = (0, 0u64);
-    loop {
-        let (rows, next) = store
-            .export_page(kind, after, PAGE)
+    let format = match format {
+        Format::Csv => export_files::Format::Csv,
+        Format::Json => export_files::Format::Json,
+    };
+    let progress = |done: u64| spinner.set_position(done);
+    let (out, count) =
+        export_files::export_kind(store, kind, format, BufWriter::new(file), &progress)
             .await
-            .with_context(|| format!("cannot read the stored {}", kind.name()))?;
-        for row in &rows {
-            writer.row(row)?;
-        }
-        count += rows.len() as u64;
-        spinner.set_position(count);
-        match next {
-            Some(cursor) => after = cursor,
-            None => break,
-        }
-    }
+            .with_context(|| format!("cannot export the stored {}", kind.name()))?;
     spinner.finish_and_clear();
-    writer
-        .finish()
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
         .with_context(|| format!("cannot write {}", partial.display()))?;
     std::fs::rename(&partial, path)
         .with_context(|| format!("cannot move {} into place", partial.display()))?;
@@ -109,81 +99,4 @@ fn spinner(kind: Kind) -> ProgressBar {
             .expect("a valid template"),
     );
     bar
-}
-
-/// A CSV file with a header row, or a JSON array with one object per line.
-enum Writer {
-    Csv {
-        out: Box<csv::Writer<BufWriter<File>>>,
-        first: bool,
-    },
-    Json {
-        out: BufWriter<File>,
-        first: bool,
-    },
-}
-
-impl Writer {
-    fn new(out: BufWriter<File>, format: Format) -> Self {
-        match format {
-            Format::Csv => Writer::Csv {
-                out: Box::new(csv::Writer::from_writer(out)),
-                first: true,
-            },
-            Format::Json => Writer::Json { out, first: true },
-        }
-    }
-
-    fn row(&mut self, row: &AnyRow) -> Result<()> {
-        match self {
-            Writer::Csv { out, first } => {
-                for record in csv_records(row, *first)? {
-                    out.write_record(
-                        record
-                            .iter()
-                            .map(|c| tally_core::escape::csv_cell(c).into_owned()),
-                    )?;
-                }
-                *first = false;
-            }
-            Writer::Json { out, first } => {
-                out.write_all(if *first { b"[\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *out, row)?;
-                *first = false;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<()> {
-        let mut out = match self {
-            Writer::Csv { out, .. } => out.into_inner().map_err(|e| e.into_error())?,
-            Writer::Json { mut out, first } => {
-                out.write_all(if first { b"[]\n" } else { b"\n]\n" })?;
-                out
-            }
-        };
-        out.flush()?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(())
-    }
-}
-
-/// The CSV records of one row as csv's serde support writes them (the header first when
-/// `header`), read back as text so that every cell can go through
-/// [`tally_core::escape::csv_cell`] before it is written: a host name `=HYPERLINK(…)` leaves
-/// as `'=HYPERLINK(…)`, while `-12.50` stays a number. JSON export writes values exact.
-fn csv_records(row: &AnyRow, header: bool) -> Result<Vec<csv::StringRecord>> {
-    let mut scratch = csv::WriterBuilder::new()
-        .has_headers(header)
-        .from_writer(Vec::new());
-    scratch.serialize(row)?;
-    let text = scratch.into_inner().map_err(|e| e.into_error())?;
-    let records = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(text.as_slice())
-        .into_records()
-        .collect::<Result<_, _>>()?;
-    Ok(records)
 }

@@ -248,6 +248,38 @@ impl crate::InventoryStore for DbStore {
         Ok(rows::device_inventory(software, executables, accounts))
     }
 
+    async fn software_history(
+        &self,
+        device_id: i64,
+    ) -> Result<Vec<tally_core::inventory::SoftwarePeriod>> {
+        type Period = (
+            String,
+            String,
+            String,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Period> = sqlx::query_as(
+            "SELECT name, version, publisher, installed_at, removed_at FROM installed_software
+             WHERE device_id = $1 ORDER BY name, installed_at, removed_at",
+        )
+        .bind(device_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version, publisher, installed_at, removed_at)| {
+                tally_core::inventory::SoftwarePeriod {
+                    name,
+                    version,
+                    publisher,
+                    installed_at,
+                    removed_at,
+                }
+            })
+            .collect())
+    }
+
     async fn executables_seen(&self) -> Result<Vec<tally_core::autorules::ExecutableSeen>> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT file_name, MIN(package), COUNT(*) FROM software_executables

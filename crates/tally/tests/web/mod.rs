@@ -222,3 +222,105 @@ pub fn text_of(page: &str, id: &str) -> String {
     }
     text
 }
+
+/// The host names of the devices the API lists now.
+pub fn host_names(server: &Running) -> Vec<String> {
+    let devices: serde_json::Value = client()
+        .get(format!("{}/api/v1/devices?limit=1000", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["host_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Writes `files` (name, text) into a new folder under `dir`; their paths.
+pub fn files(dir: &Path, folder: &str, files: &[(&str, &str)]) -> Vec<String> {
+    let at = dir.join(folder);
+    std::fs::create_dir_all(&at).unwrap();
+    files
+        .iter()
+        .map(|(name, text)| write(&at, name, text))
+        .collect()
+}
+
+/// A `multipart/form-data` body of `parts` (name, file name for a file, bytes); its content
+/// type and bytes.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "tally-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").bytes(),
+        );
+        if let Some(file) = file {
+            body.extend(format!("; filename=\"{file}\"\r\nContent-Type: text/csv").bytes());
+        }
+        body.extend(b"\r\n\r\n");
+        body.extend(*bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// POST a multipart body to `path` with the session cookie.
+pub fn post_multipart(
+    http: &Client,
+    url: &str,
+    session: &str,
+    path: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> Response {
+    let (content_type, body) = multipart(parts);
+    http.post(format!("{url}{path}"))
+        .header(COOKIE, format!("tally_session={session}"))
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .unwrap()
+}
+
+/// The status code of a multipart POST of `parts` sent over a plain socket: for a body the
+/// server refuses part way through, where an HTTP client fails on the write the server no
+/// longer reads and never shows the answer already sent.
+pub fn raw_multipart_status(
+    url: &str,
+    session: &str,
+    path: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> u16 {
+    use std::io::{Read, Write};
+    let (content_type, body) = multipart(parts);
+    let host = url.strip_prefix("http://").unwrap();
+    let mut socket = std::net::TcpStream::connect(host).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nCookie: tally_session={session}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The server may stop reading and close before the whole body is written.
+    let _ = socket
+        .write_all(head.as_bytes())
+        .and_then(|()| socket.write_all(&body));
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no answer: {text:?}"));
+    status.parse().unwrap()
+}
