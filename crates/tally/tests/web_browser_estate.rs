@@ -188,7 +188,7 @@ async fn estate(b: &Browser, server: &Running) {
     );
     b.shot("w2-devices").await;
     b.click("#devices tbody a").await;
-    assert_eq!(b.text("h1").await, "pc1");
+    assert_eq!(b.wait_text("h1", "pc1").await, "pc1");
     let hardware = b.text("#hardware").await;
     assert!(
         hardware.contains("Sales") && hardware.contains("active"),
@@ -240,14 +240,12 @@ async fn estate(b: &Browser, server: &Running) {
     b.fill("#rule-form #name", "Editor").await;
     b.fill("#rule-form #file_name", "vim").await;
     b.click("#rule-form button").await;
-    let row = b.text("#rules tbody tr").await;
-    assert!(
-        row.contains("Editor") && row.contains("vim") && row.contains("on"),
-        "{row}"
-    );
+    let row = b.wait_text("#rules tbody tr", "Editor").await;
+    assert!(row.contains("vim") && row.contains("on"), "{row}");
     b.click("#rules tbody form.inline button").await;
-    let row = b.text("#rules tbody tr").await;
-    assert!(row.contains("off") && row.contains("Switch on"), "{row}");
+    // The answer replaces the page: wait for the new row rather than read the old one.
+    let row = b.wait_text("#rules tbody tr", "Switch on").await;
+    assert!(row.contains("off"), "{row}");
     b.shot("w2-rules").await;
     b.c().goto(&format!("{url}/programs")).await.unwrap();
     b.text("#programs").await;

@@ -22,24 +22,6 @@ async fn wait_path(b: &Browser, path: &str) {
     assert_eq!(b.path().await, path);
 }
 
-/// Waits (up to 20 s) for the text of `css` to hold `needle`; the text. Read by script, so a
-/// page being replaced meanwhile (after a form's POST and redirect) is only read again.
-async fn wait_text(b: &Browser, css: &str, needle: &str) -> String {
-    let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
-    let mut last = String::new();
-    for _ in 0..200 {
-        let read = b.c().execute(script, vec![serde_json::json!(css)]).await;
-        if let Some(text) = read.ok().as_ref().and_then(|v| v.as_str()) {
-            if text.contains(needle) {
-                return text.to_string();
-            }
-            last = text.to_string();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{css} never held {needle:?}: {last}")
-}
-
 /// Takes today's compliance snapshot of the imported estate; the server's scheduler may be
 /// running the task already (it starts with the server), so a refusal for that is retried.
 fn snapshot_now(server: &Running) {
@@ -179,11 +161,11 @@ async fn campaign(b: &Browser, server: &Running) {
     // Proposed, confirmed, removed: the totals follow, and the filters stay.
     b.click("#reclaim button.propose").await;
     wait_path(b, "/reclaim?days=90&application=Office&org_node=Sales").await;
-    wait_text(b, "#total-proposed", "99.50 EUR").await;
+    b.wait_text("#total-proposed", "99.50 EUR").await;
     b.click("#campaign button.step").await;
-    wait_text(b, "#total-confirmed", "99.50 EUR").await;
+    b.wait_text("#total-confirmed", "99.50 EUR").await;
     b.click("#campaign button.step").await;
-    let removed = wait_text(b, "#total-removed", "99.50 EUR").await;
+    let removed = b.wait_text("#total-removed", "99.50 EUR").await;
     assert!(
         removed.contains("1") && removed.contains("99.50 EUR"),
         "{removed}"

@@ -94,6 +94,25 @@ impl Browser {
             .unwrap()
     }
 
+    /// Waits (up to 20 s) for the text of `css` to hold `needle`; the text. Read by script,
+    /// so a page being replaced meanwhile (after a form's POST and redirect) is only read again.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let script =
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;";
+        let mut last = String::new();
+        for _ in 0..200 {
+            let read = self.c().execute(script, vec![serde_json::json!(css)]).await;
+            if let Some(text) = read.ok().as_ref().and_then(|v| v.as_str()) {
+                if text.contains(needle) {
+                    return text.to_string();
+                }
+                last = text.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never held {needle:?}: {last}")
+    }
+
     pub async fn body(&self) -> String {
         self.text("body").await
     }
