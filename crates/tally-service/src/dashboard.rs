@@ -120,14 +120,22 @@ pub async fn agent_trouble(
     store: &dyn Store,
     silent_since: DateTime<Utc>,
 ) -> Result<(Vec<AgentTrouble>, Vec<AgentTrouble>)> {
-    let hosts: HashMap<i64, String> = (store.compliance_devices().await?.into_iter())
-        .map(|d| (d.id, d.host_name))
-        .collect();
-    let live = store
+    let live: Vec<_> = store
         .agents()
         .await?
         .into_iter()
-        .filter(|a| a.revoked_at.is_none());
+        .filter(|a| a.revoked_at.is_none())
+        .filter(|a| a.last_heartbeat.is_none_or(|t| t < silent_since) || a.dropped_records > 0)
+        .collect();
+    // The devices are read for their names only when some agent is in trouble.
+    let hosts: HashMap<i64, String> = if live.is_empty() {
+        HashMap::new()
+    } else {
+        (store.compliance_devices().await?.into_iter())
+            .map(|d| (d.id, d.host_name))
+            .collect()
+    };
+    let live = live.into_iter();
     let all: Vec<AgentTrouble> = live
         .map(|a| AgentTrouble {
             host_name: hosts.get(&a.device_id).cloned().unwrap_or_default(),

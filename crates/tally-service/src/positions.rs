@@ -29,11 +29,23 @@ use crate::Result;
 const DAYS_KEPT: usize = 2;
 
 /// License positions and reclaim inputs computed, by day, each with the data generations it
-/// was read at.
+/// was read at; and the last reclaim lists made from those inputs.
 #[derive(Default)]
 pub struct Positions {
     positions: Keeper<Computed>,
     reclaim: Keeper<ReclaimInputs>,
+    lists: std::sync::Mutex<Vec<KeptList>>,
+}
+
+/// How many reclaim lists are kept: the dashboard's and a few filtered views.
+const LISTS_KEPT: usize = 8;
+
+/// A reclaim list with the query and the inputs it was made from (holding the inputs keeps
+/// their address from being reused while the list is kept).
+struct KeptList {
+    query: ReclaimQuery,
+    inputs: Arc<ReclaimInputs>,
+    list: Arc<ReclaimList>,
 }
 
 /// One kind of thing computed from the store, kept per day with the generation it was read at.
@@ -150,7 +162,36 @@ impl crate::Service {
         let compute = || ReclaimInputs::read(store, query.as_of, None);
         let keeper = &self.positions.reclaim;
         let inputs = keeper.on(store, query.as_of, |g| g, compute).await?;
-        inputs.list(query)
+        let kept = |k: &KeptList| k.query == *query && Arc::ptr_eq(&k.inputs, &inputs);
+        let lists = &self.positions.lists;
+        if let Some(k) = lists.lock().expect("lists").iter().find(|k| kept(k)) {
+            return Ok(k.list.as_ref().clone());
+        }
+        let list = Arc::new(inputs.list(query)?);
+        let mut lists = lists.lock().expect("lists");
+        lists.retain(|k| k.query != *query);
+        let fresh = KeptList {
+            query: query.clone(),
+            inputs,
+            list: list.clone(),
+        };
+        lists.insert(0, fresh);
+        lists.truncate(LISTS_KEPT);
+        Ok(list.as_ref().clone())
+    }
+
+    /// When each application was last used on `device`, by name, as the reclaim list on
+    /// `as_of` sees it (sessions and metering summaries), from the kept reclaim inputs.
+    pub async fn last_use_on(
+        &self,
+        as_of: NaiveDate,
+        device: i64,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let store = self.store();
+        let compute = || ReclaimInputs::read(store, as_of, None);
+        let keeper = &self.positions.reclaim;
+        let inputs = keeper.on(store, as_of, |g| g, compute).await?;
+        Ok(inputs.last_use_on(device))
     }
 
     /// The kept positions, for their counters.

@@ -101,6 +101,21 @@ impl ReclaimInputs {
         })
     }
 
+    /// When each application was last used on `device` (sessions and metering summaries), by
+    /// application name, oldest name first.
+    pub(crate) fn last_use_on(&self, device: i64) -> Vec<(String, DateTime<Utc>)> {
+        let mut used: Vec<(String, DateTime<Utc>)> = self
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let at = self.last_use.get(&(a.application.id, device))?;
+                Some((a.application.name.clone(), *at))
+            })
+            .collect();
+        used.sort();
+        used
+    }
+
     /// The reclaim list `query` asks for, from these inputs.
     pub(crate) fn list(&self, query: &ReclaimQuery) -> Result<ReclaimList> {
         let only = query.application.as_deref();

@@ -315,27 +315,8 @@ pub async fn detail(
         .ok_or_else(|| WebError::NotFound(format!("no device {id}; see the device list")))?;
     let history = store.software_history(id).await?;
     let nodes = node_names(&state).await?;
-    let apps: HashMap<i64, String> = store
-        .applications()
-        .await?
-        .into_iter()
-        .map(|a| (a.application.id, a.application.name))
-        .collect();
-    let mut last: Vec<(String, chrono::DateTime<Utc>)> = store
-        .last_sessions()
-        .await?
-        .into_iter()
-        .filter(|(_, d, _)| *d == id)
-        .map(|(a, _, at)| {
-            (
-                apps.get(&a)
-                    .cloned()
-                    .unwrap_or_else(|| format!("application {a}")),
-                at,
-            )
-        })
-        .collect();
-    last.sort();
+    let today = Utc::now().date_naive();
+    let last = state.service.last_use_on(today, id).await?;
     let used = recent_use(&state, |r| r.device_id == id).await?;
     let body = html! {
         p { a href="/devices" { "← All devices" } }

@@ -22,17 +22,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$tally" server --database-url "sqlite://$db" --listen "127.0.0.1:$port" \
-  --data-dir "$work" --operator-requests-per-minute 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 120); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
-
 # An admin token of the bench's own, written straight into the bench database (operator tokens
 # are stored as the SHA-256 of the secret; a position does not read them).
 token="tally_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 hash="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
 sqlite3 "$db" "INSERT INTO operator_tokens (name, role, token_hash, created_at)
   VALUES ('console-bench-$$', 'admin', '$hash', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))"
+
+"$tally" server --database-url "sqlite://$db" --listen "127.0.0.1:$port" \
+  --data-dir "$work" --operator-requests-per-minute 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 120); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
 
 jar="$work/cookies"
 csrf="$(curl -fs -c "$jar" "$url/sign-in" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)"
@@ -64,7 +64,13 @@ measure "page /applications" "$url/applications"
 measure "page /applications/$app" "$url/applications/$app"
 measure "page /licenses" "$url/licenses"
 measure "page /reclaim" "$url/reclaim"
+measure "page /devices" "$url/devices"
+measure "page /devices/1" "$url/devices/1"
+measure "page /users" "$url/users"
+measure "page /programs" "$url/programs"
+measure "page /admin/agents" "$url/admin/agents"
+measure "page /admin/audit" "$url/admin/audit"
 measure "api /api/v1/compliance" "$url/api/v1/compliance" api
 measure "api /api/v1/compliance/detail" "$url/api/v1/compliance/detail?app=$app" api
 measure "api /api/v1/licenses" "$url/api/v1/licenses" api
-measure "api /api/v1/compliance/reclaim" "$url/api/v1/compliance/reclaim" api
+measure "api /api/v1/reclaim" "$url/api/v1/reclaim" api
