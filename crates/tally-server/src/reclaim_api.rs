@@ -52,6 +52,7 @@ pub(crate) async fn campaign(
     request_body = Proposal,
     responses((status = 201, description = "Proposed, with the cost it ties up now", body = ReclaimItem),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "No application of that name", body = ErrorBody),
         (status = 409, description = "On the list already", body = ErrorBody)))]
 pub(crate) async fn propose(
     op: Operator,
