@@ -19,6 +19,7 @@ use web::{
 each_backend!(
     sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end,
     every_post_needs_the_csrf_token_and_the_auditor_changes_nothing,
+    an_admin_edits_and_removes_a_license_through_the_forms,
 );
 
 /// The admin token's operator name.
@@ -255,6 +256,56 @@ fn every_post_needs_the_csrf_token_and_the_auditor_changes_nothing(backend: Back
         403
     );
     assert_eq!(licenses(&server), now, "the auditor changed nothing");
+}
+
+fn an_admin_edits_and_removes_a_license_through_the_forms(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let csrf = csrf_of(&get(&http, &url, &admin, "/licenses").text().unwrap());
+    let id = licenses(&server)[0]["id"].to_string();
+
+    // Edited: three installations instead of one, the rest of the terms as they were.
+    let mut terms = office_license(&csrf);
+    terms.retain(|(k, _)| *k != "quantity");
+    terms.push(("quantity", "3".into()));
+    let (status, body) = send(&server, &admin, &format!("/licenses/{id}"), &terms);
+    assert_eq!(status, 303, "{body}");
+    let now = licenses(&server);
+    assert_eq!((now.len(), now[0]["quantity"].as_i64()), (1, Some(3)));
+    // Office needs two (pc1, pc2; pc3 is retired): the position now shows one to spare.
+    let position: serde_json::Value = http
+        .get(format!("{url}/api/v1/compliance?app=Office"))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (
+            position[0]["owned"].as_i64(),
+            position[0]["surplus"].as_i64()
+        ),
+        (Some(3), Some(1)),
+        "{position}"
+    );
+
+    // Removed.
+    let removal = [("csrf", csrf.clone())];
+    let (status, body) = send(&server, &admin, &format!("/licenses/{id}/remove"), &removal);
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(licenses(&server), Vec::<serde_json::Value>::new());
+
+    // Both changes are the operator's, in the audit log.
+    let me = admin_name(&server);
+    let log = audit(&server);
+    for action in ["license.edit", "license.delete"] {
+        let entry = log.iter().find(|e| e["action"] == action);
+        let entry = entry.unwrap_or_else(|| panic!("no {action} in {log:?}"));
+        assert_eq!(entry["actor"], me.as_str());
+    }
 }
 
 /// Over HTTPS both cookies are `Secure` as well.
