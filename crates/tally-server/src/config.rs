@@ -33,6 +33,9 @@ pub struct ConfigFile {
     pub agent_requests_per_minute: Option<u32>,
     /// Requests per minute one operator token may make; 0 = no limit.
     pub operator_requests_per_minute: Option<u32>,
+    /// Seconds a kept license position stands for new inventory and usage alone; 0 = follow
+    /// every one (changes people make are always followed at once).
+    pub position_refresh_secs: Option<u64>,
     /// PEM certificate chain; with `tls_key_file`, the server speaks HTTPS.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for `tls_cert_file`.
@@ -96,7 +99,18 @@ pub struct Config {
     pub scheduled_reports: Vec<tally_report::ScheduledReport>,
     /// Where the pseudonym key is, when the site pseudonymises names.
     pub pseudonym_key_file: Option<PathBuf>,
+    /// How long a kept license position stands for new inventory and usage alone.
+    pub position_refresh: Duration,
 }
+
+/// A kept position stands for new inventory and usage this long by default: agents send
+/// inventory daily and their usage becomes sessions on the summaries' schedule, so five
+/// minutes hides nothing a license manager acts on, while a busy site's dashboard stays a
+/// lookup instead of a recomputation every second.
+pub const DEFAULT_POSITION_REFRESH_SECS: u64 = 300;
+
+/// The longest refresh accepted: a day, the snapshots' own rhythm.
+const MAX_POSITION_REFRESH_SECS: u64 = 86_400;
 
 /// How the server talks to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +170,7 @@ impl ConfigFile {
             operator_requests_per_minute: self
                 .operator_requests_per_minute
                 .or(lower.operator_requests_per_minute),
+            position_refresh_secs: self.position_refresh_secs.or(lower.position_refresh_secs),
             tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
             tls_key_file: self.tls_key_file.or(lower.tls_key_file),
             insecure_http: self.insecure_http.or(lower.insecure_http),
@@ -215,6 +230,7 @@ impl Config {
             }
         };
         let scheduled_reports = scheduled_reports(c.scheduled_reports)?;
+        let position_refresh = position_refresh(c.position_refresh_secs)?;
         let pseudonym_key_file = match c.pseudonymize_users {
             Some(true) => Some(
                 c.pseudonym_key_file
@@ -224,6 +240,7 @@ impl Config {
         };
         Ok(Config {
             pseudonym_key_file,
+            position_refresh,
             scheduled_reports,
             listen,
             transport,
@@ -248,6 +265,18 @@ impl Config {
                     .unwrap_or(defaults.operator_requests_per_minute),
             },
         })
+    }
+}
+
+fn position_refresh(secs: Option<u64>) -> Result<Duration, ConfigError> {
+    match secs.unwrap_or(DEFAULT_POSITION_REFRESH_SECS) {
+        secs @ 0..=MAX_POSITION_REFRESH_SECS => Ok(Duration::from_secs(secs)),
+        secs => Err(ConfigError::Invalid {
+            setting: "position_refresh_secs",
+            message: format!(
+                "{secs} is more than a day; give 0 to {MAX_POSITION_REFRESH_SECS} seconds"
+            ),
+        }),
     }
 }
 

@@ -98,6 +98,13 @@ impl Service {
         self.pseudonyms.as_ref()
     }
 
+    /// The same service, keeping license positions for new inventory and usage until they are
+    /// `refresh` old (changes people make are followed at once; zero follows everything).
+    pub fn with_position_refresh(mut self, refresh: std::time::Duration) -> Self {
+        self.positions = positions::Positions::refreshed_every(refresh);
+        self
+    }
+
     /// The same service, writing scheduled reports as `reports` says.
     pub fn with_reports(mut self, reports: ReportOutput) -> Self {
         self.reports = reports;

@@ -5,6 +5,13 @@
 //! every transaction that changes what a position reads), and served while it stands: a
 //! dashboard, the applications list, an application's page and the API then cost a lookup.
 //!
+//! What agents observe — inventories, hardware, usage sessions — moves a generation of its own
+//! (`observed`): on a site with many agents it moves every second, so a position kept for it
+//! strictly would never be served. A kept position stands for new observations until it is
+//! [`Positions::refresh`] old (the site's `position_refresh_secs`), the way license tools
+//! reconcile on a schedule; a change a person makes (a license, an application, a status, the
+//! org tree, an import) is followed at once.
+//!
 //! The generation is read *before* the data, so a change committed while a position is being
 //! computed leaves it under an older generation and the next request computes again: a kept
 //! position is never newer than the generation it is served under. One computation runs at a
@@ -14,6 +21,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use tally_api::{AppDetail, AppPosition};
@@ -35,6 +43,8 @@ pub struct Positions {
     positions: Keeper<Computed>,
     reclaim: Keeper<ReclaimInputs>,
     lists: std::sync::Mutex<Vec<KeptList>>,
+    /// How long a kept value stands for new observations alone; zero follows every one.
+    refresh: Duration,
 }
 
 /// How many reclaim lists are kept: the dashboard's and a few filtered views.
@@ -66,7 +76,20 @@ impl<T> Default for Keeper<T> {
 struct Kept<T> {
     as_of: NaiveDate,
     generation: Generations,
+    /// When the generation was read.
+    read_at: Instant,
     value: Arc<T>,
+}
+
+impl<T> Kept<T> {
+    /// Whether this value answers for `as_of` at `now`: nothing a person changes has moved,
+    /// and what agents observed since is no older than `refresh` allows.
+    fn serves(&self, as_of: NaiveDate, now: Generations, refresh: Duration) -> bool {
+        let then = self.generation;
+        self.as_of == as_of
+            && (then.positions, then.evidence) == (now.positions, now.evidence)
+            && (then.observed == now.observed || self.read_at.elapsed() < refresh)
+    }
 }
 
 impl<T> Keeper<T> {
@@ -74,7 +97,7 @@ impl<T> Keeper<T> {
     /// since it was computed, else `compute`d now and kept.
     async fn on<F, Fut>(
         &self,
-        store: &dyn Store,
+        (store, refresh): (&dyn Store, Duration),
         as_of: NaiveDate,
         which: fn(Generations) -> Generations,
         compute: F,
@@ -84,11 +107,9 @@ impl<T> Keeper<T> {
         Fut: Future<Output = Result<T>>,
     {
         let mut kept = self.kept.lock().await;
+        let read_at = Instant::now();
         let generation = which(store.generations().await?);
-        if let Some(k) = kept
-            .iter()
-            .find(|k| k.as_of == as_of && k.generation == generation)
-        {
+        if let Some(k) = kept.iter().find(|k| k.serves(as_of, generation, refresh)) {
             return Ok(k.value.clone());
         }
         let value = Arc::new(compute().await?);
@@ -97,6 +118,7 @@ impl<T> Keeper<T> {
         let fresh = Kept {
             as_of,
             generation,
+            read_at,
             value: value.clone(),
         };
         kept.insert(0, fresh);
@@ -114,8 +136,21 @@ impl Positions {
     async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
         let compute = || Computed::read(store, as_of, None);
         self.positions
-            .on(store, as_of, positions_only, compute)
+            .on((store, self.refresh), as_of, positions_only, compute)
             .await
+    }
+
+    /// Kept positions that stand for new inventory and usage until they are `refresh` old.
+    pub fn refreshed_every(refresh: Duration) -> Self {
+        Self {
+            refresh,
+            ..Self::default()
+        }
+    }
+
+    /// How long a kept position stands for new inventory and usage alone.
+    pub fn refresh(&self) -> Duration {
+        self.refresh
     }
 
     /// How many times positions were computed rather than served kept (for tests and logs).
@@ -158,14 +193,23 @@ impl crate::Service {
     /// The reclaim list `query` asks for, as [`crate::reclaim::reclaim`] gives it, from inputs
     /// kept while neither what a position reads nor the usage evidence has changed.
     pub async fn reclaim(&self, query: &ReclaimQuery) -> Result<ReclaimList> {
+        Ok(self.reclaim_shared(query).await?.as_ref().clone())
+    }
+
+    /// The reclaim list `query` asks for, shared with the kept lists rather than copied: for
+    /// readers that total or page it (an estate's idle list runs to many thousand rows).
+    pub async fn reclaim_shared(&self, query: &ReclaimQuery) -> Result<Arc<ReclaimList>> {
         let store = self.store();
         let compute = || ReclaimInputs::read(store, query.as_of, None);
         let keeper = &self.positions.reclaim;
-        let inputs = keeper.on(store, query.as_of, |g| g, compute).await?;
+        let refresh = self.positions.refresh;
+        let inputs = keeper
+            .on((store, refresh), query.as_of, |g| g, compute)
+            .await?;
         let kept = |k: &KeptList| k.query == *query && Arc::ptr_eq(&k.inputs, &inputs);
         let lists = &self.positions.lists;
         if let Some(k) = lists.lock().expect("lists").iter().find(|k| kept(k)) {
-            return Ok(k.list.as_ref().clone());
+            return Ok(k.list.clone());
         }
         let list = Arc::new(inputs.list(query)?);
         let mut lists = lists.lock().expect("lists");
@@ -177,7 +221,7 @@ impl crate::Service {
         };
         lists.insert(0, fresh);
         lists.truncate(LISTS_KEPT);
-        Ok(list.as_ref().clone())
+        Ok(list)
     }
 
     /// When each application was last used on `device`, by name, as the reclaim list on
@@ -190,7 +234,8 @@ impl crate::Service {
         let store = self.store();
         let compute = || ReclaimInputs::read(store, as_of, None);
         let keeper = &self.positions.reclaim;
-        let inputs = keeper.on(store, as_of, |g| g, compute).await?;
+        let refresh = self.positions.refresh;
+        let inputs = keeper.on((store, refresh), as_of, |g| g, compute).await?;
         Ok(inputs.last_use_on(device))
     }
 

@@ -65,6 +65,29 @@ pub async fn monthly(
         .collect())
 }
 
+/// One device's or user's monthly rows in `months` (`yyyymm`, inclusive), newest month first,
+/// named — without reading every rule's, device's and user's name as [`monthly`] does.
+pub async fn monthly_of(
+    store: &dyn Store,
+    of: tally_store::UsageOf,
+    months: (i32, i32),
+) -> Result<Vec<MonthlyRow>> {
+    let rows = store.monthly_usage_of(of, months).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, usage, names)| {
+            let mut row = MonthlyRow::from((key, usage));
+            let or_id = |name: Option<String>, what: &str, id: i64| {
+                name.unwrap_or_else(|| format!("{what} {id}"))
+            };
+            row.rule = or_id(names.rule, "rule", row.rule_id);
+            row.host_name = or_id(names.host_name, "device", row.device_id);
+            row.account = or_id(names.account, "user", row.user_id);
+            row
+        })
+        .collect())
+}
+
 /// The hourly rows of `rule` (or every rule) in `[from, to)`, named.
 pub async fn file_usage(
     store: &dyn Store,

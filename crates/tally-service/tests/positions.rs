@@ -1,7 +1,8 @@
 //! The kept license position (`tally_service::positions`) on SQLite and on PostgreSQL: served
 //! again while nothing it reads changes — a device's heartbeat included — computed again after
 //! any change to what it reads, made through the service or straight in the database, and
-//! always the position a fresh computation gives.
+//! always the position a fresh computation gives; what agents observe is followed once the
+//! kept position is older than the site's refresh.
 
 #[path = "../../tally-store/tests/common/pgdb.rs"]
 mod common;
@@ -19,6 +20,20 @@ use tally_store::{Page, Store};
 
 fn site() -> SiteCode {
     SiteCode::parse("S01").unwrap()
+}
+
+/// A new database for `backend` in `dir` holding site S01: its URL and its store.
+async fn site_on(backend: &Backend, dir: &std::path::Path) -> (String, Arc<dyn Store>) {
+    let url = backend.url(&dir.join("t.db"));
+    let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
+    let main = Site {
+        code: site(),
+        name: "Main".into(),
+        alias: None,
+        parent: None,
+    };
+    store.put_site(&main).await.unwrap();
+    (url, store)
 }
 
 /// An estate read from JSON rows: `rows` maps each batch field to its rows.
@@ -56,6 +71,18 @@ async fn import(store: &dyn Store, rows: serde_json::Value) {
         .unwrap();
 }
 
+/// One organisation license of Editor, added through the service.
+async fn add_an_editor_license(service: &Service) {
+    let license: LicenseRow = serde_json::from_value(serde_json::json!({
+        "application": "Editor", "metric": "installations", "quantity": 1,
+        "assignment_type": "organization"
+    }))
+    .unwrap();
+    licensing::add_license(service, "ann", &license, Utc::now())
+        .await
+        .unwrap();
+}
+
 /// Editor's position, served by the service (kept or not), after checking it is the one a
 /// fresh computation gives.
 async fn editor(service: &Service) -> AppPosition {
@@ -73,15 +100,7 @@ async fn editor(service: &Service) -> AppPosition {
 
 async fn kept_positions_follow_every_change(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let url = backend.url(&dir.path().join("t.db"));
-    let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
-    let main = Site {
-        code: site(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
-    store.put_site(&main).await.unwrap();
+    let (url, store) = site_on(&backend, dir.path()).await;
     import(
         store.as_ref(),
         serde_json::json!({
@@ -121,14 +140,7 @@ async fn kept_positions_follow_every_change(backend: Backend) {
     assert_eq!((editor(&service).await.required, computed()), (2, 2));
 
     // A license is added through the service.
-    let license: LicenseRow = serde_json::from_value(serde_json::json!({
-        "application": "Editor", "metric": "installations", "quantity": 1,
-        "assignment_type": "organization"
-    }))
-    .unwrap();
-    licensing::add_license(&service, "ann", &license, Utc::now())
-        .await
-        .unwrap();
+    add_an_editor_license(&service).await;
     let p = editor(&service).await;
     assert_eq!((p.owned, p.shortfall, computed()), (1, 1, 3));
 
@@ -187,15 +199,7 @@ async fn idle(service: &Service) -> (usize, usize, u64) {
 
 async fn kept_reclaim_inputs_follow_the_usage_evidence(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let url = backend.url(&dir.path().join("t.db"));
-    let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
-    let main = Site {
-        code: site(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
-    store.put_site(&main).await.unwrap();
+    let (_, store) = site_on(&backend, dir.path()).await;
     let estate = serde_json::json!({
         "applications": [{"name": "Editor", "publisher": "Acme", "metric": "installations",
                           "software": "editor*", "metering_rule": "Editor"}],
@@ -227,7 +231,86 @@ async fn kept_reclaim_inputs_follow_the_usage_evidence(backend: Backend) {
     assert_eq!(idle(&service).await, (0, 0, 3));
 }
 
+/// Editor's required quantity as the service serves it, kept or not, without comparing it with
+/// a fresh computation (a position kept for new observations is allowed to lag them).
+async fn editor_served(service: &Service) -> (i64, u64) {
+    let today = Utc::now().date_naive();
+    let served = service.positions(today, Some("Editor")).await.unwrap();
+    (served[0].required, service.kept_positions().computations())
+}
+
+/// An installation of Editor on `host`, as an agent's inventory writes it.
+fn installed_on(host: &str) -> String {
+    format!(
+        "INSERT INTO installed_software (device_id, name, version, publisher)
+         SELECT id, 'editor-pro', '2', 'Acme' FROM devices WHERE host_name = '{host}'"
+    )
+}
+
+async fn kept_positions_stand_for_what_agents_observe_until_the_refresh(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, store) = site_on(&backend, dir.path()).await;
+    let estate = serde_json::json!({
+        "applications": [{"name": "Editor", "publisher": "Acme", "metric": "installations",
+                          "software": "editor*"}],
+        "devices": [{"host_name": "pc1"}, {"host_name": "pc2"}, {"host_name": "pc3"}],
+        "installations": [{"host_name": "pc1", "software": "editor-pro", "version": "2"}],
+    });
+    import(store.as_ref(), estate).await;
+    backend
+        .execute(&url, "INSERT INTO users (account) VALUES ('ann')")
+        .await;
+    let hour = std::time::Duration::from_secs(3600);
+    let service = Service::new(store.clone(), site()).with_position_refresh(hour);
+    assert_eq!(editor_served(&service).await, (1, 1));
+
+    // What agents observe — an installation, new hardware, a session — within the hour: the
+    // kept position stands.
+    backend.execute(&url, &installed_on("pc2")).await;
+    backend.execute(&url, "UPDATE devices SET cores = 8").await;
+    let session = "INSERT INTO usage_sessions (application_id, device_id, user_id, start_time,
+            end_time)
+        SELECT a.id, d.id, u.id, '2026-11-30T09:00:00+00:00', '2026-11-30T10:00:00+00:00'
+        FROM applications a, devices d, users u WHERE d.host_name = 'pc1'";
+    backend.execute(&url, session).await;
+    assert_eq!(
+        editor_served(&service).await,
+        (1, 1),
+        "kept within the hour"
+    );
+
+    // A person's change is followed at once, and the position then holds the observations too.
+    add_an_editor_license(&service).await;
+    assert_eq!(editor_served(&service).await, (2, 2));
+    assert_eq!(editor(&service).await.required, 2, "the fresh one");
+
+    // An import is a person's change, even when it writes only installations.
+    let more = serde_json::json!({
+        "installations": [{"host_name": "pc3", "software": "editor-pro", "version": "2"}],
+    });
+    import(store.as_ref(), more).await;
+    assert_eq!(editor_served(&service).await, (3, 3));
+
+    // Once the kept position is older than the refresh, an observation is followed.
+    let brief = std::time::Duration::from_millis(50);
+    let quick = Service::new(store.clone(), site()).with_position_refresh(brief);
+    assert_eq!(editor_served(&quick).await, (3, 1));
+    backend
+        .execute(
+            &url,
+            "DELETE FROM installed_software WHERE name = 'editor-pro'",
+        )
+        .await;
+    tokio::time::sleep(brief * 2).await;
+    assert_eq!(
+        editor_served(&quick).await,
+        (0, 2),
+        "older than the refresh"
+    );
+}
+
 each_backend!(
     async kept_positions_follow_every_change,
-    kept_reclaim_inputs_follow_the_usage_evidence
+    kept_reclaim_inputs_follow_the_usage_evidence,
+    kept_positions_stand_for_what_agents_observe_until_the_refresh
 );

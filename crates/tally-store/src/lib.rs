@@ -49,7 +49,7 @@ pub use rules::RuleStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sites::{Forgotten, SiteStore};
 pub use sqlite::SqliteStore;
-pub use summaries::SummaryStore;
+pub use summaries::{MonthNames, SummaryStore, UsageOf};
 pub use task_lock::TaskLock;
 pub use usage::{UsageQuery, UsageStore};
 pub use web_sessions::{WebSession, WebSessionStore};

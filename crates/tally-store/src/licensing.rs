@@ -31,8 +31,12 @@ pub(crate) fn end_of(day: NaiveDate) -> DateTime<Utc> {
 /// The data generations of [`Licensing::generations`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Generations {
-    /// Moves with every change to what a license position reads.
+    /// Moves with every change people make to what a license position reads: licenses,
+    /// applications, recognition, the org tree, statuses, overrides, imports.
     pub positions: i64,
+    /// Moves with what agents observe that a position reads: installations, hardware, the
+    /// inventory's account classification, usage sessions.
+    pub observed: i64,
     /// Moves with every change to what the reclaim list reads besides: monthly usage
     /// summaries, metering rules, agents' devices and revocations.
     pub evidence: i64,

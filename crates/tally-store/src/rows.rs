@@ -325,6 +325,34 @@ impl From<HourColumns> for tally_core::summary::FileUsageHour {
     }
 }
 
+/// A monthly row with the names of its rule, device and user.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NamedMonthColumns {
+    #[sqlx(flatten)]
+    month: MonthColumns,
+    rule_name: Option<String>,
+    host_name: Option<String>,
+    account: Option<String>,
+}
+
+impl From<NamedMonthColumns>
+    for (
+        tally_core::summary::MonthKey,
+        tally_core::summary::MonthlyUsage,
+        crate::MonthNames,
+    )
+{
+    fn from(r: NamedMonthColumns) -> Self {
+        let (key, usage) = r.month.into();
+        let names = crate::MonthNames {
+            rule: r.rule_name,
+            host_name: r.host_name,
+            account: r.account,
+        };
+        (key, usage, names)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct MonthColumns {
     rule_id: i64,

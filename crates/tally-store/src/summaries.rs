@@ -8,6 +8,22 @@ use tally_core::tasks::TaskState;
 
 use crate::{AuditNote, Result, TaskLock};
 
+/// Whose monthly usage [`SummaryStore::monthly_usage_of`] reads: one device's or one user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageOf {
+    Device(i64),
+    User(i64),
+}
+
+/// A monthly row's rule, device and user by their names as stored now (`None` where the row
+/// outlived one of them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MonthNames {
+    pub rule: Option<String>,
+    pub host_name: Option<String>,
+    pub account: Option<String>,
+}
+
 #[async_trait]
 pub trait SummaryStore: Send + Sync {
     /// Replaces the hourly rows of `keys` (rule, hour) with `rows` (a subset of the keys).
@@ -44,6 +60,14 @@ pub trait SummaryStore: Send + Sync {
         rule_id: Option<i64>,
         months: (i32, i32),
     ) -> Result<Vec<(MonthKey, MonthlyUsage)>>;
+    /// One device's or user's monthly rows in `months` (`yyyymm`, inclusive), newest month
+    /// first, each with its names: what a device's or a user's page shows, read by index
+    /// instead of every row of the months.
+    async fn monthly_usage_of(
+        &self,
+        of: UsageOf,
+        months: (i32, i32),
+    ) -> Result<Vec<(MonthKey, MonthlyUsage, MonthNames)>>;
     /// Deletes hourly rows before `before` and monthly rows of months before `before_month`.
     async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64>;
     /// Monthly usage per rule and month, summed over devices and users, for months in

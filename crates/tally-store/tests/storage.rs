@@ -860,6 +860,34 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
         ]
     );
 
+    // One device's rows, and one user's, newest month first, each with its names.
+    let of = |rows: Vec<(MonthKey, MonthlyUsage, tally_store::MonthNames)>| -> Vec<_> {
+        (rows.into_iter())
+            .map(|(k, u, n)| (k.month, u.runs, n.rule, n.host_name, n.account))
+            .collect()
+    };
+    let named = |host: &str, account: &str| {
+        let name = |s: &str| Some(s.to_string());
+        (name("Vim"), name(host), name(account))
+    };
+    let pc2 = store.monthly_usage_of(tally_store::UsageOf::Device(d2), (0, 999_912));
+    let (rule_name, host, alice) = named("pc2", "alice");
+    let bob = Some("bob".to_string());
+    assert_eq!(
+        of(pc2.await.unwrap()),
+        [
+            (202603, 1, rule_name.clone(), host.clone(), alice),
+            (202603, 4, rule_name, host, bob)
+        ]
+    );
+    let alice = store.monthly_usage_of(tally_store::UsageOf::User(u1), (202604, 202604));
+    let (rule_name, pc1, account) = named("pc1", "alice");
+    assert_eq!(
+        of(alice.await.unwrap()),
+        [(202604, 3, rule_name, pc1, account)],
+        "only the months asked for"
+    );
+
     store
         .put_inventory(
             d1,

@@ -139,7 +139,7 @@ pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<
     let positions = state.service.positions(today, None).await?;
     let idle = state
         .service
-        .reclaim(&ReclaimQuery::days(today, IDLE_DAYS))
+        .reclaim_shared(&ReclaimQuery::days(today, IDLE_DAYS))
         .await?;
     let expiring = licensing::expiring(store, today, EXPIRING_DAYS).await?;
     let count = |s: Status| positions.iter().filter(|p| p.status == s).count();

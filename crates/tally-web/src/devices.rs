@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tally_api::MonthlyRow;
 use tally_core::{Device, DeviceStatus};
-use tally_store::{Page, StoreError};
+use tally_store::{Page, StoreError, UsageOf};
 
 use crate::admin::when;
 use crate::apps::{query, PER_PAGE};
@@ -260,19 +260,13 @@ fn hardware(d: &Device, node: Option<&String>) -> Markup {
     }
 }
 
-/// The monthly rows of the last 12 months, named, that `keep` accepts.
-pub async fn recent_use(
-    state: &WebState,
-    keep: impl Fn(&MonthlyRow) -> bool,
-) -> Result<Vec<MonthlyRow>, WebError> {
+/// The monthly rows of the last 12 months of one device or user, named, newest first.
+pub async fn recent_use(state: &WebState, of: UsageOf) -> Result<Vec<MonthlyRow>, WebError> {
     let today = Utc::now().date_naive();
     let to = today.year() * 100 + today.month() as i32;
     let from = (today.year() - 1) * 100 + today.month() as i32;
-    let rows =
-        tally_service::summary_views::monthly(state.service.store(), None, (from, to)).await?;
-    let mut rows: Vec<MonthlyRow> = rows.into_iter().filter(|r| keep(r)).collect();
-    rows.sort_by(|a, b| b.month.cmp(&a.month).then_with(|| a.rule.cmp(&b.rule)));
-    Ok(rows)
+    let store = state.service.store();
+    Ok(tally_service::summary_views::monthly_of(store, of, (from, to)).await?)
 }
 
 /// `2026-11`.
@@ -317,7 +311,7 @@ pub async fn detail(
     let nodes = node_names(&state).await?;
     let today = Utc::now().date_naive();
     let last = state.service.last_use_on(today, id).await?;
-    let used = recent_use(&state, |r| r.device_id == id).await?;
+    let used = recent_use(&state, UsageOf::Device(id)).await?;
     let body = html! {
         p { a href="/devices" { "← All devices" } }
         @if signed.is_admin() { p { "Change the status: " (status_cell(&signed, &device)) } }

@@ -9,7 +9,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tally_api::ServiceAccountChoice;
 use tally_core::User;
-use tally_store::Page;
+use tally_store::{Page, UsageOf};
 
 use crate::devices::{
     cursor, filtered_page, list_href, more, node_names, recent_use, search_bound, use_table,
@@ -161,7 +161,7 @@ pub async fn detail(
 ) -> Result<Response, WebError> {
     let u = user(&state, &id).await?;
     let nodes = node_names(&state).await?;
-    let used = recent_use(&state, |r| r.user_id == u.id).await?;
+    let used = recent_use(&state, UsageOf::User(u.id)).await?;
     let body = html! {
         p { a href="/users" { "← All users" } }
         dl.figures #user {

@@ -280,7 +280,9 @@ impl BenchServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store, site);
+        let refresh = Duration::from_secs(tally_server::config::DEFAULT_POSITION_REFRESH_SECS);
+        let service = tally_service::Service::new(store, site).with_position_refresh(refresh);
+        let state = AppState::with_service(service);
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;

@@ -278,6 +278,10 @@ struct ServerArgs {
     /// Requests per minute one operator token may make; 0 = no limit [default: 3000].
     #[arg(long, env = "TALLY_OPERATOR_REQUESTS_PER_MINUTE")]
     operator_requests_per_minute: Option<u32>,
+    /// Seconds a kept license position stands for new inventory and usage alone; 0 = follow
+    /// every one [default: 300].
+    #[arg(long, env = "TALLY_POSITION_REFRESH_SECS")]
+    position_refresh_secs: Option<u64>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "TALLY_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -308,6 +312,7 @@ impl ServerArgs {
             request_timeout_secs: self.request_timeout_secs,
             agent_requests_per_minute: self.agent_requests_per_minute,
             operator_requests_per_minute: self.operator_requests_per_minute,
+            position_refresh_secs: self.position_refresh_secs,
             tls_cert_file: self.tls_cert.clone(),
             tls_key_file: self.tls_key.clone(),
             insecure_http: self.insecure_http.then_some(true),

@@ -63,10 +63,12 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
     };
     print_banner(&url, token.as_ref(), &config, store.backend());
     tracing::info!(%url, site = %config.site_code, "listening");
-    let mut service = Service::new(store, config.site_code.clone()).with_reports(ReportOutput {
-        dir: Some(config.data_dir.join("reports")),
-        scheduled: config.scheduled_reports.clone(),
-    });
+    let mut service = Service::new(store, config.site_code.clone())
+        .with_reports(ReportOutput {
+            dir: Some(config.data_dir.join("reports")),
+            scheduled: config.scheduled_reports.clone(),
+        })
+        .with_position_refresh(config.position_refresh);
     if let Some(path) = &config.pseudonym_key_file {
         service = service.with_pseudonyms(crate::pseudonyms::load_or_create(path)?);
         tracing::info!(key = %path.display(), "account and full names are stored as pseudonyms");

@@ -107,6 +107,17 @@ fn a_bad_setting_is_refused_with_a_message(backend: Backend) {
         err.contains("site_code") && err.contains("three letters"),
         "{err}"
     );
+    let args = [
+        "--position-refresh-secs",
+        "90000",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let err = refused(&backend, dir.path(), &args);
+    assert!(
+        err.contains("position_refresh_secs") && err.contains("0 to 86400"),
+        "{err}"
+    );
 }
 
 fn the_config_file_is_read_and_flags_override_it(backend: Backend) {

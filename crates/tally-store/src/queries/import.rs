@@ -527,6 +527,11 @@ impl crate::Importing for DbStore {
         )
         .await?;
         import_custom_values(&mut tx, &batch.custom_values, [&apps, &nodes]).await?;
+        // An import is a person's change: kept positions follow it at once, whatever it wrote
+        // (installations and sessions alone only move the `observed` generation).
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'positions'")
+            .execute(&mut *tx)
+            .await?;
         let application_ids = (batch.applications.iter())
             .map(|(_, a)| crate::import::resolve(&apps, &a.name, "application"))
             .collect::<Result<_>>()?;

@@ -235,13 +235,14 @@ impl crate::Licensing for DbStore {
 
     async fn generations(&self) -> Result<crate::licensing::Generations> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT name, value FROM counters WHERE name IN ('positions', 'evidence')",
+            "SELECT name, value FROM counters WHERE name IN ('positions', 'observed', 'evidence')",
         )
         .fetch_all(&self.pool)
         .await?;
         let of = |name: &str| rows.iter().find(|r| r.0 == name).map_or(0, |r| r.1);
         Ok(crate::licensing::Generations {
             positions: of("positions"),
+            observed: of("observed"),
             evidence: of("evidence"),
         })
     }

@@ -188,6 +188,36 @@ impl crate::SummaryStore for DbStore {
         super::fetch_into(self, query).await
     }
 
+    async fn monthly_usage_of(
+        &self,
+        of: crate::UsageOf,
+        (first, last): (i32, i32),
+    ) -> Result<
+        Vec<(
+            tally_core::summary::MonthKey,
+            tally_core::summary::MonthlyUsage,
+            crate::MonthNames,
+        )>,
+    > {
+        let (column, id) = match of {
+            crate::UsageOf::Device(id) => ("device_id", id),
+            crate::UsageOf::User(id) => ("user_id", id),
+        };
+        let sql = format!(
+            "SELECT m.*, r.name AS rule_name, d.host_name, u.account FROM monthly_usage m
+             LEFT JOIN metering_rules r ON r.id = m.rule_id
+             LEFT JOIN devices d ON d.id = m.device_id
+             LEFT JOIN users u ON u.id = m.user_id
+             WHERE m.{column} = $1 AND m.month >= $2 AND m.month <= $3
+             ORDER BY m.month DESC, r.name, m.rule_id, m.device_id, m.user_id"
+        );
+        let query = sqlx::query_as::<_, rows::NamedMonthColumns>(&sql)
+            .bind(id)
+            .bind(first)
+            .bind(last);
+        super::fetch_into(self, query).await
+    }
+
     async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let hours = sqlx::query("DELETE FROM file_usage_hourly WHERE hour < $1")
