@@ -300,18 +300,41 @@ impl Client {
     }
 
     /// Installations unused for `days` before `as_of` (default today), most costly first, of
-    /// one application or all; and the applications whose use Tally cannot know.
+    /// one application or all, every page of them; and the applications whose use Tally
+    /// cannot know.
     pub async fn reclaim(
         &self,
         days: u32,
         as_of: Option<&str>,
         app: Option<&str>,
     ) -> Result<ReclaimReport> {
-        let days = days.to_string();
+        let mut list = self.reclaim_page(days, as_of, app, 0).await?;
+        while (list.idle.len() as i64) < list.idle_total {
+            let offset = list.idle.len() as i64;
+            let page = self.reclaim_page(days, as_of, app, offset).await?;
+            if page.idle.is_empty() {
+                break;
+            }
+            list.idle.extend(page.idle);
+        }
+        Ok(list)
+    }
+
+    /// One page of [`Client::reclaim`]: the server's largest, after `offset` idle
+    /// installations.
+    async fn reclaim_page(
+        &self,
+        days: u32,
+        as_of: Option<&str>,
+        app: Option<&str>,
+        offset: i64,
+    ) -> Result<ReclaimReport> {
+        let (days, offset) = (days.to_string(), offset.to_string());
         let params = [
             ("days", Some(days.as_str())),
             ("as_of", as_of),
             ("app", app),
+            ("offset", Some(offset.as_str())),
         ];
         self.get(&with_query("/api/v1/reclaim", &params)).await
     }

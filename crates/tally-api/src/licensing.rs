@@ -202,8 +202,15 @@ pub struct ReclaimReport {
     pub as_of: NaiveDate,
     /// Unused means not used at or after this instant.
     pub unused_since: DateTime<Utc>,
-    /// Most costly first; then by application and host.
+    /// Most costly first; then by application and host. Over the API, the page asked for.
     pub idle: Vec<Reclaimable>,
+    /// Idle installations in all, on every page.
+    #[serde(default)]
+    pub idle_total: i64,
+    /// What all idle installations tie up, one sum per currency (those without a price are
+    /// not in it).
+    #[serde(default)]
+    pub idle_value: Vec<Money>,
     /// Installations whose use is known, idle or not: what `idle` is a part of.
     pub known_installations: i64,
     /// By application, most installations first.

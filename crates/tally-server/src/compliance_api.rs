@@ -9,6 +9,7 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use tally_api::{Expiring, LicensePatch, LicenseSaved, LicenseView, TrendPoint};
 use tally_core::import::{ApplicationRow, LicenseRow};
+use tally_service::compliance::MAX_PAGE;
 use tally_store::AppRecord;
 use utoipa::IntoParams;
 
@@ -228,11 +229,17 @@ pub(crate) struct ReclaimParams {
     as_of: Option<NaiveDate>,
     /// Only this application (its name, any case).
     app: Option<String>,
+    /// Idle installations listed at most.
+    #[param(minimum = 1, maximum = 1000, default = 1000)]
+    limit: Option<i64>,
+    /// Idle installations skipped first.
+    #[param(minimum = 0, default = 0)]
+    offset: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
     params(ReclaimParams),
-    responses((status = 200, description = "Installations whose use is known and that were not used for the given days, most costly first, with the license each would free; and, apart, the applications whose use Tally cannot know (never counted as unused)", body = ReclaimReport),
+    responses((status = 200, description = "Installations whose use is known and that were not used for the given days, most costly first, with the license each would free, a page at a time with the total count and value of them all; and, apart, the applications whose use Tally cannot know (never counted as unused)", body = ReclaimReport),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn reclaim(
     _op: Operator,
@@ -251,6 +258,7 @@ pub(crate) async fn reclaim(
         application: p.app,
         ..ReclaimQuery::days(as_of, days)
     };
-    let list = state.service.reclaim(&query).await?;
+    let page = (p.limit.unwrap_or(MAX_PAGE), p.offset.unwrap_or(0));
+    let list = state.service.reclaim_page(&query, page).await?;
     Ok(Json(list))
 }

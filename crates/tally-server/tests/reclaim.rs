@@ -71,6 +71,27 @@ async fn the_api_and_the_report_give_one_reclaim_list(backend: Backend) {
     assert!(license.ends_with(": 1 × installations"), "{license}");
     assert_eq!(list["known_installations"], 2);
     assert_eq!(list["no_usage_data"], json!([]));
+    assert_eq!(
+        (&list["idle_total"], &list["idle_value"]),
+        (&json!(1), &json!([{"minor": 4500, "currency": "USD"}]))
+    );
+
+    // A page at a time: past the end the page is empty, the totals are still of them all.
+    let (status, past) =
+        (server.get("/api/v1/reclaim?days=30&limit=1&offset=1", &server.auditor)).await;
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(past["idle"], json!([]));
+    assert_eq!(
+        (&past["idle_total"], &past["idle_value"]),
+        (&list["idle_total"], &list["idle_value"])
+    );
+    let (_, first) = (server.get("/api/v1/reclaim?days=30&limit=1", &server.auditor)).await;
+    assert_eq!(first["idle"], list["idle"]);
+    for bad in ["limit=0", "limit=1001", "offset=-1"] {
+        let path = format!("/api/v1/reclaim?days=30&{bad}");
+        let (status, body) = server.get(&path, &server.auditor).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 
     // The report takes the same days (and as-of) as the API and the CLI: the same list.
     let path = "/api/v1/reports/reclaim?days=30";

@@ -127,6 +127,42 @@ impl<T> Keeper<T> {
     }
 }
 
+/// How often [`keep_warm`] looks at the data generations.
+pub const WARM_CHECK: Duration = Duration::from_secs(5);
+
+/// After computing, [`keep_warm`] rests this many times as long as the computation took, so
+/// keeping positions warm costs at most a fifth of one core however large the estate.
+const WARM_REST_FACTOR: u32 = 4;
+
+/// Keeps today's position and reclaim inputs computed in the background: whenever what they
+/// read changes (or what agents observe, once the kept ones are older than the refresh), they
+/// are computed again before anyone asks, so the dashboard, the applications and the API
+/// rarely wait for a computation — not after a license is added, an import, or a restart.
+/// Runs until the service is dropped everywhere else.
+pub async fn keep_warm(service: std::sync::Weak<crate::Service>, check: Duration) {
+    let mut ticks = tokio::time::interval(check);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(service) = service.upgrade() else {
+            return;
+        };
+        let started = Instant::now();
+        let before = service.positions.computations() + service.positions.reclaim_reads();
+        if let Err(e) = service.warm(chrono::Utc::now().date_naive()).await {
+            tracing::warn!(error = %e, "cannot keep the license position warm; retrying");
+            continue;
+        }
+        let after = service.positions.computations() + service.positions.reclaim_reads();
+        drop(service);
+        if after > before {
+            let took = started.elapsed();
+            tracing::debug!(?took, "license position computed ahead of its readers");
+            tokio::time::sleep(took * WARM_REST_FACTOR).await;
+        }
+    }
+}
+
 /// A position reads only what the `positions` generation follows.
 fn positions_only(g: Generations) -> Generations {
     Generations { evidence: 0, ..g }
@@ -196,16 +232,32 @@ impl crate::Service {
         Ok(self.reclaim_shared(query).await?.as_ref().clone())
     }
 
+    /// The reclaim list `query` asks for with `limit` idle installations after the first
+    /// `offset` (its totals still of them all), copying only that page out of the kept list.
+    pub async fn reclaim_page(
+        &self,
+        query: &ReclaimQuery,
+        (limit, offset): (i64, i64),
+    ) -> Result<ReclaimList> {
+        check_page(limit, offset)?;
+        let list = self.reclaim_shared(query).await?;
+        let page = (list.idle.iter())
+            .skip(offset as usize)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok(ReclaimList {
+            idle: page,
+            idle_value: list.idle_value.clone(),
+            no_usage_data: list.no_usage_data.clone(),
+            ..*list
+        })
+    }
+
     /// The reclaim list `query` asks for, shared with the kept lists rather than copied: for
     /// readers that total or page it (an estate's idle list runs to many thousand rows).
     pub async fn reclaim_shared(&self, query: &ReclaimQuery) -> Result<Arc<ReclaimList>> {
-        let store = self.store();
-        let compute = || ReclaimInputs::read(store, query.as_of, None);
-        let keeper = &self.positions.reclaim;
-        let refresh = self.positions.refresh;
-        let inputs = keeper
-            .on((store, refresh), query.as_of, |g| g, compute)
-            .await?;
+        let inputs = self.reclaim_inputs(query.as_of).await?;
         let kept = |k: &KeptList| k.query == *query && Arc::ptr_eq(&k.inputs, &inputs);
         let lists = &self.positions.lists;
         if let Some(k) = lists.lock().expect("lists").iter().find(|k| kept(k)) {
@@ -231,12 +283,25 @@ impl crate::Service {
         as_of: NaiveDate,
         device: i64,
     ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        Ok(self.reclaim_inputs(as_of).await?.last_use_on(device))
+    }
+
+    /// Today's positions and reclaim inputs, computed now unless the kept ones still stand.
+    async fn warm(&self, today: NaiveDate) -> Result<()> {
+        self.positions.on(self.store(), today).await?;
+        self.reclaim_inputs(today).await?;
+        Ok(())
+    }
+
+    /// The reclaim list's inputs on `as_of`, kept while neither what a position reads nor the
+    /// usage evidence has changed.
+    async fn reclaim_inputs(&self, as_of: NaiveDate) -> Result<Arc<ReclaimInputs>> {
         let store = self.store();
         let compute = || ReclaimInputs::read(store, as_of, None);
-        let keeper = &self.positions.reclaim;
         let refresh = self.positions.refresh;
-        let inputs = keeper.on((store, refresh), as_of, |g| g, compute).await?;
-        Ok(inputs.last_use_on(device))
+        (self.positions.reclaim)
+            .on((store, refresh), as_of, |g| g, compute)
+            .await
     }
 
     /// The kept positions, for their counters.

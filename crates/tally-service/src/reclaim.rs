@@ -141,6 +141,8 @@ impl ReclaimInputs {
             as_of: query.as_of,
             unused_since: query.unused_since,
             idle: Vec::new(),
+            idle_total: 0,
+            idle_value: Vec::new(),
             known_installations: 0,
             no_usage_data: Vec::new(),
         };
@@ -186,6 +188,9 @@ impl ReclaimInputs {
                 .cmp(&cost(a))
                 .then_with(|| (&a.application, &a.host_name).cmp(&(&b.application, &b.host_name)))
         });
+        list.idle_total = list.idle.len() as i64;
+        list.idle_value =
+            crate::reclaim_campaign::per_currency(list.idle.iter().filter_map(|r| r.cost.as_ref()));
         list.no_usage_data = unknown
             .into_iter()
             .map(|((application, reason), installations)| NoUsageData {

@@ -240,6 +240,8 @@ mod tests {
             as_of: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             unused_since: chrono::DateTime::UNIX_EPOCH,
             idle: vec![idle],
+            idle_total: 1,
+            idle_value: Vec::new(),
             known_installations: 1,
             no_usage_data: Vec::new(),
         };

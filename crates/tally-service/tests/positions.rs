@@ -309,8 +309,65 @@ async fn kept_positions_stand_for_what_agents_observe_until_the_refresh(backend:
     );
 }
 
+/// Polls `done` until it holds, for at most a minute.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn positions_are_computed_ahead_of_their_readers(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, store) = site_on(&backend, dir.path()).await;
+    let estate = serde_json::json!({
+        "applications": [{"name": "Editor", "publisher": "Acme", "metric": "installations",
+                          "software": "editor*"}],
+        "devices": [{"host_name": "pc1"}],
+        "installations": [{"host_name": "pc1", "software": "editor-pro", "version": "2"}],
+    });
+    import(store.as_ref(), estate).await;
+    let service = Arc::new(Service::new(store.clone(), site()));
+    let check = std::time::Duration::from_millis(20);
+    let warm = tokio::spawn(tally_service::positions::keep_warm(
+        Arc::downgrade(&service),
+        check,
+    ));
+    let kept = service.kept_positions();
+    let both =
+        |positions, inputs| kept.computations() == positions && kept.reclaim_reads() == inputs;
+    eventually("computed at the start", || both(1, 1)).await;
+
+    // A license added: computed again before anyone asks; the reader then finds it kept.
+    add_an_editor_license(&service).await;
+    eventually("computed after the change", || both(2, 2)).await;
+    let today = Utc::now().date_naive();
+    let editor = service.positions(today, Some("Editor")).await.unwrap();
+    assert_eq!((editor[0].owned, kept.computations()), (1, 2));
+    let pc1 = store.devices(Page::default()).await.unwrap()[0].id;
+    service.last_use_on(today, pc1).await.unwrap();
+    assert_eq!(
+        kept.reclaim_reads(),
+        2,
+        "the reclaim inputs were kept warm too"
+    );
+
+    // Nothing changed: nothing computed however often it looks.
+    tokio::time::sleep(check * 10).await;
+    assert!(both(2, 2));
+
+    // The service gone, the warming ends.
+    drop(service);
+    tokio::time::timeout(std::time::Duration::from_secs(60), warm)
+        .await
+        .expect("the warming ends with the service")
+        .unwrap();
+}
+
 each_backend!(
     async kept_positions_follow_every_change,
+    positions_are_computed_ahead_of_their_readers,
     kept_reclaim_inputs_follow_the_usage_evidence,
     kept_positions_stand_for_what_agents_observe_until_the_refresh
 );

@@ -74,6 +74,11 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         tracing::info!(key = %path.display(), "account and full names are stored as pseudonyms");
     }
     let state = AppState::with_service(service);
+    // Today's license position computed ahead of its readers whenever its data changes.
+    tokio::spawn(tally_service::positions::keep_warm(
+        std::sync::Arc::downgrade(&state.service),
+        tally_service::positions::WARM_CHECK,
+    ));
     // Summaries, ageing and automatic rules, each on its own schedule (`tally tasks`).
     tokio::spawn(tally_service::maintenance::schedule(
         state.service.clone(),
