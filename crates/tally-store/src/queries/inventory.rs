@@ -23,7 +23,8 @@ async fn replace_installed(
     // Stored as every other time is, to the microsecond, so they compare as text too.
     let at = to_micros(at);
     let current: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL",
+        "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL
+             AND source IS NULL",
     )
     .bind(device_id)
     .fetch_all(&mut **tx)

@@ -1,9 +1,8 @@
--- A database as schema 16 (the license position's generation counter and its triggers) left
--- it, loaded by tests/migrations.rs before it upgrades to the newest schema. Migration 17 adds
--- the reclaim campaign's list and changes no existing table, so this is schema 15's fixture
--- as is (the triggers count its rows into the counter as they are loaded). One text for both
--- backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
--- booleans left to their defaults. The next fixture starts as a copy of this.
+-- A database as schema 17 (the reclaim campaign's list) left it, loaded by tests/migrations.rs
+-- before it upgrades to the newest schema. Migration 18 (certificates and system metering)
+-- adds columns to devices, users and installed_software, which hold rows here. One text for
+-- both backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339
+-- text, booleans left to their defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
@@ -54,3 +53,7 @@ INSERT INTO operator_tokens (name, role, token_hash, created_at)
 INSERT INTO web_sessions (id_hash, operator_token_id, created_at, last_seen_at)
     SELECT 'f00d', id, '2026-11-30T09:00:00+00:00', '2026-11-30T09:05:00+00:00'
     FROM operator_tokens ORDER BY id LIMIT 1;
+INSERT INTO reclaim_items (application, device_id, host_name, units, cost_minor, currency,
+        license, state, proposed_at, proposed_by)
+    SELECT 'Office', id, 'pc2', 1, 44900, 'EUR', '#1 Office, 10 installations', 'proposed',
+        '2026-11-30T10:00:00+00:00', 'console' FROM devices WHERE host_name = 'pc2';
