@@ -115,7 +115,9 @@ impl crate::InventoryStore for DbStore {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        // Reads the stored hash before it writes: on SQLite a deferred transaction that
+        // reads first fails at once (busy) if another connection wrote in between.
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT inventory_hash FROM devices WHERE id = $1")
                 .bind(device_id)

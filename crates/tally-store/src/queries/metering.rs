@@ -118,7 +118,8 @@ impl crate::MeteringStore for DbStore {
         at: DateTime<Utc>,
     ) -> Result<u64> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        // It reads before it writes: take the write lock at the start (see BEGIN_WRITE).
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let current: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM installed_software
              WHERE device_id = $1 AND removed_at IS NULL AND source = 'certificate'",
