@@ -31,6 +31,7 @@ pub const MOBILE_MANAGEMENT: &str = "mdm";
 
 /// Seed 003's four criteria for one device status; relevant when any applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusRelevance {
     pub status: DeviceStatus,
     /// Relevant for license compliance.

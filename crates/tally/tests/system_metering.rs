@@ -168,13 +168,41 @@ fn file(run: &serde_json::Value, ext: &str) -> PathBuf {
     PathBuf::from(found.unwrap().as_str().unwrap())
 }
 
+/// The PDF's text; every page must draw without a complaint from the reader, one section a
+/// page or more.
 fn pdf_text(path: &Path) -> String {
-    let out = std::process::Command::new("pdftotext")
-        .args(["-layout", path.to_str().unwrap(), "-"])
-        .output()
-        .expect("pdftotext (poppler-utils) is installed");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    let tool = |tool: &str, args: &[&str]| {
+        let out = std::process::Command::new(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} (poppler-utils) is needed: {e}"));
+        assert!(
+            out.status.success() && (tool != "pdftoppm" || out.stderr.is_empty()),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let file = path.to_str().unwrap();
+    let pages = path.with_extension("page");
+    tool(
+        "pdftoppm",
+        &["-r", "20", "-png", file, pages.to_str().unwrap()],
+    );
+    let info = tool("pdfinfo", &[file]);
+    assert!(
+        info.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Pages:", "5"]),
+        "{info}"
+    );
+    tool("pdftotext", &["-layout", file, "-"])
+}
+
+/// Whether a line of `pdftotext -layout` output holds exactly these words.
+fn pdf_has_row(pdf: &str, words: &str) -> bool {
+    let want: Vec<&str> = words.split_whitespace().collect();
+    pdf.lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == want)
 }
 
 fn site_key(server: &Running) -> String {
@@ -320,10 +348,20 @@ fn the_report_measures_the_estate_in_three_formats_signed_and_without_names(back
         ),
         "{html}"
     );
-    assert!(
-        pdf.contains("Natural persons in relevant statuses"),
-        "{pdf}"
-    );
+    // The PDF's rows, read back as words: the summary's figures and the overviews' lines.
+    for row in [
+        "Devices in relevant statuses 4",
+        "Natural persons in relevant statuses 2",
+        "Operators with write access 1",
+        "in_stock yes help desk 1 0",
+        "active yes compliance, end of life, principal user, help desk 3 1",
+        "in_repair no none 1 0",
+        "retired no none 2 1",
+        "deleted no 1 0",
+        "Contoso Ltd Tally Devices 10 2026-01-01 TD-1",
+    ] {
+        assert!(pdf_has_row(&pdf, row), "{row} in {pdf}");
+    }
 
     // No personal data: no name of the estate, nor this machine's, in any of the three.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
