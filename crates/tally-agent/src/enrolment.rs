@@ -19,7 +19,8 @@ const CREDENTIALS: &str = "agent.json";
 /// Present while the server refuses the stored credentials; holds its message.
 const REVOKED: &str = "revoked";
 
-fn host_name() -> String {
+/// This machine's host name, as an agent enrols it and the server finds its own device by.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

@@ -2,6 +2,7 @@
 //! describes them in its OpenAPI document) and by [`Client`], the typed client the CLI uses,
 //! so the two cannot disagree about a field. The crate holds no server logic.
 
+mod certificates;
 mod client;
 mod endpoints;
 mod error;
@@ -10,6 +11,9 @@ mod licensing;
 mod operators;
 mod tasks;
 
+pub use certificates::{
+    CertificateView, ImportCertificates, MeteringRun, SetAlias, SiteView, TextFile,
+};
 pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;

@@ -96,6 +96,10 @@ pub struct DeviceRow {
     pub os: Option<String>,
     #[serde(default)]
     pub serial: Option<String>,
+    /// How the device is managed, where known; `mdm` (Mobile Device Management) marks a
+    /// mobile device in the system-metering report. Kept as imported; not exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_type: Option<String>,
 }
 
 impl DeviceRow {
@@ -112,6 +116,7 @@ impl DeviceRow {
             pvu_per_core: device.pvu_per_core,
             os: device.os,
             serial: device.serial,
+            management_type: None,
         }
     }
 }

@@ -513,6 +513,7 @@ mod tests {
                 pvu_per_core: None,
                 os: None,
                 serial: None,
+                management_type: None,
             },
         )];
         batch.licenses = vec![(

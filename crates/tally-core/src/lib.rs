@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod autorules;
+pub mod certificates;
 pub mod compliance;
 pub mod device;
 pub mod escape;
@@ -27,6 +28,7 @@ pub mod runs;
 pub mod sessions;
 pub mod site;
 pub mod summary;
+pub mod system_metering;
 pub mod tasks;
 pub mod usage;
 pub mod user;

@@ -31,12 +31,15 @@ pub enum Task {
     /// Computes every application's compliance position and keeps the day's figures, so
     /// trends can be shown.
     SnapshotCompliance,
+    /// Writes the system-metering report (seed 003) to `metering/reports/<date>/`, sends it
+    /// when an upload URL is set, and feeds its figures back into the license models.
+    SystemMetering,
 }
 
 const DAY: i64 = 24 * 60 * 60;
 
 impl Task {
-    pub const ALL: [Task; 8] = [
+    pub const ALL: [Task; 9] = [
         Task::SummarizeFileUsage,
         Task::SummarizeMonthlyUsage,
         Task::RecordUsageSessions,
@@ -45,6 +48,7 @@ impl Task {
         Task::GenerateAutoRules,
         Task::WriteReports,
         Task::SnapshotCompliance,
+        Task::SystemMetering,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Task {
             Task::GenerateAutoRules => "generate_auto_rules",
             Task::WriteReports => "write_reports",
             Task::SnapshotCompliance => "snapshot_compliance",
+            Task::SystemMetering => "system_metering",
         }
     }
 
@@ -78,6 +83,8 @@ impl Task {
         match self {
             Task::DeleteAgedSummaries => 7 * DAY,
             Task::RecordUsageSessions => DAY / 24,
+            // Monthly, as seed 003's metering runs.
+            Task::SystemMetering => 30 * DAY,
             _ => DAY,
         }
     }

@@ -75,6 +75,10 @@ pub struct UserRow {
     pub service_account: Option<bool>,
     #[serde(default)]
     pub org_node: Option<String>,
+    /// Seed 003's "user cannot change password" (a directory's flag): an indication of a
+    /// service user in the system-metering report. Kept as imported; not exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cannot_change_password: Option<bool>,
 }
 
 impl UserRow {
@@ -87,6 +91,7 @@ impl UserRow {
             status: Some(user.status),
             service_account: Some(user.service_account),
             org_node,
+            cannot_change_password: None,
         }
     }
 }

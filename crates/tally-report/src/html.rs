@@ -27,7 +27,16 @@ th { background: #edf2f7; }
 }";
 
 pub(crate) fn render(report: &Report) -> String {
+    render_all(std::slice::from_ref(report))
+}
+
+/// One page of several reports: the first one's header, then each report's notes, chart and
+/// table, the later ones under their own title.
+pub(crate) fn render_all(sections: &[Report]) -> String {
     let mut html = String::new();
+    let Some(report) = sections.first() else {
+        return html;
+    };
     let title = esc(&report.title);
     let site = esc(&report.site);
     let _ = write!(
@@ -43,21 +52,30 @@ pub(crate) fn render(report: &Report) -> String {
         let _ = write!(html, " · {} = {}", esc(name), esc(value));
     }
     html.push_str("</p>\n</header>\n");
-    for note in &report.notes {
-        let _ = writeln!(html, "<p class=\"note\">{}</p>", esc(note));
+    for (i, section) in sections.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(html, "<h2>{}</h2>", esc(&section.title));
+        }
+        for note in &section.notes {
+            let _ = writeln!(html, "<p class=\"note\">{}</p>", esc(note));
+        }
+        if let Some(chart) = &section.chart {
+            html.push_str(&chart_svg(chart));
+        }
+        let id = match i {
+            0 => "report".to_string(),
+            i => format!("report-{i}"),
+        };
+        table(&mut html, section, &id);
     }
-    if let Some(chart) = &report.chart {
-        html.push_str(&chart_svg(chart));
-    }
-    table(&mut html, report);
     html.push_str("</body>\n</html>\n");
     html
 }
 
-fn table(html: &mut String, report: &Report) {
+fn table(html: &mut String, report: &Report, id: &str) {
     let _ = write!(
         html,
-        "<table id=\"report\" data-report=\"{}\">\n<thead><tr>",
+        "<table id=\"{id}\" data-report=\"{}\">\n<thead><tr>",
         esc(&report.name)
     );
     for c in &report.columns {

@@ -97,6 +97,19 @@ pub fn render(report: &Report, format: Format) -> Result<Vec<u8>, ReportError> {
     }
 }
 
+/// Renders several reports as one document (HTML or PDF), each a section under the first
+/// one's header: the system-metering report's overviews.
+pub fn render_sections(sections: &[Report], format: Format) -> Result<Vec<u8>, ReportError> {
+    match format {
+        Format::Html => Ok(html::render_all(sections).into_bytes()),
+        Format::Pdf => pdf::render_all(sections),
+        other => Err(ReportError::Render(format!(
+            "a document of sections is HTML or PDF, not {}",
+            other.extension()
+        ))),
+    }
+}
+
 /// The JSON form: the header, the columns, and each row as an object keyed by column.
 fn json(report: &Report) -> serde_json::Value {
     serde_json::json!({

@@ -27,29 +27,43 @@ const REGULAR: BuiltinFont = BuiltinFont::Helvetica;
 const BOLD: BuiltinFont = BuiltinFont::Helvetica_Bold;
 
 pub(crate) fn render(report: &Report) -> Result<Vec<u8>, ReportError> {
-    write(report).map_err(|e| ReportError::Render(format!("writing the PDF failed: {e}")))
+    render_all(std::slice::from_ref(report))
 }
 
-fn write(report: &Report) -> io::Result<Vec<u8>> {
+/// One document of several reports, each starting on a new page under the first one's header.
+pub(crate) fn render_all(sections: &[Report]) -> Result<Vec<u8>, ReportError> {
+    write(sections).map_err(|e| ReportError::Render(format!("writing the PDF failed: {e}")))
+}
+
+fn write(sections: &[Report]) -> io::Result<Vec<u8>> {
+    let Some(head) = sections.first() else {
+        return Err(io::Error::other("a document needs at least one report"));
+    };
     let mut file = tempfile::tempfile()?;
     let mut pdf = Pdf::new(file.try_clone()?)?;
-    pdf.set_title(&format!("{} — {}", report.title, report.site));
+    pdf.set_title(&format!("{} — {}", head.title, head.site));
     pdf.set_creator(&format!("Tally {}", env!("CARGO_PKG_VERSION")));
-    let widths = column_widths(report);
-    let pages = paginate(report);
-    let total = pages.len();
-    for (n, rows) in pages.iter().enumerate() {
-        pdf.render_page(PAGE_W, PAGE_H, |c| {
-            frame(c, report, n + 1, total)?;
-            let mut y = TOP;
-            if n == 0 {
-                y = intro(c, report, y)?;
-            }
-            if !report.columns.is_empty() && (!rows.is_empty() || n == 0) {
-                table(c, report, &widths, rows.clone(), y)?;
-            }
-            Ok(())
-        })?;
+    let laid_out: Vec<_> = sections
+        .iter()
+        .map(|r| (r, column_widths(r), paginate(r)))
+        .collect();
+    let total = laid_out.iter().map(|(_, _, pages)| pages.len()).sum();
+    let mut page = 0;
+    for (report, widths, pages) in &laid_out {
+        for (n, rows) in pages.iter().enumerate() {
+            page += 1;
+            pdf.render_page(PAGE_W, PAGE_H, |c| {
+                frame(c, head, page, total)?;
+                let mut y = TOP;
+                if n == 0 {
+                    y = intro(c, report, y)?;
+                }
+                if !report.columns.is_empty() && (!rows.is_empty() || n == 0) {
+                    table(c, report, widths, rows.clone(), y)?;
+                }
+                Ok(())
+            })?;
+        }
     }
     pdf.finish()?;
     let mut bytes = Vec::new();

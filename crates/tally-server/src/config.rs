@@ -50,6 +50,13 @@ pub struct ConfigFile {
     /// The site's pseudonym key (32 bytes, or their hex); created when missing. Every replica of
     /// a site must use the same file. Default: `pseudonym.key` in the data directory.
     pub pseudonym_key_file: Option<PathBuf>,
+    /// The name every report gives this site instead of its server's name (seed 003's alias),
+    /// e.g. `Production`; `tally site set --alias` and `metering/serveralias.txt` take
+    /// precedence.
+    pub alias: Option<String>,
+    /// Where the system-metering report is sent (HTTP POST of the signed DAT); none: kept
+    /// locally only.
+    pub metering_upload_url: Option<String>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -101,6 +108,9 @@ pub struct Config {
     pub pseudonym_key_file: Option<PathBuf>,
     /// How long a kept license position stands for new inventory and usage alone.
     pub position_refresh: Duration,
+    /// The configured alias.
+    pub alias: Option<String>,
+    pub metering_upload_url: Option<String>,
 }
 
 /// A kept position stands for new inventory and usage this long by default: agents send
@@ -177,6 +187,8 @@ impl ConfigFile {
             scheduled_reports: self.scheduled_reports.or(lower.scheduled_reports),
             pseudonymize_users: self.pseudonymize_users.or(lower.pseudonymize_users),
             pseudonym_key_file: self.pseudonym_key_file.or(lower.pseudonym_key_file),
+            alias: self.alias.or(lower.alias),
+            metering_upload_url: self.metering_upload_url.or(lower.metering_upload_url),
         }
     }
 }
@@ -238,7 +250,28 @@ impl Config {
             ),
             _ => None,
         };
+        let alias = c.alias.filter(|a| !a.trim().is_empty());
+        if alias
+            .as_ref()
+            .is_some_and(|a| a.chars().count() > 255 || a.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "alias",
+                message: "at most 255 characters, no control characters".into(),
+            });
+        }
+        let metering_upload_url = c.metering_upload_url.filter(|u| !u.is_empty());
+        if let Some(url) = &metering_upload_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+                return Err(ConfigError::Invalid {
+                    setting: "metering_upload_url",
+                    message: format!("{url:?} is not an http:// or https:// URL"),
+                });
+            }
+        }
         Ok(Config {
+            alias,
+            metering_upload_url,
             pseudonym_key_file,
             position_refresh,
             scheduled_reports,

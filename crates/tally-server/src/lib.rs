@@ -6,6 +6,7 @@
 mod admin_api;
 mod agent_api;
 pub mod auth;
+mod certificates_api;
 mod compliance_api;
 pub mod config;
 mod error;
@@ -18,6 +19,7 @@ mod read_api;
 mod reclaim_api;
 mod reports_api;
 mod routes;
+mod site_api;
 mod tasks_api;
 pub mod transport;
 mod users_api;

@@ -5,8 +5,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    admin_api, agent_api, compliance_api, identity_api, org_api, read_api, reclaim_api,
-    reports_api, routes, tasks_api, users_api,
+    admin_api, agent_api, certificates_api, compliance_api, identity_api, org_api, read_api,
+    reclaim_api, reports_api, routes, site_api, tasks_api, users_api,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use crate::{
         reports_api::catalogue, reports_api::report,
         compliance_api::applications, compliance_api::put_application, compliance_api::delete_application, compliance_api::licenses, compliance_api::expiring, compliance_api::add_license, compliance_api::edit_license, compliance_api::delete_license, compliance_api::compliance, compliance_api::compliance_detail, compliance_api::snapshots, compliance_api::reclaim,
         reclaim_api::campaign, reclaim_api::propose, reclaim_api::step,
+        certificates_api::list, certificates_api::import, certificates_api::issuers, certificates_api::trust,
+        site_api::show, site_api::set_alias, site_api::relevance, site_api::set_relevance, site_api::run,
         identity_api::set_device_status, identity_api::merge_devices, identity_api::set_service_account,
         org_api::nodes, org_api::rules, org_api::add_rule, org_api::delete_rule, org_api::place_device, org_api::place_user,
     ),

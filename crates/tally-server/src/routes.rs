@@ -13,8 +13,8 @@ use crate::auth::Operator;
 use crate::config::Limits;
 use crate::error::ErrorBody;
 use crate::{
-    admin_api, agent_api, compliance_api, extract, identity_api, org_api, read_api, reclaim_api,
-    reports_api, tasks_api, users_api, ApiError, AppState,
+    admin_api, agent_api, certificates_api, compliance_api, extract, identity_api, org_api,
+    read_api, reclaim_api, reports_api, site_api, tasks_api, users_api, ApiError, AppState,
 };
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
@@ -95,6 +95,21 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
             "/api/v1/reclaim/campaign/{id}/step",
             post(reclaim_api::step),
         )
+        .route(
+            "/api/v1/certificates",
+            get(certificates_api::list).post(certificates_api::import),
+        )
+        .route(
+            "/api/v1/certificates/issuers",
+            get(certificates_api::issuers).post(certificates_api::trust),
+        )
+        .route("/api/v1/site", get(site_api::show))
+        .route("/api/v1/site/alias", put(site_api::set_alias))
+        .route(
+            "/api/v1/site/relevance",
+            get(site_api::relevance).put(site_api::set_relevance),
+        )
+        .route("/api/v1/system-metering", post(site_api::run))
         .route("/api/v1/reports", get(reports_api::catalogue))
         .route("/api/v1/reports/{name}", get(reports_api::report))
         .route("/api/v1/devices", get(read_api::devices))

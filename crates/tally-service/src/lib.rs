@@ -8,6 +8,7 @@ pub mod agents;
 pub mod app_usage;
 mod audit;
 pub mod autorules;
+pub mod certificates;
 pub mod compliance;
 mod compliance_text;
 pub mod dashboard;
@@ -19,6 +20,8 @@ pub mod import_files;
 pub mod ingest;
 pub mod licensing;
 pub mod maintenance;
+pub mod metering;
+mod metering_report;
 pub mod operators;
 pub mod org;
 pub mod positions;
@@ -29,6 +32,7 @@ mod report_elp;
 pub mod reports;
 pub mod rules;
 mod scheduled;
+pub mod site;
 mod summaries;
 pub mod summary_views;
 pub mod trends;
@@ -70,6 +74,9 @@ pub struct Service {
     pseudonyms: Option<privacy::Pseudonyms>,
     /// License positions computed, kept until the data they were read from changes.
     positions: positions::Positions,
+    /// The site key, the alias from the configuration, where the system-metering report goes
+    /// and where it is sent.
+    metering: metering::MeteringSetup,
 }
 
 impl Service {
@@ -84,7 +91,18 @@ impl Service {
             reports: ReportOutput::default(),
             pseudonyms: None,
             positions: positions::Positions::default(),
+            metering: metering::MeteringSetup::default(),
         }
+    }
+
+    /// The same service, with the site key and the system-metering settings.
+    pub fn with_metering(mut self, metering: metering::MeteringSetup) -> Self {
+        self.metering = metering;
+        self
+    }
+
+    pub fn metering(&self) -> &metering::MeteringSetup {
+        &self.metering
     }
 
     /// The same service, storing account and full names as pseudonyms under `pseudonyms`.

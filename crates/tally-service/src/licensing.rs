@@ -21,7 +21,7 @@ fn no_license(id: i64) -> String {
 
 /// Runs the import checks on a one-row batch against `known`; the refusal names each field at
 /// fault.
-fn checked(known: &Known, batch: &Batch) -> Result<()> {
+pub(crate) fn checked(known: &Known, batch: &Batch) -> Result<()> {
     let problems = tally_core::import::validate(batch, known, Utc::now());
     if problems.is_empty() {
         return Ok(());

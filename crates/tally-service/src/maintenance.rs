@@ -60,6 +60,9 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
         Task::SnapshotCompliance => snapshot_compliance(service)
             .await
             .map(|rows| (rows, current.watermark)),
+        Task::SystemMetering => crate::metering::run(service, Utc::now())
+            .await
+            .map(|run| (run.files.len() as i64, current.watermark)),
         Task::GenerateAutoRules => {
             crate::autorules::generate(service, AutoRuleSettings::default(), "scheduler")
                 .await

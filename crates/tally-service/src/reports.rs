@@ -31,7 +31,10 @@ pub async fn make(
 ) -> Result<Report> {
     let def = tally_report::find(name)?;
     let params = def.params(params, now.date_naive())?;
-    build(service.store(), service.site(), def, &params, now).await
+    let mut report = build(service.store(), service.site(), def, &params, now).await?;
+    // The alias from any of its sources (serveralias.txt, tally site set, the configuration).
+    report.site = crate::site::label(service).await?;
+    Ok(report)
 }
 
 /// Builds report `def` with `params` as the store holds it at `now`.

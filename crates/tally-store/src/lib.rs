@@ -14,11 +14,13 @@
 
 mod agents;
 mod audit;
+mod certificates;
 mod error;
 pub mod export;
 pub mod import;
 mod inventory;
 pub mod licensing;
+mod metering;
 // Each backend compiles the shared `queries/` files as its own modules, on purpose.
 #[allow(clippy::duplicate_mod)]
 mod postgres;
@@ -38,11 +40,13 @@ use async_trait::async_trait;
 
 pub use agents::AgentStore;
 pub use audit::{AuditNote, AuditOf, AuditStore};
+pub use certificates::{CertificateImport, CertificateStore, LicenseTerms};
 pub use error::{ErrorKind, StoreError};
 pub use export::Exporting;
 pub use import::{Importing, Progress};
 pub use inventory::InventoryStore;
 pub use licensing::{Generations, Licensing};
+pub use metering::MeteringStore;
 pub use postgres::PgStore;
 pub use reclaim::ReclaimStore;
 pub use rules::RuleStore;
@@ -68,8 +72,9 @@ pub use tally_core::usage::{BatchOutcome, InsertOutcome, NewUsageRecord};
 /// Every store trait, for callers: `use tally_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AgentStore, AuditStore, Exporting, Importing, InventoryStore, Licensing, ReclaimStore,
-        RuleStore, SiteStore, Store, StoreInfo, SummaryStore, UsageStore, WebSessionStore,
+        AgentStore, AuditStore, CertificateStore, Exporting, Importing, InventoryStore, Licensing,
+        MeteringStore, ReclaimStore, RuleStore, SiteStore, Store, StoreInfo, SummaryStore,
+        UsageStore, WebSessionStore,
     };
 }
 
@@ -114,7 +119,7 @@ union_of!(
     /// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
     /// business rules: they store and return domain values and enforce uniqueness.
     Store = StoreInfo SiteStore RuleStore UsageStore AgentStore InventoryStore SummaryStore
-        Licensing Importing Exporting AuditStore WebSessionStore ReclaimStore
+        Licensing Importing Exporting AuditStore WebSessionStore ReclaimStore CertificateStore MeteringStore
 );
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

@@ -932,6 +932,7 @@ fn estate_batch() -> tally_core::import::Batch {
         pvu_per_core: Some(70),
         os: None,
         serial: None,
+        management_type: None,
     };
     let mut b = Batch {
         org_nodes: vec![
@@ -952,6 +953,7 @@ fn estate_batch() -> tally_core::import::Batch {
             status: None,
             service_account: Some(false),
             org_node: Some("Berlin".into()),
+            cannot_change_password: None,
         },
     )];
     b.applications = vec![(

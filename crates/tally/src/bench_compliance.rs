@@ -274,6 +274,7 @@ fn generate(args: &ComplianceBenchArgs) -> Batch {
                 pvu_per_core: Some(70),
                 os: None,
                 serial: None,
+                management_type: None,
             };
             (at(d + 2), row)
         })
@@ -289,6 +290,7 @@ fn generate(args: &ComplianceBenchArgs) -> Batch {
                 }),
                 service_account: Some(u.is_multiple_of(50)),
                 org_node: Some(format!("dept{}", u % 100)),
+                cannot_change_password: None,
             };
             (at(u + 2), row)
         })

@@ -5,6 +5,7 @@ mod bench;
 mod bench_agent;
 mod bench_compliance;
 mod bench_summary;
+mod certificates;
 mod compliance;
 mod export;
 mod import;
@@ -15,6 +16,7 @@ mod pseudonyms;
 mod reclaim;
 mod report;
 mod serve;
+mod site;
 mod tasks;
 
 use std::net::SocketAddr;
@@ -166,6 +168,22 @@ enum Command {
         api: admin::ApiArgs,
         #[command(flatten)]
         args: reclaim::ReclaimArgs,
+    },
+    /// License certificates: trust an issuer, import, list; keygen, sign and verify-report
+    /// work on this machine alone.
+    Certificates {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<certificates::CertificatesCmd>,
+    },
+    /// This site: its alias (which heads every report), its public key, and the device
+    /// statuses' relevance for the system-metering report.
+    Site {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<site::SiteCmd>,
     },
     /// Users seen running metered programs.
     Users {
@@ -319,6 +337,8 @@ impl ServerArgs {
             scheduled_reports: None,
             pseudonymize_users: self.pseudonymize_users.then_some(true),
             pseudonym_key_file: self.pseudonym_key_file.clone(),
+            alias: None,
+            metering_upload_url: None,
         }
     }
 }
@@ -364,6 +384,8 @@ fn main() -> std::process::ExitCode {
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
             Command::Users { api, cmd } => admin::users(&api, cmd).await,
+            Command::Certificates { api, cmd } => certificates::certificates(&api, cmd).await,
+            Command::Site { api, cmd } => site::site(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
             Command::Export(args) => export::export(args).await,

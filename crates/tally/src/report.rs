@@ -34,6 +34,9 @@ pub async fn report(args: ReportArgs) -> Result<()> {
     if args.name == "list" {
         return list(args.format.as_deref().unwrap_or("table"));
     }
+    if args.name == crate::site::SYSTEM_METERING {
+        return crate::site::system_metering(&args.conn, args.format.as_deref()).await;
+    }
     let def = tally_report::find(&args.name)?;
     let format = output_format(&args)?;
     let mut params = Vec::new();

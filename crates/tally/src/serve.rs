@@ -69,6 +69,15 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
             scheduled: config.scheduled_reports.clone(),
         })
         .with_position_refresh(config.position_refresh);
+    service = service.with_metering(tally_service::metering::MeteringSetup {
+        dir: Some(std::path::absolute(config.data_dir.join("metering"))?),
+        key: Some(crate::pseudonyms::site_key(
+            &config.data_dir.join("site.key"),
+        )?),
+        config_alias: config.alias.clone(),
+        upload_url: config.metering_upload_url.clone(),
+        server_host: Some(tally_agent::enrolment::host_name()),
+    });
     if let Some(path) = &config.pseudonym_key_file {
         service = service.with_pseudonyms(crate::pseudonyms::load_or_create(path)?);
         tracing::info!(key = %path.display(), "account and full names are stored as pseudonyms");
@@ -186,7 +195,7 @@ async fn up_token(store: &dyn Store, data_dir: &Path) -> Result<AdminToken> {
 }
 
 /// Writes `text` to a file only its owner can read (0600 from its creation).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {

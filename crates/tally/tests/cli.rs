@@ -293,7 +293,8 @@ fn tally_tasks_lists_runs_and_changes_maintenance_tasks(backend: Backend) {
             "delete_aged_summaries",
             "generate_auto_rules",
             "write_reports",
-            "snapshot_compliance"
+            "snapshot_compliance",
+            "system_metering"
         ]
     );
     let ran = run_task(&server, "summarize_monthly_usage");

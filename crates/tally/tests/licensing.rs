@@ -7,7 +7,10 @@ mod common;
 use std::path::Path;
 
 use common::json::strings;
-use common::{assert_ok, assert_stderr_has, run_task, tally, tally_json, up_on, Backend};
+use common::{
+    assert_ok, assert_stderr_has, audit_actions, import, run_task, tally, tally_json, up_on, write,
+    Backend,
+};
 
 each_backend!(
     an_imported_estate_shows_its_compliance_and_bad_files_load_nothing,
@@ -17,24 +20,6 @@ each_backend!(
     removed_licenses_and_applications_stay_in_past_positions,
     imports_check_the_stored_tree_name_every_field_and_say_where_data_went,
 );
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-fn import(dir: &Path, backend: &Backend, files: &[String], extra: &[&str]) -> std::process::Output {
-    let data = dir.join("tally-data");
-    std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .arg("import")
-        .args(files)
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(backend.db_args())
-        .args(extra)
-        .output()
-        .unwrap()
-}
 
 fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -960,21 +945,6 @@ fn licenses_are_named_edited_warned_about_and_expire(backend: Backend) {
     let actions = audit_actions(&server);
     assert!(actions.contains(&"license.edit".to_string()), "{actions:?}");
     assert!(server.stop().success());
-}
-
-/// The audit log's actions, oldest first.
-fn audit_actions(server: &common::Running) -> Vec<String> {
-    let audit: serde_json::Value = reqwest::blocking::Client::new()
-        .get(format!("{}/api/v1/audit", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    strings(&audit, "action")
-        .into_iter()
-        .map(str::to_string)
-        .collect()
 }
 
 fn removed_licenses_and_applications_stay_in_past_positions(backend: Backend) {

@@ -199,6 +199,7 @@ fn check_people_and_devices(c: &mut Check, batch: &Batch) {
             &[
                 ("host_name", Some(&*row.host_name), MAX_NAME),
                 ("serial", row.serial.as_deref(), MAX_NAME),
+                ("management_type", row.management_type.as_deref(), MAX_NAME),
             ],
         );
         if let Some(os) = &row.os {

@@ -498,57 +498,93 @@ impl crate::Importing for DbStore {
         // and on SQLite a read transaction that later writes fails if another
         // connection wrote in between.
         let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
-        let mut done = 0;
-        let nodes = import_org_nodes(&mut tx, &batch.org_nodes).await?;
-        let devices = import_devices(&mut tx, &batch.devices, &nodes, site, at).await?;
-        let users = import_users(&mut tx, &batch.users, &nodes, at).await?;
-        let apps = import_applications(&mut tx, &batch.applications, at).await?;
-        done += (batch.org_nodes.len()
-            + batch.devices.len()
-            + batch.users.len()
-            + batch.applications.len()) as u64;
-        progress(done);
-        let installations =
-            import_installations(&mut tx, &batch.installations, &devices, progress, &mut done)
-                .await?;
-        import_sessions(
-            &mut tx,
-            &batch.sessions,
-            (&apps, &devices, &users),
-            progress,
-            &mut done,
-        )
-        .await?;
-        let license_ids = import_licenses(
-            &mut tx,
-            &batch.licenses,
-            [&apps, &nodes, &devices, &users],
-            at,
-        )
-        .await?;
-        import_custom_values(&mut tx, &batch.custom_values, [&apps, &nodes]).await?;
-        // An import is a person's change: kept positions follow it at once, whatever it wrote
-        // (installations and sessions alone only move the `observed` generation).
-        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'positions'")
-            .execute(&mut *tx)
-            .await?;
-        let application_ids = (batch.applications.iter())
-            .map(|(_, a)| crate::import::resolve(&apps, &a.name, "application"))
-            .collect::<Result<_>>()?;
-        let outcome = tally_core::import::ImportOutcome {
-            org_nodes: batch.org_nodes.len() as u64,
-            devices: batch.devices.len() as u64,
-            users: batch.users.len() as u64,
-            applications: batch.applications.len() as u64,
-            installations,
-            sessions: batch.sessions.len() as u64,
-            licenses: batch.licenses.len() as u64,
-            custom_values: batch.custom_values.len() as u64,
-            license_ids,
-            application_ids,
-        };
+        let outcome = import_tx(&mut tx, batch, site, at, progress).await?;
         super::audit::commit_of(tx, audit, &outcome).await?;
-        progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
         Ok(outcome)
     }
+}
+
+/// The whole of an import inside the caller's transaction (which it commits with its own
+/// audit entry): [`crate::Importing::import`], and a license certificate's application and
+/// license.
+pub(super) async fn import_tx(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    batch: &tally_core::import::Batch,
+    site: &tally_core::SiteCode,
+    at: DateTime<Utc>,
+    progress: crate::Progress<'_>,
+) -> Result<tally_core::import::ImportOutcome> {
+    let mut done = 0;
+    let nodes = import_org_nodes(tx, &batch.org_nodes).await?;
+    let devices = import_devices(tx, &batch.devices, &nodes, site, at).await?;
+    let users = import_users(tx, &batch.users, &nodes, at).await?;
+    let apps = import_applications(tx, &batch.applications, at).await?;
+    import_indications(tx, batch).await?;
+    done += (batch.org_nodes.len()
+        + batch.devices.len()
+        + batch.users.len()
+        + batch.applications.len()) as u64;
+    progress(done);
+    let installations =
+        import_installations(tx, &batch.installations, &devices, progress, &mut done).await?;
+    import_sessions(
+        tx,
+        &batch.sessions,
+        (&apps, &devices, &users),
+        progress,
+        &mut done,
+    )
+    .await?;
+    let license_ids =
+        import_licenses(tx, &batch.licenses, [&apps, &nodes, &devices, &users], at).await?;
+    import_custom_values(tx, &batch.custom_values, [&apps, &nodes]).await?;
+    // An import is a person's change: kept positions follow it at once, whatever it wrote
+    // (installations and sessions alone only move the `observed` generation).
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'positions'")
+        .execute(&mut **tx)
+        .await?;
+    let application_ids = (batch.applications.iter())
+        .map(|(_, a)| crate::import::resolve(&apps, &a.name, "application"))
+        .collect::<Result<_>>()?;
+    let outcome = tally_core::import::ImportOutcome {
+        org_nodes: batch.org_nodes.len() as u64,
+        devices: batch.devices.len() as u64,
+        users: batch.users.len() as u64,
+        applications: batch.applications.len() as u64,
+        installations,
+        sessions: batch.sessions.len() as u64,
+        licenses: batch.licenses.len() as u64,
+        custom_values: batch.custom_values.len() as u64,
+        license_ids,
+        application_ids,
+    };
+    progress(done + (batch.licenses.len() + batch.custom_values.len()) as u64);
+    Ok(outcome)
+}
+
+/// The system-metering report's indications, where a row gives them: a device's management
+/// type, a user's "cannot change password".
+async fn import_indications(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    batch: &tally_core::import::Batch,
+) -> Result<()> {
+    for (_, r) in &batch.devices {
+        if let Some(t) = &r.management_type {
+            sqlx::query("UPDATE devices SET management_type = $1 WHERE host_name = $2")
+                .bind(t)
+                .bind(&r.host_name)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    for (_, r) in &batch.users {
+        if let Some(flag) = r.cannot_change_password {
+            sqlx::query("UPDATE users SET cannot_change_password = $1 WHERE account = $2")
+                .bind(flag)
+                .bind(&r.account)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
 }

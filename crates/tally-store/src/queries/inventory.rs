@@ -23,7 +23,8 @@ async fn replace_installed(
     // Stored as every other time is, to the microsecond, so they compare as text too.
     let at = to_micros(at);
     let current: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL",
+        "SELECT name FROM installed_software WHERE device_id = $1 AND removed_at IS NULL
+             AND source IS NULL",
     )
     .bind(device_id)
     .fetch_all(&mut **tx)
@@ -114,7 +115,9 @@ impl crate::InventoryStore for DbStore {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        // Reads the stored hash before it writes: on SQLite a deferred transaction that
+        // reads first fails at once (busy) if another connection wrote in between.
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let stored: Option<Option<String>> =
             sqlx::query_scalar("SELECT inventory_hash FROM devices WHERE id = $1")
                 .bind(device_id)

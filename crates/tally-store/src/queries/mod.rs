@@ -10,11 +10,13 @@ use crate::Result;
 
 mod agents;
 mod audit;
+mod certificates;
 mod export;
 mod import;
 mod info;
 mod inventory;
 mod licensing;
+mod metering;
 mod reclaim;
 mod rules;
 mod sites;

@@ -299,7 +299,8 @@ impl crate::SiteStore for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditOf<'_, tally_core::device::MergedDevices>,
     ) -> Result<Option<tally_core::device::MergedDevices>> {
-        let mut tx = self.pool.begin().await?;
+        // Reads both devices before it writes: take the write lock at the start.
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let hosts: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, host_name FROM devices WHERE id IN ($1, $2)")
                 .bind(from)

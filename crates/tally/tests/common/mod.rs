@@ -79,11 +79,21 @@ pub fn server_on(dir: &std::path::Path, backend: &Backend) -> Running {
     start("server", dir, backend)
 }
 
+/// [`server_on`] with more flags, e.g. `--config FILE`.
+pub fn server_with_flags(dir: &std::path::Path, backend: &Backend, flags: &[&str]) -> Running {
+    start_with("server", dir, backend, flags)
+}
+
 fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
+    start_with(verb, dir, backend, &[])
+}
+
+fn start_with(verb: &str, dir: &std::path::Path, backend: &Backend, flags: &[&str]) -> Running {
     let (child, mut lines) = spawn_lines(
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([verb, "--listen", "127.0.0.1:0"])
             .args(backend.db_args())
+            .args(flags)
             .current_dir(dir)
             .env_remove("TALLY_DATABASE_URL")
             .env_remove("TALLY_DATA_DIR"),
@@ -457,4 +467,98 @@ pub fn assert_names_pseudonymised_in(data: &Path, names: &[&str]) {
     assert!(read > 0, "the database files were read");
     let key = std::fs::metadata(data.join("pseudonym.key")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
+}
+
+/// The audit log's actions, oldest first.
+pub fn audit_actions(server: &Running) -> Vec<String> {
+    let audit: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/audit", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    json::strings(&audit, "action")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes `text` to `dir/name`; the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `tally import FILES…` into the data directory `dir/tally-data` on `backend`.
+pub fn import(
+    dir: &Path,
+    backend: &Backend,
+    files: &[String],
+    extra: &[&str],
+) -> std::process::Output {
+    let data = dir.join("tally-data");
+    std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .arg("import")
+        .args(files)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(backend.db_args())
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `tally ARGS` on this machine alone (no server).
+pub fn local(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// An issuer key pair in `dir` (`vendor.pub`, `vendor.key`).
+pub fn keygen(dir: &Path, issuer: &str, name: &str) -> (String, String) {
+    let prefix = dir.join(name);
+    let out = local(&[
+        "certificates",
+        "keygen",
+        "--issuer",
+        issuer,
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let public = prefix.with_extension("pub").display().to_string();
+    (public, prefix.with_extension("key").display().to_string())
+}
+
+/// A certificate file signed with `key`: `(product, metric, count, created, expires, cert key)`.
+pub fn sign(dir: &Path, key: &str, c: (&str, &str, &str, &str, &str, &str)) -> String {
+    let path = dir.join(format!("{}.cert", c.5)).display().to_string();
+    let mut args = vec![
+        "certificates",
+        "sign",
+        "--key",
+        key,
+        "--customer",
+        "Contoso Ltd",
+        "--product",
+        c.0,
+        "--metric",
+        c.1,
+        "--count",
+        c.2,
+        "--created",
+        c.3,
+        "--cert-key",
+        c.5,
+        "--out",
+        &path,
+    ];
+    if !c.4.is_empty() {
+        args.extend(["--expires", c.4]);
+    }
+    assert_ok(&local(&args));
+    path
 }

@@ -1,10 +1,9 @@
--- A database as schema 17 (the web console's reclaim campaign) left it, loaded by
--- tests/migrations.rs before it upgrades to the newest schema. Migration 18 moves what agents
--- observe (installations, sessions, hardware, account classification) to a generation counter
--- of its own and changes no row, so this is schema 16's fixture with a reclaim campaign's
--- items. One text for both backends: no ids written (PostgreSQL's identities stay in step),
--- times as RFC 3339 text, booleans left to their defaults. The next fixture starts as a copy
--- of this.
+-- A database as schema 18 (the `observed` generation counter) left it, loaded by
+-- tests/migrations.rs before it upgrades to the newest schema. Migration 18 changed no row, so
+-- this is schema 17's fixture as is; migration 19 (certificates and system metering) adds
+-- columns to devices, users and installed_software, which hold rows here. One text for both
+-- backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
+-- booleans left to their defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
