@@ -460,16 +460,21 @@ async fn sessions(
     let read = read_spread(&counting, |app| async move {
         let period = compliance::metering_period(app.application.metering_period, as_of);
         let sessions = store.sessions(app.application.id, period).await?;
-        let sessions = sessions.into_iter().map(|s| Session {
-            device_id: s.device_id,
-            user_id: s.user_id,
-            start: s.start_time,
-            end: s.end_time,
-        });
+        let sessions = sessions.into_iter().map(engine_session);
         Ok((app.application.id, sessions.collect::<Vec<_>>()))
     })
     .await?;
     Ok(read.into_iter().collect())
+}
+
+/// A stored usage session as the engine reads it.
+pub(crate) fn engine_session(s: tally_core::sessions::UsageSession) -> Session {
+    Session {
+        device_id: s.device_id,
+        user_id: s.user_id,
+        start: s.start_time,
+        end: s.end_time,
+    }
 }
 
 /// Today's snapshot rows from computed positions.

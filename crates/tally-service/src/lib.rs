@@ -10,6 +10,7 @@ mod audit;
 pub mod autorules;
 pub mod compliance;
 mod compliance_text;
+pub mod concurrency;
 pub mod dashboard;
 pub mod devices;
 mod error;

@@ -263,6 +263,7 @@ pub async fn detail(
         (by_node(&d))
         (license_lines(&d))
         (crate::app_usage::sections(&state, &name, as_of).await?)
+        p { a #concurrency-link href=(crate::concurrency::href(&d.position.application, &q.as_of, "")) { "Concurrent use over time →" } }
         (consumers(&d))
         @let total = d.uncovered_consumers.total.max(d.excluded_consumers.total);
         (pager(page, usize::try_from(total).unwrap_or(0), |n| {

