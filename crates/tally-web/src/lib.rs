@@ -23,6 +23,7 @@ mod licenses;
 mod org;
 mod reclaim;
 mod reports;
+mod rule_edit;
 mod rules;
 mod session;
 mod users;
@@ -129,6 +130,7 @@ pub fn router(state: WebState) -> Router {
             post(users::set_service_account),
         )
         .route("/rules", get(rules::list).post(rules::add))
+        .route("/rules/{id}", get(rule_edit::show).post(rule_edit::save))
         .route("/rules/{id}/enabled", post(rules::set_enabled))
         .route("/programs", get(rules::programs))
         .route("/org", get(org::page))

@@ -54,7 +54,7 @@ pub async fn list(State(state): State<WebState>, signed: Signed) -> Result<Respo
             thead { tr { th { "Name" } th { "File name" } th { "Version" } th { "Product" } th { "Made" } th { "Changed" } th { "On" } } }
             tbody {
                 @for r in &rules {
-                    tr id={"rule-" (r.id)} { td { (r.spec.name) } td { (r.spec.file_name) } td { (r.spec.file_version) } td { (r.spec.product_name) }
+                    tr id={"rule-" (r.id)} { td { a href={"/rules/" (r.id)} { (r.spec.name) } } td { (r.spec.file_name) } td { (r.spec.file_version) } td { (r.spec.product_name) }
                         td { (origin(r, here)) } td { (when(Some(r.updated_at))) }
                         td { (switch(&signed, r)) } }
                 }

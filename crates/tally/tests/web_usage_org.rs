@@ -8,10 +8,13 @@ mod common;
 mod web;
 
 use chrono::{Duration, Utc};
-use common::{server_on, Backend, Running};
-use web::{auditor_token, client, files, get, sign_in, text_of, value};
+use common::{server_on, tally_json, Backend, Running};
+use web::{audit_log, auditor_token, client, csrf_of, files, get, post, sign_in, text_of, value};
 
-each_backend!(the_concurrency_chart_counts_as_the_engine_does,);
+each_backend!(
+    the_concurrency_chart_counts_as_the_engine_does,
+    a_metering_rule_is_edited_with_the_services_checks_on_the_form,
+);
 
 /// Imports `files` (name, text) with `tally import`.
 fn import(dir: &std::path::Path, backend: &Backend, folder: &str, list: &[(&str, &str)]) {
@@ -150,4 +153,147 @@ fn the_concurrency_chart_counts_as_the_engine_does(backend: Backend) {
     let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
     let seen = get(&http, &url, &auditor, "/applications/Viewer/concurrency");
     assert_eq!(seen.status(), 200);
+}
+
+/// Adds a metering rule through the console; its id.
+fn add_rule(server: &Running, session: &str, csrf: &str, name: &str, file: &str) -> String {
+    let fields = [("csrf", csrf), ("name", name), ("file_name", file)];
+    let added = post(&client(), &server.url, session, "/rules", &fields);
+    assert_eq!(added.status(), 303);
+    let at = added.headers()["location"].to_str().unwrap().to_string();
+    at.strip_prefix("/rules#rule-").unwrap().to_string()
+}
+
+/// The stored rule called `name`, as the CLI lists it.
+fn rule_named(server: &Running, name: &str) -> Option<serde_json::Value> {
+    let rules = tally_json(server, &server.token, &["rules", "list"]);
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+}
+
+fn a_metering_rule_is_edited_with_the_services_checks_on_the_form(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let csrf = csrf_of(&get(&http, &url, &admin, "/rules").text().unwrap());
+    let id = add_rule(&server, &admin, &csrf, "Editor", "vim");
+    add_rule(&server, &admin, &csrf, "Office", "soffice.bin");
+    let path = format!("/rules/{id}");
+
+    // The list links each rule to its page, where the admin gets the form, filled in.
+    let list = get(&http, &url, &admin, "/rules").text().unwrap();
+    assert!(list.contains(&format!("href=\"{path}\"")), "{list}");
+    let page = get(&http, &url, &admin, &path).text().unwrap();
+    assert!(page.contains("id=\"rule-edit\""), "{page}");
+    assert!(
+        page.contains("name=\"file_name\" type=\"text\" value=\"vim\""),
+        "{page}"
+    );
+
+    // Each refusal is the form's own, beside its field, with what was typed kept.
+    let edit = |fields: &[(&str, &str)]| {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("name", "Editor"),
+            ("file_name", "vim"),
+            ("language", "65535"),
+        ];
+        for (k, v) in fields {
+            form.retain(|(f, _)| f != k);
+            form.push((k, v));
+        }
+        let answer = post(&http, &url, &admin, &path, &form);
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let (status, page) = edit(&[("file_name", "v*m")]);
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        text_of(&page, "file_name-error").contains("may not contain wildcards"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"v*m\""), "what was typed is kept");
+    let (status, page) = edit(&[("name", "office")]);
+    assert_eq!(status, 422);
+    assert!(
+        text_of(&page, "name-error").contains("already has the name"),
+        "{page}"
+    );
+    let (status, page) = edit(&[("language", "any")]);
+    assert_eq!(status, 422);
+    assert!(
+        text_of(&page, "language-error").contains("0 to 65535"),
+        "{page}"
+    );
+    let (status, page) = edit(&[("language", "70000")]);
+    assert_eq!(status, 422);
+    assert!(text_of(&page, "language-error").contains("65535"), "{page}");
+    let long = "x".repeat(256);
+    let (status, page) = edit(&[("product_name", &long)]);
+    assert_eq!(status, 422);
+    assert!(
+        text_of(&page, "product_name-error").contains("at most 255"),
+        "{page}"
+    );
+    let before = rule_named(&server, "Editor").unwrap();
+    assert_eq!(before["file_name"], "vim", "nothing changed");
+
+    // The auditor reads the rule, gets no form, and is refused a forged POST.
+    let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
+    let seen = get(&http, &url, &auditor, &path).text().unwrap();
+    assert!(
+        !seen.contains("rule-edit") && seen.contains("Read-only"),
+        "{seen}"
+    );
+    assert!(text_of(&seen, "rule-terms").contains("vim"), "{seen}");
+    let forged = [
+        ("csrf", csrf_of(&seen)),
+        ("name", "Forged".into()),
+        ("file_name", "vim".into()),
+    ];
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(post(&http, &url, &auditor, &path, &forged).status(), 403);
+    // The admin without the CSRF token is refused as well.
+    let bare = [("name", "Forged"), ("file_name", "vim")];
+    assert_eq!(post(&http, &url, &admin, &path, &bare).status(), 403);
+    assert!(rule_named(&server, "Forged").is_none());
+    let updates =
+        |log: &[serde_json::Value]| log.iter().filter(|e| e["action"] == "rule.update").count();
+    assert_eq!(updates(&audit_log(&server)), 0, "no change logged");
+
+    // Saved: every field, the rule stays on, and the change is logged under the admin's name.
+    let (status, page) = edit(&[
+        ("name", "Vim editor"),
+        ("file_version", "9.*"),
+        ("product_name", "Vim"),
+        ("comment", "the team's editor"),
+        ("apply_to_child_sites", "on"),
+    ]);
+    assert_eq!(status, 303, "{page}");
+    let saved = rule_named(&server, "Vim editor").expect("renamed");
+    assert_eq!(saved["id"].to_string(), id);
+    assert_eq!(
+        (
+            saved["file_version"].as_str(),
+            saved["product_name"].as_str()
+        ),
+        (Some("9.*"), Some("Vim"))
+    );
+    assert_eq!(
+        (
+            saved["apply_to_child_sites"].as_bool(),
+            saved["enabled"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let log = audit_log(&server);
+    assert_eq!(updates(&log), 1);
+    let entry = log.iter().find(|e| e["action"] == "rule.update").unwrap();
+    assert_eq!(entry["target"], format!("rule:{id}"));
+    assert_ne!(entry["actor"], "ada-auditor");
+    assert_eq!(get(&http, &url, &admin, "/rules/999999").status(), 404);
 }
