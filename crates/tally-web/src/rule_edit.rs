@@ -13,7 +13,7 @@ use tally_core::rules::RuleSpec;
 use tally_core::MeteringRule;
 use tally_service::ServiceError;
 
-use crate::forms::{bounded, csrf_input, field, Problems};
+use crate::forms::{csrf_input, field, Problems};
 use crate::session::Signed;
 use crate::{layout, WebError, WebState};
 
@@ -64,19 +64,13 @@ impl RuleEdit {
 
     /// The rule's new spec (it stays on or off as it was), or what is wrong with the form.
     fn spec(&self, old: &RuleSpec) -> Result<RuleSpec, Problems> {
-        let mut problems = Problems::default();
-        let texts = [
+        let mut problems = Problems::of_lengths(&[
             ("name", &self.name),
             ("file_name", &self.file_name),
             ("original_file_name", &self.original_file_name),
             ("file_version", &self.file_version),
             ("product_name", &self.product_name),
-        ];
-        for (f, value) in texts {
-            if let Err(p) = bounded(f, value) {
-                problems.0.push(p);
-            }
-        }
+        ]);
         if self.comment.chars().count() > MAX_COMMENT {
             let why = format!("at most {MAX_COMMENT} characters");
             problems.0.push(("comment".into(), why));

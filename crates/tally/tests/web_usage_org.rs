@@ -14,6 +14,7 @@ use web::{audit_log, auditor_token, client, csrf_of, files, get, post, sign_in, 
 each_backend!(
     the_concurrency_chart_counts_as_the_engine_does,
     a_metering_rule_is_edited_with_the_services_checks_on_the_form,
+    devices_and_users_are_placed_and_placement_rules_kept_from_the_console,
 );
 
 /// Imports `files` (name, text) with `tally import`.
@@ -296,4 +297,155 @@ fn a_metering_rule_is_edited_with_the_services_checks_on_the_form(backend: Backe
     assert_eq!(entry["target"], format!("rule:{id}"));
     assert_ne!(entry["actor"], "ada-auditor");
     assert_eq!(get(&http, &url, &admin, "/rules/999999").status(), 404);
+}
+
+/// The id of the first row of `list` (a CLI listing) whose `key` is `name`.
+fn id_of(server: &Running, list: &[&str], key: &str, name: &str) -> String {
+    let rows = tally_json(server, &server.token, list);
+    let row = rows.as_array().unwrap().iter().find(|r| r[key] == name);
+    row.unwrap_or_else(|| panic!("no {name} in {rows}"))["id"].to_string()
+}
+
+/// The audit log's actions, newest first, sign-ins left out.
+fn actions(server: &Running) -> Vec<String> {
+    audit_log(server)
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .filter(|a| a != "web.sign_in")
+        .collect()
+}
+
+fn devices_and_users_are_placed_and_placement_rules_kept_from_the_console(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
+    let pc1 = format!(
+        "/devices/{}",
+        id_of(&server, &["devices"], "host_name", "pc1")
+    );
+    let ann = format!("/users/{}", id_of(&server, &["users"], "account", "ann"));
+    let page = get(&http, &url, &admin, &pc1).text().unwrap();
+    let csrf = csrf_of(&page);
+    assert!(
+        page.contains("<option value=\"Sales\" selected>"),
+        "pc1 is on Sales: {page}"
+    );
+    let before = actions(&server);
+
+    // The auditor sees no control and is refused each change, as is the admin without the token.
+    let seen = get(&http, &url, &auditor, &pc1).text().unwrap();
+    assert!(!seen.contains("place-form"), "{seen}");
+    let seen = get(&http, &url, &auditor, "/org").text().unwrap();
+    assert!(
+        !seen.contains("org-rule-form") && !seen.contains(">Remove<"),
+        "{seen}"
+    );
+    let auditor_csrf = csrf_of(&seen);
+    let changes: [(String, Vec<(&str, &str)>); 4] = [
+        (format!("{pc1}/org-node"), vec![("org_node", "HQ")]),
+        (format!("{ann}/org-node"), vec![("org_node", "HQ")]),
+        (
+            "/org/rules".into(),
+            vec![("org_node", "HQ"), ("host_name", "pc*")],
+        ),
+        ("/org/rules/1/remove".into(), vec![]),
+    ];
+    for (path, fields) in &changes {
+        for (session, token) in [(&auditor, Some(auditor_csrf.as_str())), (&admin, None)] {
+            let mut form = fields.clone();
+            form.extend(token.map(|t| ("csrf", t)));
+            assert_eq!(
+                post(&http, &url, session, path, &form).status(),
+                403,
+                "{path}"
+            );
+        }
+    }
+    assert_eq!(actions(&server), before, "nothing changed");
+
+    // pc1 moved to HQ by picking it; an unknown node refused with nothing changed; ann placed
+    // on Sales, then taken off (the placement rules decide again).
+    let place = |path: &str, node: &str| {
+        let form = [("csrf", csrf.as_str()), ("org_node", node)];
+        post(&http, &url, &admin, &format!("{path}/org-node"), &form)
+    };
+    assert_eq!(place(&pc1, "HQ").status(), 303);
+    let page = get(&http, &url, &admin, &pc1).text().unwrap();
+    assert!(page.contains("<option value=\"HQ\" selected>"), "{page}");
+    let refused = place(&pc1, "Nowhere");
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().unwrap().contains("no org node named"));
+    assert_eq!(place(&ann, "Sales").status(), 303);
+    let page = get(&http, &url, &admin, &ann).text().unwrap();
+    assert!(text_of(&page, "user").contains("Sales"), "{page}");
+    assert_eq!(place(&ann, "").status(), 303);
+    let page = get(&http, &url, &admin, &ann).text().unwrap();
+    assert!(page.contains("<option value=\"\" selected>"), "{page}");
+    assert_eq!(place("/devices/999999", "HQ").status(), 404);
+
+    // Placement rules: refusals on the form's fields, one added, then removed.
+    let rule = |fields: &[(&str, &str)]| {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        post(&http, &url, &admin, "/org/rules", &form)
+    };
+    let both = rule(&[
+        ("org_node", "Sales"),
+        ("host_name", "lab-*"),
+        ("account", "x*"),
+    ]);
+    assert_eq!(both.status(), 422);
+    let page = both.text().unwrap();
+    assert!(
+        text_of(&page, "rule-account-error").contains("not both"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"lab-*\""), "what was typed is kept");
+    let neither = rule(&[("org_node", "Sales")]).text().unwrap();
+    assert!(
+        text_of(&neither, "rule-site-error").contains("give a site"),
+        "{neither}"
+    );
+    let no_node = rule(&[("host_name", "lab-*")]).text().unwrap();
+    assert!(text_of(&no_node, "rule-org_node-error").contains("choose a node"));
+    let added = rule(&[("org_node", "Sales"), ("host_name", "lab-*")]);
+    assert_eq!(added.status(), 303);
+    let at = added.headers()["location"].to_str().unwrap().to_string();
+    let id = at.strip_prefix("/org#org-rule-").unwrap().to_string();
+    let page = get(&http, &url, &admin, "/org").text().unwrap();
+    let row = text_of(&page, &format!("org-rule-{id}"));
+    assert!(row.starts_with("1Sales—lab-*—"), "{row}");
+    let rules = tally_json(&server, &server.token, &["org", "rules"]);
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    let removed = post(
+        &http,
+        &url,
+        &admin,
+        &format!("/org/rules/{id}/remove"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(removed.status(), 303);
+    let gone = post(
+        &http,
+        &url,
+        &admin,
+        &format!("/org/rules/{id}/remove"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(gone.status(), 404);
+    let rules = tally_json(&server, &server.token, &["org", "rules"]);
+    assert!(rules.as_array().unwrap().is_empty(), "{rules}");
+    assert_eq!(
+        actions(&server)[before.len()..],
+        [
+            "device.place",
+            "user.place",
+            "user.place",
+            "org_rule.add",
+            "org_rule.delete"
+        ]
+    );
 }
