@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -17,6 +17,7 @@ use tally_service::import_files::{self, Reading};
 use tally_service::ServiceError;
 
 use crate::admin::button_form;
+use crate::apps::{paged, PageQuery};
 use crate::forms::{bounded, csrf_input, Problems};
 use crate::session::{CsrfOnly, Signed};
 use crate::{layout, WebError, WebState};
@@ -61,6 +62,8 @@ fn move_form(signed: &Signed, nodes: &[OrgNodeView]) -> Markup {
 /// form as typed with its problems.
 #[derive(Default)]
 struct Shown {
+    /// The page of the placement rules.
+    page: String,
     moved: Vec<String>,
     rule: RuleForm,
     rule_problems: Problems,
@@ -112,7 +115,9 @@ async fn render(state: &WebState, signed: &Signed, shown: &Shown) -> Result<Mark
         .collect();
     let mut sorted: Vec<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
     sorted.sort_by_key(|n| n.to_lowercase());
-    let rules = store.org_rules().await?;
+    let all = store.org_rules().await?;
+    let href = |n: usize| format!("/org?page={n}#placement-rules");
+    let (rules, first, pages) = paged(&all, &shown.page, href);
     let by = children(&nodes);
     let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".into());
     let admin = signed.is_admin();
@@ -128,7 +133,7 @@ async fn render(state: &WebState, signed: &Signed, shown: &Shown) -> Result<Mark
             thead { tr { th { "Order" } th { "Node" } th { "Site" } th { "Host name" } th { "Account" }
                 @if admin { th { span.visually-hidden { "Actions" } } } } }
             tbody {
-                @for (i, r) in rules.iter().enumerate() {
+                @for (i, r) in rules.iter().enumerate().map(|(i, r)| (first + i, r)) {
                     @let node = names.get(&r.org_node).cloned().unwrap_or_default();
                     tr id={"org-rule-" (r.id)} { td.num { (i + 1) } td { (node) } td { (text(&r.site)) } td { (text(&r.host_name)) } td { (text(&r.account)) }
                         @if admin { td { (button_form(signed, &format!("/org/rules/{}/remove", r.id), "Remove", Some(&format!("Remove rule {} (to {node})?", i + 1)))) } } }
@@ -136,6 +141,7 @@ async fn render(state: &WebState, signed: &Signed, shown: &Shown) -> Result<Mark
                 @if rules.is_empty() { tr { td colspan="6" { "No placement rules yet." } } }
             }
         }
+        (pages)
     })
 }
 
@@ -149,8 +155,16 @@ async fn org_page(
     Ok((status, layout::page(signed, "/org", "Org tree", body)).into_response())
 }
 
-pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    org_page(&state, &signed, &Shown::default(), StatusCode::OK).await
+pub async fn page(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let shown = Shown {
+        page: q.page,
+        ..Shown::default()
+    };
+    org_page(&state, &signed, &shown, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]

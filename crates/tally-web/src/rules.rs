@@ -15,6 +15,7 @@ use tally_core::rules::RuleSpec;
 use tally_core::MeteringRule;
 
 use crate::admin::when;
+use crate::apps::{paged, query, PageQuery};
 use crate::devices::{hours, month};
 use crate::forms::{bounded, csrf_input};
 use crate::session::Signed;
@@ -43,9 +44,14 @@ fn add_form(signed: &Signed) -> Markup {
     }
 }
 
-pub async fn list(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    let mut rules = state.service.store().rules().await?;
-    rules.sort_by_key(|r| r.spec.name.to_lowercase());
+pub async fn list(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let mut all = state.service.store().rules().await?;
+    all.sort_by_key(|r| (r.spec.name.to_lowercase(), r.id));
+    let (rules, _, pages) = paged(&all, &q.page, |n| format!("/rules?page={n}"));
     let here = state.service.site();
     let body = html! {
         p { a href="/programs" { "Programs by month →" } }
@@ -53,7 +59,7 @@ pub async fn list(State(state): State<WebState>, signed: Signed) -> Result<Respo
         table #rules {
             thead { tr { th { "Name" } th { "File name" } th { "Version" } th { "Product" } th { "Made" } th { "Changed" } th { "On" } } }
             tbody {
-                @for r in &rules {
+                @for r in rules {
                     tr id={"rule-" (r.id)} { td { a href={"/rules/" (r.id)} { (r.spec.name) } } td { (r.spec.file_name) } td { (r.spec.file_version) } td { (r.spec.product_name) }
                         td { (origin(r, here)) } td { (when(Some(r.updated_at))) }
                         td { (switch(&signed, r)) } }
@@ -61,6 +67,7 @@ pub async fn list(State(state): State<WebState>, signed: Signed) -> Result<Respo
                 @if rules.is_empty() { tr { td colspan="7" { "No metering rules yet." } } }
             }
         }
+        (pages)
     };
     Ok(layout::page(&signed, "/rules", "Metering rules", body).into_response())
 }
@@ -155,6 +162,7 @@ pub async fn set_enabled(
 pub struct MonthsQuery {
     from: String,
     to: String,
+    page: String,
 }
 
 /// `2026-03` as `202603`, or why not.
@@ -193,7 +201,18 @@ pub async fn programs(
             .cloned()
             .unwrap_or_else(|| format!("rule {id}"))
     };
-    rows.sort_by_key(|r| (name(r.rule_id).to_lowercase(), std::cmp::Reverse(r.month)));
+    rows.sort_by_key(|r| {
+        let key = (name(r.rule_id).to_lowercase(), r.rule_id);
+        (key, std::cmp::Reverse(r.month))
+    });
+    let href = |n: usize| {
+        let page = n.to_string();
+        format!(
+            "/programs{}",
+            query(&[("from", &q.from), ("to", &q.to), ("page", &page)])
+        )
+    };
+    let (shown, _, pages) = paged(&rows, &q.page, href);
     let body = html! {
         p { a href="/rules" { "← Metering rules" } }
         form.filters method="get" action="/programs" {
@@ -204,10 +223,11 @@ pub async fn programs(
         table #programs {
             thead { tr { th { "Program" } th { "Month" } th.num { "Runs" } th.num { "Users" } th.num { "Computers" } th.num { "Time" } } }
             tbody {
-                @for r in &rows { tr { td { (name(r.rule_id)) } td { (month(r.month)) } td.num { (r.runs) } td.num { (r.users) } td.num { (r.devices) } td.num { (hours(r.usage_ms)) } } }
+                @for r in shown { tr { td { (name(r.rule_id)) } td { (month(r.month)) } td.num { (r.runs) } td.num { (r.users) } td.num { (r.devices) } td.num { (hours(r.usage_ms)) } } }
                 @if rows.is_empty() { tr { td colspan="6" { "No metered use in these months (the monthly summaries are made by the summarize_monthly_usage task)." } } }
             }
         }
+        (pages)
     };
     Ok(layout::page(&signed, "/rules", "Programs by month", body).into_response())
 }

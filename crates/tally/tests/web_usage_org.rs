@@ -9,12 +9,15 @@ mod web;
 
 use chrono::{Duration, Utc};
 use common::{server_on, tally_json, Backend, Running};
-use web::{audit_log, auditor_token, client, csrf_of, files, get, post, sign_in, text_of, value};
+use web::{
+    audit_log, auditor_token, client, csrf_of, files, get, post, rows_of, sign_in, text_of, value,
+};
 
 each_backend!(
     the_concurrency_chart_counts_as_the_engine_does,
     a_metering_rule_is_edited_with_the_services_checks_on_the_form,
     devices_and_users_are_placed_and_placement_rules_kept_from_the_console,
+    every_admin_list_pages_on_the_server,
 );
 
 /// Imports `files` (name, text) with `tally import`.
@@ -448,4 +451,124 @@ fn devices_and_users_are_placed_and_placement_rules_kept_from_the_console(backen
             "org_rule.delete"
         ]
     );
+}
+
+/// POSTs `body` to the API's `path` as the admin; the answer, which must succeed.
+fn api_post(server: &Running, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let answer = client()
+        .post(format!("{}/api/v1/{path}", server.url))
+        .bearer_auth(&server.token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    answer.json().unwrap()
+}
+
+/// Page 1 and page 2 of the list at `path` (table `table`): 50 rows, then the rest; each of
+/// `names` on exactly one row of the two; page 2's rows in `order` after page 1's.
+fn pages_hold(
+    (http, url, session): (&reqwest::blocking::Client, &str, &str),
+    (path, table): (&str, &str),
+    names: &[String],
+    total: usize,
+) -> (Vec<String>, Vec<String>) {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let one = get(http, url, session, path).text().unwrap();
+    let two = get(http, url, session, &format!("{path}{join}page=2"))
+        .text()
+        .unwrap();
+    let (first, second) = (rows_of(&one, table), rows_of(&two, table));
+    assert_eq!(first.len(), 50, "{path}: {first:?}");
+    assert_eq!(second.len(), total - 50, "{path}: {second:?}");
+    assert!(
+        one.contains(&format!("Page 1 of 2 · {total} rows")),
+        "{path}"
+    );
+    assert!(
+        two.contains("rel=\"prev\"") && !two.contains("rel=\"next\""),
+        "{path}"
+    );
+    for name in names {
+        let holding = first
+            .iter()
+            .chain(&second)
+            .filter(|r| r.contains(name.as_str()));
+        assert_eq!(holding.count(), 1, "{path}: {name}");
+    }
+    (first, second)
+}
+
+fn every_admin_list_pages_on_the_server(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let numbered = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
+    };
+    let tokens = numbered("tok", 55);
+    for name in &tokens {
+        api_post(
+            &server,
+            "tokens",
+            serde_json::json!({"name": name, "role": "auditor"}),
+        );
+    }
+    let enrolment = numbered("enrol", 53);
+    let mut secret = String::new();
+    for name in &enrolment {
+        let made = api_post(
+            &server,
+            "enrollment-tokens",
+            serde_json::json!({"name": name}),
+        );
+        secret = made["token"].as_str().unwrap().to_string();
+    }
+    let hosts = numbered("agent-host", 52);
+    for host in &hosts {
+        let enrolled = client()
+            .post(format!("{}/api/v1/agent/enroll", server.url))
+            .json(&serde_json::json!({"enrollment_token": secret, "host_name": host}))
+            .send()
+            .unwrap();
+        assert!(enrolled.status().is_success(), "{}", enrolled.status());
+    }
+    // Rules named in reverse, so the list's order (by name) is not the order they were made.
+    let mut rules = numbered("rule", 57);
+    for name in rules.iter().rev() {
+        let spec = serde_json::json!({"name": name, "file_name": format!("{name}.exe")});
+        api_post(&server, "rules", spec);
+    }
+    rules.sort();
+    let patterns = numbered("lab", 54);
+    for p in &patterns {
+        api_post(
+            &server,
+            "org-rules",
+            serde_json::json!({"org_node": "Sales", "host_name": format!("{p}*")}),
+        );
+    }
+
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let at = (&http, url.as_str(), admin.as_str());
+    // The admin's own token and the ones made here.
+    pages_hold(at, ("/admin/tokens", "tokens"), &tokens, 56);
+    pages_hold(at, ("/admin/enrolment", "enrolment-tokens"), &enrolment, 53);
+    pages_hold(at, ("/admin/agents", "agents"), &hosts, 52);
+    let (first, second) = pages_hold(at, ("/rules", "rules"), &rules, 57);
+    assert!(
+        first[49].starts_with("rule-049") && second[0].starts_with("rule-050"),
+        "{second:?}"
+    );
+    let (_, second) = pages_hold(at, ("/org", "org-rules"), &patterns, 54);
+    assert!(
+        second[0].starts_with("51Sales—lab-050*"),
+        "the order goes on: {second:?}"
+    );
+    // Past the last page: no rows, and the way back.
+    let beyond = get(&http, &url, &admin, "/admin/tokens?page=9")
+        .text()
+        .unwrap();
+    assert!(rows_of(&beyond, "tokens").is_empty() && beyond.contains("rel=\"prev\""));
 }

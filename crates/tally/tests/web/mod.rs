@@ -215,9 +215,14 @@ pub fn text_of(page: &str, id: &str) -> String {
         .take_while(|c| c.is_alphanumeric())
         .collect();
     let end = at + page[at..].find(&format!("</{tag}>")).unwrap();
+    after_tag(&page[at..end])
+}
+
+/// The text of `html` after the end of the tag it starts in, tags stripped.
+fn after_tag(html: &str) -> String {
     let mut text = String::new();
     let mut in_tag = false;
-    for c in page[at..end].chars().skip_while(|c| *c != '>').skip(1) {
+    for c in html.chars().skip_while(|c| *c != '>').skip(1) {
         match c {
             '<' => in_tag = true,
             '>' => in_tag = false,
@@ -328,4 +333,14 @@ pub fn raw_multipart_status(
         .nth(1)
         .unwrap_or_else(|| panic!("no answer: {text:?}"));
     status.parse().unwrap()
+}
+
+/// The text of each body row of the table with `id` in a page, tags stripped.
+pub fn rows_of(page: &str, id: &str) -> Vec<String> {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &page[at..at + page[at..].find("</table>").unwrap()];
+    let body = &table[table.find("<tbody>").unwrap_or(0)..];
+    body.split("<tr").skip(1).map(after_tag).collect()
 }
