@@ -9,9 +9,7 @@ mod web;
 
 use chrono::{Duration, Utc};
 use common::{server_on, tally_json, Backend, Running};
-use web::{
-    audit_log, auditor_token, client, csrf_of, files, get, post, rows_of, sign_in, text_of, value,
-};
+use web::{audit_log, auditor_token, client, csrf_of, get, post, rows_of, sign_in, text_of, value};
 
 each_backend!(
     the_concurrency_chart_counts_as_the_engine_does,
@@ -19,11 +17,6 @@ each_backend!(
     devices_and_users_are_placed_and_placement_rules_kept_from_the_console,
     every_admin_list_pages_on_the_server,
 );
-
-/// Imports `files` (name, text) with `tally import`.
-fn import(dir: &std::path::Path, backend: &Backend, folder: &str, list: &[(&str, &str)]) {
-    web::import_paths(dir, backend, &files(dir, folder, list));
-}
 
 /// The requirement of `app`'s position, as the API computes it.
 fn required(server: &Running, app: &str) -> i64 {
@@ -37,48 +30,11 @@ fn required(server: &Running, app: &str) -> i64 {
     all[0]["required"].as_i64().unwrap()
 }
 
-/// Viewer, measured in concurrent users over a rolling 30 days: three days ago ann, bob and cy
-/// used it in the 10:00 hour (never all at one instant) and a service account too, bob on
-/// into 11:00; ten days ago ann alone.
-fn import_viewer(dir: &std::path::Path, backend: &Backend) -> (String, String) {
-    let today = Utc::now().date_naive();
-    let (d3, d10) = (today - Duration::days(3), today - Duration::days(10));
-    let sessions = format!(
-        "application,host_name,account,start,end\n\
-         Viewer,pc1,ann,{d3}T10:00:00Z,{d3}T10:50:00Z\n\
-         Viewer,pc2,bob,{d3}T10:10:00Z,{d3}T11:20:00Z\n\
-         Viewer,pc1,cy,{d3}T10:30:00Z,{d3}T10:40:00Z\n\
-         Viewer,pc2,svc,{d3}T10:00:00Z,{d3}T10:59:00Z\n\
-         Viewer,pc1,ann,{d10}T09:00:00Z,{d10}T09:30:00Z\n"
-    );
-    import(
-        dir,
-        backend,
-        "viewer",
-        &[
-            (
-                "users.csv",
-                "account,full_name,service_account\nbob,Bob Jones,false\ncy,Cy Twombly,false\nsvc,Backup,true\n",
-            ),
-            (
-                "applications.json",
-                r#"[{"name": "Viewer", "metric": "concurrent_users", "period_days": 30}]"#,
-            ),
-            ("usage_sessions.csv", &sessions),
-            (
-                "licenses.csv",
-                "application,metric,quantity,assignment_type,assigned_to\nViewer,concurrent_users,2,organization,HQ\n",
-            ),
-        ],
-    );
-    (d3.to_string(), d10.to_string())
-}
-
 fn the_concurrency_chart_counts_as_the_engine_does(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let server = server_on(dir.path(), &backend);
     web::import_estate(dir.path(), &backend);
-    let (d3, d10) = import_viewer(dir.path(), &backend);
+    let (d3, d10) = web::import_viewer(dir.path(), &backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
 

@@ -344,3 +344,41 @@ pub fn rows_of(page: &str, id: &str) -> Vec<String> {
     let body = &table[table.find("<tbody>").unwrap_or(0)..];
     body.split("<tr").skip(1).map(after_tag).collect()
 }
+
+/// Viewer, measured in concurrent users over a rolling 30 days: three days ago ann, bob and cy
+/// used it in the 10:00 hour (never all at one instant) and a service account too, bob on
+/// into 11:00; ten days ago ann alone.
+pub fn import_viewer(dir: &Path, backend: &Backend) -> (String, String) {
+    let today = chrono::Utc::now().date_naive();
+    let days = |n| today - chrono::Duration::days(n);
+    let (d3, d10) = (days(3), days(10));
+    let sessions = format!(
+        "application,host_name,account,start,end\n\
+         Viewer,pc1,ann,{d3}T10:00:00Z,{d3}T10:50:00Z\n\
+         Viewer,pc2,bob,{d3}T10:10:00Z,{d3}T11:20:00Z\n\
+         Viewer,pc1,cy,{d3}T10:30:00Z,{d3}T10:40:00Z\n\
+         Viewer,pc2,svc,{d3}T10:00:00Z,{d3}T10:59:00Z\n\
+         Viewer,pc1,ann,{d10}T09:00:00Z,{d10}T09:30:00Z\n"
+    );
+    let paths = files(
+        dir,
+        "viewer",
+        &[
+            (
+                "users.csv",
+                "account,full_name,service_account\nbob,Bob Jones,false\ncy,Cy Twombly,false\nsvc,Backup,true\n",
+            ),
+            (
+                "applications.json",
+                r#"[{"name": "Viewer", "metric": "concurrent_users", "period_days": 30}]"#,
+            ),
+            ("usage_sessions.csv", &sessions),
+            (
+                "licenses.csv",
+                "application,metric,quantity,assignment_type,assigned_to\nViewer,concurrent_users,2,organization,HQ\n",
+            ),
+        ],
+    );
+    import_paths(dir, backend, &paths);
+    (d3.to_string(), d10.to_string())
+}
