@@ -183,10 +183,11 @@ pub async fn show(
     Ok(page(&signed, &rule, &values, &Problems::default()))
 }
 
-/// A refusal the form shows: a validation's on its field, a name in use on the name.
-fn refused(e: ServiceError) -> Result<Problems, WebError> {
+/// A refusal a rule form shows: a validation's on the field of `fields` it names, a name in
+/// use on the name; anything else is an error page.
+pub fn refused(e: ServiceError, fields: &[&str]) -> Result<Problems, WebError> {
     match e {
-        ServiceError::Invalid(message) => Ok(Problems::from_refusal(&message, &FIELDS)),
+        ServiceError::Invalid(message) => Ok(Problems::from_refusal(&message, fields)),
         ServiceError::Conflict(message) => Ok(Problems(vec![("name".into(), message)])),
         other => Err(other.into()),
     }
@@ -208,7 +209,7 @@ pub async fn save(
                 Ok(_) => {
                     return Ok(Redirect::to(&format!("/rules#rule-{}", rule.id)).into_response())
                 }
-                Err(e) => refused(e)?,
+                Err(e) => refused(e, &FIELDS)?,
             }
         }
     };

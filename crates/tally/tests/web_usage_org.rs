@@ -144,6 +144,26 @@ fn a_metering_rule_is_edited_with_the_services_checks_on_the_form(backend: Backe
     let id = add_rule(&server, &admin, &csrf, "Editor", "vim");
     add_rule(&server, &admin, &csrf, "Office", "soffice.bin");
     let path = format!("/rules/{id}");
+    // Adding shows its refusals on the form too, with what was typed kept.
+    let add = |name: &str, file: &str| {
+        let fields = [("csrf", csrf.as_str()), ("name", name), ("file_name", file)];
+        let answer = post(&http, &url, &admin, "/rules", &fields);
+        (answer.status().as_u16(), answer.text().unwrap())
+    };
+    let (status, page) = add("Tools", "bin/tool");
+    assert_eq!(status, 422);
+    assert!(
+        text_of(&page, "file_name-error").contains("path separators"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"bin/tool\""), "{page}");
+    let (status, page) = add("editor", "nano");
+    assert_eq!(status, 422);
+    assert!(
+        text_of(&page, "name-error").contains("already has the name"),
+        "{page}"
+    );
+    assert!(rule_named(&server, "Tools").is_none() && rule_named(&server, "editor").is_none());
 
     // The list links each rule to its page, where the admin gets the form, filled in.
     let list = get(&http, &url, &admin, "/rules").text().unwrap();
