@@ -136,6 +136,20 @@ impl Computed {
         }
     }
 
+    /// The estate the positions were computed over.
+    pub(crate) fn estate(&self) -> &Estate {
+        &self.estate
+    }
+
+    /// The application named `name` (any case), as the positions read it.
+    pub(crate) fn application(&self, name: &str) -> Result<&AppRecord> {
+        let found = self
+            .apps
+            .iter()
+            .find(|a| a.application.name.eq_ignore_ascii_case(name));
+        found.ok_or_else(|| no_application(name))
+    }
+
     /// The detail of the application named `app` (any case): a page of its consumers.
     pub(crate) fn detail(&self, app: &str, page: (i64, i64)) -> Result<AppDetail> {
         let (record, position) = self

@@ -2,14 +2,17 @@
 //! users (or devices) using it in one clock hour, per day or per month. The counts are the
 //! compliance engine's own (`tally_core::compliance::concurrent_by_hour`, read from the same
 //! usage sessions and the estate as of the day), so the peak over the metering period is the
-//! concurrent metrics' requirement.
+//! concurrent metrics' requirement. The estate is the kept positions' own
+//! (`Service::positions`), so the chart reads only the application's sessions once the day's
+//! position is known.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use tally_core::compliance::{concurrent_by_hour, metering_period};
 use tally_core::licenses::Metric;
-use tally_store::Store;
 
-use crate::compliance::{applications, end_of, engine_session, estate};
+use crate::compliance::{end_of, engine_session};
 use crate::Result;
 
 /// How the chart groups the hours.
@@ -83,53 +86,54 @@ fn label(start: DateTime<Utc>, per: Per) -> String {
     }
 }
 
-/// Application `name`'s (any case) concurrent use per day or month up to `as_of`.
-pub async fn concurrency(
-    store: &dyn Store,
-    name: &str,
-    as_of: NaiveDate,
-    per: Per,
-) -> Result<Concurrency> {
-    let app = applications(store, as_of, Some(name)).await?.remove(0);
-    let application = app.application;
-    let by_user = application.metric != Metric::ConcurrentDevices;
-    let metering = metering_period(application.metering_period, as_of);
-    let edges = buckets(as_of, per);
-    let chart = (edges[0], edges[edges.len() - 1].min(end_of(as_of)));
-    let read = (chart.0.min(metering.0), chart.1.max(metering.1));
-    let (estate, sessions) = tokio::try_join!(estate(store, as_of), async {
-        Ok(store.sessions(application.id, read).await?)
-    })?;
-    let sessions: Vec<_> = sessions.into_iter().map(engine_session).collect();
-    let hours = concurrent_by_hour(&estate, by_user, &sessions, chart);
-    let peaks = edges
-        .windows(2)
-        .map(|w| {
-            let within = hours.range(w[0]..w[1]);
-            let top = within.fold(
-                None,
-                |best: Option<(DateTime<Utc>, i64)>, (h, n)| match best {
-                    Some((_, b)) if b >= *n => best,
-                    _ => Some((*h, *n)),
-                },
-            );
-            Peak {
-                label: label(w[0], per),
-                peak: top.map_or(0, |t| t.1),
-                hour: top.map(|t| t.0),
-            }
+impl crate::Service {
+    /// Application `name`'s (any case) concurrent use per day or month up to `as_of`, over
+    /// the estate of the kept positions of that day (computed now when there are none).
+    pub async fn concurrency(&self, name: &str, as_of: NaiveDate, per: Per) -> Result<Concurrency> {
+        let computed = self.positions.on(self.store(), as_of).await?;
+        let application = &computed.application(name)?.application;
+        let by_user = application.metric != Metric::ConcurrentDevices;
+        let metering = metering_period(application.metering_period, as_of);
+        let edges = buckets(as_of, per);
+        let chart = (edges[0], edges[edges.len() - 1].min(end_of(as_of)));
+        let read = (chart.0.min(metering.0), chart.1.max(metering.1));
+        let sessions = self.store().sessions(application.id, read).await?;
+        let sessions: Vec<_> = sessions.into_iter().map(engine_session).collect();
+        let estate = computed.estate();
+        let hours = concurrent_by_hour(estate, by_user, &sessions, chart);
+        let in_period = concurrent_by_hour(estate, by_user, &sessions, metering);
+        Ok(Concurrency {
+            application: application.name.clone(),
+            metric: application.metric,
+            by_user,
+            peaks: edges
+                .windows(2)
+                .map(|w| peak(&hours, (w[0], w[1]), per))
+                .collect(),
+            metering,
+            metering_peak: in_period.values().copied().max().unwrap_or(0),
         })
-        .collect();
-    let in_period = concurrent_by_hour(&estate, by_user, &sessions, metering);
-    Ok(Concurrency {
-        application: application.name,
-        metric: application.metric,
-        by_user,
-        peaks,
-        metering,
-        metering_peak: in_period.values().copied().max().unwrap_or(0),
-    })
+    }
 }
+
+/// The highest count of the hours in `[from, to)`, with the first hour that reached it.
+fn peak(hours: &BTreeMap<DateTime<Utc>, i64>, (from, to): Span, per: Per) -> Peak {
+    let top =
+        hours.range(from..to).fold(
+            None,
+            |best: Option<(DateTime<Utc>, i64)>, (h, n)| match best {
+                Some((_, b)) if b >= *n => best,
+                _ => Some((*h, *n)),
+            },
+        );
+    Peak {
+        label: label(from, per),
+        peak: top.map_or(0, |t| t.1),
+        hour: top.map(|t| t.0),
+    }
+}
+
+type Span = (DateTime<Utc>, DateTime<Utc>);
 
 #[cfg(test)]
 mod tests {

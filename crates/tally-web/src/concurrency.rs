@@ -9,7 +9,7 @@ use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
 use tally_core::licenses::Metric;
 use tally_report::Chart;
-use tally_service::concurrency::{concurrency, Concurrency, Per};
+use tally_service::concurrency::{Concurrency, Per};
 
 use crate::admin::when;
 use crate::apps::{day, query};
@@ -53,7 +53,7 @@ pub async fn page(
         return Err(WebError::NotFound("no such application".into()));
     }
     let (as_of, per) = (day(&q.as_of)?, per(&q.per)?);
-    let c = concurrency(state.service.store(), &name, as_of, per).await?;
+    let c = state.service.concurrency(&name, as_of, per).await?;
     let body = html! {
         p { a href=(app_href(&c.application, Some(as_of))) { "← " (c.application) " as of " (as_of) } }
         form.filters method="get" action=(href(&c.application, "", "")) {
