@@ -324,7 +324,7 @@ pub async fn detail(
         @if signed.is_admin() {
             p { "Change the status: " (status_cell(&signed, &device)) }
             @let current = device.org_node.and_then(|n| nodes.get(&n)).map(String::as_str);
-            p { (placement::form(&signed, &format!("/devices/{id}/org-node"), current, &placement::sorted_nodes(&state).await?)) }
+            p { (placement::form(&signed, &format!("/devices/{id}/org-node"), current, nodes.values())) }
         }
         h2 { "Hardware" } (hardware(&device, device.org_node.and_then(|n| nodes.get(&n))))
         h2 { "Installed software, with its history" }

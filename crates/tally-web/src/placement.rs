@@ -15,16 +15,15 @@ use crate::forms::{bounded, csrf_input};
 use crate::session::Signed;
 use crate::{WebError, WebState};
 
-/// Every org node's name, sorted, for a pick list.
-pub async fn sorted_nodes(state: &WebState) -> Result<Vec<String>, WebError> {
-    let nodes = tally_service::org::nodes(state.service.store()).await?;
-    let mut names: Vec<String> = nodes.into_iter().map(|n| n.node.name).collect();
-    names.sort_by_key(|n| n.to_lowercase());
-    Ok(names)
-}
-
 /// The form that places the device or user at `action` on a node picked by name.
-pub fn form(signed: &Signed, action: &str, current: Option<&str>, nodes: &[String]) -> Markup {
+pub fn form<'n>(
+    signed: &Signed,
+    action: &str,
+    current: Option<&str>,
+    nodes: impl Iterator<Item = &'n String>,
+) -> Markup {
+    let mut nodes: Vec<&String> = nodes.collect();
+    nodes.sort_by_key(|n| n.to_lowercase());
     html! {
         form.inline #place-form method="post" action=(action) {
             (csrf_input(&signed.csrf()))

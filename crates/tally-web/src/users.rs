@@ -175,7 +175,7 @@ pub async fn detail(
         @if signed.is_admin() {
             p { "Service account: " (choice_form(&signed, &u)) }
             @let current = u.org_node.and_then(|n| nodes.get(&n)).map(String::as_str);
-            p { (placement::form(&signed, &format!("/users/{}/org-node", u.id), current, &placement::sorted_nodes(&state).await?)) }
+            p { (placement::form(&signed, &format!("/users/{}/org-node", u.id), current, nodes.values())) }
         }
         h2 { "What they ran (metered programs, last 12 months)" }
         (use_table(&used, "Computer", |r| html! { a href={"/devices/" (r.device_id)} { (r.host_name) } }))
