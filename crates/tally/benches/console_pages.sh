@@ -5,13 +5,17 @@
 # license position) and then RUNS more times (the server keeps the position while the data does
 # not change). Prints one line per URL: first time, then the median of the later runs, and size.
 #
-#   crates/tally/benches/console_pages.sh TALLY_BINARY SQLITE_FILE [APP] [RUNS]
+#   crates/tally/benches/console_pages.sh TALLY_BINARY SQLITE_FILE [APP] [RUNS] [AS_OF]
+#
+# AS_OF (YYYY-MM-DD), when given, is the day the concurrency chart is timed for (per day and
+# per month), e.g. the last day of the bench estate's sessions.
 set -euo pipefail
 
 tally="$1"
 db="$2"
 app="${3:-app75}"
 runs="${4:-5}"
+as_of="${5:-}"
 port=18089
 url="http://127.0.0.1:$port"
 work="$(mktemp -d)"
@@ -62,7 +66,13 @@ measure() { # LABEL URL [api]
 measure "page /" "$url/"
 measure "page /applications" "$url/applications"
 measure "page /applications/$app" "$url/applications/$app"
-measure "page /applications/$app/concurrency" "$url/applications/$app/concurrency"
+if [ -n "$as_of" ]; then
+  measure "page /applications/$app/concurrency?as_of=$as_of" "$url/applications/$app/concurrency?as_of=$as_of"
+  measure "  ... &per=month" "$url/applications/$app/concurrency?as_of=$as_of&per=month"
+  measure "api /api/v1/compliance?as_of=$as_of" "$url/api/v1/compliance?app=$app&as_of=$as_of" api
+else
+  measure "page /applications/$app/concurrency" "$url/applications/$app/concurrency"
+fi
 measure "page /licenses" "$url/licenses"
 measure "page /reclaim" "$url/reclaim"
 measure "page /devices" "$url/devices"
