@@ -525,9 +525,36 @@ fn every_admin_list_pages_on_the_server(backend: Backend) {
         );
     }
 
+    // Scheduled reports as the write_reports task leaves them, one a day for 52 days, in the
+    // server's data directory.
+    let written = numbered("written", 52);
+    let first_day = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    for (i, name) in written.iter().enumerate() {
+        let day = first_day + Duration::days(i as i64);
+        let folder = dir.path().join("tally-data/reports").join(day.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(format!("{name}.csv")), "a,b\n").unwrap();
+    }
+
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let at = (&http, url.as_str(), admin.as_str());
+    // Newest day first, after any the task has written today since the server started.
+    let reports = dir.path().join("tally-data/reports");
+    let files: usize = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|day| std::fs::read_dir(day.unwrap().path()).unwrap().count())
+        .sum();
+    let (first, second) = pages_hold(at, ("/reports", "written"), &written, files);
+    let mine = first
+        .iter()
+        .position(|r| r.contains("written-051"))
+        .unwrap();
+    assert!(
+        first[..mine].iter().all(|r| !r.contains("written-")),
+        "{first:?}"
+    );
+    assert!(second.last().unwrap().contains("written-000"), "{second:?}");
     // The admin's own token and the ones made here.
     pages_hold(at, ("/admin/tokens", "tokens"), &tokens, 56);
     pages_hold(at, ("/admin/enrolment", "enrolment-tokens"), &enrolment, 53);
