@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tally_core::compliance::{
-    hours_in_period, metering_period, position, AppFacts, Consumer, CustomValue, DeviceFacts,
-    Estate, Installation, LicenseNote, Money, OrgTree, Session, Status, TotalUserMetric, UserFacts,
+    concurrent_by_hour, hours_in_period, metering_period, position, AppFacts, Consumer,
+    CustomValue, DeviceFacts, Estate, Installation, LicenseNote, Money, OrgTree, Session, Status,
+    TotalUserMetric, UserFacts,
 };
 use tally_core::licenses::{Application, AssignmentType, License, MeteringPeriod, Metric};
 use tally_core::{DeviceStatus, OrgNode, UserStatus};
@@ -468,6 +469,18 @@ fn concurrent_users_peak_in_a_clock_hour_with_a_session_straddling_the_boundary(
     let p = position(&e, &facts(&a, &[], &sessions, &licenses), as_of());
     assert_eq!((p.required, p.covered, p.shortfall), (3, 2, 1));
     assert_eq!(p.excluded.len(), 1);
+    // Hour by hour, as the concurrency chart reads them: 2 at 09:00, 3 at 10:00 (E left out),
+    // and the largest is the demand. Devices: 2 and 2.
+    let period = metering_period(a.metering_period, as_of());
+    let hours = concurrent_by_hour(&e, true, &sessions, period);
+    let counts: Vec<_> = hours.iter().map(|(h, n)| (*h, *n)).collect();
+    assert_eq!(counts, [(at(2, 9, 0), 2), (at(2, 10, 0), 3)]);
+    assert_eq!(hours.values().max(), Some(&p.required));
+    let devices = concurrent_by_hour(&e, false, &sessions, period);
+    assert_eq!(devices.values().copied().collect::<Vec<_>>(), [2, 2]);
+    // Outside the period nothing is counted.
+    let april = (at(31, 0, 0), at(31, 0, 0) + chrono::Duration::days(30));
+    assert!(concurrent_by_hour(&e, true, &sessions, april).is_empty());
     // A session ending exactly at 10:00 does not count in the 10:00 hour.
     let edge = [
         session(1, 1, at(2, 9, 30), at(2, 10, 0)),

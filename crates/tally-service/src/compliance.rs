@@ -136,6 +136,20 @@ impl Computed {
         }
     }
 
+    /// The estate the positions were computed over.
+    pub(crate) fn estate(&self) -> &Estate {
+        &self.estate
+    }
+
+    /// The application named `name` (any case), as the positions read it.
+    pub(crate) fn application(&self, name: &str) -> Result<&AppRecord> {
+        let found = self
+            .apps
+            .iter()
+            .find(|a| a.application.name.eq_ignore_ascii_case(name));
+        found.ok_or_else(|| no_application(name))
+    }
+
     /// The detail of the application named `app` (any case): a page of its consumers.
     pub(crate) fn detail(&self, app: &str, page: (i64, i64)) -> Result<AppDetail> {
         let (record, position) = self
@@ -460,16 +474,21 @@ async fn sessions(
     let read = read_spread(&counting, |app| async move {
         let period = compliance::metering_period(app.application.metering_period, as_of);
         let sessions = store.sessions(app.application.id, period).await?;
-        let sessions = sessions.into_iter().map(|s| Session {
-            device_id: s.device_id,
-            user_id: s.user_id,
-            start: s.start_time,
-            end: s.end_time,
-        });
+        let sessions = sessions.into_iter().map(engine_session);
         Ok((app.application.id, sessions.collect::<Vec<_>>()))
     })
     .await?;
     Ok(read.into_iter().collect())
+}
+
+/// A stored usage session as the engine reads it.
+pub(crate) fn engine_session(s: tally_core::sessions::UsageSession) -> Session {
+    Session {
+        device_id: s.device_id,
+        user_id: s.user_id,
+        start: s.start_time,
+        end: s.end_time,
+    }
 }
 
 /// Today's snapshot rows from computed positions.

@@ -11,6 +11,7 @@ pub mod autorules;
 pub mod certificates;
 pub mod compliance;
 mod compliance_text;
+pub mod concurrency;
 pub mod dashboard;
 pub mod devices;
 mod error;

@@ -169,7 +169,8 @@ fn positions_only(g: Generations) -> Generations {
 }
 
 impl Positions {
-    async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
+    /// Every position on `as_of`, kept or computed now.
+    pub(crate) async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
         let compute = || Computed::read(store, as_of, None);
         self.positions
             .on((store, self.refresh), as_of, positions_only, compute)

@@ -3,7 +3,7 @@
 //! `tally_service::operators`, audited under the signed-in operator's name; the auditor sees
 //! every list and no control, and the server refuses its changes whatever it sends.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -14,6 +14,7 @@ use tally_api::{CreateEnrollmentToken, CreateToken};
 use tally_core::Role;
 use tally_service::operators;
 
+use crate::apps::{paged, PageQuery};
 use crate::forms::{bounded, csrf_input};
 use crate::session::{CsrfOnly, Signed};
 use crate::{layout, WebError, WebState};
@@ -68,23 +69,34 @@ fn checked_name(name: &str) -> Result<String, WebError> {
 }
 
 /// `/admin`: the sites this database holds.
-pub async fn sites(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    let sites = state.service.store().sites().await?;
+pub async fn sites(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let all = state.service.store().sites().await?;
+    let (sites, _, pages) = paged(&all, &q.page, |n| format!("/admin?page={n}"));
     let here = state.service.site();
     let body = html! {
         table #sites {
             thead { tr { th { "Code" } th { "Name" } th { "Alias (in reports)" } th { "Parent" } } }
-            tbody { @for s in &sites {
+            tbody { @for s in sites {
                 tr { td { (s.code) @if &s.code == here { " (this server)" } } td { (s.name) }
                      td { (s.alias.clone().unwrap_or_default()) } td { (s.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()) } }
             } }
         }
+        (pages)
     };
     Ok(admin_page(&signed, "/admin", "Administration: sites", body))
 }
 
-pub async fn tokens(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    let tokens = state.service.store().operator_tokens().await?;
+pub async fn tokens(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let all = state.service.store().operator_tokens().await?;
+    let (tokens, _, pages) = paged(&all, &q.page, |n| format!("/admin/tokens?page={n}"));
     let body = html! {
         @if signed.is_admin() {
             form.filters #token-form method="post" action="/admin/tokens" {
@@ -99,13 +111,14 @@ pub async fn tokens(State(state): State<WebState>, signed: Signed) -> Result<Res
         table #tokens {
             thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "Revoked" }
                 @if signed.is_admin() { th { span.visually-hidden { "Actions" } } } } }
-            tbody { @for t in &tokens {
+            tbody { @for t in tokens {
                 tr { td { (t.name) } td { (t.role.as_str()) } td { (when(Some(t.created_at))) } td { (when(t.revoked_at)) }
                     @if signed.is_admin() { td { @if t.revoked_at.is_none() {
                         (button_form(&signed, &format!("/admin/tokens/{}/revoke", t.id), "Revoke", Some(&format!("Revoke {}? Its sessions end at once.", t.name))))
                     } } } }
             } }
         }
+        (pages)
     };
     Ok(admin_page(
         &signed,
@@ -186,8 +199,10 @@ pub async fn revoke_token(
 pub async fn enrolment(
     State(state): State<WebState>,
     signed: Signed,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let tokens = state.service.store().enrollment_tokens().await?;
+    let all = state.service.store().enrollment_tokens().await?;
+    let (tokens, _, pages) = paged(&all, &q.page, |n| format!("/admin/enrolment?page={n}"));
     let body = html! {
         @if signed.is_admin() {
             form.filters #enrolment-form method="post" action="/admin/enrolment" {
@@ -204,7 +219,7 @@ pub async fn enrolment(
         table #enrolment-tokens {
             thead { tr { th { "Name" } th { "Site" } th { "Created" } th { "Expires" } th.num { "Used" } th.num { "At most" } th { "Revoked" }
                 @if signed.is_admin() { th { span.visually-hidden { "Actions" } } } } }
-            tbody { @for t in &tokens {
+            tbody { @for t in tokens {
                 tr { td { (t.name) } td { (t.site_code) } td { (when(Some(t.created_at))) } td { (when(t.expires_at)) }
                     td.num { (t.uses) } td.num { (t.max_uses.map(|m| m.to_string()).unwrap_or_else(|| "unlimited".into())) } td { (when(t.revoked_at)) }
                     @if signed.is_admin() { td { @if t.revoked_at.is_none() {
@@ -212,6 +227,7 @@ pub async fn enrolment(
                     } } } }
             } }
         }
+        (pages)
     };
     Ok(admin_page(
         &signed,
@@ -290,11 +306,17 @@ pub async fn revoke_enrolment(
     Ok(Redirect::to("/admin/enrolment").into_response())
 }
 
-pub async fn agents(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
+pub async fn agents(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
     let store = state.service.store();
-    let agents = store.agents().await?;
+    let all = store.agents().await?;
+    let (agents, _, pages) = paged(&all, &q.page, |n| format!("/admin/agents?page={n}"));
+    // Only the page's agents have their computer's name read.
     let mut rows = Vec::new();
-    for a in &agents {
+    for a in agents {
         let host = store
             .device(a.device_id)
             .await?
@@ -318,6 +340,7 @@ pub async fn agents(State(state): State<WebState>, signed: Signed) -> Result<Res
                 @if rows.is_empty() { tr { td colspan="8" { "No agent has enrolled yet." } } }
             }
         }
+        (pages)
     };
     Ok(admin_page(&signed, "/admin/agents", "Agents", body))
 }

@@ -57,6 +57,26 @@ pub fn pager(page: usize, total: usize, href: impl Fn(usize) -> String) -> Marku
     }
 }
 
+/// A list's page number, its only query parameter.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    pub page: String,
+}
+
+/// Page `page` (the query's text) of `items`, and the links to the others: `href` makes a
+/// page's URL.
+pub fn paged<'a, T>(
+    items: &'a [T],
+    page: &str,
+    href: impl Fn(usize) -> String,
+) -> (&'a [T], usize, Markup) {
+    let page = page_number(page);
+    let start = (page - 1).saturating_mul(PER_PAGE).min(items.len());
+    let rows = &items[start..(start + PER_PAGE).min(items.len())];
+    (rows, start, pager(page, items.len(), href))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ListQuery {
@@ -263,6 +283,7 @@ pub async fn detail(
         (by_node(&d))
         (license_lines(&d))
         (crate::app_usage::sections(&state, &name, as_of).await?)
+        p { a #concurrency-link href=(crate::concurrency::href(&d.position.application, &q.as_of, "")) { "Concurrent use over time →" } }
         (consumers(&d))
         @let total = d.uncovered_consumers.total.max(d.excluded_consumers.total);
         (pager(page, usize::try_from(total).unwrap_or(0), |n| {

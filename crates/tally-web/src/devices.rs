@@ -19,6 +19,7 @@ use tally_store::{Page, StoreError, UsageOf};
 use crate::admin::when;
 use crate::apps::{query, PER_PAGE};
 use crate::forms::{csrf_input, MAX_FIELD_CHARS};
+use crate::placement;
 use crate::session::Signed;
 use crate::{layout, WebError, WebState};
 
@@ -314,7 +315,11 @@ pub async fn detail(
     let used = recent_use(&state, UsageOf::Device(id)).await?;
     let body = html! {
         p { a href="/devices" { "← All devices" } }
-        @if signed.is_admin() { p { "Change the status: " (status_cell(&signed, &device)) } }
+        @if signed.is_admin() {
+            p { "Change the status: " (status_cell(&signed, &device)) }
+            @let current = device.org_node.and_then(|n| nodes.get(&n)).map(String::as_str);
+            p { (placement::form(&signed, &format!("/devices/{id}/org-node"), current, nodes.values())) }
+        }
         h2 { "Hardware" } (hardware(&device, device.org_node.and_then(|n| nodes.get(&n))))
         h2 { "Installed software, with its history" }
         (software(&history))

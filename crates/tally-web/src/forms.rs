@@ -57,6 +57,16 @@ impl Problems {
         Problems(items)
     }
 
+    /// Problems with the fields (name, value) longer than [`MAX_FIELD_CHARS`].
+    pub fn of_lengths(fields: &[(&str, &String)]) -> Self {
+        Problems(
+            fields
+                .iter()
+                .filter_map(|(f, v)| bounded(f, v).err())
+                .collect(),
+        )
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -47,6 +47,7 @@ pub fn page(signed: &Signed, section: &str, title: &str, body: Markup) -> Html<S
         html lang="en" {
             (head(title))
             body {
+                a.skip href="#main" { "Skip to the content" }
                 header.top {
                     a.brand href="/" { "Tally" }
                     nav aria-label="Main" {
@@ -62,7 +63,7 @@ pub fn page(signed: &Signed, section: &str, title: &str, body: Markup) -> Html<S
                         }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main #main tabindex="-1" { h1 { (title) } (body) }
             }
         }
     };

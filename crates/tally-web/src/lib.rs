@@ -11,6 +11,7 @@ mod admin_tasks;
 mod app_usage;
 mod apps;
 mod campaign;
+mod concurrency;
 mod dashboard;
 mod devices;
 mod error;
@@ -20,8 +21,10 @@ mod layout;
 mod license_form;
 mod licenses;
 mod org;
+mod placement;
 mod reclaim;
 mod reports;
+mod rule_edit;
 mod rules;
 mod session;
 mod users;
@@ -94,6 +97,7 @@ pub fn router(state: WebState) -> Router {
         .route("/sign-out", post(session::sign_out))
         .route("/applications", get(apps::list))
         .route("/applications/{name}", get(apps::detail))
+        .route("/applications/{name}/concurrency", get(concurrency::page))
         .route("/licenses", get(licenses::list).post(licenses::add))
         .route("/licenses/new", get(licenses::new_form))
         .route(
@@ -120,17 +124,22 @@ pub fn router(state: WebState) -> Router {
         .route("/devices", get(devices::list))
         .route("/devices/{id}", get(devices::detail))
         .route("/devices/{id}/status", post(devices::set_status))
+        .route("/devices/{id}/org-node", post(placement::device))
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::detail))
         .route(
             "/users/{id}/service-account",
             post(users::set_service_account),
         )
+        .route("/users/{id}/org-node", post(placement::user))
         .route("/rules", get(rules::list).post(rules::add))
+        .route("/rules/{id}", get(rule_edit::show).post(rule_edit::save))
         .route("/rules/{id}/enabled", post(rules::set_enabled))
         .route("/programs", get(rules::programs))
         .route("/org", get(org::page))
         .route("/org/move", post(org::move_node))
+        .route("/org/rules", post(org::add_rule))
+        .route("/org/rules/{id}/remove", post(org::remove_rule))
         .route("/admin", get(admin::sites))
         .route(
             "/admin/tokens",

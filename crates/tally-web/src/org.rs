@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -12,10 +12,14 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tally_api::OrgNodeView;
 use tally_core::import::{OrgNodeRow, Origin};
+use tally_core::org::OrgRuleSpec;
 use tally_service::import_files::{self, Reading};
+use tally_service::ServiceError;
 
-use crate::forms::{bounded, csrf_input};
-use crate::session::Signed;
+use crate::admin::button_form;
+use crate::apps::{paged, PageQuery};
+use crate::forms::{bounded, csrf_input, Problems};
+use crate::session::{CsrfOnly, Signed};
 use crate::{layout, WebError, WebState};
 
 /// Children by parent id (`None`: the top), each sorted by name.
@@ -54,41 +58,113 @@ fn move_form(signed: &Signed, nodes: &[OrgNodeView]) -> Markup {
     }
 }
 
-async fn render(
-    state: &WebState,
-    signed: &Signed,
-    problems: &[String],
-) -> Result<Markup, WebError> {
+/// What the page shows besides the tree: a refused move's problems, and the placement-rule
+/// form as typed with its problems.
+#[derive(Default)]
+struct Shown {
+    /// The page of the placement rules.
+    page: String,
+    moved: Vec<String>,
+    rule: RuleForm,
+    rule_problems: Problems,
+}
+
+/// The fields of the placement-rule form, as the service names them.
+const RULE_FIELDS: [&str; 4] = ["org_node", "site", "host_name", "account"];
+
+fn rule_form(signed: &Signed, names: &[&str], v: &RuleForm, problems: &Problems) -> Markup {
+    let text = |id: &str, value: &str, hint: &str| {
+        html! { input id={"rule-" (id)} name=(id) type="text" maxlength="255" value=(value) placeholder=(hint); }
+    };
+    let node = html! {
+        select #rule-org_node name="org_node" {
+            option value="" { "— choose a node —" }
+            @for n in names { option value=(n) selected[v.org_node == *n] { (n) } }
+        }
+    };
+    html! {
+        form.filters #org-rule-form method="post" action="/org/rules" novalidate {
+            @for e in problems.general(&RULE_FIELDS) { p.error role="alert" { (e) } }
+            (csrf_input(&signed.csrf()))
+            (field_for("Node", "org_node", node, problems))
+            (field_for("Site", "site", text("site", &v.site, "e.g. S01"), problems))
+            (field_for("Host name", "host_name", text("host_name", &v.host_name, "e.g. lon-*"), problems))
+            (field_for("Account", "account", text("account", &v.account, "e.g. *.sales"), problems))
+            button type="submit" { "Add a rule" }
+        }
+    }
+}
+
+/// A labelled field of the rule form (ids prefixed, as the move form has a node field too).
+fn field_for(label: &str, name: &str, control: Markup, problems: &Problems) -> Markup {
+    let errors = problems.of(name);
+    html! {
+        span.field.invalid[!errors.is_empty()] {
+            label for={"rule-" (name)} { (label) } " " (control)
+            @for e in &errors { span.error id={"rule-" (name) "-error"} role="alert" { " " (e) } }
+        }
+    }
+}
+
+async fn render(state: &WebState, signed: &Signed, shown: &Shown) -> Result<Markup, WebError> {
     let store = state.service.store();
     let nodes = tally_service::org::nodes(store).await?;
     let names: HashMap<i64, String> = nodes
         .iter()
         .map(|n| (n.node.id, n.node.name.clone()))
         .collect();
-    let rules = store.org_rules().await?;
+    let mut sorted: Vec<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    let all = store.org_rules().await?;
+    let href = |n: usize| format!("/org?page={n}#placement-rules");
+    let (rules, first, pages) = paged(&all, &shown.page, href);
     let by = children(&nodes);
     let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".into());
+    let admin = signed.is_admin();
     Ok(html! {
-        @for p in problems { p.error role="alert" { (p) } }
-        @if signed.is_admin() && !nodes.is_empty() { (move_form(signed, &nodes)) }
+        @for p in &shown.moved { p.error role="alert" { (p) } }
+        @if admin && !nodes.is_empty() { (move_form(signed, &nodes)) }
+        p.hint { "A computer or a user is placed on a node from its own page (Devices, Users)." }
         section #org-tree { @if nodes.is_empty() { p { "No org nodes yet: import org_nodes.csv." } } (tree(&by, None, 0)) }
-        h2 { "Placement rules" }
-        p.hint { "Devices and users not placed by hand or by the import go to the node of the first rule that matches, oldest first. Patterns take * and ? and ignore case." }
+        h2 #placement-rules { "Placement rules" }
+        p.hint { "Devices and users not placed by hand or by the import go to the node of the first rule that matches, oldest first. A rule places devices (by site and host name) or users (by account). Patterns take * and ? and ignore case." }
+        @if admin && !nodes.is_empty() { (rule_form(signed, &sorted, &shown.rule, &shown.rule_problems)) }
         table #org-rules {
-            thead { tr { th { "Order" } th { "Node" } th { "Site" } th { "Host name" } th { "Account" } } }
+            thead { tr { th { "Order" } th { "Node" } th { "Site" } th { "Host name" } th { "Account" }
+                @if admin { th { span.visually-hidden { "Actions" } } } } }
             tbody {
-                @for (i, r) in rules.iter().enumerate() {
-                    tr { td.num { (i + 1) } td { (names.get(&r.org_node).cloned().unwrap_or_default()) } td { (text(&r.site)) } td { (text(&r.host_name)) } td { (text(&r.account)) } }
+                @for (i, r) in rules.iter().enumerate().map(|(i, r)| (first + i, r)) {
+                    @let node = names.get(&r.org_node).cloned().unwrap_or_default();
+                    tr id={"org-rule-" (r.id)} { td.num { (i + 1) } td { (node) } td { (text(&r.site)) } td { (text(&r.host_name)) } td { (text(&r.account)) }
+                        @if admin { td { (button_form(signed, &format!("/org/rules/{}/remove", r.id), "Remove", Some(&format!("Remove rule {} (to {node})?", i + 1)))) } } }
                 }
-                @if rules.is_empty() { tr { td colspan="5" { "No placement rules (tally org rules add makes one)." } } }
+                @if rules.is_empty() { tr { td colspan="6" { "No placement rules yet." } } }
             }
         }
+        (pages)
     })
 }
 
-pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    let body = render(&state, &signed, &[]).await?;
-    Ok(layout::page(&signed, "/org", "Org tree", body).into_response())
+async fn org_page(
+    state: &WebState,
+    signed: &Signed,
+    shown: &Shown,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let body = render(state, signed, shown).await?;
+    Ok((status, layout::page(signed, "/org", "Org tree", body)).into_response())
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let shown = Shown {
+        page: q.page,
+        ..Shown::default()
+    };
+    org_page(&state, &signed, &shown, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -140,15 +216,89 @@ pub async fn move_node(
     if outcome.is_some() {
         return Ok(Redirect::to("/org").into_response());
     }
-    let problems: Vec<String> = checked
-        .errors
-        .iter()
+    let moved = (checked.errors.iter())
         .map(|e| format!("{} cannot move: {}", form.node, e.message))
         .collect();
-    let body = render(&state, &signed, &problems).await?;
-    Ok((
-        StatusCode::UNPROCESSABLE_ENTITY,
-        layout::page(&signed, "/org", "Org tree", body),
-    )
-        .into_response())
+    let shown = Shown {
+        moved,
+        ..Shown::default()
+    };
+    org_page(&state, &signed, &shown, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RuleForm {
+    csrf: String,
+    org_node: String,
+    site: String,
+    host_name: String,
+    account: String,
+}
+
+impl RuleForm {
+    fn spec(&self) -> Result<OrgRuleSpec, Problems> {
+        let mut problems = Problems::of_lengths(&[
+            ("org_node", &self.org_node),
+            ("site", &self.site),
+            ("host_name", &self.host_name),
+            ("account", &self.account),
+        ]);
+        if self.org_node.trim().is_empty() {
+            problems.0.push(("org_node".into(), "choose a node".into()));
+        }
+        let given = |v: &str| Some(v.trim().to_string()).filter(|t| !t.is_empty());
+        match problems.is_empty() {
+            false => Err(problems),
+            true => Ok(OrgRuleSpec {
+                org_node: self.org_node.trim().into(),
+                site: given(&self.site),
+                host_name: given(&self.host_name),
+                account: given(&self.account),
+            }),
+        }
+    }
+}
+
+/// Adds a placement rule; the service's refusal is shown on the form.
+pub async fn add_rule(
+    State(state): State<WebState>,
+    signed: Signed,
+    Form(form): Form<RuleForm>,
+) -> Result<Response, WebError> {
+    signed.may_change(&form.csrf)?;
+    let problems = match form.spec() {
+        Err(problems) => problems,
+        Ok(spec) => {
+            match tally_service::org::add_rule(&state.service, signed.name(), &spec).await {
+                Ok(rule) => {
+                    return Ok(Redirect::to(&format!("/org#org-rule-{}", rule.id)).into_response())
+                }
+                Err(ServiceError::Invalid(message)) => {
+                    Problems::from_refusal(&message, &RULE_FIELDS)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let shown = Shown {
+        rule: form,
+        rule_problems: problems,
+        ..Shown::default()
+    };
+    org_page(&state, &signed, &shown, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+pub async fn remove_rule(
+    State(state): State<WebState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
+    signed.may_change(&form.csrf)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError::NotFound("no such placement rule; see the org tree".into()))?;
+    tally_service::org::delete_rule(&state.service, signed.name(), id).await?;
+    Ok(Redirect::to("/org#placement-rules").into_response())
 }

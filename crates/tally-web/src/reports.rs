@@ -11,6 +11,7 @@ use tally_report::catalogue::ParamKind;
 use tally_report::{Format, Report, ReportDef, CATALOGUE};
 use tally_service::written_reports;
 
+use crate::apps::{paged, PageQuery};
 use crate::forms::MAX_FIELD_CHARS;
 use crate::session::Signed;
 use crate::{layout, WebError, WebState};
@@ -23,8 +24,10 @@ const MAX_PARAMS: usize = 12;
 pub async fn catalogue(
     State(state): State<WebState>,
     signed: Signed,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let written = written_reports::list(&state.service)?;
+    let all = written_reports::list(&state.service)?;
+    let (written, _, pages) = paged(&all, &q.page, |n| format!("/reports?page={n}#written"));
     let body = html! {
         table #catalogue {
             thead { tr { th { "Report" } th { "What it shows" } } }
@@ -38,10 +41,11 @@ pub async fn catalogue(
         } @else {
             table #written {
                 thead { tr { th { "Day" } th { "File" } th.num { "Size" } } }
-                tbody { @for r in &written {
+                tbody { @for r in written {
                     tr { td { (r.day) } td { a href={"/reports/written/" (r.day) "/" (layout::encode(&r.file))} download { (r.file) } } td.num { (size(r.bytes)) } }
                 } }
             }
+            (pages)
         }
     };
     Ok(layout::page(&signed, "/reports", "Reports", body).into_response())

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -15,8 +16,9 @@ use tally_core::rules::RuleSpec;
 use tally_core::MeteringRule;
 
 use crate::admin::when;
+use crate::apps::{paged, query, PageQuery};
 use crate::devices::{hours, month};
-use crate::forms::{bounded, csrf_input};
+use crate::forms::{csrf_input, field, Problems};
 use crate::session::Signed;
 use crate::{layout, WebError, WebState};
 
@@ -27,42 +29,72 @@ fn origin(rule: &MeteringRule, here: &tally_core::SiteCode) -> String {
     }
 }
 
-fn add_form(signed: &Signed) -> Markup {
-    let input = |id: &str, label: &str, hint: &str| {
-        html! { label for=(id) { (label) } input id=(id) name=(id) type="text" maxlength="255" placeholder=(hint); }
+/// The fields of the add form, as the service names them in a refusal.
+const ADD_FIELDS: [&str; 4] = ["name", "file_name", "file_version", "product_name"];
+
+fn add_form(signed: &Signed, v: &RuleForm, problems: &Problems) -> Markup {
+    let input = |id: &str, label: &str, value: &str, hint: &str| {
+        let control = html! { input id=(id) name=(id) type="text" maxlength="255" value=(value) placeholder=(hint); };
+        field(label, id, control, problems)
     };
     html! {
-        form.filters #rule-form method="post" action="/rules" {
+        form.filters #rule-form method="post" action="/rules" novalidate {
+            @for e in problems.general(&ADD_FIELDS) { p.error role="alert" { (e) } }
             (csrf_input(&signed.csrf()))
-            (input("name", "Name", "e.g. Office"))
-            (input("file_name", "File name", "e.g. soffice.bin"))
-            (input("file_version", "Version", "* for any"))
-            (input("product_name", "Product", ""))
+            (input("name", "Name", &v.name, "e.g. Office"))
+            (input("file_name", "File name", &v.file_name, "e.g. soffice.bin"))
+            (input("file_version", "Version", &v.file_version, "* for any"))
+            (input("product_name", "Product", &v.product_name, ""))
             button type="submit" { "Add a rule" }
         }
     }
 }
 
-pub async fn list(State(state): State<WebState>, signed: Signed) -> Result<Response, WebError> {
-    let mut rules = state.service.store().rules().await?;
-    rules.sort_by_key(|r| r.spec.name.to_lowercase());
+pub async fn list(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let adding = (&RuleForm::default(), &Problems::default());
+    list_page(&state, &signed, &q.page, adding).await
+}
+
+/// The list of rules, with the add form as typed and its problems (422 when there are).
+async fn list_page(
+    state: &WebState,
+    signed: &Signed,
+    page: &str,
+    (adding, problems): (&RuleForm, &Problems),
+) -> Result<Response, WebError> {
+    let mut all = state.service.store().rules().await?;
+    all.sort_by_key(|r| (r.spec.name.to_lowercase(), r.id));
+    let (rules, _, pages) = paged(&all, page, |n| format!("/rules?page={n}"));
     let here = state.service.site();
     let body = html! {
         p { a href="/programs" { "Programs by month →" } }
-        @if signed.is_admin() { (add_form(&signed)) }
+        @if signed.is_admin() { (add_form(signed, adding, problems)) }
         table #rules {
             thead { tr { th { "Name" } th { "File name" } th { "Version" } th { "Product" } th { "Made" } th { "Changed" } th { "On" } } }
             tbody {
-                @for r in &rules {
-                    tr id={"rule-" (r.id)} { td { (r.spec.name) } td { (r.spec.file_name) } td { (r.spec.file_version) } td { (r.spec.product_name) }
+                @for r in rules {
+                    tr id={"rule-" (r.id)} { td { a href={"/rules/" (r.id)} { (r.spec.name) } } td { (r.spec.file_name) } td { (r.spec.file_version) } td { (r.spec.product_name) }
                         td { (origin(r, here)) } td { (when(Some(r.updated_at))) }
-                        td { (switch(&signed, r)) } }
+                        td { (switch(signed, r)) } }
                 }
                 @if rules.is_empty() { tr { td colspan="7" { "No metering rules yet." } } }
             }
         }
+        (pages)
     };
-    Ok(layout::page(&signed, "/rules", "Metering rules", body).into_response())
+    let status = match problems.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Ok((
+        status,
+        layout::page(signed, "/rules", "Metering rules", body),
+    )
+        .into_response())
 }
 
 /// On or off; for an admin, the button that flips it.
@@ -82,41 +114,42 @@ fn switch(signed: &Signed, r: &MeteringRule) -> Markup {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct RuleForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     file_name: String,
-    #[serde(default)]
     file_version: String,
-    #[serde(default)]
     product_name: String,
 }
 
+/// Adds a rule; a refusal (the service's validation, a name in use) is shown on the form.
 pub async fn add(
     State(state): State<WebState>,
     signed: Signed,
     Form(form): Form<RuleForm>,
 ) -> Result<Response, WebError> {
     signed.may_change(&form.csrf)?;
-    let fields = [
+    let mut problems = Problems::of_lengths(&[
         ("name", &form.name),
         ("file_name", &form.file_name),
         ("file_version", &form.file_version),
         ("product_name", &form.product_name),
-    ];
-    for (field, value) in fields {
-        bounded(field, value).map_err(|(f, why)| WebError::BadRequest(format!("{f}: {why}")))?;
+    ]);
+    if problems.is_empty() {
+        let mut spec = RuleSpec::named(form.name.trim());
+        spec.file_name = form.file_name.trim().into();
+        spec.file_version = form.file_version.trim().into();
+        spec.product_name = form.product_name.trim().into();
+        match tally_service::rules::create(&state.service, signed.name(), &spec).await {
+            Ok(rule) => {
+                return Ok(Redirect::to(&format!("/rules#rule-{}", rule.id)).into_response())
+            }
+            Err(e) => problems = crate::rule_edit::refused(e, &ADD_FIELDS)?,
+        }
     }
-    let mut spec = RuleSpec::named(form.name.trim());
-    spec.file_name = form.file_name.trim().into();
-    spec.file_version = form.file_version.trim().into();
-    spec.product_name = form.product_name.trim().into();
-    let rule = tally_service::rules::create(&state.service, signed.name(), &spec).await?;
-    Ok(Redirect::to(&format!("/rules#rule-{}", rule.id)).into_response())
+    list_page(&state, &signed, "", (&form, &problems)).await
 }
 
 #[derive(Deserialize)]
@@ -155,6 +188,7 @@ pub async fn set_enabled(
 pub struct MonthsQuery {
     from: String,
     to: String,
+    page: String,
 }
 
 /// `2026-03` as `202603`, or why not.
@@ -193,7 +227,18 @@ pub async fn programs(
             .cloned()
             .unwrap_or_else(|| format!("rule {id}"))
     };
-    rows.sort_by_key(|r| (name(r.rule_id).to_lowercase(), std::cmp::Reverse(r.month)));
+    rows.sort_by_key(|r| {
+        let key = (name(r.rule_id).to_lowercase(), r.rule_id);
+        (key, std::cmp::Reverse(r.month))
+    });
+    let href = |n: usize| {
+        let page = n.to_string();
+        format!(
+            "/programs{}",
+            query(&[("from", &q.from), ("to", &q.to), ("page", &page)])
+        )
+    };
+    let (shown, _, pages) = paged(&rows, &q.page, href);
     let body = html! {
         p { a href="/rules" { "← Metering rules" } }
         form.filters method="get" action="/programs" {
@@ -204,10 +249,11 @@ pub async fn programs(
         table #programs {
             thead { tr { th { "Program" } th { "Month" } th.num { "Runs" } th.num { "Users" } th.num { "Computers" } th.num { "Time" } } }
             tbody {
-                @for r in &rows { tr { td { (name(r.rule_id)) } td { (month(r.month)) } td.num { (r.runs) } td.num { (r.users) } td.num { (r.devices) } td.num { (hours(r.usage_ms)) } } }
+                @for r in shown { tr { td { (name(r.rule_id)) } td { (month(r.month)) } td.num { (r.runs) } td.num { (r.users) } td.num { (r.devices) } td.num { (hours(r.usage_ms)) } } }
                 @if rows.is_empty() { tr { td colspan="6" { "No metered use in these months (the monthly summaries are made by the summarize_monthly_usage task)." } } }
             }
         }
+        (pages)
     };
     Ok(layout::page(&signed, "/rules", "Programs by month", body).into_response())
 }

@@ -15,6 +15,7 @@ use crate::devices::{
     cursor, filtered_page, list_href, more, node_names, recent_use, search_bound, use_table,
 };
 use crate::forms::csrf_input;
+use crate::placement;
 use crate::session::Signed;
 use crate::{layout, WebError, WebState};
 
@@ -171,7 +172,11 @@ pub async fn detail(
             dt { "Why" } dd { (u.service_account_reason.clone().unwrap_or_else(|| "—".into())) }
             dt { "Org node" } dd { (u.org_node.and_then(|n| nodes.get(&n)).cloned().unwrap_or_else(|| "—".into())) }
         }
-        @if signed.is_admin() { p { "Service account: " (choice_form(&signed, &u)) } }
+        @if signed.is_admin() {
+            p { "Service account: " (choice_form(&signed, &u)) }
+            @let current = u.org_node.and_then(|n| nodes.get(&n)).map(String::as_str);
+            p { (placement::form(&signed, &format!("/users/{}/org-node", u.id), current, nodes.values())) }
+        }
         h2 { "What they ran (metered programs, last 12 months)" }
         (use_table(&used, "Computer", |r| html! { a href={"/devices/" (r.device_id)} { (r.host_name) } }))
     };

@@ -5,13 +5,17 @@
 # license position) and then RUNS more times (the server keeps the position while the data does
 # not change). Prints one line per URL: first time, then the median of the later runs, and size.
 #
-#   crates/tally/benches/console_pages.sh TALLY_BINARY SQLITE_FILE [APP] [RUNS]
+#   crates/tally/benches/console_pages.sh TALLY_BINARY SQLITE_FILE [APP] [RUNS] [AS_OF]
+#
+# AS_OF (YYYY-MM-DD), when given, is the day the concurrency chart is timed for (per day and
+# per month), e.g. the last day of the bench estate's sessions.
 set -euo pipefail
 
 tally="$1"
 db="$2"
 app="${3:-app75}"
 runs="${4:-5}"
+as_of="${5:-}"
 port=18089
 url="http://127.0.0.1:$port"
 work="$(mktemp -d)"
@@ -62,12 +66,22 @@ measure() { # LABEL URL [api]
 measure "page /" "$url/"
 measure "page /applications" "$url/applications"
 measure "page /applications/$app" "$url/applications/$app"
+if [ -n "$as_of" ]; then
+  measure "page /applications/$app/concurrency?as_of=$as_of" "$url/applications/$app/concurrency?as_of=$as_of"
+  measure "  ... &per=month" "$url/applications/$app/concurrency?as_of=$as_of&per=month"
+  measure "api /api/v1/compliance?as_of=$as_of" "$url/api/v1/compliance?app=$app&as_of=$as_of" api
+else
+  measure "page /applications/$app/concurrency" "$url/applications/$app/concurrency"
+fi
 measure "page /licenses" "$url/licenses"
 measure "page /reclaim" "$url/reclaim"
 measure "page /devices" "$url/devices"
 measure "page /devices/1" "$url/devices/1"
 measure "page /users" "$url/users"
 measure "page /programs" "$url/programs"
+measure "page /rules" "$url/rules"
+measure "page /org" "$url/org"
+measure "page /admin/tokens" "$url/admin/tokens"
 measure "page /admin/agents" "$url/admin/agents"
 measure "page /admin/audit" "$url/admin/audit"
 measure "api /api/v1/compliance" "$url/api/v1/compliance" api

@@ -92,6 +92,20 @@ fn changes_offered(server: &Running) -> Vec<(String, Vec<(&'static str, &'static
             vec![("name", "Editor"), ("file_name", "vim")],
         ),
         ("/rules/1/enabled".into(), vec![("enabled", "false")]),
+        (
+            "/rules/1".into(),
+            vec![("name", "Forged"), ("file_name", "vim")],
+        ),
+        (
+            format!("/devices/{device}/org-node"),
+            vec![("org_node", "HQ")],
+        ),
+        (format!("/users/{user}/org-node"), vec![("org_node", "HQ")]),
+        (
+            "/org/rules".into(),
+            vec![("org_node", "HQ"), ("host_name", "pc*")],
+        ),
+        ("/org/rules/1/remove".into(), vec![]),
     ]
 }
 

@@ -13,7 +13,7 @@
 //! - A license of another accepted metric converts: a core license covers an installation by
 //!   consuming all of that computer's cores, or nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,9 +25,12 @@ use crate::org::OrgNode;
 use crate::user::UserStatus;
 
 mod allocation;
+mod concurrent;
 mod notes;
 
 use allocation::{allocate, allocate_pool, pooled_totals, unit_totals};
+pub use concurrent::concurrent_by_hour;
+use concurrent::{concurrent, touches};
 pub use notes::{surplus_value, validity_note, LicenseNote};
 
 /// Which users the users metric counts: the application's "total user metric" setting.
@@ -401,7 +404,7 @@ fn demand(
     period: Option<(DateTime<Utc>, DateTime<Utc>)>,
     excluded: &mut Vec<Excluded>,
 ) -> Demand {
-    let in_period = |s: &&Session| period.is_some_and(|(from, to)| s.start < to && s.end >= from);
+    let in_period = |s: &&Session| period.is_some_and(|p| touches(s, p));
     let sessions: Vec<&Session> = facts.sessions.iter().filter(in_period).collect();
     match facts.application.metric {
         Metric::Installations | Metric::Processors | Metric::ProcessorCores | Metric::Pvu => {
@@ -568,76 +571,6 @@ fn custom_units(facts: &AppFacts) -> Vec<Unit> {
             left: v.quantity,
         })
         .collect()
-}
-
-/// The most distinct relevant users (or devices) using the application in one clock hour,
-/// overall and within each org node's subtree.
-fn concurrent(
-    estate: &Estate,
-    facts: &AppFacts,
-    sessions: &[&Session],
-    period: (DateTime<Utc>, DateTime<Utc>),
-    excluded: &mut Vec<Excluded>,
-) -> Pooled {
-    let by_user = facts.application.metric == Metric::ConcurrentUsers;
-    let mut reasons: BTreeMap<Consumer, (String, String)> = BTreeMap::new();
-    // hour -> consumer -> their org node
-    let mut hours: HashMap<DateTime<Utc>, HashMap<Consumer, Option<i64>>> = HashMap::new();
-    for s in sessions {
-        let (consumer, node, reason) = match by_user {
-            true => match estate.users.get(&s.user_id) {
-                Some(u) => (Consumer::User(u.id), u.org_node, user_reason(u)),
-                None => continue,
-            },
-            false => match estate.devices.get(&s.device_id) {
-                Some(d) => (Consumer::Device(d.id), d.org_node, device_reason(d)),
-                None => continue,
-            },
-        };
-        if let Some(reason) = reason {
-            reasons.insert(consumer, reason);
-            continue;
-        }
-        for hour in hours_in_period(s.start, s.end, period) {
-            hours.entry(hour).or_default().insert(consumer, node);
-        }
-    }
-    excluded.extend(
-        reasons
-            .into_iter()
-            .map(|(consumer, reason)| excluded_for(consumer, reason)),
-    );
-    let required = hours.values().map(|c| c.len() as i64).max().unwrap_or(0);
-    let by_node = node_peaks(&hours)
-        .into_iter()
-        .map(|(org_node, required)| NodeFigures {
-            org_node,
-            required,
-            covered: 0,
-        })
-        .collect();
-    Pooled { required, by_node }
-}
-
-/// Per org node, the most of its own consumers in any one hour: each hour's consumers are
-/// counted per node in one pass, so the work grows with the (hour, consumer) pairs, not with
-/// their product with the number of nodes.
-fn node_peaks(
-    hours: &HashMap<DateTime<Utc>, HashMap<Consumer, Option<i64>>>,
-) -> BTreeMap<Option<i64>, i64> {
-    let mut peaks: BTreeMap<Option<i64>, i64> = BTreeMap::new();
-    let mut in_hour: HashMap<Option<i64>, i64> = HashMap::new();
-    for consumers in hours.values() {
-        in_hour.clear();
-        for node in consumers.values() {
-            *in_hour.entry(*node).or_default() += 1;
-        }
-        for (node, count) in &in_hour {
-            let peak = peaks.entry(*node).or_default();
-            *peak = (*peak).max(*count);
-        }
-    }
-    peaks
 }
 
 /// The clock hours of the metering period `[from, to)` a session touches. The session is

@@ -61,9 +61,14 @@ pub fn import_estate(dir: &Path, backend: &Backend) {
             ),
         ),
     ];
+    import_paths(dir, backend, &files);
+}
+
+/// Loads the files at `paths` with `tally import`, which must succeed.
+pub fn import_paths(dir: &Path, backend: &Backend, paths: &[String]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
         .arg("import")
-        .args(&files)
+        .args(paths)
         .args(["--data-dir", dir.join("tally-data").to_str().unwrap()])
         .args(backend.db_args())
         .output()
@@ -210,9 +215,14 @@ pub fn text_of(page: &str, id: &str) -> String {
         .take_while(|c| c.is_alphanumeric())
         .collect();
     let end = at + page[at..].find(&format!("</{tag}>")).unwrap();
+    after_tag(&page[at..end])
+}
+
+/// The text of `html` after the end of the tag it starts in, tags stripped.
+fn after_tag(html: &str) -> String {
     let mut text = String::new();
     let mut in_tag = false;
-    for c in page[at..end].chars().skip_while(|c| *c != '>').skip(1) {
+    for c in html.chars().skip_while(|c| *c != '>').skip(1) {
         match c {
             '<' => in_tag = true,
             '>' => in_tag = false,
@@ -323,4 +333,52 @@ pub fn raw_multipart_status(
         .nth(1)
         .unwrap_or_else(|| panic!("no answer: {text:?}"));
     status.parse().unwrap()
+}
+
+/// The text of each body row of the table with `id` in a page, tags stripped.
+pub fn rows_of(page: &str, id: &str) -> Vec<String> {
+    let at = page
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &page[at..at + page[at..].find("</table>").unwrap()];
+    let body = &table[table.find("<tbody>").unwrap_or(0)..];
+    body.split("<tr").skip(1).map(after_tag).collect()
+}
+
+/// Viewer, measured in concurrent users over a rolling 30 days: three days ago ann, bob and cy
+/// used it in the 10:00 hour (never all at one instant) and a service account too, bob on
+/// into 11:00; ten days ago ann alone.
+pub fn import_viewer(dir: &Path, backend: &Backend) -> (String, String) {
+    let today = chrono::Utc::now().date_naive();
+    let days = |n| today - chrono::Duration::days(n);
+    let (d3, d10) = (days(3), days(10));
+    let sessions = format!(
+        "application,host_name,account,start,end\n\
+         Viewer,pc1,ann,{d3}T10:00:00Z,{d3}T10:50:00Z\n\
+         Viewer,pc2,bob,{d3}T10:10:00Z,{d3}T11:20:00Z\n\
+         Viewer,pc1,cy,{d3}T10:30:00Z,{d3}T10:40:00Z\n\
+         Viewer,pc2,svc,{d3}T10:00:00Z,{d3}T10:59:00Z\n\
+         Viewer,pc1,ann,{d10}T09:00:00Z,{d10}T09:30:00Z\n"
+    );
+    let paths = files(
+        dir,
+        "viewer",
+        &[
+            (
+                "users.csv",
+                "account,full_name,service_account\nbob,Bob Jones,false\ncy,Cy Twombly,false\nsvc,Backup,true\n",
+            ),
+            (
+                "applications.json",
+                r#"[{"name": "Viewer", "metric": "concurrent_users", "period_days": 30}]"#,
+            ),
+            ("usage_sessions.csv", &sessions),
+            (
+                "licenses.csv",
+                "application,metric,quantity,assignment_type,assigned_to\nViewer,concurrent_users,2,organization,HQ\n",
+            ),
+        ],
+    );
+    import_paths(dir, backend, &paths);
+    (d3.to_string(), d10.to_string())
 }
