@@ -102,6 +102,16 @@ pub async fn result(service: &Service, now: DateTime<Utc>) -> Result<MeteringRes
     Ok(measure(facts, now))
 }
 
+/// The report's sections as the files would hold them at `now`, for the console.
+pub async fn sections_now(
+    service: &Service,
+    now: DateTime<Utc>,
+) -> Result<Vec<tally_report::Report>> {
+    Ok(crate::metering_report::sections(
+        &result(service, now).await?,
+    ))
+}
+
 /// Measures, writes the three files, sends, and feeds the result back into the license
 /// models; what it did.
 pub async fn run(service: &Service, now: DateTime<Utc>) -> Result<MeteringRun> {

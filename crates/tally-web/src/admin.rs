@@ -20,12 +20,13 @@ use crate::session::{CsrfOnly, Signed};
 use crate::{layout, WebError, WebState};
 
 /// The administration pages, for the sub-navigation: (path, title).
-const PAGES: [(&str, &str); 6] = [
+const PAGES: [(&str, &str); 7] = [
     ("/admin", "Sites"),
     ("/admin/tokens", "Operator tokens"),
     ("/admin/enrolment", "Enrolment tokens"),
     ("/admin/agents", "Agents"),
     ("/admin/tasks", "Maintenance tasks"),
+    ("/admin/metering", "System metering"),
     ("/admin/audit", "Audit log"),
 ];
 

@@ -86,7 +86,7 @@ fn task_named(name: &str) -> Result<Task, WebError> {
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 pub async fn run(

@@ -20,6 +20,7 @@ mod import;
 mod layout;
 mod license_form;
 mod licenses;
+mod metering;
 mod org;
 mod placement;
 mod reclaim;
@@ -156,6 +157,8 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/admin/agents", get(admin::agents))
         .route("/admin/agents/{id}/revoke", post(admin::revoke_agent))
+        .route("/admin/metering", get(metering::page))
+        .route("/admin/metering/run", post(metering::run))
         .route("/admin/tasks", get(admin_tasks::tasks))
         .route("/admin/tasks/{name}", post(admin_tasks::schedule))
         .route("/admin/tasks/{name}/run", post(admin_tasks::run))

@@ -215,11 +215,10 @@ fn with_format<'a>(given: &'a [(String, String)], format: &'a str) -> Vec<(&'a s
     pairs
 }
 
-fn preview(report: &Report) -> Markup {
+/// A report's first rows as a table with the id `id`.
+pub fn report_table(report: &Report, id: &str) -> Markup {
     html! {
-        @for (k, v) in &report.params { p.hint { (k) " = " (v) } }
-        @for n in &report.notes { p { (n) } }
-        table #report-table {
+        table id=(id) {
             thead { tr { @for c in &report.columns { th.num[c.numeric] { (c.label) } } } }
             tbody {
                 @for row in report.rows.iter().take(PREVIEW_ROWS) {
@@ -228,6 +227,14 @@ fn preview(report: &Report) -> Markup {
                 @if report.rows.is_empty() { tr { td colspan=(report.columns.len().max(1)) { "No rows." } } }
             }
         }
+    }
+}
+
+fn preview(report: &Report) -> Markup {
+    html! {
+        @for (k, v) in &report.params { p.hint { (k) " = " (v) } }
+        @for n in &report.notes { p { (n) } }
+        (report_table(report, "report-table"))
         @if report.rows.len() > PREVIEW_ROWS {
             p { "The first " (PREVIEW_ROWS) " of " (report.rows.len()) " rows; the download holds them all." }
         }

@@ -98,6 +98,7 @@ const PAGES: &[&str] = &[
     "/admin/enrolment",
     "/admin/agents",
     "/admin/tasks",
+    "/admin/metering",
     "/admin/audit",
 ];
 
