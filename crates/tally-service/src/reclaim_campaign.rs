@@ -68,6 +68,8 @@ pub async fn within_org_node(
         let on = estate.devices.get(&r.device_id).and_then(|d| d.org_node);
         on.is_some_and(|n| estate.org.within(n, node.id))
     });
+    list.idle_total = list.idle.len() as i64;
+    list.idle_value = per_currency(list.idle.iter().filter_map(|r| r.cost.as_ref()));
     Ok(list)
 }
 
