@@ -20,6 +20,7 @@ each_backend!(
     sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end,
     every_post_needs_the_csrf_token_and_the_auditor_changes_nothing,
     an_admin_edits_and_removes_a_license_through_the_forms,
+    the_application_page_shows_demand_per_node_and_each_licenses_use,
 );
 
 /// The admin token's operator name.
@@ -306,6 +307,54 @@ fn an_admin_edits_and_removes_a_license_through_the_forms(backend: Backend) {
         let entry = entry.unwrap_or_else(|| panic!("no {action} in {log:?}"));
         assert_eq!(entry["actor"], me.as_str());
     }
+}
+
+/// Office's page: demand per org node and each license's used and idle units, as the engine's
+/// detail gives them (pc1 on Sales and pc2 on HQ installed, pc3 retired; one installation
+/// licensed on Sales).
+fn the_application_page_shows_demand_per_node_and_each_licenses_use(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let (http, url) = (client(), server.url.clone());
+    let session = value(&sign_in(&http, &url, &server.token));
+    let page = get(&http, &url, &session, "/applications/Office")
+        .text()
+        .unwrap();
+    let detail: serde_json::Value = http
+        .get(format!("{url}/api/v1/compliance/detail?app=Office"))
+        .bearer_auth(&server.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let by_node: Vec<(String, i64, i64)> = (detail["by_node"].as_array().unwrap())
+        .iter()
+        .map(|n| {
+            let name = n["org_node_name"].as_str().unwrap().to_string();
+            (
+                name,
+                n["required"].as_i64().unwrap(),
+                n["covered"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = by_node.clone();
+    sorted.sort();
+    let expected = [("HQ".to_string(), 1, 0), ("Sales".to_string(), 1, 1)];
+    assert_eq!(sorted, expected, "{detail}");
+    let rows: Vec<String> = by_node
+        .iter()
+        .map(|(name, required, covered)| format!("{name}{required}{covered}"))
+        .collect();
+    assert_eq!(web::rows_of(&page, "by-node"), rows);
+
+    let licenses = web::rows_of(&page, "licenses");
+    assert_eq!(licenses.len(), 1, "{licenses:?}");
+    assert!(
+        licenses[0].contains("yes10") && licenses[0].contains("99.50 EUR"),
+        "valid, one used, none idle, its price: {licenses:?}"
+    );
 }
 
 /// Over HTTPS both cookies are `Secure` as well.
