@@ -277,13 +277,7 @@ fn an_admin_edits_and_removes_a_license_through_the_forms(backend: Backend) {
     let now = licenses(&server);
     assert_eq!((now.len(), now[0]["quantity"].as_i64()), (1, Some(3)));
     // Office needs two (pc1, pc2; pc3 is retired): the position now shows one to spare.
-    let position: serde_json::Value = http
-        .get(format!("{url}/api/v1/compliance?app=Office"))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let position = web::api(&server, "/api/v1/compliance?app=Office");
     assert_eq!(
         (
             position[0]["owned"].as_i64(),
@@ -321,13 +315,7 @@ fn the_application_page_shows_demand_per_node_and_each_licenses_use(backend: Bac
     let page = get(&http, &url, &session, "/applications/Office")
         .text()
         .unwrap();
-    let detail: serde_json::Value = http
-        .get(format!("{url}/api/v1/compliance/detail?app=Office"))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let detail = web::api(&server, "/api/v1/compliance/detail?app=Office");
     let by_node: Vec<(String, i64, i64)> = (detail["by_node"].as_array().unwrap())
         .iter()
         .map(|n| {

@@ -182,16 +182,23 @@ pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
 /// The headless browser the console's browser tests drive.
 pub mod browser;
 
-/// The audit log's entries, as the admin reads them from the API.
-pub fn audit_log(server: &Running) -> Vec<serde_json::Value> {
-    let log: serde_json::Value = client()
-        .get(format!("{}/api/v1/audit?limit=1000", server.url))
+/// What the API answers the admin at `path` (e.g. `/api/v1/audit`).
+pub fn api(server: &Running, path: &str) -> serde_json::Value {
+    client()
+        .get(format!("{}{path}", server.url))
         .bearer_auth(&server.token)
         .send()
         .unwrap()
         .json()
-        .unwrap();
-    log.as_array().unwrap().clone()
+        .unwrap()
+}
+
+/// The audit log's entries, as the admin reads them from the API.
+pub fn audit_log(server: &Running) -> Vec<serde_json::Value> {
+    api(server, "/api/v1/audit?limit=1000")
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The value of the first hidden field `name` in a page.
