@@ -77,7 +77,14 @@ pub struct MeteringRun {
     pub pending: Vec<String>,
     pub upload_error: Option<String>,
     /// Custom compare values the result updated, by application name.
-    pub compare_values: Vec<(String, i64)>,
+    pub compare_values: Vec<CompareValue>,
+}
+
+/// An application's custom compare value as the metering result set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompareValue {
+    pub application: String,
+    pub quantity: i64,
 }
 
 type Result<T> = std::result::Result<T, crate::ClientError>;

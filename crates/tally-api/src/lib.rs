@@ -12,7 +12,7 @@ mod operators;
 mod tasks;
 
 pub use certificates::{
-    CertificateView, ImportCertificates, MeteringRun, SetAlias, SiteView, TextFile,
+    CertificateView, CompareValue, ImportCertificates, MeteringRun, SetAlias, SiteView, TextFile,
 };
 pub use client::{urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};

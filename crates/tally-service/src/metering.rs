@@ -161,7 +161,12 @@ pub async fn run(service: &Service, now: DateTime<Utc>) -> Result<MeteringRun> {
         uploaded: sent.uploaded,
         pending: sent.pending,
         upload_error: sent.error,
-        compare_values,
+        compare_values: (compare_values.into_iter())
+            .map(|(application, quantity)| tally_api::CompareValue {
+                application,
+                quantity,
+            })
+            .collect(),
     })
 }
 

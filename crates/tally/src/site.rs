@@ -111,8 +111,8 @@ pub async fn system_metering(conn: &ServerConn, format: Option<&str>) -> Result<
         "devices in relevant statuses: {}; natural persons: {}; operators with write access: {}",
         run.devices, run.users, run.operators
     );
-    for (app, n) in &run.compare_values {
-        println!("compare value of {app}: {n}");
+    for v in &run.compare_values {
+        println!("compare value of {}: {}", v.application, v.quantity);
     }
     for f in &run.uploaded {
         println!("sent {f}");
