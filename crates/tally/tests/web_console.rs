@@ -21,6 +21,7 @@ each_backend!(
     every_post_needs_the_csrf_token_and_the_auditor_changes_nothing,
     an_admin_edits_and_removes_a_license_through_the_forms,
     the_application_page_shows_demand_per_node_and_each_licenses_use,
+    the_dashboard_figures_are_the_positions_totals,
 );
 
 /// The admin token's operator name.
@@ -342,6 +343,77 @@ fn the_application_page_shows_demand_per_node_and_each_licenses_use(backend: Bac
     assert!(
         licenses[0].contains("yes10") && licenses[0].contains("99.50 EUR"),
         "valid, one used, none idle, its price: {licenses:?}"
+    );
+}
+
+/// The figure of the dashboard tile whose label starts with `label`, and where it links.
+fn tile(page: &str, label: &str) -> (String, String) {
+    let at = page
+        .find(&format!("<span class=\"label\">{label}"))
+        .unwrap_or_else(|| panic!("no tile {label}"));
+    let start = page[..at].rfind("<a ").unwrap();
+    let tile = &page[start..at];
+    let href = tile
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let figure = tile.split("<span class=\"figure\">").nth(1).unwrap();
+    let figure = figure.split("</span>").next().unwrap();
+    (figure.to_string(), href.replace("&amp;", "&"))
+}
+
+/// The dashboard's tiles against the API's positions: Office short one installation (pc2 on
+/// HQ, no license there), Chat with five user licenses at 10 EUR and no user: over-licensed,
+/// 50 EUR idle.
+fn the_dashboard_figures_are_the_positions_totals(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    web::import_estate(dir.path(), &backend);
+    let chat = serde_json::json!({"application": "Chat", "metric": "users", "quantity": 5,
+        "assignment_type": "organization", "unit_cost": "10", "currency": "EUR"});
+    let added = client()
+        .post(format!("{}/api/v1/licenses", server.url))
+        .bearer_auth(&server.token)
+        .json(&chat)
+        .send()
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let (http, url) = (client(), server.url.clone());
+    let session = value(&sign_in(&http, &url, &server.token));
+    let page = get(&http, &url, &session, "/").text().unwrap();
+
+    let positions = web::api(&server, "/api/v1/compliance");
+    let status = |s: &str| {
+        let all = positions.as_array().unwrap().iter();
+        all.filter(|p| p["status"] == s).count().to_string()
+    };
+    let under = tile(&page, "applications under-licensed");
+    assert_eq!(
+        under,
+        (
+            status("under_licensed"),
+            "/applications?status=under_licensed".into()
+        )
+    );
+    assert_eq!(under.0, "1");
+    let over = tile(&page, "applications over-licensed");
+    assert_eq!(
+        (over.0.as_str(), status("over_licensed")),
+        ("1", "1".into())
+    );
+    let (idle, href) = tile(&page, "in idle licenses");
+    assert!(idle.contains("50.00") && idle.contains("EUR"), "{idle}");
+    assert!(
+        href.starts_with("/applications?status=over_licensed"),
+        "{href}"
+    );
+    let (shortfall, _) = tile(&page, "to buy to cover the shortfall");
+    assert!(
+        shortfall.contains("99.50") && shortfall.contains("EUR"),
+        "{shortfall}"
     );
 }
 
