@@ -87,11 +87,10 @@ pub async fn propose(
     let store = service.store();
     let mut query = ReclaimQuery::days(today, days);
     query.application = Some(application.to_string());
-    let list = service.reclaim(&query).await?;
-    let found = list
-        .idle
-        .into_iter()
+    let list = service.reclaim_shared(&query).await?;
+    let found = (list.idle.iter())
         .find(|r| r.device_id == device_id)
+        .cloned()
         .ok_or_else(|| {
             ServiceError::Invalid(format!(
                 "{application} on device {device_id} is not on the reclaim list of installations \

@@ -1,7 +1,5 @@
 //! The dashboard: the position at a glance, each figure a link to the list behind it.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::response::Html;
 use chrono::Utc;
@@ -12,6 +10,7 @@ use tally_report::Chart;
 use tally_service::dashboard::{agent_trouble, position_trend, AgentTrouble, DayFigures};
 use tally_service::licensing;
 use tally_service::reclaim::ReclaimQuery;
+use tally_service::reclaim_campaign::per_currency;
 
 use crate::layout::{self, monies};
 use crate::session::Signed;
@@ -121,18 +120,6 @@ fn tile(label: &str, value: String, href: &str, class: &str) -> Markup {
     }
 }
 
-/// Sums of money per currency.
-pub fn totals<'m>(items: impl IntoIterator<Item = &'m Money>) -> Vec<Money> {
-    let mut sums = BTreeMap::<String, i64>::new();
-    for m in items {
-        let sum = sums.entry(m.currency.clone()).or_default();
-        *sum = sum.saturating_add(m.minor);
-    }
-    sums.into_iter()
-        .map(|(currency, minor)| Money { minor, currency })
-        .collect()
-}
-
 pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<String>, WebError> {
     let store = state.service.store();
     let today = Utc::now().date_naive();
@@ -143,9 +130,9 @@ pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<
         .await?;
     let expiring = licensing::expiring(store, today, EXPIRING_DAYS).await?;
     let count = |s: Status| positions.iter().filter(|p| p.status == s).count();
-    let shortfall = totals(positions.iter().filter_map(|p| p.shortfall_cost.as_ref()));
-    let surplus = totals(positions.iter().flat_map(|p| &p.surplus_value));
-    let freed = totals(idle.idle.iter().filter_map(|r| r.cost.as_ref()));
+    let shortfall = per_currency(positions.iter().filter_map(|p| p.shortfall_cost.as_ref()));
+    let surplus = per_currency(positions.iter().flat_map(|p| &p.surplus_value));
+    let freed = &idle.idle_value;
     let trend = position_trend(store, today, &positions, (TREND_DAYS, TREND_STEP)).await?;
     let silent_since = Utc::now() - chrono::Duration::minutes(SILENT_MINUTES);
     let (silent, dropping) = agent_trouble(store, silent_since).await?;
@@ -161,7 +148,7 @@ pub async fn page(State(state): State<WebState>, signed: Signed) -> Result<Html<
             (tile("in idle licenses", monies(&surplus),
                 "/applications?status=over_licensed&sort=surplus&dir=desc", "warn"))
             (tile(&format!("reclaim would free ({} installations unused {IDLE_DAYS} days)", idle.idle.len()),
-                monies(&freed), &format!("/reclaim?days={IDLE_DAYS}"), "muted"))
+                monies(freed), &format!("/reclaim?days={IDLE_DAYS}"), "muted"))
             (tile(&format!("license and maintenance ends in the next {EXPIRING_DAYS} days"),
                 expiring.len().to_string(), &format!("/licenses?expiring={EXPIRING_DAYS}"), "muted"))
         }

@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tally_core::reclaim::ReclaimState;
 use tally_service::reclaim::{ReclaimList, ReclaimQuery, Reclaimable};
-use tally_service::reclaim_campaign::{self, per_currency};
+use tally_service::reclaim_campaign;
 use tally_service::ServiceError;
 
 use crate::apps::{page_number, pager, query, PER_PAGE};
@@ -163,7 +163,7 @@ pub async fn page(
         .map(|i| ((i.item.application.as_str(), i.item.device_id), i.state))
         .collect();
     let page = page_number(&q.page);
-    let tied = per_currency(list.idle.iter().filter_map(|r| r.cost.as_ref()));
+    let tied = &list.idle_value;
     let row = |r: &Reclaimable| {
         idle_row(
             &signed,
@@ -174,7 +174,7 @@ pub async fn page(
     };
     let body = html! {
         (filter_form(&state, &f).await?)
-        p.lead #reclaim-summary { (list.idle.len()) " of " (list.known_installations) " installations whose use is known were unused since " (list.unused_since.date_naive()) "; they tie up " (monies(&tied)) "." }
+        p.lead #reclaim-summary { (list.idle.len()) " of " (list.known_installations) " installations whose use is known were unused since " (list.unused_since.date_naive()) "; they tie up " (monies(tied)) "." }
         table #reclaim {
             thead { tr { th { "Application" } th { "Computer" } th { "Installed" } th { "Last used" } th.num { "Days unused" } th.num { "Cost" } th { "License" } th { "Campaign" } } }
             tbody {

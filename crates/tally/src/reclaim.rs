@@ -119,19 +119,7 @@ fn table(list: &ReclaimReport) -> Result<()> {
 
 /// `2 of 5 installations whose use is known have not run since …, tying up 1,299.00 EUR.`
 fn summary(list: &ReclaimReport) -> String {
-    let mut costs: std::collections::BTreeMap<&str, i64> = Default::default();
-    for c in list.idle.iter().filter_map(|r| r.cost.as_ref()) {
-        *costs.entry(&c.currency).or_default() += c.minor;
-    }
-    let costs: Vec<String> = costs
-        .into_iter()
-        .map(|(currency, minor)| {
-            money_text(&tally_core::compliance::Money {
-                minor,
-                currency: currency.into(),
-            })
-        })
-        .collect();
+    let costs: Vec<String> = list.idle_value.iter().map(money_text).collect();
     let tied = match costs.is_empty() {
         true => String::new(),
         false => format!(", tying up {}", costs.join(" and ")),
