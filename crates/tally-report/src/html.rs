@@ -132,8 +132,9 @@ fn bars_svg(title: &str, unit: &str, bars: &[(String, f64)]) -> String {
     let height = ROW * bars.len() as f64 + 4.0;
     let mut svg = format!(
         "<figure class=\"chart\">\n<figcaption>{}</figcaption>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{}\" height=\"{height}\" \
-         viewBox=\"0 0 {} {height}\" font-size=\"12\">\n",
+         <svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\" width=\"{}\" \
+         height=\"{height}\" viewBox=\"0 0 {} {height}\" font-size=\"12\">\n",
+        esc(title),
         esc(title),
         LABEL + WIDTH + 90.0,
         LABEL + WIDTH + 90.0,
@@ -174,9 +175,10 @@ fn heat_map_svg(title: &str, rows: &[String], columns: &[String], values: &[Vec<
     let width = LABEL + CELL_W * columns.len() as f64;
     let height = CELL_H * (rows.len() as f64 + 1.0);
     let mut svg = format!(
-        "<figure class=\"chart\">\n<figcaption>{}</figcaption>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{width}\" \
-         height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-size=\"11\">\n",
+        "<figure class=\"chart\">\n<figcaption>{0}</figcaption>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{0}\" \
+         width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         font-size=\"11\">\n",
         esc(title)
     );
     for (j, c) in columns.iter().enumerate() {

@@ -7,6 +7,7 @@ mod bench_compliance;
 mod bench_summary;
 mod certificates;
 mod compliance;
+mod estate;
 mod export;
 mod import;
 mod licensing;
@@ -18,6 +19,7 @@ mod report;
 mod serve;
 mod site;
 mod tasks;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,7 +81,7 @@ enum Command {
         #[arg(long, value_name = "HOST")]
         inventory: Option<String>,
         #[command(subcommand)]
-        cmd: Option<admin::DevicesCmd>,
+        cmd: Option<estate::DevicesCmd>,
     },
     /// Site maintenance tasks: list (default), run NAME, set NAME.
     Tasks {
@@ -190,14 +192,14 @@ enum Command {
         #[command(flatten)]
         api: admin::ApiArgs,
         #[command(subcommand)]
-        cmd: Option<admin::UsersCmd>,
+        cmd: Option<estate::UsersCmd>,
     },
     /// Usage records, or runs with --runs.
     Usage {
         #[command(flatten)]
         api: admin::ApiArgs,
         #[command(flatten)]
-        args: admin::UsageArgs,
+        args: usage::UsageArgs,
     },
 }
 
@@ -379,11 +381,11 @@ fn main() -> std::process::ExitCode {
                 api,
                 inventory,
                 cmd,
-            } => admin::devices(&api, inventory, cmd).await,
-            Command::Agents { api } => admin::agents(&api).await,
+            } => estate::devices(&api, inventory, cmd).await,
+            Command::Agents { api } => estate::agents(&api).await,
             Command::Tasks { api, cmd } => tasks::tasks(&api, cmd).await,
             Command::Summaries { api, cmd } => tasks::summaries(&api, cmd).await,
-            Command::Users { api, cmd } => admin::users(&api, cmd).await,
+            Command::Users { api, cmd } => estate::users(&api, cmd).await,
             Command::Certificates { api, cmd } => certificates::certificates(&api, cmd).await,
             Command::Site { api, cmd } => site::site(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
@@ -414,7 +416,7 @@ fn main() -> std::process::ExitCode {
             Command::Compliance {
                 api, app, since, ..
             } => licensing::trend(&api, app.as_deref(), since.as_deref()).await,
-            Command::Usage { api, args } => admin::usage(&api, args).await,
+            Command::Usage { api, args } => usage::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
             Command::Bench(BenchCmd::Summarize(args)) => bench_summary::summarize(args).await,
