@@ -10,7 +10,7 @@ use tally_api::TaskChange;
 use tally_core::autorules::AutoRuleSettings;
 use tally_core::summary;
 use tally_core::tasks::{Task, TaskState};
-use tally_store::Store;
+use tally_store::{Store, TaskPart};
 
 use crate::audit::entry;
 use crate::{summaries, Result, Service, ServiceError};
@@ -71,7 +71,8 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
     };
     // The summary tasks moved their watermarks themselves, with their rows; re-read them. An
     // operator may have changed the task's settings (`tally tasks set`) while it ran: keep
-    // theirs, the run only records its outcome.
+    // theirs — the run writes only its outcome (`TaskPart::Outcome`), and the state it answers
+    // carries the settings as stored now.
     let now = task_state(store, task).await?;
     if matches!(task, Task::SummarizeMonthlyUsage | Task::SummarizeFileUsage) {
         current.watermark = now.watermark;
@@ -96,7 +97,9 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
         let target = format!("task:{}", task.name());
         entry(actor, "task.run", target, current.last_rows)
     });
-    store.put_task(&current, audit.as_ref()).await?;
+    store
+        .put_task(&current, TaskPart::Outcome, audit.as_ref())
+        .await?;
     Ok(current)
 }
 
@@ -213,7 +216,10 @@ pub async fn change(
         format!("task:{}", task.name()),
         change,
     );
-    service.store().put_task(&current, Some(&audit)).await?;
+    service
+        .store()
+        .put_task(&current, TaskPart::Settings, Some(&audit))
+        .await?;
     Ok(current)
 }
 

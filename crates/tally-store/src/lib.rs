@@ -53,7 +53,7 @@ pub use rules::RuleStore;
 pub use schema::{migrator_up_to, SchemaVersion};
 pub use sites::{Forgotten, SiteStore};
 pub use sqlite::SqliteStore;
-pub use summaries::{MonthNames, SummaryStore, UsageOf};
+pub use summaries::{MonthNames, SummaryStore, TaskPart, UsageOf};
 pub use task_lock::TaskLock;
 pub use usage::{UsageQuery, UsageStore};
 pub use web_sessions::{WebSession, WebSessionStore};

@@ -6,6 +6,15 @@ use chrono::{DateTime, Utc};
 use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage, RuleMonth, UsageBy, UsageByKind};
 use tally_core::tasks::TaskState;
 
+/// Which columns of a task's row a write owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskPart {
+    /// What an operator sets: enabled, the interval, the age.
+    Settings,
+    /// What a run leaves: when it ran, how long, how many rows, the watermark, the error.
+    Outcome,
+}
+
 use crate::{AuditNote, Result, TaskLock};
 
 /// Whose monthly usage [`SummaryStore::monthly_usage_of`] reads: one device's or one user's.
@@ -83,8 +92,10 @@ pub trait SummaryStore: Send + Sync {
 
     /// Every task's state; tasks never stored yet come with their defaults.
     async fn tasks(&self) -> Result<Vec<TaskState>>;
-    /// Stores the task's state, with `audit` in the same transaction.
-    async fn put_task(&self, task: &TaskState, audit: AuditNote<'_>) -> Result<()>;
+    /// Stores `part` of the task's state (the rest of a stored row is left as it is), with
+    /// `audit` in the same transaction. A run records only its outcome and an operator's change
+    /// only the settings, so neither undoes the other when they meet.
+    async fn put_task(&self, task: &TaskState, part: TaskPart, audit: AuditNote<'_>) -> Result<()>;
     /// The right to run the task `name` now, or `None` while it runs elsewhere (this
     /// process, or another replica on PostgreSQL).
     async fn lock_task(&self, name: &str) -> Result<Option<TaskLock>>;

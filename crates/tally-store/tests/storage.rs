@@ -27,6 +27,7 @@ on_both_backends!(
     inventory_replaces_the_previous_one_unless_unchanged,
     summaries_tasks_and_ageing,
     report_queries_sum_per_month_user_and_device,
+    a_task_run_and_a_settings_change_keep_each_others_columns,
     an_import_loads_everything_or_nothing,
     an_export_loads_into_another_database_and_exports_the_same,
     run_sessions_grow_and_leave_imported_ones_alone,
@@ -769,6 +770,45 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(deleted, 2, "the 9:00 hour and March");
+}
+
+/// A run that read the task's state before an operator changed its settings records only its
+/// outcome, and a settings change only the settings: neither undoes the other.
+async fn a_task_run_and_a_settings_change_keep_each_others_columns(store: &dyn Store) {
+    use tally_store::TaskPart;
+    let task = |tasks: Vec<tally_core::tasks::TaskState>| {
+        tasks
+            .into_iter()
+            .find(|t| t.name == "delete_aged_usage")
+            .unwrap()
+    };
+    let read_by_run = task(store.tasks().await.unwrap());
+    let mut settings = read_by_run.clone();
+    (settings.every_secs, settings.age_days) = (43_200, Some(30));
+    store
+        .put_task(&settings, TaskPart::Settings, None)
+        .await
+        .unwrap();
+    let mut outcome = read_by_run;
+    (outcome.last_run_at, outcome.last_rows) = (Some(at(9, 0)), Some(12));
+    store
+        .put_task(&outcome, TaskPart::Outcome, None)
+        .await
+        .unwrap();
+    let stored = task(store.tasks().await.unwrap());
+    assert_eq!(
+        (stored.every_secs, stored.age_days, stored.last_rows),
+        (43_200, Some(30), Some(12))
+    );
+    assert_eq!(stored.last_run_at, Some(at(9, 0)));
+    // And the other way round: settings written from a state read before the run.
+    settings.every_secs = 7_200;
+    store
+        .put_task(&settings, TaskPart::Settings, None)
+        .await
+        .unwrap();
+    let stored = task(store.tasks().await.unwrap());
+    assert_eq!((stored.every_secs, stored.last_rows), (7_200, Some(12)));
 }
 
 async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {

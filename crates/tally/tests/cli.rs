@@ -41,26 +41,7 @@ fn printing_into_a_closed_pipe_ends_quietly() {
 
 fn upload_a_run(url: &str, admin: &str) {
     let http = reqwest::blocking::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{url}/api/v1/enrollment-tokens"))
-        .bearer_auth(admin)
-        .json(&json!({"name": "laptops"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let agent: serde_json::Value = http
-        .post(format!("{url}/api/v1/agent/enroll"))
-        .json(&json!({"enrollment_token": token["token"], "host_name": "laptop-1"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let creds = format!(
-        "{}.{}",
-        agent["agent_id"].as_str().unwrap(),
-        agent["agent_secret"].as_str().unwrap()
-    );
+    let creds = common::enrol_agent(url, admin, "laptop-1");
     let record = |start: &str, end: &str, started: bool, running: bool| {
         common::code_record("run-1", "alice", (start, end), (started, running))
     };

@@ -7,36 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::json::strings;
-use common::{poll_until, server_on, tally, tally_json, tally_json_at, wait_for, Backend, Site};
+use common::{
+    enrol_agent, poll_until, server_on, tally, tally_json, tally_json_at, wait_for, Backend, Site,
+};
 use serde_json::{json, Value};
 
 each_backend!(devices_users_agents_and_usage_by_name_through_the_cli,);
-
-/// Enrols an agent named `host` over the API (saying nothing of its machine, as agents did
-/// before they reported a machine-id) and returns its credentials.
-fn enrol(url: &str, admin: &str, host: &str) -> String {
-    let http = reqwest::blocking::Client::new();
-    let token: Value = http
-        .post(format!("{url}/api/v1/enrollment-tokens"))
-        .bearer_auth(admin)
-        .json(&json!({"name": host}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let agent: Value = http
-        .post(format!("{url}/api/v1/agent/enroll"))
-        .json(&json!({"enrollment_token": token["token"], "host_name": host}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    format!(
-        "{}.{}",
-        agent["agent_id"].as_str().unwrap(),
-        agent["agent_secret"].as_str().unwrap()
-    )
-}
 
 /// Posts `body` to the agent endpoint `path` with `creds`.
 fn agent_post(url: &str, creds: &str, path: &str, body: Value) {
@@ -73,8 +49,8 @@ fn devices_users_agents_and_usage_by_name_through_the_cli(backend: Backend) {
         &t,
         &["rules", "add", "--name", "Code", "--file-name", "code"],
     );
-    let old = enrol(&server.url, &t, "vm");
-    let new = enrol(&server.url, &t, "vm");
+    let old = enrol_agent(&server.url, &t, "vm");
+    let new = enrol_agent(&server.url, &t, "vm");
     let batch = |id: &str, records: Vec<Value>| json!({"batch_id": id, "records": records});
     agent_post(
         &server.url,

@@ -9,7 +9,10 @@ mod web;
 
 use chrono::{Duration, Utc};
 use common::{server_on, tally_json, Backend, Running};
-use web::{audit_log, auditor_token, client, csrf_of, get, post, rows_of, sign_in, text_of, value};
+use web::{
+    audit_log, auditor_token, client, csrf_of, get, pages_hold, post, rows_of, sign_in, text_of,
+    value,
+};
 
 each_backend!(
     the_concurrency_chart_counts_as_the_engine_does,
@@ -439,40 +442,6 @@ fn api_post(server: &Running, path: &str, body: serde_json::Value) -> serde_json
         .unwrap();
     assert!(answer.status().is_success(), "{path}: {}", answer.status());
     answer.json().unwrap()
-}
-
-/// Page 1 and page 2 of the list at `path` (table `table`): 50 rows, then the rest; each of
-/// `names` on exactly one row of the two; page 2's rows in `order` after page 1's.
-fn pages_hold(
-    (http, url, session): (&reqwest::blocking::Client, &str, &str),
-    (path, table): (&str, &str),
-    names: &[String],
-    total: usize,
-) -> (Vec<String>, Vec<String>) {
-    let join = if path.contains('?') { '&' } else { '?' };
-    let one = get(http, url, session, path).text().unwrap();
-    let two = get(http, url, session, &format!("{path}{join}page=2"))
-        .text()
-        .unwrap();
-    let (first, second) = (rows_of(&one, table), rows_of(&two, table));
-    assert_eq!(first.len(), 50, "{path}: {first:?}");
-    assert_eq!(second.len(), total - 50, "{path}: {second:?}");
-    assert!(
-        one.contains(&format!("Page 1 of 2 · {total} rows")),
-        "{path}"
-    );
-    assert!(
-        two.contains("rel=\"prev\"") && !two.contains("rel=\"next\""),
-        "{path}"
-    );
-    for name in names {
-        let holding = first
-            .iter()
-            .chain(&second)
-            .filter(|r| r.contains(name.as_str()));
-        assert_eq!(holding.count(), 1, "{path}: {name}");
-    }
-    (first, second)
 }
 
 fn every_admin_list_pages_on_the_server(backend: Backend) {

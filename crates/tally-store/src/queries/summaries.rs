@@ -291,20 +291,28 @@ impl crate::SummaryStore for DbStore {
     async fn put_task(
         &self,
         t: &tally_core::tasks::TaskState,
+        part: crate::TaskPart,
         audit: crate::AuditNote<'_>,
     ) -> Result<()> {
+        let update = match part {
+            crate::TaskPart::Settings => {
+                "enabled = excluded.enabled, every_secs = excluded.every_secs,
+                 age_days = excluded.age_days"
+            }
+            crate::TaskPart::Outcome => {
+                "last_run_at = excluded.last_run_at,
+                 last_duration_ms = excluded.last_duration_ms,
+                 last_rows = excluded.last_rows, watermark = excluded.watermark,
+                 last_error = excluded.last_error"
+            }
+        };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO maintenance_tasks (name, enabled, every_secs, age_days, last_run_at,
                  last_duration_ms, last_rows, watermark, last_error)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled,
-                 every_secs = excluded.every_secs, age_days = excluded.age_days,
-                 last_run_at = excluded.last_run_at,
-                 last_duration_ms = excluded.last_duration_ms,
-                 last_rows = excluded.last_rows, watermark = excluded.watermark,
-                 last_error = excluded.last_error",
-        )
+             ON CONFLICT (name) DO UPDATE SET {update}"
+        ))
         .bind(&t.name)
         .bind(t.enabled)
         .bind(t.every_secs)

@@ -389,3 +389,37 @@ pub fn import_viewer(dir: &Path, backend: &Backend) -> (String, String) {
     import_paths(dir, backend, &paths);
     (d3.to_string(), d10.to_string())
 }
+
+/// Page 1 and page 2 of the list at `path` (table `table`): 50 rows, then the rest; each of
+/// `names` on exactly one row of the two; page 2's rows in `order` after page 1's.
+pub fn pages_hold(
+    (http, url, session): (&Client, &str, &str),
+    (path, table): (&str, &str),
+    names: &[String],
+    total: usize,
+) -> (Vec<String>, Vec<String>) {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let one = get(http, url, session, path).text().unwrap();
+    let two = get(http, url, session, &format!("{path}{join}page=2"))
+        .text()
+        .unwrap();
+    let (first, second) = (rows_of(&one, table), rows_of(&two, table));
+    assert_eq!(first.len(), 50, "{path}: {first:?}");
+    assert_eq!(second.len(), total - 50, "{path}: {second:?}");
+    assert!(
+        one.contains(&format!("Page 1 of 2 · {total} rows")),
+        "{path}"
+    );
+    assert!(
+        two.contains("rel=\"prev\"") && !two.contains("rel=\"next\""),
+        "{path}"
+    );
+    for name in names {
+        let holding = first
+            .iter()
+            .chain(&second)
+            .filter(|r| r.contains(name.as_str()));
+        assert_eq!(holding.count(), 1, "{path}: {name}");
+    }
+    (first, second)
+}
