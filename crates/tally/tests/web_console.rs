@@ -415,6 +415,26 @@ fn the_dashboard_figures_are_the_positions_totals(backend: Backend) {
         shortfall.contains("99.50") && shortfall.contains("EUR"),
         "{shortfall}"
     );
+    // What reclaim would free: the reclaim list's idle installations of 90 days and their
+    // value per currency, linking to that list (pc1 unused 200 days, pc2 never used).
+    let reclaim = web::api(&server, "/api/v1/reclaim?days=90");
+    let label = format!(
+        "reclaim would free ({} installations unused 90 days)",
+        reclaim["idle_total"]
+    );
+    let (freed, href) = tile(&page, &label);
+    assert_eq!(reclaim["idle_total"], 2, "{reclaim}");
+    assert_eq!(href, "/reclaim?days=90");
+    for money in reclaim["idle_value"].as_array().unwrap() {
+        let minor = money["minor"].as_i64().unwrap();
+        let amount = format!("{}.{:02}", minor / 100, minor % 100);
+        let currency = money["currency"].as_str().unwrap();
+        assert!(
+            freed.contains(&amount) && freed.contains(currency),
+            "{amount} {currency} in {freed}"
+        );
+    }
+    assert!(freed.contains("EUR"), "{freed}");
 }
 
 /// Over HTTPS both cookies are `Secure` as well.
