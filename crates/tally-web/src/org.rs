@@ -17,7 +17,7 @@ use tally_service::import_files::{self, Reading};
 use tally_service::ServiceError;
 
 use crate::admin::button_form;
-use crate::apps::{paged, PageQuery};
+use crate::apps::{page_number, paged, pager, query, PER_PAGE};
 use crate::forms::{bounded, csrf_input, Problems};
 use crate::session::{CsrfOnly, Signed};
 use crate::{layout, WebError, WebState};
@@ -34,13 +34,67 @@ fn children(nodes: &[OrgNodeView]) -> HashMap<Option<i64>, Vec<&OrgNodeView>> {
     by
 }
 
-/// The nodes under `parent`, nested; `depth` stops a cycle the store should never hold.
-fn tree(by: &HashMap<Option<i64>, Vec<&OrgNodeView>>, parent: Option<i64>, depth: usize) -> Markup {
-    html! {
-        @if let Some(list) = by.get(&parent).filter(|_| depth < 64) {
-            ul { @for n in list { li { span.node { (n.node.name) } (tree(by, Some(n.node.id), depth + 1)) } } }
+/// Every node in tree order (each after its parent, siblings by name) with its depth;
+/// `depth` stops a cycle the store should never hold.
+fn flatten<'a>(
+    by: &HashMap<Option<i64>, Vec<&'a OrgNodeView>>,
+    parent: Option<i64>,
+    depth: usize,
+    out: &mut Vec<(usize, &'a OrgNodeView)>,
+) {
+    for n in by.get(&parent).filter(|_| depth < 64).into_iter().flatten() {
+        out.push((depth, n));
+        flatten(by, Some(n.node.id), depth + 1, out);
+    }
+}
+
+/// One page of the tree in `flat` from `start`, nested. A page that starts inside a branch
+/// first shows the nodes above its first one, marked as continued, so every page reads as a
+/// tree from the top. In tree order a node is at most one level below the one before it,
+/// which is what lets the lists be opened and closed from the depths alone.
+fn tree_page(flat: &[(usize, &OrgNodeView)], start: usize, len: usize) -> Markup {
+    let Some(&(first_depth, _)) = flat.get(start) else {
+        return html! {};
+    };
+    let mut shown: Vec<(usize, &OrgNodeView, bool)> = Vec::new();
+    let mut want = first_depth;
+    for &(depth, n) in flat[..start].iter().rev() {
+        if want == 0 {
+            break;
+        }
+        if depth == want - 1 {
+            shown.push((depth, n, true));
+            want = depth;
         }
     }
+    shown.reverse();
+    let end = (start + len).min(flat.len());
+    shown.extend(flat[start..end].iter().map(|&(d, n)| (d, n, false)));
+    let mut out = String::new();
+    let mut open = 0;
+    for (depth, n, continued) in shown {
+        if depth + 1 > open {
+            out.push_str("<ul>");
+            open += 1;
+        } else {
+            out.push_str("</li>");
+            while open > depth + 1 {
+                out.push_str("</ul></li>");
+                open -= 1;
+            }
+        }
+        let item = html! {
+            li { span.node.continued[continued] { (n.node.name) @if continued { " (continued)" } } }
+        };
+        let item = item.into_string();
+        out.push_str(item.strip_suffix("</li>").unwrap_or(&item));
+    }
+    out.push_str("</li>");
+    for _ in 1..open {
+        out.push_str("</ul></li>");
+    }
+    out.push_str("</ul>");
+    maud::PreEscaped(out)
 }
 
 fn move_form(signed: &Signed, nodes: &[OrgNodeView]) -> Markup {
@@ -64,6 +118,8 @@ fn move_form(signed: &Signed, nodes: &[OrgNodeView]) -> Markup {
 struct Shown {
     /// The page of the placement rules.
     page: String,
+    /// The page of the tree.
+    tree_page: String,
     moved: Vec<String>,
     rule: RuleForm,
     rule_problems: Problems,
@@ -116,16 +172,33 @@ async fn render(state: &WebState, signed: &Signed, shown: &Shown) -> Result<Mark
     let mut sorted: Vec<&str> = nodes.iter().map(|n| n.node.name.as_str()).collect();
     sorted.sort_by_key(|n| n.to_lowercase());
     let all = store.org_rules().await?;
-    let href = |n: usize| format!("/org?page={n}#placement-rules");
+    let href = |n: usize| {
+        let at = n.to_string();
+        format!(
+            "/org{}#placement-rules",
+            query(&[("page", &at), ("tree_page", &shown.tree_page)])
+        )
+    };
     let (rules, first, pages) = paged(&all, &shown.page, href);
-    let by = children(&nodes);
+    let mut flat = Vec::with_capacity(nodes.len());
+    flatten(&children(&nodes), None, 0, &mut flat);
+    let tree_at = page_number(&shown.tree_page);
+    let tree_start = (tree_at - 1).saturating_mul(PER_PAGE).min(flat.len());
+    let tree_href = |n: usize| {
+        let at = n.to_string();
+        format!(
+            "/org{}#org-tree",
+            query(&[("page", &shown.page), ("tree_page", &at)])
+        )
+    };
     let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".into());
     let admin = signed.is_admin();
     Ok(html! {
         @for p in &shown.moved { p.error role="alert" { (p) } }
         @if admin && !nodes.is_empty() { (move_form(signed, &nodes)) }
         p.hint { "A computer or a user is placed on a node from its own page (Devices, Users)." }
-        section #org-tree { @if nodes.is_empty() { p { "No org nodes yet: import org_nodes.csv." } } (tree(&by, None, 0)) }
+        section #org-tree { @if nodes.is_empty() { p { "No org nodes yet: import org_nodes.csv." } } (tree_page(&flat, tree_start, PER_PAGE)) }
+        @if flat.len() > PER_PAGE { (pager(tree_at, flat.len(), tree_href)) }
         h2 #placement-rules { "Placement rules" }
         p.hint { "Devices and users not placed by hand or by the import go to the node of the first rule that matches, oldest first. A rule places devices (by site and host name) or users (by account). Patterns take * and ? and ignore case." }
         @if admin && !nodes.is_empty() { (rule_form(signed, &sorted, &shown.rule, &shown.rule_problems)) }
@@ -155,13 +228,22 @@ async fn org_page(
     Ok((status, layout::page(signed, "/org", "Org tree", body)).into_response())
 }
 
+/// The org page's two pages: the placement rules' and the tree's.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct OrgQuery {
+    page: String,
+    tree_page: String,
+}
+
 pub async fn page(
     State(state): State<WebState>,
     signed: Signed,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<OrgQuery>,
 ) -> Result<Response, WebError> {
     let shown = Shown {
         page: q.page,
+        tree_page: q.tree_page,
         ..Shown::default()
     };
     org_page(&state, &signed, &shown, StatusCode::OK).await

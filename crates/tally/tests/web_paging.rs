@@ -12,6 +12,7 @@ use web::{client, get, import_paths, pages_hold, rows_of, sign_in, value};
 each_backend!(
     licenses_and_users_page_on_the_server,
     reclaim_campaign_audit_and_programs_page_on_the_server,
+    the_org_tree_pages_in_tree_order,
 );
 
 /// Writes `text` to `name` in `dir`; its path.
@@ -200,4 +201,86 @@ fn reclaim_campaign_audit_and_programs_page_on_the_server(backend: Backend) {
             assert_eq!(found.count(), 1, "{key} once in {first:?} {second:?}");
         }
     }
+}
+
+/// The org tree's node names on one of its pages: (name, continued from an earlier page).
+fn tree_nodes(page: &str) -> Vec<(String, bool)> {
+    let at = page.find("id=\"org-tree\"").expect("the tree");
+    let tree = &page[at..at + page[at..].find("</section>").unwrap()];
+    tree.split("<span class=\"node")
+        .skip(1)
+        .map(|s| {
+            let continued = s.starts_with(" continued");
+            let name = s.split('>').nth(1).unwrap().split('<').next().unwrap();
+            (name.trim_end_matches(" (continued)").to_string(), continued)
+        })
+        .collect()
+}
+
+/// A tree of 1 + 3 × 40 nodes (HQ; Region-0..2 under it, each with 39 offices) pages by 50
+/// nodes in tree order; a page that starts inside a branch repeats the nodes above it, marked
+/// continued; every node is on exactly one page, and the lists nest as the tree does.
+fn the_org_tree_pages_in_tree_order(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), &backend);
+    let mut nodes = String::from("name,parent\nHQ,\n");
+    for r in 0..3 {
+        nodes.push_str(&format!("Region-{r},HQ\n"));
+        for o in 0..39 {
+            nodes.push_str(&format!("Office-{r}-{o:02},Region-{r}\n"));
+        }
+    }
+    import_paths(
+        dir.path(),
+        &backend,
+        &[file(dir.path(), "org_nodes.csv", &nodes)],
+    );
+    let (http, url) = (client(), server.url.clone());
+    let admin = value(&sign_in(&http, &url, &server.token));
+    let pages: Vec<String> = (1..=3)
+        .map(|n| {
+            let path = format!("/org?tree_page={n}");
+            get(&http, &url, &admin, &path).text().unwrap()
+        })
+        .collect();
+    assert!(pages[0].contains("Page 1 of 3 · 121 rows"));
+    let own: Vec<Vec<String>> = pages
+        .iter()
+        .map(|p| {
+            let all = tree_nodes(p);
+            all.into_iter()
+                .filter(|(_, c)| !c)
+                .map(|(n, _)| n)
+                .collect()
+        })
+        .collect();
+    assert_eq!(own.iter().map(Vec::len).collect::<Vec<_>>(), [50, 50, 21]);
+    // Tree order: HQ, Region-0, its offices, Region-1, …
+    assert_eq!(&own[0][..3], ["HQ", "Region-0", "Office-0-00"]);
+    assert_eq!(
+        own[1][0], "Office-1-08",
+        "page 2 goes on where page 1 stopped"
+    );
+    let mut every: Vec<&String> = own.iter().flatten().collect();
+    every.sort();
+    every.dedup();
+    assert_eq!(every.len(), 121, "each node on one page");
+    // Page 2 starts inside Region-1: HQ and Region-1 come first, marked continued.
+    let second = tree_nodes(&pages[1]);
+    assert_eq!(
+        &second[..3],
+        [
+            ("HQ".to_string(), true),
+            ("Region-1".to_string(), true),
+            ("Office-1-08".to_string(), false)
+        ]
+    );
+    // The lists nest: as many opened as closed, and an office three lists deep.
+    let at = pages[1].find("id=\"org-tree\"").unwrap();
+    let tree = &pages[1][at..at + pages[1][at..].find("</section>").unwrap()];
+    assert_eq!(tree.matches("<ul>").count(), tree.matches("</ul>").count());
+    assert_eq!(tree.matches("<li>").count(), tree.matches("</li>").count());
+    let before = &tree[..tree.find("Office-1-08").unwrap()];
+    let depth = before.matches("<ul>").count() - before.matches("</ul>").count();
+    assert_eq!(depth, 3, "HQ › Region-1 › Office-1-08");
 }
