@@ -37,6 +37,8 @@ pub struct UsageFilter {
     pub limit: u32,
     /// The next page: records after the one with this id; runs after this many.
     pub after: Option<i64>,
+    /// Only devices of this site code and the sites below it.
+    pub site: Option<String>,
 }
 
 /// Which summary rows to read.
@@ -213,6 +215,7 @@ impl UsageFilter {
             ("device_id", device.as_deref()),
             ("user_id", user.as_deref()),
             ("after", after.as_deref()),
+            ("site", self.site.as_deref()),
         ];
         with_query(path, &params)
     }

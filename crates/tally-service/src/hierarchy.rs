@@ -162,12 +162,14 @@ pub async fn receive(service: &Service, child: &SiteCode, up: SyncUp) -> Result<
             last_seen: d.last_seen,
         };
         let id = store.receive_device(&received, now).await?;
-        // Names arrive as the child stored them (pseudonymised there, if it does).
-        store.put_inventory(id, &d.inventory, now).await?;
+        // Names arrive as the child stored them (pseudonymised there, if it does); times are
+        // the child's sighting, so a later sync of an older snapshot moves nothing.
+        let seen = d.last_seen.unwrap_or(now);
+        store.put_inventory(id, &d.inventory, seen).await?;
         store.receive_agents(id, &d.agents).await?;
     }
     let mut stored = 0;
-    for (i, u) in up.usage.iter().enumerate() {
+    for u in &up.usage {
         foreign(&u.device.site_code)?;
         let received = ReceivedDevice {
             device: &u.device,
@@ -177,7 +179,7 @@ pub async fn receive(service: &Service, child: &SiteCode, up: SyncUp) -> Result<
             last_seen: None,
         };
         let id = store.receive_device(&received, now).await?;
-        let batch: String = format!("{i}/{}", up.batch_id).chars().take(128).collect();
+        let batch = content_id(child, &u.records);
         stored += service
             .store_usage(id, &batch, &u.records, now)
             .await?
@@ -185,6 +187,20 @@ pub async fn receive(service: &Service, child: &SiteCode, up: SyncUp) -> Result<
     }
     store.record_sync(child, now, up.backlog).await?;
     down(service, child, stored).await
+}
+
+/// The idempotency key of one device's records in a batch: the records themselves (their
+/// natural keys), so the same records sent again are a replay and different ones never are.
+fn content_id(child: &SiteCode, records: &[tally_core::wire::v1::UsageRecordV1]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for r in records {
+        hash.update(r.meter_data_id.as_bytes());
+        hash.update([0]);
+        hash.update(r.end_time.to_rfc3339().as_bytes());
+        hash.update([0]);
+    }
+    format!("site:{child}:{}", hex::encode(hash.finalize()))
 }
 
 /// The sites a child's batch describes, checked: each is new here or already in the child's
