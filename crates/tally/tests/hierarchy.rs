@@ -110,6 +110,28 @@ impl Node {
         resp.json().unwrap()
     }
 
+    /// Runs the monthly summary now (again after a scheduled run that holds its lock) and
+    /// returns the runs and milliseconds of `rule` it holds.
+    fn monthly(&self, rule: &str) -> (i64, i64) {
+        let http = reqwest::blocking::Client::new();
+        let url = format!("{}/api/v1/tasks/summarize_monthly_usage/run", self.url());
+        let ran = poll_until(
+            || {
+                http.post(&url)
+                    .bearer_auth(&self.token)
+                    .send()
+                    .unwrap()
+                    .status()
+            },
+            |status| *status != 409,
+        );
+        assert!(ran.is_success(), "{ran}");
+        let rows = self.get(&format!("/api/v1/summaries/monthly?rule={rule}"));
+        let rows = rows.as_array().unwrap();
+        let sum = |field: &str| rows.iter().map(|r| r[field].as_i64().unwrap()).sum();
+        (sum("runs"), sum("usage_ms"))
+    }
+
     fn devices(&self) -> Vec<Value> {
         self.get("/api/v1/devices").as_array().unwrap().clone()
     }
@@ -309,6 +331,13 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     };
     assert_eq!(runs(&cen), runs(&p01) + runs(&p02));
     assert_eq!(runs(&cen), 15);
+    // So do the monthly summaries each site computes over what it holds.
+    let (p01_month, p02_month) = (p01.monthly("Code"), p02.monthly("Code"));
+    assert_eq!(
+        cen.monthly("Code"),
+        (p01_month.0 + p02_month.0, p01_month.1 + p02_month.1)
+    );
+    assert_eq!(cen.monthly("Code").0, 15);
 
     // Devices with their inventory, each at its origin site.
     let devices = poll_until(
