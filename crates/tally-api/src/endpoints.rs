@@ -268,7 +268,17 @@ impl Client {
         app: Option<&str>,
         as_of: Option<&str>,
     ) -> Result<Vec<AppPosition>> {
-        let params = [("app", app), ("as_of", as_of)];
+        self.compliance_in(app, as_of, None).await
+    }
+
+    /// [`Client::compliance`] over the devices of `site` and the sites below it only.
+    pub async fn compliance_in(
+        &self,
+        app: Option<&str>,
+        as_of: Option<&str>,
+        site: Option<&str>,
+    ) -> Result<Vec<AppPosition>> {
+        let params = [("app", app), ("as_of", as_of), ("site", site)];
         self.get(&with_query("/api/v1/compliance", &params)).await
     }
 

@@ -161,6 +161,10 @@ enum Command {
         /// With --trend: from this day (YYYY-MM-DD); default 90 days ago.
         #[arg(long, requires = "trend")]
         since: Option<String>,
+        /// On a parent site: only the demand of devices of this site and the sites below it,
+        /// against this site's licenses (default: the whole subtree this site holds).
+        #[arg(long, conflicts_with_all = ["trend", "app"])]
+        site: Option<String>,
     },
     /// Installations whose use is known and that were not used for a while, with the license
     /// each would free and the cost it ties up; then the applications whose use is unknown.
@@ -427,6 +431,7 @@ fn main() -> std::process::ExitCode {
                 fail_on,
                 limit,
                 offset,
+                site,
                 ..
             } => {
                 let ask = compliance::Ask {
@@ -434,6 +439,7 @@ fn main() -> std::process::ExitCode {
                     as_of: as_of.as_deref(),
                     fail_on,
                     page: (limit, offset),
+                    site: site.as_deref(),
                 };
                 compliance::compliance(&api, ask).await
             }

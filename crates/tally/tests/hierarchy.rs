@@ -362,6 +362,33 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
         packages.contains(&"S01") && packages.contains(&"code"),
         "{inv}"
     );
+    // Compliance at the centre covers the subtree; --site narrows the demand to one branch.
+    cen.json(&[
+        "apps",
+        "add",
+        "Code",
+        "--metric",
+        "installations",
+        "--software",
+        "code",
+    ]);
+    let required = |extra: &[&str]| {
+        let mut args = vec!["compliance"];
+        args.extend(extra);
+        let rows = cen.json(&args);
+        let row = (rows.as_array().unwrap().iter())
+            .find(|r| r["application"] == "Code")
+            .cloned()
+            .unwrap();
+        row["required"].as_i64().unwrap()
+    };
+    assert_eq!(required(&[]), 3);
+    assert_eq!(required(&["--site", "P01"]), 2);
+    assert_eq!(required(&["--site", "S01"]), 1);
+    assert_eq!(required(&["--site", "P02"]), 1);
+    let unknown = tally_at(&cen.url(), &cen.token, &["compliance", "--site", "X99"]);
+    assert!(!unknown.status.success());
+
     // Agent health travels with the device, its id qualified by its site.
     let agents = cen.json(&["agents"]);
     assert!(
