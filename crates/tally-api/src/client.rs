@@ -13,6 +13,27 @@ const HINT: &str =
 /// The same for a report download, which has always left out the CA hint.
 const DOWNLOAD_HINT: &str = "is the server running (tally up)? Set TALLY_URL or --url";
 
+/// An HTTPS client that verifies servers against the system roots plus, when given, the PEM
+/// CA in `ca_file` (a private CA): what the CLI and a child site talking to its parent use.
+pub fn http_client(
+    timeout: std::time::Duration,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+            path: path.into(),
+            source,
+        })?;
+        let ca = reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::CaPem {
+            path: path.into(),
+            source,
+        })?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().map_err(ClientError::Build)
+}
+
 /// A client of one Tally server's admin API, as one operator (the token).
 pub struct Client {
     http: reqwest::Client,
@@ -38,19 +59,7 @@ impl Client {
         token: Option<String>,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, ClientError> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
-                path: path.into(),
-                source,
-            })?;
-            let ca = reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::CaPem {
-                path: path.into(),
-                source,
-            })?;
-            builder = builder.add_root_certificate(ca);
-        }
-        let http = builder.build().map_err(ClientError::Build)?;
+        let http = http_client(std::time::Duration::from_secs(60), ca_file)?;
         Ok(Self {
             http,
             url: url.trim_end_matches('/').to_string(),

@@ -37,6 +37,8 @@ pub struct UsageFilter {
     pub limit: u32,
     /// The next page: records after the one with this id; runs after this many.
     pub after: Option<i64>,
+    /// Only devices of this site code and the sites below it.
+    pub site: Option<String>,
 }
 
 /// Which summary rows to read.
@@ -213,6 +215,7 @@ impl UsageFilter {
             ("device_id", device.as_deref()),
             ("user_id", user.as_deref()),
             ("after", after.as_deref()),
+            ("site", self.site.as_deref()),
         ];
         with_query(path, &params)
     }
@@ -265,7 +268,17 @@ impl Client {
         app: Option<&str>,
         as_of: Option<&str>,
     ) -> Result<Vec<AppPosition>> {
-        let params = [("app", app), ("as_of", as_of)];
+        self.compliance_in(app, as_of, None).await
+    }
+
+    /// [`Client::compliance`] over the devices of `site` and the sites below it only.
+    pub async fn compliance_in(
+        &self,
+        app: Option<&str>,
+        as_of: Option<&str>,
+        site: Option<&str>,
+    ) -> Result<Vec<AppPosition>> {
+        let params = [("app", app), ("as_of", as_of), ("site", site)];
         self.get(&with_query("/api/v1/compliance", &params)).await
     }
 

@@ -9,12 +9,13 @@ mod error;
 mod identity;
 mod licensing;
 mod operators;
+mod sites;
 mod tasks;
 
 pub use certificates::{
     CertificateView, CompareValue, ImportCertificates, MeteringRun, SetAlias, SiteView, TextFile,
 };
-pub use client::{urlencode, Client};
+pub use client::{http_client, urlencode, Client};
 pub use endpoints::{SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use identity::{MergeDevices, ServiceAccountChoice, SetDeviceStatus, SetServiceAccount};
@@ -27,4 +28,5 @@ pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
     ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
+pub use sites::{InviteSite, SiteInvited, SiteRow};
 pub use tasks::{FileUsageRow, MonthlyRow, TaskChange, TaskView};

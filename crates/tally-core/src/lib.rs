@@ -11,6 +11,7 @@ pub mod compliance;
 pub mod device;
 pub mod escape;
 pub mod file;
+pub mod hierarchy;
 pub mod history;
 pub mod import;
 pub mod inventory;

@@ -147,6 +147,9 @@ pub(crate) struct ComplianceParams {
     /// The position as it stood on this day (YYYY-MM-DD): metering periods end there and only
     /// licenses valid then count. Default today.
     as_of: Option<NaiveDate>,
+    /// Only the demand of devices of this site and the sites below it (at a parent; default:
+    /// the whole subtree this site holds), against this site's licenses.
+    site: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/compliance", tag = "licensing", security(("bearer" = [])),
@@ -159,7 +162,19 @@ pub(crate) async fn compliance(
     Query(p): Query<ComplianceParams>,
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let positions = state.service.positions(as_of, p.app.as_deref()).await?;
+    let positions = match p
+        .site
+        .as_deref()
+        .map(tally_core::SiteCode::parse)
+        .transpose()?
+    {
+        Some(site) => {
+            let sites = tally_service::usage_reads::site_subtree(&state.service, &site).await?;
+            let store = state.service.store();
+            tally_service::compliance::compute_in(store, as_of, p.app.as_deref(), &sites).await?
+        }
+        None => state.service.positions(as_of, p.app.as_deref()).await?,
+    };
     Ok(Json(positions))
 }
 

@@ -57,6 +57,14 @@ pub struct ConfigFile {
     /// Where the system-metering report is sent (HTTP POST of the signed DAT); none: kept
     /// locally only.
     pub metering_upload_url: Option<String>,
+    /// The parent site's URL (`https://…`): this site joins it once and syncs with it.
+    pub parent_url: Option<String>,
+    /// The one-time join secret from `tally sites invite` on the parent; unused once joined.
+    pub parent_token: Option<String>,
+    /// PEM CA trusted for the parent's certificate besides the system roots.
+    pub parent_ca_file: Option<PathBuf>,
+    /// Seconds between syncs with the parent (default 60).
+    pub sync_interval_secs: Option<u64>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -111,7 +119,22 @@ pub struct Config {
     /// The configured alias.
     pub alias: Option<String>,
     pub metering_upload_url: Option<String>,
+    /// This site's parent, when it has one.
+    pub parent: Option<ParentConfig>,
 }
+
+/// Where this site's parent is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentConfig {
+    pub url: String,
+    pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub interval: Duration,
+}
+
+/// A minute between syncs: the parent's figures trail the child's by about that, and an idle
+/// sync costs one small request.
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 60;
 
 /// A kept position stands for new inventory and usage this long by default: agents send
 /// inventory daily and their usage becomes sessions on the summaries' schedule, so five
@@ -189,8 +212,43 @@ impl ConfigFile {
             pseudonym_key_file: self.pseudonym_key_file.or(lower.pseudonym_key_file),
             alias: self.alias.or(lower.alias),
             metering_upload_url: self.metering_upload_url.or(lower.metering_upload_url),
+            parent_url: self.parent_url.or(lower.parent_url),
+            parent_token: self.parent_token.or(lower.parent_token),
+            parent_ca_file: self.parent_ca_file.or(lower.parent_ca_file),
+            sync_interval_secs: self.sync_interval_secs.or(lower.sync_interval_secs),
         }
     }
+}
+
+/// The parent's settings, checked: an http(s) URL, an interval of 1 s to a day.
+fn parent(
+    url: Option<String>,
+    token: Option<String>,
+    ca_file: Option<PathBuf>,
+    interval: Option<u64>,
+) -> Result<Option<ParentConfig>, ConfigError> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+        return Err(ConfigError::Invalid {
+            setting: "parent_url",
+            message: format!("{url:?} is not an http:// or https:// URL"),
+        });
+    }
+    let secs = interval.unwrap_or(DEFAULT_SYNC_INTERVAL_SECS);
+    if !(1..=86_400).contains(&secs) {
+        return Err(ConfigError::Invalid {
+            setting: "sync_interval_secs",
+            message: format!("{secs} is not 1 to 86400 seconds"),
+        });
+    }
+    Ok(Some(ParentConfig {
+        url,
+        token: token.filter(|t| !t.is_empty()),
+        ca_file,
+        interval: Duration::from_secs(secs),
+    }))
 }
 
 impl Config {
@@ -269,7 +327,14 @@ impl Config {
                 });
             }
         }
+        let parent = parent(
+            c.parent_url,
+            c.parent_token,
+            c.parent_ca_file,
+            c.sync_interval_secs,
+        )?;
         Ok(Config {
+            parent,
             alias,
             metering_upload_url,
             pseudonym_key_file,

@@ -11,6 +11,7 @@ mod compliance_api;
 pub mod config;
 mod error;
 mod extract;
+mod hierarchy_api;
 mod identity_api;
 mod openapi;
 mod org_api;

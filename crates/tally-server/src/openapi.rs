@@ -5,8 +5,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    admin_api, agent_api, certificates_api, compliance_api, identity_api, org_api, read_api,
-    reclaim_api, reports_api, routes, site_api, tasks_api, users_api,
+    admin_api, agent_api, certificates_api, compliance_api, hierarchy_api, identity_api, org_api,
+    read_api, reclaim_api, reports_api, routes, site_api, tasks_api, users_api,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use crate::{
         certificates_api::list, certificates_api::import, certificates_api::issuers, certificates_api::trust,
         site_api::show, site_api::set_alias, site_api::relevance, site_api::set_relevance, site_api::run,
         identity_api::set_device_status, identity_api::merge_devices, identity_api::set_service_account,
+        hierarchy_api::tree, hierarchy_api::invite, hierarchy_api::revoke, hierarchy_api::join, hierarchy_api::sync,
         org_api::nodes, org_api::rules, org_api::add_rule, org_api::delete_rule, org_api::place_device, org_api::place_user,
     ),
     modifiers(&BearerAuth, &EveryRefusal),
@@ -45,6 +46,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("An operator token (tally up prints one)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "site",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("<site_code>.<credential> from joining the parent"))
                     .build(),
             ),
         );

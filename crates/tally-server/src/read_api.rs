@@ -74,6 +74,9 @@ pub(crate) struct UsageParams {
     device_id: Option<i64>,
     /// Only this user (its id; `tally usage --user` resolves an account).
     user_id: Option<i64>,
+    /// Only devices of this site and the sites below it (at a parent; default: the whole
+    /// subtree this site holds).
+    site: Option<String>,
     /// Records: ids greater than this. Runs: the number of runs to skip.
     #[serde(default)]
     #[param(default = 0)]
@@ -103,6 +106,9 @@ impl UsageParams {
             since: self.since.as_deref().map(parse_since).transpose()?,
             device_id: self.device_id,
             user_id: self.user_id,
+            site: (self.site.as_deref())
+                .map(tally_core::SiteCode::parse)
+                .transpose()?,
         })
     }
 

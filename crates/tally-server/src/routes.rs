@@ -143,6 +143,7 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .route("/api/v1/files", get(read_api::files))
         .route("/api/v1/usage", get(read_api::usage))
         .route("/api/v1/runs", get(read_api::runs))
+        .merge(crate::hierarchy_api::routes())
         .fallback(extract::not_found)
         .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

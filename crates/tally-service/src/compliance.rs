@@ -26,6 +26,24 @@ pub async fn compute(
     Ok(compute_named(store, as_of, only).await?.0)
 }
 
+/// [`compute`] over the devices of `sites` only (a parent narrowing to a child's subtree):
+/// their installations and usage sessions make the demand; the licenses are this site's.
+pub async fn compute_in(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    only: Option<&str>,
+    sites: &[tally_core::SiteCode],
+) -> Result<Vec<AppPosition>> {
+    let keep: std::collections::HashSet<i64> = (store.compliance_devices().await?)
+        .into_iter()
+        .filter(|d| sites.contains(&d.site_code))
+        .map(|d| d.id)
+        .collect();
+    Computed::read_in(store, as_of, only, Some(&keep))
+        .await?
+        .summaries(only)
+}
+
 /// [`compute`], with the names of the estate's devices, users and org nodes.
 pub(crate) async fn compute_named(
     store: &dyn Store,
@@ -95,14 +113,32 @@ impl Computed {
         as_of: NaiveDate,
         only: Option<&str>,
     ) -> Result<Self> {
+        Self::read_in(store, as_of, only, None).await
+    }
+
+    /// [`Computed::read`] with the demand of the devices in `devices` only, when given.
+    pub(crate) async fn read_in(
+        store: &dyn Store,
+        as_of: NaiveDate,
+        only: Option<&str>,
+        devices: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<Self> {
         let apps = applications(store, as_of, only).await?;
-        let ((estate, names), installed, sessions, licenses, customs) = tokio::try_join!(
+        let ((estate, names), mut installed, mut sessions, licenses, customs) = tokio::try_join!(
             estate_named(store, as_of),
             Installed::read(store, &apps, as_of),
             sessions(store, &apps, as_of),
             licenses_by_application(store, as_of),
             custom_values(store),
         )?;
+        if let Some(keep) = devices {
+            for pairs in installed.by_app.values_mut() {
+                pairs.retain(|(device, _)| keep.contains(device));
+            }
+            for list in sessions.values_mut() {
+                list.retain(|s| keep.contains(&s.device_id));
+            }
+        }
         let positions = positions(
             &apps,
             &estate,

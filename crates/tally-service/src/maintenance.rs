@@ -49,7 +49,7 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
         Task::SummarizeFileUsage | Task::SummarizeMonthlyUsage | Task::RecordUsageSessions => {
             summaries::summarize(task, store, rules, current.watermark).await
         }
-        Task::DeleteAgedUsage => delete_aged_usage(store, &current).await,
+        Task::DeleteAgedUsage => delete_aged_usage(service, &current).await,
         Task::DeleteAgedSummaries => delete_aged_summaries(store, &current).await,
         Task::WriteReports => {
             let keep = current.age_days.unwrap_or(90);
@@ -119,8 +119,10 @@ fn age_cutoff(task: &TaskState) -> DateTime<Utc> {
     Utc::now() - chrono::Duration::days(i64::from(days.unwrap_or(5)))
 }
 
-/// Deletes raw records older than the task's age that both summaries have taken in.
-async fn delete_aged_usage(store: &dyn Store, task: &TaskState) -> Result<(i64, i64)> {
+/// Deletes raw records older than the task's age that both summaries have taken in and, on a
+/// site with a parent, that have gone up to it (ageing never deletes what is unsent).
+async fn delete_aged_usage(service: &Service, task: &TaskState) -> Result<(i64, i64)> {
+    let store = service.store();
     let tasks = store.tasks().await?;
     let watermark = |t: Task| {
         tasks
@@ -134,6 +136,10 @@ async fn delete_aged_usage(store: &dyn Store, task: &TaskState) -> Result<(i64, 
         .map(watermark)
         .min()
         .unwrap_or(0);
+    let summarised = match crate::site_sync::ageing_limit(service).await? {
+        Some(sent) => summarised.min(sent),
+        None => summarised,
+    };
     let deleted = store
         .delete_aged_usage(age_cutoff(task), summarised)
         .await?;

@@ -39,6 +39,19 @@ pub fn same_name(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
 }
 
+/// Refuses a change to a rule another site owns: rules copied down the hierarchy (or up, for
+/// the parent's summaries) are read-only here and change only at their owning site, whose
+/// next sync brings the change.
+fn owned_here(service: &Service, rule: &MeteringRule) -> Result<()> {
+    if &rule.site_code == service.site() {
+        return Ok(());
+    }
+    Err(ServiceError::Conflict(format!(
+        "rule {} ({:?}) belongs to site {}: it is read-only here; change it on site {}",
+        rule.id, rule.spec.name, rule.site_code, rule.site_code
+    )))
+}
+
 /// Creates a rule for this site, as `actor`.
 pub async fn create(service: &Service, actor: &str, spec: &RuleSpec) -> Result<MeteringRule> {
     spec.validate()?;
@@ -62,6 +75,7 @@ pub async fn update(
     let store = service.store();
     // The rule's site, whose other rules its new name must not clash with.
     let old = store.rule(id).await.or_missing(|| no_rule(id))?;
+    owned_here(service, &old)?;
     name_free(service, &old.site_code, &spec.name, Some(id)).await?;
     let audit = rule_entry(actor, "rule.update");
     (store.update_rule(id, spec, Utc::now(), Some(&audit)).await).or_missing(|| no_rule(id))
@@ -69,6 +83,8 @@ pub async fn update(
 
 /// Deletes rule `id`, as `actor`.
 pub async fn delete(service: &Service, actor: &str, id: i64) -> Result<()> {
+    let old = service.store().rule(id).await.or_missing(|| no_rule(id))?;
+    owned_here(service, &old)?;
     let audit = entry(actor, "rule.delete", format!("rule:{id}"), ());
     (service.store().delete_rule(id, Some(&audit)).await).or_missing(|| no_rule(id))
 }

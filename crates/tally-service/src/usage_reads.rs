@@ -24,6 +24,8 @@ pub struct UsageFilter {
     pub since: Option<DateTime<Utc>>,
     pub device_id: Option<i64>,
     pub user_id: Option<i64>,
+    /// Only devices of this site and the sites below it.
+    pub site: Option<tally_core::SiteCode>,
 }
 
 impl UsageFilter {
@@ -37,7 +39,12 @@ impl UsageFilter {
             ),
             None => None,
         };
+        let sites = match &self.site {
+            Some(code) => Some(site_subtree(service, code).await?),
+            None => None,
+        };
         Ok(UsageQuery {
+            sites,
             device_id: self.device_id,
             user_id: self.user_id,
             file_ids,
@@ -45,6 +52,20 @@ impl UsageFilter {
             page,
         })
     }
+}
+
+/// `code` and every site below it, as this site knows them; unknown codes are refused.
+pub async fn site_subtree(
+    service: &Service,
+    code: &tally_core::SiteCode,
+) -> Result<Vec<tally_core::SiteCode>> {
+    let sites = service.store().sites().await?;
+    if !sites.iter().any(|s| &s.code == code) {
+        return Err(ServiceError::NotFound(format!(
+            "no site {code} here; see tally sites"
+        )));
+    }
+    Ok(tally_core::hierarchy::subtree(code, &sites))
 }
 
 /// The records `filter` selects with ids above `page.after`, at most `page.limit`, by id.

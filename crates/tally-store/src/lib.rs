@@ -17,6 +17,7 @@ mod audit;
 mod certificates;
 mod error;
 pub mod export;
+mod hierarchy;
 pub mod import;
 mod inventory;
 pub mod licensing;
@@ -43,6 +44,7 @@ pub use audit::{AuditNote, AuditOf, AuditStore};
 pub use certificates::{CertificateImport, CertificateStore, LicenseTerms};
 pub use error::{ErrorKind, StoreError};
 pub use export::Exporting;
+pub use hierarchy::{HierarchyStore, ReceivedDevice};
 pub use import::{Importing, Progress};
 pub use inventory::InventoryStore;
 pub use licensing::{Generations, Licensing};
@@ -72,9 +74,9 @@ pub use tally_core::usage::{BatchOutcome, InsertOutcome, NewUsageRecord};
 /// Every store trait, for callers: `use tally_store::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AgentStore, AuditStore, CertificateStore, Exporting, Importing, InventoryStore, Licensing,
-        MeteringStore, ReclaimStore, RuleStore, SiteStore, Store, StoreInfo, SummaryStore,
-        UsageStore, WebSessionStore,
+        AgentStore, AuditStore, CertificateStore, Exporting, HierarchyStore, Importing,
+        InventoryStore, Licensing, MeteringStore, ReclaimStore, RuleStore, SiteStore, Store,
+        StoreInfo, SummaryStore, UsageStore, WebSessionStore,
     };
 }
 
@@ -119,7 +121,7 @@ union_of!(
     /// Everything Tally keeps: the union of the aggregates' traits. Implementations hold no
     /// business rules: they store and return domain values and enforce uniqueness.
     Store = StoreInfo SiteStore RuleStore UsageStore AgentStore InventoryStore SummaryStore
-        Licensing Importing Exporting AuditStore WebSessionStore ReclaimStore CertificateStore MeteringStore
+        Licensing Importing Exporting AuditStore WebSessionStore ReclaimStore CertificateStore MeteringStore HierarchyStore
 );
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

@@ -28,7 +28,7 @@ pub(crate) const INSERT_DEVICE: &str =
          machine_id)
      VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING *";
 
-fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
+pub(crate) fn site_code(column: &'static str, value: String) -> Result<SiteCode> {
     SiteCode::parse(&value).map_err(|_| StoreError::Corrupt { column, value })
 }
 

@@ -14,6 +14,9 @@ pub struct UsageQuery {
     pub device_id: Option<i64>,
     pub user_id: Option<i64>,
     pub file_ids: Option<Vec<i64>>,
+    /// Only devices whose agents report at one of these sites (a parent narrowing to a
+    /// child's subtree).
+    pub sites: Option<Vec<tally_core::SiteCode>>,
     pub since: Option<DateTime<Utc>>,
     pub page: Page,
 }

@@ -42,6 +42,8 @@ pub struct Ask<'a> {
     pub fail_on: Option<FailOn>,
     /// Consumers listed by `--app` (limit, offset).
     pub page: (i64, i64),
+    /// Only the demand of this site's subtree (the summary list; not with `--app`).
+    pub site: Option<&'a str>,
 }
 
 pub async fn compliance(api: &ApiArgs, ask: Ask<'_>) -> Result<()> {
@@ -56,7 +58,7 @@ pub async fn compliance(api: &ApiArgs, ask: Ask<'_>) -> Result<()> {
             vec![detail.position]
         }
         _ => {
-            let rows = client.compliance(ask.app, ask.as_of).await?;
+            let rows = client.compliance_in(ask.app, ask.as_of, ask.site).await?;
             match api.format {
                 Format::Table => print_table(&rows)?,
                 Format::Csv => print(

@@ -18,6 +18,7 @@ mod reclaim;
 mod report;
 mod serve;
 mod site;
+mod sites;
 mod tasks;
 mod usage;
 
@@ -162,6 +163,10 @@ enum Command {
         /// With --trend: from this day (YYYY-MM-DD); default 90 days ago.
         #[arg(long, requires = "trend")]
         since: Option<String>,
+        /// On a parent site: only the demand of devices of this site and the sites below it,
+        /// against this site's licenses (default: the whole subtree this site holds).
+        #[arg(long, conflicts_with_all = ["trend", "app"])]
+        site: Option<String>,
     },
     /// Installations whose use is known and that were not used for a while, with the license
     /// each would free and the cost it ties up; then the applications whose use is unknown.
@@ -186,6 +191,14 @@ enum Command {
         api: admin::ApiArgs,
         #[command(subcommand)]
         cmd: Option<site::SiteCmd>,
+    },
+    /// The site hierarchy: the tree below this site with last sync, lag and counts (the
+    /// default); invite a child site; revoke one.
+    Sites {
+        #[command(flatten)]
+        api: admin::ApiArgs,
+        #[command(subcommand)]
+        cmd: Option<sites::SitesCmd>,
     },
     /// Users seen running metered programs.
     Users {
@@ -317,6 +330,18 @@ struct ServerArgs {
     /// Allow plain HTTP on a non-loopback address (warned about at every start).
     #[arg(long, env = "TALLY_INSECURE_HTTP")]
     insecure_http: bool,
+    /// The parent site's URL: join it (once, with --parent-token) and sync with it.
+    #[arg(long, env = "TALLY_PARENT_URL")]
+    parent_url: Option<String>,
+    /// The one-time join secret `tally sites invite` printed on the parent.
+    #[arg(long, env = "TALLY_PARENT_TOKEN")]
+    parent_token: Option<String>,
+    /// PEM CA to trust for the parent's certificate besides the system roots.
+    #[arg(long, env = "TALLY_PARENT_CA_FILE")]
+    parent_ca_file: Option<PathBuf>,
+    /// Seconds between syncs with the parent [default: 60].
+    #[arg(long, env = "TALLY_SYNC_INTERVAL_SECS")]
+    sync_interval_secs: Option<u64>,
 }
 
 impl ServerArgs {
@@ -341,6 +366,10 @@ impl ServerArgs {
             pseudonym_key_file: self.pseudonym_key_file.clone(),
             alias: None,
             metering_upload_url: None,
+            parent_url: self.parent_url.clone(),
+            parent_token: self.parent_token.clone(),
+            parent_ca_file: self.parent_ca_file.clone(),
+            sync_interval_secs: self.sync_interval_secs,
         }
     }
 }
@@ -388,6 +417,7 @@ fn main() -> std::process::ExitCode {
             Command::Users { api, cmd } => estate::users(&api, cmd).await,
             Command::Certificates { api, cmd } => certificates::certificates(&api, cmd).await,
             Command::Site { api, cmd } => site::site(&api, cmd).await,
+            Command::Sites { api, cmd } => sites::sites(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
             Command::Export(args) => export::export(args).await,
@@ -403,6 +433,7 @@ fn main() -> std::process::ExitCode {
                 fail_on,
                 limit,
                 offset,
+                site,
                 ..
             } => {
                 let ask = compliance::Ask {
@@ -410,6 +441,7 @@ fn main() -> std::process::ExitCode {
                     as_of: as_of.as_deref(),
                     fail_on,
                     page: (limit, offset),
+                    site: site.as_deref(),
                 };
                 compliance::compliance(&api, ask).await
             }

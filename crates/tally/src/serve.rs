@@ -93,6 +93,9 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         state.service.clone(),
         std::time::Duration::from_secs(60),
     ));
+    if let Some(parent) = &config.parent {
+        start_site_sync(&state.service, parent, &config.data_dir).await?;
+    }
     if mode == Mode::Up {
         start_local_agent(state.store.as_ref(), &config, &url).await?;
     }
@@ -208,6 +211,27 @@ pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     writeln!(file, "{text}")
+}
+
+/// Joins the parent (once: the credential is then kept in `parent.json` in the data
+/// directory, mode 0600) and starts syncing with it.
+async fn start_site_sync(
+    service: &std::sync::Arc<Service>,
+    parent: &tally_server::config::ParentConfig,
+    data_dir: &Path,
+) -> Result<()> {
+    let link = tally_service::site_sync::ParentLink {
+        url: parent.url.clone(),
+        ca_file: parent.ca_file.clone(),
+        join_secret: parent.token.clone(),
+        credentials_file: std::path::absolute(data_dir.join("parent.json"))?,
+        interval: parent.interval,
+    };
+    tally_service::site_sync::start(service, link)
+        .await
+        .with_context(|| format!("cannot join the parent site at {}", parent.url))?;
+    println!("Syncing with the parent site at {}.", parent.url);
+    Ok(())
 }
 
 /// `tally up` meters this machine: an in-process agent, enrolled once with a single-use token,

@@ -30,6 +30,9 @@ pub struct UsageArgs {
     /// Only this user: its account or id (see tally users).
     #[arg(long)]
     user: Option<String>,
+    /// Only devices of this site and the sites below it (on a parent site).
+    #[arg(long)]
+    site: Option<String>,
     /// At most this many rows.
     #[arg(long, default_value_t = 100)]
     limit: u32,
@@ -117,6 +120,7 @@ pub async fn usage(api: &ApiArgs, args: UsageArgs) -> Result<()> {
         user_id,
         limit: args.limit.clamp(1, 1000),
         after: None,
+        site: args.site,
     };
     if args.runs {
         let runs = client.runs(&filter).await?;

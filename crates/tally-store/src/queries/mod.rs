@@ -12,6 +12,7 @@ mod agents;
 mod audit;
 mod certificates;
 mod export;
+mod hierarchy;
 mod import;
 mod info;
 mod inventory;

@@ -128,6 +128,14 @@ impl crate::UsageStore for DbStore {
         if let Some(since) = query.since {
             sql.push(" AND end_time >= ").push_bind(to_micros(since));
         }
+        if let Some(sites) = &query.sites {
+            sql.push(" AND device_id IN (SELECT id FROM devices WHERE site_code IN (");
+            let mut list = sql.separated(", ");
+            for s in sites {
+                list.push_bind(s.as_str().to_string());
+            }
+            list.push_unseparated("))");
+        }
         if let Some(files) = &query.file_ids {
             if files.is_empty() {
                 return Ok(Vec::new());

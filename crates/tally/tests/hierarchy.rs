@@ -1,0 +1,483 @@
+//! The site hierarchy with real `tally server` processes on loopback (issue 19, Part 1): a
+//! central site, two primaries and a secondary under the first, agents (through the agent API)
+//! on every site below the centre. Rules travel down with their edits and deletion and are
+//! read-only below their owner; devices, inventory, usage and runs arrive at the centre with
+//! the same figures as the sum of the sites'; a parent that goes away and a child killed
+//! mid-sync lose and double nothing; a device moving between sites stays one device.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{banner_token, free_port, poll_until, tally_at, tally_json_at, Backend};
+use serde_json::{json, Value};
+
+each_backend!(
+    three_levels_carry_rules_down_and_usage_up,
+    nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies,
+);
+
+/// One site's server: its data directory, port, database and admin token.
+struct Node {
+    code: &'static str,
+    dir: PathBuf,
+    port: u16,
+    backend: Backend,
+    parent: Option<(String, String)>,
+    token: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Starts a new site `code`; below `parent` (its URL and a join secret) when given.
+    fn start(
+        root: &Path,
+        code: &'static str,
+        backend: Backend,
+        parent: Option<(String, String)>,
+    ) -> Node {
+        let mut node = Node {
+            code,
+            dir: root.join(code),
+            port: free_port(),
+            backend,
+            parent,
+            token: String::new(),
+            child: None,
+        };
+        node.token = node.run().expect("a new server prints a bootstrap token");
+        node
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port, directory and database.
+    fn run(&mut self) -> Option<String> {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--site-code", self.code, "--site-name", self.code])
+            .args(self.backend.db_args())
+            .env_remove("TALLY_DATABASE_URL")
+            .env("TALLY_LOG", "info,tally_service=debug");
+        if let Some((url, secret)) = &self.parent {
+            cmd.args(["--parent-url", url, "--parent-token", secret])
+                .args(["--sync-interval-secs", "1"]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let token = banner_token(lines);
+        self.child = Some(child);
+        token
+    }
+
+    fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            common::stop(child);
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        tally_json_at(&self.url(), &self.token, args)
+    }
+
+    /// GETs an admin API path as this site's admin.
+    fn get(&self, path: &str) -> Value {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().unwrap()
+    }
+
+    /// Runs the monthly summary now (again after a scheduled run that holds its lock) and
+    /// returns the runs and milliseconds of `rule` it holds.
+    fn monthly(&self, rule: &str) -> (i64, i64) {
+        let http = reqwest::blocking::Client::new();
+        let url = format!("{}/api/v1/tasks/summarize_monthly_usage/run", self.url());
+        let ran = poll_until(
+            || {
+                http.post(&url)
+                    .bearer_auth(&self.token)
+                    .send()
+                    .unwrap()
+                    .status()
+            },
+            |status| *status != 409,
+        );
+        assert!(ran.is_success(), "{ran}");
+        let rows = self.get(&format!("/api/v1/summaries/monthly?rule={rule}"));
+        let rows = rows.as_array().unwrap();
+        let sum = |field: &str| rows.iter().map(|r| r[field].as_i64().unwrap()).sum();
+        (sum("runs"), sum("usage_ms"))
+    }
+
+    fn devices(&self) -> Vec<Value> {
+        self.get("/api/v1/devices").as_array().unwrap().clone()
+    }
+
+    /// Invites child `code` and returns what it starts with: this URL and the secret.
+    fn invite(&self, code: &str) -> (String, String) {
+        let invited = self.json(&["sites", "invite", "--code", code, "--name", code]);
+        let secret = invited[0]["secret"].as_str().unwrap().to_string();
+        (self.url(), secret)
+    }
+
+    /// A new child site of this one.
+    fn child(&self, root: &Path, code: &'static str) -> Node {
+        let backend = self.backend.fresh_like();
+        Node::start(root, code, backend, Some(self.invite(code)))
+    }
+
+    /// Enrols an agent for `host` (with `machine_id`) and returns its credentials.
+    fn enrol(&self, host: &str, machine_id: &str) -> String {
+        let token = self.json(&["enrollment", "create", "--name", host]);
+        let agent: Value = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/agent/enroll", self.url()))
+            .json(
+                &json!({"enrollment_token": token[0]["token"], "host_name": host,
+                          "machine_id": machine_id}),
+            )
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        format!(
+            "{}.{}",
+            agent["agent_id"].as_str().unwrap(),
+            agent["agent_secret"].as_str().unwrap()
+        )
+    }
+
+    /// Posts to the agent endpoint `path` as `creds`; the answer's JSON.
+    fn agent(&self, creds: &str, path: &str, body: Option<Value>) -> Value {
+        let http = reqwest::blocking::Client::new();
+        let url = format!("{}/api/v1/agent/{path}", self.url());
+        let req = match body {
+            Some(body) => http.post(url).json(&body),
+            None => http.get(url),
+        };
+        let resp = req.bearer_auth(creds).send().unwrap();
+        let status = resp.status();
+        let text = resp.text().unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Uploads `n` finished one-minute runs of `code` by `account`, ids `prefix-0…`.
+    fn usage(&self, creds: &str, prefix: &str, account: &str, n: usize) {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+            let records: Vec<Value> = chunk
+                .iter()
+                .map(|i| {
+                    let start = chrono::DateTime::parse_from_rfc3339("2026-06-01T08:00:00Z")
+                        .unwrap()
+                        + chrono::Duration::minutes(*i as i64);
+                    let end = start + chrono::Duration::seconds(59);
+                    let (s, e) = (start.to_rfc3339(), end.to_rfc3339());
+                    common::code_record(&format!("{prefix}-{i}"), account, (&s, &e), (true, false))
+                })
+                .collect();
+            let batch = json!({"batch_id": format!("{prefix}-{}", chunk[0]), "records": records});
+            self.agent(creds, "usage", Some(batch));
+        }
+    }
+
+    /// The tree as `tally sites` lists it.
+    fn sites(&self) -> Vec<Value> {
+        self.json(&["sites"]).as_array().unwrap().clone()
+    }
+
+    /// Raw records this site holds for devices of `site`.
+    fn records_of(&self, site: &str) -> i64 {
+        let sites = self.sites();
+        let row = sites.iter().find(|s| s["code"] == site);
+        row.map_or(0, |s| s["records"].as_i64().unwrap())
+    }
+
+    fn rules(&self) -> Vec<Value> {
+        self.json(&["rules", "list"]).as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An inventory listing `packages` (names), with `account` a service account.
+fn inventory(packages: &[&str]) -> Value {
+    let software: Vec<Value> = packages
+        .iter()
+        .map(|p| json!({"name": p, "version": "1.0", "publisher": "ACME", "executables": [p]}))
+        .collect();
+    json!({"hash": packages.join(","), "hardware": {"sockets": 2, "cores": 8},
+           "software": software,
+           "accounts": [{"name": "svc-backup", "uid": 990, "shell": "/usr/sbin/nologin",
+                         "service_account": true, "reason": "no login shell"}]})
+}
+
+fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let cen = Node::start(root.path(), "CEN", backend, None);
+    let p01 = cen.child(root.path(), "P01");
+    let p02 = cen.child(root.path(), "P02");
+    let s01 = p01.child(root.path(), "S01");
+
+    // Down: a central rule for child sites reaches the secondary, two levels below.
+    cen.json(&[
+        "rules",
+        "add",
+        "--name",
+        "Code",
+        "--file-name",
+        "code",
+        "--apply-to-child-sites",
+    ]);
+    let copied = |node: &Node, check: &dyn Fn(&Value) -> bool| {
+        poll_until(
+            || node.rules(),
+            |rules| rules.iter().any(|r| r["site_code"] == "CEN" && check(r)),
+        )
+    };
+    for node in [&p01, &p02, &s01] {
+        let rules = copied(node, &|_| true);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["site_code"] == "CEN" && r["name"] == "Code"),
+            "{}: {rules:?}",
+            node.code
+        );
+    }
+    // An edit at the owner travels; at a child the copy is read-only, naming its owner.
+    cen.json(&["rules", "edit", "Code", "--file-version", "1.*"]);
+    let rules = copied(&s01, &|r| r["file_version"] == "1.*");
+    assert!(
+        rules.iter().any(|r| r["file_version"] == "1.*"),
+        "{rules:?}"
+    );
+    let refused = tally_at(
+        &s01.url(),
+        &s01.token,
+        &["rules", "edit", "Code", "--comment", "x"],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("site CEN"), "{stderr}");
+
+    // The copy reaches the secondary's agents in their policy.
+    let a_s01 = s01.enrol("s01-pc", "machine-s01");
+    let policy = s01.agent(&a_s01, "policy", None);
+    let names: Vec<&str> = (policy["rules"].as_array().unwrap().iter())
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Code"]);
+
+    // Up: usage and inventory from every site below the centre.
+    let a_p01 = p01.enrol("p01-pc", "machine-p01");
+    let a_p02 = p02.enrol("p02-pc", "machine-p02");
+    s01.usage(&a_s01, "s01", "alice", 7);
+    p01.usage(&a_p01, "p01", "bob", 5);
+    p02.usage(&a_p02, "p02", "carol", 3);
+    for (node, creds) in [(&s01, &a_s01), (&p01, &a_p01), (&p02, &a_p02)] {
+        node.agent(creds, "inventory", Some(inventory(&["code", node.code])));
+    }
+    let at_cen = |site: &str, n: i64| poll_until(|| cen.records_of(site), |got| *got == n);
+    assert_eq!(at_cen("S01", 7), 7);
+    assert_eq!(at_cen("P01", 5), 5);
+    assert_eq!(at_cen("P02", 3), 3);
+    // Each site holds its own and its subtree's: the centre exactly the sum of its children,
+    // the primary its own and its secondary's.
+    let count = |n: &Node, extra: &[&str]| {
+        let mut args = vec!["usage", "--rule", "Code"];
+        args.extend(extra);
+        n.json(&args).as_array().unwrap().len()
+    };
+    assert_eq!(count(&cen, &[]), 15);
+    assert_eq!(count(&cen, &[]), count(&p01, &[]) + count(&p02, &[]));
+    assert_eq!(count(&p01, &[]), 5 + count(&s01, &[]));
+    // --site narrows a parent's reads to one site's subtree.
+    assert_eq!(count(&cen, &["--site", "S01"]), 7);
+    assert_eq!(count(&cen, &["--site", "P01"]), 12);
+    assert_eq!(count(&cen, &["--site", "p02"]), 3);
+    // Runs (the sessions stitched from records) add up the same way.
+    let runs = |n: &Node| {
+        n.json(&["usage", "--runs", "--rule", "Code"])
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(runs(&cen), runs(&p01) + runs(&p02));
+    assert_eq!(runs(&cen), 15);
+    // So do the monthly summaries each site computes over what it holds.
+    let (p01_month, p02_month) = (p01.monthly("Code"), p02.monthly("Code"));
+    assert_eq!(
+        cen.monthly("Code"),
+        (p01_month.0 + p02_month.0, p01_month.1 + p02_month.1)
+    );
+    assert_eq!(cen.monthly("Code").0, 15);
+
+    // Devices with their inventory, each at its origin site.
+    let devices = poll_until(
+        || cen.devices(),
+        |d| d.len() == 3 && d.iter().all(|d| d["cores"] == 8),
+    );
+    let sites: Vec<&str> = devices
+        .iter()
+        .map(|d| d["site_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices.len(), 3, "{devices:?}");
+    for code in ["S01", "P01", "P02"] {
+        assert!(sites.contains(&code), "{sites:?}");
+    }
+    let s01_device = devices.iter().find(|d| d["site_code"] == "S01").unwrap();
+    let id = s01_device["id"].as_i64().unwrap();
+    let inv = cen.get(&format!("/api/v1/devices/{id}/inventory"));
+    let packages: Vec<&str> = (inv["software"].as_array().unwrap().iter())
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        packages.contains(&"S01") && packages.contains(&"code"),
+        "{inv}"
+    );
+    // Compliance at the centre covers the subtree; --site narrows the demand to one branch.
+    cen.json(&[
+        "apps",
+        "add",
+        "Code",
+        "--metric",
+        "installations",
+        "--software",
+        "code",
+    ]);
+    let required = |extra: &[&str]| {
+        let mut args = vec!["compliance"];
+        args.extend(extra);
+        let rows = cen.json(&args);
+        let row = (rows.as_array().unwrap().iter())
+            .find(|r| r["application"] == "Code")
+            .cloned()
+            .unwrap();
+        row["required"].as_i64().unwrap()
+    };
+    assert_eq!(required(&[]), 3);
+    assert_eq!(required(&["--site", "P01"]), 2);
+    assert_eq!(required(&["--site", "S01"]), 1);
+    assert_eq!(required(&["--site", "P02"]), 1);
+    let unknown = tally_at(&cen.url(), &cen.token, &["compliance", "--site", "X99"]);
+    assert!(!unknown.status.success());
+
+    // Agent health travels with the device, its id qualified by its site.
+    let agents = cen.json(&["agents"]);
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"].as_str().unwrap().starts_with("S01/")),
+        "{agents}"
+    );
+
+    // The tree at the centre: every site, the secondary under its primary, with counts.
+    let tree = cen.sites();
+    let row = |code: &str| tree.iter().find(|s| s["code"] == code).unwrap().clone();
+    assert_eq!(row("CEN")["depth"], 0);
+    assert_eq!(row("S01")["depth"], 2);
+    assert_eq!(row("S01")["parent"], "P01");
+    assert_eq!(row("P01")["link"], "joined");
+    assert_eq!(row("P02")["devices"], 1);
+    assert!(row("P01")["last_sync_at"].is_string());
+
+    // A device moving from P02 to S01 (same machine) stays one device at the centre.
+    let moved = s01.enrol("p02-pc", "machine-p02");
+    s01.usage(&moved, "moved", "carol", 2);
+    let devices = poll_until(
+        || cen.devices(),
+        |d| {
+            d.iter()
+                .any(|d| d["host_name"] == "p02-pc" && d["site_code"] == "S01")
+        },
+    );
+    let same: Vec<&Value> = devices
+        .iter()
+        .filter(|d| d["host_name"] == "p02-pc")
+        .collect();
+    assert_eq!(same.len(), 1, "{devices:?}");
+    assert_eq!(same[0]["site_code"], "S01");
+    let total = poll_until(
+        || {
+            cen.json(&["usage", "--rule", "Code"])
+                .as_array()
+                .unwrap()
+                .len()
+        },
+        |n| *n == 17,
+    );
+    assert_eq!(total, 17);
+
+    // Deletion travels down both levels.
+    cen.json(&["rules", "delete", "Code"]);
+    let rules = poll_until(
+        || s01.rules(),
+        |r| r.iter().all(|r| r["site_code"] != "CEN"),
+    );
+    assert!(rules.iter().all(|r| r["site_code"] != "CEN"), "{rules:?}");
+}
+
+fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backend: Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let mut cen = Node::start(root.path(), "CEN", backend, None);
+    let mut p01 = cen.child(root.path(), "P01");
+    let agent = p01.enrol("pc", "machine-pc");
+    p01.usage(&agent, "a", "alice", 10);
+    assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 10), 10);
+
+    // The parent goes away; the child keeps what it cannot send, then sends it once.
+    cen.stop();
+    p01.usage(&agent, "b", "alice", 20);
+    std::thread::sleep(Duration::from_secs(3));
+    cen.run();
+    assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 30), 30);
+    let tree = p01.sites();
+    assert_eq!(tree[0]["code"], "P01");
+
+    // A child killed mid-sync: its next start sends the rest, nothing twice.
+    cen.stop();
+    p01.usage(&agent, "c", "alice", 30_000);
+    cen.run();
+    // Killed as soon as the first of its six batches has arrived.
+    poll_until(|| cen.records_of("P01"), |n| *n > 30);
+    p01.kill9();
+    p01.run();
+    let all = poll_until(|| cen.records_of("P01"), |n| *n == 30_030);
+    assert_eq!(all, 30_030);
+    // Still exactly that after more syncs.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cen.records_of("P01"), 30_030);
+    let tree = cen.sites();
+    let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
+    assert_eq!(p01_row["backlog"], 0, "{p01_row}");
+    assert!(p01_row["lag_secs"].as_i64().unwrap() < 60, "{p01_row}");
+}
