@@ -1,5 +1,5 @@
 //! Administration: operator tokens (a new one's secret shown once), enrolment tokens, agents
-//! (last heartbeat, version, dropped records, revoke) and sites. Every change goes through
+//! (last heartbeat, version, dropped records, revoke); the sites are in `sites`. Every change goes through
 //! `tally_service::operators`, audited under the signed-in operator's name; the auditor sees
 //! every list and no control, and the server refuses its changes whatever it sends.
 
@@ -57,38 +57,16 @@ pub fn button_form(signed: &Signed, action: &str, label: &str, confirm: Option<&
     }
 }
 
-fn bad(field: &str, why: &str) -> WebError {
+pub(crate) fn bad(field: &str, why: &str) -> WebError {
     WebError::BadRequest(format!("{field}: {why}"))
 }
 
-fn checked_name(name: &str) -> Result<String, WebError> {
+pub(crate) fn checked_name(name: &str) -> Result<String, WebError> {
     bounded("name", name).map_err(|(f, why)| bad(&f, &why))?;
     match name.trim() {
         "" => Err(bad("name", "give the token a name")),
         n => Ok(n.to_string()),
     }
-}
-
-/// `/admin`: the sites this database holds.
-pub async fn sites(
-    State(state): State<WebState>,
-    signed: Signed,
-    Query(q): Query<PageQuery>,
-) -> Result<Response, WebError> {
-    let all = state.service.store().sites().await?;
-    let (sites, _, pages) = paged(&all, &q.page, |n| format!("/admin?page={n}"));
-    let here = state.service.site();
-    let body = html! {
-        table #sites {
-            thead { tr { th { "Code" } th { "Name" } th { "Alias (in reports)" } th { "Parent" } } }
-            tbody { @for s in sites {
-                tr { td { (s.code) @if &s.code == here { " (this server)" } } td { (s.name) }
-                     td { (s.alias.clone().unwrap_or_default()) } td { (s.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()) } }
-            } }
-        }
-        (pages)
-    };
-    Ok(admin_page(&signed, "/admin", "Administration: sites", body))
 }
 
 pub async fn tokens(
@@ -140,7 +118,13 @@ pub struct TokenForm {
 }
 
 /// The page that shows a new secret, the only time it is shown.
-fn secret_page(signed: &Signed, path: &str, title: &str, what: &str, secret: &str) -> Response {
+pub(crate) fn secret_page(
+    signed: &Signed,
+    path: &str,
+    title: &str,
+    what: &str,
+    secret: &str,
+) -> Response {
     let body = html! {
         p { (what) " Copy the secret now: Tally keeps only its hash and will not show it again." }
         p { code #secret { (secret) } }

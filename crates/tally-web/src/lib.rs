@@ -28,6 +28,7 @@ mod reports;
 mod rule_edit;
 mod rules;
 mod session;
+mod sites;
 mod users;
 
 use std::sync::Arc;
@@ -141,7 +142,9 @@ pub fn router(state: WebState) -> Router {
         .route("/org/move", post(org::move_node))
         .route("/org/rules", post(org::add_rule))
         .route("/org/rules/{id}/remove", post(org::remove_rule))
-        .route("/admin", get(admin::sites))
+        .route("/admin", get(sites::page))
+        .route("/admin/sites/invite", post(sites::invite))
+        .route("/admin/sites/{code}/revoke", post(sites::revoke))
         .route(
             "/admin/tokens",
             get(admin::tokens).post(admin::create_token),
