@@ -480,4 +480,41 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
     assert_eq!(p01_row["backlog"], 0, "{p01_row}");
     assert!(p01_row["lag_secs"].as_i64().unwrap() < 60, "{p01_row}");
+    let creds = std::fs::metadata(p01.dir.join("parent.json")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&creds.permissions()) & 0o777,
+        0o600
+    );
+
+    // A join secret works once: another server presenting P01's is refused and does not start.
+    let (url, secret) = p01.parent.clone().unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(root.path().join("again"))
+        .args([
+            "--site-code",
+            "P01",
+            "--parent-url",
+            &url,
+            "--parent-token",
+            &secret,
+        ])
+        .args(cen.backend.fresh_like().db_args())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("refused to let site P01 join"), "{stderr}");
+
+    // A revoked child's syncs are refused: what it records stays with it.
+    let revoked = tally_at(&cen.url(), &cen.token, &["sites", "revoke", "P01"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    p01.usage(&agent, "d", "alice", 5);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cen.records_of("P01"), 30_030);
+    assert_eq!(p01.records_of("P01"), 30_035);
+    let tree = cen.sites();
+    let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
+    assert_eq!(p01_row["link"], "revoked");
 }
