@@ -389,6 +389,28 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     let unknown = tally_at(&cen.url(), &cen.token, &["compliance", "--site", "X99"]);
     assert!(!unknown.status.success());
 
+    // Users with their classification: an administrator's choice at the secondary reaches the
+    // centre through the primary; inventory's (svc-backup, no login shell) is the centre's own.
+    let set = tally_at(
+        &s01.url(),
+        &s01.token,
+        &["users", "set", "alice", "--service-account", "yes"],
+    );
+    assert!(set.status.success(), "{set:?}");
+    let user = |account: &str| {
+        let users = cen.get("/api/v1/users");
+        (users.as_array().unwrap().iter())
+            .find(|u| u["account"] == account)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let alice = poll_until(
+        || user("alice"),
+        |u| u["service_account_set_by_admin"] == true,
+    );
+    assert_eq!(alice["service_account"], true, "{alice}");
+    assert_eq!(user("bob")["service_account"], false);
+
     // Agent health travels with the device, its id qualified by its site.
     let agents = cen.json(&["agents"]);
     assert!(
