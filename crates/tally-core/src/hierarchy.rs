@@ -24,6 +24,8 @@ pub const MAX_SYNC_RECORDS: usize = crate::wire::v1::MAX_BATCH_RECORDS;
 /// Most sites and rules a batch may describe: a subtree is hundreds of sites at most.
 pub const MAX_SYNC_SITES: usize = 10_000;
 pub const MAX_SYNC_RULES: usize = 100_000;
+/// Most hand-classified accounts a batch may carry.
+pub const MAX_SYNC_USERS: usize = 100_000;
 /// Largest decompressed sync body; the compressed one is bounded by the server's body limit.
 pub const MAX_SYNC_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -135,8 +137,19 @@ pub struct SyncUp {
     pub rules: Vec<MeteringRule>,
     pub devices: Vec<DeviceSnapshot>,
     pub usage: Vec<DeviceUsage>,
+    /// Accounts an administrator classified by hand in the subtree (`tally users set`), which
+    /// win over inventory at the parent too.
+    #[serde(default)]
+    pub users: Vec<UserClass>,
     /// Records the child still holds unsent after this batch.
     pub backlog: i64,
+}
+
+/// An administrator's service-account choice for an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserClass {
+    pub account: String,
+    pub service_account: bool,
 }
 
 /// The parent's answer: its ancestry (so the child's policy can inherit along it) and the
@@ -225,6 +238,7 @@ impl SyncUp {
             ("rules", self.rules.len(), MAX_SYNC_RULES),
             ("devices", self.devices.len(), MAX_SYNC_DEVICES),
             ("usage", records, MAX_SYNC_RECORDS),
+            ("users", self.users.len(), MAX_SYNC_USERS),
         ] {
             if n > max {
                 return Err(ValidationError::new(
@@ -244,6 +258,9 @@ impl SyncUp {
             for a in &d.agents {
                 check_name("devices.agents.id", &a.id, MAX_NAME)?;
             }
+        }
+        for u in &self.users {
+            check_name("users.account", &u.account, MAX_NAME)?;
         }
         for u in &self.usage {
             u.device.validate()?;

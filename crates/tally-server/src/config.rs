@@ -425,6 +425,42 @@ mod tests {
     }
 
     #[test]
+    fn the_parent_is_read_from_the_file_and_checked() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            site_code = "P01"
+            parent_url = "https://central.example:8080"
+            parent_token = "tally_secret"
+            parent_ca_file = "/etc/tally/ca.pem"
+            sync_interval_secs = 30
+            "#,
+        )
+        .unwrap();
+        let parent = Config::resolve(Default::default(), file)
+            .unwrap()
+            .parent
+            .unwrap();
+        assert_eq!(parent.url, "https://central.example:8080");
+        assert_eq!(parent.token.as_deref(), Some("tally_secret"));
+        assert_eq!(parent.ca_file, Some(PathBuf::from("/etc/tally/ca.pem")));
+        assert_eq!(parent.interval, Duration::from_secs(30));
+        let none = Config::resolve(Default::default(), Default::default()).unwrap();
+        assert_eq!(none.parent, None);
+        for (url, secs, setting) in [
+            ("ftp://central", 60, "parent_url"),
+            ("https://central", 0, "sync_interval_secs"),
+        ] {
+            let bad = ConfigOverrides {
+                parent_url: Some(url.into()),
+                sync_interval_secs: Some(secs),
+                ..Default::default()
+            };
+            let e = Config::resolve(bad, Default::default()).unwrap_err();
+            assert!(e.to_string().contains(setting), "{e}");
+        }
+    }
+
+    #[test]
     fn defaults_alone_make_a_local_sqlite_server() {
         let c = Config::resolve(Default::default(), Default::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);

@@ -171,10 +171,10 @@ pub async fn schedule(service: Arc<Service>, check: Duration) {
             let Some(task) = Task::parse(&t.name) else {
                 continue;
             };
-            match run(&service, task).await {
-                Ok(_) => {}
-                Err(ServiceError::Conflict(_)) => {
-                    tracing::debug!(task = t.name, "running elsewhere; skipped this time");
+            match run_if_due(&service, task).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(task = t.name, "running or run elsewhere; skipped this time");
                 }
                 Err(e) => {
                     tracing::warn!(task = t.name, error = %e, "maintenance task could not run")
@@ -182,6 +182,23 @@ pub async fn schedule(service: Arc<Service>, check: Duration) {
             }
         }
     }
+}
+
+/// A scheduled run: under the task's lock, and only if the task is still due then. Every
+/// replica's scheduler may find a task due at once; the first takes the lock and runs it, the
+/// others either find it locked or, taking the lock after it, find it run already, so each
+/// task runs once per schedule across replicas sharing one database.
+async fn run_if_due(service: &Service, task: Task) -> Result<bool> {
+    let Some(lock) = service.store().lock_task(task.name()).await? else {
+        return Ok(false);
+    };
+    let due = task_state(service.store(), task).await?.due(Utc::now());
+    let done = match due {
+        true => run_locked(service, task, None).await.map(|_| true),
+        false => Ok(false),
+    };
+    lock.release().await?;
+    done
 }
 
 /// Today's compliance position of every application, kept per day for trends.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tally_core::hierarchy::{
     device_key, qualified_agent_id, subtree, AgentHealth, DeviceRef, DeviceSnapshot, DeviceUsage,
-    JoinRequest, Joined, SiteState, SyncDown, SyncUp, SyncedRecord, MAX_SYNC_DEVICES,
+    JoinRequest, Joined, SiteState, SyncDown, SyncUp, SyncedRecord, UserClass, MAX_SYNC_DEVICES,
 };
 use tally_core::wire::v1::{Hardware, Inventory};
 use tally_core::{Device, SiteCode};
@@ -243,12 +243,35 @@ async fn next_batch(service: &Service) -> Result<Batch> {
             rules,
             devices,
             usage: by_device(records),
+            users: classified_users(service).await?,
             backlog,
         },
         records: count,
         last,
         digests,
     })
+}
+
+/// Accounts whose service-account flag an administrator set here (or a child sent up).
+async fn classified_users(service: &Service) -> Result<Vec<UserClass>> {
+    let mut classes = Vec::new();
+    let mut page = tally_store::Page {
+        after: 0,
+        limit: 1_000,
+    };
+    loop {
+        let users = service.store().users(page).await?;
+        let Some(last) = users.last() else {
+            return Ok(classes);
+        };
+        page.after = last.id;
+        classes.extend(users.into_iter().filter_map(|u| {
+            (u.service_account_set_by_admin).map(|service_account| UserClass {
+                account: u.account,
+                service_account,
+            })
+        }));
+    }
 }
 
 /// This site and its subtree with the status each last reported.

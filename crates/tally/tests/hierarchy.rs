@@ -389,6 +389,28 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     let unknown = tally_at(&cen.url(), &cen.token, &["compliance", "--site", "X99"]);
     assert!(!unknown.status.success());
 
+    // Users with their classification: an administrator's choice at the secondary reaches the
+    // centre through the primary; inventory's (svc-backup, no login shell) is the centre's own.
+    let set = tally_at(
+        &s01.url(),
+        &s01.token,
+        &["users", "set", "alice", "--service-account", "yes"],
+    );
+    assert!(set.status.success(), "{set:?}");
+    let user = |account: &str| {
+        let users = cen.get("/api/v1/users");
+        (users.as_array().unwrap().iter())
+            .find(|u| u["account"] == account)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let alice = poll_until(
+        || user("alice"),
+        |u| u["service_account_set_by_admin"] == true,
+    );
+    assert_eq!(alice["service_account"], true, "{alice}");
+    assert_eq!(user("bob")["service_account"], false);
+
     // Agent health travels with the device, its id qualified by its site.
     let agents = cen.json(&["agents"]);
     assert!(
@@ -480,4 +502,146 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
     assert_eq!(p01_row["backlog"], 0, "{p01_row}");
     assert!(p01_row["lag_secs"].as_i64().unwrap() < 60, "{p01_row}");
+    let creds = std::fs::metadata(p01.dir.join("parent.json")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&creds.permissions()) & 0o777,
+        0o600
+    );
+
+    // A join secret works once: another server presenting P01's is refused and does not start.
+    let (url, secret) = p01.parent.clone().unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(root.path().join("again"))
+        .args([
+            "--site-code",
+            "P01",
+            "--parent-url",
+            &url,
+            "--parent-token",
+            &secret,
+        ])
+        .args(cen.backend.fresh_like().db_args())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("refused to let site P01 join"), "{stderr}");
+
+    // A revoked child's syncs are refused: what it records stays with it.
+    let revoked = tally_at(&cen.url(), &cen.token, &["sites", "revoke", "P01"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    p01.usage(&agent, "d", "alice", 5);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cen.records_of("P01"), 30_030);
+    assert_eq!(p01.records_of("P01"), 30_035);
+    let tree = cen.sites();
+    let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
+    assert_eq!(p01_row["link"], "revoked");
+}
+
+/// `tally ARGS --format json` against an HTTPS server whose certificate `ca` signs.
+fn tls_json(url: &str, token: &str, ca: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .args(["--format", "json"])
+        .env("TALLY_URL", url)
+        .env("TALLY_TOKEN", token)
+        .env("TALLY_CA_FILE", ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A child reaches its parent over HTTPS as agents do: verified against the system roots and
+/// the CA it is given (`--parent-ca-file`), and refused without it.
+#[test]
+fn a_child_joins_over_tls_only_when_it_trusts_the_parents_certificate() {
+    let root = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (ca, key) = (root.path().join("cert.pem"), root.path().join("key.pem"));
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+    let port = free_port();
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--site-code",
+            "CEN",
+        ])
+        .arg("--data-dir")
+        .arg(root.path().join("CEN"))
+        .arg("--tls-cert")
+        .arg(&ca)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(parent.stdout.take().unwrap()));
+    let token = banner_token(lines).unwrap();
+    let url = format!("https://localhost:{port}");
+    let invited = tls_json(
+        &url,
+        &token,
+        &ca,
+        &["sites", "invite", "--code", "P01", "--name", "Berlin"],
+    );
+    let secret = invited[0]["secret"].as_str().unwrap().to_string();
+    let child = |dir: &str, trust: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(root.path().join(dir))
+            .args([
+                "--site-code",
+                "P01",
+                "--parent-url",
+                &url,
+                "--parent-token",
+                &secret,
+            ])
+            .args(["--sync-interval-secs", "1"]);
+        if trust {
+            cmd.arg("--parent-ca-file").arg(&ca);
+        }
+        cmd
+    };
+    let untrusting = child("untrusting", false).output().unwrap();
+    assert!(!untrusting.status.success());
+    let stderr = String::from_utf8_lossy(&untrusting.stderr);
+    assert!(stderr.contains("cannot be reached"), "{stderr}");
+
+    let mut trusting = child("P01", true)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(trusting.stdout.take().unwrap()));
+    banner_token(lines);
+    let tree = poll_until(
+        || tls_json(&url, &token, &ca, &["sites"]),
+        |t| {
+            t.as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["code"] == "P01" && s["last_sync_at"].is_string())
+        },
+    );
+    let p01 = (tree.as_array().unwrap().iter())
+        .find(|s| s["code"] == "P01")
+        .unwrap();
+    assert_eq!(p01["link"], "joined");
+    assert!(p01["last_sync_at"].is_string(), "{tree}");
+    common::stop(trusting);
+    common::stop(parent);
 }
