@@ -25,6 +25,6 @@ pub use licensing::{
 };
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
-    ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
+    ForgottenUser, Health, Readiness, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
 pub use tasks::{FileUsageRow, MonthlyRow, TaskChange, TaskView};

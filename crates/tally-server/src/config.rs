@@ -57,6 +57,9 @@ pub struct ConfigFile {
     /// Where the system-metering report is sent (HTTP POST of the signed DAT); none: kept
     /// locally only.
     pub metering_upload_url: Option<String>,
+    /// A file holding the bearer token Prometheus sends to `/metrics`; without it `/metrics`
+    /// is off (404). Every replica of a site may use the same file.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -111,6 +114,8 @@ pub struct Config {
     /// The configured alias.
     pub alias: Option<String>,
     pub metering_upload_url: Option<String>,
+    /// The file holding `/metrics`' bearer token, when metrics are on.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// A kept position stands for new inventory and usage this long by default: agents send
@@ -189,6 +194,7 @@ impl ConfigFile {
             pseudonym_key_file: self.pseudonym_key_file.or(lower.pseudonym_key_file),
             alias: self.alias.or(lower.alias),
             metering_upload_url: self.metering_upload_url.or(lower.metering_upload_url),
+            metrics_token_file: self.metrics_token_file.or(lower.metrics_token_file),
         }
     }
 }
@@ -270,6 +276,7 @@ impl Config {
             }
         }
         Ok(Config {
+            metrics_token_file: c.metrics_token_file,
             alias,
             metering_upload_url,
             pseudonym_key_file,

@@ -242,3 +242,45 @@ fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     );
     assert!(String::from_utf8_lossy(&untrusted.stderr).contains("cannot reach Tally"));
 }
+
+/// The banner ends with what a newcomer does next: the console, a first rule, another
+/// machine, and where the data lives.
+#[test]
+fn up_ends_its_banner_with_the_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("TALLY_DATABASE_URL")
+            .env_remove("TALLY_DATA_DIR"),
+    );
+    let mut banner = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let last = line.contains("4. Your data lives in");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = banner.join("\n");
+    let url = banner[0].strip_prefix("Tally is running at ").unwrap();
+    assert!(
+        text.contains(&format!("Open the console at {url}/")),
+        "{text}"
+    );
+    assert!(text.contains("tally rules add"), "{text}");
+    assert!(
+        text.contains("tally agent install --server URL --enroll-token-file FILE"),
+        "{text}"
+    );
+    let data = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .join("tally-data");
+    let last = banner.last().unwrap();
+    assert!(last.contains(&data.display().to_string()), "{last}");
+    assert!(last.contains("tally backup"), "{last}");
+}
