@@ -22,11 +22,13 @@ pub fn is_root() -> bool {
     })
 }
 
-/// Whether `program` is an executable file on the `PATH`.
+/// Whether `program` is an executable file on the `PATH`, or in `/usr/sbin` or `/sbin`, where
+/// administration tools live off a plain user's `PATH`.
 pub fn has_program(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).any(|dir| {
+    let admin = [std::path::PathBuf::from("/usr/sbin"), "/sbin".into()];
+    std::env::split_paths(&path).chain(admin).any(|dir| {
         std::fs::metadata(dir.join(program))
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
@@ -57,7 +59,11 @@ pub fn group(group: &str, root: bool, programs: &[(&str, &str)]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let why = format!("{group} need {}: {}", missing.join(", "), enable.join("; "));
+    let why = format!(
+        "{group}: needs {}; to run: {}",
+        missing.join(", "),
+        enable.join("; ")
+    );
     assert!(!in_ci(), "CI=true and {why}");
     static NAMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     if NAMED

@@ -47,7 +47,7 @@ impl PgDb {
                 NAMED.call_once(|| {
                     let _ = writeln!(
                         std::io::stderr(),
-                        "SKIPPED: the PostgreSQL halves of the tests need PostgreSQL at {admin} ({e}): apt-get install postgresql, or set TALLY_TEST_POSTGRES_URL"
+                        "SKIPPED: the PostgreSQL halves of the tests: needs PostgreSQL at {admin} ({e}); to run: apt-get install postgresql, or set TALLY_TEST_POSTGRES_URL"
                     );
                 });
                 return None;
