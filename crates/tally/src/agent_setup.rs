@@ -253,6 +253,16 @@ pub fn install(args: InstallArgs) -> Result<()> {
         )
     })?;
     let ca_file = args.ca_file.map(std::path::absolute).transpose()?;
+    if let Some(ca) = ca_file
+        .as_ref()
+        .filter(|ca| !under(&args.root, &ca.display().to_string()).exists())
+    {
+        bail!(
+            "the CA file {} does not exist (in --root {})",
+            ca.display(),
+            args.root.display()
+        );
+    }
     let root = &args.root;
     let settings = AgentFile {
         server: Some(args.server),
