@@ -158,6 +158,17 @@ fn agent_install_writes_its_settings_token_and_unit_into_a_scratch_root() {
     std::fs::remove_file(root.join("etc/systemd/system/tally-agent.service")).unwrap();
     common::assert_ok(&install());
     assert!(!root.join("etc/systemd/system/tally-agent.service").exists());
+    // A CA file that is not there: refused before anything is written.
+    let out = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["agent", "install", "--server", "https://tally.example.org"])
+        .arg("--enroll-token-file")
+        .arg(&token)
+        .args(["--ca-file", "/etc/tally/missing-ca.pem", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    common::assert_stderr_has(&out, "missing-ca.pem does not exist");
     // No token file: refused, naming it.
     std::fs::remove_file(&token).unwrap();
     let out = install();

@@ -284,3 +284,29 @@ fn up_ends_its_banner_with_the_next_steps() {
     assert!(last.contains(&data.display().to_string()), "{last}");
     assert!(last.contains("tally backup"), "{last}");
 }
+
+/// `tally server --metrics-token-file F` serves `/metrics` to that token's bearer only.
+#[test]
+fn the_server_serves_metrics_to_the_token_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "scrape-me\n").unwrap();
+    let port = common::free_port();
+    let flag = token_file.to_str().unwrap();
+    let (server, _) = common::server_with(
+        &dir.path().join("data"),
+        port,
+        &["--metrics-token-file", flag],
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::blocking::Client::new();
+    let scraped = client.get(&url).bearer_auth("scrape-me").send().unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped
+        .text()
+        .unwrap()
+        .contains("tally_build_info{version="));
+    let refused = client.get(&url).bearer_auth("guess").send().unwrap();
+    assert_eq!(refused.status(), 401);
+    common::stop(server);
+}
