@@ -33,7 +33,7 @@ pub async fn credentials(api: &Api, config: &AgentConfig) -> Result<Credentials>
     let path = config.state_dir.join(CREDENTIALS);
     let Ok(text) = std::fs::read_to_string(&path) else {
         let token = config.enroll_token.as_deref().context(
-            "this agent is not enrolled yet; pass --enroll-token (tally enrollment create)",
+            "this agent is not enrolled yet; set enroll_token_file in its settings or pass --enroll-token-file FILE (tally enrollment create prints a token)",
         )?;
         return enroll(api, &config.state_dir, token).await;
     };
@@ -44,7 +44,7 @@ pub async fn credentials(api: &Api, config: &AgentConfig) -> Result<Credentials>
         return Ok(stored);
     }
     let Some(token) = config.enroll_token.as_deref() else {
-        tracing::warn!("the server refused this agent's credentials before; trying them again (pass --enroll-token with a new token to enrol again)");
+        tracing::warn!("the server refused this agent's credentials before; trying them again (put a new token in the enroll_token_file to enrol again)");
         return Ok(stored);
     };
     match enroll(api, &config.state_dir, token).await {

@@ -26,7 +26,7 @@ pub use licensing::{
 };
 pub use operators::{
     AuditRow, CreateEnrollmentToken, CreateToken, CreatedToken, ErrorBody, ForgetUser,
-    ForgottenUser, Health, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
+    ForgottenUser, Health, Readiness, ResolvePseudonym, ResolvedPseudonym, WhoAmI,
 };
 pub use sites::{InviteSite, SiteInvited, SiteRow};
 pub use tasks::{FileUsageRow, MonthlyRow, TaskChange, TaskView};

@@ -14,7 +14,9 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// Liveness and readiness in one: the server answers and its database does too.
+/// Liveness (`/healthz`): the server process answers. Its schema version is the one this
+/// binary ships, which the database was migrated to at start; the database itself is not asked,
+/// so an outage does not get a live server restarted (`/readyz` asks it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
@@ -22,6 +24,15 @@ pub struct Health {
     pub database: String,
     pub schema_version: i64,
     pub version: String,
+}
+
+/// Readiness (`/readyz`): the database answered just now and holds the schema this binary
+/// expects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub status: String,
+    pub database: String,
+    pub schema_version: i64,
 }
 
 /// The operator a token belongs to.

@@ -65,6 +65,9 @@ pub struct ConfigFile {
     pub parent_ca_file: Option<PathBuf>,
     /// Seconds between syncs with the parent (default 60).
     pub sync_interval_secs: Option<u64>,
+    /// A file holding the bearer token Prometheus sends to `/metrics`; without it `/metrics`
+    /// is off (404). Every replica of a site may use the same file.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -121,6 +124,8 @@ pub struct Config {
     pub metering_upload_url: Option<String>,
     /// This site's parent, when it has one.
     pub parent: Option<ParentConfig>,
+    /// The file holding `/metrics`' bearer token, when metrics are on.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Where this site's parent is and how to reach it.
@@ -216,6 +221,7 @@ impl ConfigFile {
             parent_token: self.parent_token.or(lower.parent_token),
             parent_ca_file: self.parent_ca_file.or(lower.parent_ca_file),
             sync_interval_secs: self.sync_interval_secs.or(lower.sync_interval_secs),
+            metrics_token_file: self.metrics_token_file.or(lower.metrics_token_file),
         }
     }
 }
@@ -335,6 +341,7 @@ impl Config {
         )?;
         Ok(Config {
             parent,
+            metrics_token_file: c.metrics_token_file,
             alias,
             metering_upload_url,
             pseudonym_key_file,

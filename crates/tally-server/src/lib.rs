@@ -13,7 +13,9 @@ mod error;
 mod extract;
 mod hierarchy_api;
 mod identity_api;
+mod metrics;
 mod openapi;
+mod ops;
 mod org_api;
 pub mod rate_limit;
 mod read_api;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Each credential's request budget; [`router`] sets it from its limits.
     pub rate_limits: Arc<rate_limit::RateLimits>,
+    /// The SHA-256 of `/metrics`' bearer token; `None`: metrics are off.
+    pub metrics_token_hash: Option<String>,
 }
 
 impl AppState {
@@ -61,7 +65,14 @@ impl AppState {
             site: service.site().clone(),
             service,
             rate_limits: Arc::new(rate_limit::RateLimits::new(&config::Limits::default())),
+            metrics_token_hash: None,
         }
+    }
+
+    /// The same state, serving `/metrics` to requests bearing `token`.
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token_hash = Some(auth::hash_token(token));
+        self
     }
 
     /// The same state, writing scheduled reports as `reports` says. Call before serving: it
@@ -76,7 +87,8 @@ impl AppState {
 pub fn router(mut state: AppState, limits: &config::Limits) -> axum::Router {
     state.rate_limits = Arc::new(rate_limit::RateLimits::new(limits));
     let web = tally_web::router(tally_web::WebState::new(state.service.clone()));
-    routes::router(state, limits).merge(web)
+    let counted = axum::middleware::from_fn_with_state(state.clone(), metrics::count);
+    routes::router(state, limits).merge(web).layer(counted)
 }
 
 /// Serves plain HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.

@@ -5,15 +5,15 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    admin_api, agent_api, certificates_api, compliance_api, hierarchy_api, identity_api, org_api,
-    read_api, reclaim_api, reports_api, routes, site_api, tasks_api, users_api,
+    admin_api, agent_api, certificates_api, compliance_api, hierarchy_api, identity_api, metrics,
+    ops, org_api, read_api, reclaim_api, reports_api, routes, site_api, tasks_api, users_api,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tally API", description = "Software metering and license compliance."),
     paths(
-        routes::healthz, routes::openapi, routes::whoami, routes::sites,
+        ops::healthz, ops::readyz, metrics::metrics, routes::openapi, routes::whoami, routes::sites,
         agent_api::enroll, agent_api::policy, agent_api::upload_usage, agent_api::heartbeat, agent_api::upload_inventory, admin_api::auto_rules,
         admin_api::list_tokens, admin_api::create_token, admin_api::revoke_token,
         admin_api::list_enrollment_tokens, admin_api::create_enrollment_token,
@@ -64,6 +64,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("<agent_id>.<agent_secret> from enrolment"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token in the server's metrics_token_file"))
                     .build(),
             ),
         );

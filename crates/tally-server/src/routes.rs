@@ -4,7 +4,7 @@
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use tally_api::{Health, WhoAmI};
+use tally_api::WhoAmI;
 use tally_core::Site;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -19,7 +19,7 @@ use crate::{
 
 pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .merge(crate::ops::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/sites", get(sites))
@@ -155,22 +155,6 @@ pub(crate) fn router(state: AppState, limits: &Limits) -> Router {
         .layer(axum::middleware::map_response(extract::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "server",
-    responses(
-        (status = 200, description = "Server and database are up", body = Health),
-        (status = 503, description = "The database is unreachable", body = ErrorBody),
-    ))]
-pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let schema = state.store.schema_version().await?;
-    Ok(Json(Health {
-        status: "ok".into(),
-        site_code: state.site.to_string(),
-        database: state.store.backend().into(),
-        schema_version: schema.database,
-        version: env!("CARGO_PKG_VERSION").into(),
-    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "server",

@@ -82,6 +82,12 @@ pub async fn upload_usage(
     let outcome = service
         .store_usage(agent.device_id, &batch.batch_id, &batch.records, now)
         .await?;
+    // A replayed batch is answered with its first acknowledgement; here it stored nothing.
+    let (stored, duplicates) = match outcome.replayed {
+        false => (outcome.stored, outcome.duplicates),
+        true => (0, batch.records.len() as u64),
+    };
+    service.telemetry().ingested(stored, duplicates);
     if batch.dropped > 0 && !outcome.replayed {
         tracing::warn!(agent = %agent.id, dropped = batch.dropped, "agent reports records dropped from a full spool");
         let version = agent.agent_version.as_deref().unwrap_or("");

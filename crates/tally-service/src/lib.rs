@@ -38,6 +38,7 @@ pub mod site;
 pub mod site_sync;
 mod summaries;
 pub mod summary_views;
+pub mod telemetry;
 pub mod trends;
 pub mod usage_reads;
 pub mod users;
@@ -80,6 +81,8 @@ pub struct Service {
     /// The site key, the alias from the configuration, where the system-metering report goes
     /// and where it is sent.
     metering: metering::MeteringSetup,
+    /// What this process counted, for `/metrics`.
+    telemetry: Arc<telemetry::Telemetry>,
 }
 
 impl Service {
@@ -95,7 +98,13 @@ impl Service {
             pseudonyms: None,
             positions: positions::Positions::default(),
             metering: metering::MeteringSetup::default(),
+            telemetry: Arc::default(),
         }
+    }
+
+    /// What this process counted: ingest, latency, answers, task runs.
+    pub fn telemetry(&self) -> &telemetry::Telemetry {
+        &self.telemetry
     }
 
     /// The same service, with the site key and the system-metering settings.

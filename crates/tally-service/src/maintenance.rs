@@ -81,6 +81,9 @@ async fn run_locked(service: &Service, task: Task, actor: Option<&str>) -> Resul
         (now.enabled, now.every_secs, now.age_days);
     current.last_run_at = Some(Utc::now());
     current.last_duration_ms = Some(started.elapsed().as_millis() as i64);
+    service
+        .telemetry()
+        .task_ran(task.name(), started.elapsed(), outcome.is_ok());
     match outcome {
         Ok((rows, watermark)) => {
             current.last_rows = Some(rows);

@@ -4,6 +4,16 @@
 //! `tally-report`, which no longer reads a store: the service builds the reports.)
 
 use std::process::Command;
+
+#[path = "../../tally-store/tests/common/needs.rs"]
+mod needs;
+
+/// What reads a PDF back: text, page count and every page drawn.
+const POPPLER: [(&str, &str); 3] = [
+    ("pdftotext", "poppler-utils"),
+    ("pdfinfo", "poppler-utils"),
+    ("pdftoppm", "poppler-utils"),
+];
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -301,6 +311,9 @@ fn has_row(text: &str, row: &[String]) -> bool {
 
 #[tokio::test]
 async fn every_report_renders_in_every_format_with_the_same_figures() {
+    if !needs::group("the report PDF tests", false, &POPPLER) {
+        return;
+    }
     let db = seeded().await;
     for def in CATALOGUE {
         let built = report(&db.service, def.name, &[]).await;
@@ -525,6 +538,9 @@ async fn figures_match_hand_computed_values() {
 
 #[tokio::test]
 async fn a_long_table_runs_over_pages_with_its_header_on_each() {
+    if !needs::group("the report PDF tests", false, &POPPLER) {
+        return;
+    }
     let db = seeded().await;
     let vim = db.store.rules().await.unwrap()[0].id;
     let device = db.store.devices(Default::default()).await.unwrap()[0].id;
@@ -616,6 +632,9 @@ async fn bad_parameters_are_refused_with_what_to_write() {
 /// licenses ending within 90 days; the CSV is flat with one header.
 #[tokio::test]
 async fn the_effective_license_position_holds_the_same_figures_in_every_format() {
+    if !needs::group("the report PDF tests", false, &POPPLER) {
+        return;
+    }
     let db = seeded().await;
     let second: LicenseRow = serde_json::from_value(serde_json::json!({
         "application": "Gimp", "metric": "installations", "quantity": 2,

@@ -59,6 +59,8 @@ pub trait HierarchyStore: Send + Sync {
     /// Per site: devices whose agents report there, and their raw usage records held here.
     async fn site_counts(&self) -> Result<Vec<(SiteCode, i64, i64)>>;
     /// Stores sites as a child's sync describes them (name, parent, status), adding new ones.
+    /// A sync time the child does not send (its own row's, which only its parent observes)
+    /// keeps the stored one, so a reader never sees a child's lag vanish mid-sync.
     async fn receive_sites(&self, sites: &[SiteState]) -> Result<()>;
     /// Records a direct child's sync: now, and what it still holds.
     async fn record_sync(&self, code: &SiteCode, at: DateTime<Utc>, backlog: i64) -> Result<()>;

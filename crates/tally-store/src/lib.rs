@@ -104,6 +104,20 @@ pub trait StoreInfo: Send + Sync {
     /// Which backend this is, for logs and test names.
     fn backend(&self) -> &'static str;
     async fn schema_version(&self) -> Result<SchemaVersion>;
+    /// The newest migration this binary ships, without asking the database: what a liveness
+    /// probe may report while the database is down.
+    fn schema_shipped(&self) -> i64;
+    /// The connection pool's use now, for the metrics endpoint.
+    fn pool_use(&self) -> PoolUse;
+}
+
+/// How many database connections a store holds, how many of them wait idle, and the most it
+/// opens: a pool always at its maximum with none idle means requests queue for the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// Declares [`Store`] and implements it for every type with all its traits, so the list of

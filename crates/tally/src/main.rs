@@ -1,6 +1,8 @@
 //! `tally`: the site server, `tally up` for a one-minute trial, and admin verbs.
 
 mod admin;
+mod agent_setup;
+mod backup;
 mod bench;
 mod bench_agent;
 mod bench_compliance;
@@ -11,6 +13,7 @@ mod estate;
 mod export;
 mod import;
 mod licensing;
+mod manuals;
 mod org;
 mod output;
 mod pseudonyms;
@@ -25,7 +28,7 @@ mod usage;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tally_server::ConfigOverrides;
 
 #[derive(Parser)]
@@ -45,10 +48,19 @@ enum Command {
     Up(ServerArgs),
     /// Run a site server (SQLite or PostgreSQL) until stopped with Ctrl-C or SIGTERM.
     Server(ServerArgs),
-    /// Run the metering agent for this machine until stopped.
-    Agent(AgentArgs),
+    /// Run the metering agent for this machine until stopped (settings in --config FILE,
+    /// e.g. /etc/tally/agent.toml); `tally agent install` sets a machine up.
+    Agent(agent_setup::AgentCommand),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Copy a SQLite site's database while the server runs (PostgreSQL: pg_dump).
+    Backup(backup::BackupArgs),
+    /// Restore a `tally backup` file into a new data directory.
+    Restore(backup::RestoreArgs),
+    /// Print a shell completion script: `tally completions bash > /etc/bash_completion.d/tally`.
+    Completions(manuals::CompletionsArgs),
+    /// Print the man page (roff): `tally man > tally.1`.
+    Man,
     /// Load generators: `tally bench ingest`.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -216,52 +228,6 @@ enum Command {
     },
 }
 
-#[derive(Args, Debug, Clone)]
-struct AgentArgs {
-    /// The site server's URL.
-    #[arg(long, env = "TALLY_SERVER")]
-    server: String,
-    /// Enrolment token (needed only the first time).
-    #[arg(long, env = "TALLY_ENROLL_TOKEN", hide_env_values = true)]
-    enroll_token: Option<String>,
-    /// Where credentials, the policy cache and the spool live.
-    #[arg(long, env = "TALLY_STATE_DIR", default_value = "/var/lib/tally-agent")]
-    state_dir: PathBuf,
-    /// Process watcher: netlink (the kernel reports every start and exit; needs root in the
-    /// host's network namespace), poll (read /proc every --poll-ms), or auto (netlink when
-    /// it can be opened, else poll).
-    #[arg(long, default_value = "auto", env = "TALLY_AGENT_WATCHER")]
-    watcher: tally_agent::watcher::WatcherKind,
-    /// How often /proc is read by the polling watcher, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    poll_ms: u64,
-    /// Most usage records kept while the server is unreachable; beyond it records of one run
-    /// are merged, then the oldest dropped (and the count reported).
-    #[arg(long, default_value_t = 100_000)]
-    spool_max_records: u64,
-    /// How often finished records and the metering state are written to disk with a
-    /// heartbeat, in seconds; after a crash, programs that ended meanwhile are closed at the
-    /// last heartbeat.
-    #[arg(long, default_value_t = 1)]
-    checkpoint_secs: u64,
-    /// Seconds between uploads of spooled records (fewer, larger uploads cost less).
-    #[arg(long, default_value_t = 10)]
-    upload_secs: u64,
-    /// How often the inventory is read for changes, in seconds (it is sent when it changed,
-    /// and daily).
-    #[arg(long, default_value_t = 3600)]
-    inventory_check_secs: u64,
-    /// Reporting cycle in seconds, overriding the server's policy.
-    #[arg(long)]
-    report_secs: Option<u64>,
-    /// How often the policy is re-read and a heartbeat sent, in seconds.
-    #[arg(long, default_value_t = 60)]
-    policy_secs: u64,
-    /// PEM CA to trust for the server's certificate besides the system roots.
-    #[arg(long, env = "TALLY_CA_FILE")]
-    ca_file: Option<PathBuf>,
-}
-
 #[derive(Subcommand)]
 enum BenchCmd {
     /// Usage ingest: simulated agents over HTTP against the raw storage insert rate.
@@ -342,6 +308,9 @@ struct ServerArgs {
     /// Seconds between syncs with the parent [default: 60].
     #[arg(long, env = "TALLY_SYNC_INTERVAL_SECS")]
     sync_interval_secs: Option<u64>,
+    /// File with the bearer token Prometheus sends to /metrics [default: /metrics is off].
+    #[arg(long, env = "TALLY_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -370,6 +339,7 @@ impl ServerArgs {
             parent_token: self.parent_token.clone(),
             parent_ca_file: self.parent_ca_file.clone(),
             sync_interval_secs: self.sync_interval_secs,
+            metrics_token_file: self.metrics_token_file.clone(),
         }
     }
 }
@@ -420,6 +390,10 @@ fn main() -> std::process::ExitCode {
             Command::Sites { api, cmd } => sites::sites(&api, cmd).await,
             Command::Report(args) => report::report(args).await,
             Command::Import(args) => import::import(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Completions(args) => manuals::completions(args, Cli::command()),
+            Command::Man => manuals::man(Cli::command()),
+            Command::Restore(args) => backup::restore(args).await,
             Command::Export(args) => export::export(args).await,
             Command::Apps { api, cmd } => licensing::apps(&api, cmd).await,
             Command::Org { api, cmd } => org::org(&api, cmd).await,
@@ -453,24 +427,11 @@ fn main() -> std::process::ExitCode {
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
             Command::Bench(BenchCmd::Summarize(args)) => bench_summary::summarize(args).await,
             Command::Bench(BenchCmd::Compliance(args)) => bench_compliance::compliance(args).await,
-            Command::Agent(args) => {
-                serve::init_logging(tally_server::config::LogFormat::Text);
-                let secs = std::time::Duration::from_secs;
-                let config = tally_agent::AgentConfig {
-                    enroll_token: args.enroll_token,
-                    poll_interval: std::time::Duration::from_millis(args.poll_ms.max(10)),
-                    report_interval: args.report_secs.map(secs),
-                    policy_interval: secs(args.policy_secs.max(1)),
-                    ca_file: args.ca_file,
-                    watcher: args.watcher,
-                    spool_max_records: args.spool_max_records,
-                    checkpoint_interval: secs(args.checkpoint_secs.max(1)),
-                    inventory_check: secs(args.inventory_check_secs.max(1)),
-                    upload_interval: secs(args.upload_secs),
-                    ..tally_agent::AgentConfig::new(args.server, args.state_dir)
-                };
-                tally_agent::run(config, tally_server::shutdown_signal()).await
-            }
+            Command::Agent(agent_setup::AgentCommand {
+                cmd: Some(agent_setup::AgentCmd::Install(args)),
+                ..
+            }) => agent_setup::install(args),
+            Command::Agent(agent) => agent_setup::run(agent.run).await,
             Command::Openapi => {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();

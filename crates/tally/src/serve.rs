@@ -62,6 +62,9 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         Mode::Server => first_token(store.as_ref()).await?.map(AdminToken::New),
     };
     print_banner(&url, token.as_ref(), &config, store.backend());
+    if mode == Mode::Up {
+        print_next_steps(&url, &config)?;
+    }
     tracing::info!(%url, site = %config.site_code, "listening");
     let mut service = Service::new(store, config.site_code.clone())
         .with_reports(ReportOutput {
@@ -82,7 +85,11 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         service = service.with_pseudonyms(crate::pseudonyms::load_or_create(path)?);
         tracing::info!(key = %path.display(), "account and full names are stored as pseudonyms");
     }
-    let state = AppState::with_service(service);
+    let mut state = AppState::with_service(service);
+    if let Some(path) = &config.metrics_token_file {
+        state = state.with_metrics_token(&read_secret(path)?);
+        tracing::info!(token_file = %path.display(), "serving /metrics to its token's bearer");
+    }
     // Today's license position computed ahead of its readers whenever its data changes.
     tokio::spawn(tally_service::positions::keep_warm(
         std::sync::Arc::downgrade(&state.service),
@@ -197,6 +204,30 @@ async fn up_token(store: &dyn Store, data_dir: &Path) -> Result<AdminToken> {
     Ok(AdminToken::NewInFile(token, file))
 }
 
+/// A token is ~70 characters; a file much longer is not one.
+const MAX_SECRET_BYTES: u64 = 1024;
+
+/// The secret (a token) kept in `path`, trimmed; refused when empty or too long to be one.
+/// A file others may read is used, with a warning.
+pub(crate) fn read_secret(path: &Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.len() > MAX_SECRET_BYTES {
+        anyhow::bail!("{} is too long to hold a token", path.display());
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(file = %path.display(), "a token file others may read; chmod 600 it");
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        anyhow::bail!("{} is empty: put the token in it", path.display());
+    }
+    Ok(secret.to_string())
+}
+
 /// Writes `text` to a file only its owner can read (0600 from its creation).
 pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -298,6 +329,26 @@ fn print_banner(url: &str, token: Option<&AdminToken>, config: &Config, backend:
         None => {}
     }
     println!("Stop with Ctrl-C.");
+}
+
+/// What a newcomer does next, ending `tally up`'s banner: the console, a first rule, a second
+/// machine, and where the data lives (and how to keep it).
+fn print_next_steps(url: &str, config: &Config) -> Result<()> {
+    let data = std::path::absolute(&config.data_dir)?;
+    println!("Next steps:");
+    println!("  1. Open the console at {url}/ and sign in with the admin token.");
+    println!("  2. Meter a program: tally rules add --name Editor --file-name vim");
+    println!("     (with TALLY_URL and TALLY_TOKEN exported as above), then tally usage --runs.");
+    println!("  3. Enrol another machine: tally enrollment create --name laptops prints a token;");
+    println!("     on that machine: tally agent install --server URL --enroll-token-file FILE");
+    println!("     (serve on a reachable address with TLS first: docs/deploy.md).");
+    println!(
+        "  4. Your data lives in {} ({}); back it up with tally backup --data-dir {} --out FILE.",
+        data.display(),
+        redact(&config.database_url),
+        data.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

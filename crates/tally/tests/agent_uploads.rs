@@ -255,6 +255,9 @@ fn setup(rule: &str) -> (tempfile::TempDir, Site, SlowProxy, PathBuf) {
 
 #[test]
 fn a_server_answering_after_20_s_delays_neither_metering_nor_checkpoints() {
+    if !common::needs_root("the slow-server test (netlink watcher)") {
+        return;
+    }
     let (_dir, site, proxy, state) = setup("Patient");
     // Exact ends come from the kernel's exit events; a cycle ending between an exit and its
     // event (read a tenth of a second at a time) would date the end at the cycle instead.

@@ -22,6 +22,9 @@ fn entry<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::
 
 #[test]
 fn the_netlink_watcher_catches_a_50_ms_program() {
+    if !common::needs_root("the netlink watcher tests") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let site = Site::new(dir.path(), "Blink");
     let state = dir.path().join("agent");
@@ -79,6 +82,14 @@ fn the_netlink_watcher_catches_a_50_ms_program() {
 
 #[test]
 fn without_netlink_the_agent_polls_proc_and_still_meters() {
+    let tools = [
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("ip", "iproute2"),
+    ];
+    if !common::needs::group("the netlink watcher tests", true, &tools) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("up.log");
     // A new network namespace has no process connector; its own loopback carries the API.

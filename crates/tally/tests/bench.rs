@@ -2,6 +2,9 @@
 
 use std::process::{Command, Output};
 
+#[path = "../../tally-store/tests/common/needs.rs"]
+mod needs;
+
 /// Runs `tally bench ARGS`.
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tally"))
@@ -62,6 +65,9 @@ fn bench_ingest_refuses_an_impossible_load() {
 
 #[test]
 fn bench_agent_reports_capture_cpu_and_memory_for_both_watchers() {
+    if !needs::group("the agent benchmark (netlink watcher)", true, &[]) {
+        return;
+    }
     let text = bench_ok(&["agent", "--rate", "20", "--seconds", "2", "--run-ms", "50"]);
     let row = |watcher: &str| -> Vec<f64> {
         let line = text

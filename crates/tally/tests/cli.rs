@@ -406,17 +406,19 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
         &["report", "tasks", "--out", pdf.to_str().unwrap()],
     );
     assert_ok(&out);
-    let text = std::process::Command::new("pdftotext")
-        .arg(&pdf)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils)");
-    let text = String::from_utf8_lossy(&text.stdout);
-    assert!(
-        text.contains("Tally site S01"),
-        "the site heads the page: {text}"
-    );
-    assert!(text.contains("summarize_file_usage"));
+    if common::needs_poppler("the report PDF read-backs") {
+        let text = std::process::Command::new("pdftotext")
+            .arg(&pdf)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils)");
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("Tally site S01"),
+            "the site heads the page: {text}"
+        );
+        assert!(text.contains("summarize_file_usage"));
+    }
     let out = tally(
         &server,
         &server.token,

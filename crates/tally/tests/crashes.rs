@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DurationRound, Utc};
+use common::load::{batches, enrol, upload};
 use common::{free_port, tally_json_at, wait_for, Backend, Site};
 use serde_json::Value;
-use tally_core::wire::v1::{EnrollRequest, EnrollResponse, UsageBatch, UsageRecordV1, UserRef};
-use tally_core::FileInfo;
+use tally_core::wire::v1::UsageBatch;
 
 /// A `tally server` on `backend` with its data in `dir` (SQLite's file in `dir/tally-data`),
 /// on a port that stays the same across restarts.
@@ -95,107 +94,6 @@ fn counted(values: Vec<String>) -> BTreeMap<String, usize> {
     counts
 }
 
-/// A valid, plausible record, distinct by `id`: record `n` starts `3n` seconds after midnight
-/// `days_ago` days ago (80,000 records span 2.8 days) and runs 5 to 15 minutes.
-fn record(id: &str, n: usize, program: usize, days_ago: i64) -> UsageRecordV1 {
-    let base = Utc::now()
-        .duration_trunc(chrono::Duration::days(1))
-        .unwrap()
-        - chrono::Duration::days(days_ago);
-    let start = base + chrono::Duration::seconds(n as i64 * 3);
-    UsageRecordV1 {
-        meter_data_id: id.to_string(),
-        file: FileInfo {
-            file_name: format!("prog{program}"),
-            original_file_name: format!("prog{program}"),
-            version: "1.0".into(),
-            product_name: "Crash".into(),
-            publisher: "Tally".into(),
-            language: 65535,
-        },
-        user: UserRef {
-            account: format!("user{}", n % 37),
-            full_name: None,
-        },
-        start_time: start,
-        start_time_offset: 0,
-        end_time: start + chrono::Duration::seconds(300 + (n % 11) as i64 * 60),
-        end_time_offset: 0,
-        started: true,
-        still_running: false,
-        start_not_captured: false,
-        end_not_captured: false,
-        in_ts_session: n.is_multiple_of(5),
-    }
-}
-
-/// Client `c`'s batches: `batches` of `size` records, ids `c{c}-b{b}-r{i}`.
-fn batches(c: usize, batches: usize, size: usize, days_ago: i64) -> Vec<UsageBatch> {
-    (0..batches)
-        .map(|b| UsageBatch {
-            batch_id: format!("c{c}-b{b}"),
-            device_id: None,
-            dropped: 0,
-            records: (0..size)
-                .map(|i| {
-                    let n = (c * batches + b) * size + i;
-                    record(&format!("c{c}-b{b}-r{i}"), n, n % 5, days_ago)
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-/// Enrols `n` agents over the agent API; returns their bearer credentials.
-fn enrol(server: &Server, token: &str, n: usize) -> Vec<String> {
-    let enrol = tally_json_at(
-        &server.url,
-        token,
-        &["enrollment", "create", "--name", "crash"],
-    );
-    let enrol = enrol[0]["token"].as_str().unwrap().to_string();
-    let http = reqwest::blocking::Client::new();
-    (0..n)
-        .map(|a| {
-            let request = EnrollRequest {
-                enrollment_token: enrol.clone(),
-                host_name: format!("crash-{a}"),
-                fqdn: None,
-                os: None,
-                serial: None,
-                machine_id: None,
-            };
-            let e: EnrollResponse = http
-                .post(format!("{}/api/v1/agent/enroll", server.url))
-                .json(&request)
-                .send()
-                .unwrap()
-                .error_for_status()
-                .unwrap()
-                .json()
-                .unwrap();
-            format!("{}.{}", e.agent_id, e.agent_secret)
-        })
-        .collect()
-}
-
-/// Uploads one batch; the acknowledgement's body, or why there was none.
-fn upload(url: &str, creds: &str, batch: &UsageBatch) -> Result<Value, String> {
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{url}/api/v1/agent/usage"))
-        .bearer_auth(creds)
-        .json(batch)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body = resp.text().map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(format!("{status}: {body}"));
-    }
-    serde_json::from_str(&body).map_err(|e| e.to_string())
-}
-
 const CLIENTS: usize = 4;
 const BATCHES: usize = 60;
 const BATCH_SIZE: usize = 200;
@@ -207,7 +105,7 @@ fn kill_9_during_ingest_keeps_every_acknowledged_batch_exactly_once(backend: Bac
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &backend);
     let token = server.token.clone().expect("a new server prints a token");
-    let creds = enrol(&server, &token, CLIENTS);
+    let creds = enrol(&server.url, &token, CLIENTS);
     let work: Vec<Vec<UsageBatch>> = (0..CLIENTS)
         .map(|c| batches(c, BATCHES, BATCH_SIZE, 3))
         .collect();
@@ -423,7 +321,7 @@ fn kill_9_during_summarisation(days_ago: i64) {
         tally_json_at(&server.url, &token, &["tasks", "set", task, "--disable"]);
     }
     add_rules(&server, &token);
-    let creds = enrol(&server, &token, 2);
+    let creds = enrol(&server.url, &token, 2);
     for (c, creds) in creds.iter().enumerate() {
         for batch in batches(c, 40, 1000, days_ago) {
             upload(&server.url, creds, &batch).unwrap();
@@ -534,22 +432,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Whether the tests run as root (needed to mount a tmpfs); says so when they do not.
 fn root_or_skip(case: &str) -> bool {
-    if nix_is_root() {
-        return true;
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {case} needs root (it mounts a tmpfs); run the tests as root"
-    );
-    false
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    common::needs_root(&format!("the crash case {case} (it mounts a tmpfs)"))
 }
 
 /// A tmpfs of `size` mounted on a directory for one test, unmounted when dropped.

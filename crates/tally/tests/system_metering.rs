@@ -321,8 +321,17 @@ fn the_report_measures_the_estate_in_three_formats_signed_and_without_names(back
 
     // HTML and PDF: the same figures and sections.
     let html = std::fs::read_to_string(file(&run, "html")).unwrap();
-    let pdf = pdf_text(&file(&run, "pdf"));
-    for text in [&html, &pdf] {
+    let read_pdf = common::needs_poppler("the system-metering PDF read-backs");
+    let pdf = match read_pdf {
+        true => pdf_text(&file(&run, "pdf")),
+        false => String::new(),
+    };
+    let texts = if read_pdf {
+        vec![&html, &pdf]
+    } else {
+        vec![&html]
+    };
+    for text in texts {
         for want in [
             "Production",
             "Installed certificates",
@@ -360,7 +369,7 @@ fn the_report_measures_the_estate_in_three_formats_signed_and_without_names(back
         "deleted no 1 0",
         "Contoso Ltd Tally Devices 10 2026-01-01 TD-1",
     ] {
-        assert!(pdf_has_row(&pdf, row), "{row} in {pdf}");
+        assert!(!read_pdf || pdf_has_row(&pdf, row), "{row} in {pdf}");
     }
 
     // No personal data: no name of the estate, nor this machine's, in any of the three.

@@ -242,3 +242,71 @@ fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     );
     assert!(String::from_utf8_lossy(&untrusted.stderr).contains("cannot reach Tally"));
 }
+
+/// The banner ends with what a newcomer does next: the console, a first rule, another
+/// machine, and where the data lives.
+#[test]
+fn up_ends_its_banner_with_the_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines) = spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("TALLY_DATABASE_URL")
+            .env_remove("TALLY_DATA_DIR"),
+    );
+    let mut banner = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let last = line.contains("4. Your data lives in");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = banner.join("\n");
+    let url = banner[0].strip_prefix("Tally is running at ").unwrap();
+    assert!(
+        text.contains(&format!("Open the console at {url}/")),
+        "{text}"
+    );
+    assert!(text.contains("tally rules add"), "{text}");
+    assert!(
+        text.contains("tally agent install --server URL --enroll-token-file FILE"),
+        "{text}"
+    );
+    let data = std::fs::canonicalize(dir.path())
+        .unwrap()
+        .join("tally-data");
+    let last = banner.last().unwrap();
+    assert!(last.contains(&data.display().to_string()), "{last}");
+    assert!(last.contains("tally backup"), "{last}");
+}
+
+/// `tally server --metrics-token-file F` serves `/metrics` to that token's bearer only.
+#[test]
+fn the_server_serves_metrics_to_the_token_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "scrape-me\n").unwrap();
+    let port = common::free_port();
+    let flag = token_file.to_str().unwrap();
+    let (server, _) = common::server_with(
+        &dir.path().join("data"),
+        port,
+        &["--metrics-token-file", flag],
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::blocking::Client::new();
+    let scraped = client.get(&url).bearer_auth("scrape-me").send().unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped
+        .text()
+        .unwrap()
+        .contains("tally_build_info{version="));
+    let refused = client.get(&url).bearer_auth("guess").send().unwrap();
+    assert_eq!(refused.status(), 401);
+    common::stop(server);
+}

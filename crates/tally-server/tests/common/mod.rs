@@ -17,6 +17,9 @@ use tally_server::config::Limits;
 use tally_server::{auth, AppState};
 use tally_store::prelude::*;
 
+/// The PostgreSQL server's admin URL, for tests that act on it as its administrator would.
+#[allow(unused_imports)]
+pub use pgdb::admin_url;
 pub use pgdb::{Backend, PgDb};
 
 pub struct TestServer {
@@ -50,19 +53,25 @@ pub async fn start(backend: Backend) -> TestServer {
 
 /// [`start`], with request limits other than the defaults.
 pub async fn start_with_limits(backend: Backend, limits: Limits) -> TestServer {
-    start_configured(backend, limits, None).await
+    start_configured(backend, limits, None, None).await
+}
+
+/// [`start`], serving `/metrics` to `metrics_token`'s bearer.
+pub async fn start_with_metrics(backend: Backend, metrics_token: &str) -> TestServer {
+    start_configured(backend, Limits::default(), None, Some(metrics_token)).await
 }
 
 /// [`start`], storing account and full names as pseudonyms under `key`.
 pub async fn start_pseudonymising(backend: Backend, key: [u8; 32]) -> TestServer {
     let pseudonyms = tally_service::privacy::Pseudonyms::new(key);
-    start_configured(backend, Limits::default(), Some(pseudonyms)).await
+    start_configured(backend, Limits::default(), Some(pseudonyms), None).await
 }
 
 async fn start_configured(
     backend: Backend,
     limits: Limits,
     pseudonyms: Option<tally_service::privacy::Pseudonyms>,
+    metrics_token: Option<&str>,
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&backend, dir.path()).await;
@@ -94,7 +103,10 @@ async fn start_configured(
     if let Some(p) = pseudonyms {
         service = service.with_pseudonyms(p);
     }
-    let state = AppState::with_service(service);
+    let mut state = AppState::with_service(service);
+    if let Some(token) = metrics_token {
+        state = state.with_metrics_token(token);
+    }
     let task = tokio::spawn(async move {
         tally_server::serve(listener, state, &limits, async {
             let _ = rx.await;
@@ -131,6 +143,12 @@ impl TestServer {
     /// The server's database URL, for tests that act on it as another replica would.
     pub fn database_url(&self) -> String {
         self._backend.url(&self._dir.path().join("t.db"))
+    }
+
+    /// Executes `sql` on the server's database behind its back, as an operator's mistake or
+    /// another release would.
+    pub async fn execute_behind(&self, sql: &str) {
+        self._backend.execute(&self.database_url(), sql).await
     }
 
     /// Sends a request with an optional bearer credential and JSON body; returns status and

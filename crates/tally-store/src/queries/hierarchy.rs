@@ -338,8 +338,10 @@ impl crate::HierarchyStore for DbStore {
                 "INSERT INTO sites (code, name, parent, last_sync_at, caught_up_at, backlog)
                  VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (code) DO UPDATE SET name = excluded.name,
-                     parent = excluded.parent, last_sync_at = excluded.last_sync_at,
-                     caught_up_at = excluded.caught_up_at, backlog = excluded.backlog",
+                     parent = excluded.parent,
+                     last_sync_at = COALESCE(excluded.last_sync_at, sites.last_sync_at),
+                     caught_up_at = COALESCE(excluded.caught_up_at, sites.caught_up_at),
+                     backlog = excluded.backlog",
             )
             .bind(s.code.as_str())
             .bind(&s.name)

@@ -21,6 +21,18 @@ impl crate::StoreInfo for DbStore {
             binary: crate::schema::newest(&Self::MIGRATOR),
         })
     }
+
+    fn schema_shipped(&self) -> i64 {
+        crate::schema::newest(&Self::MIGRATOR)
+    }
+
+    fn pool_use(&self) -> crate::PoolUse {
+        crate::PoolUse {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
 }
 
 /// What both backends offer beyond the traits: migrations and, for tests, the pool.

@@ -26,6 +26,7 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 #[path = "../queries/mod.rs"]
 mod queries;
 
+mod backup;
 mod private;
 
 /// Tally's storage in a SQLite file.

@@ -40,12 +40,16 @@ impl PgDb {
         let mut conn = match sqlx::PgConnection::connect(&admin).await {
             Ok(conn) => conn,
             Err(e) if !in_ci() => {
-                // Written past the test harness's capture, so the skip shows in the output.
+                // Written past the test harness's capture, so the skip shows in the output;
+                // once per test binary, not once per test.
                 use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED: PostgreSQL not reachable at {admin} ({e}); set TALLY_TEST_POSTGRES_URL to run the PostgreSQL tests"
-                );
+                static NAMED: std::sync::Once = std::sync::Once::new();
+                NAMED.call_once(|| {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED: the PostgreSQL halves of the tests: needs PostgreSQL at {admin} ({e}); to run: apt-get install postgresql, or set TALLY_TEST_POSTGRES_URL"
+                    );
+                });
                 return None;
             }
             Err(e) => panic!("CI=true and PostgreSQL is not reachable at {admin}: {e}"),

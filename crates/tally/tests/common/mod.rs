@@ -6,8 +6,13 @@
 #[path = "../../../tally-store/tests/common/pgdb.rs"]
 mod pgdb;
 
+#[path = "../../../tally-store/tests/common/needs.rs"]
+pub mod needs;
+
 #[path = "../../../tally-server/tests/common/json.rs"]
 pub mod json;
+
+pub mod load;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Lines};
@@ -18,6 +23,20 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use pgdb::{Backend, PgDb};
+
+/// The netlink watcher, another network namespace, mounts and new users: what needs root.
+pub fn needs_root(group: &str) -> bool {
+    needs::group(group, true, &[])
+}
+
+/// Reading PDFs back, as the report tests do.
+pub fn needs_poppler(group: &str) -> bool {
+    needs::group(
+        group,
+        false,
+        &[("pdftotext", "poppler-utils"), ("pdfinfo", "poppler-utils")],
+    )
+}
 
 impl Backend {
     /// The flags that point `tally up`, `tally server`, `tally import` and `tally export` at

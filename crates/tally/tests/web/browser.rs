@@ -24,6 +24,15 @@ impl Drop for Browser {
     }
 }
 
+/// Whether headless Chromium and chromedriver are installed (see `common::needs`).
+pub fn available() -> bool {
+    let tools = [
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ];
+    crate::common::needs::group("the web console's browser tests", false, &tools)
+}
+
 impl Browser {
     pub async fn start() -> Self {
         let port = free_port();
