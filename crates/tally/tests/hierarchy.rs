@@ -151,22 +151,7 @@ impl Node {
 
     /// Enrols an agent for `host` (with `machine_id`) and returns its credentials.
     fn enrol(&self, host: &str, machine_id: &str) -> String {
-        let token = self.json(&["enrollment", "create", "--name", host]);
-        let agent: Value = reqwest::blocking::Client::new()
-            .post(format!("{}/api/v1/agent/enroll", self.url()))
-            .json(
-                &json!({"enrollment_token": token[0]["token"], "host_name": host,
-                          "machine_id": machine_id}),
-            )
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        format!(
-            "{}.{}",
-            agent["agent_id"].as_str().unwrap(),
-            agent["agent_secret"].as_str().unwrap()
-        )
+        common::enrol_agent_on(&self.url(), &self.token, host, Some(machine_id))
     }
 
     /// Posts to the agent endpoint `path` as `creds`; the answer's JSON.
@@ -551,11 +536,7 @@ fn tls_json(url: &str, token: &str, ca: &Path, args: &[&str]) -> Value {
         .env("TALLY_CA_FILE", ca)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

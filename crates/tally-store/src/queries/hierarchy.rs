@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tally_core::hierarchy::{AgentHealth, SiteLink, SiteState, SyncedRecord};
-use tally_core::rules::RuleSpec;
 use tally_core::wire::v1::{UsageRecordV1, UserRef};
 use tally_core::{to_micros, FileInfo, MeteringRule, SiteCode};
 
@@ -132,9 +131,7 @@ async fn upsert_copied_rule(
     rule: &MeteringRule,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let spec: &RuleSpec = &rule.spec;
-    sqlx::query(
-        "INSERT INTO metering_rules (name, file_name, original_file_name, file_version,
+    let sql = "INSERT INTO metering_rules (name, file_name, original_file_name, file_version,
              language, product_name, comment, apply_to_child_sites, enabled, updated_at,
              site_code, origin, origin_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -143,23 +140,14 @@ async fn upsert_copied_rule(
              file_version = excluded.file_version, language = excluded.language,
              product_name = excluded.product_name, comment = excluded.comment,
              apply_to_child_sites = excluded.apply_to_child_sites, enabled = excluded.enabled,
-             origin = excluded.origin, updated_at = excluded.updated_at",
-    )
-    .bind(&spec.name)
-    .bind(&spec.file_name)
-    .bind(&spec.original_file_name)
-    .bind(&spec.file_version)
-    .bind(spec.language)
-    .bind(&spec.product_name)
-    .bind(&spec.comment)
-    .bind(spec.apply_to_child_sites)
-    .bind(spec.enabled)
-    .bind(to_micros(at))
-    .bind(rule.site_code.as_str())
-    .bind(rule.origin.as_str())
-    .bind(rule.id)
-    .execute(&mut **tx)
-    .await?;
+             origin = excluded.origin, updated_at = excluded.updated_at
+         RETURNING *";
+    super::rules::with_spec(sql, &rule.spec, at)
+        .bind(rule.site_code.as_str())
+        .bind(rule.origin.as_str())
+        .bind(rule.id)
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(())
 }
 

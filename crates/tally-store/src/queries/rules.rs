@@ -12,11 +12,11 @@ use crate::rows::RuleColumns;
 use crate::Result;
 
 /// A query on one rule, as its columns come back.
-type RuleQuery<'q> =
+pub(super) type RuleQuery<'q> =
     sqlx::query::QueryAs<'q, Db, RuleColumns, <Db as sqlx::Database>::Arguments<'q>>;
 
 /// `sql` with the spec's fields bound as `$1` to `$9` and the time of the change as `$10`.
-fn with_spec<'q>(sql: &'q str, spec: &'q RuleSpec, at: DateTime<Utc>) -> RuleQuery<'q> {
+pub(super) fn with_spec<'q>(sql: &'q str, spec: &'q RuleSpec, at: DateTime<Utc>) -> RuleQuery<'q> {
     sqlx::query_as(sql)
         .bind(&spec.name)
         .bind(&spec.file_name)

@@ -585,6 +585,11 @@ pub fn sign(dir: &Path, key: &str, c: (&str, &str, &str, &str, &str, &str)) -> S
 /// Enrols an agent named `host` over the API (saying nothing of its machine, as agents did
 /// before they reported a machine-id) and returns its credentials.
 pub fn enrol_agent(url: &str, admin: &str, host: &str) -> String {
+    enrol_agent_on(url, admin, host, None)
+}
+
+/// [`enrol_agent`] for an agent that reports its machine's `machine_id`.
+pub fn enrol_agent_on(url: &str, admin: &str, host: &str, machine_id: Option<&str>) -> String {
     let http = reqwest::blocking::Client::new();
     let token: serde_json::Value = http
         .post(format!("{url}/api/v1/enrollment-tokens"))
@@ -596,7 +601,10 @@ pub fn enrol_agent(url: &str, admin: &str, host: &str) -> String {
         .unwrap();
     let agent: serde_json::Value = http
         .post(format!("{url}/api/v1/agent/enroll"))
-        .json(&serde_json::json!({"enrollment_token": token["token"], "host_name": host}))
+        .json(
+            &serde_json::json!({"enrollment_token": token["token"], "host_name": host,
+                                  "machine_id": machine_id}),
+        )
         .send()
         .unwrap()
         .json()

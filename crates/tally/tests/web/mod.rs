@@ -73,11 +73,7 @@ pub fn import_paths(dir: &Path, backend: &Backend, paths: &[String]) {
         .args(backend.db_args())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::assert_ok(&out);
 }
 
 /// A new auditor token, made by the admin.
