@@ -32,8 +32,8 @@ pub enum ApiError {
     /// or the server does not know it. Retrying cannot help; re-enrolling does.
     #[error("the server does not accept this agent ({what}): {message}")]
     Unauthorized { what: &'static str, message: String },
-    /// The server is limiting this agent's request rate (429): try again after `retry_after`,
-    /// as the server asked, and not sooner.
+    /// The server is limiting this agent's request rate (429) or is overloaded (503 with
+    /// `Retry-After`): try again after `retry_after`, as the server asked, and not sooner.
     #[error("the server asks this agent to slow down ({what}); retry in {retry_after:?}")]
     Throttled {
         what: &'static str,
@@ -63,8 +63,13 @@ async fn checked(
     if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(resp);
     }
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        let retry_after = retry_after(resp.headers());
+    // 429: this agent is over its rate; 503 with Retry-After: the server has more work waiting
+    // than it takes on, and asks everyone to come back later. Each agent adds up to half again
+    // at random, so a crowd told the same time does not return at once.
+    let overloaded = status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        && resp.headers().contains_key(reqwest::header::RETRY_AFTER);
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || overloaded {
+        let retry_after = retry_after(resp.headers()).mul_f64(1.0 + rand::random::<f64>() / 2.0);
         return Err(ApiError::Throttled { what, retry_after });
     }
     let message = format!("{status} {}", resp.text().await.unwrap_or_default());
@@ -75,7 +80,7 @@ async fn checked(
     })
 }
 
-/// How long a 429 asks to wait: its `Retry-After` in seconds (the form Tally's server sends),
+/// How long a 429 or 503 asks to wait: its `Retry-After` in seconds (the form Tally's server sends),
 /// else a minute; never more than an hour, whatever a server claims.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
     let secs = headers
@@ -209,10 +214,16 @@ impl Api {
         self.send("inventory", req).await.map(drop)
     }
 
-    pub async fn heartbeat(&self, creds: &Credentials) -> Result<(), ApiError> {
+    /// Says the agent is alive, with how many records its spool holds.
+    pub async fn heartbeat(
+        &self,
+        creds: &Credentials,
+        spooled_records: Option<u64>,
+    ) -> Result<(), ApiError> {
         let beat = Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             sent_at: chrono::Utc::now(),
+            spooled_records,
         };
         let req = self
             .auth(
@@ -222,5 +233,40 @@ impl Api {
             )
             .json(&beat);
         self.send("heartbeat", req).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server's answer with `status` and, when given, a `Retry-After` of `secs`.
+    fn answer(status: u16, retry_after: Option<&str>) -> reqwest::Response {
+        let mut builder = http::Response::builder().status(status);
+        if let Some(secs) = retry_after {
+            builder = builder.header("retry-after", secs);
+        }
+        reqwest::Response::from(builder.body("{}").unwrap())
+    }
+
+    /// 429 and an overloaded server's 503 with `Retry-After` hold the agent back at least as
+    /// long as asked (and at most half again, its jitter); a 503 without one is a plain
+    /// failure, retried after the agent's own backoff.
+    #[tokio::test]
+    async fn overload_and_rate_limit_hold_the_agent_back_as_asked() {
+        for status in [429, 503] {
+            match checked("upload", Ok(answer(status, Some("40")))).await {
+                Err(ApiError::Throttled { retry_after, .. }) => {
+                    let secs = retry_after.as_secs_f64();
+                    assert!((40.0..=60.0).contains(&secs), "{status}: {secs}");
+                }
+                other => panic!("{status}: expected throttled, got {other:?}"),
+            }
+        }
+        let plain = checked("upload", Ok(answer(503, None))).await;
+        assert!(
+            matches!(plain, Err(ApiError::Transient { .. })),
+            "{plain:?}"
+        );
     }
 }

@@ -71,22 +71,54 @@ impl PolicyCache {
         }
     }
 
-    /// Every `every`: re-reads the policy, publishing it when it changed, and sends a
-    /// heartbeat. Stops calling the server once it refused this agent.
-    pub async fn keep_fresh(mut self, every: Duration, publish: watch::Sender<Option<Policy>>) {
-        let mut tick = tokio::time::interval(every);
+    /// Re-reads the policy about every `every`, publishing it when it changed, and sends a
+    /// heartbeat about every heartbeat interval the policy asks for (at least as often as the
+    /// policy is read). Each wait is jittered, so agents started together (a fleet rebooted on
+    /// a Monday morning) spread out instead of calling the server in step. Stops calling the
+    /// server once it refused this agent.
+    pub async fn keep_fresh(
+        mut self,
+        every: Duration,
+        publish: watch::Sender<Option<Policy>>,
+        spool: crate::spool::Spool,
+    ) {
+        use tokio::time::{sleep_until, Instant};
+        let now = Instant::now();
+        let (mut next_policy, mut next_beat) = (now + jittered(every), now);
         loop {
-            tick.tick().await;
+            sleep_until(next_policy.min(next_beat)).await;
             if self.revocation.is_revoked() {
+                next_policy = Instant::now() + jittered(every);
                 continue;
             }
-            if self.refresh().await {
-                publish.send_replace(self.policy.clone());
+            if Instant::now() >= next_policy {
+                if self.refresh().await {
+                    publish.send_replace(self.policy.clone());
+                }
+                next_policy = Instant::now() + jittered(every);
             }
-            let beat = self.api.heartbeat(&self.creds).await;
-            if let Err(e) = self.revocation.check(beat) {
-                tracing::debug!(error = %e, "heartbeat failed");
+            if Instant::now() >= next_beat {
+                let spooled = spool.len().await.ok().and_then(|n| u64::try_from(n).ok());
+                let beat = self.api.heartbeat(&self.creds, spooled).await;
+                if let Err(e) = self.revocation.check(beat) {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                }
+                next_beat = Instant::now() + jittered(self.heartbeat_every(every));
             }
         }
     }
+
+    /// The policy's heartbeat interval, or `policy_every` when that is shorter.
+    fn heartbeat_every(&self, policy_every: Duration) -> Duration {
+        let asked = self
+            .policy
+            .as_ref()
+            .map(|p| Duration::from_secs(p.heartbeat_interval_secs.max(1)));
+        asked.map_or(policy_every, |a| a.min(policy_every))
+    }
+}
+
+/// `every`, give or take a quarter at random.
+pub(crate) fn jittered(every: Duration) -> Duration {
+    every.mul_f64(0.75 + rand::random::<f64>() / 2.0)
 }

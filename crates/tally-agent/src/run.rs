@@ -85,12 +85,13 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     );
     let (publish, mut policies) = watch::channel(first_policy);
     let (stop, stopping) = watch::channel(false);
+    let spooled = spool.clone();
     let uploader = Uploader::new(
         api.clone(),
         creds.clone(),
         spool,
         revocation.clone(),
-        config.upload_interval,
+        config.upload_interval.unwrap_or(report_every),
     );
     let inventory = uploader::send_inventory(
         api,
@@ -101,7 +102,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     );
     // The uploader last: it is the one task awaited at the end.
     let mut tasks = Tasks(vec![
-        tokio::spawn(policy.keep_fresh(config.policy_interval, publish)),
+        tokio::spawn(policy.keep_fresh(config.policy_interval, publish, spooled)),
         tokio::spawn(inventory),
         tokio::spawn(uploader.run(stopping)),
     ]);

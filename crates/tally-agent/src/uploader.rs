@@ -1,7 +1,8 @@
 //! The sink to the server: a task of its own that drains the spool, deleting only what the
-//! server acknowledged. It wakes when the meter has written records (and at least
-//! `--upload-secs` after its last upload), or when its backoff after a failure ends; a slow or
-//! dead server holds up only this task, never the reading of process events or checkpoints.
+//! server acknowledged. It wakes when the meter has written records (and about one upload
+//! interval — the reporting cycle unless `--upload-secs` says otherwise, jittered — after its
+//! last upload), or when its backoff after a failure ends; a slow or dead server holds up only
+//! this task, never the reading of process events or checkpoints.
 //!
 //! Each failure is handled by its kind ([`ApiError`]): a batch the server refuses is halved
 //! until the record at fault stands alone, which goes to the spool's `rejected` table; an
@@ -64,7 +65,9 @@ impl Uploader {
 
     /// Uploads until `stop` turns true, then tries once more to send what is left.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut next = Instant::now();
+        // The first upload at a random point of the first interval: agents started together
+        // spread over it.
+        let mut next = Instant::now() + self.interval.mul_f64(rand::random::<f64>());
         let mut failures = 0u32;
         loop {
             tokio::select! {
@@ -86,7 +89,7 @@ impl Uploader {
             match result {
                 Ok(()) => {
                     failures = 0;
-                    next = Instant::now() + self.interval;
+                    next = Instant::now() + crate::policy::jittered(self.interval);
                 }
                 Err(DrainError::Server(ApiError::Unauthorized { message, .. })) => {
                     self.revocation.refused(&message);

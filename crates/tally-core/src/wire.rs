@@ -477,11 +477,29 @@ pub mod v1 {
         #[schema(max_length = 128)]
         pub agent_version: String,
         pub sent_at: DateTime<Utc>,
+        /// Records waiting in the agent's spool to be sent (older agents leave it out): the
+        /// server sums the last one of each agent as the estate's spool backlog.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(maximum = 100_000_000)]
+        pub spooled_records: Option<u64>,
     }
+
+    /// Most records an agent's spool can hold (its `spool_max_records` bound's range).
+    pub const MAX_SPOOLED_RECORDS: u64 = 100_000_000;
 
     impl Heartbeat {
         pub fn validate(&self) -> Result<(), ValidationError> {
-            check_name("agent_version", &self.agent_version, MAX_VERSION)
+            check_name("agent_version", &self.agent_version, MAX_VERSION)?;
+            if self
+                .spooled_records
+                .is_some_and(|n| n > MAX_SPOOLED_RECORDS)
+            {
+                return Err(ValidationError::new(
+                    "spooled_records",
+                    format!("at most {MAX_SPOOLED_RECORDS}"),
+                ));
+            }
+            Ok(())
         }
     }
 }

@@ -180,7 +180,13 @@ pub(crate) async fn heartbeat(
     JsonBody(beat): JsonBody<Heartbeat>,
 ) -> Result<StatusCode, ApiError> {
     beat.validate()?;
-    agents::heartbeat(&state.service, &agent, &beat.agent_version).await?;
+    agents::heartbeat(
+        &state.service,
+        &agent,
+        &beat.agent_version,
+        beat.spooled_records,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

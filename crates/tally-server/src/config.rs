@@ -68,6 +68,10 @@ pub struct ConfigFile {
     /// A file holding the bearer token Prometheus sends to `/metrics`; without it `/metrics`
     /// is off (404). Every replica of a site may use the same file.
     pub metrics_token_file: Option<PathBuf>,
+    /// Transactions writing agent uploads at once, each holding every upload waiting when it
+    /// began (group commit); 0 writes each upload in a transaction of its own. Default: 1 on
+    /// SQLite (one writer), 4 on PostgreSQL.
+    pub ingest_writers: Option<usize>,
 }
 
 /// Settings from flags and environment; same fields as the file.
@@ -126,7 +130,13 @@ pub struct Config {
     pub parent: Option<ParentConfig>,
     /// The file holding `/metrics`' bearer token, when metrics are on.
     pub metrics_token_file: Option<PathBuf>,
+    /// `ingest_writers` as set (checked to be 0 to [`MAX_INGEST_WRITERS`]); `None`: the
+    /// backend's default.
+    pub ingest_writers: Option<usize>,
 }
+
+/// Most group-commit writers: more only wait on each other's locks.
+pub const MAX_INGEST_WRITERS: usize = 64;
 
 /// Where this site's parent is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +232,7 @@ impl ConfigFile {
             parent_ca_file: self.parent_ca_file.or(lower.parent_ca_file),
             sync_interval_secs: self.sync_interval_secs.or(lower.sync_interval_secs),
             metrics_token_file: self.metrics_token_file.or(lower.metrics_token_file),
+            ingest_writers: self.ingest_writers.or(lower.ingest_writers),
         }
     }
 }
@@ -339,7 +350,14 @@ impl Config {
             c.parent_ca_file,
             c.sync_interval_secs,
         )?;
+        if c.ingest_writers.is_some_and(|w| w > MAX_INGEST_WRITERS) {
+            return Err(ConfigError::Invalid {
+                setting: "ingest_writers",
+                message: format!("0 (no group commit) to {MAX_INGEST_WRITERS}"),
+            });
+        }
         Ok(Config {
+            ingest_writers: c.ingest_writers,
             parent,
             metrics_token_file: c.metrics_token_file,
             alias,

@@ -24,6 +24,12 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The server has more work waiting than it takes on; `Retry-After` says when to come back.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("storage failed: {0}")]
     Store(#[from] tally_store::StoreError),
     #[error("{0}")]
@@ -46,6 +52,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Store(e) => match e.kind() {
                 ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
                 ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
@@ -104,6 +111,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::TooManyRequests {
             retry_after_secs, ..
+        }
+        | ApiError::Busy {
+            retry_after_secs, ..
         } = self
         {
             response
@@ -122,6 +132,13 @@ impl From<tally_service::ServiceError> for ApiError {
             E::Conflict(m) => ApiError::Conflict(m),
             E::Invalid(m) => ApiError::BadRequest(m),
             E::Store(e) => ApiError::Store(e),
+            E::Busy {
+                message,
+                retry_after,
+            } => ApiError::Busy {
+                message,
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
             E::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -165,5 +182,18 @@ mod tests {
             status(corrupt),
             (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
         );
+    }
+
+    /// An overloaded service asks callers to come back: 503 with the time in `Retry-After`.
+    #[test]
+    fn busy_answers_503_with_retry_after() {
+        let busy = tally_service::ServiceError::Busy {
+            message: "queue full".into(),
+            retry_after: std::time::Duration::from_secs(60),
+        };
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry = response.headers().get(axum::http::header::RETRY_AFTER);
+        assert_eq!(retry.and_then(|v| v.to_str().ok()), Some("60"));
     }
 }

@@ -200,32 +200,43 @@ async fn stored_figures(text: &mut Exposition, state: &AppState) -> Result<(), A
     text.sample("tally_db_connections", &[("state", "idle")], pool.idle);
     let max = "tally_db_connections_max";
     text.gauge(max, "Most connections the pool opens", &[], pool.max);
-    let agents = store.agents().await?;
-    let live: Vec<_> = agents.iter().filter(|a| a.revoked_at.is_none()).collect();
     let cycle = chrono::Duration::seconds(tally_service::agents::REPORT_INTERVAL_SECS as i64);
-    let since = Utc::now() - cycle;
-    let reporting = live
-        .iter()
-        .filter(|a| a.last_heartbeat.is_some_and(|t| t >= since))
-        .count();
-    let dropped: i64 = live.iter().map(|a| a.dropped_records).sum();
+    let agents = store.agent_figures(Utc::now() - cycle).await?;
     text.gauge(
         "tally_agents_enrolled",
         "Agents enrolled and not revoked",
         &[],
-        live.len(),
+        agents.enrolled,
     );
     text.gauge(
         "tally_agents_reporting",
         "Agents heard from within the last reporting cycle (15 minutes)",
         &[],
-        reporting,
+        agents.reporting,
     );
     text.gauge(
         "tally_agent_dropped_records",
         "Usage records agents reported dropping from a full spool, summed over agents",
         &[],
-        dropped,
+        agents.dropped,
+    );
+    text.gauge(
+        "tally_agent_spooled_records",
+        "Usage records waiting in agents' spools to be sent, as each agent's last heartbeat said",
+        &[],
+        agents.spooled,
+    );
+    text.gauge(
+        "tally_ingest_queue_records",
+        "Usage records this process has received and queued for its group-commit writers",
+        &[],
+        state.service.ingest_waiting(),
+    );
+    text.gauge(
+        "tally_sync_backlog_records",
+        "Usage records this site holds that its parent has not yet acknowledged (0 without a parent)",
+        &[],
+        tally_service::site_sync::backlog(&state.service).await?,
     );
     task_figures(text, state).await
 }

@@ -97,12 +97,16 @@ async fn metrics_move_with_real_ingest(backend: Backend) {
         let (status, body) = server.upload(&creds, batch.clone()).await;
         assert_eq!(status, 200, "{body}");
     }
-    let beat = json!({"agent_version": "0.1.0", "sent_at": chrono::Utc::now()});
+    let beat = json!({"agent_version": "0.1.0", "sent_at": chrono::Utc::now(),
+        "spooled_records": 42});
     let (status, _) = server
         .post("/api/v1/agent/heartbeat", Some(&creds), beat)
         .await;
     assert_eq!(status, 204);
     let after = scrape(&server).await;
+    assert_eq!(after.get("tally_agent_spooled_records"), 42.0);
+    assert_eq!(after.get("tally_ingest_queue_records"), 0.0, "all written");
+    assert_eq!(after.get("tally_sync_backlog_records"), 0.0, "no parent");
     assert_eq!(after.get("tally_ingest_records_total"), 3.0);
     assert_eq!(after.get("tally_ingest_batches_total"), 2.0);
     assert_eq!(

@@ -14,7 +14,9 @@ use crate::{Result, Service, ServiceError};
 /// near-real-time figures, so 15 minutes.
 pub const REPORT_INTERVAL_SECS: u64 = 15 * 60;
 pub const INVENTORY_INTERVAL_SECS: u64 = 24 * 60 * 60;
-pub const HEARTBEAT_INTERVAL_SECS: u64 = 5 * 60;
+/// Once per reporting cycle: what "agents reporting in the last cycle" counts. A million agents
+/// then send about 1,100 heartbeats a second.
+pub const HEARTBEAT_INTERVAL_SECS: u64 = REPORT_INTERVAL_SECS;
 
 /// Why a caller is not a live agent; the server answers 401 with this and how to fix it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -100,10 +102,20 @@ pub async fn upload_usage(
     Ok(outcome)
 }
 
-/// Records that `agent` is alive and runs `version`.
-pub async fn heartbeat(service: &Service, agent: &Agent, version: &str) -> Result<()> {
-    (service.store())
-        .agent_heartbeat(&agent.id, version, 0, Utc::now())
-        .await?;
-    Ok(())
+/// Records that `agent` is alive and runs `version`, with the records its spool holds.
+pub async fn heartbeat(
+    service: &Service,
+    agent: &Agent,
+    version: &str,
+    spooled: Option<u64>,
+) -> Result<()> {
+    let beat = tally_store::Heartbeat {
+        agent_id: agent.id.clone(),
+        version: version.to_string(),
+        dropped: 0,
+        // Validated to at most MAX_SPOOLED_RECORDS.
+        spooled: spooled.map(|n| n.min(i64::MAX as u64) as i64),
+        at: Utc::now(),
+    };
+    service.store_heartbeat(beat).await
 }

@@ -18,6 +18,13 @@ pub enum ServiceError {
     Invalid(String),
     #[error("storage failed: {0}")]
     Store(#[from] tally_store::StoreError),
+    /// Too much work is waiting; the caller should come back after `retry_after` (agents keep
+    /// what they wanted to send).
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The service failed on its own side (files it writes, rendering).
     #[error("{0}")]
     Internal(String),

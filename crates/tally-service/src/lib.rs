@@ -17,6 +17,7 @@ pub mod devices;
 mod error;
 pub mod export_files;
 pub mod file_rules;
+pub mod group_commit;
 pub mod hierarchy;
 pub mod import_files;
 pub mod ingest;
@@ -58,7 +59,7 @@ pub use file_rules::FileRules;
 pub use reclaim::{NoUsageData, ReclaimList, ReclaimQuery, ReclaimReport, Reclaimable};
 pub use scheduled::ReportOutput;
 
-/// Concurrent usage-batch writes per server.
+/// Concurrent usage-batch writes per server when each upload is its own transaction.
 pub const WRITE_SLOTS: usize = 4;
 
 /// One site's operations with the state they keep between calls: the store, the site it
@@ -72,6 +73,9 @@ pub struct Service {
     /// has one writer; its busy handler sleeps between retries), so uploads wait here instead,
     /// having already parsed and validated their bodies.
     write_slots: tokio::sync::Semaphore,
+    /// How uploads are written; the group-commit writers start with the first upload.
+    ingest_mode: group_commit::IngestMode,
+    group_commit: std::sync::OnceLock<group_commit::GroupCommit>,
     file_rules: Arc<FileRules>,
     reports: ReportOutput,
     /// Set when the site pseudonymises account and full names as they enter.
@@ -93,6 +97,11 @@ impl Service {
             site,
             ingest: ingest::DimensionCache::new(file_rules.clone()),
             write_slots: tokio::sync::Semaphore::new(WRITE_SLOTS),
+            ingest_mode: group_commit::IngestMode::Grouped {
+                writers: 1,
+                queue_records: group_commit::QUEUE_RECORDS,
+            },
+            group_commit: std::sync::OnceLock::new(),
             file_rules,
             reports: ReportOutput::default(),
             pseudonyms: None,
@@ -105,6 +114,17 @@ impl Service {
     /// What this process counted: ingest, latency, answers, task runs.
     pub fn telemetry(&self) -> &telemetry::Telemetry {
         &self.telemetry
+    }
+
+    /// The same service, writing uploads as `mode` says (grouped on one writer by default).
+    pub fn with_ingest_mode(mut self, mode: group_commit::IngestMode) -> Self {
+        self.ingest_mode = mode;
+        self
+    }
+
+    /// Usage records queued for the group-commit writers and not yet being written.
+    pub fn ingest_waiting(&self) -> usize {
+        self.group_commit.get().map_or(0, |g| g.waiting())
     }
 
     /// The same service, with the site key and the system-metering settings.
@@ -160,7 +180,8 @@ impl Service {
     }
 
     /// Stores one validated usage batch of a device: files and users resolved through the
-    /// caches, then written in one transaction once a write slot is free.
+    /// caches, then written with other uploads waiting at the same time (group commit), or
+    /// alone once a write slot is free.
     pub async fn store_usage(
         &self,
         device_id: i64,
@@ -172,15 +193,43 @@ impl Service {
             .ingest
             .resolve(self.store(), device_id, records, self.pseudonyms())
             .await?;
+        let batch = tally_store::UsageBatchRows {
+            device_id,
+            batch_id: batch_id.to_string(),
+            records: rows,
+            at: now,
+        };
+        if let Some(writers) = self.group_writers() {
+            return writers.store(batch).await;
+        }
         let _slot = self
             .write_slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        Ok(self
-            .store
-            .insert_usage_batch(device_id, batch_id, &rows, now)
-            .await?)
+        let mut outcomes = self.store.insert_usage_batches(&[batch]).await?;
+        Ok(outcomes.pop().expect("one outcome per batch"))
+    }
+
+    /// Records an agent's heartbeat, with other requests waiting when grouped.
+    pub async fn store_heartbeat(&self, beat: tally_store::Heartbeat) -> Result<()> {
+        match self.group_writers() {
+            Some(writers) => writers.heartbeat(beat).await,
+            None => Ok(self.store.agent_heartbeats(&[beat]).await?),
+        }
+    }
+
+    /// The group-commit writers, started on first use; `None` when each write is its own.
+    fn group_writers(&self) -> Option<&group_commit::GroupCommit> {
+        match self.ingest_mode {
+            group_commit::IngestMode::Grouped {
+                writers,
+                queue_records,
+            } => Some(self.group_commit.get_or_init(|| {
+                group_commit::GroupCommit::start(self.store.clone(), writers, queue_records)
+            })),
+            group_commit::IngestMode::OneByOne => None,
+        }
     }
 
     /// Stores a device's validated inventory, its account names pseudonymised when the site

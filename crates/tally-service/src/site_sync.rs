@@ -477,12 +477,26 @@ async fn apply_down(service: &Service, parent: &SiteCode, down: &SyncDown) -> Re
 /// The newest serial a parent has acknowledged, for ageing: raw records above it have not
 /// gone up yet and must stay. `None` when this site has no parent.
 pub async fn ageing_limit(service: &Service) -> Result<Option<i64>> {
-    let site = service.store().site(service.site()).await?;
-    if site.and_then(|s| s.parent).is_none() {
+    if !has_parent(service).await? {
         return Ok(None);
     }
     // Records of the last serial may be only partly sent.
     Ok(Some(usage_sent(service).await?.0 - 1))
+}
+
+/// Usage records the parent has not yet acknowledged (a count over the records after the
+/// watermark only); 0 when this site has no parent.
+pub async fn backlog(service: &Service) -> Result<i64> {
+    if !has_parent(service).await? {
+        return Ok(0);
+    }
+    let after = usage_sent(service).await?;
+    Ok(service.store().usage_unsent(after).await?)
+}
+
+async fn has_parent(service: &Service) -> Result<bool> {
+    let site = service.store().site(service.site()).await?;
+    Ok(site.and_then(|s| s.parent).is_some())
 }
 
 /// Starts the sync loop for `service` when it has a parent: joins first if it must.

@@ -8,6 +8,31 @@ use tally_core::Device;
 
 use crate::{AuditNote, AuditOf, Result};
 
+/// One agent's sign of life, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub agent_id: String,
+    pub version: String,
+    /// Records the agent dropped from a full spool since it last said so.
+    pub dropped: i64,
+    /// Records waiting in its spool, when it said (older agents do not).
+    pub spooled: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+/// The estate's agents in a few figures, counted by the database (no agent list is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentFigures {
+    /// Enrolled and not revoked.
+    pub enrolled: i64,
+    /// Of those, heard from since the time asked about.
+    pub reporting: i64,
+    /// Records they reported dropping from a full spool, in all.
+    pub dropped: i64,
+    /// Records waiting in their spools, as each last said.
+    pub spooled: i64,
+}
+
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     async fn create_operator_token(
@@ -56,12 +81,28 @@ pub trait AgentStore: Send + Sync {
     async fn agents(&self) -> Result<Vec<Agent>>;
     async fn revoke_agent(&self, id: &str, at: DateTime<Utc>, audit: AuditNote<'_>)
         -> Result<bool>;
-    /// Records a heartbeat, and spool drops the agent reports (added to its running total).
+    /// Records heartbeats in one transaction, with spool drops the agents report (added to
+    /// their running totals). An unknown agent's heartbeat is skipped.
+    async fn agent_heartbeats(&self, beats: &[Heartbeat]) -> Result<()>;
+
+    /// [`AgentStore::agent_heartbeats`] for one agent.
     async fn agent_heartbeat(
         &self,
         id: &str,
         version: &str,
         dropped: i64,
         at: DateTime<Utc>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let beat = Heartbeat {
+            agent_id: id.to_string(),
+            version: version.to_string(),
+            dropped,
+            spooled: None,
+            at,
+        };
+        self.agent_heartbeats(&[beat]).await
+    }
+
+    /// Live agents counted: enrolled, heard from since `since`, dropped and spooled records.
+    async fn agent_figures(&self, since: DateTime<Utc>) -> Result<AgentFigures>;
 }

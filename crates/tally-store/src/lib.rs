@@ -39,7 +39,7 @@ mod web_sessions;
 
 use async_trait::async_trait;
 
-pub use agents::AgentStore;
+pub use agents::{AgentFigures, AgentStore, Heartbeat};
 pub use audit::{AuditNote, AuditOf, AuditStore};
 pub use certificates::{CertificateImport, CertificateStore, LicenseTerms};
 pub use error::{ErrorKind, StoreError};
@@ -57,7 +57,7 @@ pub use sites::{Forgotten, SiteStore};
 pub use sqlite::SqliteStore;
 pub use summaries::{MonthNames, SummaryStore, TaskPart, UsageOf};
 pub use task_lock::TaskLock;
-pub use usage::{UsageQuery, UsageStore};
+pub use usage::{UsageBatchRows, UsageQuery, UsageStore};
 pub use web_sessions::{WebSession, WebSessionStore};
 
 // Domain types the store reads and writes, defined in tally-core; re-exported here so callers

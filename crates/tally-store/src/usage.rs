@@ -21,6 +21,15 @@ pub struct UsageQuery {
     pub page: Page,
 }
 
+/// One agent upload, its ids resolved, as the store writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageBatchRows {
+    pub device_id: i64,
+    pub batch_id: String,
+    pub records: Vec<NewUsageRecord>,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Stores records in one transaction under one new `TimeSerial`. A record already stored
@@ -28,18 +37,35 @@ pub trait UsageStore: Send + Sync {
     async fn insert_usage(&self, records: &[NewUsageRecord]) -> Result<InsertOutcome>;
     async fn usage_records(&self, query: &UsageQuery) -> Result<Vec<UsageRecord>>;
 
-    /// Stores one agent upload once: the first time, records are inserted and the outcome
-    /// remembered under `(device_id, batch_id)`; a replay returns the remembered outcome and
-    /// writes nothing.
+    /// Stores agent uploads in one transaction under one new `TimeSerial` (a group commit),
+    /// each once: the first time, its records are inserted and the outcome remembered under
+    /// `(device_id, batch_id)`; a replay writes nothing and returns the remembered outcome.
+    /// Outcomes are in the order of `batches`.
+    async fn insert_usage_batches(&self, batches: &[UsageBatchRows]) -> Result<Vec<BatchOutcome>>;
+
+    /// [`UsageStore::insert_usage_batches`] for one upload.
     async fn insert_usage_batch(
         &self,
         device_id: i64,
         batch_id: &str,
         records: &[NewUsageRecord],
         at: DateTime<Utc>,
-    ) -> Result<BatchOutcome>;
+    ) -> Result<BatchOutcome> {
+        let batch = UsageBatchRows {
+            device_id,
+            batch_id: batch_id.to_string(),
+            records: records.to_vec(),
+            at,
+        };
+        let mut outcomes = self
+            .insert_usage_batches(std::slice::from_ref(&batch))
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per batch"))
+    }
 
-    /// The newest `TimeSerial` given to stored usage.
+    /// The newest `TimeSerial` below which every write has ended: no record with a serial at or
+    /// under it can still appear, so a reader that has read up to it may move its watermark
+    /// there.
     async fn max_time_serial(&self) -> Result<i64>;
     /// Records with `after_serial < time_serial <= upto_serial`, in `(time_serial, id)` order,
     /// after the record `(after_serial_of_page, after_id)`: a page of `limit`.

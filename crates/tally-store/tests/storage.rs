@@ -23,6 +23,7 @@ on_both_backends!(
     schema_version_is_current,
     enrollment_takes_one_use_of_a_live_token,
     a_replayed_batch_is_acknowledged_as_first_stored,
+    a_group_of_uploads_commits_together_each_once,
     agents_are_revoked_and_report_heartbeats_and_drops,
     inventory_replaces_the_previous_one_unless_unchanged,
     summaries_tasks_and_ageing,
@@ -521,6 +522,57 @@ async fn a_replayed_batch_is_acknowledged_as_first_stored(store: &dyn Store) {
             .len(),
         3
     );
+}
+
+/// Group commit: several uploads in one transaction, under one `TimeSerial`, each answered as
+/// if alone — a record another upload of the group brought is a duplicate, and an upload sent
+/// twice within the group is stored once and answered as its first receipt.
+async fn a_group_of_uploads_commits_together_each_once(store: &dyn Store) {
+    let (d, u, f) = fixture(store).await;
+    let batch = |id: &str, records: Vec<NewUsageRecord>| tally_store::UsageBatchRows {
+        device_id: d,
+        batch_id: id.into(),
+        records,
+        at: at(9, 16),
+    };
+    let first = vec![
+        record(d, u, f, "m1", at(9, 0), at(9, 15)),
+        record(d, u, f, "m2", at(9, 0), at(9, 15)),
+    ];
+    let second = vec![first[1].clone(), record(d, u, f, "m3", at(9, 0), at(9, 15))];
+    let outcomes = store
+        .insert_usage_batches(&[
+            batch("b1", first.clone()),
+            batch("b2", second),
+            batch("b1", first),
+        ])
+        .await
+        .unwrap();
+    let seen: Vec<_> = outcomes
+        .iter()
+        .map(|o| (o.stored, o.duplicates, o.replayed))
+        .collect();
+    assert_eq!(seen, [(2, 0, false), (1, 1, false), (2, 0, true)]);
+    let stored = store.usage_records(&UsageQuery::default()).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    let serials: std::collections::BTreeSet<i64> = stored.iter().map(|r| r.time_serial).collect();
+    assert_eq!(serials.len(), 1, "one transaction, one serial: {serials:?}");
+    assert_eq!(
+        store.max_time_serial().await.unwrap(),
+        stored[0].time_serial
+    );
+    // Heartbeats of a group: an unknown agent's is skipped, the others are stored.
+    let beat = |id: &str| tally_store::Heartbeat {
+        agent_id: id.into(),
+        version: "9.9".into(),
+        dropped: 1,
+        spooled: Some(5),
+        at: at(9, 30),
+    };
+    store
+        .agent_heartbeats(&[beat("nobody"), beat("nobody-else")])
+        .await
+        .unwrap();
 }
 
 async fn agents_are_revoked_and_report_heartbeats_and_drops(store: &dyn Store) {
@@ -1619,4 +1671,39 @@ async fn postgres_replicas_run_a_task_one_at_a_time() {
     freed.release().await.unwrap();
     one.close().await;
     two.close().await;
+}
+
+/// On PostgreSQL a `TimeSerial` comes from a sequence, so a write holding a low serial may
+/// commit after one holding a higher: the newest settled serial waits for every write that
+/// took a serial before it was asked, and is then that serial.
+#[tokio::test]
+async fn postgres_a_serial_settles_only_once_its_write_ended() {
+    let Some(db) = common::PgDb::create().await else {
+        return;
+    };
+    let store = db.open().await;
+    let writer = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut open = writer.begin().await.unwrap();
+    // What a usage write does first (postgres/mod.rs: the gate shared, then a serial).
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(31250, 0)")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    let taken: i64 = sqlx::query_scalar("SELECT nextval('usage_time_serial')")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move { store.max_time_serial().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !reader.is_finished(),
+        "settled while a write with serial {taken} is open"
+    );
+    open.commit().await.unwrap();
+    assert_eq!(reader.await.unwrap(), taken);
+    writer.close().await;
+    store.close().await;
 }

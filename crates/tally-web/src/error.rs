@@ -44,6 +44,7 @@ impl WebError {
             }
             WebError::Service(ServiceError::Invalid(_)) => StatusCode::BAD_REQUEST,
             WebError::Service(ServiceError::Conflict(_)) => StatusCode::CONFLICT,
+            WebError::Service(ServiceError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

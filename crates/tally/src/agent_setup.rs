@@ -74,8 +74,8 @@ pub struct AgentArgs {
     /// last heartbeat [default: 1].
     #[arg(long)]
     pub checkpoint_secs: Option<u64>,
-    /// Seconds between uploads of spooled records (fewer, larger uploads cost less)
-    /// [default: 10].
+    /// Seconds between uploads of spooled records, jittered (fewer, larger uploads cost less)
+    /// [default: the reporting cycle].
     #[arg(long)]
     pub upload_secs: Option<u64>,
     /// How often the inventory is read for changes, in seconds (it is sent when it changed,
@@ -85,7 +85,8 @@ pub struct AgentArgs {
     /// Reporting cycle in seconds, overriding the server's policy.
     #[arg(long)]
     pub report_secs: Option<u64>,
-    /// How often the policy is re-read and a heartbeat sent, in seconds [default: 60].
+    /// How often the policy is re-read, in seconds, jittered; heartbeats go at least as often
+    /// [default: 3600].
     #[arg(long)]
     pub policy_secs: Option<u64>,
     /// PEM CA to trust for the server's certificate besides the system roots.
@@ -159,7 +160,12 @@ pub fn resolve(args: AgentArgs) -> Result<tally_agent::AgentConfig> {
         report_interval: report
             .map(|s| bounded("report_secs", s, 1..=MAX_SECS).map(Duration::from_secs))
             .transpose()?,
-        policy_interval: secs("policy_secs", args.policy_secs, file.policy_secs, 60)?,
+        policy_interval: secs(
+            "policy_secs",
+            args.policy_secs,
+            file.policy_secs,
+            tally_agent::config::DEFAULT_POLICY_SECS,
+        )?,
         ca_file: args.ca_file.or(file.ca_file),
         watcher,
         spool_max_records: bounded(
@@ -181,11 +187,11 @@ pub fn resolve(args: AgentArgs) -> Result<tally_agent::AgentConfig> {
             file.inventory_check_secs,
             3600,
         )?,
-        upload_interval: Duration::from_secs(bounded(
-            "upload_secs",
-            args.upload_secs.or(file.upload_secs).unwrap_or(10),
-            0..=MAX_SECS,
-        )?),
+        upload_interval: args
+            .upload_secs
+            .or(file.upload_secs)
+            .map(|s| bounded("upload_secs", s, 0..=MAX_SECS).map(Duration::from_secs))
+            .transpose()?,
         ..tally_agent::AgentConfig::new(
             server,
             args.state_dir

@@ -311,6 +311,10 @@ struct ServerArgs {
     /// File with the bearer token Prometheus sends to /metrics [default: /metrics is off].
     #[arg(long, env = "TALLY_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
+    /// Transactions writing agent uploads at once, each taking every upload waiting (group
+    /// commit); 0 = one transaction per upload [default: 1 on SQLite, 4 on PostgreSQL].
+    #[arg(long, env = "TALLY_INGEST_WRITERS")]
+    ingest_writers: Option<usize>,
 }
 
 impl ServerArgs {
@@ -340,6 +344,7 @@ impl ServerArgs {
             parent_ca_file: self.parent_ca_file.clone(),
             sync_interval_secs: self.sync_interval_secs,
             metrics_token_file: self.metrics_token_file.clone(),
+            ingest_writers: self.ingest_writers,
         }
     }
 }

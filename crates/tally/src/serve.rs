@@ -7,6 +7,7 @@ use chrono::Utc;
 use tally_core::{Role, Site};
 use tally_server::config::{LogFormat, Transport};
 use tally_server::{auth, AppState, Config, ConfigFile, ReportOutput};
+use tally_service::group_commit::IngestMode;
 use tally_service::Service;
 use tally_store::prelude::*;
 
@@ -66,7 +67,9 @@ pub async fn run(args: ServerArgs, mode: Mode) -> Result<()> {
         print_next_steps(&url, &config)?;
     }
     tracing::info!(%url, site = %config.site_code, "listening");
+    let ingest = ingest_mode(config.ingest_writers, store.backend());
     let mut service = Service::new(store, config.site_code.clone())
+        .with_ingest_mode(ingest)
         .with_reports(ReportOutput {
             dir: Some(config.data_dir.join("reports")),
             scheduled: config.scheduled_reports.clone(),
@@ -289,7 +292,7 @@ async fn start_local_agent(store: &dyn Store, config: &Config, url: &str) -> Res
         poll_interval: std::time::Duration::from_millis(500),
         // A newcomer adds a rule and runs the program at once: pick rules up within seconds.
         policy_interval: std::time::Duration::from_secs(3),
-        upload_interval: std::time::Duration::from_secs(1),
+        upload_interval: Some(std::time::Duration::from_secs(1)),
         ..tally_agent::AgentConfig::new(url.to_string(), state_dir)
     };
     tokio::spawn(async move {
@@ -349,6 +352,19 @@ fn print_next_steps(url: &str, config: &Config) -> Result<()> {
         data.display()
     );
     Ok(())
+}
+
+/// How uploads are written: `writers` as configured, else one writer on SQLite (it has one)
+/// and four on PostgreSQL; zero writers means no group commit.
+fn ingest_mode(writers: Option<usize>, backend: &str) -> IngestMode {
+    let default = if backend == "postgres" { 4 } else { 1 };
+    match writers.unwrap_or(default) {
+        0 => IngestMode::OneByOne,
+        writers => IngestMode::Grouped {
+            writers,
+            queue_records: tally_service::group_commit::QUEUE_RECORDS,
+        },
+    }
 }
 
 #[cfg(test)]

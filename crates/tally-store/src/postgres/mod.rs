@@ -17,6 +17,44 @@ const NAME: &str = "postgres";
 /// Opens a transaction that will write (PostgreSQL's row locks need nothing more).
 const BEGIN_WRITE: &str = "BEGIN";
 
+/// The advisory lock (`pg_advisory_xact_lock(int, int)`) every usage write holds shared while it
+/// takes and uses a `TimeSerial`; a reader takes it exclusively, for a moment, to learn which
+/// serials have settled. (The task locks use first key 0x7A11.)
+const SERIAL_GATE: (i32, i32) = (0x7A12, 0);
+
+/// A new `TimeSerial` for the calling write transaction, from a sequence: concurrent uploads
+/// each take one without waiting for each other (a counter row would serialise them until
+/// commit). Serials then no longer follow commit order; [`settled_time_serial`] makes up for
+/// that on the read side.
+async fn take_time_serial(tx: &mut sqlx::Transaction<'_, Db>) -> Result<i64> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(SERIAL_GATE.0)
+        .bind(SERIAL_GATE.1)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_scalar("SELECT nextval('usage_time_serial')")
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// The newest `TimeSerial` no write can still be using. The sequence's last value is read
+/// first; every write that took a serial up to it holds the gate shared from before it took
+/// the serial until it ends, so once the gate is had exclusively (and let go at once), all of
+/// them have committed or rolled back, and no later write gets a serial that low.
+async fn settled_time_serial(pool: &PgPool) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let last: i64 = sqlx::query_scalar("SELECT last_value FROM usage_time_serial")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(SERIAL_GATE.0)
+        .bind(SERIAL_GATE.1)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(last)
+}
+
 #[path = "../queries/mod.rs"]
 mod queries;
 

@@ -254,35 +254,56 @@ impl crate::AgentStore for DbStore {
     /// `dropped` is added with saturation at `i64::MAX`: a plain sum overflows, which SQLite
     /// answers by turning the column into REAL (breaking every later read of the agent) and
     /// PostgreSQL with an error on every upload of that agent.
-    async fn agent_heartbeat(
-        &self,
-        id: &str,
-        version: &str,
-        dropped: i64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
-        let device: Option<i64> = sqlx::query_scalar(
-            "UPDATE agents SET last_heartbeat = $1, agent_version = $2,
-                 dropped_records = CASE WHEN dropped_records > 9223372036854775807 - $3
-                     THEN 9223372036854775807 ELSE dropped_records + $3 END
-             WHERE id = $4 RETURNING device_id",
-        )
-        .bind(at)
-        .bind(version)
-        .bind(dropped)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(device) = device {
-            sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
-                .bind(at)
-                .bind(device)
-                .execute(&mut *tx)
-                .await?;
+    async fn agent_heartbeats(&self, beats: &[crate::Heartbeat]) -> Result<()> {
+        // In agent order: concurrent groups then lock the same rows in the same order and
+        // cannot deadlock.
+        let mut ordered: Vec<&crate::Heartbeat> = beats.iter().collect();
+        ordered.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        for beat in ordered {
+            let at = to_micros(beat.at);
+            let device: Option<i64> = sqlx::query_scalar(
+                "UPDATE agents SET last_heartbeat = $1, agent_version = $2,
+                     dropped_records = CASE WHEN dropped_records > 9223372036854775807 - $3
+                         THEN 9223372036854775807 ELSE dropped_records + $3 END,
+                     spooled_records = COALESCE($5, spooled_records)
+                 WHERE id = $4 RETURNING device_id",
+            )
+            .bind(at)
+            .bind(&beat.version)
+            .bind(beat.dropped)
+            .bind(&beat.agent_id)
+            .bind(beat.spooled)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(device) = device {
+                sqlx::query("UPDATE devices SET last_seen = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn agent_figures(&self, since: DateTime<Utc>) -> Result<crate::AgentFigures> {
+        let (enrolled, reporting, dropped, spooled): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*),
+                 COALESCE(SUM(CASE WHEN last_heartbeat >= $1 THEN 1 ELSE 0 END), 0),
+                 CAST(COALESCE(SUM(dropped_records), 0) AS BIGINT),
+                 CAST(COALESCE(SUM(spooled_records), 0) AS BIGINT)
+             FROM agents WHERE revoked_at IS NULL",
+        )
+        .bind(to_micros(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::AgentFigures {
+            enrolled,
+            reporting,
+            dropped,
+            spooled,
+        })
     }
 }

@@ -496,6 +496,9 @@ impl crate::HierarchyStore for DbStore {
     }
 
     async fn usage_for_sync(&self, after: (i64, i64), limit: i64) -> Result<Vec<SyncedRecord>> {
+        // Only settled serials: a write still in progress may yet commit a serial below the
+        // newest one, which a watermark moved past it would never send.
+        let settled = super::settled_time_serial(&self.pool).await?;
         let rows = sqlx::query_as::<_, RecordColumns>(
             "SELECT u.time_serial, u.id, u.device_id, u.meter_data_id, u.start_time,
                  u.start_time_offset, u.end_time, u.end_time_offset, u.started,
@@ -506,11 +509,13 @@ impl crate::HierarchyStore for DbStore {
              JOIN files f ON f.id = u.file_id
              JOIN users s ON s.id = u.user_id
              WHERE u.time_serial >= $1 AND (u.time_serial, u.id) > ($1, $2)
+                 AND u.time_serial <= $4
              ORDER BY u.time_serial, u.id LIMIT $3",
         )
         .bind(after.0)
         .bind(after.1)
         .bind(limit)
+        .bind(settled)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());

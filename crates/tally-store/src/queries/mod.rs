@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, DbStore, BEGIN_WRITE, NAME};
+use super::{settled_time_serial, take_time_serial, Db, DbStore, BEGIN_WRITE, NAME};
 use crate::Result;
 
 mod agents;

@@ -46,17 +46,12 @@ fn records(rows: Vec<UsageColumns>) -> Vec<UsageRecord> {
     rows.into_iter().map(|r| r.0).collect()
 }
 
-/// Inserts records under one new `TimeSerial` inside the caller's transaction.
+/// Inserts records under `time_serial` inside the caller's transaction.
 async fn insert_records(
     tx: &mut sqlx::Transaction<'_, Db>,
     records: &[tally_core::NewUsageRecord],
+    time_serial: i64,
 ) -> Result<tally_core::usage::InsertOutcome> {
-    // Taken first and held to commit: serials then follow commit order.
-    let time_serial: i64 = sqlx::query_scalar(
-        "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
     // The longest period stored bounds the search for records overlapping a time.
     let longest = records
         .iter()
@@ -101,14 +96,72 @@ async fn insert_records(
     })
 }
 
+/// Claims `batch` for its device and, the first time, inserts its records under
+/// `time_serial` and remembers what they came to; `None` for a batch received before.
+async fn claim_and_insert(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    batch: &crate::UsageBatchRows,
+    time_serial: i64,
+) -> Result<Option<tally_core::usage::BatchOutcome>> {
+    let claimed = sqlx::query(
+        "INSERT INTO usage_batches (device_id, batch_id, stored, duplicates, received_at)
+         VALUES ($1, $2, 0, 0, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(batch.device_id)
+    .bind(&batch.batch_id)
+    .bind(to_micros(batch.at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Ok(None);
+    }
+    let outcome = insert_records(tx, &batch.records, time_serial).await?;
+    sqlx::query(
+        "UPDATE usage_batches SET stored = $1, duplicates = $2
+         WHERE device_id = $3 AND batch_id = $4",
+    )
+    .bind(outcome.stored as i64)
+    .bind(outcome.duplicates as i64)
+    .bind(batch.device_id)
+    .bind(&batch.batch_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(tally_core::usage::BatchOutcome {
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        replayed: false,
+    }))
+}
+
+/// The answer to a replayed batch: what its first receipt stored.
+async fn replayed(
+    store: &DbStore,
+    batch: &crate::UsageBatchRows,
+) -> Result<tally_core::usage::BatchOutcome> {
+    let (stored, duplicates): (i64, i64) = sqlx::query_as(
+        "SELECT stored, duplicates FROM usage_batches WHERE device_id = $1 AND batch_id = $2",
+    )
+    .bind(batch.device_id)
+    .bind(&batch.batch_id)
+    .fetch_one(&store.pool)
+    .await?;
+    Ok(tally_core::usage::BatchOutcome {
+        stored: stored as u64,
+        duplicates: duplicates as u64,
+        replayed: true,
+    })
+}
+
 #[async_trait]
 impl crate::UsageStore for DbStore {
     async fn insert_usage(
         &self,
         records: &[tally_core::NewUsageRecord],
     ) -> Result<tally_core::usage::InsertOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = insert_records(&mut tx, records).await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        let time_serial = super::take_time_serial(&mut tx).await?;
+        let outcome = insert_records(&mut tx, records, time_serial).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -155,57 +208,29 @@ impl crate::UsageStore for DbStore {
             .map(records)?)
     }
 
-    async fn insert_usage_batch(
+    async fn insert_usage_batches(
         &self,
-        device_id: i64,
-        batch_id: &str,
-        records: &[tally_core::NewUsageRecord],
-        at: DateTime<Utc>,
-    ) -> Result<tally_core::usage::BatchOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let outcome = insert_records(&mut tx, records).await?;
-        let claimed = sqlx::query(
-            "INSERT INTO usage_batches (device_id, batch_id, stored, duplicates, received_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(device_id)
-        .bind(batch_id)
-        .bind(outcome.stored as i64)
-        .bind(outcome.duplicates as i64)
-        .bind(to_micros(at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 1 {
-            tx.commit().await?;
-            return Ok(tally_core::usage::BatchOutcome {
-                stored: outcome.stored,
-                duplicates: outcome.duplicates,
-                replayed: false,
+        batches: &[crate::UsageBatchRows],
+    ) -> Result<Vec<tally_core::usage::BatchOutcome>> {
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        let time_serial = super::take_time_serial(&mut tx).await?;
+        let mut firsts = Vec::with_capacity(batches.len());
+        for batch in batches {
+            firsts.push(claim_and_insert(&mut tx, batch, time_serial).await?);
+        }
+        tx.commit().await?;
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for (batch, first) in batches.iter().zip(firsts) {
+            outcomes.push(match first {
+                Some(outcome) => outcome,
+                None => replayed(self, batch).await?,
             });
         }
-        // A replay: undo anything this request wrote and answer as the first time.
-        tx.rollback().await?;
-        let (stored, duplicates): (i64, i64) = sqlx::query_as(
-            "SELECT stored, duplicates FROM usage_batches WHERE device_id = $1 AND batch_id = $2",
-        )
-        .bind(device_id)
-        .bind(batch_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(tally_core::usage::BatchOutcome {
-            stored: stored as u64,
-            duplicates: duplicates as u64,
-            replayed: true,
-        })
+        Ok(outcomes)
     }
 
     async fn max_time_serial(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'time_serial'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        super::settled_time_serial(&self.pool).await
     }
 
     async fn usage_by_serial(

@@ -23,6 +23,25 @@ const NAME: &str = "sqlite";
 /// that reads first cannot fail later because another connection wrote in between.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// A new `TimeSerial` for the calling write transaction. SQLite has one writer at a time, so
+/// the counter row costs nothing to hold and serials follow commit order.
+async fn take_time_serial(tx: &mut sqlx::Transaction<'_, Db>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'time_serial' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// The newest `TimeSerial` no write can still be using: with one writer, the counter itself.
+async fn settled_time_serial(pool: &SqlitePool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'time_serial'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 #[path = "../queries/mod.rs"]
 mod queries;
 

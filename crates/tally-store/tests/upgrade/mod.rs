@@ -296,6 +296,38 @@ pub async fn assert_works(store: &dyn Store, pool: &impl Db, newest: i64) {
         Some("1"),
         "Chat is kept as history"
     );
+    // Usage after the upgrade comes after the fixture's (serials up to 41).
+    assert_eq!(store.max_time_serial().await.unwrap(), 41);
+    let alice = store.upsert_user("alice", None).await.unwrap();
+    let file = store
+        .upsert_file(&tally_core::FileInfo {
+            file_name: "winword".into(),
+            original_file_name: "winword".into(),
+            version: "16.0".into(),
+            product_name: "Office".into(),
+            publisher: "Microsoft".into(),
+            language: tally_core::file::ANY_LANGUAGE,
+        })
+        .await
+        .unwrap();
+    let record = tally_core::NewUsageRecord {
+        meter_data_id: "after-upgrade".into(),
+        device_id: pc1,
+        file_id: file,
+        user_id: alice,
+        start_time: at - chrono::Duration::hours(1),
+        start_time_offset: 0,
+        end_time: at,
+        end_time_offset: 0,
+        started: true,
+        still_running: false,
+        start_not_captured: false,
+        end_not_captured: false,
+        in_ts_session: false,
+    };
+    let written = store.insert_usage(&[record]).await.unwrap();
+    assert_eq!(written.time_serial, 42);
+    assert_eq!(store.max_time_serial().await.unwrap(), 42);
 }
 
 /// Migration 14's outcome, carried by the newer fixtures: of the two rules named "Snoozer" in any

@@ -1,9 +1,10 @@
--- A database as schema 19 (certificates and system metering) left it, loaded by
--- tests/migrations.rs before it upgrades to the newest schema. Migration 19 changed no row these
--- tables held, so this is schema 18's fixture as is; migration 20 (the site hierarchy) adds
--- columns to sites, devices and metering_rules, which hold rows here. One text for both
--- backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
--- booleans left to their defaults. The next fixture starts as a copy of this.
+-- A database as schema 20 (the site hierarchy) left it, loaded by tests/migrations.rs before it
+-- upgrades to the newest schema. Migration 20 is in schema 19's fixture already (its new columns
+-- keep their defaults); migration 21 moves PostgreSQL's TimeSerial from the counters row to a
+-- sequence that carries on from the counter (the row stays), so the usage records here keep
+-- their serials and new ones come after them (the counter stands at 41 here). One text for both backends: no ids written
+-- (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to their
+-- defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
@@ -64,3 +65,11 @@ INSERT INTO reclaim_items (application, device_id, host_name, units, state, prop
         proposed_by)
     SELECT 'Chat', id, 'pc1', 1, 'proposed', '2026-11-30T10:05:00+00:00', 'console'
     FROM devices WHERE host_name = 'pc1';
+
+-- Migration 21 adds a column to agents.
+INSERT INTO agents (id, device_id, secret_hash, enrolled_at, agent_version, dropped_records)
+    SELECT 'agent-pc1', id, 'hash-of-secret', '2026-01-05T08:00:00+00:00', '0.1.0', 3
+    FROM devices WHERE host_name = 'pc1';
+
+-- Usage written under serials up to 41: the next one must be 42 on either backend.
+UPDATE counters SET value = 41 WHERE name = 'time_serial';
