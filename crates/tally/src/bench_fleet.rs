@@ -58,6 +58,11 @@ pub struct FleetArgs {
     #[arg(long, default_value_t = REPORT_INTERVAL_SECS,
         value_parser = clap::value_parser!(u64).range(1..=86_400))]
     cycle_secs: u64,
+    /// The agents' heartbeat interval in seconds at the real cadence [default: the agent's],
+    /// scaled with --cycle-secs like the others: what a longer interval would save.
+    #[arg(long, default_value_t = HEARTBEAT_INTERVAL_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    heartbeat_secs: u64,
     /// How long the load is offered, in minutes (fractions allowed, up to a day).
     #[arg(long, default_value_t = 3.0)]
     minutes: f64,
@@ -589,7 +594,10 @@ pub async fn fleet(args: FleetArgs) -> Result<()> {
     let clients = clients(args.in_flight)?;
     let etag = policy_etag(&clients[0], &server.url, &keys).await?;
     let scale = args.cycle_secs as f64 / REPORT_INTERVAL_SECS as f64;
-    let intervals = KINDS.map(|k| k.default_interval() as f64 * scale);
+    let intervals = KINDS.map(|k| match k {
+        Kind::Heartbeat => args.heartbeat_secs as f64 * scale,
+        _ => k.default_interval() as f64 * scale,
+    });
     let window = args.minutes * 60.0;
     let start = Instant::now();
     let fleet = Arc::new(Fleet {
