@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tally_core::agents::{Agent, EnrollmentToken, NewAgent, NewEnrollmentToken};
 use tally_core::operators::{OperatorToken, Role};
-use tally_core::Device;
+use tally_core::{Device, SiteCode};
 
 use crate::{AuditNote, AuditOf, Result};
 
@@ -105,4 +105,15 @@ pub trait AgentStore: Send + Sync {
 
     /// Live agents counted: enrolled, heard from since `since`, dropped and spooled records.
     async fn agent_figures(&self, since: DateTime<Utc>) -> Result<AgentFigures>;
+
+    /// Enrols `agents` at once, each with a new device of its own in `site`, by multi-row
+    /// inserts in one transaction and without enrolment tokens: how `tally bench fleet` seeds
+    /// a million agents, which one enrolment (one transaction) each would take many minutes
+    /// to. Host names must be distinct within the call: they pair each device with its agent.
+    async fn seed_agents(
+        &self,
+        site: &SiteCode,
+        agents: &[NewAgent],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 }

@@ -6,6 +6,7 @@ mod backup;
 mod bench;
 mod bench_agent;
 mod bench_compliance;
+mod bench_fleet;
 mod bench_summary;
 mod certificates;
 mod compliance;
@@ -238,6 +239,9 @@ enum BenchCmd {
     Summarize(bench_summary::SummaryBenchArgs),
     /// Compliance: a generated estate imported, then every application's position computed.
     Compliance(bench_compliance::ComplianceBenchArgs),
+    /// A site's whole fleet: N agents' uploads, heartbeats, policy checks and inventories at
+    /// their cadence, offered open-loop over HTTP; rates, latency and backlog.
+    Fleet(bench_fleet::FleetArgs),
 }
 
 /// Server settings. Precedence: flag, then `TALLY_*` variable, then the `--config` file, then
@@ -432,6 +436,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,
             Command::Bench(BenchCmd::Summarize(args)) => bench_summary::summarize(args).await,
             Command::Bench(BenchCmd::Compliance(args)) => bench_compliance::compliance(args).await,
+            Command::Bench(BenchCmd::Fleet(args)) => bench_fleet::fleet(args).await,
             Command::Agent(agent_setup::AgentCommand {
                 cmd: Some(agent_setup::AgentCmd::Install(args)),
                 ..

@@ -356,7 +356,7 @@ fn print_next_steps(url: &str, config: &Config) -> Result<()> {
 
 /// How uploads are written: `writers` as configured, else one writer on SQLite (it has one)
 /// and four on PostgreSQL; zero writers means no group commit.
-fn ingest_mode(writers: Option<usize>, backend: &str) -> IngestMode {
+pub(crate) fn ingest_mode(writers: Option<usize>, backend: &str) -> IngestMode {
     let default = if backend == "postgres" { 4 } else { 1 };
     match writers.unwrap_or(default) {
         0 => IngestMode::OneByOne,

@@ -306,4 +306,55 @@ impl crate::AgentStore for DbStore {
             spooled,
         })
     }
+
+    async fn seed_agents(
+        &self,
+        site: &tally_core::SiteCode,
+        agents: &[tally_core::agents::NewAgent],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let at = to_micros(at);
+        let mut tx = self.pool.begin().await?;
+        for chunk in agents.chunks(crate::import::CHUNK) {
+            let mut devices = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at,
+                     last_seen, machine_id) ",
+            );
+            devices.push_values(chunk, |mut b, a| {
+                b.push_bind(site.as_str())
+                    .push_bind(&a.host_name)
+                    .push_bind(&a.fqdn)
+                    .push_bind(&a.os)
+                    .push_bind(&a.serial)
+                    .push_bind(at)
+                    .push_bind(at)
+                    .push_bind(&a.machine_id);
+            });
+            devices.push(" RETURNING id, host_name");
+            let ids: std::collections::HashMap<String, i64> = devices
+                .build_query_as::<(i64, String)>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id, host)| (host, id))
+                .collect();
+            if ids.len() != chunk.len() {
+                return Err(crate::StoreError::Conflict(
+                    "seeded agents must have distinct host names; nothing was stored".into(),
+                ));
+            }
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO agents (id, device_id, secret_hash, enrolled_at) ",
+            );
+            insert.push_values(chunk, |mut b, a| {
+                b.push_bind(&a.agent_id)
+                    .push_bind(ids[&a.host_name])
+                    .push_bind(&a.secret_hash)
+                    .push_bind(at);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
