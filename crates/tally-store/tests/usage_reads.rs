@@ -32,8 +32,8 @@ fn record(n: usize, devices: &[i64], user: i64, files: &[i64]) -> NewUsageRecord
         + Duration::seconds((n as i64 * 7919) % (3 * 86_400))
         + Duration::microseconds(n as i64 % 3 * 250_000);
     let end = match n % 4 {
-        _ if n % 13 == 0 => start - Duration::minutes(1), // ends before it starts: no hours
-        0 => start,                                       // an instant
+        _ if n.is_multiple_of(13) => start - Duration::minutes(1), // ends before it starts: no hours
+        0 => start,                                                // an instant
         1 => start.duration_trunc(TimeDelta::hours(1)).unwrap() + Duration::hours(2),
         _ => start + Duration::minutes((n % 97) as i64),
     };
@@ -46,11 +46,11 @@ fn record(n: usize, devices: &[i64], user: i64, files: &[i64]) -> NewUsageRecord
         start_time_offset: (n % 5) as i32 * 60 - 120,
         end_time: end,
         end_time_offset: 60,
-        started: n % 2 == 0,
-        still_running: n % 3 == 0,
-        start_not_captured: n % 5 == 0,
-        end_not_captured: n % 7 == 0,
-        in_ts_session: n % 11 == 0,
+        started: n.is_multiple_of(2),
+        still_running: n.is_multiple_of(3),
+        start_not_captured: n.is_multiple_of(5),
+        end_not_captured: n.is_multiple_of(7),
+        in_ts_session: n.is_multiple_of(11),
     }
 }
 
@@ -151,8 +151,8 @@ async fn summariser_reads_match_the_plain_read(store: &dyn Store) {
 
     // Hour groups of the newer records, as computed here from each record.
     let hour = |t: DateTime<Utc>| t.duration_trunc(TimeDelta::hours(1)).unwrap();
-    let mut groups: BTreeMap<(i64, DateTime<Utc>, DateTime<Utc>), [DateTime<Utc>; 4]> =
-        BTreeMap::new();
+    type Key = (i64, DateTime<Utc>, DateTime<Utc>);
+    let mut groups: BTreeMap<Key, [DateTime<Utc>; 4]> = BTreeMap::new();
     let new = all.iter().filter(|r| r.time_serial > first);
     for r in new.filter(|r| r.start_time <= r.end_time) {
         let key = (r.file_id, hour(r.start_time), hour(r.end_time));
