@@ -134,7 +134,16 @@ impl Window {
 /// The clock hours a record's period overlaps, within the summaries' [`Window`]: at most the
 /// retention's hours, whatever the record's length. An instant (start = end) lies in its hour.
 pub fn hours_of(r: &UsageRecord, window: &Window) -> Vec<DateTime<Utc>> {
-    match window.span(r.start_time, r.end_time) {
+    hours_of_period(r.start_time, r.end_time, window)
+}
+
+/// [`hours_of`] for the period `[start, end]` of a record.
+pub fn hours_of_period(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    window: &Window,
+) -> Vec<DateTime<Utc>> {
+    match window.span(start, end) {
         Some((start, end)) => hours_between(start, end),
         None => Vec::new(),
     }

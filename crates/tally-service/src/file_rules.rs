@@ -292,6 +292,16 @@ impl FileRules {
         store: &dyn Store,
         records: &[UsageRecord],
     ) -> Result<HashMap<i64, Vec<i64>>> {
+        let files: Vec<i64> = records.iter().map(|r| r.file_id).collect();
+        self.of_files(store, &files).await
+    }
+
+    /// [`FileRules::of_records`] for the files `files` names (each any number of times).
+    pub async fn of_files(
+        &self,
+        store: &dyn Store,
+        files: &[i64],
+    ) -> Result<HashMap<i64, Vec<i64>>> {
         let mut state = self.state.lock().await;
         if state.is_none() {
             self.refreshed(store, &mut state).await?;
@@ -300,18 +310,18 @@ impl FileRules {
         // Each distinct file once: its rules if mapped, else noted as missing.
         let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
         let mut missing = Vec::new();
-        for r in records {
-            if out.contains_key(&r.file_id) {
+        for &file in files {
+            if out.contains_key(&file) {
                 continue;
             }
-            let rules = match mapping.rules_of_file.get(&r.file_id) {
+            let rules = match mapping.rules_of_file.get(&file) {
                 Some(rules) => rules.clone(),
                 None => {
-                    missing.push(r.file_id);
+                    missing.push(file);
                     Vec::new()
                 }
             };
-            out.insert(r.file_id, rules);
+            out.insert(file, rules);
         }
         if !missing.is_empty() {
             mapping.map_missing(store, missing.clone()).await?;

@@ -101,28 +101,12 @@ async fn window(store: &dyn Store, now: DateTime<Utc>) -> Result<summary::Window
 /// all in one transaction with the watermark, so a run killed half-way and run again adds it
 /// exactly once. Returns the rows written.
 async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
-    let (store, file_rules, window) = (pages.store, pages.file_rules, pages.window);
+    let (store, file_rules) = (pages.store, pages.file_rules);
     let released_before = released_before(store).await?;
-    let mut touched: BTreeSet<(DateTime<Utc>, i64)> = BTreeSet::new();
-    let mut late = Late::default();
-    while let Some((page, rules_of_file)) = pages.next().await? {
-        for r in &page {
-            let mut is_late = false;
-            for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
-                for hour in summary::hours_of(r, &window) {
-                    if hour < released_before {
-                        late.keys.insert((hour, rule));
-                        is_late = true;
-                    } else {
-                        touched.insert((hour, rule));
-                    }
-                }
-            }
-            if is_late {
-                late.records.push(r.clone());
-            }
-        }
-    }
+    let (touched, late) = match touched_by_groups(&pages, released_before).await? {
+        Some(touched) => (touched, Late::default()),
+        None => touched_by_records(&mut pages, released_before).await?,
+    };
     let mut written = 0;
     for (from, keys) in by_day(touched) {
         let records = store
@@ -140,6 +124,71 @@ async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
         .replace_file_usage_hours_moving(&keys, &rows, pages.range)
         .await?;
     Ok(written + rows.len() as i64)
+}
+
+/// The (hour, rule) keys new records touch, from the database's groups of them by file and by
+/// the hours of their start and end (`UsageStore::usage_hour_groups`), without reading each
+/// record. In a group every start lies in one hour and every end in one, so when the window
+/// clips none of its records the hours they touch together run from its earliest start to its
+/// latest end (an end exactly on the hour reaches into it only when the group's latest end is
+/// past it, i.e. when some record's is). `None` when some group needs its records one by one:
+/// the window clips it, or it touches hours before `released_before` (late records).
+async fn touched_by_groups(
+    pages: &NewRecords<'_>,
+    released_before: DateTime<Utc>,
+) -> Result<Option<BTreeSet<(DateTime<Utc>, i64)>>> {
+    let (store, window) = (pages.store, &pages.window);
+    let groups = store.usage_hour_groups(pages.range).await?;
+    let files: Vec<i64> = groups.iter().map(|g| g.file_id).collect();
+    let rules_of_file = pages.file_rules.of_files(store, &files).await?;
+    let mut touched = BTreeSet::new();
+    for g in groups {
+        let Some(rules) = rules_of_file.get(&g.file_id) else {
+            continue;
+        };
+        let hour = summary::hour_start;
+        let (start, end) = (g.start.0, g.end.1);
+        if hour(g.start.0) != hour(g.start.1)
+            || hour(g.end.0) != hour(g.end.1)
+            || window.span(start, end) != Some((start, end))
+            || hour(start) < released_before
+        {
+            return Ok(None);
+        }
+        for h in summary::hours_of_period(start, end, window) {
+            touched.extend(rules.iter().map(|&rule| (h, rule)));
+        }
+    }
+    Ok(Some(touched))
+}
+
+/// The (hour, rule) keys new records touch, read record by record; those touching hours
+/// before `released_before` are kept aside as late.
+async fn touched_by_records(
+    pages: &mut NewRecords<'_>,
+    released_before: DateTime<Utc>,
+) -> Result<(BTreeSet<(DateTime<Utc>, i64)>, Late)> {
+    let mut touched = BTreeSet::new();
+    let mut late = Late::default();
+    while let Some((page, rules_of_file)) = pages.next().await? {
+        for r in &page {
+            let mut is_late = false;
+            for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
+                for hour in summary::hours_of(r, &pages.window) {
+                    if hour < released_before {
+                        late.keys.insert((hour, rule));
+                        is_late = true;
+                    } else {
+                        touched.insert((hour, rule));
+                    }
+                }
+            }
+            if is_late {
+                late.records.push(r.clone());
+            }
+        }
+    }
+    Ok((touched, late))
 }
 
 /// New records that touch hours before the ageing task's cut-off, and those hours.
@@ -332,4 +381,150 @@ async fn sessions(mut pages: NewRecords<'_>) -> Result<i64> {
     let rows: Vec<_> = sessions.into_values().collect();
     let written = pages.store.put_run_sessions(&rows).await?;
     Ok(written as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use tally_core::device::NewDevice;
+    use tally_core::rules::RuleSpec;
+    use tally_core::{FileInfo, NewUsageRecord, RuleOrigin, Site, SiteCode};
+    use tally_store::prelude::*;
+
+    fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, day, h, m, 0).unwrap()
+    }
+
+    /// A store with one metered file with records of `periods`, and one file that no rule
+    /// meters with a record of its own.
+    async fn store_with(
+        periods: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> (tempfile::TempDir, tally_store::SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tally_store::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let site = SiteCode::parse("S01").unwrap();
+        store
+            .put_site(&Site::central(site.clone(), "Main"))
+            .await
+            .unwrap();
+        let new = NewDevice {
+            site_code: site.clone(),
+            host_name: "pc".into(),
+            fqdn: None,
+            os: None,
+            serial: None,
+        };
+        let device = store.create_device(&new, at(1, 0, 0)).await.unwrap().id;
+        let user = store.upsert_user("alice", None).await.unwrap();
+        let mut files = Vec::new();
+        for name in ["code", "other"] {
+            let info = FileInfo {
+                file_name: name.into(),
+                original_file_name: name.into(),
+                version: "1".into(),
+                product_name: String::new(),
+                publisher: String::new(),
+                language: tally_core::file::ANY_LANGUAGE,
+            };
+            files.push(store.upsert_file(&info).await.unwrap());
+        }
+        let spec = RuleSpec {
+            file_name: "code".into(),
+            ..RuleSpec::named("Code")
+        };
+        (store.create_rule(&site, RuleOrigin::Manual, &spec, at(1, 0, 0), None))
+            .await
+            .unwrap();
+        let unmetered = (at(6, 0, 0), at(6, 5, 0));
+        let records: Vec<_> = (periods.iter().chain([&unmetered]).enumerate())
+            .map(|(n, &(start, end))| NewUsageRecord {
+                meter_data_id: format!("m{n}"),
+                device_id: device,
+                file_id: files[usize::from(n == periods.len())],
+                user_id: user,
+                start_time: start,
+                start_time_offset: 0,
+                end_time: end,
+                end_time_offset: 0,
+                started: true,
+                still_running: false,
+                start_not_captured: false,
+                end_not_captured: false,
+                in_ts_session: false,
+            })
+            .collect();
+        store.insert_usage(&records).await.unwrap();
+        (dir, store)
+    }
+
+    /// What each way finds: the groups' keys (`None`: they need the records) and the records'.
+    async fn both(
+        periods: &[(DateTime<Utc>, DateTime<Utc>)],
+        released_before: DateTime<Utc>,
+    ) -> (
+        Option<BTreeSet<(DateTime<Utc>, i64)>>,
+        BTreeSet<(DateTime<Utc>, i64)>,
+    ) {
+        let (_dir, store) = store_with(periods).await;
+        let file_rules = FileRules::default();
+        let top = store.max_time_serial().await.unwrap();
+        let mut pages = NewRecords {
+            store: &store,
+            file_rules: &file_rules,
+            window: summary::Window {
+                now: at(31, 0, 0),
+                retention_days: 10,
+            },
+            range: (0, top),
+            after: (0, 0),
+        };
+        let groups = touched_by_groups(&pages, released_before).await.unwrap();
+        let (records, _) = touched_by_records(&mut pages, released_before)
+            .await
+            .unwrap();
+        (groups, records)
+    }
+
+    #[tokio::test]
+    async fn hours_found_from_groups_are_those_found_from_each_record() {
+        let periods = [
+            (at(2, 9, 10), at(2, 9, 40)),   // within an hour
+            (at(2, 9, 20), at(2, 11, 0)),   // ends on the hour: not 11:00
+            (at(2, 9, 30), at(2, 11, 0)),   // the same hours
+            (at(2, 10, 0), at(2, 10, 0)),   // an instant on the hour
+            (at(2, 8, 50), at(2, 11, 0)),   // same group as the next
+            (at(2, 8, 55), at(2, 11, 5)),   // reaches into 11:00
+            (at(3, 23, 30), at(4, 1, 15)),  // over midnight
+            (at(5, 12, 0), at(5, 11, 0)),   // ends before it starts
+            (at(5, 12, 10), at(5, 11, 50)), // the same, in one hour
+        ];
+        let (groups, records) = both(&periods, DateTime::<Utc>::MIN_UTC).await;
+        let hours: Vec<_> = records.iter().map(|k| k.0).collect();
+        let mut want = vec![at(2, 8, 0), at(2, 9, 0), at(2, 10, 0), at(2, 11, 0)];
+        want.extend([at(3, 23, 0), at(4, 0, 0), at(4, 1, 0)]);
+        assert_eq!(hours, want, "nothing of the 5th, nor of the unmetered 6th");
+        assert_eq!(groups, Some(records));
+    }
+
+    #[tokio::test]
+    async fn records_the_window_clips_or_late_ones_are_read_one_by_one() {
+        // Longer than the retention (10 days): clipped to the days before its end.
+        let long = [(at(2, 9, 0), at(2, 9, 30)), (at(1, 0, 0), at(25, 0, 0))];
+        let (groups, records) = both(&long, DateTime::<Utc>::MIN_UTC).await;
+        assert_eq!(groups, None);
+        let hours: BTreeSet<_> = records.iter().map(|k| k.0).collect();
+        assert!(hours.contains(&at(15, 0, 0)) && !hours.contains(&at(14, 23, 0)));
+        // Touching hours before the ageing's cut-off: late.
+        let late = [(at(2, 9, 0), at(2, 9, 30)), (at(9, 9, 0), at(9, 10, 30))];
+        let (groups, records) = both(&late, at(5, 0, 0)).await;
+        assert_eq!(groups, None);
+        assert_eq!(
+            records.len(),
+            2,
+            "09:00 and 10:00 of the 9th; the 2nd is late"
+        );
+    }
 }

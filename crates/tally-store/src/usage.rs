@@ -30,6 +30,37 @@ pub struct UsageBatchRows {
     pub at: DateTime<Utc>,
 }
 
+/// New records of one file whose starts fall in one clock hour and whose ends fall in one
+/// clock hour, as [`UsageStore::usage_hour_groups`] finds them: the earliest and latest start
+/// and end of the group. Records that start after they end are left out (they touch no hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageHourGroup {
+    pub file_id: i64,
+    /// The earliest and the latest start.
+    pub start: (DateTime<Utc>, DateTime<Utc>),
+    /// The earliest and the latest end.
+    pub end: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// Which raw records a summariser reads: the backends answer it each their fastest way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UsageFilter {
+    /// Records with `lowest <= time_serial <= upto` after `after` (`(time_serial, id)`), in
+    /// that order, at most `limit`.
+    Serial {
+        lowest: i64,
+        upto: i64,
+        after: (i64, i64),
+        limit: i64,
+    },
+    /// Records ending in `[from, latest_end]` that start before `to`.
+    Overlapping {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        latest_end: DateTime<Utc>,
+    },
+}
+
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Stores records in one transaction under one new `TimeSerial`. A record already stored
@@ -81,6 +112,10 @@ pub trait UsageStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<UsageRecord>>;
+    /// The records with `after_serial < time_serial <= upto_serial` grouped by file and by the
+    /// clock hours (UTC) of their start and end, the database doing the work: how the hourly
+    /// summariser finds which hours new records touch without reading each record.
+    async fn usage_hour_groups(&self, range: (i64, i64)) -> Result<Vec<UsageHourGroup>>;
     /// Records with `time_serial > watermark`: what a summariser has still to read.
     async fn usage_pending(&self, watermark: i64) -> Result<i64>;
     /// Marks raw records summarised by both summaries (`time_serial <= summarised`) and ended

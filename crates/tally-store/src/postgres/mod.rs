@@ -94,8 +94,16 @@ impl PgStore {
     }
 }
 
-/// PostgreSQL sends rows in binary, cheaply: compliance reads them as they are.
+/// PostgreSQL sends rows in binary, cheaply: compliance and the summarisers read them as
+/// they are.
 impl PgStore {
+    pub(crate) async fn read_usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        queries::usage_rows(self, filter).await
+    }
+
     pub(crate) async fn title_devices(
         &self,
         (name, publisher, version): (&str, &str, &str),

@@ -442,6 +442,9 @@ async fn import_licenses(
     Ok(created)
 }
 
+/// The page cache of the connection that imports, on SQLite: 256 MB (negative: KiB).
+const IMPORT_CACHE: &str = "PRAGMA cache_size = -262144";
+
 #[async_trait]
 impl crate::Importing for DbStore {
     async fn import_known(&self) -> Result<tally_core::import::Known> {
@@ -494,10 +497,21 @@ impl crate::Importing for DbStore {
         progress: crate::Progress<'_>,
         audit: crate::AuditOf<'_, tally_core::import::ImportOutcome>,
     ) -> Result<tally_core::import::ImportOutcome> {
+        let mut conn = self.pool.acquire().await?;
+        if super::NAME == "sqlite" {
+            // An import writes millions of rows into tables and indexes far larger than
+            // SQLite's default page cache (2 MB): pages were spilled to the WAL mid-transaction
+            // and read back, and each statement's journal went through a temporary file.
+            // The connection is closed afterwards rather than returned to the pool with them.
+            conn.close_on_drop();
+            for pragma in [IMPORT_CACHE, "PRAGMA temp_store = MEMORY"] {
+                sqlx::query(pragma).execute(&mut *conn).await?;
+            }
+        }
         // Takes the write lock at the start: the import reads names before it writes,
         // and on SQLite a read transaction that later writes fails if another
         // connection wrote in between.
-        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, super::BEGIN_WRITE).await?;
         let outcome = import_tx(&mut tx, batch, site, at, progress).await?;
         super::audit::commit_of(tx, audit, &outcome).await?;
         Ok(outcome)

@@ -25,6 +25,9 @@ mod summaries;
 mod usage;
 mod web_sessions;
 
+#[allow(unused_imports)] // each backend uses what it needs
+pub(super) use usage::usage_rows;
+
 /// Every row `sql` selects, read as `C` and converted by `convert`: the reads that list a whole
 /// table. `R` is what the caller collects into: `Vec<T>`, or `Result<Vec<T>>` where a stored
 /// value can fail to convert.

@@ -46,6 +46,44 @@ fn records(rows: Vec<UsageColumns>) -> Vec<UsageRecord> {
     rows.into_iter().map(|r| r.0).collect()
 }
 
+/// The records `filter` selects, a row each: how PostgreSQL (binary rows) reads them.
+#[allow(dead_code)] // SQLite reads them as text pages (sqlite/usage_text.rs)
+pub(crate) async fn usage_rows(
+    store: &DbStore,
+    filter: &crate::usage::UsageFilter,
+) -> Result<Vec<UsageRecord>> {
+    use crate::usage::UsageFilter;
+    let query = match *filter {
+        UsageFilter::Serial {
+            lowest,
+            upto,
+            after,
+            limit,
+        } => sqlx::query_as::<_, UsageColumns>(
+            "SELECT * FROM usage_records
+             WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
+             ORDER BY time_serial, id LIMIT $5",
+        )
+        .bind(lowest.max(after.0))
+        .bind(upto)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(limit),
+        UsageFilter::Overlapping {
+            from,
+            to,
+            latest_end,
+        } => sqlx::query_as::<_, UsageColumns>(
+            "SELECT * FROM usage_records
+             WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
+        )
+        .bind(to_micros(from))
+        .bind(to_micros(to))
+        .bind(to_micros(latest_end)),
+    };
+    Ok(records(query.fetch_all(&store.pool).await?))
+}
+
 /// Inserts records under `time_serial` inside the caller's transaction.
 async fn insert_records(
     tx: &mut sqlx::Transaction<'_, Db>,
@@ -241,20 +279,13 @@ impl crate::UsageStore for DbStore {
     ) -> Result<Vec<tally_core::UsageRecord>> {
         // One lower bound, so the planner starts the index range at the page, not at
         // the watermark (which would make reading every record quadratic).
-        let lowest = page_serial.max(after_serial + 1);
-        Ok(sqlx::query_as::<_, UsageColumns>(
-            "SELECT * FROM usage_records
-             WHERE time_serial >= $1 AND time_serial <= $2 AND (time_serial, id) > ($3, $4)
-             ORDER BY time_serial, id LIMIT $5",
-        )
-        .bind(lowest)
-        .bind(upto_serial)
-        .bind(page_serial)
-        .bind(page_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map(records)?)
+        let filter = crate::usage::UsageFilter::Serial {
+            lowest: after_serial + 1,
+            upto: upto_serial,
+            after: (page_serial, page_id),
+            limit,
+        };
+        self.read_usage(&filter).await
     }
 
     async fn usage_overlapping(
@@ -268,17 +299,51 @@ impl crate::UsageStore for DbStore {
                 .await?;
         // A record overlapping [from, to) ends before `to` plus the longest period: the
         // end-time index then reads only the records near the window.
-        let latest_end = to + chrono::Duration::milliseconds(longest);
-        Ok(sqlx::query_as::<_, UsageColumns>(
-            "SELECT * FROM usage_records
-             WHERE end_time >= $1 AND end_time <= $3 AND start_time < $2",
-        )
-        .bind(to_micros(from))
-        .bind(to_micros(to))
-        .bind(to_micros(latest_end))
-        .fetch_all(&self.pool)
-        .await
-        .map(records)?)
+        let filter = crate::usage::UsageFilter::Overlapping {
+            from,
+            to,
+            latest_end: to + chrono::Duration::milliseconds(longest),
+        };
+        self.read_usage(&filter).await
+    }
+
+    async fn usage_hour_groups(
+        &self,
+        (after_serial, upto_serial): (i64, i64),
+    ) -> Result<Vec<crate::UsageHourGroup>> {
+        // SQLite keeps times as RFC 3339 text in UTC: its first 13 characters are the hour.
+        let hour = |column: &str| match super::NAME {
+            "sqlite" => format!("substr({column}, 1, 13)"),
+            _ => format!("date_trunc('hour', {column} AT TIME ZONE 'UTC')"),
+        };
+        let sql = format!(
+            "SELECT file_id, MIN(start_time), MAX(start_time), MIN(end_time), MAX(end_time)
+             FROM usage_records
+             WHERE time_serial > $1 AND time_serial <= $2 AND start_time <= end_time
+             GROUP BY file_id, {}, {}",
+            hour("start_time"),
+            hour("end_time")
+        );
+        type Group = (
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let groups: Vec<Group> = sqlx::query_as(&sql)
+            .bind(after_serial)
+            .bind(upto_serial)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(groups
+            .into_iter()
+            .map(|(file_id, s0, s1, e0, e1)| crate::UsageHourGroup {
+                file_id,
+                start: (s0, s1),
+                end: (e0, e1),
+            })
+            .collect())
     }
 
     async fn usage_pending(&self, watermark: i64) -> Result<i64> {

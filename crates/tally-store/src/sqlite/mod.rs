@@ -47,6 +47,7 @@ mod queries;
 
 mod backup;
 mod private;
+mod usage_text;
 
 /// Tally's storage in a SQLite file.
 #[derive(Clone)]
@@ -91,6 +92,16 @@ impl SqliteStore {
 
     pub(crate) async fn task_lock(&self, name: &str) -> Result<Option<crate::TaskLock>> {
         Ok(self.running.lock(name))
+    }
+}
+
+impl SqliteStore {
+    /// The summarisers' reads of raw usage, a text per page (`usage_text`).
+    pub(crate) async fn read_usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        self.usage_as_text(filter).await
     }
 }
 
