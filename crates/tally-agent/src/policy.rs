@@ -84,7 +84,9 @@ impl PolicyCache {
     ) {
         use tokio::time::{sleep_until, Instant};
         let now = Instant::now();
-        let (mut next_policy, mut next_beat) = (now + jittered(every), now);
+        // The first heartbeat anywhere in its interval, so agents started together spread.
+        let first_beat = self.heartbeat_every(every).mul_f64(rand::random::<f64>());
+        let (mut next_policy, mut next_beat) = (now + jittered(every), now + first_beat);
         loop {
             sleep_until(next_policy.min(next_beat)).await;
             if self.revocation.is_revoked() {

@@ -200,8 +200,9 @@ async fn stored_figures(text: &mut Exposition, state: &AppState) -> Result<(), A
     text.sample("tally_db_connections", &[("state", "idle")], pool.idle);
     let max = "tally_db_connections_max";
     text.gauge(max, "Most connections the pool opens", &[], pool.max);
-    let cycle = chrono::Duration::seconds(tally_service::agents::REPORT_INTERVAL_SECS as i64);
-    let agents = store.agent_figures(Utc::now() - cycle).await?;
+    // A cycle and a half: heartbeats come once a cycle, give or take a quarter (jitter).
+    let window = tally_service::agents::REPORT_INTERVAL_SECS as i64 * 3 / 2;
+    let agents = (store.agent_figures(Utc::now() - chrono::Duration::seconds(window))).await?;
     text.gauge(
         "tally_agents_enrolled",
         "Agents enrolled and not revoked",
@@ -210,7 +211,7 @@ async fn stored_figures(text: &mut Exposition, state: &AppState) -> Result<(), A
     );
     text.gauge(
         "tally_agents_reporting",
-        "Agents heard from within the last reporting cycle (15 minutes)",
+        "Agents heard from within the last one and a half reporting cycles (22.5 minutes)",
         &[],
         agents.reporting,
     );

@@ -127,9 +127,10 @@ impl GroupCommit {
             });
         }
         self.waiting.fetch_add(weight, Ordering::Relaxed);
-        self.queue
-            .send(pending)
-            .map_err(|_| ServiceError::Internal("the usage writers stopped".into()))
+        self.queue.send(pending).map_err(|_| {
+            self.waiting.fetch_sub(weight, Ordering::Relaxed);
+            ServiceError::Internal("the usage writers stopped".into())
+        })
     }
 
     /// Records queued and not yet being written.
@@ -145,9 +146,15 @@ struct Writer {
 }
 
 impl Writer {
+    /// Writes group after group until the queue closes. Each group is written by a task of its
+    /// own: a panic there fails that group's requests (their answers are dropped: "stopped
+    /// mid-write") and this writer goes on with the next.
     async fn run(self) {
         while let Some(group) = self.next_group().await {
-            self.write(group).await;
+            let store = self.store.clone();
+            if let Err(e) = tokio::spawn(write(store, group)).await {
+                tracing::error!(error = %e, "a group of uploads failed to be written; its requests were answered with an error");
+            }
         }
     }
 
@@ -171,60 +178,76 @@ impl Writer {
         self.waiting.fetch_sub(records, Ordering::Relaxed);
         Some(group)
     }
+}
 
-    async fn write(&self, group: Vec<Pending>) {
-        let (mut batches, mut usage_replies, mut beats, mut beat_replies) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for pending in group {
-            match pending {
-                Pending::Usage { batch, reply } => {
-                    batches.push(batch);
-                    usage_replies.push(reply);
-                }
-                Pending::Beat { beat, reply } => {
-                    beats.push(beat);
-                    beat_replies.push(reply);
-                }
+async fn write(store: Arc<dyn Store>, group: Vec<Pending>) {
+    let (mut batches, mut usage_replies, mut beats, mut beat_replies) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for pending in group {
+        match pending {
+            Pending::Usage { batch, reply } => {
+                batches.push(batch);
+                usage_replies.push(reply);
             }
-        }
-        if !batches.is_empty() {
-            self.write_usage(batches, usage_replies).await;
-        }
-        if !beats.is_empty() {
-            let written = self.store.agent_heartbeats(&beats).await;
-            for reply in beat_replies {
-                let _ = reply.send(written.as_ref().map(|_| ()).map_err(|e| {
-                    ServiceError::Internal(format!("heartbeats could not be stored: {e}"))
-                }));
+            Pending::Beat { beat, reply } => {
+                beats.push(beat);
+                beat_replies.push(reply);
             }
         }
     }
+    if !batches.is_empty() {
+        write_usage(&store, batches, usage_replies).await;
+    }
+    if !beats.is_empty() {
+        write_heartbeats(&store, beats, beat_replies).await;
+    }
+}
 
-    /// One transaction for every upload of the group; if it fails, one per upload, so only
-    /// an upload the database refuses fails.
-    async fn write_usage(
-        &self,
-        batches: Vec<UsageBatchRows>,
-        replies: Vec<oneshot::Sender<Result<BatchOutcome>>>,
-    ) {
-        match self.store.insert_usage_batches(&batches).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(e) if batches.len() == 1 => {
-                let reply = replies.into_iter().next().expect("one reply per batch");
-                let _ = reply.send(Err(e.into()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, uploads = batches.len(), "a group of uploads failed; writing them one by one");
-                for (batch, reply) in batches.into_iter().zip(replies) {
-                    let outcome = self.store.insert_usage_batches(&[batch]).await;
-                    let outcome = outcome.map(|mut o| o.pop().expect("one outcome"));
-                    let _ = reply.send(outcome.map_err(Into::into));
-                }
+/// One transaction for every upload of the group; if it fails, one per upload, so only
+/// an upload the database refuses fails.
+async fn write_usage(
+    store: &Arc<dyn Store>,
+    batches: Vec<UsageBatchRows>,
+    replies: Vec<oneshot::Sender<Result<BatchOutcome>>>,
+) {
+    match store.insert_usage_batches(&batches).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
+        Err(e) if batches.len() == 1 => {
+            let reply = replies.into_iter().next().expect("one reply per batch");
+            let _ = reply.send(Err(e.into()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, uploads = batches.len(), "a group of uploads failed; writing them one by one");
+            for (batch, reply) in batches.into_iter().zip(replies) {
+                let outcome = store.insert_usage_batches(&[batch]).await;
+                let outcome = outcome.map(|mut o| o.pop().expect("one outcome"));
+                let _ = reply.send(outcome.map_err(Into::into));
+            }
+        }
+    }
+}
+
+/// One transaction for every heartbeat of the group; if it fails, one per heartbeat.
+async fn write_heartbeats(
+    store: &Arc<dyn Store>,
+    beats: Vec<Heartbeat>,
+    replies: Vec<oneshot::Sender<Result<()>>>,
+) {
+    if let Err(e) = store.agent_heartbeats(&beats).await {
+        if beats.len() > 1 {
+            tracing::warn!(error = %e, heartbeats = beats.len(), "a group of heartbeats failed; writing them one by one");
+        }
+        for (beat, reply) in beats.into_iter().zip(replies) {
+            let written = store.agent_heartbeats(std::slice::from_ref(&beat)).await;
+            let _ = reply.send(written.map_err(Into::into));
+        }
+        return;
+    }
+    for reply in replies {
+        let _ = reply.send(Ok(()));
     }
 }

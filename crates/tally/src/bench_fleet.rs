@@ -30,7 +30,7 @@ mod report;
 use report::Run;
 
 /// How often an agent checks its policy by default: hourly, answered `304` while unchanged.
-const POLICY_INTERVAL_SECS: u64 = 3600;
+const POLICY_INTERVAL_SECS: u64 = tally_agent::config::DEFAULT_POLICY_SECS;
 /// Agents seeded per transaction: big enough that seeding a million takes seconds, small
 /// enough that the rows of one transaction stay a few MB.
 const SEED_CHUNK: u64 = 20_000;

@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn a_meter_data_id_with_commas_and_newlines_is_read_whole() {
         let text =
-            "7,1,2,3,60,-60,9,17,2026-01-01T00:00:00+00:00,2026-01-01T00:15:00.5+00:00,5,a,\nb\n\
+            "7,1,2,3,60,-60,9,17,2026-01-01T00:00:00+00:00,2026-01-01T00:15:00.5+00:00,4,a,\nb\n\
                     8,1,2,3,0,0,9,32,2026-01-01 00:00:00,2026-01-01T01:00:00+00:00,0,";
         let records = parse(text).unwrap();
         assert_eq!(records.len(), 2);
