@@ -56,5 +56,5 @@ while True:
     if got >= N: break
     time.sleep(0.5)
 dt = time.time() - t0
-print(f"{N} records from P01 to CEN in {dt:.1f} s after CEN came back: {N / dt:.0f} records/s (debug build, SQLite both sides)")
+print(f"{N} records from P01 to CEN in {dt:.1f} s after CEN came back: {N / dt:.0f} records/s (SQLite both sides)")
 for p in (cen, p01): p.terminate(); p.wait()
