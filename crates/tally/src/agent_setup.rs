@@ -338,3 +338,30 @@ fn systemctl(args: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The large-estate cadence is what an agent gets when nothing says otherwise: the policy
+    /// hourly, uploads once per reporting cycle (no interval of its own), and a flag still wins.
+    #[test]
+    fn the_defaults_are_the_large_estate_cadence() {
+        let args = AgentArgs {
+            server: Some("https://tally.example.org".into()),
+            ..AgentArgs::default()
+        };
+        let config = resolve(args.clone()).unwrap();
+        assert_eq!(config.policy_interval, Duration::from_secs(3600));
+        assert_eq!(config.upload_interval, None, "the reporting cycle");
+        assert_eq!(config.report_interval, None, "the policy's");
+        let set = AgentArgs {
+            upload_secs: Some(30),
+            policy_secs: Some(120),
+            ..args
+        };
+        let config = resolve(set).unwrap();
+        assert_eq!(config.upload_interval, Some(Duration::from_secs(30)));
+        assert_eq!(config.policy_interval, Duration::from_secs(120));
+    }
+}
