@@ -98,6 +98,33 @@ pub struct BatchOutcome {
     pub replayed: bool,
 }
 
+impl NewUsageRecord {
+    /// One whole run in one report: started and ended within it, at UTC, both ends seen. What
+    /// generated usage (benches, tests, imports of sessions) is made of.
+    pub fn whole_run(
+        meter_data_id: impl Into<String>,
+        (device_id, file_id, user_id): (i64, i64, i64),
+        start_time: DateTime<Utc>,
+        end_time: DateTime<Utc>,
+    ) -> Self {
+        NewUsageRecord {
+            meter_data_id: meter_data_id.into(),
+            device_id,
+            file_id,
+            user_id,
+            start_time,
+            start_time_offset: 0,
+            end_time,
+            end_time_offset: 0,
+            started: true,
+            still_running: false,
+            start_not_captured: false,
+            end_not_captured: false,
+            in_ts_session: false,
+        }
+    }
+}
+
 /// A record of one whole run for unit tests: started and ended in this one report, at UTC, on
 /// device 1, file 2, user 3. Tests set the fields they are about with `..test_record(…)`, so
 /// each one shows only what matters to it.
@@ -107,21 +134,7 @@ pub(crate) fn test_record(
     start_time: DateTime<Utc>,
     end_time: DateTime<Utc>,
 ) -> NewUsageRecord {
-    NewUsageRecord {
-        meter_data_id: meter_data_id.into(),
-        device_id: 1,
-        file_id: 2,
-        user_id: 3,
-        start_time,
-        start_time_offset: 0,
-        end_time,
-        end_time_offset: 0,
-        started: true,
-        still_running: false,
-        start_not_captured: false,
-        end_not_captured: false,
-        in_ts_session: false,
-    }
+    NewUsageRecord::whole_run(meter_data_id, (1, 2, 3), start_time, end_time)
 }
 
 /// `record` as stored with id 0, `TimeSerial` 1, not released: what unit tests of the

@@ -118,6 +118,31 @@ pub mod v1 {
     const MAX_OFFSET_MINUTES: i32 = 14 * 60;
 
     impl UsageRecordV1 {
+        /// One whole run of `file` by `user` as an agent reports it: started and ended in this
+        /// report, at UTC, both ends seen (what generated load and tests send).
+        pub fn whole_run(
+            meter_data_id: impl Into<String>,
+            file: FileInfo,
+            user: UserRef,
+            start_time: DateTime<Utc>,
+            end_time: DateTime<Utc>,
+        ) -> Self {
+            Self {
+                meter_data_id: meter_data_id.into(),
+                file,
+                user,
+                start_time,
+                start_time_offset: 0,
+                end_time,
+                end_time_offset: 0,
+                started: true,
+                still_running: false,
+                start_not_captured: false,
+                end_not_captured: false,
+                in_ts_session: false,
+            }
+        }
+
         /// The record to store, once its device, file and user are known by id: the one place
         /// the wire record becomes the stored one.
         pub fn to_record(

@@ -440,20 +440,13 @@ mod tests {
             .unwrap();
         let unmetered = (at(6, 0, 0), at(6, 5, 0));
         let records: Vec<_> = (periods.iter().chain([&unmetered]).enumerate())
-            .map(|(n, &(start, end))| NewUsageRecord {
-                meter_data_id: format!("m{n}"),
-                device_id: device,
-                file_id: files[usize::from(n == periods.len())],
-                user_id: user,
-                start_time: start,
-                start_time_offset: 0,
-                end_time: end,
-                end_time_offset: 0,
-                started: true,
-                still_running: false,
-                start_not_captured: false,
-                end_not_captured: false,
-                in_ts_session: false,
+            .map(|(n, &(start, end))| {
+                NewUsageRecord::whole_run(
+                    format!("m{n}"),
+                    (device, files[usize::from(n == periods.len())], user),
+                    start,
+                    end,
+                )
             })
             .collect();
         store.insert_usage(&records).await.unwrap();

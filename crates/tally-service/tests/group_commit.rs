@@ -60,29 +60,24 @@ async fn service(backend: &Backend, dir: &std::path::Path, mode: IngestMode) -> 
 fn records(prefix: &str, n: usize) -> Vec<UsageRecordV1> {
     let end = Utc::now() - chrono::Duration::minutes(5);
     (0..n)
-        .map(|i| UsageRecordV1 {
-            meter_data_id: format!("{prefix}-{i}"),
-            file: FileInfo {
-                file_name: "code".into(),
-                original_file_name: "code".into(),
-                version: "1.0".into(),
-                product_name: "Code".into(),
-                publisher: "Example".into(),
-                language: 0,
-            },
-            user: UserRef {
-                account: "alice".into(),
-                full_name: None,
-            },
-            start_time: end - chrono::Duration::minutes(10),
-            start_time_offset: 0,
-            end_time: end,
-            end_time_offset: 0,
-            started: true,
-            still_running: false,
-            start_not_captured: false,
-            end_not_captured: false,
-            in_ts_session: false,
+        .map(|i| {
+            UsageRecordV1::whole_run(
+                format!("{prefix}-{i}"),
+                FileInfo {
+                    file_name: "code".into(),
+                    original_file_name: "code".into(),
+                    version: "1.0".into(),
+                    product_name: "Code".into(),
+                    publisher: "Example".into(),
+                    language: 0,
+                },
+                UserRef {
+                    account: "alice".into(),
+                    full_name: None,
+                },
+                end - chrono::Duration::minutes(10),
+                end,
+            )
         })
         .collect()
 }

@@ -391,9 +391,9 @@ impl Fleet {
                 let from = self.cycle_secs - k as f64 * slot;
                 let start = due - chrono::Duration::microseconds((from * 1e6) as i64);
                 let end = start + chrono::Duration::microseconds((slot * 0.8e6) as i64);
-                UsageRecordV1 {
-                    meter_data_id: format!("p{}-{k}", e.period),
-                    file: FileInfo {
+                UsageRecordV1::whole_run(
+                    format!("p{}-{k}", e.period),
+                    FileInfo {
                         file_name: program.clone(),
                         original_file_name: program,
                         version: format!("{}.0", h % 3),
@@ -401,20 +401,13 @@ impl Fleet {
                         publisher: "Tally Bench".into(),
                         language: 1033,
                     },
-                    user: UserRef {
+                    UserRef {
                         account: format!("fleetuser{}", (h >> 16) % USERS),
                         full_name: None,
                     },
-                    start_time: start,
-                    start_time_offset: 0,
-                    end_time: end,
-                    end_time_offset: 0,
-                    started: true,
-                    still_running: false,
-                    start_not_captured: false,
-                    end_not_captured: false,
-                    in_ts_session: false,
-                }
+                    start,
+                    end,
+                )
             })
             .collect();
         UsageBatch {

@@ -310,21 +310,12 @@ pub async fn assert_works(store: &dyn Store, pool: &impl Db, newest: i64) {
         })
         .await
         .unwrap();
-    let record = tally_core::NewUsageRecord {
-        meter_data_id: "after-upgrade".into(),
-        device_id: pc1,
-        file_id: file,
-        user_id: alice,
-        start_time: at - chrono::Duration::hours(1),
-        start_time_offset: 0,
-        end_time: at,
-        end_time_offset: 0,
-        started: true,
-        still_running: false,
-        start_not_captured: false,
-        end_not_captured: false,
-        in_ts_session: false,
-    };
+    let record = tally_core::NewUsageRecord::whole_run(
+        "after-upgrade",
+        (pc1, file, alice),
+        at - chrono::Duration::hours(1),
+        at,
+    );
     let written = store.insert_usage(&[record]).await.unwrap();
     assert_eq!(written.time_serial, 42);
     assert_eq!(store.max_time_serial().await.unwrap(), 42);
