@@ -124,3 +124,26 @@ impl PolicyCache {
 pub(crate) fn jittered(every: Duration) -> Duration {
     every.mul_f64(0.75 + rand::random::<f64>() / 2.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A million agents started together must not wake together: each wait is drawn evenly
+    /// from three quarters to five quarters of the interval.
+    #[test]
+    fn waits_spread_evenly_over_a_quarter_either_side() {
+        let every = Duration::from_secs(3600);
+        let mut buckets = [0u32; 10];
+        let n = 10_000;
+        for _ in 0..n {
+            let wait = jittered(every).as_secs_f64() / every.as_secs_f64();
+            assert!((0.75..=1.25).contains(&wait), "{wait}");
+            buckets[(((wait - 0.75) * 20.0) as usize).min(9)] += 1;
+        }
+        // Each tenth of the range gets a tenth of the waits (± 3 %: 10 standard deviations).
+        for (i, &count) in buckets.iter().enumerate() {
+            assert!((700..=1300).contains(&count), "bucket {i}: {count} of {n}");
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub struct SummaryFilter {
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD`.
     pub to: Option<String>,
+    /// Only devices of this site and the sites below it (at a parent).
+    pub site: Option<String>,
 }
 
 /// `path?k=v&…` with the parameters that are given, encoded.
@@ -287,7 +289,7 @@ impl Client {
     pub async fn compliance_detail(
         &self,
         app: &str,
-        as_of: Option<&str>,
+        (as_of, site): (Option<&str>, Option<&str>),
         page: (i64, i64),
     ) -> Result<AppDetail> {
         let (limit, offset) = (page.0.to_string(), page.1.to_string());
@@ -296,6 +298,7 @@ impl Client {
             ("as_of", as_of),
             ("limit", Some(limit.as_str())),
             ("offset", Some(offset.as_str())),
+            ("site", site),
         ];
         self.get(&with_query("/api/v1/compliance/detail", &params))
             .await
@@ -433,6 +436,7 @@ impl SummaryFilter {
             ("rule", self.rule.as_deref()),
             ("from", self.from.as_deref()),
             ("to", self.to.as_deref()),
+            ("site", self.site.as_deref()),
         ];
         with_query(path, &params)
     }

@@ -30,6 +30,8 @@ pub enum ParamKind {
     Program,
     /// A licensed application's name, any case.
     Application,
+    /// A site's code (at a parent: that site and the sites below it).
+    Site,
     /// `YYYY-MM`.
     Month,
     /// `YYYY-MM-DD`.
@@ -51,6 +53,8 @@ pub enum DefaultValue {
     AllPrograms,
     /// Every application.
     AllApplications,
+    /// This site and every site below it.
+    WholeSubtree,
 }
 
 impl DefaultValue {
@@ -64,6 +68,7 @@ impl DefaultValue {
             DefaultValue::MostUsedProgram => "the most used program in the period".into(),
             DefaultValue::AllPrograms => "every program".into(),
             DefaultValue::AllApplications => "every application".into(),
+            DefaultValue::WholeSubtree => "this site and every site below it".into(),
         }
     }
 }
@@ -117,6 +122,12 @@ const ONE_PROGRAM: ParamDef = ParamDef {
     default: DefaultValue::MostUsedProgram,
     help: "the metering rule's name",
 };
+const SITE: ParamDef = ParamDef {
+    name: "site",
+    kind: ParamKind::Site,
+    default: DefaultValue::WholeSubtree,
+    help: "only devices of this site and the sites below it (a site code; at a parent)",
+};
 const ANY_PROGRAM: ParamDef = ParamDef {
     name: "program",
     kind: ParamKind::Program,
@@ -131,21 +142,21 @@ pub const CATALOGUE: &[ReportDef] = &[
         name: "monthly-usage",
         title: "Usage of metered programs per month",
         description: "Runs, distinct users, distinct computers and hours of each metered program, per month.",
-        params: &[FROM_MONTH, TO_MONTH],
+        params: &[FROM_MONTH, TO_MONTH, SITE],
     },
     ReportDef {
         kind: ReportKind::ProgramUsers,
         name: "program-users",
         title: "Users of a program",
         description: "Users who ran a program: runs, hours, computers used and last use.",
-        params: &[ONE_PROGRAM, FROM_MONTH, TO_MONTH],
+        params: &[ONE_PROGRAM, FROM_MONTH, TO_MONTH, SITE],
     },
     ReportDef {
         kind: ReportKind::ProgramComputers,
         name: "program-computers",
         title: "Computers that ran a program",
         description: "Computers on which a program ran: runs, hours, distinct users and last use.",
-        params: &[ONE_PROGRAM, FROM_MONTH, TO_MONTH],
+        params: &[ONE_PROGRAM, FROM_MONTH, TO_MONTH, SITE],
     },
     ReportDef {
         kind: ReportKind::Reclaim,
@@ -171,6 +182,7 @@ pub const CATALOGUE: &[ReportDef] = &[
                 default: DefaultValue::DaysAgo(0),
                 help: "installations and device statuses as they stood at the end of this day (YYYY-MM-DD)",
             },
+            SITE,
         ],
     },
     ReportDef {
@@ -191,6 +203,7 @@ pub const CATALOGUE: &[ReportDef] = &[
                 default: DefaultValue::Integer(0),
                 help: "hours added to UTC to place usage on a local clock",
             },
+            SITE,
         ],
     },
     ReportDef {
@@ -198,7 +211,7 @@ pub const CATALOGUE: &[ReportDef] = &[
         name: "concurrency",
         title: "Concurrent usage",
         description: "The peak of concurrent runs and of concurrent users of each program, per day and per month.",
-        params: &[ANY_PROGRAM, FROM_DAY, TO_DAY],
+        params: &[ANY_PROGRAM, FROM_DAY, TO_DAY, SITE],
     },
     ReportDef {
         kind: ReportKind::EffectiveLicensePosition,
@@ -218,6 +231,7 @@ pub const CATALOGUE: &[ReportDef] = &[
                 default: DefaultValue::Integer(90),
                 help: "list licenses and maintenance ending within this many days of as-of",
             },
+            SITE,
         ],
     },
     ReportDef {
@@ -255,6 +269,8 @@ pub enum ParamValue {
     Program(Option<String>),
     /// An application's name, or `None` for every application.
     Application(Option<String>),
+    /// A site's code as given, or `None` for this site's whole subtree.
+    Site(Option<String>),
     /// `yyyymm`.
     Month(i32),
     Date(NaiveDate),
@@ -264,8 +280,12 @@ pub enum ParamValue {
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ParamValue::Program(Some(p)) | ParamValue::Application(Some(p)) => f.write_str(p),
-            ParamValue::Program(None) | ParamValue::Application(None) => f.write_str("(default)"),
+            ParamValue::Program(Some(p))
+            | ParamValue::Application(Some(p))
+            | ParamValue::Site(Some(p)) => f.write_str(p),
+            ParamValue::Program(None) | ParamValue::Application(None) | ParamValue::Site(None) => {
+                f.write_str("(default)")
+            }
             ParamValue::Month(m) => write!(f, "{}-{:02}", m / 100, m % 100),
             ParamValue::Date(d) => write!(f, "{d}"),
             ParamValue::Integer(n) => write!(f, "{n}"),
@@ -313,15 +333,24 @@ impl Params {
         }
     }
 
+    /// The site code given, upper-cased; `None` for the whole subtree.
+    pub fn site(&self) -> Option<String> {
+        match self.0.get("site") {
+            Some(ParamValue::Site(s)) => s.as_deref().map(str::to_ascii_uppercase),
+            _ => None,
+        }
+    }
+
     /// `name = value` pairs in the catalogue's order, for report headers.
     pub fn describe(&self, def: &ReportDef) -> Vec<(String, String)> {
         def.params
             .iter()
             .filter_map(|p| {
                 let value = match self.0.get(p.name)? {
-                    ParamValue::Program(None) | ParamValue::Application(None) => {
-                        p.default.describe()
-                    }
+                    ParamValue::Program(None)
+                    | ParamValue::Application(None)
+                    | ParamValue::Site(None) => p.default.describe(),
+                    ParamValue::Site(Some(code)) => code.to_ascii_uppercase(),
                     v => v.to_string(),
                 };
                 Some((p.name.to_string(), value))
@@ -400,6 +429,9 @@ fn parse_value(def: &ParamDef, raw: &str) -> Result<ParamValue, ReportError> {
         ParamKind::Program => Ok(ParamValue::Program(Some(raw.into()))),
         ParamKind::Application if raw.is_empty() => Err(bad("an application's name".into())),
         ParamKind::Application => Ok(ParamValue::Application(Some(raw.into()))),
+        ParamKind::Site => tally_core::SiteCode::parse(raw)
+            .map(|_| ParamValue::Site(Some(raw.into())))
+            .map_err(|_| bad("a site code; three letters or digits, e.g. P01".into())),
         ParamKind::Month => NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d")
             .map(|d| ParamValue::Month(tally_core::summary::month_of(d)))
             .map_err(|_| bad("a month; write YYYY-MM, e.g. 2026-03".into())),
@@ -430,6 +462,7 @@ fn default_value(def: &ParamDef, today: NaiveDate) -> ParamValue {
         DefaultValue::Integer(n) => ParamValue::Integer(n),
         DefaultValue::MostUsedProgram | DefaultValue::AllPrograms => ParamValue::Program(None),
         DefaultValue::AllApplications => ParamValue::Application(None),
+        DefaultValue::WholeSubtree => ParamValue::Site(None),
     }
 }
 

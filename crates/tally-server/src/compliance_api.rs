@@ -162,14 +162,10 @@ pub(crate) async fn compliance(
     Query(p): Query<ComplianceParams>,
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let positions = match p
-        .site
-        .as_deref()
-        .map(tally_core::SiteCode::parse)
-        .transpose()?
+    let positions = match tally_service::scope::subtree_of(&state.service, p.site.as_deref())
+        .await?
     {
-        Some(site) => {
-            let sites = tally_service::usage_reads::site_subtree(&state.service, &site).await?;
+        Some(sites) => {
             let store = state.service.store();
             tally_service::compliance::compute_in(store, as_of, p.app.as_deref(), &sites).await?
         }
@@ -192,6 +188,9 @@ pub(crate) struct DetailParams {
     /// Consumers skipped first (each list).
     #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
+    /// Only the demand of devices of this site and the sites below it (at a parent; default:
+    /// the whole subtree this site holds), against this site's licenses.
+    site: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/compliance/detail", tag = "licensing", security(("bearer" = [])),
@@ -205,7 +204,13 @@ pub(crate) async fn compliance_detail(
 ) -> Result<Json<AppDetail>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let page = (p.limit.unwrap_or(100), p.offset.unwrap_or(0));
-    let detail = state.service.position_detail(as_of, &p.app, page).await?;
+    let detail = match tally_service::scope::subtree_of(&state.service, p.site.as_deref()).await? {
+        Some(sites) => {
+            let store = state.service.store();
+            tally_service::compliance::detail_in(store, as_of, &p.app, page, &sites).await?
+        }
+        None => state.service.position_detail(as_of, &p.app, page).await?,
+    };
     Ok(Json(detail))
 }
 

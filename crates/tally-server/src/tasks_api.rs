@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use tally_api::{FileUsageRow, MonthlyRow, TaskChange, TaskView};
 use tally_core::tasks::{Task, TaskState};
-use tally_service::{rules, summary_views};
+use tally_core::SiteCode;
+use tally_service::{rules, scope, summary_views};
 use utoipa::IntoParams;
 
 use crate::auth::Operator;
@@ -21,7 +22,7 @@ async fn view(state: &AppState, task: TaskState) -> Result<TaskView, ApiError> {
         false => None,
     };
     Ok(TaskView {
-        newest_serial: state.store.max_time_serial().await?,
+        newest_serial: state.store.newest_time_serial().await?,
         pending_records,
         state: task,
     })
@@ -93,9 +94,17 @@ pub(crate) struct SummaryParams {
     from: Option<NaiveDate>,
     /// Last day, included (YYYY-MM-DD); default today.
     to: Option<NaiveDate>,
+    /// Only devices of this site and the sites below it (at a parent; default: the whole
+    /// subtree this site holds). Hours are then recomputed from the raw records, at most 92
+    /// days at a time.
+    site: Option<String>,
 }
 
 impl SummaryParams {
+    async fn sites(&self, state: &AppState) -> Result<Option<Vec<SiteCode>>, ApiError> {
+        Ok(scope::subtree_of(&state.service, self.site.as_deref()).await?)
+    }
+
     async fn rule_id(&self, state: &AppState) -> Result<Option<i64>, ApiError> {
         let Some(name) = &self.rule else {
             return Ok(None);
@@ -129,7 +138,9 @@ pub(crate) async fn file_usage(
     let (from, to) = p.days(Duration::days(30))?;
     let rule = p.rule_id(&state).await?;
     let (from, to) = (midnight(from), midnight(to) + Duration::days(1));
-    let rows = summary_views::file_usage(state.store.as_ref(), rule, from, to).await?;
+    let sites = p.sites(&state).await?;
+    let rows =
+        summary_views::file_usage(&state.service, rule, (from, to), sites.as_deref()).await?;
     Ok(Json(rows))
 }
 
@@ -148,6 +159,7 @@ pub(crate) async fn monthly(
         tally_core::summary::month_of(from),
         tally_core::summary::month_of(to),
     );
-    let rows = summary_views::monthly(state.store.as_ref(), rule, months).await?;
+    let sites = p.sites(&state).await?;
+    let rows = summary_views::monthly(state.store.as_ref(), rule, months, sites.as_deref()).await?;
     Ok(Json(rows))
 }

@@ -79,7 +79,7 @@ pub async fn by_month(
         .collect();
     let mut found: BTreeMap<i32, MonthUse> = BTreeMap::new();
     if !named.is_empty() {
-        for m in store.monthly_totals(range).await? {
+        for m in store.monthly_totals(range, None).await? {
             if named.contains(&m.rule_id) {
                 let entry = found.entry(m.month).or_insert(MonthUse {
                     month: m.month,

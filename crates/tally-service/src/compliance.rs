@@ -23,7 +23,7 @@ pub async fn compute(
     as_of: NaiveDate,
     only: Option<&str>,
 ) -> Result<Vec<AppPosition>> {
-    Ok(compute_named(store, as_of, only).await?.0)
+    Ok(compute_named(store, as_of, only, None).await?.0)
 }
 
 /// [`compute`] over the devices of `sites` only (a parent narrowing to a child's subtree):
@@ -34,23 +34,21 @@ pub async fn compute_in(
     only: Option<&str>,
     sites: &[tally_core::SiteCode],
 ) -> Result<Vec<AppPosition>> {
-    let keep: std::collections::HashSet<i64> = (store.compliance_devices().await?)
-        .into_iter()
-        .filter(|d| sites.contains(&d.site_code))
-        .map(|d| d.id)
-        .collect();
+    let keep = crate::scope::devices_of(store, sites).await?;
     Computed::read_in(store, as_of, only, Some(&keep))
         .await?
         .summaries(only)
 }
 
-/// [`compute`], with the names of the estate's devices, users and org nodes.
+/// [`compute`] (over the devices `keep` only, when given), with the names of the estate's
+/// devices, users and org nodes.
 pub(crate) async fn compute_named(
     store: &dyn Store,
     as_of: NaiveDate,
     only: Option<&str>,
+    keep: Option<&std::collections::HashSet<i64>>,
 ) -> Result<(Vec<AppPosition>, Names)> {
-    let computed = Computed::read(store, as_of, only).await?;
+    let computed = Computed::read_in(store, as_of, only, keep).await?;
     let summaries = computed.summaries(None)?;
     Ok((summaries, computed.names))
 }
@@ -70,6 +68,22 @@ pub async fn detail(
     Computed::read(store, as_of, Some(app))
         .await?
         .detail(app, (limit, offset))
+}
+
+/// [`detail`] over the devices of `sites` only (a parent narrowing to a child's subtree), as
+/// [`compute_in`] computes it.
+pub async fn detail_in(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    app: &str,
+    page: (i64, i64),
+    sites: &[tally_core::SiteCode],
+) -> Result<AppDetail> {
+    check_page(page.0, page.1)?;
+    let keep = crate::scope::devices_of(store, sites).await?;
+    Computed::read_in(store, as_of, Some(app), Some(&keep))
+        .await?
+        .detail(app, page)
 }
 
 /// The page bounds of [`detail`], checked before any reading.

@@ -64,6 +64,18 @@ impl Pending {
     }
 }
 
+/// Adds `weight` to the records `waiting` unless that would take them past `limit`, in one
+/// atomic step, so requests arriving together cannot all pass one check and overshoot; an empty
+/// queue takes anything (a batch larger than the limit alone must still go). `Err` holds the
+/// records waiting when refused.
+fn admit(waiting: &AtomicUsize, weight: usize, limit: usize) -> std::result::Result<(), usize> {
+    waiting
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now == 0 || now + weight <= limit).then_some(now + weight)
+        })
+        .map(|_| ())
+}
+
 /// The queue uploads wait in and the writers that empty it.
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Pending>,
@@ -115,9 +127,7 @@ impl GroupCommit {
 
     fn enqueue(&self, pending: Pending) -> Result<()> {
         let weight = pending.weight();
-        let waiting = self.waiting.load(Ordering::Relaxed);
-        // An empty queue takes anything: a batch larger than the limit alone must still go.
-        if waiting > 0 && waiting + weight > self.limit {
+        if let Err(waiting) = admit(&self.waiting, weight, self.limit) {
             return Err(ServiceError::Busy {
                 message: format!(
                     "the server has {waiting} usage records waiting to be written; \
@@ -126,7 +136,6 @@ impl GroupCommit {
                 retry_after: BUSY_RETRY,
             });
         }
-        self.waiting.fetch_add(weight, Ordering::Relaxed);
         self.queue.send(pending).map_err(|_| {
             self.waiting.fetch_sub(weight, Ordering::Relaxed);
             ServiceError::Internal("the usage writers stopped".into())
@@ -249,5 +258,44 @@ async fn write_heartbeats(
     }
     for reply in replies {
         let _ = reply.send(Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_admitted_together_never_take_the_queue_past_its_bound() {
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let (weight, limit) = (7, 1_000);
+        let admitted: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let waiting = waiting.clone();
+                    scope.spawn(move || {
+                        (0..1_000)
+                            .filter(|_| admit(&waiting, weight, limit).is_ok())
+                            .count()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        let now = waiting.load(Ordering::Relaxed);
+        assert_eq!(now, admitted * weight);
+        assert_eq!(
+            now,
+            limit / weight * weight,
+            "filled to the bound, not past it"
+        );
+        assert_eq!(
+            admit(&waiting, 1, limit),
+            Ok(()),
+            "room for one more record"
+        );
+        assert_eq!(admit(&waiting, weight, limit), Err(now + 1));
+        // An empty queue takes a batch larger than the bound on its own.
+        assert_eq!(admit(&AtomicUsize::new(0), limit * 2, limit), Ok(()));
     }
 }

@@ -35,6 +35,7 @@ mod report_elp;
 pub mod reports;
 pub mod rules;
 mod scheduled;
+pub mod scope;
 pub mod site;
 pub mod site_sync;
 mod summaries;

@@ -33,6 +33,8 @@ pub struct ReclaimQuery {
     pub unused_since: DateTime<Utc>,
     /// Only this application (by name, any case).
     pub application: Option<String>,
+    /// Only installations on these devices (a parent's `site=`); `None`: every device.
+    pub devices: Option<HashSet<i64>>,
 }
 
 impl ReclaimQuery {
@@ -43,6 +45,7 @@ impl ReclaimQuery {
             as_of,
             unused_since: end_of(as_of) - Duration::days(days),
             application: None,
+            devices: None,
         }
     }
 }
@@ -152,6 +155,9 @@ impl ReclaimInputs {
             let metric = app.application.metric;
             let owned = licenses.get(&id).map(Vec::as_slice).unwrap_or_default();
             for (device, title) in relevant_installations(installed, estate, app) {
+                if (query.devices.as_ref()).is_some_and(|keep| !keep.contains(&device.id)) {
+                    continue;
+                }
                 if let Some(reason) = evidence.unknown(app, device.id) {
                     *unknown
                         .entry((app.application.name.clone(), reason))
@@ -224,7 +230,7 @@ impl Evidence {
             .filter(|a| a.revoked_at.is_none())
             .map(|a| a.device_id)
             .collect();
-        let usage = store.monthly_usage(None, (0, 999_912)).await?;
+        let usage = store.monthly_usage(None, (0, 999_912), None).await?;
         metered_devices.extend(usage.into_iter().map(|(key, _)| key.device_id));
         Ok(Self {
             with_sessions,
@@ -378,7 +384,10 @@ async fn last_use(
                 continue;
             };
             let by = tally_store::UsageByKind::Device;
-            for u in store.monthly_usage_by(by, rule.id, (0, 999_912)).await? {
+            for u in store
+                .monthly_usage_by(by, rule.id, (0, 999_912), None)
+                .await?
+            {
                 seen((app.application.id, u.id), u.last_used);
             }
         }

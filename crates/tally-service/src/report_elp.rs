@@ -16,7 +16,13 @@ use crate::compliance::compute_named;
 use crate::compliance_text::{license_label, plural, target_name, Names};
 use crate::Result;
 
-pub(crate) async fn build(store: &dyn Store, params: &Params, report: &mut Report) -> Result<()> {
+/// The ELP report; with `keep`, the demand of those devices only (a parent's `site=`).
+pub(crate) async fn build(
+    store: &dyn Store,
+    params: &Params,
+    keep: Option<&std::collections::HashSet<i64>>,
+    report: &mut Report,
+) -> Result<()> {
     let as_of = params.date("as-of");
     let days = params.integer("days");
     report.columns = vec![
@@ -33,7 +39,7 @@ pub(crate) async fn build(store: &dyn Store, params: &Params, report: &mut Repor
         Column::text("status", "Status"),
         Column::text("reason", "Reasons"),
     ];
-    let (positions, names) = compute_named(store, as_of, None).await?;
+    let (positions, names) = compute_named(store, as_of, None, keep).await?;
     for p in &positions {
         report.rows.extend(rows_of(p));
     }

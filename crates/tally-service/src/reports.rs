@@ -31,24 +31,24 @@ pub async fn make(
 ) -> Result<Report> {
     let def = tally_report::find(name)?;
     let params = def.params(params, now.date_naive())?;
-    let mut report = build(service.store(), service.site(), def, &params, now).await?;
+    let mut report = build(service, def, &params, now).await?;
     // The alias from any of its sources (serveralias.txt, tally site set, the configuration).
     report.site = crate::site::label(service).await?;
     Ok(report)
 }
 
-/// Builds report `def` with `params` as the store holds it at `now`.
+/// Builds report `def` with `params` as the service's store holds it at `now`.
 pub async fn build(
-    store: &dyn Store,
-    site: &SiteCode,
+    service: &Service,
     def: &ReportDef,
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<Report> {
+    let store = service.store();
     let mut report = Report {
         name: def.name.into(),
         title: def.title.into(),
-        site: site_label(store, site).await?,
+        site: site_label(store, service.site()).await?,
         generated_at: now,
         params: params.describe(def),
         notes: Vec::new(),
@@ -57,10 +57,12 @@ pub async fn build(
         chart: None,
     };
     let ctx = Ctx {
+        service,
         store,
         def,
         params,
         rules: store.rules().await?,
+        sites: crate::scope::subtree_of(service, params.site().as_deref()).await?,
     };
     match def.kind {
         ReportKind::MonthlyUsage => ctx.monthly_usage(&mut report).await?,
@@ -71,7 +73,8 @@ pub async fn build(
         ReportKind::Concurrency => ctx.concurrency(&mut report).await?,
         ReportKind::Tasks => ctx.tasks(&mut report).await?,
         ReportKind::EffectiveLicensePosition => {
-            crate::report_elp::build(store, params, &mut report).await?
+            let keep = ctx.devices().await?;
+            crate::report_elp::build(store, params, keep.as_ref(), &mut report).await?
         }
     }
     Ok(report)
@@ -85,10 +88,13 @@ async fn site_label(store: &dyn Store, code: &SiteCode) -> Result<String> {
 }
 
 struct Ctx<'a> {
+    service: &'a Service,
     store: &'a dyn Store,
     def: &'a ReportDef,
     params: &'a Params,
     rules: Vec<MeteringRule>,
+    /// The sites the report covers (`site=`): `None` for this site's whole subtree.
+    sites: Option<Vec<SiteCode>>,
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
@@ -188,7 +194,10 @@ impl Ctx<'_> {
             .iter()
             .any(|p| p.default == DefaultValue::MostUsedProgram));
         let mut usage: HashMap<i64, i64> = HashMap::new();
-        for t in self.store.monthly_totals(months).await? {
+        for t in (self.store)
+            .monthly_totals(months, self.sites.as_deref())
+            .await?
+        {
             *usage.entry(t.rule_id).or_default() += t.usage_ms;
         }
         let most = usage
@@ -219,6 +228,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// The devices of the sites asked for (`None`: every device).
+    async fn devices(&self) -> Result<Option<HashSet<i64>>> {
+        match &self.sites {
+            Some(sites) => Ok(Some(crate::scope::devices_of(self.store, sites).await?)),
+            None => Ok(None),
+        }
+    }
+
     fn months(&self) -> (i32, i32) {
         (self.params.month("from"), self.params.month("to"))
     }
@@ -242,7 +259,7 @@ impl Ctx<'_> {
         ];
         let mut totals: Vec<_> = self
             .store
-            .monthly_totals(self.months())
+            .monthly_totals(self.months(), self.sites.as_deref())
             .await?
             .into_iter()
             .map(|t| (self.rule_name(t.rule_id), t))
@@ -291,7 +308,9 @@ impl Ctx<'_> {
         let Some(rule) = self.one_program(months, report).await? else {
             return Ok(());
         };
-        let rows = self.store.monthly_usage_by(by, rule.id, months).await?;
+        let rows = (self.store)
+            .monthly_usage_by(by, rule.id, months, self.sites.as_deref())
+            .await?;
         let mut hours = Vec::new();
         for r in rows {
             hours.push((r.name.clone(), r.usage_ms as f64 / 3_600_000.0));
@@ -326,6 +345,7 @@ impl Ctx<'_> {
         ];
         let query = ReclaimQuery {
             application: self.params.application().map(String::from),
+            devices: self.devices().await?,
             ..ReclaimQuery::days(self.params.date("as-of"), self.params.integer("days"))
         };
         let list = reclaim(self.store, &query).await?;
@@ -382,7 +402,10 @@ impl Ctx<'_> {
 
     async fn hours_of(&self, rule: Option<i64>) -> Result<Vec<FileUsageHour>> {
         let (from, to) = self.days();
-        Ok(self.store.file_usage_hours(rule, from, to).await?)
+        match &self.sites {
+            Some(sites) => crate::scope::hours(self.service, rule, (from, to), sites).await,
+            None => Ok(self.store.file_usage_hours(rule, from, to).await?),
+        }
     }
 
     async fn heat_map(&self, report: &mut Report) -> Result<()> {
@@ -481,7 +504,7 @@ impl Ctx<'_> {
             Column::number("pending", "Pending records"),
             Column::text("last_error", "Last error"),
         ];
-        let newest = self.store.max_time_serial().await?;
+        let newest = self.store.newest_time_serial().await?;
         report
             .notes
             .push(format!("Newest TimeSerial stored: {newest}."));

@@ -28,7 +28,7 @@ struct NewRecords<'a> {
     after: (i64, i64),
 }
 
-type RulesOfFile = HashMap<i64, Vec<i64>>;
+pub(crate) type RulesOfFile = HashMap<i64, Vec<i64>>;
 
 impl NewRecords<'_> {
     /// The next page and its files' rules, or `None` after the last.
@@ -233,7 +233,7 @@ fn by_day(
 }
 
 /// Before this time raw records may have been deleted (released) by the ageing task.
-async fn released_before(store: &dyn Store) -> Result<DateTime<Utc>> {
+pub(crate) async fn released_before(store: &dyn Store) -> Result<DateTime<Utc>> {
     let tasks = store.tasks().await?;
     let delete = tasks
         .iter()
@@ -384,7 +384,7 @@ async fn sessions(mut pages: NewRecords<'_>) -> Result<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
     use tally_core::device::NewDevice;
@@ -398,7 +398,7 @@ mod tests {
 
     /// A store with one metered file with records of `periods`, and one file that no rule
     /// meters with a record of its own.
-    async fn store_with(
+    pub(crate) async fn store_with(
         periods: &[(DateTime<Utc>, DateTime<Utc>)],
     ) -> (tempfile::TempDir, tally_store::SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use tally_api::{FileUsageRow, MonthlyRow};
+use tally_core::SiteCode;
 use tally_store::Store;
 
-use crate::Result;
+use crate::{Result, Service};
 
 /// Rule, host and account names by id.
 struct Names {
@@ -45,14 +46,16 @@ fn name_of(names: &HashMap<i64, String>, what: &str, id: i64) -> String {
         .unwrap_or_else(|| format!("{what} {id}"))
 }
 
-/// The monthly rows of `rule` (or every rule) in `months` (`yyyymm`, inclusive), named.
+/// The monthly rows of `rule` (or every rule) in `months` (`yyyymm`, inclusive), named; with
+/// `sites`, only those of devices of these sites.
 pub async fn monthly(
     store: &dyn Store,
     rule: Option<i64>,
     months: (i32, i32),
+    sites: Option<&[SiteCode]>,
 ) -> Result<Vec<MonthlyRow>> {
     let names = Names::read(store).await?;
-    let rows = store.monthly_usage(rule, months).await?;
+    let rows = store.monthly_usage(rule, months, sites).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -88,15 +91,21 @@ pub async fn monthly_of(
         .collect())
 }
 
-/// The hourly rows of `rule` (or every rule) in `[from, to)`, named.
+/// The hourly rows of `rule` (or every rule) in `[from, to)` (midnights), named; with `sites`,
+/// over the devices of these sites only, recomputed from their raw records
+/// ([`crate::scope::hours`]).
 pub async fn file_usage(
-    store: &dyn Store,
+    service: &Service,
     rule: Option<i64>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    sites: Option<&[SiteCode]>,
 ) -> Result<Vec<FileUsageRow>> {
+    let store = service.store();
     let rules = Names::rules(store).await?;
-    let rows = store.file_usage_hours(rule, from, to).await?;
+    let rows = match sites {
+        Some(sites) => crate::scope::hours(service, rule, (from, to), sites).await?,
+        None => store.file_usage_hours(rule, from, to).await?,
+    };
     Ok(rows
         .into_iter()
         .map(|hour| FileUsageRow {

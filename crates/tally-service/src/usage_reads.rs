@@ -40,7 +40,7 @@ impl UsageFilter {
             None => None,
         };
         let sites = match &self.site {
-            Some(code) => Some(site_subtree(service, code).await?),
+            Some(code) => Some(crate::scope::subtree(service, code).await?),
             None => None,
         };
         Ok(UsageQuery {
@@ -52,20 +52,6 @@ impl UsageFilter {
             page,
         })
     }
-}
-
-/// `code` and every site below it, as this site knows them; unknown codes are refused.
-pub async fn site_subtree(
-    service: &Service,
-    code: &tally_core::SiteCode,
-) -> Result<Vec<tally_core::SiteCode>> {
-    let sites = service.store().sites().await?;
-    if !sites.iter().any(|s| &s.code == code) {
-        return Err(ServiceError::NotFound(format!(
-            "no site {code} here; see tally sites"
-        )));
-    }
-    Ok(tally_core::hierarchy::subtree(code, &sites))
 }
 
 /// The records `filter` selects with ids above `page.after`, at most `page.limit`, by id.

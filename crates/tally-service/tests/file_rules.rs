@@ -68,7 +68,7 @@ async fn runs_per_rule(service: &Service) -> HashMap<String, i64> {
         .map(|r| (r.id, r.spec.name))
         .collect();
     let mut runs = HashMap::new();
-    for total in store.monthly_totals((0, 999_912)).await.unwrap() {
+    for total in store.monthly_totals((0, 999_912), None).await.unwrap() {
         *runs.entry(names[&total.rule_id].clone()).or_default() += total.runs;
     }
     runs

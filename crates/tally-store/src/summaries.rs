@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tally_core::summary::{FileUsageHour, MonthKey, MonthlyUsage, RuleMonth, UsageBy, UsageByKind};
 use tally_core::tasks::TaskState;
+use tally_core::SiteCode;
 
 /// Which columns of a task's row a write owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +65,13 @@ pub trait SummaryStore: Send + Sync {
         rows: &[(MonthKey, MonthlyUsage)],
         watermark: (i64, i64),
     ) -> Result<()>;
+    /// The monthly rows of `rule_id` (or every rule) in `months` (`yyyymm`, inclusive); with
+    /// `sites`, only those of devices of these sites.
     async fn monthly_usage(
         &self,
         rule_id: Option<i64>,
         months: (i32, i32),
+        sites: Option<&[SiteCode]>,
     ) -> Result<Vec<(MonthKey, MonthlyUsage)>>;
     /// One device's or user's monthly rows in `months` (`yyyymm`, inclusive), newest month
     /// first, each with its names: what a device's or a user's page shows, read by index
@@ -80,14 +84,20 @@ pub trait SummaryStore: Send + Sync {
     /// Deletes hourly rows before `before` and monthly rows of months before `before_month`.
     async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64>;
     /// Monthly usage per rule and month, summed over devices and users, for months in
-    /// `first..=last` (`yyyymm`).
-    async fn monthly_totals(&self, months: (i32, i32)) -> Result<Vec<RuleMonth>>;
-    /// One rule's monthly usage summed per user or per device, most used first.
+    /// `first..=last` (`yyyymm`); with `sites`, over the devices of these sites only.
+    async fn monthly_totals(
+        &self,
+        months: (i32, i32),
+        sites: Option<&[SiteCode]>,
+    ) -> Result<Vec<RuleMonth>>;
+    /// One rule's monthly usage summed per user or per device, most used first; with `sites`,
+    /// over the devices of these sites only.
     async fn monthly_usage_by(
         &self,
         by: UsageByKind,
         rule_id: i64,
         months: (i32, i32),
+        sites: Option<&[SiteCode]>,
     ) -> Result<Vec<UsageBy>>;
 
     /// Every task's state; tasks never stored yet come with their defaults.

@@ -98,6 +98,10 @@ pub trait UsageStore: Send + Sync {
     /// under it can still appear, so a reader that has read up to it may move its watermark
     /// there.
     async fn max_time_serial(&self) -> Result<i64>;
+    /// The newest `TimeSerial` handed out, settled or not: what a person reads beside a task's
+    /// watermark. Unlike [`UsageStore::max_time_serial`] it never waits for writes in flight
+    /// (on PostgreSQL that wait holds up new uploads for a moment), so reads for display use it.
+    async fn newest_time_serial(&self) -> Result<i64>;
     /// Records with `after_serial < time_serial <= upto_serial`, in `(time_serial, id)` order,
     /// after the record `(after_serial_of_page, after_id)`: a page of `limit`.
     async fn usage_by_serial(

@@ -731,6 +731,10 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.max_time_serial().await.unwrap(), second.time_serial);
+    assert_eq!(
+        store.newest_time_serial().await.unwrap(),
+        second.time_serial
+    );
     assert_eq!(store.usage_pending(first.time_serial).await.unwrap(), 1);
     let newer = store
         .usage_by_serial((first.time_serial, second.time_serial), (0, 0), 10)
@@ -798,7 +802,10 @@ async fn summaries_tasks_and_ageing(store: &dyn Store) {
         matches!(stale, Err(tally_store::StoreError::Conflict(_))),
         "a stale watermark adds nothing"
     );
-    let months = store.monthly_usage(None, (202601, 202612)).await.unwrap();
+    let months = store
+        .monthly_usage(None, (202601, 202612), None)
+        .await
+        .unwrap();
     assert_eq!(months.len(), 1);
     assert_eq!((months[0].1.runs, months[0].1.usage_ms), (2, 2000));
     let tasks = store.tasks().await.unwrap();
@@ -867,8 +874,16 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     use tally_core::summary::{MonthKey, MonthlyUsage};
     use tally_store::UsageByKind;
     let (d1, u1, _) = fixture(store).await;
+    // pc2 reports to a child site: what a parent's `--site` narrows to.
+    let child = Site {
+        code: code("P01"),
+        name: "Branch".into(),
+        alias: None,
+        parent: Some(code("S01")),
+    };
+    store.put_site(&child).await.unwrap();
     let new = NewDevice {
-        site_code: code("S01"),
+        site_code: code("P01"),
         host_name: "pc2".into(),
         fqdn: Some("pc2.example.org".into()),
         os: None,
@@ -907,20 +922,45 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     ];
     store.add_monthly_usage(&rows, (0, 1)).await.unwrap();
 
-    let totals = store.monthly_totals((202603, 202604)).await.unwrap();
+    let totals = store.monthly_totals((202603, 202604), None).await.unwrap();
     let got: Vec<_> = totals
         .iter()
         .map(|t| (t.month, t.runs, t.users, t.devices, t.usage_ms))
         .collect();
     assert_eq!(got, [(202603, 7, 2, 2, 5_500), (202604, 3, 1, 1, 3_000)]);
     assert!(store
-        .monthly_totals((202605, 202612))
+        .monthly_totals((202605, 202612), None)
+        .await
+        .unwrap()
+        .is_empty());
+    // Narrowed to the child site's devices (pc2), and to a site with no usage.
+    let p01 = [code("P01")];
+    let totals = store.monthly_totals((202603, 202604), Some(&p01));
+    let got: Vec<_> = (totals.await.unwrap().iter())
+        .map(|t| (t.month, t.runs, t.users, t.devices, t.usage_ms))
+        .collect();
+    assert_eq!(got, [(202603, 5, 2, 1, 4_500)]);
+    let rows = store.monthly_usage(Some(rule.id), (0, 999_912), Some(&p01));
+    let devices: Vec<i64> = (rows.await.unwrap().iter())
+        .map(|(k, _)| k.device_id)
+        .collect();
+    assert_eq!(devices, [d2, d2]);
+    let by_user = store.monthly_usage_by(UsageByKind::User, rule.id, (0, 999_912), Some(&p01));
+    let got: Vec<_> = (by_user.await.unwrap().iter())
+        .map(|u| (u.name.clone(), u.runs))
+        .collect();
+    assert_eq!(got, [("bob".to_string(), 4), ("alice".to_string(), 1)]);
+    let x99 = [code("X99")];
+    let nowhere = store.monthly_totals((0, 999_912), Some(&x99));
+    assert!(nowhere.await.unwrap().is_empty());
+    assert!(store
+        .monthly_totals((0, 999_912), Some(&[]))
         .await
         .unwrap()
         .is_empty());
 
     let users = store
-        .monthly_usage_by(UsageByKind::User, rule.id, (202603, 202603))
+        .monthly_usage_by(UsageByKind::User, rule.id, (202603, 202603), None)
         .await
         .unwrap();
     let got: Vec<_> = users
@@ -937,7 +977,7 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     );
     assert_eq!(users[0].detail.as_deref(), Some("Bob Jones"));
     let devices = store
-        .monthly_usage_by(UsageByKind::Device, rule.id, (0, 999_912))
+        .monthly_usage_by(UsageByKind::Device, rule.id, (0, 999_912), None)
         .await
         .unwrap();
     let got: Vec<_> = devices
@@ -1702,6 +1742,13 @@ async fn postgres_a_serial_settles_only_once_its_write_ended() {
         !reader.is_finished(),
         "settled while a write with serial {taken} is open"
     );
+    // What a person reads beside a task's watermark does not wait for that write (nor hold up
+    // the writes queued behind the reader): the newest serial handed out.
+    let newest = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.newest_time_serial(),
+    );
+    assert_eq!(newest.await.expect("it does not wait").unwrap(), taken);
     open.commit().await.unwrap();
     assert_eq!(reader.await.unwrap(), taken);
     writer.close().await;

@@ -92,8 +92,15 @@ fn params(query: &[(String, String)]) -> Result<Vec<(String, String)>, WebError>
         .collect())
 }
 
-/// Choices for the report form: programs (metering rules) and applications by name.
-async fn names(state: &WebState) -> Result<(Vec<String>, Vec<String>), WebError> {
+/// Choices for the report form: programs (metering rules) and applications by name, and the
+/// sites this one holds by code.
+struct Choices {
+    programs: Vec<String>,
+    apps: Vec<String>,
+    sites: Vec<String>,
+}
+
+async fn names(state: &WebState) -> Result<Choices, WebError> {
     let store = state.service.store();
     let mut programs: Vec<String> = store
         .rules()
@@ -109,16 +116,19 @@ async fn names(state: &WebState) -> Result<(Vec<String>, Vec<String>), WebError>
         .map(|a| a.application.name)
         .collect();
     apps.sort_by_key(|a| a.to_lowercase());
-    Ok((programs, apps))
+    let mut sites: Vec<String> = (store.sites().await?)
+        .into_iter()
+        .map(|s| s.code.to_string())
+        .collect();
+    sites.sort();
+    Ok(Choices {
+        programs,
+        apps,
+        sites,
+    })
 }
 
-fn param_control(
-    kind: ParamKind,
-    name: &str,
-    value: &str,
-    programs: &[String],
-    apps: &[String],
-) -> Markup {
+fn param_control(kind: ParamKind, name: &str, value: &str, choices: &Choices) -> Markup {
     let choose = |items: &[String], all: &str| {
         html! { select id=(name) name=(name) {
             option value="" { (all) }
@@ -126,8 +136,9 @@ fn param_control(
         } }
     };
     match kind {
-        ParamKind::Program => choose(programs, "— the default —"),
-        ParamKind::Application => choose(apps, "— the default —"),
+        ParamKind::Program => choose(&choices.programs, "— the default —"),
+        ParamKind::Application => choose(&choices.apps, "— the default —"),
+        ParamKind::Site => choose(&choices.sites, "— this site and every site below —"),
         ParamKind::Month => {
             html! { input id=(name) name=(name) type="month" value=(value) placeholder="YYYY-MM"; }
         }
@@ -156,7 +167,7 @@ pub async fn report(
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    let (programs, apps) = names(&state).await?;
+    let choices = names(&state).await?;
     let built = match run {
         true => {
             Some(tally_service::reports::make(&state.service, def.name, &given, Utc::now()).await)
@@ -188,7 +199,7 @@ pub async fn report(
             @for p in def.params {
                 div.field {
                     label for=(p.name) { (p.name) }
-                    (param_control(p.kind, p.name, value(p.name), &programs, &apps))
+                    (param_control(p.kind, p.name, value(p.name), &choices))
                     p.hint { (p.help) }
                 }
             }

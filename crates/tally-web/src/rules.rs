@@ -220,7 +220,7 @@ pub async fn programs(
         .into_iter()
         .map(|r| (r.id, r.spec.name))
         .collect();
-    let mut rows = store.monthly_totals((from, to)).await?;
+    let mut rows = store.monthly_totals((from, to), None).await?;
     let name = |id: i64| {
         names
             .get(&id)

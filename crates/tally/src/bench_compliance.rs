@@ -160,7 +160,7 @@ async fn over_the_api(store: std::sync::Arc<dyn Store>, site: tally_core::SiteCo
         let started = Instant::now();
         let detail = server
             .api
-            .compliance_detail(&app.application, Some(&day), (100, 0))
+            .compliance_detail(&app.application, (Some(&day), None), (100, 0))
             .await?;
         println!(
             "one detail page : {:>8.3} s, {} ({} uncovered, 100 listed), {:.1} kB (kept)",

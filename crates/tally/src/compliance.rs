@@ -42,7 +42,7 @@ pub struct Ask<'a> {
     pub fail_on: Option<FailOn>,
     /// Consumers listed by `--app` (limit, offset).
     pub page: (i64, i64),
-    /// Only the demand of this site's subtree (the summary list; not with `--app`).
+    /// Only the demand of this site's subtree (the list, or `--app`'s detail).
     pub site: Option<&'a str>,
 }
 
@@ -50,7 +50,9 @@ pub async fn compliance(api: &ApiArgs, ask: Ask<'_>) -> Result<()> {
     let client = api.client()?;
     let positions = match (ask.app, api.format) {
         (Some(app), Format::Table | Format::Json) => {
-            let detail = client.compliance_detail(app, ask.as_of, ask.page).await?;
+            let detail = client
+                .compliance_detail(app, (ask.as_of, ask.site), ask.page)
+                .await?;
             match api.format {
                 Format::Json => crate::output::print_value(&detail)?,
                 _ => print_detail(&detail)?,

@@ -177,8 +177,9 @@ enum Command {
         #[arg(long, requires = "trend")]
         since: Option<String>,
         /// On a parent site: only the demand of devices of this site and the sites below it,
-        /// against this site's licenses (default: the whole subtree this site holds).
-        #[arg(long, conflicts_with_all = ["trend", "app"])]
+        /// against this site's licenses (default: the whole subtree this site holds); with
+        /// --app, that application's detail over them.
+        #[arg(long, value_name = "CODE", conflicts_with = "trend")]
         site: Option<String>,
     },
     /// Installations whose use is known and that were not used for a while, with the license

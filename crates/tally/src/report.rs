@@ -21,6 +21,10 @@ pub struct ReportArgs {
     /// A report parameter, NAME=VALUE; repeat for several (see tally report list).
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// On a parent site: only devices of this site and the sites below it (the same as
+    /// --param site=CODE; reports about usage, reclaim and the license position take it).
+    #[arg(long, value_name = "CODE")]
+    site: Option<String>,
     /// pdf, html, csv or json (default: from --out's extension, else pdf); for list, table
     /// or json.
     #[arg(long)]
@@ -45,6 +49,9 @@ pub async fn report(args: ReportArgs) -> Result<()> {
             bail!("--param {p:?}: write NAME=VALUE, e.g. --param from=2026-01");
         };
         params.push((k.trim(), v.trim()));
+    }
+    if let Some(site) = &args.site {
+        params.push(("site", site.trim()));
     }
     let bar = progress_bar(def.title);
     let body = args

@@ -135,6 +135,11 @@ pub struct SummaryArgs {
     /// Last day, YYYY-MM-DD.
     #[arg(long)]
     to: Option<String>,
+    /// On a parent site: only devices of this site and the sites below it (default: the whole
+    /// subtree this site holds). Hourly figures are then recomputed from the raw records, at
+    /// most 92 days at a time.
+    #[arg(long, value_name = "CODE")]
+    site: Option<String>,
 }
 
 /// A monthly summary row as the table shows it: names, the month as `YYYY-MM`, the usage in
@@ -199,6 +204,7 @@ pub async fn summaries(api: &ApiArgs, cmd: SummariesCmd) -> Result<()> {
         rule: a.rule,
         from: a.from,
         to: a.to,
+        site: a.site,
     };
     match cmd {
         SummariesCmd::FileUsage(a) => {

@@ -14,6 +14,9 @@ use std::time::Duration;
 use common::{banner_token, free_port, poll_until, tally_at, tally_json_at, Backend};
 use serde_json::{json, Value};
 
+/// What Prometheus presents to each site's `/metrics`.
+const METRICS_TOKEN: &str = "hierarchy-metrics-token";
+
 each_backend!(
     three_levels_carry_rules_down_and_usage_up,
     nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies,
@@ -63,10 +66,14 @@ impl Node {
             .append(true)
             .open(self.dir.join("server.log"))
             .unwrap();
+        let metrics_token = self.dir.join("metrics-token");
+        std::fs::write(&metrics_token, METRICS_TOKEN).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
         cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
             .arg(&self.dir)
+            .arg("--metrics-token-file")
+            .arg(&metrics_token)
             .args(["--site-code", self.code, "--site-name", self.code])
             .args(self.backend.db_args())
             .env_remove("TALLY_DATABASE_URL")
@@ -80,6 +87,20 @@ impl Node {
         let token = banner_token(lines);
         self.child = Some(child);
         token
+    }
+
+    /// A gauge's value as `/metrics` shows it.
+    fn metric(&self, name: &str) -> i64 {
+        let text = reqwest::blocking::Client::new()
+            .get(format!("{}/metrics", self.url()))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let value = line.unwrap_or_else(|| panic!("no {name} in {text}"));
+        value[name.len() + 1..].trim().parse::<f64>().unwrap() as i64
     }
 
     fn stop(&mut self) {
@@ -373,6 +394,17 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     assert_eq!(required(&["--site", "P02"]), 1);
     let unknown = tally_at(&cen.url(), &cen.token, &["compliance", "--site", "X99"]);
     assert!(!unknown.status.success());
+    // One application's detail narrows the same way, by name.
+    let detail = cen.json(&["compliance", "--app", "Code", "--site", "P01"]);
+    assert_eq!(detail["required"], 2, "{detail}");
+    let uncovered: Vec<&str> = (detail["uncovered_consumers"]["items"].as_array().unwrap())
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(uncovered, ["p01-pc", "s01-pc"], "{detail}");
+    let detail = cen.json(&["compliance", "--app", "code", "--site", "s01"]);
+    assert_eq!(detail["required"], 1, "{detail}");
+    site_narrowed_summaries_and_reports(&cen);
 
     // Users with their classification: an administrator's choice at the secondary reaches the
     // centre through the primary; inventory's (svc-backup, no login shell) is the centre's own.
@@ -461,12 +493,22 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     p01.usage(&agent, "a", "alice", 10);
     assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 10), 10);
 
-    // The parent goes away; the child keeps what it cannot send, then sends it once.
+    // The parent goes away; the child keeps what it cannot send (its sync backlog shows it),
+    // then sends it once.
+    let backlog = |node: &Node| node.metric("tally_sync_backlog_records");
+    assert_eq!(poll_until(|| backlog(&p01), |n| *n == 0), 0);
     cen.stop();
     p01.usage(&agent, "b", "alice", 20);
     std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(backlog(&p01), 20);
     cen.run();
     assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 30), 30);
+    assert_eq!(poll_until(|| backlog(&p01), |n| *n == 0), 0);
+    assert_eq!(
+        backlog(&cen),
+        0,
+        "a site without a parent has no sync backlog"
+    );
     let tree = p01.sites();
     assert_eq!(tree[0]["code"], "P01");
 
@@ -521,6 +563,7 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(cen.records_of("P01"), 30_030);
     assert_eq!(p01.records_of("P01"), 30_035);
+    assert_eq!(backlog(&p01), 5);
     let tree = cen.sites();
     let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
     assert_eq!(p01_row["link"], "revoked");
@@ -625,4 +668,149 @@ fn a_child_joins_over_tls_only_when_it_trusts_the_parents_certificate() {
     assert!(p01["last_sync_at"].is_string(), "{tree}");
     common::stop(trusting);
     common::stop(parent);
+}
+
+/// At the centre, `--site` narrows the summaries (monthly by device; hourly recomputed from the
+/// raw records of the site's devices) and the reports to one branch: P01 holds its own 5
+/// records and S01's 7, P02 its 3, each record 59 s on 2026-06-01 from 08:00.
+fn site_narrowed_summaries_and_reports(cen: &Node) {
+    let monthly = |site: &str| {
+        let rows = cen.json(&[
+            "summaries",
+            "monthly",
+            "--rule",
+            "Code",
+            "--from",
+            "2026-06-01",
+            "--site",
+            site,
+        ]);
+        let rows = rows.as_array().unwrap().clone();
+        let runs: i64 = rows.iter().map(|r| r["runs"].as_i64().unwrap()).sum();
+        (runs, rows.len())
+    };
+    assert_eq!(monthly("P01"), (12, 2));
+    assert_eq!(monthly("S01"), (7, 1));
+    assert_eq!(monthly("P02"), (3, 1));
+    // A site's hours come from its devices' raw records, which the ageing task keeps 5 days by
+    // default: June's are refused with what to do, then readable once kept longer.
+    let june = [
+        "summaries",
+        "file-usage",
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2026-06-01",
+    ];
+    let aged = tally_at(
+        &cen.url(),
+        &cen.token,
+        &[&june[..], &["--site", "P01"]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&aged.stderr);
+    assert!(
+        !aged.status.success() && stderr.contains("--age-days"),
+        "{stderr}"
+    );
+    let keep = ["tasks", "set", "delete_aged_usage", "--age-days", "255"];
+    assert!(tally_at(&cen.url(), &cen.token, &keep).status.success());
+    let hour = |site: &str| {
+        let path = format!(
+            "/api/v1/summaries/file-usage?rule=Code&from=2026-06-01&to=2026-06-01&site={site}"
+        );
+        let rows = cen.get(&path);
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{site}: {rows:?}");
+        let row = &rows[0];
+        assert_eq!(row["rule"], "Code");
+        (
+            row["usage_ms"].as_i64().unwrap(),
+            row["distinct_devices"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(hour("P01"), (12 * 59_000, 2));
+    assert_eq!(hour("P02"), (3 * 59_000, 1));
+    assert_eq!(hour("CEN"), (15 * 59_000, 3));
+    let too_long = tally_at(
+        &cen.url(),
+        &cen.token,
+        &[
+            "summaries",
+            "file-usage",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-06-01",
+            "--site",
+            "P01",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&too_long.stderr);
+    assert!(
+        !too_long.status.success() && stderr.contains("92 days"),
+        "{stderr}"
+    );
+
+    // Reports take the same narrowing: --site, or --param site=CODE.
+    let report = |args: &[&str]| {
+        let mut all = vec!["report"];
+        all.extend(args);
+        all.extend(["--format", "json", "--out", "-"]);
+        let out = tally_at(&cen.url(), &cen.token, &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let sum = |report: &Value, column: &str| -> i64 {
+        let rows = report["rows"].as_array().unwrap();
+        rows.iter().map(|r| r[column].as_i64().unwrap_or(0)).sum()
+    };
+    let monthly = report(&["monthly-usage", "--site", "P01"]);
+    assert_eq!(sum(&monthly, "runs"), 12, "{monthly}");
+    assert_eq!(sum(&monthly, "computers"), 2, "{monthly}");
+    assert_eq!(monthly["params"]["site"], "P01");
+    let whole = report(&["monthly-usage"]);
+    assert_eq!(sum(&whole, "runs"), 15, "{whole}");
+    assert_eq!(whole["params"]["site"], "this site and every site below it");
+    let users = report(&[
+        "program-users",
+        "--param",
+        "program=Code",
+        "--param",
+        "site=p02",
+    ]);
+    let accounts: Vec<&str> = (users["rows"].as_array().unwrap().iter())
+        .map(|r| r["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, ["carol"], "{users}");
+    let elp = report(&["elp", "--site", "S01"]);
+    let code = (elp["rows"].as_array().unwrap().iter())
+        .find(|r| r["application"] == "Code")
+        .cloned()
+        .unwrap();
+    assert_eq!(code["required"], 1, "{elp}");
+    // Alice (S01) and bob (P01) both run Code from 08:00; carol (P02) too, at another branch.
+    let peak_users = |site: &str| {
+        let from_to = ["--param", "from=2026-06-01", "--param", "to=2026-06-01"];
+        let mut args = vec!["concurrency", "--site", site];
+        args.extend(from_to);
+        let concurrency = report(&args);
+        let rows = concurrency["rows"].as_array().unwrap();
+        let day = rows.iter().find(|r| r["period"] == "day").cloned();
+        day.unwrap_or_else(|| panic!("{concurrency}"))["peak_users"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(peak_users("P01"), 2);
+    assert_eq!(peak_users("P02"), 1);
+    let bad = tally_at(
+        &cen.url(),
+        &cen.token,
+        &["report", "monthly-usage", "--site", "X99", "--out", "-"],
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("X99"), "{stderr}");
 }

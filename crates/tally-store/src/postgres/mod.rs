@@ -55,6 +55,16 @@ async fn settled_time_serial(pool: &PgPool) -> Result<i64> {
     Ok(last)
 }
 
+/// The newest `TimeSerial` handed out, settled or not: the sequence's last value, without the
+/// gate (a write may still be using it).
+async fn newest_time_serial(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT last_value FROM usage_time_serial")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 #[path = "../queries/mod.rs"]
 mod queries;
 

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{settled_time_serial, take_time_serial, Db, DbStore, BEGIN_WRITE, NAME};
+use super::{
+    newest_time_serial, settled_time_serial, take_time_serial, Db, DbStore, BEGIN_WRITE, NAME,
+};
 use crate::Result;
 
 mod agents;
@@ -59,6 +61,29 @@ where
         .fetch_all(&store.pool)
         .await?;
     Ok(rows.into_iter().map(convert).collect())
+}
+
+/// Narrows a query to the devices of `sites` (a parent's `--site`): appends
+/// ` AND {column} IN (SELECT id FROM devices WHERE site_code IN (…))`; nothing when `sites` is
+/// `None` (the whole subtree the site holds).
+fn push_sites(
+    sql: &mut sqlx::QueryBuilder<'_, Db>,
+    column: &str,
+    sites: Option<&[tally_core::SiteCode]>,
+) {
+    let Some(sites) = sites else { return };
+    if sites.is_empty() {
+        sql.push(" AND 1 = 0");
+        return;
+    }
+    sql.push(format!(
+        " AND {column} IN (SELECT id FROM devices WHERE site_code IN ("
+    ));
+    let mut list = sql.separated(", ");
+    for s in sites {
+        list.push_bind(s.as_str().to_string());
+    }
+    list.push_unseparated("))");
 }
 
 /// Every row `query` returns, as the domain type its row type converts into.

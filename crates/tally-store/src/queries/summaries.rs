@@ -171,21 +171,21 @@ impl crate::SummaryStore for DbStore {
         &self,
         rule_id: Option<i64>,
         (first, last): (i32, i32),
+        sites: Option<&[tally_core::SiteCode]>,
     ) -> Result<
         Vec<(
             tally_core::summary::MonthKey,
             tally_core::summary::MonthlyUsage,
         )>,
     > {
-        let query = sqlx::query_as::<_, rows::MonthColumns>(
-            "SELECT * FROM monthly_usage
-             WHERE month >= $1 AND month <= $2 AND ($3 IS NULL OR rule_id = $3)
-             ORDER BY month, rule_id, device_id, user_id",
-        )
-        .bind(first)
-        .bind(last)
-        .bind(rule_id);
-        super::fetch_into(self, query).await
+        let mut sql = sqlx::QueryBuilder::<Db>::new("SELECT * FROM monthly_usage WHERE month >= ");
+        sql.push_bind(first).push(" AND month <= ").push_bind(last);
+        if let Some(rule) = rule_id {
+            sql.push(" AND rule_id = ").push_bind(rule);
+        }
+        super::push_sites(&mut sql, "device_id", sites);
+        sql.push(" ORDER BY month, rule_id, device_id, user_id");
+        super::fetch_into(self, sql.build_query_as::<rows::MonthColumns>()).await
     }
 
     async fn monthly_usage_of(
@@ -235,17 +235,18 @@ impl crate::SummaryStore for DbStore {
     async fn monthly_totals(
         &self,
         (first, last): (i32, i32),
+        sites: Option<&[tally_core::SiteCode]>,
     ) -> Result<Vec<tally_core::summary::RuleMonth>> {
-        let query = sqlx::query_as::<_, rows::RuleMonthColumns>(
+        let mut sql = sqlx::QueryBuilder::<Db>::new(
             "SELECT rule_id, month, CAST(SUM(runs) AS BIGINT) AS runs,
                  COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT device_id) AS devices,
                  CAST(SUM(usage_ms) AS BIGINT) AS usage_ms
-             FROM monthly_usage WHERE month >= $1 AND month <= $2
-             GROUP BY rule_id, month ORDER BY month, rule_id",
-        )
-        .bind(first)
-        .bind(last);
-        super::fetch_into(self, query).await
+             FROM monthly_usage WHERE month >= ",
+        );
+        sql.push_bind(first).push(" AND month <= ").push_bind(last);
+        super::push_sites(&mut sql, "device_id", sites);
+        sql.push(" GROUP BY rule_id, month ORDER BY month, rule_id");
+        super::fetch_into(self, sql.build_query_as::<rows::RuleMonthColumns>()).await
     }
 
     async fn monthly_usage_by(
@@ -253,32 +254,35 @@ impl crate::SummaryStore for DbStore {
         by: tally_core::summary::UsageByKind,
         rule_id: i64,
         (first, last): (i32, i32),
+        sites: Option<&[tally_core::SiteCode]>,
     ) -> Result<Vec<tally_core::summary::UsageBy>> {
-        let sql = match by {
-            tally_core::summary::UsageByKind::User => {
+        let (select, group) = match by {
+            tally_core::summary::UsageByKind::User => (
                 "SELECT m.user_id AS id, u.account AS name,
                  u.full_name AS detail, CAST(SUM(m.runs) AS BIGINT) AS runs,
                  CAST(SUM(m.usage_ms) AS BIGINT) AS usage_ms,
                  COUNT(DISTINCT m.device_id) AS others, MAX(m.last_used) AS last_used
-             FROM monthly_usage m JOIN users u ON u.id = m.user_id
-             WHERE m.rule_id = $1 AND m.month >= $2 AND m.month <= $3
-             GROUP BY m.user_id, u.account, u.full_name ORDER BY usage_ms DESC, name"
-            }
-            tally_core::summary::UsageByKind::Device => {
+                 FROM monthly_usage m JOIN users u ON u.id = m.user_id WHERE m.rule_id = ",
+                " GROUP BY m.user_id, u.account, u.full_name ORDER BY usage_ms DESC, name",
+            ),
+            tally_core::summary::UsageByKind::Device => (
                 "SELECT m.device_id AS id, d.host_name AS name,
                  d.fqdn AS detail, CAST(SUM(m.runs) AS BIGINT) AS runs,
                  CAST(SUM(m.usage_ms) AS BIGINT) AS usage_ms,
                  COUNT(DISTINCT m.user_id) AS others, MAX(m.last_used) AS last_used
-             FROM monthly_usage m JOIN devices d ON d.id = m.device_id
-             WHERE m.rule_id = $1 AND m.month >= $2 AND m.month <= $3
-             GROUP BY m.device_id, d.host_name, d.fqdn ORDER BY usage_ms DESC, name"
-            }
+                 FROM monthly_usage m JOIN devices d ON d.id = m.device_id WHERE m.rule_id = ",
+                " GROUP BY m.device_id, d.host_name, d.fqdn ORDER BY usage_ms DESC, name",
+            ),
         };
-        let query = sqlx::query_as::<_, rows::UsageByColumns>(sql)
-            .bind(rule_id)
-            .bind(first)
-            .bind(last);
-        super::fetch_into(self, query).await
+        let mut sql = sqlx::QueryBuilder::<Db>::new(select);
+        sql.push_bind(rule_id)
+            .push(" AND m.month >= ")
+            .push_bind(first)
+            .push(" AND m.month <= ")
+            .push_bind(last);
+        super::push_sites(&mut sql, "m.device_id", sites);
+        sql.push(group);
+        super::fetch_into(self, sql.build_query_as::<rows::UsageByColumns>()).await
     }
 
     async fn tasks(&self) -> Result<Vec<tally_core::tasks::TaskState>> {

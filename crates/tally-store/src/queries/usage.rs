@@ -219,14 +219,7 @@ impl crate::UsageStore for DbStore {
         if let Some(since) = query.since {
             sql.push(" AND end_time >= ").push_bind(to_micros(since));
         }
-        if let Some(sites) = &query.sites {
-            sql.push(" AND device_id IN (SELECT id FROM devices WHERE site_code IN (");
-            let mut list = sql.separated(", ");
-            for s in sites {
-                list.push_bind(s.as_str().to_string());
-            }
-            list.push_unseparated("))");
-        }
+        super::push_sites(&mut sql, "device_id", query.sites.as_deref());
         if let Some(files) = &query.file_ids {
             if files.is_empty() {
                 return Ok(Vec::new());
@@ -269,6 +262,10 @@ impl crate::UsageStore for DbStore {
 
     async fn max_time_serial(&self) -> Result<i64> {
         super::settled_time_serial(&self.pool).await
+    }
+
+    async fn newest_time_serial(&self) -> Result<i64> {
+        super::newest_time_serial(&self.pool).await
     }
 
     async fn usage_by_serial(

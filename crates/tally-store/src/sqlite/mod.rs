@@ -42,6 +42,11 @@ async fn settled_time_serial(pool: &SqlitePool) -> Result<i64> {
     )
 }
 
+/// The newest `TimeSerial` handed out: with one writer, the settled one.
+async fn newest_time_serial(pool: &SqlitePool) -> Result<i64> {
+    settled_time_serial(pool).await
+}
+
 #[path = "../queries/mod.rs"]
 mod queries;
 
