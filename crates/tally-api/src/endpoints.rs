@@ -54,6 +54,15 @@ pub struct SummaryFilter {
     pub site: Option<String>,
 }
 
+/// Which reclaim list [`Client::reclaim`] asks for: as of a day (default today), of one
+/// application, of one site's subtree (at a parent).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReclaimOnly<'a> {
+    pub as_of: Option<&'a str>,
+    pub app: Option<&'a str>,
+    pub site: Option<&'a str>,
+}
+
 /// `path?k=v&…` with the parameters that are given, encoded.
 fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
     let given: Vec<String> = params
@@ -318,16 +327,11 @@ impl Client {
     /// Installations unused for `days` before `as_of` (default today), most costly first, of
     /// one application or all, every page of them; and the applications whose use Tally
     /// cannot know.
-    pub async fn reclaim(
-        &self,
-        days: u32,
-        as_of: Option<&str>,
-        app: Option<&str>,
-    ) -> Result<ReclaimReport> {
-        let mut list = self.reclaim_page(days, as_of, app, 0).await?;
+    pub async fn reclaim(&self, days: u32, only: ReclaimOnly<'_>) -> Result<ReclaimReport> {
+        let mut list = self.reclaim_page(days, only, 0).await?;
         while (list.idle.len() as i64) < list.idle_total {
             let offset = list.idle.len() as i64;
-            let page = self.reclaim_page(days, as_of, app, offset).await?;
+            let page = self.reclaim_page(days, only, offset).await?;
             if page.idle.is_empty() {
                 break;
             }
@@ -341,15 +345,15 @@ impl Client {
     async fn reclaim_page(
         &self,
         days: u32,
-        as_of: Option<&str>,
-        app: Option<&str>,
+        only: ReclaimOnly<'_>,
         offset: i64,
     ) -> Result<ReclaimReport> {
         let (days, offset) = (days.to_string(), offset.to_string());
         let params = [
             ("days", Some(days.as_str())),
-            ("as_of", as_of),
-            ("app", app),
+            ("as_of", only.as_of),
+            ("app", only.app),
+            ("site", only.site),
             ("offset", Some(offset.as_str())),
         ];
         self.get(&with_query("/api/v1/reclaim", &params)).await

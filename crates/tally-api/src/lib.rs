@@ -16,7 +16,7 @@ pub use certificates::{
     CertificateView, CompareValue, ImportCertificates, MeteringRun, SetAlias, SiteView, TextFile,
 };
 pub use client::{http_client, urlencode, Client};
-pub use endpoints::{SummaryFilter, UsageFilter};
+pub use endpoints::{ReclaimOnly, SummaryFilter, UsageFilter};
 pub use error::ClientError;
 pub use identity::{MergeDevices, ServiceAccountChoice, SetDeviceStatus, SetServiceAccount};
 pub use licensing::{

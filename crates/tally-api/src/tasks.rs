@@ -14,7 +14,7 @@ pub struct TaskView {
     pub state: TaskState,
     /// For the tasks that read raw records: those stored after the watermark, not yet taken in.
     pub pending_records: Option<i64>,
-    /// The newest `TimeSerial` stored.
+    /// The newest `TimeSerial` handed out (on PostgreSQL its write may still be in flight).
     pub newest_serial: i64,
 }
 

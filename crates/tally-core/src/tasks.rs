@@ -136,7 +136,8 @@ pub struct TaskState {
     /// Rows the last run wrote or deleted.
     pub last_rows: Option<i64>,
     /// For the summarisation tasks and `record_usage_sessions`: the `TimeSerial` up to which
-    /// raw records have been taken in.
+    /// raw records have been taken in. For `delete_aged_usage`: the newest cut-off it used, in
+    /// microseconds since 1970 (raw records that ended before it may be gone); 0 otherwise.
     pub watermark: i64,
     pub last_error: Option<String>,
 }

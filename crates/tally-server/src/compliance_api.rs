@@ -255,6 +255,9 @@ pub(crate) struct ReclaimParams {
     /// Idle installations skipped first.
     #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
+    /// Only installations on devices of this site and the sites below it (at a parent;
+    /// default: the whole subtree this site holds).
+    site: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/reclaim", tag = "licensing", security(("bearer" = [])),
@@ -274,8 +277,13 @@ pub(crate) async fn reclaim(
         tally_core::limits::check_name("app", app, tally_core::limits::MAX_NAME)?;
     }
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
+    let devices = match tally_service::scope::subtree_of(&state.service, p.site.as_deref()).await? {
+        Some(sites) => Some(tally_service::scope::devices_of(state.service.store(), &sites).await?),
+        None => None,
+    };
     let query = ReclaimQuery {
         application: p.app,
+        devices,
         ..ReclaimQuery::days(as_of, days)
     };
     let page = (p.limit.unwrap_or(MAX_PAGE), p.offset.unwrap_or(0));

@@ -96,7 +96,8 @@ pub(crate) struct SummaryParams {
     to: Option<NaiveDate>,
     /// Only devices of this site and the sites below it (at a parent; default: the whole
     /// subtree this site holds). Hours are then recomputed from the raw records, at most 92
-    /// days at a time.
+    /// days at a time and only from the first day whose raw records are all kept (without
+    /// `from`, the period starts there).
     site: Option<String>,
 }
 
@@ -137,8 +138,14 @@ pub(crate) async fn file_usage(
 ) -> Result<Json<Vec<FileUsageRow>>, ApiError> {
     let (from, to) = p.days(Duration::days(30))?;
     let rule = p.rule_id(&state).await?;
-    let (from, to) = (midnight(from), midnight(to) + Duration::days(1));
+    let (mut from, to) = (midnight(from), midnight(to) + Duration::days(1));
     let sites = p.sites(&state).await?;
+    if sites.is_some() && p.from.is_none() {
+        // A site's hours come from raw records: the default period starts where they are kept.
+        from = from
+            .max(scope::first_whole_day(state.store.as_ref()).await?)
+            .min(to);
+    }
     let rows =
         summary_views::file_usage(&state.service, rule, (from, to), sites.as_deref()).await?;
     Ok(Json(rows))

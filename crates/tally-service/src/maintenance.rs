@@ -143,10 +143,14 @@ async fn delete_aged_usage(service: &Service, task: &TaskState) -> Result<(i64, 
         Some(sent) => summarised.min(sent),
         None => summarised,
     };
-    let deleted = store
-        .delete_aged_usage(age_cutoff(task), summarised)
-        .await?;
-    Ok((deleted as i64, task.watermark))
+    let cutoff = age_cutoff(task);
+    let deleted = store.delete_aged_usage(cutoff, summarised).await?;
+    // The watermark keeps the newest cut-off any run used (µs since 1970): raw records that
+    // ended before it may be gone, whatever the age is set to later (`summaries::released_before`).
+    Ok((
+        deleted as i64,
+        task.watermark.max(cutoff.timestamp_micros()),
+    ))
 }
 
 async fn delete_aged_summaries(store: &dyn Store, task: &TaskState) -> Result<(i64, i64)> {

@@ -74,7 +74,14 @@ pub async fn build(
         ReportKind::Tasks => ctx.tasks(&mut report).await?,
         ReportKind::EffectiveLicensePosition => {
             let keep = ctx.devices().await?;
-            crate::report_elp::build(store, params, keep.as_ref(), &mut report).await?
+            crate::report_elp::build(store, params, keep.as_ref(), &mut report).await?;
+            if let Some(code) = params.site() {
+                report.notes.push(format!(
+                    "Demand of site {code} and the sites below it only, against every license \
+                     this site holds: owned, covered's limit and surplus are this site's whole \
+                     stock, not a share of it."
+                ));
+            }
         }
     }
     Ok(report)
@@ -95,6 +102,18 @@ struct Ctx<'a> {
     rules: Vec<MeteringRule>,
     /// The sites the report covers (`site=`): `None` for this site's whole subtree.
     sites: Option<Vec<SiteCode>>,
+}
+
+/// A task's watermark as people read it: the summarising tasks' `TimeSerial`, the ageing
+/// task's cut-off as a time, nothing for the others (theirs is unused).
+fn watermark_cell(t: &tally_core::tasks::TaskState) -> Cell {
+    match Task::parse(&t.name) {
+        Some(task) if task.reads_raw_usage() => Cell::Int(t.watermark),
+        Some(Task::DeleteAgedUsage) if t.watermark > 0 => {
+            DateTime::from_timestamp_micros(t.watermark).map_or(Cell::Empty, Cell::time)
+        }
+        _ => Cell::Empty,
+    }
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
@@ -400,12 +419,24 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn hours_of(&self, rule: Option<i64>) -> Result<Vec<FileUsageHour>> {
+    /// The hourly rows of the report's days; over the sites asked for, recomputed from raw
+    /// records, from the first day whose raw records are all kept (a note says so).
+    async fn hours_of(&self, rule: Option<i64>, report: &mut Report) -> Result<Vec<FileUsageHour>> {
         let (from, to) = self.days();
-        match &self.sites {
-            Some(sites) => crate::scope::hours(self.service, rule, (from, to), sites).await,
-            None => Ok(self.store.file_usage_hours(rule, from, to).await?),
+        let Some(sites) = &self.sites else {
+            return Ok(self.store.file_usage_hours(rule, from, to).await?);
+        };
+        let first = crate::scope::first_whole_day(self.store).await?;
+        if from < first {
+            report.notes.push(format!(
+                "Hours before {} are left out: a site's hours are recomputed from raw records, \
+                 and those before then may have been aged out (keep them longer with tally tasks \
+                 set delete_aged_usage --age-days N).",
+                first.date_naive()
+            ));
         }
+        let from = from.max(first).min(to);
+        crate::scope::hours(self.service, rule, (from, to), sites).await
     }
 
     async fn heat_map(&self, report: &mut Report) -> Result<()> {
@@ -421,7 +452,7 @@ impl Ctx<'_> {
         let offset = Duration::hours(self.params.integer("utc-offset"));
         let mut grid = [[0i64; 24]; 7];
         if let Some(rule) = self.one_program(months, report).await? {
-            for h in self.hours_of(Some(rule.id)).await? {
+            for h in self.hours_of(Some(rule.id), report).await? {
                 let local = h.hour + offset;
                 let day = local.weekday().num_days_from_monday() as usize;
                 grid[day][local.hour() as usize] += h.usage_ms;
@@ -461,7 +492,7 @@ impl Ctx<'_> {
         let chosen: HashSet<i64> = rules.iter().map(|r| r.id).collect();
         // (program, period, date) -> (peak runs, peak users); months sort after their days.
         let mut peaks: BTreeMap<(String, u8, String), (i64, i64)> = BTreeMap::new();
-        for h in self.hours_of(only).await? {
+        for h in self.hours_of(only, report).await? {
             if !chosen.contains(&h.rule_id) {
                 continue;
             }
@@ -505,9 +536,11 @@ impl Ctx<'_> {
             Column::text("last_error", "Last error"),
         ];
         let newest = self.store.newest_time_serial().await?;
-        report
-            .notes
-            .push(format!("Newest TimeSerial stored: {newest}."));
+        report.notes.push(format!(
+            "Newest TimeSerial handed out: {newest}. The summarising tasks' watermark is the \
+             TimeSerial they have taken in; delete_aged_usage's is the newest cut-off it used \
+             (raw records that ended before it may have been deleted)."
+        ));
         for t in self.store.tasks().await? {
             let summarises = Task::parse(&t.name).is_some_and(Task::reads_raw_usage);
             let pending = match summarises {
@@ -527,7 +560,7 @@ impl Ctx<'_> {
                     .map(Cell::Duration)
                     .unwrap_or(Cell::Empty),
                 int(t.last_rows),
-                Cell::Int(t.watermark),
+                watermark_cell(&t),
                 pending,
                 t.last_error.map(Cell::Text).unwrap_or(Cell::Empty),
             ]);

@@ -49,9 +49,24 @@ pub async fn devices_of(store: &dyn Store, sites: &[SiteCode]) -> Result<HashSet
         .collect())
 }
 
+/// The first midnight from which a site's hours can be recomputed: raw records that ended
+/// before the ageing task's newest cut-off may be gone, so the day it falls in is not whole.
+pub async fn first_whole_day(store: &dyn Store) -> Result<DateTime<Utc>> {
+    let cutoff = released_before(store).await?;
+    if cutoff == DateTime::<Utc>::MIN_UTC {
+        return Ok(cutoff);
+    }
+    let midnight = cutoff.date_naive().and_hms_opt(0, 0, 0).expect("midnight");
+    let midnight = midnight.and_utc();
+    Ok(match midnight == cutoff {
+        true => midnight,
+        false => midnight + Duration::days(1),
+    })
+}
+
 /// The hourly rows of `rule` (or every rule) in `[from, to)` (midnights) over the devices of
 /// `sites` only, recomputed from their raw records. Refused when the period is longer than
-/// [`MAX_SITE_HOURS_DAYS`] or reaches back before the raw records the ageing task deleted.
+/// [`MAX_SITE_HOURS_DAYS`] or starts before [`first_whole_day`].
 pub async fn hours(
     service: &Service,
     rule: Option<i64>,
@@ -60,17 +75,13 @@ pub async fn hours(
 ) -> Result<Vec<FileUsageHour>> {
     let store = service.store();
     check_period(store, (from, to)).await?;
-    let devices = devices_of(store, sites).await?;
     let file_rules = service.file_rules();
     file_rules.refresh(store).await?;
     let mut rows = Vec::new();
     let mut day = from;
     while day < to {
         let next = day + Duration::days(1);
-        let records: Vec<UsageRecord> = (store.usage_overlapping(day, next).await?)
-            .into_iter()
-            .filter(|r| devices.contains(&r.device_id))
-            .collect();
+        let records = store.usage_overlapping_in(day, next, sites).await?;
         let rules_of_file = file_rules.of_records(store, &records).await?;
         let keys = keys_of(&records, &rules_of_file, rule, (day, next.min(to)));
         rows.extend(hours_of_day(&keys, &records, &rules_of_file, day));
@@ -86,13 +97,15 @@ async fn check_period(store: &dyn Store, (from, to): (DateTime<Utc>, DateTime<Ut
              {MAX_SITE_HOURS_DAYS} days at a time; give a later from or an earlier to"
         )));
     }
-    let kept_from = released_before(store).await?;
-    if from < kept_from {
+    let first = first_whole_day(store).await?;
+    if from < first {
         return Err(ServiceError::Invalid(format!(
             "from: raw records before {} may have been aged out (delete_aged_usage), so hours \
-             before then cannot be narrowed to a site; start from that day, leave out site, or \
-             keep raw records longer (tally tasks set delete_aged_usage --age-days N, up to 255)",
-            kept_from.date_naive()
+             before then cannot be narrowed to a site; start from {}, leave out site, or keep \
+             raw records longer from now on (tally tasks set delete_aged_usage --age-days N, \
+             up to 255)",
+            first.date_naive(),
+            first.date_naive(),
         )));
     }
     Ok(())
@@ -190,25 +203,52 @@ mod tests {
         );
         let err = hours(&service, None, long, &s01).await.unwrap_err();
         assert!(err.to_string().contains("92 days"), "{err}");
-        // The ageing task ran today keeping 30 days: hours before then are refused by date.
+        // A run of the ageing task keeps the cut-off it used (now less its 5 days) as its
+        // watermark.
+        let ran = crate::maintenance::run(&service, Task::DeleteAgedUsage)
+            .await
+            .unwrap();
+        let used = DateTime::from_timestamp_micros(ran.watermark).unwrap();
+        let expected = Utc::now() - Duration::days(5);
+        assert!((expected - used).num_seconds().abs() < 60, "{used}");
+        let next_midnight = used.date_naive().succ_opt().unwrap();
+        let next_midnight = next_midnight.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!(
+            first_whole_day(service.store()).await.unwrap(),
+            next_midnight
+        );
+        // The ageing task's newest cut-off, 06:00 thirty days back: that day is not whole, so
+        // hours are refused before the next midnight, which the refusal names.
+        let cutoff = day - Duration::days(30) + Duration::hours(6);
         let aged = TaskState {
             last_run_at: Some(day),
             age_days: Some(30),
+            watermark: cutoff.timestamp_micros(),
             ..Task::DeleteAgedUsage.defaults()
         };
         (service.store().put_task(&aged, TaskPart::Outcome, None))
             .await
             .unwrap();
-        let kept_from = day - Duration::days(30);
-        let before = (kept_from - Duration::days(1), kept_from + Duration::days(1));
+        let first = day - Duration::days(29);
+        assert_eq!(first_whole_day(service.store()).await.unwrap(), first);
+        let before = (first - Duration::days(1), first + Duration::days(1));
         let err = hours(&service, None, before, &s01).await.unwrap_err();
         let message = err.to_string();
         assert!(message.contains("aged out"), "{message}");
         assert!(
-            message.contains(&kept_from.date_naive().to_string()),
+            message.contains(&first.date_naive().to_string()),
             "{message}"
         );
-        let after = (kept_from, kept_from + Duration::days(1));
+        let after = (first, first + Duration::days(1));
         assert!(hours(&service, None, after, &s01).await.is_ok());
+        // Raising the age later does not bring deleted records back: the cut-off stands.
+        let raised = TaskState {
+            age_days: Some(255),
+            ..aged.clone()
+        };
+        (service.store().put_task(&raised, TaskPart::Settings, None))
+            .await
+            .unwrap();
+        assert_eq!(first_whole_day(service.store()).await.unwrap(), first);
     }
 }

@@ -232,12 +232,21 @@ fn by_day(
     days
 }
 
-/// Before this time raw records may have been deleted (released) by the ageing task.
+/// Before this time raw records may have been deleted (released) by the ageing task: the
+/// newest cut-off it used, which its watermark keeps. A database aged before the watermark kept
+/// it (0) falls back to the last run less the age set now, which raising the age since would
+/// move back too far.
 pub(crate) async fn released_before(store: &dyn Store) -> Result<DateTime<Utc>> {
     let tasks = store.tasks().await?;
     let delete = tasks
         .iter()
         .find(|t| t.name == Task::DeleteAgedUsage.name());
+    if let Some(cutoff) = delete
+        .filter(|t| t.watermark > 0)
+        .and_then(|t| DateTime::from_timestamp_micros(t.watermark))
+    {
+        return Ok(cutoff);
+    }
     Ok(
         match delete.and_then(|t| Some((t.last_run_at?, t.age_days?))) {
             Some((ran, age)) => ran - chrono::Duration::days(i64::from(age)),

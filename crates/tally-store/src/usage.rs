@@ -116,6 +116,14 @@ pub trait UsageStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<UsageRecord>>;
+    /// [`UsageStore::usage_overlapping`] for the devices of `sites` only: a parent's records
+    /// of one branch, filtered by the database rather than after reading every site's.
+    async fn usage_overlapping_in(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        sites: &[tally_core::SiteCode],
+    ) -> Result<Vec<UsageRecord>>;
     /// The records with `after_serial < time_serial <= upto_serial` grouped by file and by the
     /// clock hours (UTC) of their start and end, the database doing the work: how the hourly
     /// summariser finds which hours new records touch without reading each record.

@@ -25,6 +25,10 @@ pub struct ReclaimArgs {
     /// Only this application (its name, any case).
     #[arg(long)]
     app: Option<String>,
+    /// On a parent site: only installations on devices of this site and the sites below it
+    /// (default: the whole subtree this site holds).
+    #[arg(long, value_name = "CODE")]
+    site: Option<String>,
 }
 
 /// One line of either part: an idle installation, or an application with no usage data.
@@ -84,7 +88,14 @@ const UNKNOWN_COLUMNS: &[&str] = &["application", "installations", "reason"];
 pub async fn reclaim(api: &ApiArgs, args: ReclaimArgs) -> Result<()> {
     let list = api
         .client()?
-        .reclaim(args.days, args.as_of.as_deref(), args.app.as_deref())
+        .reclaim(
+            args.days,
+            tally_api::ReclaimOnly {
+                as_of: args.as_of.as_deref(),
+                app: args.app.as_deref(),
+                site: args.site.as_deref(),
+            },
+        )
         .await?;
     match api.format {
         Format::Json => Ok(print_value(&list)?),

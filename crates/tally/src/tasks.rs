@@ -54,7 +54,8 @@ struct TaskLine<'a> {
     last_run: Option<String>,
     took: Option<String>,
     last_rows: Option<i64>,
-    watermark: i64,
+    /// The summarising tasks' `TimeSerial`; the ageing task's newest cut-off, as a time.
+    watermark: Option<String>,
     pending_records: Option<i64>,
     last_error: Option<&'a str>,
 }
@@ -70,10 +71,24 @@ impl<'a> From<&'a TaskView> for TaskLine<'a> {
             last_run: t.last_run_at.map(time_text),
             took: t.last_duration_ms.map(duration_text),
             last_rows: t.last_rows,
-            watermark: t.watermark,
+            watermark: watermark_text(t),
             pending_records: v.pending_records,
             last_error: t.last_error.as_deref(),
         }
+    }
+}
+
+/// A task's watermark as people read it (see `TaskLine::watermark`); none for the tasks that
+/// do not use theirs.
+fn watermark_text(t: &tally_core::tasks::TaskState) -> Option<String> {
+    use tally_core::tasks::Task;
+    match Task::parse(&t.name)? {
+        task if task.reads_raw_usage() => Some(t.watermark.to_string()),
+        Task::DeleteAgedUsage if t.watermark > 0 => {
+            let cutoff = chrono::DateTime::from_timestamp_micros(t.watermark)?;
+            Some(format!("cut-off {}", time_text(cutoff)))
+        }
+        _ => None,
     }
 }
 

@@ -89,6 +89,17 @@ impl Node {
         token
     }
 
+    /// `tally tasks run NAME`, asked again while the scheduler runs it already.
+    fn run_task(&self, name: &str) {
+        let args = ["tasks", "run", name];
+        let out = poll_until(
+            || tally_at(&self.url(), &self.token, &args),
+            |out| !String::from_utf8_lossy(&out.stderr).contains("running already"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "tally tasks run {name}: {stderr}");
+    }
+
     /// A gauge's value as `/metrics` shows it.
     fn metric(&self, name: &str) -> i64 {
         let text = reqwest::blocking::Client::new()
@@ -190,15 +201,25 @@ impl Node {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
-    /// Uploads `n` finished one-minute runs of `code` by `account`, ids `prefix-0…`.
+    /// Uploads `n` finished one-minute runs of `code` by `account`, ids `prefix-0…`, from 08:00
+    /// UTC two days ago (raw records every site still keeps).
     fn usage(&self, creds: &str, prefix: &str, account: &str, n: usize) {
+        self.usage_from(creds, (prefix, account), n, morning(2));
+    }
+
+    /// [`Node::usage`] from `first`, a minute apart.
+    fn usage_from(
+        &self,
+        creds: &str,
+        (prefix, account): (&str, &str),
+        n: usize,
+        first: chrono::DateTime<chrono::Utc>,
+    ) {
         for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
             let records: Vec<Value> = chunk
                 .iter()
                 .map(|i| {
-                    let start = chrono::DateTime::parse_from_rfc3339("2026-06-01T08:00:00Z")
-                        .unwrap()
-                        + chrono::Duration::minutes(*i as i64);
+                    let start = first + chrono::Duration::minutes(*i as i64);
                     let end = start + chrono::Duration::seconds(59);
                     let (s, e) = (start.to_rfc3339(), end.to_rfc3339());
                     common::code_record(&format!("{prefix}-{i}"), account, (&s, &e), (true, false))
@@ -233,6 +254,12 @@ impl Drop for Node {
 }
 
 /// An inventory listing `packages` (names), with `account` a service account.
+/// 08:00 UTC `days` days ago.
+fn morning(days: i64) -> chrono::DateTime<chrono::Utc> {
+    let day = (chrono::Utc::now() - chrono::Duration::days(days)).date_naive();
+    day.and_hms_opt(8, 0, 0).unwrap().and_utc()
+}
+
 fn inventory(packages: &[&str]) -> Value {
     let software: Vec<Value> = packages
         .iter()
@@ -490,7 +517,13 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     let mut cen = Node::start(root.path(), "CEN", backend, None);
     let mut p01 = cen.child(root.path(), "P01");
     let agent = p01.enrol("pc", "machine-pc");
-    p01.usage(&agent, "a", "alice", 10);
+    // Records a month old (ageing keeps 5 days by default), the last of the 30,000 nine days
+    // old. Two batches, so two TimeSerials: ageing keeps the newest one acknowledged (it may be
+    // only partly sent), so only the first can age out below.
+    let month_ago = morning(30);
+    p01.usage_from(&agent, ("a", "alice"), 9, month_ago);
+    assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 9), 9);
+    p01.usage_from(&agent, ("a2", "alice"), 1, month_ago);
     assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 10), 10);
 
     // The parent goes away; the child keeps what it cannot send (its sync backlog shows it),
@@ -498,9 +531,20 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     let backlog = |node: &Node| node.metric("tally_sync_backlog_records");
     assert_eq!(poll_until(|| backlog(&p01), |n| *n == 0), 0);
     cen.stop();
-    p01.usage(&agent, "b", "alice", 20);
+    p01.usage_from(&agent, ("b", "alice"), 20, month_ago);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(backlog(&p01), 20);
+    // Ageing at the child meanwhile (every record is months old and summarised) deletes only
+    // what has gone up: the first 9 sent, not the 20 waiting.
+    for task in [
+        "summarize_file_usage",
+        "summarize_monthly_usage",
+        "record_usage_sessions",
+        "delete_aged_usage",
+    ] {
+        p01.run_task(task);
+    }
+    assert_eq!(p01.records_of("P01"), 1 + 20);
     cen.run();
     assert_eq!(poll_until(|| cen.records_of("P01"), |n| *n == 30), 30);
     assert_eq!(poll_until(|| backlog(&p01), |n| *n == 0), 0);
@@ -514,7 +558,7 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
 
     // A child killed mid-sync: its next start sends the rest, nothing twice.
     cen.stop();
-    p01.usage(&agent, "c", "alice", 30_000);
+    p01.usage_from(&agent, ("c", "alice"), 30_000, month_ago);
     cen.run();
     // Killed as soon as the first of its six batches has arrived.
     poll_until(|| cen.records_of("P01"), |n| *n > 30);
@@ -559,10 +603,14 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     // A revoked child's syncs are refused: what it records stays with it.
     let revoked = tally_at(&cen.url(), &cen.token, &["sites", "revoke", "P01"]);
     assert!(revoked.status.success(), "{revoked:?}");
-    p01.usage(&agent, "d", "alice", 5);
+    p01.usage_from(&agent, ("d", "alice"), 5, month_ago);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(cen.records_of("P01"), 30_030);
-    assert_eq!(p01.records_of("P01"), 30_035);
+    assert_eq!(
+        p01.records_of("P01"),
+        30_026,
+        "all but the 9 aged out above"
+    );
     assert_eq!(backlog(&p01), 5);
     let tree = cen.sites();
     let p01_row = tree.iter().find(|s| s["code"] == "P01").unwrap();
@@ -671,20 +719,22 @@ fn a_child_joins_over_tls_only_when_it_trusts_the_parents_certificate() {
 }
 
 /// At the centre, `--site` narrows the summaries (monthly by device; hourly recomputed from the
-/// raw records of the site's devices) and the reports to one branch: P01 holds its own 5
-/// records and S01's 7, P02 its 3, each record 59 s on 2026-06-01 from 08:00.
+/// raw records of the site's devices), the reclaim list and the reports to one branch: P01
+/// holds its own 5 records and S01's 7, P02 its 3, each record 59 s from 08:00 two days ago.
 fn site_narrowed_summaries_and_reports(cen: &Node) {
+    let day = morning(2).date_naive().to_string();
     let monthly = |site: &str| {
-        let rows = cen.json(&[
+        let args = [
             "summaries",
             "monthly",
             "--rule",
             "Code",
             "--from",
-            "2026-06-01",
+            &day,
             "--site",
             site,
-        ]);
+        ];
+        let rows = cen.json(&args);
         let rows = rows.as_array().unwrap().clone();
         let runs: i64 = rows.iter().map(|r| r["runs"].as_i64().unwrap()).sum();
         (runs, rows.len())
@@ -692,33 +742,9 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
     assert_eq!(monthly("P01"), (12, 2));
     assert_eq!(monthly("S01"), (7, 1));
     assert_eq!(monthly("P02"), (3, 1));
-    // A site's hours come from its devices' raw records, which the ageing task keeps 5 days by
-    // default: June's are refused with what to do, then readable once kept longer.
-    let june = [
-        "summaries",
-        "file-usage",
-        "--from",
-        "2026-06-01",
-        "--to",
-        "2026-06-01",
-    ];
-    let aged = tally_at(
-        &cen.url(),
-        &cen.token,
-        &[&june[..], &["--site", "P01"]].concat(),
-    );
-    let stderr = String::from_utf8_lossy(&aged.stderr);
-    assert!(
-        !aged.status.success() && stderr.contains("--age-days"),
-        "{stderr}"
-    );
-    let keep = ["tasks", "set", "delete_aged_usage", "--age-days", "255"];
-    assert!(tally_at(&cen.url(), &cen.token, &keep).status.success());
     let hour = |site: &str| {
-        let path = format!(
-            "/api/v1/summaries/file-usage?rule=Code&from=2026-06-01&to=2026-06-01&site={site}"
-        );
-        let rows = cen.get(&path);
+        let query = format!("rule=Code&from={day}&to={day}&site={site}");
+        let rows = cen.get(&format!("/api/v1/summaries/file-usage?{query}"));
         let rows = rows.as_array().unwrap();
         assert_eq!(rows.len(), 1, "{site}: {rows:?}");
         let row = &rows[0];
@@ -731,25 +757,64 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
     assert_eq!(hour("P01"), (12 * 59_000, 2));
     assert_eq!(hour("P02"), (3 * 59_000, 1));
     assert_eq!(hour("CEN"), (15 * 59_000, 3));
-    let too_long = tally_at(
-        &cen.url(),
-        &cen.token,
-        &[
+    // Without --from, the period starts where raw records are all kept; it holds the day.
+    let rows = cen.json(&["summaries", "file-usage", "--rule", "Code", "--site", "p01"]);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    // Raw records are kept 5 days by default, so hours a month back are refused with what to
+    // do, as is a period over 92 days.
+    let refused = |from: &str, to: &str, says: &str| {
+        let args = [
             "summaries",
             "file-usage",
             "--from",
-            "2026-01-01",
+            from,
             "--to",
-            "2026-06-01",
+            to,
             "--site",
             "P01",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&too_long.stderr);
-    assert!(
-        !too_long.status.success() && stderr.contains("92 days"),
-        "{stderr}"
-    );
+        ];
+        let out = tally_at(&cen.url(), &cen.token, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{stderr}");
+    };
+    let month_ago = morning(30).date_naive().to_string();
+    refused(&month_ago, &day, "--age-days");
+    let long_ago = morning(200).date_naive().to_string();
+    refused(&long_ago, &day, "92 days");
+    // A code no site has is a 404 with where to look; a malformed one a 400, on every path.
+    for path in [
+        "/api/v1/summaries/monthly",
+        "/api/v1/summaries/file-usage",
+        "/api/v1/compliance/detail?app=Code",
+        "/api/v1/reclaim",
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let status = |site: &str| {
+            let resp = reqwest::blocking::Client::new()
+                .get(format!("{}{path}{sep}site={site}", cen.url()))
+                .bearer_auth(&cen.token)
+                .send()
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().unwrap())
+        };
+        let (code, body) = status("X99");
+        assert_eq!(code, 404, "{path}: {body}");
+        assert!(body.contains("tally sites"), "{path}: {body}");
+        assert_eq!(status("P01;DROP").0, 400, "{path}");
+    }
+    // The reclaim list: Code is not metered there, so its installations are listed as having
+    // no usage data, one per device of the branch.
+    let no_data = |site: &str| {
+        let list = cen.json(&["reclaim", "--site", site]);
+        let row = (list["no_usage_data"].as_array().unwrap().iter())
+            .find(|r| r["application"] == "Code")
+            .cloned();
+        row.unwrap_or_else(|| panic!("{list}"))["installations"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!((no_data("P01"), no_data("P02"), no_data("CEN")), (2, 1, 3));
 
     // Reports take the same narrowing: --site, or --param site=CODE.
     let report = |args: &[&str]| {
@@ -757,11 +822,8 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
         all.extend(args);
         all.extend(["--format", "json", "--out", "-"]);
         let out = tally_at(&cen.url(), &cen.token, &all);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let sum = |report: &Value, column: &str| -> i64 {
@@ -786,18 +848,38 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
         .map(|r| r["user"].as_str().unwrap())
         .collect();
     assert_eq!(accounts, ["carol"], "{users}");
+    let computers = report(&["program-computers", "--site", "P01"]);
+    let hosts: Vec<&str> = (computers["rows"].as_array().unwrap().iter())
+        .map(|r| r["computer"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["s01-pc", "p01-pc"], "most used first: {computers}");
     let elp = report(&["elp", "--site", "S01"]);
     let code = (elp["rows"].as_array().unwrap().iter())
         .find(|r| r["application"] == "Code")
         .cloned()
         .unwrap();
     assert_eq!(code["required"], 1, "{elp}");
+    let notes = elp["notes"].to_string();
+    assert!(notes.contains("whole stock"), "{notes}");
+    let no_data_note = |site: &str| report(&["reclaim", "--site", site])["notes"].to_string();
+    assert!(no_data_note("P02").contains("No usage data: 1 "));
+    assert!(no_data_note("P01").contains("No usage data: 2 "));
     // Alice (S01) and bob (P01) both run Code from 08:00; carol (P02) too, at another branch.
+    let from_to = [format!("from={day}"), format!("to={day}")];
+    let hourly = |kind: &str, site: &str| {
+        let args = [
+            kind,
+            "--site",
+            site,
+            "--param",
+            &from_to[0],
+            "--param",
+            &from_to[1],
+        ];
+        report(&args)
+    };
     let peak_users = |site: &str| {
-        let from_to = ["--param", "from=2026-06-01", "--param", "to=2026-06-01"];
-        let mut args = vec!["concurrency", "--site", site];
-        args.extend(from_to);
-        let concurrency = report(&args);
+        let concurrency = hourly("concurrency", site);
         let rows = concurrency["rows"].as_array().unwrap();
         let day = rows.iter().find(|r| r["period"] == "day").cloned();
         day.unwrap_or_else(|| panic!("{concurrency}"))["peak_users"]
@@ -806,6 +888,16 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
     };
     assert_eq!(peak_users("P01"), 2);
     assert_eq!(peak_users("P02"), 1);
+    // The heat map adds up the minutes of the branch's devices: P01's 12 runs of 59 s are 12
+    // minutes (rounded), P02's 3 are 3.
+    let minutes = |site: &str| -> i64 {
+        let heat = hourly("heat-map", site);
+        (heat["rows"].as_array().unwrap().iter())
+            .flat_map(|r| r.as_object().unwrap().values())
+            .filter_map(Value::as_i64)
+            .sum()
+    };
+    assert_eq!((minutes("P01"), minutes("P02")), (12, 3));
     let bad = tally_at(
         &cen.url(),
         &cen.token,

@@ -84,6 +84,16 @@ pub(crate) async fn usage_rows(
     Ok(records(query.fetch_all(&store.pool).await?))
 }
 
+/// The latest end a record overlapping a window ending at `to` can have: `to` plus the longest
+/// period stored, so the end-time index reads only the records near the window.
+async fn latest_end(store: &DbStore, to: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let longest: i64 =
+        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'longest_period_ms'")
+            .fetch_one(&store.pool)
+            .await?;
+    Ok(to + chrono::Duration::milliseconds(longest))
+}
+
 /// Inserts records under `time_serial` inside the caller's transaction.
 async fn insert_records(
     tx: &mut sqlx::Transaction<'_, Db>,
@@ -290,18 +300,31 @@ impl crate::UsageStore for DbStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<tally_core::UsageRecord>> {
-        let longest: i64 =
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'longest_period_ms'")
-                .fetch_one(&self.pool)
-                .await?;
-        // A record overlapping [from, to) ends before `to` plus the longest period: the
-        // end-time index then reads only the records near the window.
         let filter = crate::usage::UsageFilter::Overlapping {
             from,
             to,
-            latest_end: to + chrono::Duration::milliseconds(longest),
+            latest_end: latest_end(self, to).await?,
         };
         self.read_usage(&filter).await
+    }
+
+    async fn usage_overlapping_in(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        sites: &[tally_core::SiteCode],
+    ) -> Result<Vec<tally_core::UsageRecord>> {
+        let latest_end = latest_end(self, to).await?;
+        let mut sql =
+            sqlx::QueryBuilder::<Db>::new("SELECT * FROM usage_records WHERE end_time >= ");
+        sql.push_bind(to_micros(from))
+            .push(" AND end_time <= ")
+            .push_bind(to_micros(latest_end))
+            .push(" AND start_time < ")
+            .push_bind(to_micros(to));
+        super::push_sites(&mut sql, "device_id", Some(sites));
+        let rows = sql.build_query_as::<UsageColumns>().fetch_all(&self.pool);
+        Ok(records(rows.await?))
     }
 
     async fn usage_hour_groups(
