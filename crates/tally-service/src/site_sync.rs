@@ -254,24 +254,16 @@ async fn next_batch(service: &Service) -> Result<Batch> {
 
 /// Accounts whose service-account flag an administrator set here (or a child sent up).
 async fn classified_users(service: &Service) -> Result<Vec<UserClass>> {
-    let mut classes = Vec::new();
-    let mut page = tally_store::Page {
-        after: 0,
-        limit: 1_000,
-    };
-    loop {
-        let users = service.store().users(page).await?;
-        let Some(last) = users.last() else {
-            return Ok(classes);
-        };
-        page.after = last.id;
-        classes.extend(users.into_iter().filter_map(|u| {
+    let users = service.store().users_classified_by_admin().await?;
+    Ok(users
+        .into_iter()
+        .filter_map(|u| {
             (u.service_account_set_by_admin).map(|service_account| UserClass {
                 account: u.account,
                 service_account,
             })
-        }));
-    }
+        })
+        .collect())
 }
 
 /// This site and its subtree with the status each last reported.

@@ -58,6 +58,9 @@ pub trait SiteStore: Send + Sync {
     /// The user's id, creating the user on first sight.
     async fn upsert_user(&self, account: &str, full_name: Option<&str>) -> Result<i64>;
     async fn users(&self, page: Page) -> Result<Vec<User>>;
+    /// The users whose service-account flag an administrator set (here, or a child site sent
+    /// up), by id: what a child sends its parent each sync, without reading every user.
+    async fn users_classified_by_admin(&self) -> Result<Vec<User>>;
     /// Sets (`Some`) or clears (`None`) the administrator's classification of `account` as a
     /// service account, which wins over inventory and import; the user as stored, or `None`
     /// when no user has this account.

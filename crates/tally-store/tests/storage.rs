@@ -207,6 +207,17 @@ async fn users_and_files_are_upserted_once(store: &dyn Store) {
         "a later full name fills in"
     );
     assert!(!users[0].service_account);
+    // Only the accounts an administrator classified, until the choice is cleared again.
+    assert!(store.users_classified_by_admin().await.unwrap().is_empty());
+    let set = store.set_service_account("bob", Some(true), None);
+    assert!(set.await.unwrap().is_some());
+    let classified = store.users_classified_by_admin().await.unwrap();
+    let got: Vec<_> = (classified.iter())
+        .map(|u| (u.account.as_str(), u.service_account_set_by_admin))
+        .collect();
+    assert_eq!(got, [("bob", Some(true))]);
+    store.set_service_account("bob", None, None).await.unwrap();
+    assert!(store.users_classified_by_admin().await.unwrap().is_empty());
 
     let f1 = store.upsert_file(&file("code", "1.0")).await.unwrap();
     let f2 = store.upsert_file(&file("code", "1.0")).await.unwrap();

@@ -234,6 +234,11 @@ impl crate::SiteStore for DbStore {
         super::page_of(self, "users", page, rows::UserColumns::into_user).await?
     }
 
+    async fn users_classified_by_admin(&self) -> Result<Vec<tally_core::User>> {
+        let sql = "SELECT * FROM users WHERE service_account_override IS NOT NULL ORDER BY id";
+        super::all_rows(self, sql, rows::UserColumns::into_user).await?
+    }
+
     async fn set_service_account(
         &self,
         account: &str,
