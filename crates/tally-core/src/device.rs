@@ -131,6 +131,20 @@ pub struct NewDevice {
     pub serial: Option<String>,
 }
 
+impl NewDevice {
+    /// A device known only by its site and host name: what generated estates and tests start
+    /// from.
+    pub fn named(site_code: &SiteCode, host_name: impl Into<String>) -> Self {
+        NewDevice {
+            site_code: site_code.clone(),
+            host_name: host_name.into(),
+            fqdn: None,
+            os: None,
+            serial: None,
+        }
+    }
+}
+
 /// What merging one device into another moved: the device merged from is gone afterwards,
 /// everything it held belongs to the device merged into.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -26,6 +26,19 @@ pub struct FileInfo {
 }
 
 impl FileInfo {
+    /// A file known only by its name and version (its original name the same, no product or
+    /// publisher, any language): what generated usage and tests are made of.
+    pub fn named(name: &str, version: &str) -> Self {
+        FileInfo {
+            file_name: name.into(),
+            original_file_name: name.into(),
+            version: version.into(),
+            product_name: String::new(),
+            publisher: String::new(),
+            language: ANY_LANGUAGE,
+        }
+    }
+
     /// Every name bounded and printable (`crate::limits`), the language a 16-bit id.
     pub fn validate(&self) -> Result<(), crate::ValidationError> {
         use crate::limits::{check_name, check_range, MAX_LANGUAGE, MAX_NAME, MAX_VERSION};

@@ -143,6 +143,13 @@ pub struct TaskState {
 }
 
 impl TaskState {
+    /// For `delete_aged_usage`: the newest cut-off it used (its watermark): raw records that
+    /// ended before it may be gone. `None` for other tasks and before such a run.
+    pub fn ageing_cutoff(&self) -> Option<DateTime<Utc>> {
+        let ageing = self.name == Task::DeleteAgedUsage.name() && self.watermark > 0;
+        ageing.then(|| DateTime::from_timestamp_micros(self.watermark))?
+    }
+
     /// Whether the task should run at `now`.
     pub fn due(&self, now: DateTime<Utc>) -> bool {
         self.enabled

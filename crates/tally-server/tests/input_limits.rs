@@ -249,21 +249,12 @@ async fn a_record_since_1970_is_summarised_over_the_retention_only(backend: Back
         .await
         .unwrap()
         .remove(0);
-    let since_1970 = NewUsageRecord {
-        meter_data_id: "since-1970".into(),
-        device_id: device,
-        file_id: stored.file_id,
-        user_id: stored.user_id,
-        start_time: chrono::DateTime::UNIX_EPOCH,
-        start_time_offset: 0,
-        end_time: now,
-        end_time_offset: 0,
-        started: true,
-        still_running: false,
-        start_not_captured: false,
-        end_not_captured: false,
-        in_ts_session: false,
-    };
+    let since_1970 = NewUsageRecord::whole_run(
+        "since-1970",
+        (device, stored.file_id, stored.user_id),
+        chrono::DateTime::UNIX_EPOCH,
+        now,
+    );
     s.store.insert_usage(&[since_1970]).await.unwrap();
     for task in ["summarize_file_usage", "summarize_monthly_usage"] {
         let (status, state) = s.run_task(task).await;

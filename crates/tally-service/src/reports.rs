@@ -109,10 +109,7 @@ struct Ctx<'a> {
 fn watermark_cell(t: &tally_core::tasks::TaskState) -> Cell {
     match Task::parse(&t.name) {
         Some(task) if task.reads_raw_usage() => Cell::Int(t.watermark),
-        Some(Task::DeleteAgedUsage) if t.watermark > 0 => {
-            DateTime::from_timestamp_micros(t.watermark).map_or(Cell::Empty, Cell::time)
-        }
-        _ => Cell::Empty,
+        _ => t.ageing_cutoff().map_or(Cell::Empty, Cell::time),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tally_core::summary::{self, FileUsageHour};
-use tally_core::tasks::Task;
+use tally_core::tasks::{Task, TaskState};
 use tally_core::UsageRecord;
 use tally_store::Store;
 
@@ -241,10 +241,7 @@ pub(crate) async fn released_before(store: &dyn Store) -> Result<DateTime<Utc>> 
     let delete = tasks
         .iter()
         .find(|t| t.name == Task::DeleteAgedUsage.name());
-    if let Some(cutoff) = delete
-        .filter(|t| t.watermark > 0)
-        .and_then(|t| DateTime::from_timestamp_micros(t.watermark))
-    {
+    if let Some(cutoff) = delete.and_then(TaskState::ageing_cutoff) {
         return Ok(cutoff);
     }
     Ok(
@@ -419,25 +416,12 @@ pub(crate) mod tests {
             .put_site(&Site::central(site.clone(), "Main"))
             .await
             .unwrap();
-        let new = NewDevice {
-            site_code: site.clone(),
-            host_name: "pc".into(),
-            fqdn: None,
-            os: None,
-            serial: None,
-        };
+        let new = NewDevice::named(&site, "pc");
         let device = store.create_device(&new, at(1, 0, 0)).await.unwrap().id;
         let user = store.upsert_user("alice", None).await.unwrap();
         let mut files = Vec::new();
         for name in ["code", "other"] {
-            let info = FileInfo {
-                file_name: name.into(),
-                original_file_name: name.into(),
-                version: "1".into(),
-                product_name: String::new(),
-                publisher: String::new(),
-                language: tally_core::file::ANY_LANGUAGE,
-            };
+            let info = FileInfo::named(name, "1");
             files.push(store.upsert_file(&info).await.unwrap());
         }
         let spec = RuleSpec {

@@ -36,13 +36,7 @@ async fn service(backend: &Backend, dir: &std::path::Path, mode: IngestMode) -> 
         .put_site(&Site::central(site.clone(), "Main"))
         .await
         .unwrap();
-    let device = tally_core::device::NewDevice {
-        site_code: site.clone(),
-        host_name: "pc1".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
+    let device = tally_core::device::NewDevice::named(&site, "pc1");
     let device = store.create_device(&device, Utc::now()).await.unwrap().id;
     let service = Service::new(store, site).with_ingest_mode(mode);
     // One upload first, so the file and the user are in ingest's caches: a request then

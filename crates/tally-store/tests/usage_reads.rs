@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, TimeZone, Utc};
 use tally_core::device::NewDevice;
-use tally_core::file::ANY_LANGUAGE;
 use tally_core::{FileInfo, Site, SiteCode, UsageRecord};
 use tally_store::prelude::*;
 use tally_store::{NewUsageRecord, Page, UsageQuery};
@@ -62,26 +61,13 @@ async fn load(store: &dyn Store) -> (i64, i64) {
         .unwrap();
     let mut devices = Vec::new();
     for d in 0..3 {
-        let new = NewDevice {
-            site_code: site.clone(),
-            host_name: format!("pc{d}"),
-            fqdn: None,
-            os: None,
-            serial: None,
-        };
+        let new = NewDevice::named(&site, format!("pc{d}"));
         devices.push(store.create_device(&new, base()).await.unwrap().id);
     }
     let user = store.upsert_user("alice", None).await.unwrap();
     let mut files = Vec::new();
     for name in ["code", "vim"] {
-        let info = FileInfo {
-            file_name: name.into(),
-            original_file_name: name.into(),
-            version: "1".into(),
-            product_name: String::new(),
-            publisher: String::new(),
-            language: ANY_LANGUAGE,
-        };
+        let info = FileInfo::named(name, "1");
         files.push(store.upsert_file(&info).await.unwrap());
     }
     let all: Vec<_> = (0..RECORDS)

@@ -103,13 +103,7 @@ async fn generate(
     let now = Utc::now();
     let mut devices = Vec::with_capacity(args.devices);
     for d in 0..args.devices {
-        let new = NewDevice {
-            site_code: site.clone(),
-            host_name: format!("pc{d}"),
-            fqdn: None,
-            os: None,
-            serial: None,
-        };
+        let new = NewDevice::named(site, format!("pc{d}"));
         devices.push(store.create_device(&new, now).await?.id);
     }
     let mut users = Vec::new();
@@ -119,14 +113,7 @@ async fn generate(
     let mut files = Vec::new();
     for p in 0..PROGRAMS {
         let name = format!("prog{p}");
-        let info = FileInfo {
-            file_name: name.clone(),
-            original_file_name: name.clone(),
-            version: "1.0".into(),
-            product_name: String::new(),
-            publisher: String::new(),
-            language: tally_core::file::ANY_LANGUAGE,
-        };
+        let info = FileInfo::named(&name, "1.0");
         files.push(store.upsert_file(&info).await?);
         let spec = RuleSpec {
             name: name.clone(),

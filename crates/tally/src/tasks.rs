@@ -84,11 +84,9 @@ fn watermark_text(t: &tally_core::tasks::TaskState) -> Option<String> {
     use tally_core::tasks::Task;
     match Task::parse(&t.name)? {
         task if task.reads_raw_usage() => Some(t.watermark.to_string()),
-        Task::DeleteAgedUsage if t.watermark > 0 => {
-            let cutoff = chrono::DateTime::from_timestamp_micros(t.watermark)?;
-            Some(format!("cut-off {}", time_text(cutoff)))
-        }
-        _ => None,
+        _ => t
+            .ageing_cutoff()
+            .map(|at| format!("cut-off {}", time_text(at))),
     }
 }
 
