@@ -281,10 +281,12 @@ impl DeviceRef {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn site(code: &str, parent: Option<&str>) -> Site {
+    /// A site named after its code, below `parent` when given; the policy tests build their
+    /// trees with it too.
+    pub(crate) fn site(code: &str, parent: Option<&str>) -> Site {
         Site {
             code: SiteCode::parse(code).unwrap(),
             name: code.into(),

@@ -38,16 +38,8 @@ pub fn rules_for_site<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hierarchy::tests::site;
     use crate::rules::{RuleOrigin, RuleSpec};
-
-    fn site(code: &str, parent: Option<&str>) -> Site {
-        Site {
-            code: SiteCode::parse(code).unwrap(),
-            name: code.into(),
-            alias: None,
-            parent: parent.map(|p| SiteCode::parse(p).unwrap()),
-        }
-    }
 
     fn rule(id: i64, site: &str, children: bool, enabled: bool) -> MeteringRule {
         MeteringRule {

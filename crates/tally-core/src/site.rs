@@ -73,4 +73,12 @@ impl Site {
             parent: None,
         }
     }
+
+    /// A site with no alias below `parent`: a test's or an import's child site.
+    pub fn below(code: SiteCode, name: impl Into<String>, parent: SiteCode) -> Self {
+        Self {
+            parent: Some(parent),
+            ..Self::central(code, name)
+        }
+    }
 }

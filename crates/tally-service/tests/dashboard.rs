@@ -38,12 +38,7 @@ async fn silent_and_dropping_agents_are_named_by_computer(backend: Backend) {
     let url = backend.url(&dir.path().join("t.db"));
     let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
     let site = SiteCode::parse("S01").unwrap();
-    let main = Site {
-        code: site.clone(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
+    let main = Site::central(site.clone(), "Main");
     store.put_site(&main).await.unwrap();
     let now = Utc::now();
     let token = NewEnrollmentToken {

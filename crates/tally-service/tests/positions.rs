@@ -26,12 +26,7 @@ fn site() -> SiteCode {
 async fn site_on(backend: &Backend, dir: &std::path::Path) -> (String, Arc<dyn Store>) {
     let url = backend.url(&dir.join("t.db"));
     let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
-    let main = Site {
-        code: site(),
-        name: "Main".into(),
-        alias: None,
-        parent: None,
-    };
+    let main = Site::central(site(), "Main");
     store.put_site(&main).await.unwrap();
     (url, store)
 }

@@ -18,10 +18,8 @@ on_both_backends!(
 
 fn site(code: &str, name: &str, parent: Option<&str>) -> Site {
     Site {
-        code: SiteCode::parse(code).unwrap(),
-        name: name.into(),
-        alias: None,
         parent: parent.map(|p| SiteCode::parse(p).unwrap()),
+        ..Site::central(SiteCode::parse(code).unwrap(), name)
     }
 }
 

@@ -127,12 +127,7 @@ async fn sites_round_trip_with_parent(store: &dyn Store) {
         alias: Some("Production".into()),
         parent: None,
     };
-    let child = Site {
-        code: code("s01"),
-        name: "Branch".into(),
-        alias: None,
-        parent: Some(code("CEN")),
-    };
+    let child = Site::below(code("s01"), "Branch", code("CEN"));
     store.put_site(&central).await.unwrap();
     store.put_site(&child).await.unwrap();
     assert_eq!(store.site(&code("S01")).await.unwrap(), Some(child.clone()));
@@ -886,12 +881,7 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     use tally_store::UsageByKind;
     let (d1, u1, _) = fixture(store).await;
     // pc2 reports to a child site: what a parent's `--site` narrows to.
-    let child = Site {
-        code: code("P01"),
-        name: "Branch".into(),
-        alias: None,
-        parent: Some(code("S01")),
-    };
+    let child = Site::below(code("P01"), "Branch", code("S01"));
     store.put_site(&child).await.unwrap();
     let new = NewDevice {
         site_code: code("P01"),
