@@ -35,6 +35,7 @@ fn data_files_are_owner_only_whatever_the_umask() {
         child,
         url: String::new(),
         token: String::new(),
+        log: std::path::PathBuf::new(),
     };
     assert!(lines.any(|l| l.unwrap().starts_with("Stop with")));
     std::thread::spawn(move || for _ in lines {});

@@ -65,6 +65,8 @@ pub struct Running {
     pub child: Child,
     pub url: String,
     pub token: String,
+    /// The server's stderr, shown when the test fails ([`show_log_if_failing`]).
+    pub log: std::path::PathBuf,
 }
 
 impl Running {
@@ -79,7 +81,30 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        show_log_if_failing(&self.log);
     }
+}
+
+/// A file for the stderr of a server a test starts, in `dir`, unique within the test run.
+pub fn log_file(dir: &Path, verb: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!("{verb}-{n}.log"))
+}
+
+/// When the test is failing (the thread is unwinding), prints the end of a server's log: a
+/// failure that only shows up under load (a 503 from a locked database, say) is explained by
+/// what the server logged, which is otherwise lost with the test's temporary directory.
+pub fn show_log_if_failing(log: &Path) {
+    if !std::thread::panicking() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(80)..];
+    eprintln!("--- the end of {} ---\n{}", log.display(), tail.join("\n"));
 }
 
 /// Starts `tally up` in `dir` and reads the URL and token from its banner.
@@ -108,7 +133,9 @@ fn start(verb: &str, dir: &std::path::Path, backend: &Backend) -> Running {
 }
 
 fn start_with(verb: &str, dir: &std::path::Path, backend: &Backend, flags: &[&str]) -> Running {
-    let (child, mut lines) = spawn_lines(
+    let log = log_file(dir, verb);
+    let (child, mut lines) = spawn_logged(
+        &log,
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([verb, "--listen", "127.0.0.1:0"])
             .args(backend.db_args())
@@ -137,6 +164,7 @@ fn start_with(verb: &str, dir: &std::path::Path, backend: &Backend, flags: &[&st
         child,
         url: url.unwrap(),
         token: token.unwrap(),
+        log,
     }
 }
 
@@ -179,11 +207,21 @@ pub fn assert_stderr_has(out: &Output, text: &str) {
 /// Spawns `cmd` with its standard output piped (its errors dropped) and returns the child
 /// with the lines it prints, to read a banner from.
 pub fn spawn_lines(cmd: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    spawn_with_stderr(cmd, Stdio::null())
+}
+
+/// [`spawn_lines`], the child's stderr appended to `log`.
+pub fn spawn_logged(log: &Path, cmd: &mut Command) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
         .unwrap();
+    spawn_with_stderr(cmd, Stdio::from(file))
+}
+
+fn spawn_with_stderr(cmd: &mut Command, stderr: Stdio) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     (child, lines)
 }
@@ -253,7 +291,8 @@ pub fn server(data: &Path, port: u16) -> (Child, Option<String>) {
 
 /// [`server`] with more flags.
 pub fn server_with(data: &Path, port: u16, flags: &[&str]) -> (Child, Option<String>) {
-    let (child, lines) = spawn_lines(
+    let (child, lines) = spawn_logged(
+        &data.with_extension("log"),
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([
                 "server",
@@ -301,6 +340,8 @@ pub struct Site {
     pub token: String,
     pub program: std::path::PathBuf,
     pub enroll: String,
+    /// The server's stderr, shown when the test fails.
+    pub log: std::path::PathBuf,
 }
 
 impl Site {
@@ -333,6 +374,7 @@ impl Site {
             token,
             program,
             enroll: enrol[0]["token"].as_str().unwrap().to_string(),
+            log: dir.join("server").with_extension("log"),
         }
     }
 
@@ -390,6 +432,7 @@ impl Drop for Site {
         if let Some(server) = self.server.take() {
             stop(server);
         }
+        show_log_if_failing(&self.log);
     }
 }
 
