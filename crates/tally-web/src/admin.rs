@@ -57,6 +57,21 @@ pub fn button_form(signed: &Signed, action: &str, label: &str, confirm: Option<&
     }
 }
 
+/// The last cell of a token's or an agent's row: for an admin, a button that revokes it unless
+/// it is revoked already (an empty cell then); the auditor's table has no such column.
+fn revoke_cell(
+    signed: &Signed,
+    revoked_at: Option<DateTime<Utc>>,
+    action: &str,
+    confirm: &str,
+) -> Markup {
+    html! {
+        @if signed.is_admin() { td { @if revoked_at.is_none() {
+            (button_form(signed, action, "Revoke", Some(confirm)))
+        } } }
+    }
+}
+
 pub(crate) fn bad(field: &str, why: &str) -> WebError {
     WebError::BadRequest(format!("{field}: {why}"))
 }
@@ -92,9 +107,7 @@ pub async fn tokens(
                 @if signed.is_admin() { th { span.visually-hidden { "Actions" } } } } }
             tbody { @for t in tokens {
                 tr { td { (t.name) } td { (t.role.as_str()) } td { (when(Some(t.created_at))) } td { (when(t.revoked_at)) }
-                    @if signed.is_admin() { td { @if t.revoked_at.is_none() {
-                        (button_form(&signed, &format!("/admin/tokens/{}/revoke", t.id), "Revoke", Some(&format!("Revoke {}? Its sessions end at once.", t.name))))
-                    } } } }
+                    (revoke_cell(&signed, t.revoked_at, &format!("/admin/tokens/{}/revoke", t.id), &format!("Revoke {}? Its sessions end at once.", t.name))) }
             } }
         }
         (pages)
@@ -207,9 +220,7 @@ pub async fn enrolment(
             tbody { @for t in tokens {
                 tr { td { (t.name) } td { (t.site_code) } td { (when(Some(t.created_at))) } td { (when(t.expires_at)) }
                     td.num { (t.uses) } td.num { (t.max_uses.map(|m| m.to_string()).unwrap_or_else(|| "unlimited".into())) } td { (when(t.revoked_at)) }
-                    @if signed.is_admin() { td { @if t.revoked_at.is_none() {
-                        (button_form(&signed, &format!("/admin/enrolment/{}/revoke", t.id), "Revoke", Some(&format!("Revoke {}?", t.name))))
-                    } } } }
+                    (revoke_cell(&signed, t.revoked_at, &format!("/admin/enrolment/{}/revoke", t.id), &format!("Revoke {}?", t.name))) }
             } }
         }
         (pages)
@@ -318,9 +329,7 @@ pub async fn agents(
                     tr { td { a href={"/devices/" (a.device_id)} { (host) } } td { code { (a.id) } }
                         td { (a.agent_version.clone().unwrap_or_else(|| "—".into())) } td { (when(Some(a.enrolled_at))) }
                         td { (when(a.last_heartbeat)) } td.num.bad[a.dropped_records > 0] { (a.dropped_records) } td { (when(a.revoked_at)) }
-                        @if signed.is_admin() { td { @if a.revoked_at.is_none() {
-                            (button_form(&signed, &format!("/admin/agents/{}/revoke", layout::encode(&a.id)), "Revoke", Some(&format!("Revoke the agent on {host}?"))))
-                        } } } }
+                        (revoke_cell(&signed, a.revoked_at, &format!("/admin/agents/{}/revoke", layout::encode(&a.id)), &format!("Revoke the agent on {host}?"))) }
                 }
                 @if rows.is_empty() { tr { td colspan="8" { "No agent has enrolled yet." } } }
             }
