@@ -14,7 +14,7 @@
 mod common;
 mod web;
 
-use common::{server_on, Backend, Running};
+use common::{Backend, Running};
 use web::browser::Browser;
 
 /// The checks, run in the page; the problems found, one string each.
@@ -215,9 +215,7 @@ async fn axe_check(b: &Browser, axe: &str, page: &str) -> Vec<String> {
 
 /// A real server on SQLite holding the console tests' estate, and a runtime for the browser.
 fn estate() -> (tempfile::TempDir, Running, tokio::runtime::Runtime) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &Backend::Sqlite);
-    web::import_estate(dir.path(), &Backend::Sqlite);
+    let (dir, server) = web::estate_server(&Backend::Sqlite);
     (dir, server, tokio::runtime::Runtime::new().unwrap())
 }
 

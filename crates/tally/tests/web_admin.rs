@@ -8,7 +8,7 @@
 mod common;
 mod web;
 
-use common::{server_on, tally_json, Backend, Running};
+use common::{tally_json, Backend, Running};
 use reqwest::blocking::Client;
 use web::{auditor_token, client, csrf_of, get, post, post_multipart, sign_in, value};
 
@@ -28,15 +28,7 @@ fn attribute_after(page: &str, marker: &str) -> String {
 
 /// The audit log's entries as (actor, action), sign-ins left out.
 fn changes(server: &Running) -> Vec<(String, String)> {
-    let log: serde_json::Value = client()
-        .get(format!("{}/api/v1/audit?limit=1000", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    log.as_array()
-        .unwrap()
+    web::audit_log(server)
         .iter()
         .map(|e| {
             (
@@ -126,9 +118,7 @@ fn send(
 }
 
 fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
     let admin = value(&sign_in(&http, &url, &server.token));
@@ -305,9 +295,7 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
 }
 
 fn uploads_are_bounded_and_checked_before_anything_is_written(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let csrf = csrf_of(&get(&http, &url, &admin, "/import").text().unwrap());

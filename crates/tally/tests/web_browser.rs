@@ -8,7 +8,7 @@
 mod common;
 mod web;
 
-use common::{server_on, Backend, Running};
+use common::{Backend, Running};
 use fantoccini::Locator;
 use web::browser::Browser;
 
@@ -41,9 +41,7 @@ fn the_console_in_chromium() {
     if !web::browser::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &Backend::Sqlite);
-    web::import_estate(dir.path(), &Backend::Sqlite);
+    let (_dir, server) = web::estate_server(&Backend::Sqlite);
     let auditor = web::auditor_token(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

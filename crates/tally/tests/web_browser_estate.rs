@@ -10,7 +10,7 @@ mod web;
 
 use std::process::Command;
 
-use common::{server_on, Backend, Running};
+use common::{Backend, Running};
 use fantoccini::Locator;
 use reqwest::header::COOKIE;
 use web::browser::Browser;
@@ -22,9 +22,7 @@ fn estate_import_reports_and_administration_in_chromium() {
     {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &Backend::Sqlite);
-    web::import_estate(dir.path(), &Backend::Sqlite);
+    let (dir, server) = web::estate_server(&Backend::Sqlite);
     let auditor = web::auditor_token(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

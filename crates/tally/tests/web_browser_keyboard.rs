@@ -9,7 +9,7 @@
 mod common;
 mod web;
 
-use common::{server_on, Backend, Running};
+use common::{Backend, Running};
 use fantoccini::key::Key;
 use web::browser::Browser;
 
@@ -63,9 +63,7 @@ fn a_license_added_by_keyboard_alone_and_the_new_pages_in_chromium() {
     if !web::browser::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &Backend::Sqlite);
-    web::import_estate(dir.path(), &Backend::Sqlite);
+    let (dir, server) = web::estate_server(&Backend::Sqlite);
     web::import_viewer(dir.path(), &Backend::Sqlite);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

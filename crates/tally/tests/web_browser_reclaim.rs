@@ -8,7 +8,7 @@
 mod common;
 mod web;
 
-use common::{server_on, tally, Backend, Running};
+use common::{tally, Backend, Running};
 use web::browser::Browser;
 
 /// Waits (up to 20 s) for the page to be at `path`: a click's navigation has finished.
@@ -48,9 +48,7 @@ fn the_reclaim_campaign_in_chromium() {
     if !web::browser::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &Backend::Sqlite);
-    web::import_estate(dir.path(), &Backend::Sqlite);
+    let (_dir, server) = web::estate_server(&Backend::Sqlite);
     snapshot_now(&server);
     let auditor = web::auditor_token(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -26,14 +26,10 @@ each_backend!(
 
 /// The admin token's operator name.
 fn admin_name(server: &Running) -> String {
-    let me: serde_json::Value = client()
-        .get(format!("{}/api/v1/whoami", server.url))
-        .bearer_auth(&server.token)
-        .send()
+    web::api(server, "/api/v1/whoami")["name"]
+        .as_str()
         .unwrap()
-        .json()
-        .unwrap();
-    me["name"].as_str().unwrap().to_string()
+        .to_string()
 }
 
 fn sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end(backend: Backend) {
@@ -161,9 +157,7 @@ fn send(server: &Running, session: &str, path: &str, form: &[(&str, String)]) ->
 }
 
 fn every_post_needs_the_csrf_token_and_the_auditor_changes_nothing(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let page = get(&http, &url, &admin, "/licenses").text().unwrap();
@@ -261,9 +255,7 @@ fn every_post_needs_the_csrf_token_and_the_auditor_changes_nothing(backend: Back
 }
 
 fn an_admin_edits_and_removes_a_license_through_the_forms(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let csrf = csrf_of(&get(&http, &url, &admin, "/licenses").text().unwrap());
@@ -308,9 +300,7 @@ fn an_admin_edits_and_removes_a_license_through_the_forms(backend: Backend) {
 /// detail gives them (pc1 on Sales and pc2 on HQ installed, pc3 retired; one installation
 /// licensed on Sales).
 fn the_application_page_shows_demand_per_node_and_each_licenses_use(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let session = value(&sign_in(&http, &url, &server.token));
     let page = get(&http, &url, &session, "/applications/Office")
@@ -369,17 +359,10 @@ fn tile(page: &str, label: &str) -> (String, String) {
 /// HQ, no license there), Chat with five user licenses at 10 EUR and no user: over-licensed,
 /// 50 EUR idle.
 fn the_dashboard_figures_are_the_positions_totals(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let chat = serde_json::json!({"application": "Chat", "metric": "users", "quantity": 5,
         "assignment_type": "organization", "unit_cost": "10", "currency": "EUR"});
-    let added = client()
-        .post(format!("{}/api/v1/licenses", server.url))
-        .bearer_auth(&server.token)
-        .json(&chat)
-        .send()
-        .unwrap();
+    let added = web::api_post(&server, "/api/v1/licenses", &chat);
     assert_eq!(added.status(), 201);
     let (http, url) = (client(), server.url.clone());
     let session = value(&sign_in(&http, &url, &server.token));

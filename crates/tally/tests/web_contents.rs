@@ -32,12 +32,7 @@ fn agents_users_and_programs_show_what_the_agent_sent(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let server = server_on(dir.path(), &backend);
     let rule = serde_json::json!({"name": "Editor", "file_name": "code"});
-    let made = client()
-        .post(format!("{}/api/v1/rules", server.url))
-        .bearer_auth(&server.token)
-        .json(&rule)
-        .send()
-        .unwrap();
+    let made = web::api_post(&server, "/api/v1/rules", &rule);
     assert!(made.status().is_success());
     let agent = enrol_agent(&server.url, &server.token, "laptop-7");
     let now = chrono::Utc::now();
@@ -112,9 +107,7 @@ fn assigned(csrf: &str, kind: &str, to: &str) -> Vec<(&'static str, String)> {
 }
 
 fn licenses_attach_to_computers_and_users_by_name(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let csrf = csrf_of(&get(&http, &url, &admin, "/licenses/new").text().unwrap());
@@ -183,9 +176,7 @@ fn licenses_attach_to_computers_and_users_by_name(backend: Backend) {
 }
 
 fn reports_and_exports_download_as_html_and_json(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let download = |path: &str| {

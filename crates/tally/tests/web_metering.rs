@@ -6,7 +6,7 @@
 mod common;
 mod web;
 
-use common::{server_on, Backend};
+use common::Backend;
 use web::{auditor_token, client, csrf_of, get, post, rows_of, sign_in, value};
 
 each_backend!(the_console_shows_and_writes_the_system_metering_report);
@@ -20,9 +20,7 @@ fn figure(page: &str, label: &str) -> i64 {
 }
 
 fn the_console_shows_and_writes_the_system_metering_report(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let page = get(&http, &url, &admin, "/admin/metering").text().unwrap();

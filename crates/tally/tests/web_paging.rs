@@ -116,24 +116,14 @@ fn reclaim_campaign_audit_and_programs_page_on_the_server(backend: Backend) {
     pages_hold(at, ("/reclaim?days=90", "reclaim"), &hosts, 55);
 
     // The campaign: 52 proposed, 50 on its first page and 2 on its second, each host once.
-    let listed: serde_json::Value = http
-        .get(format!("{url}/api/v1/devices"))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let listed = web::api(&server, "/api/v1/devices");
     let proposed = &hosts[..52];
     for d in listed.as_array().unwrap() {
         if !proposed.iter().any(|h| d["host_name"] == h.as_str()) {
             continue;
         }
-        let answer = http
-            .post(format!("{url}/api/v1/reclaim/campaign"))
-            .bearer_auth(&server.token)
-            .json(&serde_json::json!({"application": "Office", "device_id": d["id"]}))
-            .send()
-            .unwrap();
+        let proposal = serde_json::json!({"application": "Office", "device_id": d["id"]});
+        let answer = web::api_post(&server, "/api/v1/reclaim/campaign", &proposal);
         assert_eq!(answer.status(), 201);
     }
     let campaign = |n: usize| {
@@ -163,12 +153,7 @@ fn reclaim_campaign_audit_and_programs_page_on_the_server(backend: Backend) {
     let rules: Vec<String> = (0..5).map(|i| format!("Editor-{i}")).collect();
     for name in &rules {
         let spec = serde_json::json!({"name": name, "file_name": "code"});
-        let made = http
-            .post(format!("{url}/api/v1/rules"))
-            .bearer_auth(&server.token)
-            .json(&spec)
-            .send()
-            .unwrap();
+        let made = web::api_post(&server, "/api/v1/rules", &spec);
         assert!(made.status().is_success(), "{}", made.status());
     }
     let agent = common::enrol_agent(&url, &server.token, "laptop-1");

@@ -7,7 +7,7 @@
 mod common;
 mod web;
 
-use common::{server_on, Backend, Running};
+use common::{Backend, Running};
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use web::{
     audit_log, auditor_token, client, csrf_of, field_of, get, post, sign_in, text_of, value,
@@ -32,9 +32,7 @@ fn send(server: &Running, session: &str, path: &str, form: &[(&str, &str)]) -> (
 }
 
 fn filters_are_urls_and_the_csv_is_the_filtered_list(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let admin = value(&sign_in(&client(), &server.url, &server.token));
 
     // pc1 is in Sales, below HQ; pc2 in HQ itself.
@@ -136,9 +134,7 @@ fn campaign_audit(server: &Running) -> Vec<(String, String)> {
 }
 
 fn the_campaign_needs_csrf_refuses_the_auditor_and_is_audited(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let admin = value(&sign_in(&client(), &server.url, &server.token));
     let (_, first) = page(&server, &admin, "/reclaim");
     let csrf = csrf_of(&first);
@@ -255,9 +251,7 @@ fn api(
 /// refused to the auditor, with the totals per state.
 fn the_campaign_over_the_api(backend: Backend) {
     use reqwest::Method;
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let auditor = auditor_token(&server);
     let (_, devices) = api(
         &server,
@@ -336,9 +330,7 @@ fn the_campaign_over_the_api(backend: Backend) {
 /// The applications list (issue 17 item 10): searched, filtered by status and metric, sorted
 /// and paged by query parameters on the server, an over-long parameter refused.
 fn the_applications_list_is_searched_filtered_and_sorted_by_url(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let admin = value(&sign_in(&client(), &server.url, &server.token));
     let rows = |path: &str| {
         let (status, body) = page(&server, &admin, path);

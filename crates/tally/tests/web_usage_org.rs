@@ -23,20 +23,13 @@ each_backend!(
 
 /// The requirement of `app`'s position, as the API computes it.
 fn required(server: &Running, app: &str) -> i64 {
-    let all: serde_json::Value = client()
-        .get(format!("{}/api/v1/compliance?app={app}", server.url))
-        .bearer_auth(&server.token)
-        .send()
+    web::api(server, &format!("/api/v1/compliance?app={app}"))[0]["required"]
+        .as_i64()
         .unwrap()
-        .json()
-        .unwrap();
-    all[0]["required"].as_i64().unwrap()
 }
 
 fn the_concurrency_chart_counts_as_the_engine_does(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (dir, server) = web::estate_server(&backend);
     let (d3, d10) = web::import_viewer(dir.path(), &backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
@@ -298,9 +291,7 @@ fn actions(server: &Running) -> Vec<String> {
 }
 
 fn devices_and_users_are_placed_and_placement_rules_kept_from_the_console(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (_dir, server) = web::estate_server(&backend);
     let (http, url) = (client(), server.url.clone());
     let admin = value(&sign_in(&http, &url, &server.token));
     let auditor = value(&sign_in(&http, &url, &auditor_token(&server)));
@@ -434,20 +425,13 @@ fn devices_and_users_are_placed_and_placement_rules_kept_from_the_console(backen
 
 /// POSTs `body` to the API's `path` as the admin; the answer, which must succeed.
 fn api_post(server: &Running, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let answer = client()
-        .post(format!("{}/api/v1/{path}", server.url))
-        .bearer_auth(&server.token)
-        .json(&body)
-        .send()
-        .unwrap();
+    let answer = web::api_post(server, &format!("/api/v1/{path}"), &body);
     assert!(answer.status().is_success(), "{path}: {}", answer.status());
     answer.json().unwrap()
 }
 
 fn every_admin_list_pages_on_the_server(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server_on(dir.path(), &backend);
-    web::import_estate(dir.path(), &backend);
+    let (dir, server) = web::estate_server(&backend);
     let numbered = |prefix: &str, n: usize| -> Vec<String> {
         (0..n).map(|i| format!("{prefix}-{i:03}")).collect()
     };

@@ -10,12 +10,21 @@ use std::time::Duration;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{COOKIE, SET_COOKIE};
 
-use crate::common::{tally_json, Backend, Running};
+use crate::common::{server_on, tally_json, Backend, Running};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
+}
+
+/// `tally server` in a new folder with [`import_estate`]'s estate in its database: where most
+/// console tests start. The folder is removed when the test drops it, after the server.
+pub fn estate_server(backend: &Backend) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_on(dir.path(), backend);
+    import_estate(dir.path(), backend);
+    (dir, server)
 }
 
 /// Imports the estate every console test reads: Office on pc1 and pc2 (pc3 is retired) with
@@ -189,6 +198,16 @@ pub fn api(server: &Running, path: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// What the API answers the admin's POST of `body` to `path` (e.g. `/api/v1/rules`).
+pub fn api_post(server: &Running, path: &str, body: &serde_json::Value) -> Response {
+    client()
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(&server.token)
+        .json(body)
+        .send()
+        .unwrap()
+}
+
 /// The audit log's entries, as the admin reads them from the API.
 pub fn audit_log(server: &Running) -> Vec<serde_json::Value> {
     api(server, "/api/v1/audit?limit=1000")
@@ -238,14 +257,7 @@ fn after_tag(html: &str) -> String {
 
 /// The host names of the devices the API lists now.
 pub fn host_names(server: &Running) -> Vec<String> {
-    let devices: serde_json::Value = client()
-        .get(format!("{}/api/v1/devices?limit=1000", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    devices
+    api(server, "/api/v1/devices?limit=1000")
         .as_array()
         .unwrap()
         .iter()
