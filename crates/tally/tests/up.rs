@@ -2,6 +2,7 @@
 //! the same with the database on PostgreSQL.
 
 mod common;
+mod tls;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -188,53 +189,22 @@ fn plain_http_off_loopback_needs_an_explicit_flag(backend: Backend) {
 
 fn https_server_and_cli_with_a_private_ca(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let (mut child, mut lines) = spawn_lines(&mut server(
-        &backend,
-        dir.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-        ],
-    ));
-    let url = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("Tally is running at ")
-        .unwrap()
-        .to_string();
-    let token = lines
-        .find_map(|l| {
-            l.unwrap()
-                .strip_prefix("Admin token (shown once, keep it): ")
-                .map(str::to_string)
-        })
-        .unwrap();
+    let (server, _) = tls::https_server(dir.path(), &backend);
+    let url = &server.url;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_tally"))
             .args(["devices", "--format", "json"])
             .args(extra)
-            .env("TALLY_URL", &url)
-            .env("TALLY_TOKEN", &token)
+            .env("TALLY_URL", url)
+            .env("TALLY_TOKEN", &server.token)
             .current_dir(dir.path())
             .output()
             .unwrap()
     };
     let trusted = run(&["--ca-file", "cert.pem"]);
     let untrusted = run(&[]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_ok(&trusted);
     assert!(
         !untrusted.status.success(),

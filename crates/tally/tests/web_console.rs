@@ -5,11 +5,10 @@
 //! operator's name. On SQLite and on PostgreSQL.
 
 mod common;
+mod tls;
 mod web;
 
-use std::process::Command;
-
-use common::{server_on, spawn_lines, tally, tally_json, Backend, Running};
+use common::{server_on, tally, tally_json, Backend, Running};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE};
 use web::{
     audit_log as audit, auditor_token, client, csrf_of, get, licenses, post, set_cookie, sign_in,
@@ -424,39 +423,9 @@ fn the_dashboard_figures_are_the_positions_totals(backend: Backend) {
 #[test]
 fn cookies_are_secure_over_https() {
     let dir = tempfile::tempdir().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![rcgen::SanType::IpAddress([127, 0, 0, 1].into())];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let (mut child, mut lines) = spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_tally"))
-            .args([
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--tls-cert",
-                "cert.pem",
-                "--tls-key",
-                "key.pem",
-            ])
-            .current_dir(dir.path()),
-    );
-    let url = lines.next().unwrap().unwrap();
-    let url = url
-        .strip_prefix("Tally is running at ")
-        .unwrap()
-        .to_string();
-    let token = lines
-        .find_map(|l| {
-            l.unwrap()
-                .strip_prefix("Admin token (shown once, keep it): ")
-                .map(str::to_string)
-        })
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    let ca = reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap();
+    let (server, cert) = tls::https_server(dir.path(), &Backend::Sqlite);
+    let (url, token) = (server.url.clone(), server.token.clone());
+    let ca = reqwest::Certificate::from_pem(cert.as_bytes()).unwrap();
     let http = reqwest::blocking::Client::builder()
         .add_root_certificate(ca)
         .redirect(reqwest::redirect::Policy::none())
@@ -465,8 +434,7 @@ fn cookies_are_secure_over_https() {
     let form = http.get(format!("{url}/sign-in")).send().unwrap();
     let form_cookie = set_cookie(&form, "tally_signin");
     let session_cookie = sign_in(&http, &url, &token);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(url.starts_with("https://"));
     assert!(form_cookie.ends_with("; Secure"), "{form_cookie}");
     assert!(
