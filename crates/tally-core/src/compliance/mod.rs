@@ -284,6 +284,26 @@ struct Unit {
     left: i64,
 }
 
+impl Unit {
+    /// `need` of the metric for `consumer` on `node`, none of it covered yet.
+    fn new(
+        consumer: Consumer,
+        node: Option<i64>,
+        device: Option<i64>,
+        user: Option<i64>,
+        need: i64,
+    ) -> Self {
+        Self {
+            consumer,
+            node,
+            device,
+            user,
+            need,
+            left: need,
+        }
+    }
+}
+
 /// Computes one application's position on `as_of`.
 pub fn position(estate: &Estate, facts: &AppFacts, as_of: NaiveDate) -> Position {
     let app = facts.application;
@@ -494,14 +514,8 @@ fn installed_units(estate: &Estate, facts: &AppFacts, excluded: &mut Vec<Exclude
             ));
             continue;
         };
-        units.push(Unit {
-            consumer,
-            node: device.org_node,
-            device: Some(device.id),
-            user: install.user_id,
-            need,
-            left: need,
-        });
+        let (node, user) = (device.org_node, install.user_id);
+        units.push(Unit::new(consumer, node, Some(device.id), user, need));
     }
     units
 }
@@ -524,14 +538,7 @@ fn user_units(
         let consumer = Consumer::User(user.id);
         match user_reason(user) {
             Some(reason) => excluded.push(excluded_for(consumer, reason)),
-            None => units.push(Unit {
-                consumer,
-                node: user.org_node,
-                device: None,
-                user: Some(user.id),
-                need: 1,
-                left: 1,
-            }),
+            None => units.push(Unit::new(consumer, user.org_node, None, Some(user.id), 1)),
         }
     }
     units
@@ -544,14 +551,13 @@ fn device_units(estate: &Estate, sessions: &[&Session], excluded: &mut Vec<Exclu
         let consumer = Consumer::Device(device.id);
         match device_reason(device) {
             Some(reason) => excluded.push(excluded_for(consumer, reason)),
-            None => units.push(Unit {
+            None => units.push(Unit::new(
                 consumer,
-                node: device.org_node,
-                device: Some(device.id),
-                user: None,
-                need: 1,
-                left: 1,
-            }),
+                device.org_node,
+                Some(device.id),
+                None,
+                1,
+            )),
         }
     }
     units
@@ -562,14 +568,7 @@ fn custom_units(facts: &AppFacts) -> Vec<Unit> {
         .custom_values
         .iter()
         .enumerate()
-        .map(|(i, v)| Unit {
-            consumer: Consumer::Custom(i),
-            node: v.org_node,
-            device: None,
-            user: None,
-            need: v.quantity,
-            left: v.quantity,
-        })
+        .map(|(i, v)| Unit::new(Consumer::Custom(i), v.org_node, None, None, v.quantity))
         .collect()
 }
 
