@@ -402,51 +402,24 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
 
     // Seed 002: an installations application does not take user licenses, and a core
     // license may only be assigned to a computer. Each refusal names what is allowed.
-    let wrong_metric = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Office",
-        "--metric",
-        "users",
-        "--quantity",
-        "5",
-        "--assignment",
-        "organization",
-    ]);
+    let wrong_metric = run(&add_license(("Office", "users", "5", "organization"), &[]));
     assert!(!wrong_metric.status.success());
     assert_stderr_has(&wrong_metric, "400");
     assert_stderr_has(&wrong_metric, "installations");
-    let wrong_assignment = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Office",
-        "--metric",
-        "processor_cores",
-        "--quantity",
-        "8",
-        "--assignment",
-        "organization",
-    ]);
+    let wrong_assignment = run(&add_license(
+        ("Office", "processor_cores", "8", "organization"),
+        &[],
+    ));
     assert!(
         stderr(&wrong_assignment)
             .contains("a processor_cores license may be assigned to: computer"),
         "{}",
         stderr(&wrong_assignment)
     );
-    let unknown_app = run(&[
-        "licenses",
-        "add",
-        "--app",
-        "Nope",
-        "--metric",
-        "installations",
-        "--quantity",
-        "1",
-        "--assignment",
-        "organization",
-    ]);
+    let unknown_app = run(&add_license(
+        ("Nope", "installations", "1", "organization"),
+        &[],
+    ));
     assert_stderr_has(&unknown_app, "Nope");
     assert!(
         tally_json(&server, &admin, &["licenses"])
@@ -459,24 +432,17 @@ fn applications_and_licenses_are_added_and_removed_with_the_seed_checks(backend:
     let license = tally_json(
         &server,
         &admin,
-        &[
-            "licenses",
-            "add",
-            "--app",
-            "Office",
-            "--metric",
-            "installations",
-            "--quantity",
-            "10",
-            "--assignment",
-            "organization",
-            "--unit-cost",
-            "12.50",
-            "--currency",
-            "EUR",
-            "--valid-until",
-            "2030-01-01",
-        ],
+        &add_license(
+            ("Office", "installations", "10", "organization"),
+            &[
+                "--unit-cost",
+                "12.50",
+                "--currency",
+                "EUR",
+                "--valid-until",
+                "2030-01-01",
+            ],
+        ),
     );
     assert_eq!(
         (
