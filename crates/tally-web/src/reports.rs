@@ -160,13 +160,7 @@ pub async fn report(
     let given = params(&query)?;
     let run = given.iter().any(|(k, _)| k == "run");
     let given: Vec<(String, String)> = given.into_iter().filter(|(k, _)| k != "run").collect();
-    let value = |p: &str| {
-        given
-            .iter()
-            .find(|(k, _)| k == p)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let value = |p: &str| value_of(&given, p).unwrap_or("");
     let choices = names(&state).await?;
     let built = match run {
         true => {
@@ -217,6 +211,14 @@ pub async fn report(
     Ok(layout::page(&signed, "/reports", def.title, body).into_response())
 }
 
+/// The value of `name` among a query's pairs, when it is given.
+fn value_of<'q>(pairs: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 fn with_format<'a>(given: &'a [(String, String)], format: &'a str) -> Vec<(&'a str, &'a str)> {
     let mut pairs: Vec<(&str, &str)> = given
         .iter()
@@ -261,11 +263,7 @@ pub async fn download(
 ) -> Result<Response, WebError> {
     let def = find(&name)?;
     let given = params(&query)?;
-    let format_text = query
-        .iter()
-        .find(|(k, _)| k == "format")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("pdf");
+    let format_text = value_of(&query, "format").unwrap_or("pdf");
     let format: Format = format_text
         .parse()
         .map_err(|_| WebError::BadRequest("format: one of pdf, html, csv, json".into()))?;
