@@ -2,6 +2,9 @@
 //! split into the messages of the fields it names.
 
 use maud::{html, Markup};
+use tally_service::ServiceError;
+
+use crate::WebError;
 
 /// The hidden field that carries the session's CSRF token.
 pub fn csrf_input(token: &str) -> Markup {
@@ -38,6 +41,15 @@ pub fn bounded(field: &str, value: &str) -> Result<(), (String, String)> {
 pub struct Problems(pub Vec<(String, String)>);
 
 impl Problems {
+    /// A service error as a form shows it: a validation refusal on the fields of `fields` it
+    /// names ([`Problems::from_refusal`]); anything else is an error page.
+    pub fn of_invalid(e: ServiceError, fields: &[&str]) -> Result<Self, WebError> {
+        match e {
+            ServiceError::Invalid(message) => Ok(Self::from_refusal(&message, fields)),
+            other => Err(other.into()),
+        }
+    }
+
     /// The service's refusal `message` (`field: why; field: why`), each reason put on the field
     /// it names when the form has one.
     pub fn from_refusal(message: &str, fields: &[&str]) -> Self {

@@ -13,7 +13,7 @@ use chrono::Utc;
 use maud::{html, Markup};
 use serde::Deserialize;
 use tally_api::{LicenseSaved, LicenseView};
-use tally_service::{licensing, ServiceError};
+use tally_service::licensing;
 
 use crate::apps::{page_number, pager, query, PER_PAGE};
 use crate::forms::{csrf_input, Problems};
@@ -178,14 +178,6 @@ fn saved_page(signed: &Signed, saved: LicenseSaved) -> Response {
     layout::page(signed, "/licenses", "License saved", body).into_response()
 }
 
-/// A refusal the form can show; anything else is an error page.
-fn refused(e: ServiceError) -> Result<Problems, WebError> {
-    match e {
-        ServiceError::Invalid(message) => Ok(Problems::from_refusal(&message, &FIELDS)),
-        other => Err(other.into()),
-    }
-}
-
 pub async fn add(
     State(state): State<WebState>,
     signed: Signed,
@@ -198,7 +190,10 @@ pub async fn add(
     };
     match result {
         Ok(saved) => Ok(saved_page(&signed, saved)),
-        Err(e) => again(&state, &signed, &form, refused(e)?, None).await,
+        Err(e) => {
+            let problems = Problems::of_invalid(e, &FIELDS)?;
+            again(&state, &signed, &form, problems, None).await
+        }
     }
 }
 
@@ -336,7 +331,10 @@ pub async fn edit(
     let patch = LicenseForm::patch(&row);
     match licensing::edit_license(&state.service, signed.name(), l.license.id, &patch).await {
         Ok(saved) => Ok(saved_page(&signed, saved)),
-        Err(e) => again(&state, &signed, &form, refused(e)?, Some(&l)).await,
+        Err(e) => {
+            let problems = Problems::of_invalid(e, &FIELDS)?;
+            again(&state, &signed, &form, problems, Some(&l)).await
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use tally_api::OrgNodeView;
 use tally_core::import::{OrgNodeRow, Origin};
 use tally_core::org::OrgRuleSpec;
 use tally_service::import_files::{self, Reading};
-use tally_service::ServiceError;
 
 use crate::admin::button_form;
 use crate::apps::{page_number, paged, pager, query, PER_PAGE};
@@ -356,10 +355,7 @@ pub async fn add_rule(
                 Ok(rule) => {
                     return Ok(Redirect::to(&format!("/org#org-rule-{}", rule.id)).into_response())
                 }
-                Err(ServiceError::Invalid(message)) => {
-                    Problems::from_refusal(&message, &RULE_FIELDS)
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => Problems::of_invalid(e, &RULE_FIELDS)?,
             }
         }
     };

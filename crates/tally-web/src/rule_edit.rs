@@ -187,9 +187,8 @@ pub async fn show(
 /// use on the name; anything else is an error page.
 pub fn refused(e: ServiceError, fields: &[&str]) -> Result<Problems, WebError> {
     match e {
-        ServiceError::Invalid(message) => Ok(Problems::from_refusal(&message, fields)),
         ServiceError::Conflict(message) => Ok(Problems(vec![("name".into(), message)])),
-        other => Err(other.into()),
+        other => Problems::of_invalid(other, fields),
     }
 }
 
