@@ -16,7 +16,7 @@ use tally_store::Page;
 use crate::admin::{admin_page, button_form, number, when};
 use crate::apps::{page_number, pager, query, PER_PAGE};
 use crate::forms::{csrf_input, MAX_FIELD_CHARS};
-use crate::session::Signed;
+use crate::session::{CsrfOnly, Signed};
 use crate::{WebError, WebState};
 
 /// `3 h`, `1 d`, `45 min`.
@@ -83,17 +83,11 @@ fn task_named(name: &str) -> Result<Task, WebError> {
     Task::parse(name).ok_or_else(|| WebError::NotFound("no such task; see the task list".into()))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    pub csrf: String,
-}
-
 pub async fn run(
     State(state): State<WebState>,
     signed: Signed,
     Path(name): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, WebError> {
     signed.may_change(&form.csrf)?;
     let task = task_named(&name)?;

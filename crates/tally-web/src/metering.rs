@@ -12,9 +12,8 @@ use serde::Deserialize;
 use tally_service::metering;
 
 use crate::admin::{admin_page, button_form};
-use crate::admin_tasks::CsrfForm;
 use crate::reports::report_table;
-use crate::session::Signed;
+use crate::session::{CsrfOnly, Signed};
 use crate::{WebError, WebState};
 
 /// `?written=YYYY-MM-DD`: the day whose report files the page lists, after a run.
@@ -58,7 +57,7 @@ pub async fn page(
 pub async fn run(
     State(state): State<WebState>,
     signed: Signed,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<CsrfOnly>,
 ) -> Result<Response, WebError> {
     signed.may_change(&form.csrf)?;
     let now = Utc::now();

@@ -174,6 +174,7 @@ pub async fn sign_in(
     Ok(response)
 }
 
+/// A form that carries nothing but the CSRF token: sign-out, a revoke, a remove, a run.
 #[derive(Deserialize)]
 pub struct CsrfOnly {
     #[serde(default)]
