@@ -172,20 +172,7 @@ async fn a_stored_session_of_ten_millennia_costs_compliance_only_its_period(back
                 ..Default::default()
             },
         )],
-        applications: vec![(
-            at(1),
-            ApplicationRow {
-                name: "Chat".into(),
-                publisher: String::new(),
-                metric: Metric::ConcurrentUsers,
-                period_days: None,
-                total_user_metric: None,
-                software: None,
-                software_publisher: None,
-                software_version: None,
-                metering_rule: None,
-            },
-        )],
+        applications: vec![(at(1), ApplicationRow::new("Chat", Metric::ConcurrentUsers))],
         sessions: vec![(
             at(1),
             SessionRow {

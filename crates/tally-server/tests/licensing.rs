@@ -19,15 +19,9 @@ each_backend!(async
 /// Acme's Editor, licensed per installation, recognised by the package `editor`.
 fn editor() -> ApplicationRow {
     ApplicationRow {
-        name: "Editor".into(),
         publisher: "Acme".into(),
-        metric: Metric::Installations,
-        period_days: None,
-        total_user_metric: None,
         software: Some("editor".into()),
-        software_publisher: None,
-        software_version: None,
-        metering_rule: None,
+        ..ApplicationRow::new("Editor", Metric::Installations)
     }
 }
 
