@@ -123,13 +123,7 @@ async fn placing_a_device_on_a_node_removed_meanwhile_is_a_conflict(backend: Bac
 
 async fn a_device_deleted_while_its_status_changes_is_not_found_by_name(backend: Backend) {
     let server = start(backend).await;
-    let new = NewDevice {
-        site_code: tally_core::SiteCode::parse("S01").unwrap(),
-        host_name: "pc1".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
+    let new = NewDevice::named(&tally_core::SiteCode::parse("S01").unwrap(), "pc1");
     let device = server.store.create_device(&new, chrono::Utc::now()).await;
     let id = device.unwrap().id;
     // The store reads the old status, notes it in status_changes, then updates the row: the

@@ -150,13 +150,7 @@ async fn estate(backend: &Backend, dir: &std::path::Path) -> (Arc<dyn Store>, Se
         .put_site(&Site::central(site(), "Main"))
         .await
         .unwrap();
-    let device = NewDevice {
-        site_code: site(),
-        host_name: "pc1".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
+    let device = NewDevice::named(&site(), "pc1");
     let pc = store.create_device(&device, t(1, 0)).await.unwrap().id;
     (store.clone(), Service::new(store, site()), pc)
 }

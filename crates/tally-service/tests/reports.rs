@@ -87,11 +87,8 @@ async fn seeded() -> Seeded {
         ("pc3", vec!["vim", "emacs", "gimp"]),
     ] {
         let device = NewDevice {
-            site_code: site(),
-            host_name: name.into(),
             fqdn: Some(format!("{name}.contoso.test")),
-            os: None,
-            serial: None,
+            ..NewDevice::named(&site(), name)
         };
         let id = store
             .create_device(&device, t(2025, 1, 1, 0))

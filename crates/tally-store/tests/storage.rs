@@ -63,16 +63,7 @@ async fn fixture(store: &dyn Store) -> (i64, i64, i64) {
         .await
         .unwrap();
     let device = store
-        .create_device(
-            &NewDevice {
-                site_code: code("S01"),
-                host_name: "pc1".into(),
-                fqdn: None,
-                os: None,
-                serial: None,
-            },
-            at(8, 0),
-        )
+        .create_device(&NewDevice::named(&code("S01"), "pc1"), at(8, 0))
         .await
         .unwrap();
     let user = store
@@ -149,11 +140,9 @@ async fn devices_are_created_paged_and_touched(store: &dyn Store) {
     fixture(store).await;
     for i in 2..=5 {
         let new = NewDevice {
-            site_code: code("S01"),
-            host_name: format!("pc{i}"),
             fqdn: Some(format!("pc{i}.example.org")),
             os: Some("Debian 12".into()),
-            serial: None,
+            ..NewDevice::named(&code("S01"), format!("pc{i}"))
         };
         store.create_device(&new, at(9, 0)).await.unwrap();
     }
@@ -667,13 +656,7 @@ fn inventory(hash: &str, packages: &[(&str, &[&str])]) -> tally_core::wire::v1::
 
 async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store) {
     let (d1, _, _) = fixture(store).await;
-    let new = NewDevice {
-        site_code: code("S01"),
-        host_name: "pc2".into(),
-        fqdn: None,
-        os: None,
-        serial: None,
-    };
+    let new = NewDevice::named(&code("S01"), "pc2");
     let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
     assert_eq!(store.inventoried_devices().await.unwrap(), 0);
     let first = inventory("h1", &[("vim", &["vim", "vimdiff"]), ("gimp", &["gimp"])]);
@@ -884,11 +867,8 @@ async fn report_queries_sum_per_month_user_and_device(store: &dyn Store) {
     let child = Site::below(code("P01"), "Branch", code("S01"));
     store.put_site(&child).await.unwrap();
     let new = NewDevice {
-        site_code: code("P01"),
-        host_name: "pc2".into(),
         fqdn: Some("pc2.example.org".into()),
-        os: None,
-        serial: None,
+        ..NewDevice::named(&code("P01"), "pc2")
     };
     let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
     let u2 = store.upsert_user("bob", Some("Bob Jones")).await.unwrap();
