@@ -19,7 +19,7 @@ use tally_core::wire::v1::{
 use tally_service::{agents, operators};
 use tally_store::NewAgent;
 
-use crate::auth::hash_token;
+use crate::auth::{hash_token, id_and_secret};
 use crate::error::ErrorBody;
 use crate::extract::JsonBody;
 use crate::rate_limit::Caller;
@@ -37,15 +37,8 @@ impl FromRequestParts<AppState> for AgentAuth {
                 "{why}; re-enrol the agent with a valid enrolment token"
             ))
         };
-        let credentials = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("no agent credentials"))?;
-        let (id, secret) = credentials
-            .split_once('.')
-            .ok_or_else(|| unauthorized("malformed agent credentials"))?;
+        let (id, secret) =
+            id_and_secret(&parts.headers, "agent").map_err(|why| unauthorized(&why))?;
         let agent = agents::authenticate(&state.service, id, &hash_token(secret))
             .await?
             .map_err(|refused| unauthorized(&refused.to_string()))?;

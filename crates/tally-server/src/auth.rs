@@ -2,6 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{header::AUTHORIZATION, HeaderMap};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tally_core::{OperatorToken, Role};
@@ -25,6 +26,24 @@ pub fn generate_token() -> (String, String) {
 /// enough: there is nothing to brute-force.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What follows `Bearer ` in the request's `Authorization` header, when there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The `<id>.<secret>` an agent or a child site sends as its bearer credentials; otherwise
+/// why not, naming `whose` they should be (`no agent credentials`).
+pub fn id_and_secret<'h>(
+    headers: &'h HeaderMap,
+    whose: &str,
+) -> Result<(&'h str, &'h str), String> {
+    let credentials = bearer(headers).ok_or_else(|| format!("no {whose} credentials"))?;
+    (credentials.split_once('.')).ok_or_else(|| format!("malformed {whose} credentials"))
 }
 
 /// The operator making a request, from `Authorization: Bearer <token>`.

@@ -14,7 +14,7 @@ use tally_core::hierarchy::{JoinRequest, Joined, SiteLink, SyncDown, SyncUp};
 use tally_core::SiteCode;
 use tally_service::hierarchy;
 
-use crate::auth::Operator;
+use crate::auth::{id_and_secret, Operator};
 use crate::error::ErrorBody;
 use crate::extract::{JsonBody, Path};
 use crate::rate_limit::Caller;
@@ -42,15 +42,8 @@ impl FromRequestParts<AppState> for SiteAuth {
                 "{why}; invite the site again on its parent (tally sites invite) and join with the new secret"
             ))
         };
-        let credentials = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("no site credentials"))?;
-        let (code, secret) = credentials
-            .split_once('.')
-            .ok_or_else(|| unauthorized("malformed site credentials"))?;
+        let (code, secret) =
+            id_and_secret(&parts.headers, "site").map_err(|why| unauthorized(&why))?;
         let code = SiteCode::parse(code).map_err(|_| unauthorized("malformed site code"))?;
         let link = hierarchy::authenticate(&state.service, &code, secret)
             .await?

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,10 +50,7 @@ pub(crate) async fn metrics(
             "metrics are off: set metrics_token_file (--metrics-token-file) to a file holding the token Prometheus sends".into(),
         ));
     };
-    let sent = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let sent = crate::auth::bearer(&headers);
     // Compared as hashes: the comparison's time says nothing about the token.
     if sent.map(crate::auth::hash_token).as_deref() != Some(expected.as_str()) {
         return Err(ApiError::Unauthorized(
