@@ -115,14 +115,11 @@ fn the_main_pages_pass_the_basic_accessibility_rules() {
     let (_dir, server, runtime) = estate();
     let found = runtime.block_on(async {
         let b = Browser::start().await;
-        b.c()
-            .goto(&format!("{}/sign-in", server.url))
-            .await
-            .unwrap();
+        b.open(&server.url, "/sign-in").await;
         let mut found = check(&b, "/sign-in").await;
         b.sign_in(&server.url, &server.token).await;
         for page in PAGES {
-            b.c().goto(&format!("{}{page}", server.url)).await.unwrap();
+            b.open(&server.url, page).await;
             b.text("h1").await;
             found.extend(check(&b, page).await);
         }
@@ -185,7 +182,7 @@ fn the_main_pages_pass_axe_core_wcag_a_and_aa() {
         let mut found = Vec::new();
         b.sign_in(&server.url, &server.token).await;
         for page in PAGES {
-            b.c().goto(&format!("{}{page}", server.url)).await.unwrap();
+            b.open(&server.url, page).await;
             b.text("h1").await;
             found.extend(axe_check(&b, &axe, page).await);
         }

@@ -53,7 +53,7 @@ fn the_console_in_chromium() {
 
 async fn admin_journey(b: &Browser, server: &Running) {
     let url = &server.url;
-    b.c().goto(&format!("{url}/")).await.unwrap();
+    b.open(url, "/").await;
     b.shot("sign-in").await;
     b.sign_in(url, &server.token).await;
 
@@ -94,7 +94,7 @@ async fn admin_journey(b: &Browser, server: &Running) {
 
     // A license through the form: the position changes.
     let today = chrono::Utc::now().date_naive();
-    b.c().goto(&format!("{url}/licenses")).await.unwrap();
+    b.open(url, "/licenses").await;
     b.shot("licenses").await;
     b.click("#add-license").await;
     b.choose("#application", "Office").await;
@@ -114,17 +114,15 @@ async fn admin_journey(b: &Browser, server: &Running) {
 
     // The day before, the license was not valid yet: the position then is as it was.
     let yesterday = today - chrono::Duration::days(1);
-    b.c()
-        .goto(&format!("{url}/applications/Office?as_of={yesterday}"))
-        .await
-        .unwrap();
+    b.open(url, &format!("/applications/Office?as_of={yesterday}"))
+        .await;
     assert!(b.text("h1").await.ends_with(&format!("as of {yesterday}")));
     assert_eq!(b.text("#owned").await, "1");
     assert_eq!(b.text("#shortfall").await, "1");
     b.shot("application-past").await;
 
     // Seed 002: Chat is measured in users, so an installations license is refused, on the form.
-    b.c().goto(&format!("{url}/licenses/new")).await.unwrap();
+    b.open(url, "/licenses/new").await;
     b.choose("#application", "Chat").await;
     b.choose("#metric", "installations").await;
     b.fill("#quantity", "5").await;
@@ -158,7 +156,7 @@ async fn auditor_journey(b: &Browser, server: &Running, auditor: &str) {
     let url = &server.url;
     b.sign_in(url, auditor).await;
     assert!(b.text("#operator").await.contains("auditor"));
-    b.c().goto(&format!("{url}/licenses")).await.unwrap();
+    b.open(url, "/licenses").await;
     let page = b.body().await;
     assert!(page.contains("Office"), "{page}");
     for control in ["#add-license", "form.inline", "button.danger"] {

@@ -49,7 +49,7 @@ fn hosts(server: &Running) -> Vec<String> {
 
 /// Chooses `paths` in the import form's file field and checks them.
 async fn upload(b: &Browser, url: &str, paths: &[String]) {
-    b.c().goto(&format!("{url}/import")).await.unwrap();
+    b.open(url, "/import").await;
     let field = b.c().find(Locator::Css("#files")).await.unwrap();
     field.send_keys(&paths.join("\n")).await.unwrap();
     b.click("#import-form button[type=submit]").await;
@@ -111,7 +111,7 @@ async fn session(b: &Browser) -> String {
 
 async fn report(b: &Browser, server: &Running, dir: &std::path::Path) {
     let url = &server.url;
-    b.c().goto(&format!("{url}/reports")).await.unwrap();
+    b.open(url, "/reports").await;
     assert!(b.text("#catalogue").await.contains("Installed but unused"));
     b.shot("w2-reports").await;
     b.click("#catalogue a[href='/reports/reclaim']").await;
@@ -156,7 +156,7 @@ async fn report(b: &Browser, server: &Running, dir: &std::path::Path) {
 
 async fn token(b: &Browser, server: &Running) {
     let url = &server.url;
-    b.c().goto(&format!("{url}/admin/tokens")).await.unwrap();
+    b.open(url, "/admin/tokens").await;
     b.fill("#name", "ci-bot").await;
     b.choose("#role", "auditor").await;
     b.click("#token-form button").await;
@@ -172,7 +172,7 @@ async fn token(b: &Browser, server: &Running) {
     });
     assert_eq!(me["name"], "ci-bot", "the secret shown is the token");
     // Shown once: the list names the token and never shows its secret again.
-    b.c().goto(&format!("{url}/admin/tokens")).await.unwrap();
+    b.open(url, "/admin/tokens").await;
     let list = b.text("#tokens").await;
     assert!(list.contains("ci-bot") && !b.body().await.contains(&secret));
     b.shot("w2-tokens").await;
@@ -180,10 +180,7 @@ async fn token(b: &Browser, server: &Running) {
 
 async fn estate(b: &Browser, server: &Running) {
     let url = &server.url;
-    b.c()
-        .goto(&format!("{url}/devices?status=active"))
-        .await
-        .unwrap();
+    b.open(url, "/devices?status=active").await;
     let rows = b.text("#devices tbody").await;
     assert!(
         rows.contains("pc1") && !rows.contains("pc3"),
@@ -225,10 +222,10 @@ async fn estate(b: &Browser, server: &Running) {
     b.shot("w2-device-tablet").await;
     b.c().set_window_size(1280, 900).await.unwrap();
 
-    b.c().goto(&format!("{url}/users")).await.unwrap();
+    b.open(url, "/users").await;
     assert!(b.text("#users").await.contains("Ann Smith"));
     b.shot("w2-users").await;
-    b.c().goto(&format!("{url}/org")).await.unwrap();
+    b.open(url, "/org").await;
     assert!(b.text("#org-tree").await.contains("Sales"));
     // Sales moves to the top, then back under HQ; a cycle is refused on the page.
     b.choose("#node", "HQ").await;
@@ -239,7 +236,7 @@ async fn estate(b: &Browser, server: &Running) {
     b.shot("w2-org").await;
 
     // A metering rule added through the form, then switched off.
-    b.c().goto(&format!("{url}/rules")).await.unwrap();
+    b.open(url, "/rules").await;
     b.fill("#rule-form #name", "Editor").await;
     b.fill("#rule-form #file_name", "vim").await;
     b.click("#rule-form button").await;
@@ -250,21 +247,18 @@ async fn estate(b: &Browser, server: &Running) {
     let row = b.wait_text("#rules tbody tr", "Switch on").await;
     assert!(row.contains("off"), "{row}");
     b.shot("w2-rules").await;
-    b.c().goto(&format!("{url}/programs")).await.unwrap();
+    b.open(url, "/programs").await;
     b.text("#programs").await;
     b.shot("w2-programs").await;
 
-    b.c().goto(&format!("{url}/admin/tasks")).await.unwrap();
+    b.open(url, "/admin/tasks").await;
     let tasks = b.text("#tasks").await;
     assert!(
         tasks.contains("summarize_monthly_usage") && tasks.contains("write_reports"),
         "{tasks}"
     );
     b.shot("w2-tasks").await;
-    b.c()
-        .goto(&format!("{url}/admin/audit?action=token.create"))
-        .await
-        .unwrap();
+    b.open(url, "/admin/audit?action=token.create").await;
     let log = b.text("#audit tbody").await;
     assert!(
         log.contains("token.create") && !log.contains("web.sign_in"),
@@ -285,14 +279,14 @@ async fn auditor_view(b: &Browser, server: &Running, auditor: &str) {
         ("/devices", "form.inline"),
         ("/admin/tasks", "form.inline"),
     ] {
-        b.c().goto(&format!("{url}{page}")).await.unwrap();
+        b.open(url, page).await;
         b.text("h1").await;
         assert!(
             !b.exists(control).await,
             "the auditor is shown no {control} on {page}"
         );
     }
-    b.c().goto(&format!("{url}/admin/tokens")).await.unwrap();
+    b.open(url, "/admin/tokens").await;
     assert!(b.text("p.read-only").await.contains("Read-only"));
     b.shot("w2-admin-auditor").await;
 }

@@ -75,9 +75,7 @@ fn a_license_added_by_keyboard_alone_and_the_new_pages_in_chromium() {
 
 async fn keyboard_journey(b: &Browser, server: &Running) {
     let url = &server.url;
-    b.c().goto(&format!("{url}/sign-in")).await.unwrap();
-    b.c().delete_all_cookies().await.unwrap();
-    b.c().goto(&format!("{url}/")).await.unwrap();
+    b.signed_out(url).await;
     assert_eq!(b.path().await, "/sign-in");
     // The token field is the first stop; Enter in it signs in.
     assert_eq!(tab_to(b, "Operator token").await, ["Operator token"]);
@@ -164,10 +162,7 @@ async fn keyboard_journey(b: &Browser, server: &Running) {
 async fn new_pages(b: &Browser, server: &Running) {
     let url = &server.url;
     // The concurrency chart, reached from the application's page.
-    b.c()
-        .goto(&format!("{url}/applications/Viewer"))
-        .await
-        .unwrap();
+    b.open(url, "/applications/Viewer").await;
     b.click("#concurrency-link").await;
     b.wait_text("#metering-peak", "3").await;
     assert_eq!(b.path().await, "/applications/Viewer/concurrency");
@@ -184,7 +179,7 @@ async fn new_pages(b: &Browser, server: &Running) {
     );
 
     // A metering rule added, then edited with a refusal shown beside its field.
-    b.c().goto(&format!("{url}/rules")).await.unwrap();
+    b.open(url, "/rules").await;
     b.fill("#name", "Editor").await;
     b.fill("#file_name", "vim").await;
     b.click("#rule-form button").await;
@@ -202,13 +197,13 @@ async fn new_pages(b: &Browser, server: &Running) {
     b.wait_text("#rules", "nvim").await;
 
     // A placement rule added on the org tree; pc2 placed on Sales from its page.
-    b.c().goto(&format!("{url}/org")).await.unwrap();
+    b.open(url, "/org").await;
     b.choose("#rule-org_node", "Sales").await;
     b.fill("#rule-host_name", "lab-*").await;
     b.click("#org-rule-form button").await;
     b.wait_text("#org-rules", "lab-*").await;
     b.shot("w3-org-rules").await;
-    b.c().goto(&format!("{url}/devices?q=pc2")).await.unwrap();
+    b.open(url, "/devices?q=pc2").await;
     b.click("#devices tbody a").await;
     b.choose("#org_node", "Sales").await;
     b.click("#place-form button").await;

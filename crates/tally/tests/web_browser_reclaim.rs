@@ -92,10 +92,7 @@ async fn dashboard(b: &Browser, server: &Running) {
 /// the same page as of a day before that use, when the chart holds none.
 async fn application_usage(b: &Browser, server: &Running) {
     let url = &server.url;
-    b.c()
-        .goto(&format!("{url}/applications/Office"))
-        .await
-        .unwrap();
+    b.open(url, "/applications/Office").await;
     assert!(b.text("#recognition").await.contains("office*"));
     let used = (chrono::Utc::now() - chrono::Duration::days(200))
         .format("%Y-%m")
@@ -112,18 +109,15 @@ async fn application_usage(b: &Browser, server: &Running) {
     b.c().execute(scroll, vec![]).await.unwrap();
     b.shot("w1-application-usage").await;
     let before = chrono::Utc::now().date_naive() - chrono::Duration::days(201);
-    let past = format!("{url}/applications/Office?as_of={before}");
-    b.c().goto(&past).await.unwrap();
+    b.open(url, &format!("/applications/Office?as_of={before}"))
+        .await;
     assert!(b.text("h1").await.ends_with(&format!("as of {before}")));
     let drawn = b.c().execute(script, vec![]).await.unwrap();
     assert!(!drawn.as_str().unwrap().contains("1 h"), "{drawn}");
 }
 
 async fn campaign(b: &Browser, server: &Running) {
-    b.c()
-        .goto(&format!("{}/reclaim", server.url))
-        .await
-        .unwrap();
+    b.open(&server.url, "/reclaim").await;
     b.fill("#days", "90").await;
     b.choose("#org_node", "Sales").await;
     b.choose("#application", "Office").await;
@@ -179,10 +173,7 @@ async fn campaign(b: &Browser, server: &Running) {
 
 async fn auditor_view(b: &Browser, server: &Running, auditor: &str) {
     b.sign_in(&server.url, auditor).await;
-    b.c()
-        .goto(&format!("{}/reclaim", server.url))
-        .await
-        .unwrap();
+    b.open(&server.url, "/reclaim").await;
     assert!(b.text("#campaign tbody").await.contains("removed"));
     for control in ["button.propose", "button.step"] {
         assert!(

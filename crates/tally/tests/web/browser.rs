@@ -81,6 +81,19 @@ impl Browser {
         self.client.as_ref().unwrap()
     }
 
+    /// Opens `path` (from its `/`) of the console at `url`.
+    pub async fn open(&self, url: &str, path: &str) {
+        self.c().goto(&format!("{url}{path}")).await.unwrap();
+    }
+
+    /// Opens the console at `url` without a session: `/` then shows the sign-in page.
+    pub async fn signed_out(&self, url: &str) {
+        // Cookies are deleted for the page's site, so open one of its pages first.
+        self.open(url, "/sign-in").await;
+        self.c().delete_all_cookies().await.unwrap();
+        self.open(url, "/").await;
+    }
+
     /// Saves the page as target/web-screenshots/NAME.png.
     pub async fn shot(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/web-screenshots");
@@ -172,10 +185,7 @@ impl Browser {
     }
 
     pub async fn sign_in(&self, url: &str, token: &str) {
-        // Cookies are deleted for the page's site, so open one of its pages first.
-        self.c().goto(&format!("{url}/sign-in")).await.unwrap();
-        self.c().delete_all_cookies().await.unwrap();
-        self.c().goto(&format!("{url}/")).await.unwrap();
+        self.signed_out(url).await;
         assert_eq!(
             self.path().await,
             "/sign-in",
