@@ -14,7 +14,7 @@ use tally_core::summary::{self, FileUsageHour};
 use tally_core::{SiteCode, UsageRecord};
 use tally_store::prelude::*;
 
-use crate::summaries::{hours_of_day, released_before, RulesOfFile};
+use crate::summaries::{hours_of_range, released_before, RulesOfFile};
 use crate::{Result, Service, ServiceError};
 
 /// Days one site-narrowed hourly read may cover (the concurrency report's default period fits):
@@ -84,7 +84,7 @@ pub async fn hours(
         let records = store.usage_overlapping_in(day, next, sites).await?;
         let rules_of_file = file_rules.of_records(store, &records).await?;
         let keys = keys_of(&records, &rules_of_file, rule, (day, next.min(to)));
-        rows.extend(hours_of_day(&keys, &records, &rules_of_file, day));
+        rows.extend(hours_of_range(&keys, &records, &rules_of_file, (day, next)));
         day = next;
     }
     Ok(rows)

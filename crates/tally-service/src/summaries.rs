@@ -96,28 +96,31 @@ async fn window(store: &dyn Store, now: DateTime<Utc>) -> Result<summary::Window
 }
 
 /// Recomputes every (rule, hour) that new records touch, from all raw records of that hour,
-/// a day at a time. Hours whose raw records may be gone already (before the ageing task's
-/// cut-off) cannot be recomputed: the new records' share is added to their stored rows instead,
-/// all in one transaction with the watermark, so a run killed half-way and run again adds it
-/// exactly once. Returns the rows written.
+/// reading the runs of hours they may touch (at most a day per read). Hours whose raw records
+/// may be gone already (before the ageing task's cut-off) cannot be recomputed: the new
+/// records' share is added to their stored rows instead, all in one transaction with the
+/// watermark, so a run killed half-way and run again adds it exactly once. Returns the rows
+/// written.
 async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
     let (store, file_rules) = (pages.store, pages.file_rules);
     let released_before = released_before(store).await?;
-    let (touched, late) = match touched_by_groups(&pages, released_before).await? {
-        Some(touched) => (touched, Late::default()),
-        None => touched_by_records(&mut pages, released_before).await?,
-    };
     let mut written = 0;
-    for (from, keys) in by_day(touched) {
-        let records = store
-            .usage_overlapping(from, from + chrono::Duration::days(1))
-            .await?;
-        let rules_of_file = file_rules.of_records(store, &records).await?;
-        let rows = hours_of_day(&keys, &records, &rules_of_file, from);
-        let keys: Vec<(i64, DateTime<Utc>)> = keys.iter().map(|&(h, r)| (r, h)).collect();
-        store.replace_file_usage_hours(&keys, &rows).await?;
-        written += rows.len() as i64;
-    }
+    let late = match touched_runs(&pages, released_before).await? {
+        Some(runs) => {
+            for run in runs {
+                written += recompute(store, file_rules, Keys::OfNew(&pages), run).await?;
+            }
+            Late::default()
+        }
+        None => {
+            let (touched, late) = touched_by_records(&mut pages, released_before).await?;
+            for (from, keys) in by_day(touched) {
+                let day = (from, from + chrono::Duration::days(1));
+                written += recompute(store, file_rules, Keys::Listed(&keys), day).await?;
+            }
+            late
+        }
+    };
     let rows = late.rows(store, file_rules, released_before).await?;
     let keys: Vec<(i64, DateTime<Utc>)> = rows.iter().map(|h| (h.rule_id, h.hour)).collect();
     store
@@ -126,40 +129,103 @@ async fn file_usage(mut pages: NewRecords<'_>) -> Result<i64> {
     Ok(written + rows.len() as i64)
 }
 
-/// The (hour, rule) keys new records touch, from the database's groups of them by file and by
-/// the hours of their start and end (`UsageStore::usage_hour_groups`), without reading each
-/// record. In a group every start lies in one hour and every end in one, so when the window
-/// clips none of its records the hours they touch together run from its earliest start to its
-/// latest end (an end exactly on the hour reaches into it only when the group's latest end is
-/// past it, i.e. when some record's is). `None` when some group needs its records one by one:
-/// the window clips it, or it touches hours before `released_before` (late records).
-async fn touched_by_groups(
+/// Which (hour, rule) keys of a range are recomputed.
+enum Keys<'a> {
+    /// These.
+    Listed(&'a [(DateTime<Utc>, i64)]),
+    /// Those the new records among the range's touch.
+    OfNew(&'a NewRecords<'a>),
+}
+
+/// Recomputes `keys` from the raw records overlapping `range` (at most a day); returns the
+/// rows written.
+async fn recompute(
+    store: &dyn Store,
+    file_rules: &FileRules,
+    keys: Keys<'_>,
+    range: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<i64> {
+    let records = store.usage_overlapping(range.0, range.1).await?;
+    let rules_of_file = file_rules.of_records(store, &records).await?;
+    let keys = match keys {
+        Keys::Listed(keys) => keys.to_vec(),
+        Keys::OfNew(pages) => new_keys(pages, &records, &rules_of_file, range),
+    };
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let rows = hours_of_range(&keys, &records, &rules_of_file, range);
+    replace(store, &keys, &rows).await
+}
+
+/// Replaces the stored rows of `keys` (those with no row now are deleted).
+async fn replace(
+    store: &dyn Store,
+    keys: &[(DateTime<Utc>, i64)],
+    rows: &[FileUsageHour],
+) -> Result<i64> {
+    let keys: Vec<(i64, DateTime<Utc>)> = keys.iter().map(|&(h, r)| (r, h)).collect();
+    store.replace_file_usage_hours(&keys, rows).await?;
+    Ok(rows.len() as i64)
+}
+
+/// The runs of consecutive hours (each within one day) that new records may touch, from the
+/// database's distinct pairs of the hours of their start and end
+/// (`UsageStore::usage_hour_spans`), without reading each record: the records of each run are
+/// read once, to recompute it, and the new ones among them name the keys. `None` when some
+/// record needs reading one by one: the window may clip it, or it may touch hours before
+/// `released_before` (late records).
+async fn touched_runs(
     pages: &NewRecords<'_>,
     released_before: DateTime<Utc>,
-) -> Result<Option<BTreeSet<(DateTime<Utc>, i64)>>> {
-    let (store, window) = (pages.store, &pages.window);
-    let groups = store.usage_hour_groups(pages.range).await?;
-    let files: Vec<i64> = groups.iter().map(|g| g.file_id).collect();
-    let rules_of_file = pages.file_rules.of_files(store, &files).await?;
-    let mut touched = BTreeSet::new();
-    for g in groups {
-        let Some(rules) = rules_of_file.get(&g.file_id) else {
-            continue;
-        };
-        let hour = summary::hour_start;
-        let (start, end) = (g.start.0, g.end.1);
-        if hour(g.start.0) != hour(g.start.1)
-            || hour(g.end.0) != hour(g.end.1)
-            || window.span(start, end) != Some((start, end))
-            || hour(start) < released_before
-        {
+) -> Result<Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>> {
+    let Some(spans) = pages.store.usage_hour_spans(pages.range).await? else {
+        return Ok(None);
+    };
+    let mut hours = BTreeSet::new();
+    for (first, last) in spans {
+        // Every record of the pair lies in [first, last + 1 h].
+        let end = last + chrono::Duration::hours(1);
+        if pages.window.span(first, end) != Some((first, end)) || first < released_before {
             return Ok(None);
         }
-        for h in summary::hours_of_period(start, end, window) {
-            touched.extend(rules.iter().map(|&rule| (h, rule)));
+        let mut hour = first;
+        while hour <= last {
+            hours.insert(hour);
+            hour += chrono::Duration::hours(1);
         }
     }
-    Ok(Some(touched))
+    let mut runs: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for hour in hours {
+        let next = hour + chrono::Duration::hours(1);
+        match runs.last_mut() {
+            Some(run) if run.1 == hour && hour.date_naive() == run.0.date_naive() => run.1 = next,
+            _ => runs.push((hour, next)),
+        }
+    }
+    Ok(Some(runs))
+}
+
+/// The (hour, rule) keys in `run` of the new records among `records` (the run's).
+fn new_keys(
+    pages: &NewRecords<'_>,
+    records: &[UsageRecord],
+    rules_of_file: &RulesOfFile,
+    run: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<(DateTime<Utc>, i64)> {
+    let (after, upto) = pages.range;
+    let mut keys = BTreeSet::new();
+    for r in records
+        .iter()
+        .filter(|r| r.time_serial > after && r.time_serial <= upto)
+    {
+        for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
+            let hours =
+                summary::hours_of_period_within(r.start_time, r.end_time, &pages.window, run);
+            keys.extend(hours.into_iter().map(|h| (h, rule)));
+        }
+    }
+    keys.into_iter().collect()
 }
 
 /// The (hour, rule) keys new records touch, read record by record; those touching hours
@@ -212,7 +278,8 @@ impl Late {
         let rules_of_file = file_rules.of_records(store, &self.records).await?;
         let mut rows = Vec::new();
         for (from, keys) in by_day(self.keys.clone()) {
-            rows.extend(hours_of_day(&keys, &self.records, &rules_of_file, from));
+            let day = (from, from + chrono::Duration::days(1));
+            rows.extend(hours_of_range(&keys, &self.records, &rules_of_file, day));
         }
         merge_with_released(store, rows, released_before).await
     }
@@ -283,20 +350,20 @@ pub(crate) async fn merge_with_released(
     Ok(merged)
 }
 
-/// The hourly rows for `keys` (hour, rule) of the day from `day`, from the day's raw records
-/// (each clipped to the day, so a long record costs the day's 24 hours, not its own length).
-pub(crate) fn hours_of_day(
+/// The hourly rows for `keys` (hour, rule) in `range` (at most a day), from the raw records
+/// overlapping it (each clipped to it, so a long record costs the range's hours, not its own
+/// length).
+pub(crate) fn hours_of_range(
     keys: &[(DateTime<Utc>, i64)],
     records: &[UsageRecord],
     rules_of_file: &RulesOfFile,
-    day: DateTime<Utc>,
+    range: (DateTime<Utc>, DateTime<Utc>),
 ) -> Vec<FileUsageHour> {
     let wanted: HashSet<(DateTime<Utc>, i64)> = keys.iter().copied().collect();
     let mut grouped: HashMap<(DateTime<Utc>, i64), Vec<&UsageRecord>> = HashMap::new();
-    let day = (day, day + chrono::Duration::days(1));
     for r in records {
         for &rule in rules_of_file.get(&r.file_id).into_iter().flatten() {
-            for hour in summary::hours_in(r.start_time, r.end_time, day) {
+            for hour in summary::hours_in(r.start_time, r.end_time, range) {
                 if wanted.contains(&(hour, rule)) {
                     grouped.entry((hour, rule)).or_default().push(r);
                 }
@@ -446,7 +513,8 @@ pub(crate) mod tests {
         (dir, store)
     }
 
-    /// What each way finds: the groups' keys (`None`: they need the records) and the records'.
+    /// What each way finds: the keys of the runs of hours (`None`: they need the records) and
+    /// the records'.
     async fn both(
         periods: &[(DateTime<Utc>, DateTime<Utc>)],
         released_before: DateTime<Utc>,
@@ -455,27 +523,80 @@ pub(crate) mod tests {
         BTreeSet<(DateTime<Utc>, i64)>,
     ) {
         let (_dir, store) = store_with(periods).await;
-        let file_rules = FileRules::default();
         let top = store.max_time_serial().await.unwrap();
+        both_in(&store, (0, top), released_before).await
+    }
+
+    /// [`both`] for the records with `range.0 < time_serial <= range.1` of `store`.
+    async fn both_in(
+        store: &dyn Store,
+        range: (i64, i64),
+        released_before: DateTime<Utc>,
+    ) -> (
+        Option<BTreeSet<(DateTime<Utc>, i64)>>,
+        BTreeSet<(DateTime<Utc>, i64)>,
+    ) {
+        let file_rules = FileRules::default();
         let mut pages = NewRecords {
-            store: &store,
+            store,
             file_rules: &file_rules,
             window: summary::Window {
                 now: at(31, 0, 0),
                 retention_days: 10,
             },
-            range: (0, top),
-            after: (0, 0),
+            range,
+            after: (range.0, 0),
         };
-        let groups = touched_by_groups(&pages, released_before).await.unwrap();
+        let groups = match touched_runs(&pages, released_before).await.unwrap() {
+            Some(runs) => {
+                let mut keys = BTreeSet::new();
+                for run in runs {
+                    let records = store.usage_overlapping(run.0, run.1).await.unwrap();
+                    let rules = file_rules.of_records(store, &records).await.unwrap();
+                    keys.extend(new_keys(&pages, &records, &rules, run));
+                }
+                Some(keys)
+            }
+            None => None,
+        };
         let (records, _) = touched_by_records(&mut pages, released_before)
             .await
             .unwrap();
         (groups, records)
     }
 
+    /// Records stored after the watermark name the hours; older ones overlapping the same
+    /// hours are read to recompute them but name none, and a record longer than a day (within
+    /// the retention) names every hour of its days.
     #[tokio::test]
-    async fn hours_found_from_groups_are_those_found_from_each_record() {
+    async fn only_records_after_the_watermark_name_hours() {
+        let old = [(at(2, 9, 10), at(2, 9, 40)), (at(2, 14, 0), at(2, 16, 30))];
+        let (_dir, store) = store_with(&old).await;
+        let first = store.max_time_serial().await.unwrap();
+        let stored = store.usage_by_serial((0, first), (0, 0), 10).await.unwrap();
+        let ids = (stored[0].device_id, stored[0].file_id, stored[0].user_id);
+        let new = [
+            NewUsageRecord::whole_run("n1", ids, at(2, 9, 50), at(2, 10, 5)),
+            NewUsageRecord::whole_run("n2", ids, at(3, 22, 0), at(5, 1, 0)),
+        ];
+        store.insert_usage(&new).await.unwrap();
+        let top = store.max_time_serial().await.unwrap();
+        let (runs, records) = both_in(&store, (first, top), DateTime::<Utc>::MIN_UTC).await;
+        let hours: Vec<_> = records.iter().map(|k| k.0).collect();
+        assert_eq!(
+            hours.len(),
+            2 + 27,
+            "09:00, 10:00 of the 2nd; 22:00 of the 3rd to 00:00 of the 5th"
+        );
+        assert!(
+            !hours.contains(&at(2, 14, 0)),
+            "the older record names none"
+        );
+        assert_eq!(runs, Some(records));
+    }
+
+    #[tokio::test]
+    async fn hours_found_from_runs_are_those_found_from_each_record() {
         let periods = [
             (at(2, 9, 10), at(2, 9, 40)),   // within an hour
             (at(2, 9, 20), at(2, 11, 0)),   // ends on the hour: not 11:00

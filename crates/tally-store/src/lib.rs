@@ -57,7 +57,7 @@ pub use sites::{Forgotten, SiteStore};
 pub use sqlite::SqliteStore;
 pub use summaries::{MonthNames, SummaryStore, TaskPart, UsageOf};
 pub use task_lock::TaskLock;
-pub use usage::{UsageBatchRows, UsageHourGroup, UsageQuery, UsageStore};
+pub use usage::{UsageBatchRows, UsageQuery, UsageStore};
 pub use web_sessions::{WebSession, WebSessionStore};
 
 // Domain types the store reads and writes, defined in tally-core; re-exported here so callers

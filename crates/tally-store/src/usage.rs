@@ -30,18 +30,6 @@ pub struct UsageBatchRows {
     pub at: DateTime<Utc>,
 }
 
-/// New records of one file whose starts fall in one clock hour and whose ends fall in one
-/// clock hour, as [`UsageStore::usage_hour_groups`] finds them: the earliest and latest start
-/// and end of the group. Records that start after they end are left out (they touch no hour).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UsageHourGroup {
-    pub file_id: i64,
-    /// The earliest and the latest start.
-    pub start: (DateTime<Utc>, DateTime<Utc>),
-    /// The earliest and the latest end.
-    pub end: (DateTime<Utc>, DateTime<Utc>),
-}
-
 /// Which raw records a summariser reads: the backends answer it each their fastest way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UsageFilter {
@@ -124,10 +112,15 @@ pub trait UsageStore: Send + Sync {
         to: DateTime<Utc>,
         sites: &[tally_core::SiteCode],
     ) -> Result<Vec<UsageRecord>>;
-    /// The records with `after_serial < time_serial <= upto_serial` grouped by file and by the
-    /// clock hours (UTC) of their start and end, the database doing the work: how the hourly
-    /// summariser finds which hours new records touch without reading each record.
-    async fn usage_hour_groups(&self, range: (i64, i64)) -> Result<Vec<UsageHourGroup>>;
+    /// The clock hours (UTC) of the start and of the end of the records with `after_serial <
+    /// time_serial <= upto_serial`, each pair once, the database doing the work: how the hourly
+    /// summariser finds which hours new records may touch without reading each record. Records
+    /// that start after they end are left out (they touch no hour). `None` when some stored
+    /// time cannot be read that way: the caller reads the records instead.
+    async fn usage_hour_spans(
+        &self,
+        range: (i64, i64),
+    ) -> Result<Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>>;
     /// Records with `time_serial > watermark`: what a summariser has still to read.
     async fn usage_pending(&self, watermark: i64) -> Result<i64>;
     /// Marks raw records summarised by both summaries (`time_serial <= summarised`) and ended

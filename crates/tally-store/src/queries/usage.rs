@@ -91,7 +91,8 @@ async fn latest_end(store: &DbStore, to: DateTime<Utc>) -> Result<DateTime<Utc>>
         sqlx::query_scalar("SELECT value FROM counters WHERE name = 'longest_period_ms'")
             .fetch_one(&store.pool)
             .await?;
-    Ok(to + chrono::Duration::milliseconds(longest))
+    // The counter keeps whole milliseconds, rounded down: one more covers the rest.
+    Ok(to + chrono::Duration::milliseconds(longest + 1))
 }
 
 /// Inserts records under `time_serial` inside the caller's transaction.
@@ -327,42 +328,42 @@ impl crate::UsageStore for DbStore {
         Ok(records(rows.await?))
     }
 
-    async fn usage_hour_groups(
+    async fn usage_hour_spans(
         &self,
         (after_serial, upto_serial): (i64, i64),
-    ) -> Result<Vec<crate::UsageHourGroup>> {
-        // SQLite keeps times as RFC 3339 text in UTC: its first 13 characters are the hour.
-        let hour = |column: &str| match super::NAME {
-            "sqlite" => format!("substr({column}, 1, 13)"),
-            _ => format!("date_trunc('hour', {column} AT TIME ZONE 'UTC')"),
-        };
-        let sql = format!(
-            "SELECT file_id, MIN(start_time), MAX(start_time), MIN(end_time), MAX(end_time)
+    ) -> Result<Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>> {
+        if super::NAME != "sqlite" {
+            let sql = "SELECT DISTINCT
+                     date_trunc('hour', start_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                     date_trunc('hour', end_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                 FROM usage_records
+                 WHERE time_serial > $1 AND time_serial <= $2 AND start_time <= end_time";
+            let spans = sqlx::query_as(sql)
+                .bind(after_serial)
+                .bind(upto_serial)
+                .fetch_all(&self.pool)
+                .await?;
+            return Ok(Some(spans));
+        }
+        // SQLite keeps times as RFC 3339 text in UTC (Tally binds every time as UTC): its first
+        // 13 characters are the hour. A text that does not read as one (a time stored some
+        // other way) leaves the caller to read the records.
+        let sql = "SELECT DISTINCT substr(start_time, 1, 13), substr(end_time, 1, 13)
              FROM usage_records
-             WHERE time_serial > $1 AND time_serial <= $2 AND start_time <= end_time
-             GROUP BY file_id, {}, {}",
-            hour("start_time"),
-            hour("end_time")
-        );
-        type Group = (
-            i64,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        );
-        let groups: Vec<Group> = sqlx::query_as(&sql)
+             WHERE time_serial > $1 AND time_serial <= $2 AND start_time <= end_time";
+        let texts: Vec<(String, String)> = sqlx::query_as(sql)
             .bind(after_serial)
             .bind(upto_serial)
             .fetch_all(&self.pool)
             .await?;
-        Ok(groups
-            .into_iter()
-            .map(|(file_id, s0, s1, e0, e1)| crate::UsageHourGroup {
-                file_id,
-                start: (s0, s1),
-                end: (e0, e1),
-            })
+        let hour = |text: &str| {
+            chrono::NaiveDateTime::parse_from_str(&format!("{text}:00:00"), "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
+        };
+        Ok(texts
+            .iter()
+            .map(|(start, end)| Some((hour(start)?, hour(end)?)))
             .collect())
     }
 

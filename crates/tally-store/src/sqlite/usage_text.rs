@@ -16,12 +16,15 @@ const PAGE: i64 = 20_000;
 
 /// One record as text: the numbers, the six flags as one number, the two times, then the
 /// `MeterDataID` behind its length in bytes (it may hold any character, a comma included).
-const RECORD: &str = "id || ',' || device_id || ',' || file_id || ',' || user_id || ','
-    || start_time_offset || ',' || end_time_offset || ',' || time_serial || ','
-    || ((started <> 0) + 2 * (still_running <> 0) + 4 * (start_not_captured <> 0)
-        + 8 * (end_not_captured <> 0) + 16 * (in_ts_session <> 0) + 32 * (released <> 0))
-    || ',' || start_time || ',' || end_time || ','
-    || length(CAST(meter_data_id AS BLOB)) || ',' || meter_data_id";
+/// One `printf` builds all but the id: a chain of `||` builds a new string per step and took
+/// half as long again (BENCHMARKS.md, "Summarisation"). `%s` prints each value as `||` would,
+/// so a damaged number is still seen as one by the parser below; the id is appended with `||`,
+/// which keeps every byte of it (`printf` would stop at a NUL).
+const RECORD: &str = "printf('%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,',
+    id, device_id, file_id, user_id, start_time_offset, end_time_offset, time_serial,
+    (started <> 0) + 2 * (still_running <> 0) + 4 * (start_not_captured <> 0)
+        + 8 * (end_not_captured <> 0) + 16 * (in_ts_session <> 0) + 32 * (released <> 0),
+    start_time, end_time, length(CAST(meter_data_id AS BLOB))) || meter_data_id";
 
 impl SqliteStore {
     /// The records `filter` selects, in its order, read a text page at a time.
