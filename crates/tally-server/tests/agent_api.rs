@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::json::strings;
-use common::{agent_creds, start, Backend};
+use common::json::{entry, strings};
+use common::{agent_creds, start, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -244,17 +244,26 @@ async fn bad_uploads_are_refused_and_change_nothing(backend: Backend) {
         .await;
     assert_eq!(status, 200);
     let (_, agents) = s.get("/api/v1/agents", &s.admin).await;
-    let other = agents
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["device_id"] == other_device)
-        .unwrap();
+    let other = entry(&agents, "device_id", other_device);
     assert_eq!(
         other["dropped_records"], 4,
         "spool drops are reported, never silent"
     );
     assert_ne!(device, other_device);
+}
+
+/// `GET /api/v1/agent/policy` as the agent `creds`, naming by its ETag the policy it holds
+/// when it holds one: the request an agent makes each cycle.
+async fn get_policy(s: &TestServer, creds: &str, etag: Option<&str>) -> reqwest::Response {
+    let request = s.client.get(format!("{}/api/v1/agent/policy", s.url));
+    let request = request.bearer_auth(creds);
+    match etag {
+        Some(etag) => request.header("if-none-match", etag),
+        None => request,
+    }
+    .send()
+    .await
+    .unwrap()
 }
 
 async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
@@ -264,13 +273,7 @@ async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
     assert_eq!(s.post_as_admin("/api/v1/rules", rule).await.0, 201);
     let disabled = json!({"name": "Off", "file_name": "vim", "enabled": false});
     assert_eq!(s.post_as_admin("/api/v1/rules", disabled).await.0, 201);
-    let resp = s
-        .client
-        .get(format!("{}/api/v1/agent/policy", s.url))
-        .bearer_auth(&creds)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_policy(&s, &creds, None).await;
     assert_eq!(resp.status(), 200);
     let etag = resp.headers()["etag"].to_str().unwrap().to_string();
     let policy: Value = resp.json().await.unwrap();
@@ -282,25 +285,11 @@ async fn policy_carries_site_rules_with_an_etag(backend: Backend) {
     );
     assert_eq!(policy["rules"][0]["file_version"], "1.*");
     assert_eq!(policy["report_interval_secs"], 900);
-    let unchanged = s
-        .client
-        .get(format!("{}/api/v1/agent/policy", s.url))
-        .bearer_auth(&creds)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let unchanged = get_policy(&s, &creds, Some(&etag)).await;
     assert_eq!(unchanged.status(), 304);
     let another = json!({"name": "Python", "original_file_name": "python3.11"});
     assert_eq!(s.post_as_admin("/api/v1/rules", another).await.0, 201);
-    let changed = s
-        .client
-        .get(format!("{}/api/v1/agent/policy", s.url))
-        .bearer_auth(&creds)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let changed = get_policy(&s, &creds, Some(&etag)).await;
     assert_eq!(changed.status(), 200, "a new rule changes the ETag");
 }
 

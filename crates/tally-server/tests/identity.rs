@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::json::strings;
+use common::json::{entry, strings};
 use common::{agent_creds, record, start, start_with_code_rule, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -243,12 +243,7 @@ fn accounts() -> Value {
 
 async fn user(server: &TestServer, account: &str) -> Value {
     let (_, users) = server.get("/api/v1/users", &server.auditor).await;
-    let users = users.as_array().unwrap();
-    users
-        .iter()
-        .find(|u| u["account"] == account)
-        .unwrap()
-        .clone()
+    entry(&users, "account", account).clone()
 }
 
 /// Records the usage sessions the users metric counts, then the position of "Code users".

@@ -6,6 +6,7 @@
 mod common;
 
 use chrono::{Duration, TimeZone, Utc};
+use common::json::entry;
 use common::{record, start, start_with_code_rule, upload, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -412,12 +413,7 @@ async fn negative_or_absurd_hardware_is_refused(backend: Backend) {
     }
     let (status, devices) = s.get("/api/v1/devices", &s.admin).await;
     assert_eq!(status, 200, "{devices}");
-    let dev = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == device)
-        .unwrap();
+    let dev = entry(&devices, "id", device);
     assert_eq!(dev["cores"], Value::Null, "nothing stored: {dev}");
     let inventory = json!({"hash": "h2", "hardware": {"cores": 8, "sockets": 1}});
     let (status, body) = s

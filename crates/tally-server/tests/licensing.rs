@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::TimeZone;
-use common::json::strings;
+use common::json::{entry, strings};
 use common::{record, start, start_with_code_rule, summarise, upload, Backend};
 use tally_core::import::{ApplicationRow, Batch, InstallationRow, LicenseRow, Origin};
 use tally_core::{AssignmentType, Metric};
@@ -431,12 +431,7 @@ async fn the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time(b
     assert_eq!(page["items"][0]["org_node_name"], "(no node)");
     assert_eq!(page["items"][0]["missing"], 1);
     assert_eq!(d["excluded_consumers"]["total"], 1);
-    let berlin = d["licenses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["assigned_to_name"] == "Berlin")
-        .unwrap();
+    let berlin = entry(&d["licenses"], "assigned_to_name", "Berlin");
     assert_eq!(berlin["label"], "installations × 3, site Berlin");
     assert_eq!(
         (berlin["used"].as_i64(), berlin["idle"].as_i64()),

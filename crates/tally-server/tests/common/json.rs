@@ -12,3 +12,19 @@ pub fn strings<'a>(answer: &'a Value, key: &str) -> Vec<&'a str> {
         .map(|item| item[key].as_str().unwrap())
         .collect()
 }
+
+/// The object in the array `answer` whose `key` equals `value`: how a test picks one device,
+/// application or rule out of a list answer. Panics, failing the test with the whole answer,
+/// when `answer` is not an array or no object matches.
+pub fn entry<'a, T>(answer: &'a Value, key: &str, value: T) -> &'a Value
+where
+    Value: PartialEq<T>,
+    T: std::fmt::Debug,
+{
+    let found = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == value);
+    found.unwrap_or_else(|| panic!("no {key} {value:?} in {answer}"))
+}
