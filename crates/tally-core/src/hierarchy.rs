@@ -138,7 +138,8 @@ pub struct SyncUp {
     pub devices: Vec<DeviceSnapshot>,
     pub usage: Vec<DeviceUsage>,
     /// Accounts an administrator classified by hand in the subtree (`tally users set`), which
-    /// win over inventory at the parent too.
+    /// win over inventory at the parent too: every one, each batch, so an account the child no
+    /// longer sends was reset to automatic there and the parent resets it too.
     #[serde(default)]
     pub users: Vec<UserClass>,
     /// Records the child still holds unsent after this batch.

@@ -186,11 +186,7 @@ pub async fn receive(service: &Service, child: &SiteCode, up: SyncUp) -> Result<
             .stored;
     }
     // After the usage, which creates the accounts the parent did not know yet.
-    for u in &up.users {
-        store
-            .set_service_account(&u.account, Some(u.service_account), None)
-            .await?;
-    }
+    store.receive_user_classes(child, &up.users).await?;
     store.record_sync(child, now, up.backlog).await?;
     down(service, child, stored).await
 }

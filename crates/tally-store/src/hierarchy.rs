@@ -62,6 +62,16 @@ pub trait HierarchyStore: Send + Sync {
     /// A sync time the child does not send (its own row's, which only its parent observes)
     /// keeps the stored one, so a reader never sees a child's lag vanish mid-sync.
     async fn receive_sites(&self, sites: &[SiteState]) -> Result<()>;
+    /// Applies the service-account classifications a direct child sent: `classes` is every one
+    /// its administrators (and its own children) set, so each is stored as that child's, and
+    /// those stored as that child's that it no longer sends were reset to automatic there and
+    /// are reset here (an administrator's here are left alone). One transaction; returns how
+    /// many were reset.
+    async fn receive_user_classes(
+        &self,
+        child: &SiteCode,
+        classes: &[tally_core::hierarchy::UserClass],
+    ) -> Result<u64>;
     /// Records a direct child's sync: now, and what it still holds.
     async fn record_sync(&self, code: &SiteCode, at: DateTime<Utc>, backlog: i64) -> Result<()>;
 

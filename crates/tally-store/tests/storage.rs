@@ -202,6 +202,27 @@ async fn users_and_files_are_upserted_once(store: &dyn Store) {
     assert_eq!(got, [("bob", Some(true))]);
     store.set_service_account("bob", None, None).await.unwrap();
     assert!(store.users_classified_by_admin().await.unwrap().is_empty());
+    // A child's classifications: what it stops sending was reset there; an administrator's
+    // here stays.
+    let child = tally_core::SiteCode::parse("P01").unwrap();
+    let class = |account: &str| tally_core::hierarchy::UserClass {
+        account: account.into(),
+        service_account: true,
+    };
+    let sent = [class("alice"), class("bob")];
+    assert_eq!(store.receive_user_classes(&child, &sent).await.unwrap(), 0);
+    assert_eq!(store.users_classified_by_admin().await.unwrap().len(), 2);
+    store
+        .set_service_account("bob", Some(false), None)
+        .await
+        .unwrap();
+    assert_eq!(store.receive_user_classes(&child, &[]).await.unwrap(), 1);
+    let classified = store.users_classified_by_admin().await.unwrap();
+    let got: Vec<_> = (classified.iter())
+        .map(|u| (u.account.as_str(), u.service_account_set_by_admin))
+        .collect();
+    assert_eq!(got, [("bob", Some(false))], "alice is automatic again");
+    store.set_service_account("bob", None, None).await.unwrap();
 
     let f1 = store.upsert_file(&file("code", "1.0")).await.unwrap();
     let f2 = store.upsert_file(&file("code", "1.0")).await.unwrap();

@@ -454,6 +454,22 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     );
     assert_eq!(alice["service_account"], true, "{alice}");
     assert_eq!(user("bob")["service_account"], false);
+    // Handed back (auto) at the secondary: the centre resets what it held from that branch,
+    // and keeps its own administrator's choice.
+    let set_at = |site: &Node, account: &str, choice: &str| {
+        let args = ["users", "set", account, "--service-account", choice];
+        let out = tally_at(&site.url(), &site.token, &args);
+        assert!(out.status.success(), "{out:?}");
+    };
+    set_at(&cen, "bob", "yes");
+    set_at(&s01, "alice", "auto");
+    let alice = poll_until(
+        || user("alice"),
+        |u| u["service_account_set_by_admin"].is_null(),
+    );
+    assert_eq!(alice["service_account"], false, "{alice}");
+    let bob = user("bob");
+    assert_eq!(bob["service_account_set_by_admin"], true, "{bob}");
 
     // Agent health travels with the device, its id qualified by its site.
     let agents = cen.json(&["agents"]);

@@ -344,6 +344,47 @@ impl crate::HierarchyStore for DbStore {
         Ok(())
     }
 
+    async fn receive_user_classes(
+        &self,
+        child: &SiteCode,
+        classes: &[tally_core::hierarchy::UserClass],
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
+        for class in classes {
+            sqlx::query(
+                "UPDATE users SET service_account_override = $1, service_account = $1,
+                     service_account_set_by = $2
+                 WHERE account = $3",
+            )
+            .bind(class.service_account)
+            .bind(child.as_str())
+            .bind(&class.account)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let held: Vec<String> =
+            sqlx::query_scalar("SELECT account FROM users WHERE service_account_set_by = $1")
+                .bind(child.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+        let sent: std::collections::HashSet<&str> =
+            classes.iter().map(|c| c.account.as_str()).collect();
+        let mut reset = 0;
+        for account in held.iter().filter(|a| !sent.contains(a.as_str())) {
+            reset += sqlx::query(
+                "UPDATE users SET service_account_override = NULL,
+                     service_account = service_account_derived, service_account_set_by = NULL
+                 WHERE account = $1",
+            )
+            .bind(account)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(reset)
+    }
+
     async fn record_sync(&self, code: &SiteCode, at: DateTime<Utc>, backlog: i64) -> Result<()> {
         sqlx::query(
             "UPDATE sites SET last_sync_at = $1, backlog = $2,

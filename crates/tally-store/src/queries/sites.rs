@@ -248,7 +248,8 @@ impl crate::SiteStore for DbStore {
         let mut tx = self.pool.begin().await?;
         let user = sqlx::query_as::<_, rows::UserColumns>(
             "UPDATE users SET service_account_override = $1,
-                 service_account = COALESCE($1, service_account_derived)
+                 service_account = COALESCE($1, service_account_derived),
+                 service_account_set_by = NULL
              WHERE account = $2 RETURNING *",
         )
         .bind(choice)

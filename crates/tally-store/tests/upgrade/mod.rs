@@ -141,13 +141,17 @@ impl Fixture {
         before
     }
 
-    /// `upgrade/BACKEND/NNNN.sql` where the backends need different SQL, else `upgrade/NNNN.sql`.
+    /// `upgrade/BACKEND/NNNN.sql` where the backends need different SQL, else `upgrade/NNNN.sql`
+    /// followed by `upgrade/BACKEND/NNNN.more.sql` where one backend needs a few more statements.
     fn text(backend: &str, version: i64) -> String {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upgrade");
         let name = format!("{version:04}.sql");
+        let more = dir.join(backend).join(format!("{version:04}.more.sql"));
+        let more = std::fs::read_to_string(more).unwrap_or_default();
         [dir.join(backend).join(&name), dir.join(&name)]
             .iter()
             .find_map(|path| std::fs::read_to_string(path).ok())
+            .map(|text| text + "\n" + &more)
             .unwrap_or_else(|| {
                 panic!(
                     "no upgrade fixture for schema {version}: write tests/upgrade/{name} with \
