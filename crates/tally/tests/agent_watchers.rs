@@ -8,12 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use common::{assert_ok, wait_for, Site};
-
-fn time(v: &serde_json::Value) -> DateTime<Utc> {
-    v.as_str().unwrap().parse().unwrap()
-}
+use common::{assert_ok, time, wait_for, Site};
 
 /// The entry called `name` in one of an inventory's lists (accounts, software).
 fn entry<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {

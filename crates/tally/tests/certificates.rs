@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::json::entry;
 use common::{
     assert_ok, assert_stderr_has, audit_actions, keygen, server_on, sign, tally, tally_json,
     Backend, Running,
@@ -75,12 +76,7 @@ fn certificates_are_signed_trusted_imported_and_back_their_licenses(backend: Bac
 
     // The expired certificate's license shows as expired in the position.
     let positions = tally_json(&server, t, &["compliance"]);
-    let chat_position = positions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["application"] == "Chat")
-        .unwrap();
+    let chat_position = entry(&positions, "application", "Chat");
     assert_eq!(chat_position["owned"], 0, "{chat_position}");
     assert!(
         chat_position["reason"]
@@ -89,12 +85,7 @@ fn certificates_are_signed_trusted_imported_and_back_their_licenses(backend: Bac
             .contains("expired"),
         "{chat_position}"
     );
-    let office_position = positions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["application"] == "Office")
-        .unwrap();
+    let office_position = entry(&positions, "application", "Office");
     assert_eq!(office_position["owned"], 5, "{office_position}");
 
     // A license typed by hand with the certificate's reference is updated, not doubled.

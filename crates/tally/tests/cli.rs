@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::json::strings;
+use common::json::{entry, strings};
 use common::{
     assert_ok, poll_until, run_task, server_on, tally, tally_at, tally_json, up_on, wait_for,
     Backend,
@@ -386,12 +386,7 @@ fn tally_report_lists_the_catalogue_and_saves_reports(backend: Backend) {
     );
     assert!(out.status.success());
     let catalogue: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let reclaim = catalogue
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "reclaim")
-        .expect("the reclaim list is in the catalogue");
+    let reclaim = entry(&catalogue, "name", "reclaim");
     // The same parameters as tally reclaim: the same list.
     assert_eq!(reclaim["params"][1]["name"], "days");
     assert_eq!(reclaim["params"][1]["default"], "90");

@@ -7,15 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_ok, server_on, tally, tally_json, Backend};
+use common::{assert_ok, server_on, tally, tally_json, write, Backend};
 
 each_backend!(the_position_is_explained_by_name_and_fails_on_under);
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 /// HQ with Sales below it. Office is on pc1 (Sales), pc2 and pc4 (no node) and pc3
 /// (retired). Sales' site license (3 at 1,075.00 EUR) covers pc1 and idles 2; HQ's

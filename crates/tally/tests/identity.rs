@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::json::strings;
+use common::json::{entry, strings};
 use common::{
     enrol_agent, poll_until, server_on, tally, tally_json, tally_json_at, wait_for, Backend, Site,
 };
@@ -167,13 +167,8 @@ fn devices_users_agents_and_usage_by_name_through_the_cli(backend: Backend) {
     ));
     assert!(ok, "{err}");
     assert!(out.contains("set by admin"), "{out}");
-    let root = tally_json(&server, &t, &["users"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["account"] == "root")
-        .cloned()
-        .unwrap();
+    let users = tally_json(&server, &t, &["users"]);
+    let root = entry(&users, "account", "root");
     assert_eq!(
         (
             &root["service_account"],

@@ -4,14 +4,12 @@
 //! loads nothing. The checks are the same on both backends (they run before the database is
 //! written), so SQLite is enough here.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
+use common::write;
 
 /// Runs `tally import FILES` on a fresh SQLite database in `dir`.
 fn import(dir: &Path, files: &[String]) -> Output {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::json::strings;
+use common::json::{entry, strings};
 use common::{
     assert_ok, assert_stderr_has, audit_actions, import, run_task, tally, tally_json, up_on, write,
     Backend,
@@ -82,13 +82,7 @@ fn an_imported_estate_shows_its_compliance_and_bad_files_load_nothing(backend: B
         &server.token,
         &["compliance", "--as-of", "2026-03-20"],
     );
-    let position = |app: &str| {
-        let all = positions.as_array().unwrap();
-        all.iter()
-            .find(|p| p["application"] == app)
-            .unwrap()
-            .clone()
-    };
+    let position = |app: &str| entry(&positions, "application", app).clone();
     let office = position("Office");
     assert_eq!(
         (office["required"].as_i64(), office["covered"].as_i64()),
@@ -339,12 +333,7 @@ fn exported_files_read_back(dir: &Path, backend: &Backend) {
     assert_eq!(sessions[0]["start"], "2026-03-02T09:00:00Z");
     let devices: serde_json::Value =
         serde_json::from_slice(&std::fs::read(json.join("devices.json")).unwrap()).unwrap();
-    let pc3 = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["host_name"] == "pc3")
-        .unwrap();
+    let pc3 = entry(&devices, "host_name", "pc3");
     assert_eq!(
         (pc3["status"].as_str(), pc3["org_node"].as_str()),
         (Some("retired"), Some("HQ"))
@@ -567,12 +556,7 @@ fn org_rules_place_devices_nobody_placed_and_licenses_follow(backend: Backend) {
 
     // By hand wins over the rule: lon-01 moved to HQ competes for the one HQ license.
     let devices = tally_json(&server, &admin, &["devices"]);
-    let lon01 = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["host_name"] == "lon-01")
-        .unwrap();
+    let lon01 = entry(&devices, "host_name", "lon-01");
     let id = lon01["id"].to_string();
     let placed = tally(
         &server,

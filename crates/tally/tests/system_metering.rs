@@ -13,6 +13,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use common::json::entry;
 use common::{
     assert_ok, assert_stderr_has, import, keygen, local, poll_until, server_with_flags, sign,
     tally, tally_json, write, Backend, Running,
@@ -381,13 +382,7 @@ fn the_report_measures_the_estate_in_three_formats_signed_and_without_names(back
     }
     // The task is there, monthly by default.
     let tasks = tally_json(&server, &server.token, &["tasks"]);
-    let task = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "system_metering")
-        .unwrap()
-        .clone();
+    let task = entry(&tasks, "name", "system_metering");
     assert_eq!(task["every_secs"], 30 * 24 * 3600, "{task}");
 }
 
@@ -670,13 +665,7 @@ fn certificates_become_installations_and_the_result_sets_compare_values(backend:
     }
     // The application recognises it.
     let apps = tally_json(&server, t, &["apps"]);
-    let app = apps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "Tally Devices")
-        .unwrap()
-        .clone();
+    let app = entry(&apps, "name", "Tally Devices");
     assert_eq!(app["metric"], "custom_compare_values");
     assert!(
         app.to_string()
@@ -688,15 +677,7 @@ fn certificates_become_installations_and_the_result_sets_compare_values(backend:
     // 4 relevant devices, and the server's own (active): 5.
     assert_eq!(run["devices"], 5, "{run}");
     let positions = tally_json(&server, t, &["compliance"]);
-    let position = |name: &str| {
-        positions
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["application"] == name)
-            .unwrap()
-            .clone()
-    };
+    let position = |name: &str| entry(&positions, "application", name).clone();
     let devices = position("Tally Devices");
     assert_eq!(
         (devices["required"].as_i64(), devices["owned"].as_i64()),

@@ -8,9 +8,10 @@
 mod common;
 mod web;
 
+use common::json::entry;
 use common::{tally_json, Backend, Running};
 use reqwest::blocking::Client;
-use web::{auditor_token, client, csrf_of, get, post, post_multipart, sign_in, value};
+use web::{auditor_token, client, csrf_of, get, id_of, post, post_multipart, sign_in, value};
 
 each_backend!(
     the_auditor_is_refused_every_change_and_admins_need_the_csrf_token,
@@ -38,13 +39,6 @@ fn changes(server: &Running) -> Vec<(String, String)> {
         })
         .filter(|(_, action)| action != "web.sign_in")
         .collect()
-}
-
-/// The id of the first row of `list` (a CLI listing) whose `key` is `name`.
-fn id_of(server: &Running, list: &[&str], key: &str, name: &str) -> String {
-    let rows = tally_json(server, &server.token, list);
-    let row = rows.as_array().unwrap().iter().find(|r| r[key] == name);
-    row.unwrap_or_else(|| panic!("no {name} in {rows}"))["id"].to_string()
 }
 
 /// Every change the new pages offer: (path, fields besides the CSRF token).
@@ -204,20 +198,10 @@ fn the_auditor_is_refused_every_change_and_admins_need_the_csrf_token(backend: B
     );
     assert_eq!(status, 303);
     let rules = tally_json(&server, &server.token, &["rules", "list"]);
-    let editor = rules
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "Editor")
-        .unwrap();
+    let editor = entry(&rules, "name", "Editor");
     assert_eq!(editor["enabled"], false, "{rules}");
     let devices = tally_json(&server, &server.token, &["devices"]);
-    let pc1 = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["host_name"] == "pc1")
-        .unwrap();
+    let pc1 = entry(&devices, "host_name", "pc1");
     assert_eq!(pc1["status"], "retired");
     let actions: Vec<String> = changes(&server)[before.len()..]
         .iter()

@@ -8,6 +8,7 @@ mod common;
 mod tls;
 mod web;
 
+use common::json::entry;
 use common::{server_on, tally, tally_json, Backend, Running};
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE};
 use web::{
@@ -119,13 +120,7 @@ fn sessions_are_strict_http_only_cookies_that_sign_out_and_revocation_end(backen
     let session = value(&sign_in(&http, &url, &auditor));
     assert_eq!(get(&http, &url, &session, "/licenses").status(), 200);
     let tokens = tally_json(&server, &server.token, &["tokens", "list"]);
-    let id = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "ada-auditor")
-        .unwrap()["id"]
-        .to_string();
+    let id = entry(&tokens, "name", "ada-auditor")["id"].to_string();
     let revoked = tally(&server, &server.token, &["tokens", "revoke", &id]);
     assert!(
         revoked.status.success(),

@@ -7,6 +7,7 @@
 mod common;
 mod web;
 
+use common::json::entry;
 use common::{Backend, Running};
 use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use web::{
@@ -259,14 +260,7 @@ fn the_campaign_over_the_api(backend: Backend) {
         (Method::GET, "/api/v1/devices"),
         None,
     );
-    let pc2 = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["host_name"] == "pc2")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let pc2 = entry(&devices, "host_name", "pc2")["id"].as_i64().unwrap();
     let proposal = serde_json::json!({ "application": "Office", "device_id": pc2 });
     let path = (Method::POST, "/api/v1/reclaim/campaign");
     let (status, _) = api(&server, &auditor, path.clone(), Some(proposal.clone()));

@@ -10,8 +10,8 @@ mod web;
 use chrono::{Duration, Utc};
 use common::{server_on, tally_json, Backend, Running};
 use web::{
-    audit_log, auditor_token, client, csrf_of, get, pages_hold, post, rows_of, sign_in, text_of,
-    value,
+    audit_log, auditor_token, client, csrf_of, get, id_of, pages_hold, post, rows_of, sign_in,
+    text_of, value,
 };
 
 each_backend!(
@@ -272,13 +272,6 @@ fn a_metering_rule_is_edited_with_the_services_checks_on_the_form(backend: Backe
     assert_eq!(entry["target"], format!("rule:{id}"));
     assert_ne!(entry["actor"], "ada-auditor");
     assert_eq!(get(&http, &url, &admin, "/rules/999999").status(), 404);
-}
-
-/// The id of the first row of `list` (a CLI listing) whose `key` is `name`.
-fn id_of(server: &Running, list: &[&str], key: &str, name: &str) -> String {
-    let rows = tally_json(server, &server.token, list);
-    let row = rows.as_array().unwrap().iter().find(|r| r[key] == name);
-    row.unwrap_or_else(|| panic!("no {name} in {rows}"))["id"].to_string()
 }
 
 /// The audit log's actions, newest first, sign-ins left out.

@@ -10,13 +10,8 @@ use std::time::Duration;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{COOKIE, SET_COOKIE};
 
-use crate::common::{server_on, tally_json, Backend, Running};
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
+use crate::common::json::entry;
+use crate::common::{server_on, tally_json, write, Backend, Running};
 
 /// `tally server` in a new folder with [`import_estate`]'s estate in its database: where most
 /// console tests start. The folder is removed when the test drops it, after the server.
@@ -182,6 +177,13 @@ pub fn licenses(server: &Running) -> Vec<serde_json::Value> {
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// The id of the first row of `list` (a CLI listing) whose `key` is `name`: the pages of one
+/// device, user or token are addressed by it.
+pub fn id_of(server: &Running, list: &[&str], key: &str, name: &str) -> String {
+    let rows = tally_json(server, &server.token, list);
+    entry(&rows, key, name)["id"].to_string()
 }
 
 /// The headless browser the console's browser tests drive.
