@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tally_core::compliance::{
     concurrent_by_hour, hours_in_period, metering_period, position, AppFacts, Consumer,
-    CustomValue, DeviceFacts, Estate, Installation, LicenseNote, Money, OrgTree, Session, Status,
-    TotalUserMetric, UserFacts,
+    CustomValue, DeviceFacts, Estate, Installation, LicenseNote, Money, OrgTree, Position, Session,
+    Status, TotalUserMetric, UserFacts,
 };
 use tally_core::licenses::{Application, AssignmentType, License, MeteringPeriod, Metric};
 use tally_core::{DeviceStatus, OrgNode, UserStatus};
@@ -144,6 +144,18 @@ fn facts<'a>(
     }
 }
 
+/// The position on [`as_of`] of an application of `metric` installed on `devices`, with no
+/// sessions: what the examples of installation-based metrics compute.
+fn installed_position(
+    e: &Estate,
+    metric: Metric,
+    devices: &[i64],
+    licenses: &[License],
+) -> Position {
+    let a = app(metric);
+    position(e, &facts(&a, &installed(devices), &[], licenses), as_of())
+}
+
 #[test]
 fn installations_with_a_retired_device_excluded_and_the_shortfall_priced() {
     // Three installations; device 3 is retired, so two count. One organisation license
@@ -154,8 +166,6 @@ fn installations_with_a_retired_device_excluded_and_the_shortfall_priced() {
         vec![device(1, SALES, 4), device(2, SALES, 4), retired],
         vec![],
     );
-    let a = app(Metric::Installations);
-    let installs = installed(&[1, 2, 3]);
     let licenses = [license(
         1,
         Metric::Installations,
@@ -163,7 +173,7 @@ fn installations_with_a_retired_device_excluded_and_the_shortfall_priced() {
         AssignmentType::Organization,
         Some(HQ),
     )];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2, 3], &licenses);
     assert_eq!(
         (p.required, p.covered, p.shortfall, p.surplus),
         (2, 1, 1, 0)
@@ -186,13 +196,11 @@ fn a_computer_license_is_consumed_before_the_organisation_pool() {
     // is assigned to computer 1 and goes first; the pool then covers device 2. The other way
     // round, the pool would be spent on device 1 and device 2 left uncovered.
     let e = estate(vec![device(1, SALES, 4), device(2, SALES, 4)], vec![]);
-    let a = app(Metric::Installations);
-    let installs = installed(&[1, 2]);
     let licenses = [
         for_organization(1, Metric::Installations, 1),
         for_computer(2, Metric::Installations, 1, 1),
     ];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2], &licenses);
     assert_eq!((p.required, p.covered, p.shortfall), (2, 2, 0));
     assert_eq!(p.status, Status::Compliant);
     assert_eq!(
@@ -211,8 +219,6 @@ fn organisation_licenses_go_from_the_deepest_node_up_and_site_licenses_stay_on_t
         vec![device(1, BERLIN, 4), device(2, SALES, 4), device(3, HQ, 4)],
         vec![],
     );
-    let a = app(Metric::Installations);
-    let installs = installed(&[1, 2, 3]);
     let licenses = [
         license(
             1,
@@ -236,11 +242,11 @@ fn organisation_licenses_go_from_the_deepest_node_up_and_site_licenses_stay_on_t
             Some(SALES),
         ),
     ];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2, 3], &licenses);
     assert_eq!((p.required, p.covered), (3, 3));
     // Without the site license, Sales' organisation license would go to Berlin's device 1
     // first (lowest id) and HQ's to device 2, leaving device 3 uncovered.
-    let p = position(&e, &facts(&a, &installs, &[], &licenses[..2]), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2, 3], &licenses[..2]);
     assert_eq!((p.covered, p.shortfall), (2, 1));
     assert_eq!(p.uncovered[0].consumer, Consumer::Device(3));
     // Per node: Berlin 1/1, Sales 1/1, HQ 1/0.
@@ -261,13 +267,11 @@ fn a_core_license_covers_an_installation_by_consuming_all_its_cores() {
     // 8 cores. Device 2 has 4 cores and a core license of 2: too few for the whole device, so
     // it covers nothing. Required 2 installations, covered 1.
     let e = estate(vec![device(1, SALES, 8), device(2, SALES, 4)], vec![]);
-    let a = app(Metric::Installations);
-    let installs = installed(&[1, 2]);
     let licenses = [
         for_computer(1, Metric::ProcessorCores, 8, 1),
         for_computer(2, Metric::ProcessorCores, 2, 2),
     ];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2], &licenses);
     assert_eq!((p.required, p.covered, p.shortfall), (2, 1, 1));
     assert_eq!(
         p.licenses.iter().map(|l| l.used).collect::<Vec<_>>(),
@@ -284,21 +288,18 @@ fn processors_and_cores_are_counted_per_device_and_covered_in_part() {
     // Cores app: device 1 has 8 cores with a computer license of 6 (6 covered, 2 missing);
     // device 2 has 4 cores with a license of 4. Required 12, covered 10.
     let e = estate(vec![device(1, SALES, 8), device(2, SALES, 4)], vec![]);
-    let a = app(Metric::ProcessorCores);
-    let installs = installed(&[1, 2]);
     let licenses = [
         for_computer(1, Metric::ProcessorCores, 6, 1),
         for_computer(2, Metric::ProcessorCores, 4, 2),
     ];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::ProcessorCores, &[1, 2], &licenses);
     assert_eq!((p.required, p.covered, p.shortfall), (12, 10, 2));
     assert_eq!(p.uncovered[0].missing, 2);
     // Processors app, same devices (2 sockets each): required 4. A processor license of 3 for
     // computer 1 covers its 2 and has 1 left that no other computer may use; device 2's 2
     // processors are missing.
-    let a = app(Metric::Processors);
     let licenses = [for_computer(1, Metric::Processors, 3, 1)];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Processors, &[1, 2], &licenses);
     assert_eq!(
         (p.required, p.covered, p.shortfall, p.surplus),
         (4, 2, 2, 1)
@@ -312,10 +313,8 @@ fn pvu_is_cores_times_the_value_per_core() {
     let mut d2 = device(2, SALES, 2);
     d2.pvu_per_core = Some(100);
     let e = estate(vec![device(1, SALES, 4), d2], vec![]);
-    let a = app(Metric::Pvu);
-    let installs = installed(&[1, 2]);
     let licenses = [for_organization(1, Metric::Pvu, 400)];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Pvu, &[1, 2], &licenses);
     assert_eq!((p.required, p.covered, p.shortfall), (480, 400, 80));
     assert_eq!(p.uncovered[0].consumer, Consumer::Device(2));
     assert_eq!(p.shortfall_cost.unwrap().minor, 80 * 10_000);
@@ -328,9 +327,7 @@ fn a_device_without_a_pvu_rating_is_listed_not_guessed() {
     let mut unknown = device(3, SALES, 8);
     unknown.pvu_per_core = None;
     let e = estate(vec![device(1, SALES, 4), unknown], vec![]);
-    let a = app(Metric::Pvu);
-    let installs = installed(&[1, 3]);
-    let p = position(&e, &facts(&a, &installs, &[], &[]), as_of());
+    let p = installed_position(&e, Metric::Pvu, &[1, 3], &[]);
     assert_eq!((p.required, p.shortfall), (280, 280));
     assert_eq!(p.excluded.len(), 1);
     assert_eq!(p.excluded[0].consumer, Consumer::Device(3));
@@ -545,11 +542,9 @@ fn custom_compare_values_on_nodes_are_covered_from_the_subtree() {
 #[test]
 fn cal_and_no_license_required_are_listed_not_calculated() {
     let e = estate(vec![device(1, SALES, 4)], vec![]);
-    let installs = installed(&[1]);
     let licenses = [for_organization(1, Metric::Cal, 25)];
     for metric in [Metric::Cal, Metric::NoLicenseRequired] {
-        let a = app(metric);
-        let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+        let p = installed_position(&e, metric, &[1], &licenses);
         assert_eq!(p.status, Status::NotCalculated);
         assert_eq!((p.required, p.shortfall, p.surplus), (0, 0, 0));
         assert_eq!(p.licenses[0].quantity, 25, "registered CALs are listed");
@@ -564,12 +559,10 @@ fn cal_and_no_license_required_are_listed_not_calculated() {
     // An expired CAL registration is not owned on the day.
     let mut expired = licenses[0].clone();
     expired.valid_until = Some(date(2026, 1, 1));
-    let a = app(Metric::Cal);
-    let p = position(&e, &facts(&a, &installs, &[], &[expired]), as_of());
+    let p = installed_position(&e, Metric::Cal, &[1], &[expired]);
     assert_eq!((p.owned, p.licenses[0].valid), (0, false));
     // A CAL license on an installations application covers nothing, and says so.
-    let a = app(Metric::Installations);
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1], &licenses);
     assert_eq!((p.required, p.covered, p.owned), (1, 0, 0));
     assert_eq!(p.licenses[0].note, Some(LicenseNote::RegistrationOnly));
 }
@@ -614,8 +607,6 @@ fn an_organisation_license_on_the_root_covers_demand_on_no_node() {
     let mut unplaced = device(1, HQ, 4);
     unplaced.org_node = None;
     let e = estate(vec![unplaced], vec![]);
-    let a = app(Metric::Installations);
-    let installs = installed(&[1]);
     let on_root = [license(
         2,
         Metric::Installations,
@@ -623,7 +614,7 @@ fn an_organisation_license_on_the_root_covers_demand_on_no_node() {
         AssignmentType::Organization,
         Some(HQ),
     )];
-    let p = position(&e, &facts(&a, &installs, &[], &on_root), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1], &on_root);
     assert_eq!((p.covered, p.shortfall), (1, 0));
     let on_sales = [license(
         3,
@@ -632,7 +623,7 @@ fn an_organisation_license_on_the_root_covers_demand_on_no_node() {
         AssignmentType::Organization,
         Some(SALES),
     )];
-    let p = position(&e, &facts(&a, &installs, &[], &on_sales), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1], &on_sales);
     assert_eq!((p.covered, p.shortfall, p.surplus), (0, 1, 1));
     assert_eq!(
         p.licenses[0].note,
@@ -657,8 +648,6 @@ fn idle_licenses_beside_a_shortfall_say_why_they_cannot_cover_it() {
         ],
         vec![],
     );
-    let a = app(Metric::Installations);
-    let installs = installed(&[1, 2, 3]);
     let licenses = [
         license(
             1,
@@ -670,7 +659,7 @@ fn idle_licenses_beside_a_shortfall_say_why_they_cannot_cover_it() {
         for_computer(2, Metric::ProcessorCores, 2, 1),
         for_computer(3, Metric::Installations, 1, 3),
     ];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1, 2, 3], &licenses);
     assert_eq!((p.required, p.covered, p.shortfall), (3, 1, 2));
     let notes: Vec<_> = p.licenses.iter().map(|l| l.note.clone()).collect();
     assert_eq!(
@@ -699,16 +688,14 @@ fn licenses_that_do_not_count_say_why() {
     // On 20 March: one expired on 1 March, one valid from 1 April, one bought on 25 March,
     // and a processors license on a PVU application (PVU accepts only PVU licenses).
     let e = estate(vec![device(1, SALES, 4)], vec![]);
-    let installs = installed(&[1]);
     let mut expired = for_organization(1, Metric::Installations, 1);
     expired.valid_until = Some(date(2026, 3, 1));
     let mut future = for_organization(2, Metric::Installations, 1);
     future.valid_from = Some(date(2026, 4, 1));
     let mut later = for_organization(3, Metric::Installations, 1);
     later.purchase_date = Some(date(2026, 3, 25));
-    let a = app(Metric::Installations);
     let licenses = [expired, future, later];
-    let p = position(&e, &facts(&a, &installs, &[], &licenses), as_of());
+    let p = installed_position(&e, Metric::Installations, &[1], &licenses);
     let notes: Vec<_> = p.licenses.iter().map(|l| l.note.clone().unwrap()).collect();
     assert_eq!(
         notes,
@@ -725,9 +712,8 @@ fn licenses_that_do_not_count_say_why() {
         ]
     );
     assert!(notes.iter().all(LicenseNote::not_counted));
-    let a = app(Metric::Pvu);
     let wrong = [for_computer(4, Metric::Processors, 2, 1)];
-    let p = position(&e, &facts(&a, &installs, &[], &wrong), as_of());
+    let p = installed_position(&e, Metric::Pvu, &[1], &wrong);
     assert_eq!(
         p.licenses[0].note,
         Some(LicenseNote::MetricNotAccepted {
@@ -969,12 +955,10 @@ fn license_quantities_add_up_without_wrapping() {
     // Two licenses of i64::MAX (stored before quantities were bounded) once made owned -2,
     // surplus -2 and the status "compliant".
     let e = estate(vec![device(1, SALES, 4)], vec![]);
-    let installs = installed(&[1]);
     for metric in [Metric::Installations, Metric::ConcurrentUsers] {
-        let a = app(metric);
         let huge =
             [1, 2].map(|id| license(id, metric, i64::MAX, AssignmentType::Organization, None));
-        let p = position(&e, &facts(&a, &installs, &[], &huge), as_of());
+        let p = installed_position(&e, metric, &[1], &huge);
         assert!(p.owned > 0 && p.surplus > 0, "{metric:?}: {p:?}");
         assert_eq!(p.owned, i64::MAX, "{metric:?}");
         assert_eq!(p.status, Status::OverLicensed, "{metric:?}");
@@ -983,11 +967,11 @@ fn license_quantities_add_up_without_wrapping() {
     let mut big = device(1, SALES, i64::MAX / 2);
     big.pvu_per_core = Some(1_000);
     let e = estate(vec![big], vec![]);
-    let a = app(Metric::Pvu);
-    let p = position(
+    let p = installed_position(
         &e,
-        &facts(&a, &installs, &[], &[for_organization(1, Metric::Pvu, 1)]),
-        as_of(),
+        Metric::Pvu,
+        &[1],
+        &[for_organization(1, Metric::Pvu, 1)],
     );
     assert_eq!(p.required, i64::MAX);
     assert!(p.shortfall > 0);
