@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::json::strings;
+use common::json::{assert_message_has, strings};
 use common::{start, Backend};
 use reqwest::Method;
 use serde_json::json;
@@ -53,10 +53,7 @@ async fn rules_are_validated_edited_and_audited(backend: Backend) {
         .post_as_admin("/api/v1/rules", json!({"name": "Nothing"}))
         .await;
     assert_eq!(status, 400);
-    assert!(
-        body["message"].as_str().unwrap().contains("file name"),
-        "{body}"
-    );
+    assert_message_has(&body, "file name");
     let (status, _) = s
         .post_as_admin("/api/v1/rules", json!({"name": "Wild", "file_name": "co*"}))
         .await;

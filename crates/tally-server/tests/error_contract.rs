@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::json::assert_message_has;
 use common::{start, Backend, TestServer};
 use reqwest::Method;
 use serde_json::Value;
@@ -161,10 +162,7 @@ async fn a_json_array_is_refused_where_an_object_is_required(backend: Backend) {
         (400, Some("bad_request")),
         "{json}"
     );
-    assert!(
-        json["message"].as_str().unwrap().contains("object"),
-        "{json}"
-    );
+    assert_message_has(&json, "object");
     // Nothing was made: the admin and the auditor token only.
     let (status, tokens) = server.get("/api/v1/tokens", &server.admin).await;
     assert_eq!(status, 200);

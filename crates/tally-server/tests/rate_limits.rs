@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::json::assert_message_has;
 use common::{start_with_limits, Backend, TestServer};
 use serde_json::json;
 use tally_server::config::Limits;
@@ -59,10 +60,7 @@ fn assert_throttled((status, retry_after, body): (u16, Option<u64>, serde_json::
     let wait = retry_after.expect("a 429 says when to come back");
     // A budget of 3 a minute refills one request every 20 s.
     assert!((1..=20).contains(&wait), "Retry-After {wait}");
-    assert!(
-        body["message"].as_str().unwrap().contains("retry after"),
-        "{body}"
-    );
+    assert_message_has(&body, "retry after");
 }
 
 async fn an_agent_over_its_budget_waits_and_other_agents_do_not(backend: Backend) {

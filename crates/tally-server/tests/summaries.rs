@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::json::assert_message_has;
 use common::{record, start, start_with_code_rule, summarise, upload, Backend, TestServer};
 use reqwest::Method;
 use serde_json::json;
@@ -179,10 +180,7 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"]
-        .as_str()
-        .unwrap()
-        .contains("between 2 and 255"));
+    assert_message_has(&body, "between 2 and 255");
     let (status, body) = server
         .call(
             Method::PATCH,
@@ -213,13 +211,7 @@ async fn task_schedules_are_validated_and_only_admins_change_or_run_them(backend
     let running = server.store.lock_task("delete_aged_usage").await.unwrap();
     let (status, body) = server.run_task("delete_aged_usage").await;
     assert_eq!(status, 409, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("task delete_aged_usage is running already"),
-        "{body}"
-    );
+    assert_message_has(&body, "task delete_aged_usage is running already");
     running.unwrap().release().await.unwrap();
     assert_eq!(server.run_task("delete_aged_usage").await.0, 200);
 }

@@ -28,3 +28,10 @@ where
         .find(|item| item[key] == value);
     found.unwrap_or_else(|| panic!("no {key} {value:?} in {answer}"))
 }
+
+/// Asserts that the error answer's `message` contains `text`, showing the whole answer when
+/// it does not: how a test checks that a refusal says why.
+pub fn assert_message_has(answer: &Value, text: &str) {
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains(text), "{text:?} not in {answer}");
+}
