@@ -194,11 +194,7 @@ async fn a_stored_session_of_ten_millennia_costs_compliance_only_its_period(back
         2,
         "the import refuses both times: {problems:?}"
     );
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    s.store
-        .import(&batch, &site, Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    s.import(&batch, Utc::now()).await;
     let (status, positions) = s
         .get("/api/v1/compliance?app=Chat&as_of=2026-03-20", &s.admin)
         .await;
@@ -307,11 +303,7 @@ async fn license_quantities_are_bounded_and_stored_ones_never_wrap(backend: Back
         licenses: vec![(at(1), huge.clone()), (at(2), huge)],
         ..Default::default()
     };
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    s.store
-        .import(&batch, &site, Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    s.import(&batch, Utc::now()).await;
     let (status, positions) = s.get("/api/v1/compliance?app=Office", &s.admin).await;
     assert_eq!(status, 200, "{positions}");
     let office = &positions[0];

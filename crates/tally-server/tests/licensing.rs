@@ -85,12 +85,7 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
     };
     let known = server.store.import_known().await.unwrap();
     assert!(tally_core::import::validate(&batch, &known, chrono::Utc::now()).is_empty());
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    server
-        .store
-        .import(&batch, &site, now, &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&batch, now).await;
 
     // West ran it an hour ago (through the rule); east never did.
     let (status, list) = server.get("/api/v1/reclaim?days=30", &server.auditor).await;
@@ -144,7 +139,6 @@ async fn metered_usage_keeps_an_installation_off_the_reclaim_list(backend: Backe
 async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend) {
     use tally_core::import::{DeviceRow, UserRow};
     let server = start(backend).await;
-    let site = tally_core::SiteCode::parse("S01").unwrap();
     let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
     let noon = |d| chrono::Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap();
     let device = |host: &str, status| DeviceRow {
@@ -178,20 +172,12 @@ async fn a_past_day_counts_that_days_installations_and_statuses(backend: Backend
         ],
         ..Default::default()
     };
-    server
-        .store
-        .import(&first, &site, noon(1), &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&first, noon(1)).await;
     let retire = Batch {
         devices: vec![(at(2), device("pc1", tally_core::DeviceStatus::Retired))],
         ..Default::default()
     };
-    server
-        .store
-        .import(&retire, &site, noon(20), &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&retire, noon(20)).await;
 
     let required = |d: u32| {
         let server = &server;
@@ -317,7 +303,6 @@ async fn the_agents_runs_count_for_the_user_and_concurrent_metrics(backend: Back
 async fn the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time(backend: Backend) {
     use tally_core::import::{DeviceRow, OrgNodeRow};
     let server = start(backend).await;
-    let site = tally_core::SiteCode::parse("S01").unwrap();
     let device = |host: &str, node: Option<&str>, status| DeviceRow {
         host_name: host.into(),
         org_node: node.map(String::from),
@@ -384,11 +369,7 @@ async fn the_summary_counts_and_explains_and_the_detail_names_a_page_at_a_time(b
     let known = server.store.import_known().await.unwrap();
     let problems = tally_core::import::validate(&batch, &known, chrono::Utc::now());
     assert!(problems.is_empty(), "{problems:?}");
-    server
-        .store
-        .import(&batch, &site, chrono::Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&batch, chrono::Utc::now()).await;
 
     let (status, positions) = server.get("/api/v1/compliance", &server.auditor).await;
     assert_eq!(status, 200, "{positions}");

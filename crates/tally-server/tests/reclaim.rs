@@ -160,13 +160,7 @@ async fn unknown_use_is_no_usage_data_and_excluded_devices_are_left_out(backend:
         )],
         ..Default::default()
     };
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    let now = chrono::Utc::now();
-    server
-        .store
-        .import(&retire, &site, now, &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&retire, chrono::Utc::now()).await;
     for (app, license) in [
         (
             json!({"name": "VS Code", "publisher": "Microsoft", "metric": "installations",

@@ -61,12 +61,7 @@ async fn add_org_node(server: &TestServer, name: &str) {
         org_nodes: vec![(Origin::default(), node)],
         ..Default::default()
     };
-    let site = tally_core::SiteCode::parse("S01").unwrap();
-    server
-        .store
-        .import(&batch, &site, chrono::Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    server.import(&batch, chrono::Utc::now()).await;
 }
 
 async fn a_license_for_an_application_deleted_meanwhile_is_a_conflict(backend: Backend) {

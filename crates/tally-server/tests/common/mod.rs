@@ -151,6 +151,20 @@ impl TestServer {
         self._backend.execute(&self.database_url(), sql).await
     }
 
+    /// Imports `batch` into the store as `tally import` on the server's site S01 would at
+    /// `at`: how tests lay down an estate or licenses dated in the past.
+    pub async fn import(
+        &self,
+        batch: &tally_core::import::Batch,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let site = SiteCode::parse("S01").unwrap();
+        self.store
+            .import(batch, &site, at, &|_| {}, None)
+            .await
+            .unwrap();
+    }
+
     /// Sends a request with an optional bearer credential and JSON body; returns status and
     /// body (Null when empty).
     pub async fn call(
