@@ -183,21 +183,13 @@ async fn devices_are_retired_and_merged_and_demand_no_longer_doubles(backend: Ba
         1,
         "counted once"
     );
-    let (_, usage) = server
-        .get(
-            &format!("/api/v1/usage?device_id={new_id}"),
-            &server.auditor,
-        )
-        .await;
+    // The merged device's usage records, read again after each change.
+    let merged_usage = format!("/api/v1/usage?device_id={new_id}");
+    let (_, usage) = server.get(&merged_usage, &server.auditor).await;
     assert_eq!(usage.as_array().unwrap().len(), 2, "{usage}");
     // The old agent now reports for the merged device.
     upload(&server, &old, "o2", vec![run("r3", 4)]).await;
-    let (_, usage) = server
-        .get(
-            &format!("/api/v1/usage?device_id={new_id}"),
-            &server.auditor,
-        )
-        .await;
+    let (_, usage) = server.get(&merged_usage, &server.auditor).await;
     assert_eq!(usage.as_array().unwrap().len(), 3, "{usage}");
 
     // Retired over the API: no longer counted, audit-logged.
