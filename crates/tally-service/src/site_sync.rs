@@ -304,8 +304,10 @@ fn device_ref(device: &Device, sync_key: Option<&str>) -> DeviceRef {
     }
 }
 
-/// Devices whose snapshot differs from what the parent last acknowledged, at most
-/// [`MAX_SYNC_DEVICES`], with their new digests.
+/// Devices whose snapshot may differ from what the parent last acknowledged, at most
+/// [`MAX_SYNC_DEVICES`], with their new digests. What is compared is the device's row, its
+/// agents' health and its inventory generation, which the database bumps on every write to
+/// the device's inventory: a device's inventory is read only when it goes up, not every cycle.
 async fn changed_devices(service: &Service) -> Result<(Vec<DeviceSnapshot>, Vec<(i64, String)>)> {
     let store = service.store();
     let sent: HashMap<i64, String> = store.sent_digests().await?.into_iter().collect();
@@ -317,30 +319,35 @@ async fn changed_devices(service: &Service) -> Result<(Vec<DeviceSnapshot>, Vec<
         let Some(last) = page.last() else {
             break;
         };
-        after = last.0.id;
-        for (device, key) in page {
-            let snapshot = snapshot(service, &device, key.as_deref(), &agents).await?;
+        after = last.device.id;
+        for d in page {
+            let mut snapshot = bare_snapshot(&d.device, d.sync_key.as_deref(), &agents);
+            snapshot.inventory.hash = format!("generation {}", d.inventory_generation);
             let digest = digest_of(&snapshot);
-            if sent.get(&device.id) != Some(&digest) {
-                snapshots.push(snapshot);
-                digests.push((device.id, digest));
-                if snapshots.len() == MAX_SYNC_DEVICES {
-                    return Ok((snapshots, digests));
-                }
+            if sent.get(&d.device.id) == Some(&digest) {
+                continue;
+            }
+            let inventory = store.device_inventory(d.device.id).await?;
+            snapshot.inventory.software = inventory.software;
+            snapshot.inventory.accounts = inventory.accounts;
+            snapshot.inventory.hash = inventory_digest(&snapshot.inventory);
+            snapshots.push(snapshot);
+            digests.push((d.device.id, digest));
+            if snapshots.len() == MAX_SYNC_DEVICES {
+                return Ok((snapshots, digests));
             }
         }
     }
     Ok((snapshots, digests))
 }
 
-/// A device as the parent gets it: facts, hardware, inventory, its agents' health.
-async fn snapshot(
-    service: &Service,
+/// A device as the parent gets it (facts, hardware, its agents' health), its inventory not
+/// read yet.
+fn bare_snapshot(
     device: &Device,
     key: Option<&str>,
     agents: &[tally_core::agents::Agent],
-) -> Result<DeviceSnapshot> {
-    let inventory = service.store().device_inventory(device.id).await?;
+) -> DeviceSnapshot {
     let agents = (agents.iter())
         .filter(|a| a.device_id == device.id)
         .map(|a| AgentHealth {
@@ -352,7 +359,7 @@ async fn snapshot(
             revoked: a.revoked_at.is_some(),
         })
         .collect();
-    let mut snapshot = DeviceSnapshot {
+    DeviceSnapshot {
         device: device_ref(device, key),
         fqdn: device.fqdn.clone(),
         serial: device.serial.clone(),
@@ -370,13 +377,11 @@ async fn snapshot(
                 serial: device.serial.clone(),
                 machine_id: device.machine_id.clone(),
             },
-            software: inventory.software,
-            accounts: inventory.accounts,
+            software: Vec::new(),
+            accounts: Vec::new(),
         },
         agents,
-    };
-    snapshot.inventory.hash = inventory_digest(&snapshot.inventory);
-    Ok(snapshot)
+    }
 }
 
 fn hex_digest(value: &impl Serialize) -> String {
@@ -389,8 +394,9 @@ fn inventory_digest(inventory: &Inventory) -> String {
     hex_digest(inventory)
 }
 
-/// What decides whether a device goes up again: everything but the heartbeat times, which
-/// count only to the hour, so a live agent's device goes up at most hourly for its health.
+/// What decides whether a device goes up again: its bare snapshot with its inventory
+/// generation in place of the inventory ([`changed_devices`]), the heartbeat times counting
+/// only to the hour, so a live agent's device goes up at most hourly for its health.
 fn digest_of(snapshot: &DeviceSnapshot) -> String {
     let hour = |t: Option<DateTime<Utc>>| {
         t.and_then(|t| t.duration_trunc(chrono::Duration::hours(1)).ok())
@@ -496,4 +502,75 @@ pub async fn start(service: &Arc<Service>, link: ParentLink) -> Result<()> {
     let creds = credentials(service, &link).await?;
     tokio::spawn(run(Arc::downgrade(service), link, creds));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tally_core::device::NewDevice;
+    use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
+    use tally_core::Site;
+    use tally_store::prelude::*;
+
+    use super::*;
+
+    fn inventory(hash: &str, package: &str) -> Inventory {
+        Inventory {
+            hash: hash.into(),
+            os: Some("Debian 12".into()),
+            hardware: Hardware::default(),
+            software: vec![InstalledSoftware {
+                name: package.into(),
+                version: "1.0".into(),
+                publisher: "Debian".into(),
+                executables: Vec::new(),
+            }],
+            accounts: Vec::new(),
+        }
+    }
+
+    /// A device goes up with its inventory, not again while nothing changes (its inventory is
+    /// then not read), and again with the new inventory once that is written.
+    #[tokio::test]
+    async fn a_device_goes_up_again_only_when_its_row_or_inventory_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tally_store::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let site = SiteCode::parse("S01").unwrap();
+        store
+            .put_site(&Site::central(site.clone(), "Main"))
+            .await
+            .unwrap();
+        let now = Utc::now();
+        let id = (store.create_device(&NewDevice::named(&site, "pc"), now))
+            .await
+            .unwrap()
+            .id;
+        store
+            .put_inventory(id, &inventory("h1", "vim"), now)
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let service = Service::new(store.clone(), site);
+
+        let names = |snapshots: &[DeviceSnapshot]| -> Vec<String> {
+            (snapshots.iter())
+                .flat_map(|s| s.inventory.software.iter().map(|p| p.name.clone()))
+                .collect()
+        };
+        let (snapshots, digests) = changed_devices(&service).await.unwrap();
+        assert_eq!(names(&snapshots), ["vim"]);
+        store.set_sent_digests(&digests).await.unwrap();
+        let (snapshots, _) = changed_devices(&service).await.unwrap();
+        assert!(snapshots.is_empty(), "nothing changed");
+
+        store
+            .put_inventory(id, &inventory("h2", "emacs"), now)
+            .await
+            .unwrap();
+        let (snapshots, digests) = changed_devices(&service).await.unwrap();
+        assert_eq!(names(&snapshots), ["emacs"]);
+        store.set_sent_digests(&digests).await.unwrap();
+        assert!(changed_devices(&service).await.unwrap().0.is_empty());
+    }
 }

@@ -18,6 +18,18 @@ pub struct ReceivedDevice<'a> {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
+/// A device as the up-sync reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceForSync {
+    pub device: tally_core::Device,
+    /// The key the device was received under from a child, if it was.
+    pub sync_key: Option<String>,
+    /// Bumped by the database whenever a row of the device's inventory (installed software,
+    /// executables, local accounts) is written, whoever writes it: the sync reads a device's
+    /// inventory only when this or the device's row changed since it last went up.
+    pub inventory_generation: i64,
+}
+
 #[async_trait]
 pub trait HierarchyStore: Send + Sync {
     /// Invites a child: stores the hash of its one-time join secret. False, storing nothing,
@@ -91,12 +103,9 @@ pub trait HierarchyStore: Send + Sync {
     /// Upserts the health of a received device's agents (site-qualified ids; they have no
     /// secret and cannot authenticate here).
     async fn receive_agents(&self, device_id: i64, agents: &[AgentHealth]) -> Result<()>;
-    /// Devices in id order after `after` with the key each was received under, if any.
-    async fn devices_for_sync(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(tally_core::Device, Option<String>)>>;
+    /// Devices in id order after `after` with the key each was received under, if any, and
+    /// their inventory generation.
+    async fn devices_for_sync(&self, after: i64, limit: i64) -> Result<Vec<DeviceForSync>>;
     /// Usage records after `(serial, id)` in that order, with device, file and user.
     async fn usage_for_sync(&self, after: (i64, i64), limit: i64) -> Result<Vec<SyncedRecord>>;
     /// Records after `(serial, id)`: what up-sync has still to send.

@@ -44,7 +44,7 @@ pub use audit::{AuditNote, AuditOf, AuditStore};
 pub use certificates::{CertificateImport, CertificateStore, LicenseTerms};
 pub use error::{ErrorKind, StoreError};
 pub use export::Exporting;
-pub use hierarchy::{HierarchyStore, ReceivedDevice};
+pub use hierarchy::{DeviceForSync, HierarchyStore, ReceivedDevice};
 pub use import::{Importing, Progress};
 pub use inventory::InventoryStore;
 pub use licensing::{Generations, Licensing};

@@ -680,16 +680,33 @@ async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store)
     let new = NewDevice::named(&code("S01"), "pc2");
     let d2 = store.create_device(&new, at(8, 0)).await.unwrap().id;
     assert_eq!(store.inventoried_devices().await.unwrap(), 0);
+    // What the up-sync compares: each write to a device's inventory bumps its generation.
+    let generation = |id: i64| async move {
+        let page = store.devices_for_sync(id - 1, 1).await.unwrap();
+        assert_eq!(page[0].device.id, id);
+        page[0].inventory_generation
+    };
+    let before = generation(d1).await;
     let first = inventory("h1", &[("vim", &["vim", "vimdiff"]), ("gimp", &["gimp"])]);
     assert!(store.put_inventory(d1, &first, at(9, 0)).await.unwrap());
+    let stored_once = generation(d1).await;
+    assert!(stored_once > before);
     assert!(
         !store.put_inventory(d1, &first, at(9, 5)).await.unwrap(),
         "same hash"
     );
+    assert_eq!(generation(d1).await, stored_once, "nothing written");
+    let other = generation(d2).await;
     assert!(store
         .put_inventory(d2, &inventory("h2", &[("vim", &["vim"])]), at(9, 0))
         .await
         .unwrap());
+    assert!(generation(d2).await > other);
+    assert_eq!(
+        generation(d1).await,
+        stored_once,
+        "another device's inventory"
+    );
     let seen = store.executables_seen().await.unwrap();
     let counts: Vec<_> = seen
         .iter()
@@ -725,6 +742,7 @@ async fn inventory_replaces_the_previous_one_unless_unchanged(store: &dyn Store)
     let replaced = store.device_inventory(d1).await.unwrap();
     assert_eq!(replaced.software.len(), 1);
     assert_eq!(replaced.accounts.len(), 1, "accounts replaced, not added");
+    assert!(generation(d1).await > stored_once, "a replaced inventory");
 }
 
 async fn summaries_tasks_and_ageing(store: &dyn Store) {

@@ -67,6 +67,7 @@ struct DeviceSync {
     #[sqlx(flatten)]
     device: rows::DeviceColumns,
     sync_key: Option<String>,
+    inventory_generation: i64,
 }
 
 /// A usage record with its file and user, as up-sync sends it.
@@ -519,11 +520,7 @@ impl crate::HierarchyStore for DbStore {
         Ok(())
     }
 
-    async fn devices_for_sync(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(tally_core::Device, Option<String>)>> {
+    async fn devices_for_sync(&self, after: i64, limit: i64) -> Result<Vec<crate::DeviceForSync>> {
         let rows = sqlx::query_as::<_, DeviceSync>(
             "SELECT * FROM devices WHERE id > $1 ORDER BY id LIMIT $2",
         )
@@ -532,7 +529,13 @@ impl crate::HierarchyStore for DbStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|r| Ok((r.device.into_device()?, r.sync_key)))
+            .map(|r| {
+                Ok(crate::DeviceForSync {
+                    device: r.device.into_device()?,
+                    sync_key: r.sync_key,
+                    inventory_generation: r.inventory_generation,
+                })
+            })
             .collect()
     }
 

@@ -1,10 +1,10 @@
--- A database as schema 21 (ingest at scale) left it, loaded by tests/migrations.rs before it
--- upgrades to the newest schema. Migrations 20 and 21 are in schema 19's fixture already (their
--- new columns keep their defaults; PostgreSQL's TimeSerial sequence carries on from the counter,
--- which stands at 41 here, so the usage records keep their serials and new ones come after
--- them). Migration 22 adds a column to users, where alice is. One text for both backends: no
--- ids written (PostgreSQL's identities stay in step), times as RFC 3339 text, booleans left to
--- their defaults. The next fixture starts as a copy of this.
+-- A database as schema 22 left it, loaded by tests/migrations.rs before it upgrades to the
+-- newest schema. Migrations 20 to 22 are in schema 19's fixture already (their new columns keep
+-- their defaults; PostgreSQL's TimeSerial sequence, from migration 21, is set where the counter
+-- stands, 41, by postgres/0022.more.sql, so the usage records keep their serials and new ones
+-- come after them). Migration 23 adds a column to devices, where pc1 and pc2 are. One text for
+-- both backends: no ids written (PostgreSQL's identities stay in step), times as RFC 3339 text,
+-- booleans left to their defaults. The next fixture starts as a copy of this.
 
 INSERT INTO sites (code, name) VALUES ('S01', 'Main');
 INSERT INTO org_nodes (name) VALUES ('HQ');
