@@ -47,6 +47,9 @@ pub mod users;
 pub mod web_sessions;
 pub mod written_reports;
 
+#[cfg(test)]
+mod test_store;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

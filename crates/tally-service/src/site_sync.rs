@@ -506,9 +506,7 @@ pub async fn start(service: &Arc<Service>, link: ParentLink) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use tally_core::device::NewDevice;
     use tally_core::wire::v1::{Hardware, InstalledSoftware, Inventory};
-    use tally_core::Site;
     use tally_store::prelude::*;
 
     use super::*;
@@ -532,20 +530,9 @@ mod tests {
     /// then not read), and again with the new inventory once that is written.
     #[tokio::test]
     async fn a_device_goes_up_again_only_when_its_row_or_inventory_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = tally_store::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .unwrap();
-        let site = SiteCode::parse("S01").unwrap();
-        store
-            .put_site(&Site::central(site.clone(), "Main"))
-            .await
-            .unwrap();
         let now = Utc::now();
-        let id = (store.create_device(&NewDevice::named(&site, "pc"), now))
-            .await
-            .unwrap()
-            .id;
+        let (_dir, store, id) = crate::test_store::with_a_device(now).await;
+        let site = SiteCode::parse("S01").unwrap();
         store
             .put_inventory(id, &inventory("h1", "vim"), now)
             .await

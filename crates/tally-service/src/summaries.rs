@@ -460,9 +460,8 @@ async fn sessions(mut pages: NewRecords<'_>) -> Result<i64> {
 pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
-    use tally_core::device::NewDevice;
     use tally_core::rules::RuleSpec;
-    use tally_core::{FileInfo, NewUsageRecord, RuleOrigin, Site, SiteCode};
+    use tally_core::{FileInfo, NewUsageRecord, RuleOrigin, SiteCode};
     use tally_store::prelude::*;
 
     fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
@@ -474,17 +473,8 @@ pub(crate) mod tests {
     pub(crate) async fn store_with(
         periods: &[(DateTime<Utc>, DateTime<Utc>)],
     ) -> (tempfile::TempDir, tally_store::SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = tally_store::SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let (dir, store, device) = crate::test_store::with_a_device(at(1, 0, 0)).await;
         let site = SiteCode::parse("S01").unwrap();
-        store
-            .put_site(&Site::central(site.clone(), "Main"))
-            .await
-            .unwrap();
-        let new = NewDevice::named(&site, "pc");
-        let device = store.create_device(&new, at(1, 0, 0)).await.unwrap().id;
         let user = store.upsert_user("alice", None).await.unwrap();
         let mut files = Vec::new();
         for name in ["code", "other"] {
