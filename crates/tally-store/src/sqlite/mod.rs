@@ -61,6 +61,19 @@ pub struct SqliteStore {
     running: crate::task_lock::Running,
 }
 
+/// Whether a connection going back to the pool may stay in it: not while a transaction is open
+/// on it. sqlx runs a custom `BEGIN` (ours is `BEGIN IMMEDIATE`, which takes the write lock) and
+/// only then builds the `Transaction` that rolls back when dropped; a request cancelled between
+/// the two (its client gone, its timeout reached) left the transaction open on an idle pooled
+/// connection, holding SQLite's write lock, and every other write waited out the busy timeout
+/// and failed. Such a connection is closed instead, which rolls the transaction back. The ping
+/// first lets a rollback already queued by a dropped `Transaction` finish.
+async fn closes_an_open_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
 impl SqliteStore {
     pub(crate) const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -87,6 +100,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .after_release(|conn, _| Box::pin(closes_an_open_transaction(conn)))
             .connect_with(options)
             .await?;
         Ok(Self {
