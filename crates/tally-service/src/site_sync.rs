@@ -311,7 +311,12 @@ fn device_ref(device: &Device, sync_key: Option<&str>) -> DeviceRef {
 async fn changed_devices(service: &Service) -> Result<(Vec<DeviceSnapshot>, Vec<(i64, String)>)> {
     let store = service.store();
     let sent: HashMap<i64, String> = store.sent_digests().await?.into_iter().collect();
-    let agents = store.agents().await?;
+    // Grouped once: looking each device's agents up in the whole list was devices × agents
+    // comparisons every cycle.
+    let mut agents: HashMap<i64, Vec<tally_core::agents::Agent>> = HashMap::new();
+    for a in store.agents().await? {
+        agents.entry(a.device_id).or_default().push(a);
+    }
     let (mut snapshots, mut digests) = (Vec::new(), Vec::new());
     let mut after = 0;
     loop {
@@ -321,7 +326,9 @@ async fn changed_devices(service: &Service) -> Result<(Vec<DeviceSnapshot>, Vec<
         };
         after = last.device.id;
         for d in page {
-            let mut snapshot = bare_snapshot(&d.device, d.sync_key.as_deref(), &agents);
+            let its_agents = agents.get(&d.device.id).map(Vec::as_slice);
+            let its_agents = its_agents.unwrap_or_default();
+            let mut snapshot = bare_snapshot(&d.device, d.sync_key.as_deref(), its_agents);
             snapshot.inventory.hash = format!("generation {}", d.inventory_generation);
             let digest = digest_of(&snapshot);
             if sent.get(&d.device.id) == Some(&digest) {
@@ -341,15 +348,14 @@ async fn changed_devices(service: &Service) -> Result<(Vec<DeviceSnapshot>, Vec<
     Ok((snapshots, digests))
 }
 
-/// A device as the parent gets it (facts, hardware, its agents' health), its inventory not
-/// read yet.
+/// A device as the parent gets it (facts, hardware, the health of `agents`, its own), its
+/// inventory not read yet.
 fn bare_snapshot(
     device: &Device,
     key: Option<&str>,
     agents: &[tally_core::agents::Agent],
 ) -> DeviceSnapshot {
     let agents = (agents.iter())
-        .filter(|a| a.device_id == device.id)
         .map(|a| AgentHealth {
             id: qualified_agent_id(&device.site_code, &a.id),
             enrolled_at: a.enrolled_at,

@@ -212,6 +212,13 @@ async fn users_and_files_are_upserted_once(store: &dyn Store) {
     let sent = [class("alice"), class("bob")];
     assert_eq!(store.receive_user_classes(&child, &sent).await.unwrap(), 0);
     assert_eq!(store.users_classified_by_admin().await.unwrap().len(), 2);
+    let generations = store.generations().await.unwrap();
+    store.receive_user_classes(&child, &sent).await.unwrap();
+    assert_eq!(
+        store.generations().await.unwrap(),
+        generations,
+        "the same classes again change nothing a position reads"
+    );
     store
         .set_service_account("bob", Some(false), None)
         .await

@@ -351,7 +351,26 @@ impl crate::HierarchyStore for DbStore {
         classes: &[tally_core::hierarchy::UserClass],
     ) -> Result<u64> {
         let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
-        for class in classes {
+        // Every batch carries every class: only what differs from the stored rows is written,
+        // or each sync would rewrite them and, through the positions' triggers on users (per
+        // statement on PostgreSQL), throw away every kept position.
+        let classified: Vec<(String, Option<bool>, bool, Option<String>)> = sqlx::query_as(
+            "SELECT account, service_account_override, service_account, service_account_set_by
+             FROM users
+             WHERE service_account_override IS NOT NULL OR service_account_set_by IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let child_code = Some(child.as_str().to_string());
+        let holds = |class: &tally_core::hierarchy::UserClass| {
+            classified.iter().any(|(account, over, flag, by)| {
+                *account == class.account
+                    && *over == Some(class.service_account)
+                    && *flag == class.service_account
+                    && *by == child_code
+            })
+        };
+        for class in classes.iter().filter(|c| !holds(c)) {
             sqlx::query(
                 "UPDATE users SET service_account_override = $1, service_account = $1,
                      service_account_set_by = $2
@@ -363,15 +382,12 @@ impl crate::HierarchyStore for DbStore {
             .execute(&mut *tx)
             .await?;
         }
-        let held: Vec<String> =
-            sqlx::query_scalar("SELECT account FROM users WHERE service_account_set_by = $1")
-                .bind(child.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
         let sent: std::collections::HashSet<&str> =
             classes.iter().map(|c| c.account.as_str()).collect();
         let mut reset = 0;
-        for account in held.iter().filter(|a| !sent.contains(a.as_str())) {
+        let dropped = (classified.iter())
+            .filter(|(account, _, _, by)| *by == child_code && !sent.contains(account.as_str()));
+        for (account, ..) in dropped {
             reset += sqlx::query(
                 "UPDATE users SET service_account_override = NULL,
                      service_account = service_account_derived, service_account_set_by = NULL
