@@ -313,13 +313,15 @@ impl Client {
             .await
     }
 
-    /// The daily snapshots from `from` (default 90 days ago), oldest first.
+    /// The daily snapshots from `from` (default 90 days ago), oldest first; at a parent, with
+    /// `site`, those days computed again over the devices of that site's subtree.
     pub async fn snapshots(
         &self,
         app: Option<&str>,
         from: Option<&str>,
+        site: Option<&str>,
     ) -> Result<Vec<TrendPoint>> {
-        let params = [("app", app), ("from", from)];
+        let params = [("app", app), ("from", from), ("site", site)];
         self.get(&with_query("/api/v1/compliance/snapshots", &params))
             .await
     }

@@ -18,7 +18,7 @@ use crate::error::ErrorBody;
 use crate::extract::{JsonBody, Path, Query};
 use crate::{ApiError, AppState};
 use tally_service::compliance::AppDetail;
-use tally_service::{licensing, trends, AppPosition, ReclaimQuery, ReclaimReport};
+use tally_service::{licensing, scope, trends, AppPosition, ReclaimQuery, ReclaimReport};
 
 #[utoipa::path(get, path = "/api/v1/applications", tag = "licensing", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppRecord>), (status = 401, body = ErrorBody)))]
@@ -162,15 +162,9 @@ pub(crate) async fn compliance(
     Query(p): Query<ComplianceParams>,
 ) -> Result<Json<Vec<AppPosition>>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let positions = match tally_service::scope::subtree_of(&state.service, p.site.as_deref())
-        .await?
-    {
-        Some(sites) => {
-            let store = state.service.store();
-            tally_service::compliance::compute_in(store, as_of, p.app.as_deref(), &sites).await?
-        }
-        None => state.service.positions(as_of, p.app.as_deref()).await?,
-    };
+    let sites = scope::subtree_of(&state.service, p.site.as_deref()).await?;
+    let (app, sites) = (p.app.as_deref(), sites.as_deref());
+    let positions = scope::positions(&state.service, as_of, app, sites).await?;
     Ok(Json(positions))
 }
 
@@ -204,14 +198,9 @@ pub(crate) async fn compliance_detail(
 ) -> Result<Json<AppDetail>, ApiError> {
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
     let page = (p.limit.unwrap_or(100), p.offset.unwrap_or(0));
-    let detail = match tally_service::scope::subtree_of(&state.service, p.site.as_deref()).await? {
-        Some(sites) => {
-            let store = state.service.store();
-            tally_service::compliance::detail_in(store, as_of, &p.app, page, &sites).await?
-        }
-        None => state.service.position_detail(as_of, &p.app, page).await?,
-    };
-    Ok(Json(detail))
+    let sites = scope::subtree_of(&state.service, p.site.as_deref()).await?;
+    let detail = scope::position_detail(&state.service, as_of, &p.app, page, sites.as_deref());
+    Ok(Json(detail.await?))
 }
 
 /// Which snapshots to read.
@@ -222,19 +211,29 @@ pub(crate) struct SnapshotParams {
     app: Option<String>,
     /// First day (YYYY-MM-DD); default 90 days ago.
     from: Option<NaiveDate>,
+    /// Only the demand of devices of this site and the sites below it (at a parent; default:
+    /// the whole subtree this site holds), against this site's licenses. The kept snapshots
+    /// are the whole subtree's, so each day that has them is computed again over those devices
+    /// as `compliance?site=&as_of=` computes it, at most 92 days back.
+    site: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/compliance/snapshots", tag = "licensing", security(("bearer" = [])),
     params(SnapshotParams),
     responses((status = 200, description = "Daily figures per application, for trends, by day", body = Vec<TrendPoint>),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, description = "A malformed query or site code, or a site's trend from over 92 days back", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, description = "No application or no site of that name", body = ErrorBody)))]
 pub(crate) async fn snapshots(
     _op: Operator,
     State(state): State<AppState>,
     Query(p): Query<SnapshotParams>,
 ) -> Result<Json<Vec<TrendPoint>>, ApiError> {
     let today = Utc::now().date_naive();
-    let points = trends::snapshots(state.store.as_ref(), p.app.as_deref(), p.from, today).await?;
+    let (store, app) = (state.service.store(), p.app.as_deref());
+    let points = match scope::subtree_of(&state.service, p.site.as_deref()).await? {
+        Some(sites) => trends::snapshots_in(store, app, p.from, today, &sites).await?,
+        None => trends::snapshots(store, app, p.from, today).await?,
+    };
     Ok(Json(points))
 }
 
@@ -277,8 +276,8 @@ pub(crate) async fn reclaim(
         tally_core::limits::check_name("app", app, tally_core::limits::MAX_NAME)?;
     }
     let as_of = p.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let devices = match tally_service::scope::subtree_of(&state.service, p.site.as_deref()).await? {
-        Some(sites) => Some(tally_service::scope::devices_of(state.service.store(), &sites).await?),
+    let devices = match scope::subtree_of(&state.service, p.site.as_deref()).await? {
+        Some(sites) => Some(scope::devices_of(state.service.store(), &sites).await?),
         None => None,
     };
     let query = ReclaimQuery {

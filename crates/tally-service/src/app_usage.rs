@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use tally_core::licenses::AppRecord;
+use tally_core::sessions::UsageSession;
+use tally_core::SiteCode;
 use tally_store::Store;
 
 use crate::Result;
@@ -59,12 +61,14 @@ fn filled(range: (i32, i32), found: BTreeMap<i32, MonthUse>) -> Vec<MonthUse> {
     out
 }
 
-/// `app`'s use in the `months` months up to and including the month of `until`.
+/// `app`'s use in the `months` months up to and including the month of `until`; with `sites`
+/// (a parent narrowing to a child's subtree), on the devices of those sites only.
 pub async fn by_month(
     store: &dyn Store,
     app: &AppRecord,
     until: NaiveDate,
     months: u32,
+    sites: Option<&[SiteCode]>,
 ) -> Result<(UsageSource, Vec<MonthUse>)> {
     let range = month_range(until, months);
     let rules = store.rules().await?;
@@ -79,7 +83,7 @@ pub async fn by_month(
         .collect();
     let mut found: BTreeMap<i32, MonthUse> = BTreeMap::new();
     if !named.is_empty() {
-        for m in store.monthly_totals(range, None).await? {
+        for m in store.monthly_totals(range, sites).await? {
             if named.contains(&m.rule_id) {
                 let entry = found.entry(m.month).or_insert(MonthUse {
                     month: m.month,
@@ -98,7 +102,13 @@ pub async fn by_month(
         .map(|t| Utc.from_utc_datetime(&t))
         .unwrap_or_default();
     let to = crate::compliance::end_of(until);
-    for s in store.sessions(app.application.id, (from, to)).await? {
+    let devices = match sites {
+        Some(sites) => Some(crate::scope::devices_of(store, sites).await?),
+        None => None,
+    };
+    let sessions = store.sessions(app.application.id, (from, to)).await?;
+    let on_devices = |s: &UsageSession| devices.as_ref().is_none_or(|d| d.contains(&s.device_id));
+    for s in sessions.into_iter().filter(on_devices) {
         let month = s.start_time.year() * 100 + s.start_time.month() as i32;
         let entry = found.entry(month).or_insert(MonthUse {
             month,

@@ -6,7 +6,7 @@
 //! (`Service::positions`), so the chart reads only the application's sessions once the day's
 //! position is known.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use tally_core::compliance::{concurrent_by_hour, metering_period};
@@ -88,8 +88,16 @@ fn label(start: DateTime<Utc>, per: Per) -> String {
 
 impl crate::Service {
     /// Application `name`'s (any case) concurrent use per day or month up to `as_of`, over
-    /// the estate of the kept positions of that day (computed now when there are none).
-    pub async fn concurrency(&self, name: &str, as_of: NaiveDate, per: Per) -> Result<Concurrency> {
+    /// the estate of the kept positions of that day (computed now when there are none); with
+    /// `devices` (a parent narrowing to a child's subtree), the use on those devices only, as
+    /// `compliance::compute_in` counts their demand.
+    pub async fn concurrency(
+        &self,
+        name: &str,
+        as_of: NaiveDate,
+        per: Per,
+        devices: Option<&HashSet<i64>>,
+    ) -> Result<Concurrency> {
         let computed = self.positions.on(self.store(), as_of).await?;
         let application = &computed.application(name)?.application;
         let by_user = application.metric != Metric::ConcurrentDevices;
@@ -98,7 +106,10 @@ impl crate::Service {
         let chart = (edges[0], edges[edges.len() - 1].min(end_of(as_of)));
         let read = (chart.0.min(metering.0), chart.1.max(metering.1));
         let sessions = self.store().sessions(application.id, read).await?;
-        let sessions: Vec<_> = sessions.into_iter().map(engine_session).collect();
+        let sessions: Vec<_> = (sessions.into_iter())
+            .filter(|s| devices.is_none_or(|d| d.contains(&s.device_id)))
+            .map(engine_session)
+            .collect();
         let estate = computed.estate();
         let hours = concurrent_by_hour(estate, by_user, &sessions, chart);
         let in_period = concurrent_by_hour(estate, by_user, &sessions, metering);

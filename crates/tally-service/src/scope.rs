@@ -1,5 +1,6 @@
 //! A parent's reads narrowed to one site and the sites below it (`--site CODE`): which sites
-//! those are, which devices they hold, and the hourly summary over those devices alone.
+//! those are, which devices they hold, the positions over those devices, and the hourly summary
+//! over those devices alone.
 //!
 //! A parent holds its whole subtree's raw records, summaries and inventory, each device with
 //! its origin site, so narrowing by site is narrowing by device. Monthly rows are per device and
@@ -9,7 +10,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use tally_api::{AppDetail, AppPosition};
 use tally_core::summary::{self, FileUsageHour};
 use tally_core::{SiteCode, UsageRecord};
 use tally_store::prelude::*;
@@ -38,6 +40,37 @@ pub async fn subtree_of(service: &Service, code: Option<&str>) -> Result<Option<
     let Some(code) = code else { return Ok(None) };
     let code = SiteCode::parse(code).map_err(|e| ServiceError::Invalid(format!("site: {e}")))?;
     Ok(Some(subtree(service, &code).await?))
+}
+
+/// Every application's position on `as_of` (or only the one named `only`): over the devices
+/// of `sites` when given, computed now ([`crate::compliance::compute_in`]); else the kept
+/// positions of the whole subtree ([`Service::positions`]).
+pub async fn positions(
+    service: &Service,
+    as_of: NaiveDate,
+    only: Option<&str>,
+    sites: Option<&[SiteCode]>,
+) -> Result<Vec<AppPosition>> {
+    match sites {
+        Some(sites) => crate::compliance::compute_in(service.store(), as_of, only, sites).await,
+        None => service.positions(as_of, only).await,
+    }
+}
+
+/// Application `app`'s position on `as_of` in detail, a page of its consumers: over the
+/// devices of `sites` when given ([`crate::compliance::detail_in`]), else from the kept
+/// positions ([`Service::position_detail`]).
+pub async fn position_detail(
+    service: &Service,
+    as_of: NaiveDate,
+    app: &str,
+    page: (i64, i64),
+    sites: Option<&[SiteCode]>,
+) -> Result<AppDetail> {
+    match sites {
+        Some(sites) => crate::compliance::detail_in(service.store(), as_of, app, page, sites).await,
+        None => service.position_detail(as_of, app, page).await,
+    }
 }
 
 /// The ids of the devices of `sites`.

@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 use maud::{html, Markup, PreEscaped};
 use tally_core::licenses::AppRecord;
+use tally_core::SiteCode;
 use tally_report::Chart;
 use tally_service::app_usage::{by_month, MonthUse, UsageSource};
 use tally_service::ServiceError;
@@ -19,8 +20,14 @@ fn month_text(month: i32) -> String {
     format!("{}-{:02}", month / 100, month % 100)
 }
 
-/// The usage and recognition sections of application `name`'s page as of `as_of`.
-pub async fn sections(state: &WebState, name: &str, as_of: NaiveDate) -> Result<Markup, WebError> {
+/// The usage and recognition sections of application `name`'s page as of `as_of`; the usage
+/// on devices of `sites` only, when given (a parent narrowed to a child's subtree).
+pub async fn sections(
+    state: &WebState,
+    name: &str,
+    as_of: NaiveDate,
+    sites: Option<&[SiteCode]>,
+) -> Result<Markup, WebError> {
     let store = state.service.store();
     let apps = store
         .applications_on(as_of)
@@ -32,7 +39,7 @@ pub async fn sections(state: &WebState, name: &str, as_of: NaiveDate) -> Result<
     else {
         return Ok(html! {});
     };
-    let (source, months) = by_month(store, &app, as_of, MONTHS).await?;
+    let (source, months) = by_month(store, &app, as_of, MONTHS, sites).await?;
     Ok(html! { (usage(source, &months)) (recognition(&app)) })
 }
 

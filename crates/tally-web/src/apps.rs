@@ -12,7 +12,11 @@ use tally_service::compliance::{AppDetail, AppPosition};
 
 use crate::layout::{self, app_href, encode, monies, status_class, status_text, words};
 use crate::session::Signed;
+use crate::site_scope::SiteScope;
 use crate::{WebError, WebState};
+
+/// What a position narrowed to a site still counts whole.
+const LICENSES_WHOLE: &str = "Owned counts all of this site's licenses.";
 
 /// Rows per page of every list.
 pub const PER_PAGE: usize = 50;
@@ -88,6 +92,8 @@ pub struct ListQuery {
     dir: String,
     page: String,
     as_of: String,
+    /// At a parent: only the demand of this site's subtree (see `site_scope`).
+    site: String,
 }
 
 /// The columns the list sorts by.
@@ -151,7 +157,10 @@ pub async fn list(
         .copied()
         .unwrap_or("name");
     let descending = q.dir == "desc";
-    let mut positions = state.service.positions(as_of, None).await?;
+    let scope = SiteScope::read(&state, &q.site).await?;
+    let site = scope.code();
+    let sites = scope.sites.as_deref();
+    let mut positions = tally_service::scope::positions(&state.service, as_of, None, sites).await?;
     let mut metrics: Vec<&'static str> = positions.iter().map(|p| p.metric.as_str()).collect();
     metrics.sort_unstable();
     metrics.dedup();
@@ -173,6 +182,7 @@ pub async fn list(
             ("sort", sort),
             ("dir", dir),
             ("as_of", &q.as_of),
+            ("site", &site),
             ("page", &page),
         ];
         format!("/applications{}", query(&params))
@@ -190,9 +200,14 @@ pub async fn list(
         });
         html! { th.(class) aria-sort=[current] { a href=(href(column, next, 1)) { (title) } } }
     };
-    let past = (!q.as_of.is_empty()).then_some(as_of);
+    let past = match q.as_of.is_empty() {
+        true => String::new(),
+        false => as_of.to_string(),
+    };
+    let all_sites = format!("/applications{}", query(&[("as_of", &q.as_of)]));
     let body = html! {
-        (filters(q, &metrics))
+        (scope.banner(&all_sites, LICENSES_WHOLE))
+        (filters(q, &metrics, &scope))
         table #applications {
             thead { tr {
                 (header("name", "Application", "")) (header("metric", "Metric", ""))
@@ -203,7 +218,7 @@ pub async fn list(
             tbody {
                 @for p in &shown {
                     tr {
-                        td { a href=(app_href(&p.application, past)) { (p.application) } br; small { (p.publisher) } }
+                        td { a href=(app_link(&p.application, &past, &site)) { (p.application) } br; small { (p.publisher) } }
                         td { (words(p.metric.as_str())) }
                         td.num { (p.required) } td.num { (p.owned) }
                         td.num { (p.shortfall) } td.num { (p.surplus) }
@@ -219,8 +234,15 @@ pub async fn list(
     Ok(layout::page(&signed, "/applications", "Applications", body))
 }
 
-/// The search, status and date filters; a GET form, so every view is a URL.
-fn filters(q: &ListQuery, metrics: &[&str]) -> Markup {
+/// Application `name`'s page as of `as_of` (a day, or empty for today) over the subtree of
+/// `site` (a code, or empty for the whole subtree).
+pub fn app_link(name: &str, as_of: &str, site: &str) -> String {
+    let params = [("as_of", as_of), ("site", site)];
+    format!("{}{}", app_href(name, None), query(&params))
+}
+
+/// The search, status, date and site filters; a GET form, so every view is a URL.
+fn filters(q: &ListQuery, metrics: &[&str], scope: &SiteScope) -> Markup {
     let statuses = [
         ("", "any status"),
         ("under_licensed", "under-licensed"),
@@ -245,6 +267,7 @@ fn filters(q: &ListQuery, metrics: &[&str]) -> Markup {
             }
             label for="as_of" { "As of" }
             input #as_of type="date" name="as_of" value=(q.as_of);
+            (scope.control())
             input type="hidden" name="sort" value=(q.sort);
             input type="hidden" name="dir" value=(q.dir);
             button type="submit" { "Show" }
@@ -257,6 +280,8 @@ fn filters(q: &ListQuery, metrics: &[&str]) -> Markup {
 pub struct DetailQuery {
     as_of: String,
     page: String,
+    /// At a parent: only the demand and use of this site's subtree.
+    site: String,
 }
 
 pub async fn detail(
@@ -269,25 +294,30 @@ pub async fn detail(
     let page = page_number(&q.page);
     let offset = i64::try_from((page - 1) * PER_PAGE).unwrap_or(i64::MAX);
     let limit = PER_PAGE as i64;
-    let d = state
-        .service
-        .position_detail(as_of, &name, (limit, offset))
-        .await?;
+    let scope = SiteScope::read(&state, &q.site).await?;
+    let (site, sites) = (scope.code(), scope.sites.as_deref());
+    let consumers_page = (limit, offset);
+    let d =
+        tally_service::scope::position_detail(&state.service, as_of, &name, consumers_page, sites)
+            .await?;
     let body = html! {
+        (scope.banner(&app_link(&name, &q.as_of, ""), LICENSES_WHOLE))
         form.filters method="get" action=(app_href(&name, None)) {
             label for="as_of" { "As of" }
             input #as_of type="date" name="as_of" value=(as_of);
+            (scope.control())
             button type="submit" { "Show" }
         }
         (figures(&d))
         (by_node(&d))
         (license_lines(&d))
-        (crate::app_usage::sections(&state, &name, as_of).await?)
-        p { a #concurrency-link href=(crate::concurrency::href(&d.position.application, &q.as_of, "")) { "Concurrent use over time →" } }
+        (crate::app_usage::sections(&state, &name, as_of, sites).await?)
+        p { a #concurrency-link href=(crate::concurrency::href(&d.position.application, (&q.as_of, ""), &site)) { "Concurrent use over time →" } }
         (consumers(&d))
         @let total = d.uncovered_consumers.total.max(d.excluded_consumers.total);
         (pager(page, usize::try_from(total).unwrap_or(0), |n| {
-            format!("{}{}", app_href(&name, None), query(&[("as_of", &q.as_of), ("page", &n.to_string())]))
+            let params = [("as_of", q.as_of.as_str()), ("site", &site), ("page", &n.to_string())];
+            format!("{}{}", app_href(&name, None), query(&params))
         }))
     };
     let title = format!("{} as of {as_of}", d.position.application);

@@ -12,10 +12,11 @@ use tally_report::Chart;
 use tally_service::concurrency::{Concurrency, Per};
 
 use crate::admin::when;
-use crate::apps::{day, query};
+use crate::apps::{app_link, day, query};
 use crate::forms::MAX_FIELD_CHARS;
-use crate::layout::{self, app_href, encode, words};
+use crate::layout::{self, encode, words};
 use crate::session::Signed;
+use crate::site_scope::SiteScope;
 use crate::{WebError, WebState};
 
 #[derive(Deserialize, Default)]
@@ -23,6 +24,8 @@ use crate::{WebError, WebState};
 pub struct ConcurrencyQuery {
     as_of: String,
     per: String,
+    /// At a parent: only the use on devices of this site's subtree.
+    site: String,
 }
 
 fn per(text: &str) -> Result<Per, WebError> {
@@ -33,9 +36,10 @@ fn per(text: &str) -> Result<Per, WebError> {
     }
 }
 
-/// The URL of application `name`'s concurrency chart.
-pub fn href(name: &str, as_of: &str, per: &str) -> String {
-    let params = [("as_of", as_of), ("per", per)];
+/// The URL of application `name`'s concurrency chart, up to `as_of` per `per` (empty: the
+/// defaults) over the subtree of `site` (empty: the whole subtree).
+pub fn href(name: &str, (as_of, per): (&str, &str), site: &str) -> String {
+    let params = [("as_of", as_of), ("per", per), ("site", site)];
     format!(
         "/applications/{}/concurrency{}",
         encode(name),
@@ -53,10 +57,16 @@ pub async fn page(
         return Err(WebError::NotFound("no such application".into()));
     }
     let (as_of, per) = (day(&q.as_of)?, per(&q.per)?);
-    let c = state.service.concurrency(&name, as_of, per).await?;
+    let scope = SiteScope::read(&state, &q.site).await?;
+    let devices = scope.devices(&state).await?;
+    let c = (state.service)
+        .concurrency(&name, as_of, per, devices.as_ref())
+        .await?;
+    let (day_text, site) = (as_of.to_string(), scope.code());
     let body = html! {
-        p { a href=(app_href(&c.application, Some(as_of))) { "← " (c.application) " as of " (as_of) } }
-        form.filters method="get" action=(href(&c.application, "", "")) {
+        p { a href=(app_link(&c.application, &day_text, &site)) { "← " (c.application) " as of " (as_of) } }
+        (scope.banner(&href(&c.application, (&q.as_of, &q.per), ""), ""))
+        form.filters method="get" action=(href(&c.application, ("", ""), "")) {
             label for="as_of" { "Up to" }
             input #as_of type="date" name="as_of" value=(as_of);
             label for="per" { "Peak per" }
@@ -64,6 +74,7 @@ pub async fn page(
                 option value="day" selected[per == Per::Day] { "day (31 days)" }
                 option value="month" selected[per == Per::Month] { "month (12 months)" }
             }
+            (scope.control())
             button type="submit" { "Show" }
         }
         (summary(&c))

@@ -28,6 +28,7 @@ mod reports;
 mod rule_edit;
 mod rules;
 mod session;
+mod site_scope;
 mod sites;
 mod users;
 

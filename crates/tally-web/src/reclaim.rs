@@ -22,6 +22,7 @@ use crate::campaign;
 use crate::forms::csrf_input;
 use crate::layout::{self, app_href, monies};
 use crate::session::Signed;
+use crate::site_scope::SiteScope;
 use crate::{WebError, WebState};
 
 /// Unused this many days unless the page asks otherwise (the dashboard's figure).
@@ -39,13 +40,18 @@ pub struct ReclaimParams {
     pub page: String,
     /// The page of the campaign's items.
     pub campaign_page: String,
+    /// At a parent: only installations on devices of this site's subtree.
+    pub site: String,
 }
 
-/// The filters, checked: days idle, and the application and org node to narrow to.
+/// The filters, checked: days idle, and the application, org node and site to narrow to.
+#[derive(Clone)]
 pub struct Filters {
     pub days: i64,
     pub application: String,
     pub org_node: String,
+    /// A site's code as given (checked against the sites when the list is read), or empty.
+    pub site: String,
 }
 
 impl Filters {
@@ -62,7 +68,12 @@ impl Filters {
                     ))
                 })?,
         };
-        for (field, value) in [("application", &p.application), ("org_node", &p.org_node)] {
+        let texts = [
+            ("application", &p.application),
+            ("org_node", &p.org_node),
+            ("site", &p.site),
+        ];
+        for (field, value) in texts {
             crate::forms::bounded(field, value)
                 .map_err(|(f, why)| WebError::BadRequest(format!("{f}: {why}")))?;
         }
@@ -70,6 +81,7 @@ impl Filters {
             days,
             application: p.application.trim().to_string(),
             org_node: p.org_node.trim().to_string(),
+            site: p.site.trim().to_string(),
         })
     }
 
@@ -85,6 +97,7 @@ impl Filters {
             ("days", days.as_str()),
             ("application", &self.application),
             ("org_node", &self.org_node),
+            ("site", &self.site),
             ("page", &page),
         ];
         format!("{path}{}", query(&params))
@@ -96,15 +109,22 @@ impl Filters {
             input type="hidden" name="days" value=(self.days);
             input type="hidden" name="application" value=(self.application);
             input type="hidden" name="org_node" value=(self.org_node);
+            input type="hidden" name="site" value=(self.site);
         }
     }
 
-    /// The idle installations these filters keep, as of today: the kept list itself unless an
-    /// org node narrows it (an estate's list runs to hundreds of thousands of rows).
-    pub async fn list(&self, state: &WebState) -> Result<Arc<ReclaimList>, WebError> {
+    /// The idle installations these filters keep, as of today, on the devices of `scope`: the
+    /// kept list itself unless an org node or a site narrows it (an estate's list runs to
+    /// hundreds of thousands of rows).
+    pub async fn list(
+        &self,
+        state: &WebState,
+        scope: &SiteScope,
+    ) -> Result<Arc<ReclaimList>, WebError> {
         let store = state.service.store();
         let mut asked = ReclaimQuery::days(Utc::now().date_naive(), self.days);
         asked.application = Some(self.application.clone()).filter(|a| !a.is_empty());
+        asked.devices = scope.devices(state).await?;
         let list = state.service.reclaim_shared(&asked).await?;
         Ok(match self.org_node.as_str() {
             "" => list,
@@ -116,8 +136,8 @@ impl Filters {
     }
 }
 
-/// The filter form: days, and the org node and application picked from lists.
-async fn filter_form(state: &WebState, f: &Filters) -> Result<Markup, WebError> {
+/// The filter form: days, and the org node, application and site picked from lists.
+async fn filter_form(state: &WebState, f: &Filters, scope: &SiteScope) -> Result<Markup, WebError> {
     let store = state.service.store();
     let nodes = tally_service::org::nodes(store).await?.into_iter();
     let mut nodes: Vec<String> = nodes.map(|n| n.node.name).collect();
@@ -145,6 +165,7 @@ async fn filter_form(state: &WebState, f: &Filters) -> Result<Markup, WebError> 
             input #days type="number" name="days" min="1" max=(MAX_DAYS) value=(f.days);
             (select("org_node", "Org node", &nodes, &f.org_node))
             (select("application", "Application", &apps, &f.application))
+            (scope.control())
             button type="submit" { "Show" }
             a #export-csv.button href=(f.href("/reclaim.csv", 1)) download { "Export CSV" }
         }
@@ -157,7 +178,8 @@ pub async fn page(
     Query(q): Query<ReclaimParams>,
 ) -> Result<Html<String>, WebError> {
     let f = Filters::parse(&q)?;
-    let list = f.list(&state).await?;
+    let scope = SiteScope::read(&state, &f.site).await?;
+    let list = f.list(&state, &scope).await?;
     let camp = reclaim_campaign::campaign(state.service.store()).await?;
     let on_list: HashMap<(&str, i64), ReclaimState> = (camp.items.iter())
         .map(|i| ((i.item.application.as_str(), i.item.device_id), i.state))
@@ -172,8 +194,13 @@ pub async fn page(
             on_list.get(&(r.application.as_str(), r.device_id)),
         )
     };
+    let all_sites = Filters {
+        site: String::new(),
+        ..f.clone()
+    };
     let body = html! {
-        (filter_form(&state, &f).await?)
+        (scope.banner(&all_sites.href("/reclaim", 1), "The campaign below holds every site's items."))
+        (filter_form(&state, &f, &scope).await?)
         p.lead #reclaim-summary { (list.idle.len()) " of " (list.known_installations) " installations whose use is known were unused since " (list.unused_since.date_naive()) "; they tie up " (monies(tied)) "." }
         table #reclaim {
             thead { tr { th { "Application" } th { "Computer" } th { "Installed" } th { "Last used" } th.num { "Days unused" } th.num { "Cost" } th { "License" } th { "Campaign" } } }
@@ -231,7 +258,8 @@ pub async fn csv(
     Query(q): Query<ReclaimParams>,
 ) -> Result<Response, WebError> {
     let f = Filters::parse(&q)?;
-    let list = f.list(&state).await?;
+    let scope = SiteScope::read(&state, &f.site).await?;
+    let list = f.list(&state, &scope).await?;
     let bytes = reclaim_campaign::idle_csv(&list)?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();

@@ -20,6 +20,7 @@ use crate::apps::{paged, query, PageQuery};
 use crate::devices::{hours, month};
 use crate::forms::{csrf_input, field, Problems};
 use crate::session::Signed;
+use crate::site_scope::SiteScope;
 use crate::{layout, WebError, WebState};
 
 fn origin(rule: &MeteringRule, here: &tally_core::SiteCode) -> String {
@@ -189,6 +190,8 @@ pub struct MonthsQuery {
     from: String,
     to: String,
     page: String,
+    /// At a parent: only the use on devices of this site's subtree.
+    site: String,
 }
 
 /// `2026-03` as `202603`, or why not.
@@ -213,6 +216,8 @@ pub async fn programs(
         month_key("from", &q.from, year_ago)?,
         month_key("to", &q.to, today)?,
     );
+    let scope = SiteScope::read(&state, &q.site).await?;
+    let site = scope.code();
     let store = state.service.store();
     let names: HashMap<i64, String> = store
         .rules()
@@ -220,7 +225,9 @@ pub async fn programs(
         .into_iter()
         .map(|r| (r.id, r.spec.name))
         .collect();
-    let mut rows = store.monthly_totals((from, to), None).await?;
+    let mut rows = store
+        .monthly_totals((from, to), scope.sites.as_deref())
+        .await?;
     let name = |id: i64| {
         names
             .get(&id)
@@ -235,15 +242,23 @@ pub async fn programs(
         let page = n.to_string();
         format!(
             "/programs{}",
-            query(&[("from", &q.from), ("to", &q.to), ("page", &page)])
+            query(&[
+                ("from", &q.from),
+                ("to", &q.to),
+                ("site", &site),
+                ("page", &page)
+            ])
         )
     };
     let (shown, _, pages) = paged(&rows, &q.page, href);
+    let all_sites = format!("/programs{}", query(&[("from", &q.from), ("to", &q.to)]));
     let body = html! {
         p { a href="/rules" { "← Metering rules" } }
+        (scope.banner(&all_sites, ""))
         form.filters method="get" action="/programs" {
             label for="from" { "From" } input #from name="from" type="month" value=(month(from));
             label for="to" { "To" } input #to name="to" type="month" value=(month(to));
+            (scope.control())
             button type="submit" { "Show" }
         }
         table #programs {

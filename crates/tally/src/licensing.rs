@@ -364,9 +364,15 @@ pub async fn licenses(api: &ApiArgs, cmd: Option<LicensesCmd>) -> Result<()> {
     }
 }
 
-/// The daily snapshots, oldest first, for watching a position move.
-pub async fn trend(api: &ApiArgs, app: Option<&str>, since: Option<&str>) -> Result<()> {
-    let rows = api.client()?.snapshots(app, since).await?;
+/// The daily snapshots, oldest first, for watching a position move; at a parent, with `site`,
+/// those days computed again over that site's subtree.
+pub async fn trend(
+    api: &ApiArgs,
+    app: Option<&str>,
+    since: Option<&str>,
+    site: Option<&str>,
+) -> Result<()> {
+    let rows = api.client()?.snapshots(app, since, site).await?;
     let columns = [
         "day",
         "application",

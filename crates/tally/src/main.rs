@@ -178,8 +178,9 @@ enum Command {
         since: Option<String>,
         /// On a parent site: only the demand of devices of this site and the sites below it,
         /// against this site's licenses (default: the whole subtree this site holds); with
-        /// --app, that application's detail over them.
-        #[arg(long, value_name = "CODE", conflicts_with = "trend")]
+        /// --app, that application's detail over them; with --trend, each kept day computed
+        /// again over them (at most 92 days back).
+        #[arg(long, value_name = "CODE")]
         site: Option<String>,
     },
     /// Installations whose use is known and that were not used for a while, with the license
@@ -430,8 +431,12 @@ fn main() -> std::process::ExitCode {
                 compliance::compliance(&api, ask).await
             }
             Command::Compliance {
-                api, app, since, ..
-            } => licensing::trend(&api, app.as_deref(), since.as_deref()).await,
+                api,
+                app,
+                since,
+                site,
+                ..
+            } => licensing::trend(&api, app.as_deref(), since.as_deref(), site.as_deref()).await,
             Command::Usage { api, args } => usage::usage(&api, args).await,
             Command::Bench(BenchCmd::Ingest(args)) => bench::ingest(args).await,
             Command::Bench(BenchCmd::Agent(args)) => bench_agent::agent(args).await,

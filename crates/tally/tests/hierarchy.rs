@@ -3,9 +3,12 @@
 //! on every site below the centre. Rules travel down with their edits and deletion and are
 //! read-only below their owner; devices, inventory, usage and runs arrive at the centre with
 //! the same figures as the sum of the sites'; a parent that goes away and a child killed
-//! mid-sync lose and double nothing; a device moving between sites stays one device.
+//! mid-sync lose and double nothing; a device moving between sites stays one device. At the
+//! centre, `--site` (the API's `site=`, the console's `?site=`) narrows what it shows to one
+//! branch.
 
 mod common;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -432,6 +435,8 @@ fn three_levels_carry_rules_down_and_usage_up(backend: Backend) {
     let detail = cen.json(&["compliance", "--app", "code", "--site", "s01"]);
     assert_eq!(detail["required"], 1, "{detail}");
     site_narrowed_summaries_and_reports(&cen);
+    site_narrowed_trend(&cen);
+    site_narrowed_console(&cen);
 
     // Users with their classification: an administrator's choice at the secondary reaches the
     // centre through the primary; inventory's (svc-backup, no login shell) is the centre's own.
@@ -921,4 +926,113 @@ fn site_narrowed_summaries_and_reports(cen: &Node) {
     );
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && stderr.contains("X99"), "{stderr}");
+}
+
+/// At the centre, `compliance --trend --site` gives the kept days computed again over one
+/// branch (Code is installed on one computer at each of P01, S01 and P02), and refuses an
+/// unknown site and a period over 92 days with what to do.
+fn site_narrowed_trend(cen: &Node) {
+    cen.run_task("snapshot_compliance");
+    let required = |extra: &[&str]| -> Vec<i64> {
+        let mut args = vec!["compliance", "--trend", "--app", "Code"];
+        args.extend(extra);
+        let rows = cen.json(&args);
+        let rows = rows.as_array().unwrap().clone();
+        rows.iter()
+            .map(|r| r["required"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(required(&[]), [3], "the kept snapshot: the whole subtree");
+    assert_eq!(required(&["--site", "P01"]), [2]);
+    assert_eq!(required(&["--site", "s01"]), [1]);
+    let p02 = cen.json(&["compliance", "--trend", "--site", "P02"]);
+    let code = (p02.as_array().unwrap().iter()).find(|r| r["application"] == "Code");
+    assert_eq!(code.unwrap()["required"], 1, "{p02}");
+    let refused = |args: &[&str], says: &str| {
+        let mut all = vec!["compliance", "--trend"];
+        all.extend(args);
+        let out = tally_at(&cen.url(), &cen.token, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{stderr}");
+    };
+    refused(&["--site", "X99"], "no site X99");
+    let long_ago = morning(120).date_naive().to_string();
+    refused(&["--site", "P01", "--since", &long_ago], "92 days");
+}
+
+/// The centre's console narrowed to one branch with `?site=`: the positions, an
+/// application's page, the programs and the reclaim list show that branch's figures only and
+/// say so with a way back to every site; an unknown site is a 404 page, a malformed one a 400.
+fn site_narrowed_console(cen: &Node) {
+    use web::{cells_of, client, get, rows_of, sign_in, text_of, value};
+    let (http, url) = (client(), cen.url());
+    let session = value(&sign_in(&http, &url, &cen.token));
+    let page = |path: &str| {
+        let resp = get(&http, &url, &session, path);
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap())
+    };
+    let shown = |path: &str| {
+        let (status, body) = page(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    // Positions: the required installations of Code, the whole subtree's and one branch's.
+    let required = |query: &str| {
+        let list = shown(&format!("/applications{query}"));
+        cells_of(&list, "applications", "Code")[2].clone()
+    };
+    assert_eq!(required(""), "3");
+    assert_eq!(required("?site=P01"), "2");
+    assert_eq!(required("?site=p02"), "1");
+    let list = shown("/applications?site=P01");
+    let says = text_of(&list, "site-scope");
+    assert!(says.contains("Narrowed to site P01"), "{says}");
+    assert!(
+        list.contains("href=\"/applications/Code?site=P01\""),
+        "{list}"
+    );
+    assert!(
+        list.contains("<option value=\"S01\">S01</option>"),
+        "the choice of site"
+    );
+    assert!(list.contains("<option value=\"P01\" selected>P01</option>"));
+    assert!(
+        !shown("/applications").contains("site-scope"),
+        "not narrowed"
+    );
+    // An application's page: its figures and the computers it names.
+    let app = shown("/applications/Code?site=S01");
+    assert_eq!(text_of(&app, "required"), "1");
+    let uncovered = rows_of(&app, "uncovered");
+    assert!(
+        uncovered.len() == 1 && uncovered[0].contains("s01-pc"),
+        "{uncovered:?}"
+    );
+    let back = "id=\"site-scope-all\" href=\"/applications/Code\"";
+    assert!(app.contains(back), "a way back to every site: {app}");
+    assert_eq!(rows_of(&shown("/applications/Code"), "uncovered").len(), 3);
+    let concurrency = shown("/applications/Code/concurrency?site=S01");
+    assert!(text_of(&concurrency, "site-scope").contains("S01"));
+    // The programs: the monthly summaries of the branch's devices.
+    let runs =
+        |query: &str| cells_of(&shown(&format!("/programs{query}")), "programs", "Code")[2].clone();
+    assert_eq!(runs(""), "15");
+    assert_eq!(runs("?site=P02"), "3");
+    assert_eq!(runs("?site=P01"), "12");
+    // The reclaim list: Code's installations whose use is not known, one per computer.
+    assert!(shown("/reclaim").contains("Code: 3 installations"));
+    let reclaim = shown("/reclaim?site=P02");
+    assert!(reclaim.contains("Code: 1 installations"), "{reclaim}");
+    assert!(
+        reclaim.contains("/reclaim.csv?days=90&amp;site=P02"),
+        "the export keeps it"
+    );
+    // Unknown and malformed sites, escaped on the error page.
+    let (status, body) = page("/applications?site=X99");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("X99"), "{body}");
+    let (status, body) = page("/programs?site=%3Cscript%3E");
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("<script>"), "{body}");
 }

@@ -352,14 +352,30 @@ pub fn raw_multipart_status(
     status.parse().unwrap()
 }
 
-/// The text of each body row of the table with `id` in a page, tags stripped.
-pub fn rows_of(page: &str, id: &str) -> Vec<String> {
+/// The HTML of each body row of the table with `id` in a page.
+fn body_rows<'p>(page: &'p str, id: &str) -> Vec<&'p str> {
     let at = page
         .find(&format!("id=\"{id}\""))
         .unwrap_or_else(|| panic!("no table {id}"));
     let table = &page[at..at + page[at..].find("</table>").unwrap()];
     let body = &table[table.find("<tbody>").unwrap_or(0)..];
-    body.split("<tr").skip(1).map(after_tag).collect()
+    body.split("<tr").skip(1).collect()
+}
+
+/// The text of each body row of the table with `id` in a page, tags stripped.
+pub fn rows_of(page: &str, id: &str) -> Vec<String> {
+    body_rows(page, id).into_iter().map(after_tag).collect()
+}
+
+/// The text of each cell of the first body row of the table with `id` whose first cell is
+/// `first`, tags stripped.
+pub fn cells_of(page: &str, id: &str, first: &str) -> Vec<String> {
+    let cells = |row: &str| -> Vec<String> { row.split("<td").skip(1).map(after_tag).collect() };
+    let rows = body_rows(page, id).into_iter().map(cells);
+    let mut found = rows.filter(|cells| cells.first().is_some_and(|c| c.trim() == first));
+    found
+        .next()
+        .unwrap_or_else(|| panic!("no row {first} in table {id}"))
 }
 
 /// Viewer, measured in concurrent users over a rolling 30 days: three days ago ann, bob and cy
