@@ -84,7 +84,7 @@ impl crate::AgentStore for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditOf<'_, tally_core::OperatorToken>,
     ) -> Result<tally_core::OperatorToken> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let token = sqlx::query_as::<_, rows::TokenColumns>(
             "INSERT INTO operator_tokens (name, role, token_hash, created_at)
              VALUES ($1, $2, $3, $4)
@@ -137,7 +137,7 @@ impl crate::AgentStore for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditOf<'_, tally_core::agents::EnrollmentToken>,
     ) -> Result<tally_core::agents::EnrollmentToken> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let stored = sqlx::query_as::<_, rows::EnrollmentTokenColumns>(
             "INSERT INTO enrollment_tokens (site_code, name, token_hash, created_at, expires_at, max_uses)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
@@ -177,7 +177,7 @@ impl crate::AgentStore for DbStore {
         audit: crate::AuditOf<'_, (tally_core::agents::Agent, tally_core::Device)>,
     ) -> Result<Option<(tally_core::agents::Agent, tally_core::Device)>> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         // The conditional update both checks the token and takes a use, atomically.
         let site: Option<String> = sqlx::query_scalar(
             "UPDATE enrollment_tokens SET uses = uses + 1
@@ -314,7 +314,7 @@ impl crate::AgentStore for DbStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         for chunk in agents.chunks(crate::import::CHUNK) {
             let mut devices = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO devices (site_code, host_name, fqdn, os, serial, created_at,

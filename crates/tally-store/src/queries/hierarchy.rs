@@ -180,7 +180,7 @@ impl crate::HierarchyStore for DbStore {
         secret_hash: &str,
         audit: crate::AuditOf<'_, SiteLink>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let done = sqlx::query(
             "INSERT INTO site_links (code, name, secret_hash, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -212,7 +212,7 @@ impl crate::HierarchyStore for DbStore {
         at: DateTime<Utc>,
     ) -> Result<Option<SiteLink>> {
         let at = to_micros(at);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let sql = format!(
             "UPDATE site_links SET secret_hash = $1, joined_at = $2
              WHERE code = $3 AND secret_hash = $4 AND joined_at IS NULL
@@ -306,7 +306,7 @@ impl crate::HierarchyStore for DbStore {
     }
 
     async fn receive_sites(&self, sites: &[SiteState]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         // Parents first, so each row's parent exists when it is written.
         let mut ordered: Vec<&SiteState> = Vec::with_capacity(sites.len());
         let mut left: Vec<&SiteState> = sites.iter().collect();
@@ -422,7 +422,7 @@ impl crate::HierarchyStore for DbStore {
         rules: &[MeteringRule],
         at: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let mut changed = 0;
         for owner in owners {
             let incoming: Vec<&MeteringRule> =
@@ -509,7 +509,7 @@ impl crate::HierarchyStore for DbStore {
     }
 
     async fn receive_agents(&self, device_id: i64, agents: &[AgentHealth]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         for a in agents {
             // No secret: an empty hash never equals a SHA-256, so this row cannot sign in.
             sqlx::query(
@@ -641,7 +641,7 @@ impl crate::HierarchyStore for DbStore {
     }
 
     async fn set_sent_digests(&self, digests: &[(i64, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         for (device, digest) in digests {
             sqlx::query(
                 "INSERT INTO sync_sent_devices (device_id, digest) VALUES ($1, $2)

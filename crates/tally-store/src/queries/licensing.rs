@@ -261,7 +261,7 @@ impl crate::Licensing for DbStore {
         day: chrono::NaiveDate,
         rows: &[tally_core::history::Snapshot],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         sqlx::query("DELETE FROM compliance_snapshots WHERE day = $1")
             .bind(day)
             .execute(&mut *tx)
@@ -312,7 +312,7 @@ impl crate::Licensing for DbStore {
     }
 
     async fn put_run_sessions(&self, sessions: &[tally_core::sessions::RunSession]) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         for chunk in sessions.chunks(crate::import::CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO usage_sessions (application_id, meter_data_id, device_id,
@@ -365,7 +365,7 @@ impl crate::Licensing for DbStore {
         rule: &tally_core::org::OrgRule,
         audit: crate::AuditOf<'_, tally_core::org::OrgRule>,
     ) -> Result<tally_core::org::OrgRule> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO org_rules (org_node, site, host_name, account)
              VALUES ($1, $2, $3, $4) RETURNING id",

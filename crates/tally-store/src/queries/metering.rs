@@ -159,7 +159,7 @@ impl crate::MeteringStore for DbStore {
     }
 
     async fn set_compare_values(&self, values: &[(i64, i64)], audit: AuditNote<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         for (application, quantity) in values {
             sqlx::query("DELETE FROM custom_values WHERE application_id = $1 AND org_node IS NULL")
                 .bind(application)

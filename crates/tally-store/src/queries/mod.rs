@@ -105,7 +105,7 @@ async fn change_one<'q>(
     query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
     audit: crate::AuditNote<'_>,
 ) -> Result<bool> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.pool.begin_with(BEGIN_WRITE).await?;
     if query.execute(&mut *tx).await?.rows_affected() == 0 {
         return Ok(false);
     }

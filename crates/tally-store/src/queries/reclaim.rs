@@ -87,7 +87,7 @@ impl crate::ReclaimStore for DbStore {
                  currency, license, state, proposed_at, proposed_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9) RETURNING {COLUMNS}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let row = sqlx::query_as::<_, ItemRow>(&sql)
             .bind(&item.application)
             .bind(item.device_id)

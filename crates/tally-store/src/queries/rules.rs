@@ -44,7 +44,7 @@ impl crate::RuleStore for DbStore {
                  language, product_name, comment, apply_to_child_sites, enabled, updated_at,
                  site_code, origin)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *";
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let rule = with_spec(sql, spec, at)
             .bind(site.as_str())
             .bind(origin.as_str())
@@ -66,7 +66,7 @@ impl crate::RuleStore for DbStore {
                  file_version = $4, language = $5, product_name = $6, comment = $7,
                  apply_to_child_sites = $8, enabled = $9, updated_at = $10
              WHERE id = $11 RETURNING *";
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let row = with_spec(sql, spec, at)
             .bind(id)
             .fetch_optional(&mut *tx)

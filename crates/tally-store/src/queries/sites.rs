@@ -245,7 +245,7 @@ impl crate::SiteStore for DbStore {
         choice: Option<bool>,
         audit: crate::AuditOf<'_, tally_core::User>,
     ) -> Result<Option<tally_core::User>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let user = sqlx::query_as::<_, rows::UserColumns>(
             "UPDATE users SET service_account_override = $1,
                  service_account = COALESCE($1, service_account_derived),
@@ -269,7 +269,7 @@ impl crate::SiteStore for DbStore {
         at: DateTime<Utc>,
         audit: crate::AuditOf<'_, tally_core::Device>,
     ) -> Result<Option<tally_core::Device>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let old: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -334,7 +334,7 @@ impl crate::SiteStore for DbStore {
         account: &str,
         audit: crate::AuditOf<'_, crate::Forgotten>,
     ) -> Result<crate::Forgotten> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let user_id: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET account = 'forgotten-' || id, full_name = NULL
              WHERE account = $1 RETURNING id",

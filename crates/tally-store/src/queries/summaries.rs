@@ -93,7 +93,7 @@ impl crate::SummaryStore for DbStore {
         keys: &[(i64, DateTime<Utc>)],
         rows: &[tally_core::summary::FileUsageHour],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         replace_hours(&mut tx, keys, rows).await?;
         tx.commit().await?;
         Ok(())
@@ -105,7 +105,7 @@ impl crate::SummaryStore for DbStore {
         rows: &[tally_core::summary::FileUsageHour],
         (from, to): (i64, i64),
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let task = tally_core::tasks::Task::SummarizeFileUsage;
         move_watermark(&mut tx, task, from, to).await?;
         replace_hours(&mut tx, keys, rows).await?;
@@ -138,7 +138,7 @@ impl crate::SummaryStore for DbStore {
         )],
         (from, to): (i64, i64),
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let task = tally_core::tasks::Task::SummarizeMonthlyUsage;
         move_watermark(&mut tx, task, from, to).await?;
         for chunk in rows.chunks(rows::INSERT_CHUNK) {
@@ -219,7 +219,7 @@ impl crate::SummaryStore for DbStore {
     }
 
     async fn delete_aged_summaries(&self, before: DateTime<Utc>, before_month: i32) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let hours = sqlx::query("DELETE FROM file_usage_hourly WHERE hour < $1")
             .bind(to_micros(before))
             .execute(&mut *tx)
@@ -310,7 +310,7 @@ impl crate::SummaryStore for DbStore {
                  last_error = excluded.last_error"
             }
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         sqlx::query(&format!(
             "INSERT INTO maintenance_tasks (name, enabled, every_secs, age_days, last_run_at,
                  last_duration_ms, last_rows, watermark, last_error)

@@ -377,7 +377,7 @@ impl crate::UsageStore for DbStore {
     }
 
     async fn delete_aged_usage(&self, before: DateTime<Utc>, summarised: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let before = to_micros(before);
         sqlx::query(
             "UPDATE usage_records SET released = TRUE

@@ -49,7 +49,7 @@ impl crate::WebSessionStore for DbStore {
         at: DateTime<Utc>,
         audit: AuditNote<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO web_sessions (id_hash, operator_token_id, created_at, last_seen_at)
              VALUES ($1, $2, $3, $3)",
