@@ -84,11 +84,14 @@ return problems;
 const PAGES: &[&str] = &[
     "/",
     "/applications",
+    // Narrowed to a site (this one, S01 by default): the banner and the Site list shown.
+    "/applications?site=S01",
     "/applications/Office",
     "/applications/Office/concurrency",
     "/licenses",
     "/licenses/new",
     "/reclaim",
+    "/reclaim?site=S01",
     "/devices",
     "/devices/1",
     "/users",
@@ -121,6 +124,10 @@ fn the_main_pages_pass_the_basic_accessibility_rules() {
         for page in PAGES {
             b.open(&server.url, page).await;
             b.text("h1").await;
+            if page.contains("site=") {
+                let narrowed = b.exists("#site-scope").await && b.exists("select#site").await;
+                assert!(narrowed, "{page}: no banner or Site list");
+            }
             found.extend(check(&b, page).await);
         }
         // The checks find what they look for: a bare field, pale text and an unnamed link

@@ -11,17 +11,6 @@ mod web;
 use common::{tally, Backend, Running};
 use web::browser::Browser;
 
-/// Waits (up to 20 s) for the page to be at `path`: a click's navigation has finished.
-async fn wait_path(b: &Browser, path: &str) {
-    for _ in 0..200 {
-        if b.path().await == path {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(b.path().await, path);
-}
-
 /// Takes today's compliance snapshot of the imported estate; the server's scheduler may be
 /// running the task already (it starts with the server), so a refusal for that is retried.
 fn snapshot_now(server: &Running) {
@@ -85,7 +74,7 @@ async fn dashboard(b: &Browser, server: &Running) {
     b.shot("w1-dashboard-trend").await;
     b.click("#trend a.chart[href='/applications?status=under_licensed']")
         .await;
-    wait_path(b, "/applications?status=under_licensed").await;
+    b.wait_path("/applications?status=under_licensed").await;
 }
 
 /// Office's page: an hour of use 200 days ago in the usage chart, its recognition rule, and
@@ -122,7 +111,8 @@ async fn campaign(b: &Browser, server: &Running) {
     b.choose("#org_node", "Sales").await;
     b.choose("#application", "Office").await;
     b.click("form.filters button[type=submit]").await;
-    wait_path(b, "/reclaim?days=90&org_node=Sales&application=Office").await;
+    b.wait_path("/reclaim?days=90&org_node=Sales&application=Office")
+        .await;
     let rows = b.text("#reclaim tbody").await;
     assert!(rows.contains("pc1") && !rows.contains("pc2"), "{rows}");
     b.shot("w1-reclaim-filtered").await;
@@ -155,7 +145,8 @@ async fn campaign(b: &Browser, server: &Running) {
 
     // Proposed, confirmed, removed: the totals follow, and the filters stay.
     b.click("#reclaim button.propose").await;
-    wait_path(b, "/reclaim?days=90&application=Office&org_node=Sales").await;
+    b.wait_path("/reclaim?days=90&application=Office&org_node=Sales")
+        .await;
     b.wait_text("#total-proposed", "99.50 EUR").await;
     b.click("#campaign button.step").await;
     b.wait_text("#total-confirmed", "99.50 EUR").await;

@@ -12,6 +12,7 @@ pub mod needs;
 #[path = "../../../tally-server/tests/common/json.rs"]
 pub mod json;
 
+pub mod hierarchy;
 pub mod load;
 
 use std::collections::BTreeMap;

@@ -184,6 +184,17 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 20 s) for the page to be at `path`: a click's navigation has finished.
+    pub async fn wait_path(&self, path: &str) {
+        for _ in 0..200 {
+            if self.path().await == path {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(self.path().await, path);
+    }
+
     pub async fn sign_in(&self, url: &str, token: &str) {
         self.signed_out(url).await;
         assert_eq!(
