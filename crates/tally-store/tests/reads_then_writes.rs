@@ -19,7 +19,10 @@ async fn a_status_change_waits_for_a_writer_holding_the_lock() {
     let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
     let at = Utc.with_ymd_and_hms(2026, 3, 31, 8, 0, 0).unwrap();
     let site = SiteCode::parse("S01").unwrap();
-    store.put_site(&Site::central(site.clone(), "Main")).await.unwrap();
+    store
+        .put_site(&Site::central(site.clone(), "Main"))
+        .await
+        .unwrap();
     let device = store
         .create_device(&NewDevice::named(&site, "pc1"), at)
         .await
