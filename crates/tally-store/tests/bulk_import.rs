@@ -1,0 +1,150 @@
+//! A large import of usage sessions on SQLite sets the sessions' time index and row trigger
+//! aside and builds them again in the same transaction (`queries/import.rs`, `SetAside`): after
+//! it they are in place as the migrations made them, the data is all there and the `observed`
+//! generation moved; an import that fails after its sessions leaves them in place too, and
+//! stores nothing.
+
+use chrono::{Duration, TimeZone, Utc};
+use tally_core::import::{ApplicationRow, Batch, DeviceRow, Origin, SessionRow, UserRow};
+use tally_core::{Metric, Site, SiteCode};
+use tally_store::prelude::*;
+use tally_store::SqliteStore;
+
+/// More than the import's threshold for setting the index aside.
+const SESSIONS: usize = 100_000;
+
+const ASIDE: [&str; 2] = [
+    "usage_sessions_application",
+    "usage_sessions_insert_observed",
+];
+
+fn at(line: usize) -> Origin {
+    Origin {
+        file: "t".into(),
+        line,
+    }
+}
+
+fn batch() -> Batch {
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
+    let session = |i: usize| SessionRow {
+        application: "Office".into(),
+        host_name: "pc1".into(),
+        account: "ann".into(),
+        start: start + Duration::seconds(i as i64),
+        end: start + Duration::seconds(i as i64 + 60),
+    };
+    Batch {
+        devices: vec![(
+            at(2),
+            DeviceRow {
+                host_name: "pc1".into(),
+                ..Default::default()
+            },
+        )],
+        users: vec![(
+            at(2),
+            UserRow {
+                account: "ann".into(),
+                ..Default::default()
+            },
+        )],
+        applications: vec![(at(2), ApplicationRow::new("Office", Metric::Users))],
+        sessions: (0..SESSIONS).map(|i| (at(i + 2), session(i))).collect(),
+        ..Default::default()
+    }
+}
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let site = SiteCode::parse("S01").unwrap();
+    store.put_site(&Site::central(site, "Main")).await.unwrap();
+    (dir, store)
+}
+
+/// The schema statements of the objects set aside, as they stand.
+async fn set_aside_objects(store: &SqliteStore) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for name in ASIDE {
+        let sql: Option<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
+                .bind(name)
+                .fetch_optional(store.pool())
+                .await
+                .unwrap();
+        found.push((name.to_string(), sql.unwrap_or_default()));
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_large_import_puts_the_sessions_index_and_trigger_back() {
+    let (_dir, store) = store().await;
+    let before = set_aside_objects(&store).await;
+    assert!(before.iter().all(|(_, sql)| !sql.is_empty()), "{before:?}");
+    let observed = store.generations().await.unwrap().observed;
+    let site = SiteCode::parse("S01").unwrap();
+
+    let outcome = store
+        .import(&batch(), &site, Utc::now(), &|_| {}, None)
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.sessions, SESSIONS as u64);
+    assert_eq!(set_aside_objects(&store).await, before);
+    assert!(store.generations().await.unwrap().observed > observed);
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT device_id FROM usage_sessions
+         WHERE application_id = 1 AND end_time >= 0",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.3.contains("usage_sessions_application")),
+        "{plan:?}"
+    );
+    // The trigger is back: the next session moves the generation again.
+    let observed = store.generations().await.unwrap().observed;
+    sqlx::query(
+        "INSERT INTO usage_sessions (application_id, device_id, user_id, start_time, end_time)
+         SELECT application_id, device_id, user_id, start_time, end_time
+         FROM usage_sessions LIMIT 1",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(store.generations().await.unwrap().observed, observed + 1);
+}
+
+#[tokio::test]
+async fn a_large_import_that_fails_after_its_sessions_stores_nothing() {
+    let (_dir, store) = store().await;
+    let before = set_aside_objects(&store).await;
+    let mut failing = batch();
+    // Resolved after the sessions are loaded: the license names no application.
+    failing.licenses = vec![(
+        at(2),
+        tally_core::import::LicenseRow::new(
+            "Nothing",
+            Metric::Users,
+            1,
+            tally_core::AssignmentType::Organization,
+        ),
+    )];
+    let site = SiteCode::parse("S01").unwrap();
+
+    let failed = store
+        .import(&failing, &site, Utc::now(), &|_| {}, None)
+        .await;
+
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(set_aside_objects(&store).await, before);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_sessions")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
