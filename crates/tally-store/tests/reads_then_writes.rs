@@ -47,7 +47,7 @@ async fn a_status_change_waits_for_a_writer_holding_the_lock() {
     };
     // Long enough for a deferred transaction to have read its snapshot and be waiting for
     // the lock; an immediate one is still waiting to begin.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     writing.commit().await.unwrap();
     drop(other);
 

@@ -159,7 +159,8 @@ impl crate::CertificateStore for DbStore {
         let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let c = &import.signed.certificate;
         let outcome =
-            super::import::import_tx(&mut tx, import.batch, site, import.at, &|_| {}).await?;
+            super::import::import_tx(&mut tx, import.batch, (site, import.at), &|_| {}, false)
+                .await?;
         let license_id = match &import.update_license {
             Some(terms) => update_license(&mut tx, terms).await?,
             None => *outcome.license_ids.first().ok_or_else(|| {

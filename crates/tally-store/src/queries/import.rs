@@ -324,10 +324,10 @@ async fn import_sessions(
         &crate::import::Ids,
     ),
     progress: crate::Progress<'_>,
-    done: &mut u64,
+    (done, bulk): (&mut u64, bool),
 ) -> Result<()> {
     let (apps, devices, users) = ids;
-    let aside = match bulk_sessions(tx, rows.len()).await? {
+    let aside = match bulk {
         true => Some(SetAside::take(tx, &SESSIONS_ASIDE).await?),
         false => None,
     };
@@ -370,9 +370,10 @@ async fn import_sessions(
 /// The fewest new sessions loaded with [`SESSIONS_ASIDE`] set aside.
 const BULK_SESSIONS: usize = 100_000;
 
-/// The usage sessions' time index and their row trigger. Loading 10,000,000 sessions into
+/// The usage sessions' time index and their row trigger. Copying 10,000,000 sessions into
 /// SQLite with them took 134 s (every row a random insert into an index far larger than the
-/// page cache, and a counter update); without them, then building the index, 31 s.
+/// page cache, and a counter update); without them 5.7 s, then building the index 21.6–27 s
+/// (BENCHMARKS.md).
 const SESSIONS_ASIDE: [&str; 2] = [
     "usage_sessions_application",
     "usage_sessions_insert_observed",
@@ -380,13 +381,15 @@ const SESSIONS_ASIDE: [&str; 2] = [
 
 /// Whether `new` sessions are loaded faster by rebuilding the sessions' index afterwards than
 /// by inserting into it: on SQLite, when they are many and at least half as many as those
-/// stored (the rebuild reads every stored session again).
-async fn bulk_sessions(tx: &mut sqlx::Transaction<'_, Db>, new: usize) -> Result<bool> {
+/// stored (the rebuild reads every stored session again). Asked before the import's
+/// transaction begins, as its temporary storage must be chosen then; a write in between can
+/// only make the choice a little less apt, never wrong.
+async fn bulk_sessions(conn: &mut <Db as sqlx::Database>::Connection, new: usize) -> Result<bool> {
     if super::NAME != "sqlite" || new < BULK_SESSIONS {
         return Ok(false);
     }
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_sessions")
-        .fetch_one(&mut **tx)
+        .fetch_one(conn)
         .await?;
     Ok(new as i64 >= stored / 2)
 }
@@ -572,6 +575,7 @@ impl crate::Importing for DbStore {
         audit: crate::AuditOf<'_, tally_core::import::ImportOutcome>,
     ) -> Result<tally_core::import::ImportOutcome> {
         let mut conn = self.pool.acquire().await?;
+        let bulk = bulk_sessions(&mut conn, batch.sessions.len()).await?;
         if super::NAME == "sqlite" {
             // An import writes millions of rows into tables and indexes far larger than
             // SQLite's default page cache (2 MB): pages were spilled to the WAL mid-transaction
@@ -579,9 +583,9 @@ impl crate::Importing for DbStore {
             // The connection is closed afterwards rather than returned to the pool with them.
             conn.close_on_drop();
             // An index set aside is built again by sorting every stored row: in temporary
-            // files (SQLite's default), or the sort of 10,000,000 sessions holds 1.2 GB more.
+            // files (SQLite's default), or the sort of 10,000,000 sessions held 1.8 GB.
             // The setting cannot change once the transaction has written.
-            let temp_store = match batch.sessions.len() >= BULK_SESSIONS {
+            let temp_store = match bulk {
                 true => "PRAGMA temp_store = FILE",
                 false => "PRAGMA temp_store = MEMORY",
             };
@@ -593,7 +597,7 @@ impl crate::Importing for DbStore {
         // and on SQLite a read transaction that later writes fails if another
         // connection wrote in between.
         let mut tx = sqlx::Connection::begin_with(&mut *conn, super::BEGIN_WRITE).await?;
-        let outcome = import_tx(&mut tx, batch, site, at, progress).await?;
+        let outcome = import_tx(&mut tx, batch, (site, at), progress, bulk).await?;
         super::audit::commit_of(tx, audit, &outcome).await?;
         Ok(outcome)
     }
@@ -601,13 +605,13 @@ impl crate::Importing for DbStore {
 
 /// The whole of an import inside the caller's transaction (which it commits with its own
 /// audit entry): [`crate::Importing::import`], and a license certificate's application and
-/// license.
+/// license. With `bulk`, the sessions are loaded with their index and trigger set aside.
 pub(super) async fn import_tx(
     tx: &mut sqlx::Transaction<'_, Db>,
     batch: &tally_core::import::Batch,
-    site: &tally_core::SiteCode,
-    at: DateTime<Utc>,
+    (site, at): (&tally_core::SiteCode, DateTime<Utc>),
     progress: crate::Progress<'_>,
+    bulk: bool,
 ) -> Result<tally_core::import::ImportOutcome> {
     let mut done = 0;
     let nodes = import_org_nodes(tx, &batch.org_nodes).await?;
@@ -627,7 +631,7 @@ pub(super) async fn import_tx(
         &batch.sessions,
         (&apps, &devices, &users),
         progress,
-        &mut done,
+        (&mut done, bulk),
     )
     .await?;
     let license_ids =
