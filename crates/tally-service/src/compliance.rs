@@ -35,7 +35,18 @@ pub async fn compute_in(
     sites: &[tally_core::SiteCode],
 ) -> Result<Vec<AppPosition>> {
     let keep = crate::scope::devices_of(store, sites).await?;
-    Computed::read_in(store, as_of, only, Some(&keep))
+    compute_over(store, as_of, only, &keep).await
+}
+
+/// [`compute`] over the devices in `keep` only: [`compute_in`] once the sites' devices are
+/// known, for callers that compute several days over the same devices.
+pub async fn compute_over(
+    store: &dyn Store,
+    as_of: NaiveDate,
+    only: Option<&str>,
+    keep: &std::collections::HashSet<i64>,
+) -> Result<Vec<AppPosition>> {
+    Computed::read_in(store, as_of, only, Some(keep))
         .await?
         .summaries(only)
 }

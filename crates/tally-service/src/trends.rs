@@ -8,7 +8,7 @@ use tally_api::TrendPoint;
 use tally_core::SiteCode;
 use tally_store::Store;
 
-use crate::compliance::{compute_in, snapshot_rows};
+use crate::compliance::{compute_over, snapshot_rows};
 use crate::{Result, ServiceError};
 
 /// How far back trends go when the caller names no first day.
@@ -86,9 +86,11 @@ pub async fn snapshots_in(
         let day = days.entry(kept.snapshot.day).or_default();
         day.insert(kept.snapshot.application_id, kept.application);
     }
+    // The sites' devices are read once, not once per day.
+    let devices = crate::scope::devices_of(store, sites).await?;
     let mut points = Vec::new();
     for (day, kept) in days {
-        let positions = match compute_in(store, day, app, sites).await {
+        let positions = match compute_over(store, day, app, &devices).await {
             // The application was removed later that day, after its snapshot.
             Err(ServiceError::NotFound(_)) if app.is_some() => continue,
             positions => positions?,
