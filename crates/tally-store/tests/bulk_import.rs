@@ -1,11 +1,13 @@
-//! A large import of usage sessions on SQLite sets the sessions' time index and row trigger
-//! aside and builds them again in the same transaction (`queries/import.rs`, `SetAside`): after
-//! it they are in place as the migrations made them, the data is all there and the `observed`
-//! generation moved; an import that fails after its sessions leaves them in place too, and
-//! stores nothing.
+//! A large import of usage sessions or installations on SQLite sets the table's index and row
+//! triggers aside and builds them again in the same transaction (`queries/import.rs`,
+//! `SetAside`): after it they are in place as the migrations made them, the data is all there
+//! and the generations moved once; an import that fails after them leaves them in place too,
+//! and stores nothing.
 
 use chrono::{Duration, TimeZone, Utc};
-use tally_core::import::{ApplicationRow, Batch, DeviceRow, Origin, SessionRow, UserRow};
+use tally_core::import::{
+    ApplicationRow, Batch, DeviceRow, InstallationRow, Origin, SessionRow, UserRow,
+};
 use tally_core::{Metric, Site, SiteCode};
 use tally_store::prelude::*;
 use tally_store::SqliteStore;
@@ -65,8 +67,12 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 
 /// The schema statements of the objects set aside, as they stand.
 async fn set_aside_objects(store: &SqliteStore) -> Vec<(String, String)> {
+    objects(store, &ASIDE).await
+}
+
+async fn objects(store: &SqliteStore, names: &[&str]) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    for name in ASIDE {
+    for &name in names {
         let sql: Option<String> =
             sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
                 .bind(name)
@@ -138,6 +144,132 @@ async fn a_large_import_that_fails_while_its_index_is_aside_stores_nothing() {
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(set_aside_objects(&store).await, before);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_sessions")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+/// More than the import's threshold, over two devices.
+const INSTALLATIONS: usize = 100_000;
+
+const INSTALLATIONS_ASIDE: [&str; 5] = [
+    "installed_software_title",
+    "installed_software_insert_observed",
+    "installed_software_update_observed",
+    "installed_software_insert_inventory",
+    "installed_software_update_inventory",
+];
+
+fn installations() -> Batch {
+    let device = |host: &str| {
+        (
+            at(2),
+            DeviceRow {
+                host_name: host.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let installation = |i: usize| InstallationRow {
+        host_name: if i.is_multiple_of(2) { "pc1" } else { "pc2" }.into(),
+        software: format!("Package {i:06}").into(),
+        version: "1.0".into(),
+        publisher: "Acme".into(),
+        installed_on: None,
+    };
+    Batch {
+        devices: vec![device("pc1"), device("pc2")],
+        installations: (0..INSTALLATIONS)
+            .map(|i| (at(i + 2), installation(i)))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn inventory_generations(store: &SqliteStore) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT host_name, inventory_generation FROM devices ORDER BY host_name")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_large_import_of_installations_puts_their_index_and_triggers_back() {
+    let (_dir, store) = store().await;
+    let before = objects(&store, &INSTALLATIONS_ASIDE).await;
+    assert!(before.iter().all(|(_, sql)| !sql.is_empty()), "{before:?}");
+    let observed = store.generations().await.unwrap().observed;
+    let site = SiteCode::parse("S01").unwrap();
+
+    let outcome = store
+        .import(&installations(), &site, Utc::now(), &|_| {}, None)
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.installations, INSTALLATIONS as u64);
+    assert_eq!(objects(&store, &INSTALLATIONS_ASIDE).await, before);
+    // Once each, not once per installation: the triggers were set aside meanwhile.
+    assert_eq!(store.generations().await.unwrap().observed, observed + 1);
+    let generations = inventory_generations(&store).await;
+    assert_eq!(generations, [("pc1".into(), 1), ("pc2".into(), 1)]);
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT device_id FROM installed_software
+         WHERE name = 'Package 000001' AND publisher = 'Acme' AND version = '1.0'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.3.contains("installed_software_title")),
+        "{plan:?}"
+    );
+    // The triggers are back: the next change moves both generations again.
+    sqlx::query("UPDATE installed_software SET version = '2.0' WHERE name = 'Package 000000'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.generations().await.unwrap().observed, observed + 2);
+    let generations = inventory_generations(&store).await;
+    assert_eq!(generations, [("pc1".into(), 2), ("pc2".into(), 1)]);
+}
+
+#[tokio::test]
+async fn a_large_import_that_fails_after_its_installations_stores_none_of_them() {
+    let (_dir, store) = store().await;
+    let before = objects(&store, &INSTALLATIONS_ASIDE).await;
+    let mut failing = installations();
+    // Resolved after the installations are loaded and their index built again: the session
+    // names no device.
+    failing.applications = vec![(at(2), ApplicationRow::new("Office", Metric::Users))];
+    failing.users = vec![(
+        at(2),
+        UserRow {
+            account: "ann".into(),
+            ..Default::default()
+        },
+    )];
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
+    failing.sessions = vec![(
+        at(2),
+        SessionRow {
+            application: "Office".into(),
+            host_name: "nowhere".into(),
+            account: "ann".into(),
+            start,
+            end: start + Duration::seconds(60),
+        },
+    )];
+    let site = SiteCode::parse("S01").unwrap();
+
+    let failed = store
+        .import(&failing, &site, Utc::now(), &|_| {}, None)
+        .await;
+
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(objects(&store, &INSTALLATIONS_ASIDE).await, before);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM installed_software")
         .fetch_one(store.pool())
         .await
         .unwrap();

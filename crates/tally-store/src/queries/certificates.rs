@@ -158,9 +158,14 @@ impl crate::CertificateStore for DbStore {
     ) -> Result<StoredCertificate> {
         let mut tx = self.pool.begin_with(super::BEGIN_WRITE).await?;
         let c = &import.signed.certificate;
-        let outcome =
-            super::import::import_tx(&mut tx, import.batch, (site, import.at), &|_| {}, false)
-                .await?;
+        let outcome = super::import::import_tx(
+            &mut tx,
+            import.batch,
+            (site, import.at),
+            &|_| {},
+            Default::default(),
+        )
+        .await?;
         let license_id = match &import.update_license {
             Some(terms) => update_license(&mut tx, terms).await?,
             None => *outcome.license_ids.first().ok_or_else(|| {

@@ -278,7 +278,7 @@ async fn import_installations(
     rows: &tally_core::import::Rows<tally_core::import::InstallationRow>,
     devices: &crate::import::Ids,
     progress: crate::Progress<'_>,
-    done: &mut u64,
+    (done, bulk): (&mut u64, bool),
 ) -> Result<u64> {
     // The last row for a (device, software) wins; one statement may not touch a
     // row twice.
@@ -287,7 +287,14 @@ async fn import_installations(
         let device = crate::import::resolve(devices, &r.host_name, "device")?;
         latest.insert((device, &*r.software), r);
     }
-    let rows: Vec<_> = latest.into_iter().collect();
+    // In the order of the index the upsert looks each row up in: its pages are written one
+    // after the other instead of at random.
+    let mut rows: Vec<_> = latest.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let aside = match bulk {
+        true => Some(SetAside::take(tx, &INSTALLATIONS_ASIDE).await?),
+        false => None,
+    };
     for chunk in rows.chunks(crate::import::CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO installed_software (device_id, name, version, publisher,
@@ -311,6 +318,24 @@ async fn import_installations(
         insert.build().execute(&mut **tx).await?;
         *done += chunk.len() as u64;
         progress(*done);
+    }
+    if let Some(aside) = aside {
+        aside.put_back(tx).await?;
+        // What the row triggers set aside did: the generations move once, each device's
+        // inventory generation once.
+        bump_observed(tx).await?;
+        let mut touched: Vec<i64> = rows.iter().map(|((device, _), _)| *device).collect();
+        touched.dedup();
+        for chunk in touched.chunks(crate::import::CHUNK) {
+            let mut update = sqlx::QueryBuilder::<Db>::new(
+                "UPDATE devices SET inventory_generation = inventory_generation + 1 WHERE id IN (",
+            );
+            let mut ids = update.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            update.push(")").build().execute(&mut **tx).await?;
+        }
     }
     Ok(rows.len() as u64)
 }
@@ -360,15 +385,20 @@ async fn import_sessions(
     if let Some(aside) = aside {
         aside.put_back(tx).await?;
         // What the row trigger set aside did for every row, once.
-        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'observed'")
-            .execute(&mut **tx)
-            .await?;
+        bump_observed(tx).await?;
     }
     Ok(())
 }
 
-/// The fewest new sessions loaded with [`SESSIONS_ASIDE`] set aside.
-const BULK_SESSIONS: usize = 100_000;
+async fn bump_observed(tx: &mut sqlx::Transaction<'_, Db>) -> Result<()> {
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'observed'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The fewest new rows of a table loaded with its indexes and triggers set aside.
+const BULK_ROWS: usize = 100_000;
 
 /// The usage sessions' time index and their row trigger. Copying 10,000,000 sessions into
 /// SQLite with them took 134 s (every row a random insert into an index far larger than the
@@ -379,16 +409,55 @@ const SESSIONS_ASIDE: [&str; 2] = [
     "usage_sessions_insert_observed",
 ];
 
-/// Whether `new` sessions are loaded faster by rebuilding the sessions' index afterwards than
-/// by inserting into it: on SQLite, when they are many and at least half as many as those
-/// stored (the rebuild reads every stored session again). Asked before the import's
-/// transaction begins, as its temporary storage must be chosen then; a write in between can
-/// only make the choice a little less apt, never wrong.
-async fn bulk_sessions(conn: &mut <Db as sqlx::Database>::Connection, new: usize) -> Result<bool> {
-    if super::NAME != "sqlite" || new < BULK_SESSIONS {
+/// The installations' title index and the row triggers an insert or an upsert fires (the
+/// `observed` generation and the device's inventory generation, two row updates for every
+/// installation). The unique index on the current (device, name) stays: the upsert needs it.
+const INSTALLATIONS_ASIDE: [&str; 5] = [
+    "installed_software_title",
+    "installed_software_insert_observed",
+    "installed_software_update_observed",
+    "installed_software_insert_inventory",
+    "installed_software_update_inventory",
+];
+
+/// Which of an import's large tables are loaded with their indexes and triggers set aside.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Bulk {
+    pub installations: bool,
+    pub sessions: bool,
+}
+
+impl Bulk {
+    /// Whether new rows are loaded faster by rebuilding a table's indexes afterwards than by
+    /// inserting into them: on SQLite, when they are many and at least half as many as those
+    /// stored (the rebuild reads every stored row again). Asked before the import's
+    /// transaction begins, as its temporary storage must be chosen then; a write in between
+    /// can only make the choice a little less apt, never wrong.
+    async fn of(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        batch: &tally_core::import::Batch,
+    ) -> Result<Self> {
+        Ok(Self {
+            installations: bulk_load(conn, "installed_software", batch.installations.len()).await?,
+            sessions: bulk_load(conn, "usage_sessions", batch.sessions.len()).await?,
+        })
+    }
+
+    fn any(self) -> bool {
+        self.installations || self.sessions
+    }
+}
+
+async fn bulk_load(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    table: &str,
+    new: usize,
+) -> Result<bool> {
+    if super::NAME != "sqlite" || new < BULK_ROWS {
         return Ok(false);
     }
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_sessions")
+    // `table` is one of this module's names, never input.
+    let stored: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(conn)
         .await?;
     Ok(new as i64 >= stored / 2)
@@ -575,7 +644,7 @@ impl crate::Importing for DbStore {
         audit: crate::AuditOf<'_, tally_core::import::ImportOutcome>,
     ) -> Result<tally_core::import::ImportOutcome> {
         let mut conn = self.pool.acquire().await?;
-        let bulk = bulk_sessions(&mut conn, batch.sessions.len()).await?;
+        let bulk = Bulk::of(&mut conn, batch).await?;
         if super::NAME == "sqlite" {
             // An import writes millions of rows into tables and indexes far larger than
             // SQLite's default page cache (2 MB): pages were spilled to the WAL mid-transaction
@@ -585,7 +654,7 @@ impl crate::Importing for DbStore {
             // An index set aside is built again by sorting every stored row: in temporary
             // files (SQLite's default), or the sort of 10,000,000 sessions held 1.8 GB.
             // The setting cannot change once the transaction has written.
-            let temp_store = match bulk {
+            let temp_store = match bulk.any() {
                 true => "PRAGMA temp_store = FILE",
                 false => "PRAGMA temp_store = MEMORY",
             };
@@ -605,13 +674,13 @@ impl crate::Importing for DbStore {
 
 /// The whole of an import inside the caller's transaction (which it commits with its own
 /// audit entry): [`crate::Importing::import`], and a license certificate's application and
-/// license. With `bulk`, the sessions are loaded with their index and trigger set aside.
+/// license. `bulk` says which tables are loaded with their indexes and triggers set aside.
 pub(super) async fn import_tx(
     tx: &mut sqlx::Transaction<'_, Db>,
     batch: &tally_core::import::Batch,
     (site, at): (&tally_core::SiteCode, DateTime<Utc>),
     progress: crate::Progress<'_>,
-    bulk: bool,
+    bulk: Bulk,
 ) -> Result<tally_core::import::ImportOutcome> {
     let mut done = 0;
     let nodes = import_org_nodes(tx, &batch.org_nodes).await?;
@@ -624,14 +693,20 @@ pub(super) async fn import_tx(
         + batch.users.len()
         + batch.applications.len()) as u64;
     progress(done);
-    let installations =
-        import_installations(tx, &batch.installations, &devices, progress, &mut done).await?;
+    let installations = import_installations(
+        tx,
+        &batch.installations,
+        &devices,
+        progress,
+        (&mut done, bulk.installations),
+    )
+    .await?;
     import_sessions(
         tx,
         &batch.sessions,
         (&apps, &devices, &users),
         progress,
-        (&mut done, bulk),
+        (&mut done, bulk.sessions),
     )
     .await?;
     let license_ids =
