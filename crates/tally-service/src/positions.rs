@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use tally_api::{AppDetail, AppPosition};
+use tally_core::SiteCode;
 use tally_store::{Generations, Store};
 
 use crate::compliance::{check_page, Computed};
@@ -35,6 +36,35 @@ use crate::Result;
 /// holds the estate's devices, users and every application's consumers — about the size of
 /// the data the position reads — so the count stays small.
 const DAYS_KEPT: usize = 2;
+
+/// How many positions narrowed to a site (a parent's `?site=`, `--site`) are kept besides: a
+/// license manager going through a child site's pages reads its positions again on every page,
+/// each of which computed them before. Each holds that site's share of the estate.
+const SITES_KEPT: usize = 2;
+
+/// What a kept value answers for: a day, over the whole subtree or the devices of some sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    as_of: NaiveDate,
+    /// The sites narrowed to, sorted; `None` for all this site holds.
+    sites: Option<Vec<SiteCode>>,
+}
+
+impl Key {
+    fn whole(as_of: NaiveDate) -> Self {
+        Self { as_of, sites: None }
+    }
+
+    fn narrowed(as_of: NaiveDate, sites: &[SiteCode]) -> Self {
+        let mut sites = sites.to_vec();
+        sites.sort();
+        sites.dedup();
+        Self {
+            as_of,
+            sites: Some(sites),
+        }
+    }
+}
 
 /// License positions and reclaim inputs computed, by day, each with the data generations it
 /// was read at; and the last reclaim lists made from those inputs.
@@ -74,7 +104,7 @@ impl<T> Default for Keeper<T> {
 }
 
 struct Kept<T> {
-    as_of: NaiveDate,
+    key: Key,
     generation: Generations,
     /// When the generation was read.
     read_at: Instant,
@@ -82,23 +112,23 @@ struct Kept<T> {
 }
 
 impl<T> Kept<T> {
-    /// Whether this value answers for `as_of` at `now`: nothing a person changes has moved,
+    /// Whether this value answers for `key` at `now`: nothing a person changes has moved,
     /// and what agents observed since is no older than `refresh` allows.
-    fn serves(&self, as_of: NaiveDate, now: Generations, refresh: Duration) -> bool {
+    fn serves(&self, key: &Key, now: Generations, refresh: Duration) -> bool {
         let then = self.generation;
-        self.as_of == as_of
+        self.key == *key
             && (then.positions, then.evidence) == (now.positions, now.evidence)
             && (then.observed == now.observed || self.read_at.elapsed() < refresh)
     }
 }
 
 impl<T> Keeper<T> {
-    /// The value for `as_of`: the kept one if the generations `which` picks have not moved
+    /// The value for `key`: the kept one if the generations `which` picks have not moved
     /// since it was computed, else `compute`d now and kept.
     async fn on<F, Fut>(
         &self,
         (store, refresh): (&dyn Store, Duration),
-        as_of: NaiveDate,
+        key: Key,
         which: fn(Generations) -> Generations,
         compute: F,
     ) -> Result<Arc<T>>
@@ -109,20 +139,31 @@ impl<T> Keeper<T> {
         let mut kept = self.kept.lock().await;
         let read_at = Instant::now();
         let generation = which(store.generations().await?);
-        if let Some(k) = kept.iter().find(|k| k.serves(as_of, generation, refresh)) {
+        if let Some(k) = kept.iter().find(|k| k.serves(&key, generation, refresh)) {
             return Ok(k.value.clone());
         }
         let value = Arc::new(compute().await?);
         self.computed.fetch_add(1, Ordering::Relaxed);
-        kept.retain(|k| k.as_of != as_of);
+        kept.retain(|k| k.key != key);
         let fresh = Kept {
-            as_of,
+            key,
             generation,
             read_at,
             value: value.clone(),
         };
         kept.insert(0, fresh);
-        kept.truncate(DAYS_KEPT);
+        // The newest first: the oldest of each kind goes.
+        let (mut whole, mut narrowed) = (0, 0);
+        kept.retain(|k| match k.key.sites {
+            None => {
+                whole += 1;
+                whole <= DAYS_KEPT
+            }
+            Some(_) => {
+                narrowed += 1;
+                narrowed <= SITES_KEPT
+            }
+        });
         Ok(value)
     }
 }
@@ -173,7 +214,29 @@ impl Positions {
     pub(crate) async fn on(&self, store: &dyn Store, as_of: NaiveDate) -> Result<Arc<Computed>> {
         let compute = || Computed::read(store, as_of, None);
         self.positions
-            .on((store, self.refresh), as_of, positions_only, compute)
+            .on(
+                (store, self.refresh),
+                Key::whole(as_of),
+                positions_only,
+                compute,
+            )
+            .await
+    }
+
+    /// Every position on `as_of` over the devices of `sites`, kept or computed now.
+    async fn within(
+        &self,
+        store: &dyn Store,
+        as_of: NaiveDate,
+        sites: &[SiteCode],
+    ) -> Result<Arc<Computed>> {
+        let compute = || async {
+            let devices = crate::scope::devices_of(store, sites).await?;
+            Computed::read_in(store, as_of, None, Some(&devices)).await
+        };
+        let key = Key::narrowed(as_of, sites);
+        (self.positions)
+            .on((store, self.refresh), key, positions_only, compute)
             .await
     }
 
@@ -224,6 +287,32 @@ impl crate::Service {
     ) -> Result<AppDetail> {
         check_page(limit, offset)?;
         let computed = self.positions.on(self.store(), as_of).await?;
+        computed.detail(app, (limit, offset))
+    }
+
+    /// [`Self::positions`] over the devices of `sites` only, as
+    /// [`crate::compliance::compute_in`] gives it, kept like the whole subtree's.
+    pub async fn positions_in(
+        &self,
+        as_of: NaiveDate,
+        only: Option<&str>,
+        sites: &[SiteCode],
+    ) -> Result<Vec<AppPosition>> {
+        let computed = self.positions.within(self.store(), as_of, sites).await?;
+        computed.summaries(only)
+    }
+
+    /// [`Self::position_detail`] over the devices of `sites` only, as
+    /// [`crate::compliance::detail_in`] gives it, kept like the whole subtree's.
+    pub async fn position_detail_in(
+        &self,
+        as_of: NaiveDate,
+        app: &str,
+        (limit, offset): (i64, i64),
+        sites: &[SiteCode],
+    ) -> Result<AppDetail> {
+        check_page(limit, offset)?;
+        let computed = self.positions.within(self.store(), as_of, sites).await?;
         computed.detail(app, (limit, offset))
     }
 
@@ -301,7 +390,7 @@ impl crate::Service {
         let compute = || ReclaimInputs::read(store, as_of, None);
         let refresh = self.positions.refresh;
         (self.positions.reclaim)
-            .on((store, refresh), as_of, |g| g, compute)
+            .on((store, refresh), Key::whole(as_of), |g| g, compute)
             .await
     }
 

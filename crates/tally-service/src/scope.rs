@@ -43,8 +43,8 @@ pub async fn subtree_of(service: &Service, code: Option<&str>) -> Result<Option<
 }
 
 /// Every application's position on `as_of` (or only the one named `only`): over the devices
-/// of `sites` when given, computed now ([`crate::compliance::compute_in`]); else the kept
-/// positions of the whole subtree ([`Service::positions`]).
+/// of `sites` when given ([`Service::positions_in`]), else over the whole subtree
+/// ([`Service::positions`]); kept either way.
 pub async fn positions(
     service: &Service,
     as_of: NaiveDate,
@@ -52,14 +52,14 @@ pub async fn positions(
     sites: Option<&[SiteCode]>,
 ) -> Result<Vec<AppPosition>> {
     match sites {
-        Some(sites) => crate::compliance::compute_in(service.store(), as_of, only, sites).await,
+        Some(sites) => service.positions_in(as_of, only, sites).await,
         None => service.positions(as_of, only).await,
     }
 }
 
 /// Application `app`'s position on `as_of` in detail, a page of its consumers: over the
-/// devices of `sites` when given ([`crate::compliance::detail_in`]), else from the kept
-/// positions ([`Service::position_detail`]).
+/// devices of `sites` when given ([`Service::position_detail_in`]), else over the whole
+/// subtree ([`Service::position_detail`]); kept either way.
 pub async fn position_detail(
     service: &Service,
     as_of: NaiveDate,
@@ -68,7 +68,7 @@ pub async fn position_detail(
     sites: Option<&[SiteCode]>,
 ) -> Result<AppDetail> {
     match sites {
-        Some(sites) => crate::compliance::detail_in(service.store(), as_of, app, page, sites).await,
+        Some(sites) => service.position_detail_in(as_of, app, page, sites).await,
         None => service.position_detail(as_of, app, page).await,
     }
 }

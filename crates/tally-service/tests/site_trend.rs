@@ -2,7 +2,8 @@
 //! SQLite and on PostgreSQL: the kept snapshots are the whole subtree's, so each day that has
 //! them is computed again over the site's devices as a past day's position is (installations
 //! counted from the day they were installed), on the snapshots' days only; over 92 days back
-//! is refused.
+//! is refused. A site's positions (the console's and the API's `?site=`) are kept like the
+//! whole subtree's, and are what a computation over the site's devices gives.
 
 #[path = "../../tally-store/tests/common/pgdb.rs"]
 mod common;
@@ -14,10 +15,13 @@ use common::Backend;
 use tally_core::history::Snapshot;
 use tally_core::{Site, SiteCode};
 use tally_service::import_files::Reading;
-use tally_service::{trends, ServiceError};
+use tally_service::{compliance, trends, Service, ServiceError};
 use tally_store::Store;
 
-each_backend!(async a_sites_trend_is_each_kept_day_computed_over_its_devices);
+each_backend!(async
+    a_sites_trend_is_each_kept_day_computed_over_its_devices,
+    a_sites_positions_are_kept_and_are_its_devices_computation,
+);
 
 fn code(text: &str) -> SiteCode {
     SiteCode::parse(text).unwrap()
@@ -46,7 +50,9 @@ fn seen(points: &[tally_api::TrendPoint], today: NaiveDate) -> Vec<(i64, String,
         .collect()
 }
 
-async fn a_sites_trend_is_each_kept_day_computed_over_its_devices(backend: Backend) {
+/// A centre CEN with a branch P01 below it: Editor installed on the centre's computer ten days
+/// ago and on the branch's three days ago.
+async fn centre_and_branch(backend: &Backend) -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let url = backend.url(&dir.path().join("t.db"));
     let store: Arc<dyn Store> = tally_store::open(&url).await.unwrap();
@@ -80,6 +86,13 @@ async fn a_sites_trend_is_each_kept_day_computed_over_its_devices(backend: Backe
         ("installations.csv", at_branch.as_str()),
     ];
     import(store.as_ref(), "P01", &files).await;
+    (dir, store)
+}
+
+async fn a_sites_trend_is_each_kept_day_computed_over_its_devices(backend: Backend) {
+    let (_dir, store) = centre_and_branch(&backend).await;
+    let today = Utc::now().date_naive();
+    let ago = |days: i64| (today - Duration::days(days)).to_string();
 
     // Snapshots kept five days ago and today (their figures are the whole subtree's: here a
     // mark no computation gives), none in between.
@@ -153,4 +166,56 @@ async fn a_sites_trend_is_each_kept_day_computed_over_its_devices(backend: Backe
         matches!(unknown, Err(ServiceError::NotFound(_))),
         "{unknown:?}"
     );
+}
+
+async fn a_sites_positions_are_kept_and_are_its_devices_computation(backend: Backend) {
+    let (_dir, store) = centre_and_branch(&backend).await;
+    let service = Service::new(store.clone(), code("CEN"));
+    let today = Utc::now().date_naive();
+    let computations = || service.kept_positions().computations();
+    let editor = |positions: Vec<tally_api::AppPosition>| {
+        let editor = positions.iter().find(|p| p.application == "Editor");
+        editor.expect("Editor").required
+    };
+    let p01 = [code("P01")];
+
+    let kept = service.positions_in(today, None, &p01).await.unwrap();
+    let computed = compliance::compute_in(store.as_ref(), today, None, &p01).await;
+    assert_eq!(kept, computed.unwrap());
+    assert_eq!((editor(kept), computations()), (1, 1));
+    // Asked again, with one application, and in detail: served from what was kept.
+    let again = service.positions_in(today, Some("editor"), &p01).await;
+    assert_eq!((editor(again.unwrap()), computations()), (1, 1));
+    let page = (100, 0);
+    let detail = service
+        .position_detail_in(today, "Editor", page, &p01)
+        .await;
+    let computed = compliance::detail_in(store.as_ref(), today, "Editor", page, &p01).await;
+    assert_eq!(detail.unwrap(), computed.unwrap());
+    assert_eq!(computations(), 1);
+
+    // Other sites, in any order, and the whole subtree are kept apart from it.
+    let both = [code("P01"), code("CEN")];
+    let kept = service.positions_in(today, None, &both).await.unwrap();
+    assert_eq!((editor(kept), computations()), (2, 2));
+    let both = [code("CEN"), code("P01")];
+    let kept = service.positions_in(today, None, &both).await.unwrap();
+    assert_eq!((editor(kept), computations()), (2, 2));
+    let whole = service.positions(today, None).await.unwrap();
+    assert_eq!((editor(whole), computations()), (2, 3));
+    let branch = service.positions_in(today, None, &p01).await.unwrap();
+    assert_eq!((editor(branch), computations()), (1, 3));
+
+    // A second computer at the branch with Editor: a change a person makes (an import), so
+    // the branch's kept position is computed again at once.
+    let files = [
+        ("devices.csv", "host_name\npc-p01b\n"),
+        (
+            "installations.csv",
+            "host_name,software,version\npc-p01b,editor-pro,2\n",
+        ),
+    ];
+    import(store.as_ref(), "P01", &files).await;
+    let branch = service.positions_in(today, None, &p01).await.unwrap();
+    assert_eq!((editor(branch), computations()), (2, 4));
 }
