@@ -39,6 +39,19 @@ pub mod v1 {
     }
 
     impl EnrollRequest {
+        /// A request that says nothing of the machine but its name, as the benchmark's and the
+        /// tests' simulated agents send.
+        pub fn named(enrollment_token: &str, host_name: String) -> Self {
+            EnrollRequest {
+                enrollment_token: enrollment_token.to_string(),
+                host_name,
+                fqdn: None,
+                os: None,
+                serial: None,
+                machine_id: None,
+            }
+        }
+
         /// Lengths and characters of what the agent says about its machine.
         pub fn validate(&self) -> Result<(), ValidationError> {
             check_name("enrollment_token", &self.enrollment_token, MAX_NAME)?;
@@ -62,6 +75,13 @@ pub mod v1 {
         pub agent_secret: String,
         pub device_id: i64,
         pub site_code: String,
+    }
+
+    impl EnrollResponse {
+        /// The bearer credential the agent API reads: `agent_id.agent_secret`.
+        pub fn bearer(&self) -> String {
+            format!("{}.{}", self.agent_id, self.agent_secret)
+        }
     }
 
     /// What an agent must meter and how often it reports.

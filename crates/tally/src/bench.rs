@@ -189,14 +189,7 @@ async fn http_ingest(
         .await?;
     let mut agents = Vec::new();
     for a in 0..args.agents {
-        let request = EnrollRequest {
-            enrollment_token: enrol.token.clone(),
-            host_name: format!("agent-{a}"),
-            fqdn: None,
-            os: None,
-            serial: None,
-            machine_id: None,
-        };
+        let request = EnrollRequest::named(&enrol.token, format!("agent-{a}"));
         let e: EnrollResponse = http
             .post(format!("{url}/api/v1/agent/enroll"))
             .json(&request)
@@ -205,7 +198,7 @@ async fn http_ingest(
             .error_for_status()?
             .json()
             .await?;
-        let creds = format!("{}.{}", e.agent_id, e.agent_secret);
+        let creds = e.bearer();
         let bodies: Vec<Vec<u8>> = agent_batches(a, per_agent, args.batch)
             .iter()
             .map(serde_json::to_vec)

@@ -68,14 +68,7 @@ pub fn enrol(url: &str, token: &str, n: usize) -> Vec<String> {
     let http = reqwest::blocking::Client::new();
     (0..n)
         .map(|a| {
-            let request = EnrollRequest {
-                enrollment_token: enrol.clone(),
-                host_name: format!("crash-{a}"),
-                fqdn: None,
-                os: None,
-                serial: None,
-                machine_id: None,
-            };
+            let request = EnrollRequest::named(&enrol, format!("crash-{a}"));
             let e: EnrollResponse = http
                 .post(format!("{url}/api/v1/agent/enroll"))
                 .json(&request)
@@ -85,7 +78,7 @@ pub fn enrol(url: &str, token: &str, n: usize) -> Vec<String> {
                 .unwrap()
                 .json()
                 .unwrap();
-            format!("{}.{}", e.agent_id, e.agent_secret)
+            e.bearer()
         })
         .collect()
 }
