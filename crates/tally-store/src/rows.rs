@@ -133,6 +133,23 @@ impl UserColumns {
 #[derive(sqlx::FromRow)]
 pub(crate) struct FileColumns {
     id: i64,
+    #[sqlx(flatten)]
+    info: FileInfoColumns,
+}
+
+impl FileColumns {
+    pub fn into_file(self) -> StoredFile {
+        StoredFile {
+            id: self.id,
+            info: self.info.into_info(),
+        }
+    }
+}
+
+/// A file's identifying columns, as `files` names them: read alone (a stored file) or
+/// alongside a usage record's (up-sync sends the file, not its id).
+#[derive(sqlx::FromRow)]
+pub(crate) struct FileInfoColumns {
     file_name: String,
     original_file_name: String,
     version: String,
@@ -141,18 +158,15 @@ pub(crate) struct FileColumns {
     language: i32,
 }
 
-impl FileColumns {
-    pub fn into_file(self) -> StoredFile {
-        StoredFile {
-            id: self.id,
-            info: FileInfo {
-                file_name: self.file_name,
-                original_file_name: self.original_file_name,
-                version: self.version,
-                product_name: self.product_name,
-                publisher: self.publisher,
-                language: self.language,
-            },
+impl FileInfoColumns {
+    pub fn into_info(self) -> FileInfo {
+        FileInfo {
+            file_name: self.file_name,
+            original_file_name: self.original_file_name,
+            version: self.version,
+            product_name: self.product_name,
+            publisher: self.publisher,
+            language: self.language,
         }
     }
 }

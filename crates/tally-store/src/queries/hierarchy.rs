@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tally_core::hierarchy::{AgentHealth, SiteLink, SiteState, SyncedRecord};
 use tally_core::wire::v1::{UsageRecordV1, UserRef};
-use tally_core::{to_micros, FileInfo, MeteringRule, SiteCode};
+use tally_core::{to_micros, MeteringRule, SiteCode};
 
 use super::{Db, DbStore};
 use crate::rows::{self, site_code as parse_site_code, RuleColumns};
@@ -86,12 +86,8 @@ struct RecordColumns {
     start_not_captured: bool,
     end_not_captured: bool,
     in_ts_session: bool,
-    file_name: String,
-    original_file_name: String,
-    version: String,
-    product_name: String,
-    publisher: String,
-    language: i32,
+    #[sqlx(flatten)]
+    file: rows::FileInfoColumns,
     account: String,
     full_name: Option<String>,
 }
@@ -100,14 +96,7 @@ impl RecordColumns {
     fn into_wire(self) -> (i64, i64, i64, UsageRecordV1) {
         let record = UsageRecordV1 {
             meter_data_id: self.meter_data_id,
-            file: FileInfo {
-                file_name: self.file_name,
-                original_file_name: self.original_file_name,
-                version: self.version,
-                product_name: self.product_name,
-                publisher: self.publisher,
-                language: self.language,
-            },
+            file: self.file.into_info(),
             user: UserRef {
                 account: self.account,
                 full_name: self.full_name,
