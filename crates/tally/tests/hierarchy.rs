@@ -351,18 +351,7 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
 
     // A join secret works once: another server presenting P01's is refused and does not start.
     let (url, secret) = p01.parent.clone().unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--data-dir")
-        .arg(root.path().join("again"))
-        .args([
-            "--site-code",
-            "P01",
-            "--parent-url",
-            &url,
-            "--parent-token",
-            &secret,
-        ])
+    let again = joining_p01(&root.path().join("again"), &url, &secret)
         .args(cen.backend.fresh_like().db_args())
         .output()
         .unwrap();
@@ -388,6 +377,24 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
 }
 
 /// `tally ARGS --format json` against an HTTPS server whose certificate `ca` signs.
+/// `tally server` for a new site P01 in `data_dir`, joining the parent at `url` with the join
+/// secret `secret`; on a free port, the rest of its flags left to the caller.
+fn joining_p01(data_dir: &Path, url: &str, secret: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
+    cmd.args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--site-code",
+            "P01",
+            "--parent-url",
+            url,
+            "--parent-token",
+            secret,
+        ]);
+    cmd
+}
+
 fn tls_json(url: &str, token: &str, ca: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(args)
@@ -440,19 +447,8 @@ fn a_child_joins_over_tls_only_when_it_trusts_the_parents_certificate() {
     );
     let secret = invited[0]["secret"].as_str().unwrap().to_string();
     let child = |dir: &str, trust: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tally"));
-        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
-            .arg("--data-dir")
-            .arg(root.path().join(dir))
-            .args([
-                "--site-code",
-                "P01",
-                "--parent-url",
-                &url,
-                "--parent-token",
-                &secret,
-            ])
-            .args(["--sync-interval-secs", "1"]);
+        let mut cmd = joining_p01(&root.path().join(dir), &url, &secret);
+        cmd.args(["--sync-interval-secs", "1"]);
         if trust {
             cmd.arg("--parent-ca-file").arg(&ca);
         }
