@@ -14,9 +14,10 @@
 //!
 //! The generation is read *before* the data, so a change committed while a position is being
 //! computed leaves it under an older generation and the next request computes again: a kept
-//! position is never newer than the generation it is served under. One computation runs at a
-//! time; requests that arrive meanwhile wait for it and share its answer instead of starting
-//! their own, which also bounds the work a burst of requests can cause.
+//! position is never newer than the generation it is served under. One computation of the
+//! whole subtree's positions runs at a time (and one narrowed to sites, beside it); requests
+//! that arrive meanwhile wait for it and, for the same day and sites, share its answer instead
+//! of starting their own, which also bounds the work a burst of requests can cause.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +40,9 @@ const DAYS_KEPT: usize = 2;
 
 /// How many positions narrowed to a site (a parent's `?site=`, `--site`) are kept besides: a
 /// license manager going through a child site's pages reads its positions again on every page,
-/// each of which computed them before. Each holds that site's share of the estate.
+/// each of which computed them before. Each holds the whole estate's devices, users and names
+/// (only the consumers are the sites'), so they are kept apart from the whole subtree's and
+/// computed under a lock of their own: a site's computation never holds up the dashboard's.
 const SITES_KEPT: usize = 2;
 
 /// What a kept value answers for: a day, over the whole subtree or the devices of some sites.
@@ -71,6 +74,8 @@ impl Key {
 #[derive(Default)]
 pub struct Positions {
     positions: Keeper<Computed>,
+    /// Positions narrowed to a set of sites ([`SITES_KEPT`]).
+    narrowed: Keeper<Computed>,
     reclaim: Keeper<ReclaimInputs>,
     lists: std::sync::Mutex<Vec<KeptList>>,
     /// How long a kept value stands for new observations alone; zero follows every one.
@@ -124,10 +129,11 @@ impl<T> Kept<T> {
 
 impl<T> Keeper<T> {
     /// The value for `key`: the kept one if the generations `which` picks have not moved
-    /// since it was computed, else `compute`d now and kept.
+    /// since it was computed, else `compute`d now and kept, with at most `most` kept in all
+    /// (the least recently served goes).
     async fn on<F, Fut>(
         &self,
-        (store, refresh): (&dyn Store, Duration),
+        (store, refresh, most): (&dyn Store, Duration, usize),
         key: Key,
         which: fn(Generations) -> Generations,
         compute: F,
@@ -139,8 +145,12 @@ impl<T> Keeper<T> {
         let mut kept = self.kept.lock().await;
         let read_at = Instant::now();
         let generation = which(store.generations().await?);
-        if let Some(k) = kept.iter().find(|k| k.serves(&key, generation, refresh)) {
-            return Ok(k.value.clone());
+        if let Some(at) = kept
+            .iter()
+            .position(|k| k.serves(&key, generation, refresh))
+        {
+            kept[..=at].rotate_right(1);
+            return Ok(kept[0].value.clone());
         }
         let value = Arc::new(compute().await?);
         self.computed.fetch_add(1, Ordering::Relaxed);
@@ -152,18 +162,7 @@ impl<T> Keeper<T> {
             value: value.clone(),
         };
         kept.insert(0, fresh);
-        // The newest first: the oldest of each kind goes.
-        let (mut whole, mut narrowed) = (0, 0);
-        kept.retain(|k| match k.key.sites {
-            None => {
-                whole += 1;
-                whole <= DAYS_KEPT
-            }
-            Some(_) => {
-                narrowed += 1;
-                narrowed <= SITES_KEPT
-            }
-        });
+        kept.truncate(most);
         Ok(value)
     }
 }
@@ -215,7 +214,7 @@ impl Positions {
         let compute = || Computed::read(store, as_of, None);
         self.positions
             .on(
-                (store, self.refresh),
+                (store, self.refresh, DAYS_KEPT),
                 Key::whole(as_of),
                 positions_only,
                 compute,
@@ -235,8 +234,13 @@ impl Positions {
             Computed::read_in(store, as_of, None, Some(&devices)).await
         };
         let key = Key::narrowed(as_of, sites);
-        (self.positions)
-            .on((store, self.refresh), key, positions_only, compute)
+        (self.narrowed)
+            .on(
+                (store, self.refresh, SITES_KEPT),
+                key,
+                positions_only,
+                compute,
+            )
             .await
     }
 
@@ -256,6 +260,11 @@ impl Positions {
     /// How many times positions were computed rather than served kept (for tests and logs).
     pub fn computations(&self) -> u64 {
         self.positions.computed.load(Ordering::Relaxed)
+    }
+
+    /// How many times positions narrowed to sites were computed rather than served kept.
+    pub fn narrowed_computations(&self) -> u64 {
+        self.narrowed.computed.load(Ordering::Relaxed)
     }
 
     /// How many times the reclaim list's inputs were read rather than served kept.
@@ -390,7 +399,12 @@ impl crate::Service {
         let compute = || ReclaimInputs::read(store, as_of, None);
         let refresh = self.positions.refresh;
         (self.positions.reclaim)
-            .on((store, refresh), Key::whole(as_of), |g| g, compute)
+            .on(
+                (store, refresh, DAYS_KEPT),
+                Key::whole(as_of),
+                |g| g,
+                compute,
+            )
             .await
     }
 

@@ -172,7 +172,11 @@ async fn a_sites_positions_are_kept_and_are_its_devices_computation(backend: Bac
     let (_dir, store) = centre_and_branch(&backend).await;
     let service = Service::new(store.clone(), code("CEN"));
     let today = Utc::now().date_naive();
-    let computations = || service.kept_positions().computations();
+    // (whole subtree, narrowed to sites)
+    let computations = || {
+        let kept = service.kept_positions();
+        (kept.computations(), kept.narrowed_computations())
+    };
     let editor = |positions: Vec<tally_api::AppPosition>| {
         let editor = positions.iter().find(|p| p.application == "Editor");
         editor.expect("Editor").required
@@ -182,29 +186,37 @@ async fn a_sites_positions_are_kept_and_are_its_devices_computation(backend: Bac
     let kept = service.positions_in(today, None, &p01).await.unwrap();
     let computed = compliance::compute_in(store.as_ref(), today, None, &p01).await;
     assert_eq!(kept, computed.unwrap());
-    assert_eq!((editor(kept), computations()), (1, 1));
+    assert_eq!((editor(kept), computations()), (1, (0, 1)));
     // Asked again, with one application, and in detail: served from what was kept.
     let again = service.positions_in(today, Some("editor"), &p01).await;
-    assert_eq!((editor(again.unwrap()), computations()), (1, 1));
+    assert_eq!((editor(again.unwrap()), computations()), (1, (0, 1)));
     let page = (100, 0);
     let detail = service
         .position_detail_in(today, "Editor", page, &p01)
         .await;
     let computed = compliance::detail_in(store.as_ref(), today, "Editor", page, &p01).await;
     assert_eq!(detail.unwrap(), computed.unwrap());
-    assert_eq!(computations(), 1);
+    assert_eq!(computations(), (0, 1));
 
     // Other sites, in any order, and the whole subtree are kept apart from it.
     let both = [code("P01"), code("CEN")];
     let kept = service.positions_in(today, None, &both).await.unwrap();
-    assert_eq!((editor(kept), computations()), (2, 2));
+    assert_eq!((editor(kept), computations()), (2, (0, 2)));
     let both = [code("CEN"), code("P01")];
     let kept = service.positions_in(today, None, &both).await.unwrap();
-    assert_eq!((editor(kept), computations()), (2, 2));
+    assert_eq!((editor(kept), computations()), (2, (0, 2)));
     let whole = service.positions(today, None).await.unwrap();
-    assert_eq!((editor(whole), computations()), (2, 3));
+    assert_eq!((editor(whole), computations()), (2, (1, 2)));
     let branch = service.positions_in(today, None, &p01).await.unwrap();
-    assert_eq!((editor(branch), computations()), (1, 3));
+    assert_eq!((editor(branch), computations()), (1, (1, 2)));
+    // Two sets of sites are kept, the least recently served goes: P01 was served after
+    // CEN+P01, so a third set (CEN alone) pushes CEN+P01 out; P01 is still kept.
+    let cen = service.positions_in(today, None, &[code("CEN")]).await;
+    assert_eq!((editor(cen.unwrap()), computations()), (1, (1, 3)));
+    let branch = service.positions_in(today, None, &p01).await.unwrap();
+    assert_eq!((editor(branch), computations()), (1, (1, 3)));
+    let both = service.positions_in(today, None, &both).await.unwrap();
+    assert_eq!((editor(both), computations()), (2, (1, 4)));
 
     // A second computer at the branch with Editor: a change a person makes (an import), so
     // the branch's kept position is computed again at once.
@@ -217,5 +229,5 @@ async fn a_sites_positions_are_kept_and_are_its_devices_computation(backend: Bac
     ];
     import(store.as_ref(), "P01", &files).await;
     let branch = service.positions_in(today, None, &p01).await.unwrap();
-    assert_eq!((editor(branch), computations()), (2, 4));
+    assert_eq!((editor(branch), computations()), (2, (1, 5)));
 }

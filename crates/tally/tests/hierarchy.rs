@@ -376,7 +376,6 @@ fn nothing_is_lost_or_doubled_when_the_parent_goes_away_or_the_child_dies(backen
     assert_eq!(p01_row["link"], "revoked");
 }
 
-/// `tally ARGS --format json` against an HTTPS server whose certificate `ca` signs.
 /// `tally server` for a new site P01 in `data_dir`, joining the parent at `url` with the join
 /// secret `secret`; on a free port, the rest of its flags left to the caller.
 fn joining_p01(data_dir: &Path, url: &str, secret: &str) -> Command {
@@ -395,6 +394,7 @@ fn joining_p01(data_dir: &Path, url: &str, secret: &str) -> Command {
     cmd
 }
 
+/// `tally ARGS --format json` against an HTTPS server whose certificate `ca` signs.
 fn tls_json(url: &str, token: &str, ca: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(args)
