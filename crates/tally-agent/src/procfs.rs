@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 /// One running process as the agent needs it.
@@ -25,15 +28,28 @@ pub struct ProcessInfo {
     pub remote: bool,
 }
 
-/// Boot time and tick rate, read once. The boot time is the wall clock less the time since
-/// boot, to the microsecond: `btime` in `/proc/stat` is truncated to the second, which made
-/// every start time up to a second early and every run up to a second long.
+/// Boot time and tick rate. The boot time is the wall clock less the time since boot, to the
+/// microsecond: `btime` in `/proc/stat` is truncated to the second, which made every start time
+/// up to a second early and every run up to a second long.
+///
+/// The wall clock can be *stepped* while the agent runs (chrony's `makestep` after a boot, a
+/// VM's time sync, a resume), and the time since boot is not: a boot time read once would then
+/// date every later start off by the step, while ends (dated afresh from each exit event) are
+/// not, so every run would be long or short by it. So the boot time is read again at each use
+/// and the kept one replaced when they differ by more than [`STEP`]; within it the kept one
+/// stands, so a process's start does not wander by the microseconds between readings. Copies
+/// share the kept value.
 #[derive(Debug, Clone)]
 pub struct Clock {
-    pub boot_time: DateTime<Utc>,
+    /// The boot time kept, in microseconds since the epoch.
+    boot_micros: Arc<AtomicI64>,
     pub boot_id: String,
     ticks_per_second: u64,
 }
+
+/// How far a boot time read afresh may be from the kept one before the wall clock counts as
+/// stepped: a clock tick (10 ms), far above what lies between two readings.
+const STEP: i64 = 10_000;
 
 impl Clock {
     pub fn read() -> std::io::Result<Self> {
@@ -46,9 +62,9 @@ impl Clock {
         let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| btime.to_string());
+        let boot = boot_time().map_or(btime * 1_000_000, |t| t.timestamp_micros());
         Ok(Self {
-            boot_time: boot_time()
-                .unwrap_or_else(|| DateTime::from_timestamp(btime, 0).unwrap_or_default()),
+            boot_micros: Arc::new(AtomicI64::new(boot)),
             boot_id,
             // USER_HZ is 100 on every Linux architecture Tally targets.
             ticks_per_second: 100,
@@ -57,8 +73,30 @@ impl Clock {
 
     /// When `ticks` after boot was, for a process's start (field 22 of its `stat`).
     pub fn at(&self, ticks: u64) -> DateTime<Utc> {
-        self.boot_time
+        self.boot_time()
             + chrono::Duration::milliseconds((ticks * 1000 / self.ticks_per_second) as i64)
+    }
+
+    /// The wall-clock time of boot, following a step of the wall clock (see [`Clock`]).
+    pub fn boot_time(&self) -> DateTime<Utc> {
+        let kept = self.boot_micros.load(Ordering::Relaxed);
+        let fresh = boot_time().map(|t| t.timestamp_micros());
+        let settled = settle(kept, fresh);
+        if settled != kept {
+            self.boot_micros.store(settled, Ordering::Relaxed);
+            let step_ms = (settled - kept) / 1000;
+            tracing::info!(step_ms, "the wall clock was stepped; start times follow it");
+        }
+        DateTime::from_timestamp_micros(settled).unwrap_or_default()
+    }
+}
+
+/// The boot time to use, in microseconds: the `kept` one unless one read afresh is more than
+/// [`STEP`] away from it.
+fn settle(kept: i64, fresh: Option<i64>) -> i64 {
+    match fresh {
+        Some(fresh) if (fresh - kept).abs() > STEP => fresh,
+        _ => kept,
     }
 }
 
@@ -307,10 +345,35 @@ mod tests {
     }
 
     #[test]
+    fn the_boot_time_follows_a_step_of_the_wall_clock_not_the_jitter_of_reading_it() {
+        let kept = 1_790_000_000_000_000;
+        // Microseconds between reading the wall clock and the time since boot: kept.
+        assert_eq!(settle(kept, Some(kept + 300)), kept);
+        assert_eq!(settle(kept, Some(kept - 9_999)), kept);
+        // The wall clock stepped 1.5 s forward or 20 ms back: followed.
+        assert_eq!(settle(kept, Some(kept + 1_500_000)), kept + 1_500_000);
+        assert_eq!(settle(kept, Some(kept - 20_000)), kept - 20_000);
+        // No reading: kept.
+        assert_eq!(settle(kept, None), kept);
+        // Copies share what is kept: a clock whose kept boot time is a second off (as after a
+        // step) dates starts from the real one again, in every copy.
+        let clock = Clock::read().unwrap();
+        let copy = clock.clone();
+        let real = clock.boot_time();
+        clock.boot_micros.fetch_sub(1_000_000, Ordering::Relaxed);
+        let followed = copy.boot_time();
+        assert!(
+            (followed - real).num_milliseconds().abs() < 10,
+            "{followed} vs {real}"
+        );
+        assert_eq!(clock.boot_time(), followed);
+    }
+
+    #[test]
     fn this_process_is_read_with_its_real_start() {
         let clock = Clock::read().unwrap();
         let me = read_process(&clock, std::process::id(), |_, _| true).unwrap();
-        assert!(me.start <= Utc::now() && me.start > clock.boot_time);
+        assert!(me.start <= Utc::now() && me.start > clock.boot_time());
         assert_eq!(me.exe, std::env::current_exe().unwrap());
         assert_eq!(
             running().get(&std::process::id()).map(|s| s.start_ticks),

@@ -297,12 +297,12 @@ fn a_server_answering_after_20_s_delays_neither_metering_nor_checkpoints() {
     instances.sort_by_key(|g| time(&g[0]["start_time"]));
     assert_eq!(instances.len(), runs.len(), "{records:#?}");
     // The start comes from /proc (10 ms ticks), the end from the kernel's exit event: both
-    // within the times the test took around spawning and reaping, give or take a tick. The
-    // agent dates starts from the boot time it read when it started (wall clock less
-    // CLOCK_BOOTTIME): a wall clock *stepped* since (a VM's time sync) moves every start by
-    // the step, while ends are dated afresh. CI once saw a start 21.5 ms before the spawn, so
-    // starts get 50 ms (the bug this guards against was up to a whole second early); ends a
-    // tick. Reading the boot time again after a step is not built (the closing note says so).
+    // within the times the test took around spawning and reaping, give or take a tick. CI
+    // once saw a start 21.5 ms before the spawn: the agent then dated starts from the boot
+    // time it read when it started, so a step of the VM's wall clock since moved every start
+    // (ends are dated afresh). The agent now follows steps (`procfs::Clock::boot_time`), but
+    // one can still fall between its reading and the test's, so starts get 50 ms (the bug
+    // this guards against was up to a whole second early); ends a tick.
     let tick = chrono::Duration::milliseconds(20);
     let stepped = chrono::Duration::milliseconds(50);
     for (group, (before, after)) in instances.iter().zip(&runs) {
