@@ -65,6 +65,24 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// `batch` imported into site S01 now.
+async fn import(
+    store: &SqliteStore,
+    batch: &Batch,
+) -> tally_store::Result<tally_core::import::ImportOutcome> {
+    let site = SiteCode::parse("S01").unwrap();
+    store.import(batch, &site, Utc::now(), &|_| {}, None).await
+}
+
+/// Asserts that SQLite's plan for `read` uses `index`.
+async fn assert_uses(store: &SqliteStore, read: &str, index: &str) {
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {read}"))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(plan.iter().any(|p| p.3.contains(index)), "{plan:?}");
+}
+
 /// The schema statements of the objects set aside, as they stand.
 async fn set_aside_objects(store: &SqliteStore) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -86,29 +104,15 @@ async fn a_large_import_puts_the_sessions_index_and_trigger_back() {
     let before = set_aside_objects(&store).await;
     assert!(before.iter().all(|(_, sql)| !sql.is_empty()), "{before:?}");
     let observed = store.generations().await.unwrap().observed;
-    let site = SiteCode::parse("S01").unwrap();
 
-    let outcome = store
-        .import(&batch(), &site, Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    let outcome = import(&store, &batch()).await.unwrap();
 
     assert_eq!(outcome.sessions, SESSIONS as u64);
     assert_eq!(set_aside_objects(&store).await, before);
     // Once, not once per session: the trigger was set aside while they were loaded.
     assert_eq!(store.generations().await.unwrap().observed, observed + 1);
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-        "EXPLAIN QUERY PLAN SELECT device_id FROM usage_sessions
-         WHERE application_id = 1 AND end_time >= 0",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    assert!(
-        plan.iter()
-            .any(|p| p.3.contains("usage_sessions_application")),
-        "{plan:?}"
-    );
+    let read = "SELECT device_id FROM usage_sessions WHERE application_id = 1 AND end_time >= 0";
+    assert_uses(&store, read, "usage_sessions_application").await;
     // The trigger is back: the next session moves the generation again.
     let observed = store.generations().await.unwrap().observed;
     sqlx::query(
@@ -131,11 +135,8 @@ async fn a_large_import_that_fails_while_its_index_is_aside_stores_nothing() {
     // session names no device.
     let last = failing.sessions.len() - 1;
     failing.sessions[last].1.host_name = "nowhere".into();
-    let site = SiteCode::parse("S01").unwrap();
 
-    let failed = store
-        .import(&failing, &site, Utc::now(), &|_| {}, None)
-        .await;
+    let failed = import(&store, &failing).await;
 
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(set_aside_objects(&store).await, before);
@@ -203,12 +204,8 @@ async fn a_large_import_of_installations_puts_their_index_and_triggers_back() {
         .filter(|(name, _)| name == "installed_software_title");
     assert_eq!(title.count(), 1, "{before:?}");
     let observed = store.generations().await.unwrap().observed;
-    let site = SiteCode::parse("S01").unwrap();
 
-    let outcome = store
-        .import(&installations(), &site, Utc::now(), &|_| {}, None)
-        .await
-        .unwrap();
+    let outcome = import(&store, &installations()).await.unwrap();
 
     assert_eq!(outcome.installations, INSTALLATIONS as u64);
     assert_eq!(installations_schema(&store).await, before);
@@ -216,18 +213,9 @@ async fn a_large_import_of_installations_puts_their_index_and_triggers_back() {
     assert_eq!(store.generations().await.unwrap().observed, observed + 1);
     let generations = inventory_generations(&store).await;
     assert_eq!(generations, [("pc1".into(), 1), ("pc2".into(), 1)]);
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-        "EXPLAIN QUERY PLAN SELECT device_id FROM installed_software
-         WHERE name = 'Package 000001' AND publisher = 'Acme' AND version = '1.0'",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    assert!(
-        plan.iter()
-            .any(|p| p.3.contains("installed_software_title")),
-        "{plan:?}"
-    );
+    let read = "SELECT device_id FROM installed_software
+                WHERE name = 'Package 000001' AND publisher = 'Acme' AND version = '1.0'";
+    assert_uses(&store, read, "installed_software_title").await;
     // The triggers are back: the next change moves both generations again.
     sqlx::query("UPDATE installed_software SET version = '2.0' WHERE name = 'Package 000000'")
         .execute(store.pool())
@@ -255,11 +243,8 @@ async fn a_large_import_that_fails_while_its_installations_index_is_aside_stores
     .await
     .unwrap();
     let before = installations_schema(&store).await;
-    let site = SiteCode::parse("S01").unwrap();
 
-    let failed = store
-        .import(&installations(), &site, Utc::now(), &|_| {}, None)
-        .await;
+    let failed = import(&store, &installations()).await;
 
     let message = format!("{failed:?}");
     assert!(

@@ -291,10 +291,7 @@ async fn import_installations(
     // after the other instead of at random.
     let mut rows: Vec<_> = latest.into_iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let aside = match bulk {
-        true => Some(SetAside::take(tx, &INSTALLATIONS_ASIDE).await?),
-        false => None,
-    };
+    let aside = SetAside::take_if(bulk, tx, &INSTALLATIONS_ASIDE).await?;
     for chunk in rows.chunks(crate::import::CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO installed_software (device_id, name, version, publisher,
@@ -321,9 +318,7 @@ async fn import_installations(
     }
     if let Some(aside) = aside {
         aside.put_back(tx).await?;
-        // What the row triggers set aside did: the generations move once, each device's
-        // inventory generation once.
-        bump_observed(tx).await?;
+        // What the inventory triggers set aside did: each device's generation moves once.
         let mut touched: Vec<i64> = rows.iter().map(|((device, _), _)| *device).collect();
         touched.dedup();
         for chunk in touched.chunks(crate::import::CHUNK) {
@@ -352,10 +347,7 @@ async fn import_sessions(
     (done, bulk): (&mut u64, bool),
 ) -> Result<()> {
     let (apps, devices, users) = ids;
-    let aside = match bulk {
-        true => Some(SetAside::take(tx, &SESSIONS_ASIDE).await?),
-        false => None,
-    };
+    let aside = SetAside::take_if(bulk, tx, &SESSIONS_ASIDE).await?;
     for chunk in rows.chunks(crate::import::CHUNK) {
         let mut resolved = Vec::with_capacity(chunk.len());
         for (_, r) in chunk {
@@ -384,16 +376,7 @@ async fn import_sessions(
     }
     if let Some(aside) = aside {
         aside.put_back(tx).await?;
-        // What the row trigger set aside did for every row, once.
-        bump_observed(tx).await?;
     }
-    Ok(())
-}
-
-async fn bump_observed(tx: &mut sqlx::Transaction<'_, Db>) -> Result<()> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'observed'")
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
@@ -465,10 +448,23 @@ async fn bulk_load(
 
 /// SQLite indexes and triggers dropped for a bulk load and created again, from the statements
 /// the schema holds, in the same transaction: a failed import rolls back with them in place,
-/// and readers never see the table without them.
+/// and readers never see the table without them. Every set includes the table's `observed`
+/// trigger, so putting one back moves `observed` once for all the rows loaded meanwhile.
 struct SetAside(Vec<String>);
 
 impl SetAside {
+    /// [`Self::take`] when `bulk`, else nothing set aside.
+    async fn take_if(
+        bulk: bool,
+        tx: &mut sqlx::Transaction<'_, Db>,
+        names: &[&str],
+    ) -> Result<Option<Self>> {
+        Ok(match bulk {
+            true => Some(Self::take(tx, names).await?),
+            false => None,
+        })
+    }
+
     async fn take(tx: &mut sqlx::Transaction<'_, Db>, names: &[&str]) -> Result<Self> {
         let mut creates = Vec::with_capacity(names.len());
         for name in names {
@@ -488,13 +484,16 @@ impl SetAside {
 
     /// SQLite's sort for an index keeps as much in memory as the page cache may hold, on top
     /// of the cache: the import's 256 MB cache is lowered to 64 MB meanwhile (pages beyond it
-    /// go to the WAL, in order).
+    /// go to the WAL, in order). Then `observed` moves, once.
     async fn put_back(self, tx: &mut sqlx::Transaction<'_, Db>) -> Result<()> {
         sqlx::query(INDEX_BUILD_CACHE).execute(&mut **tx).await?;
         for create in self.0 {
             sqlx::query(&create).execute(&mut **tx).await?;
         }
         sqlx::query(IMPORT_CACHE).execute(&mut **tx).await?;
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'observed'")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }
